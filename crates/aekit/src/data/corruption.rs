@@ -1,0 +1,186 @@
+//! Input corruption for denoising. The loss always compares the
+//! reconstruction with the clean input; only the encoder sees the corruption.
+//!
+//! - masking(p): each input is set to 0 with probability p;
+//! - gauss(σ): x̃ = x + N(0, σ²), not clipped;
+//! - saltpepper(p): with probability p an input is replaced by 0 or 1, each
+//!   with probability ½ (Vincent et al. 2010).
+
+use crate::error::{Error, Result};
+use crate::tensor::rng::Rng;
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A corruption process, written `none`, `mask:P`, `gauss:SIGMA` or
+/// `saltpepper:P` in configs and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Corruption {
+    #[default]
+    None,
+    Mask(f32),
+    Gauss(f32),
+    SaltPepper(f32),
+}
+
+impl Corruption {
+    /// Writes the corrupted `clean` into `out`.
+    pub fn apply(&self, out: &mut [f32], clean: &[f32], rng: &mut Rng) {
+        assert_eq!(out.len(), clean.len());
+        match *self {
+            Corruption::None => out.copy_from_slice(clean),
+            Corruption::Mask(p) => {
+                for (o, &x) in out.iter_mut().zip(clean) {
+                    *o = if rng.random::<f32>() < p { 0.0 } else { x };
+                }
+            }
+            Corruption::Gauss(sigma) => {
+                for (o, &x) in out.iter_mut().zip(clean) {
+                    let n: f32 = StandardNormal.sample(rng);
+                    *o = x + sigma * n;
+                }
+            }
+            Corruption::SaltPepper(p) => {
+                for (o, &x) in out.iter_mut().zip(clean) {
+                    *o = if rng.random::<f32>() < p {
+                        if rng.random::<bool>() {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        x
+                    };
+                }
+            }
+        }
+    }
+
+    /// Checks the level is in range.
+    pub fn validate(&self, field: &str) -> Result<()> {
+        match *self {
+            Corruption::None => Ok(()),
+            Corruption::Mask(p) | Corruption::SaltPepper(p) => {
+                if (0.0..=1.0).contains(&p) {
+                    Ok(())
+                } else {
+                    Err(Error::config(field, format!("probability {p} is not in [0, 1]")))
+                }
+            }
+            Corruption::Gauss(s) => {
+                if s.is_finite() && s >= 0.0 {
+                    Ok(())
+                } else {
+                    Err(Error::config(field, format!("sigma {s} must be finite and ≥ 0")))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Corruption::None => write!(f, "none"),
+            Corruption::Mask(p) => write!(f, "mask:{p}"),
+            Corruption::Gauss(s) => write!(f, "gauss:{s}"),
+            Corruption::SaltPepper(p) => write!(f, "saltpepper:{p}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Corruption {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "none" {
+            return Ok(Corruption::None);
+        }
+        let (kind, level) = s.split_once(':').ok_or_else(|| {
+            format!("noise `{s}` should be none, mask:P, gauss:SIGMA or saltpepper:P")
+        })?;
+        let v: f32 = level
+            .parse()
+            .map_err(|_| format!("noise level `{level}` in `{s}` is not a number"))?;
+        let c = match kind {
+            "mask" => Corruption::Mask(v),
+            "gauss" => Corruption::Gauss(v),
+            "saltpepper" => Corruption::SaltPepper(v),
+            _ => return Err(format!("unknown noise kind `{kind}` (expected mask, gauss or saltpepper)")),
+        };
+        c.validate("noise").map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
+
+impl TryFrom<String> for Corruption {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Corruption> for String {
+    fn from(c: Corruption) -> String {
+        c.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::rng::seeded;
+
+    const N: usize = 200_000;
+
+    fn run(c: Corruption, clean: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; clean.len()];
+        c.apply(&mut out, clean, &mut seeded(11));
+        out
+    }
+
+    #[test]
+    fn masking_zeroes_a_fraction_p_and_keeps_the_rest() {
+        let clean: Vec<f32> = (0..N).map(|i| 0.1 + (i % 9) as f32 * 0.1).collect();
+        let out = run(Corruption::Mask(0.25), &clean);
+        let zeroed = out.iter().filter(|&&v| v == 0.0).count() as f64 / N as f64;
+        // Binomial std at N=2e5 is ~0.001; 5 sigma.
+        assert!((zeroed - 0.25).abs() < 0.005, "{zeroed}");
+        assert!(out.iter().zip(&clean).all(|(o, c)| *o == 0.0 || o == c));
+    }
+
+    #[test]
+    fn gaussian_noise_has_mean_zero_and_the_given_sigma() {
+        let clean = vec![0.5f32; N];
+        let out = run(Corruption::Gauss(0.1), &clean);
+        let d: Vec<f64> = out.iter().map(|&o| (o - 0.5) as f64).collect();
+        let mean = d.iter().sum::<f64>() / N as f64;
+        let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / N as f64).sqrt();
+        assert!(mean.abs() < 0.001, "mean {mean}");
+        assert!((sd - 0.1).abs() < 0.001, "sd {sd}");
+    }
+
+    #[test]
+    fn salt_and_pepper_sets_half_to_zero_half_to_one() {
+        let clean = vec![0.5f32; N];
+        let out = run(Corruption::SaltPepper(0.2), &clean);
+        let salt = out.iter().filter(|&&v| v == 1.0).count() as f64 / N as f64;
+        let pepper = out.iter().filter(|&&v| v == 0.0).count() as f64 / N as f64;
+        let kept = out.iter().filter(|&&v| v == 0.5).count() as f64 / N as f64;
+        assert!((salt - 0.1).abs() < 0.004 && (pepper - 0.1).abs() < 0.004, "{salt} {pepper}");
+        assert!((kept - 0.8).abs() < 0.005, "{kept}");
+    }
+
+    #[test]
+    fn none_is_the_identity_and_specs_round_trip() {
+        let clean = vec![0.25f32, 0.75];
+        assert_eq!(run(Corruption::None, &clean), clean);
+        for s in ["none", "mask:0.25", "gauss:0.1", "saltpepper:0.1"] {
+            assert_eq!(s.parse::<Corruption>().unwrap().to_string(), s);
+        }
+        assert!("mask:1.5".parse::<Corruption>().is_err());
+        assert!("blur:0.1".parse::<Corruption>().is_err());
+        assert!("mask".parse::<Corruption>().is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! In-memory datasets: images as rows of f32 in [0, 1], optional labels,
+//! subsets and splits.
+
+use crate::data::idx::{read_idx, IdxArray};
+use crate::error::{Error, Result};
+use crate::tensor::rng::{seeded, shuffle};
+use std::path::{Path, PathBuf};
+
+/// `n` examples of `dim` features each, row-major, with optional labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// `[n, dim]`.
+    pub x: Vec<f32>,
+    /// `[n]`, class indices.
+    pub labels: Option<Vec<u8>>,
+    pub n: usize,
+    pub dim: usize,
+    /// Image height and width, when the rows are images (`h·w = dim`).
+    pub image: Option<(usize, usize)>,
+}
+
+impl Dataset {
+    /// The i-th example.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// The examples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        let mut x = Vec::with_capacity(idx.len() * self.dim);
+        for &i in idx {
+            x.extend_from_slice(self.row(i));
+        }
+        Dataset {
+            x,
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
+            n: idx.len(),
+            dim: self.dim,
+            image: self.image,
+        }
+    }
+
+    /// Builds a dataset from u8 IDX images (`[n, h, w]` or `[n, d]`) scaled
+    /// to [0, 1], and optional u8 labels `[n]`, checking that they agree.
+    pub fn from_idx(
+        images: IdxArray,
+        labels: Option<IdxArray>,
+        images_path: &Path,
+        labels_path: &Path,
+    ) -> Result<Dataset> {
+        let (n, dim, image) = match images.dims.as_slice() {
+            [n, h, w] => (*n, h * w, Some((*h, *w))),
+            [n, d] => (*n, *d, None),
+            d => {
+                return Err(Error::format(
+                    images_path,
+                    format!("expected images of shape [n, h, w] or [n, d], got {d:?}"),
+                ))
+            }
+        };
+        let labels = match labels {
+            None => None,
+            Some(l) => {
+                if l.dims.len() != 1 {
+                    return Err(Error::format(
+                        labels_path,
+                        format!("expected labels of shape [n], got {:?}", l.dims),
+                    ));
+                }
+                if l.dims[0] != n {
+                    return Err(Error::format(
+                        labels_path,
+                        format!(
+                            "has {} labels but {} has {} images",
+                            l.dims[0],
+                            images_path.display(),
+                            n
+                        ),
+                    ));
+                }
+                Some(l.data)
+            }
+        };
+        let x = images.data.iter().map(|&p| p as f32 / 255.0).collect();
+        Ok(Dataset {
+            x,
+            labels,
+            n,
+            dim,
+            image,
+        })
+    }
+
+    /// Reads an image file and, optionally, its label file.
+    pub fn read_idx_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
+        let im = read_idx(images)?;
+        let lb = labels.map(read_idx).transpose()?;
+        Dataset::from_idx(im, lb, images, labels.unwrap_or(Path::new("")))
+    }
+
+    /// Number of classes (max label + 1), or 0 without labels.
+    pub fn n_classes(&self) -> usize {
+        self.labels
+            .as_ref()
+            .and_then(|l| l.iter().max())
+            .map_or(0, |&m| m as usize + 1)
+    }
+}
+
+/// Indices of a class-balanced subset of `size` examples: `size / classes`
+/// of each class (the first `size % classes` classes get one more), drawn at
+/// random with `seed`, then shuffled. Fails when a class has too few.
+pub fn balanced_subset(labels: &[u8], size: usize, seed: u64) -> Result<Vec<usize>> {
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    if classes == 0 {
+        return Err(Error::config("train_size", "no labelled examples to draw from"));
+    }
+    let mut rng = seeded(seed);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let mut out = Vec::with_capacity(size);
+    for (c, members) in by_class.iter_mut().enumerate() {
+        let want = size / classes + usize::from(c < size % classes);
+        if members.len() < want {
+            return Err(Error::config(
+                "train_size",
+                format!(
+                    "a class-balanced subset of {size} needs {want} examples of class {c}, but only {} exist",
+                    members.len()
+                ),
+            ));
+        }
+        shuffle(members, &mut rng);
+        out.extend_from_slice(&members[..want]);
+    }
+    shuffle(&mut out, &mut rng);
+    Ok(out)
+}
+
+/// Training, validation and test parts of one data source.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    pub train: Dataset,
+    pub val: Dataset,
+    pub test: Dataset,
+    /// A sentence saying where each part came from.
+    pub description: String,
+}
+
+/// Where a run's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The 10k MNIST test images compiled into aekit.
+    Builtin,
+    /// MNIST, from the cache or downloaded.
+    Mnist,
+    /// Fashion-MNIST, from the cache or downloaded.
+    FashionMnist,
+    /// A directory of IDX files under their usual names.
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "builtin" => DataSource::Builtin,
+            "mnist" => DataSource::Mnist,
+            "fashion-mnist" | "fashion_mnist" => DataSource::FashionMnist,
+            "" => return Err("empty data source".into()),
+            dir => DataSource::Dir(PathBuf::from(dir)),
+        })
+    }
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Builtin => write!(f, "builtin"),
+            DataSource::Mnist => write!(f, "mnist"),
+            DataSource::FashionMnist => write!(f, "fashion-mnist"),
+            DataSource::Dir(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The usual file names of an IDX dataset's four parts, without `.gz`.
+pub const IDX_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Finds `name`, `name.gz`, or the dotted variant (`train-images.idx3-ubyte`)
+/// in `dir`.
+pub fn find_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let dotted = name.replacen("-idx", ".idx", 1);
+    for cand in [name.to_string(), format!("{name}.gz"), dotted.clone(), format!("{dotted}.gz")] {
+        let p = dir.join(&cand);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::format(
+        &dir.join(name),
+        format!("not found (looked for {name} and {name}.gz in {})", dir.display()),
+    ))
+}
+
+/// The official train and test sets of an IDX directory.
+pub fn read_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    if !dir.is_dir() {
+        return Err(Error::format(dir, "is not a directory of IDX files"));
+    }
+    let p: Vec<PathBuf> = IDX_NAMES
+        .iter()
+        .map(|n| find_idx_file(dir, n))
+        .collect::<Result<_>>()?;
+    let train = Dataset::read_idx_pair(&p[0], Some(&p[1]))?;
+    let test = Dataset::read_idx_pair(&p[2], Some(&p[3]))?;
+    if train.dim != test.dim {
+        return Err(Error::format(
+            &p[2],
+            format!("test images have {} features but training images have {}", test.dim, train.dim),
+        ));
+    }
+    Ok((train, test))
+}
+
+/// Splits a training pool into training and validation parts: a seeded
+/// shuffle, the last `val_size` to validation, then `train_size` (all the
+/// rest when `None`) to training, class-balanced when a size is given and
+/// labels exist.
+pub fn split_pool(
+    pool: &Dataset,
+    train_size: Option<usize>,
+    val_size: usize,
+    seed: u64,
+) -> Result<(Dataset, Dataset)> {
+    if val_size >= pool.n {
+        return Err(Error::config(
+            "val_size",
+            format!("{val_size} leaves no training examples out of {}", pool.n),
+        ));
+    }
+    let mut idx: Vec<usize> = (0..pool.n).collect();
+    shuffle(&mut idx, &mut seeded(seed ^ 0x5eed_5711));
+    let (rest, val_idx) = idx.split_at(pool.n - val_size);
+    let val = pool.select(val_idx);
+    let rest = pool.select(rest);
+    let train = match train_size {
+        None => rest,
+        Some(0) => return Err(Error::config("train_size", "must be at least 1")),
+        Some(s) if s > rest.n => {
+            return Err(Error::config(
+                "train_size",
+                format!("{s} is more than the {} examples left after validation", rest.n),
+            ))
+        }
+        Some(s) => match &rest.labels {
+            Some(l) => rest.select(&balanced_subset(l, s, seed)?),
+            None => rest.select(&(0..s).collect::<Vec<_>>()),
+        },
+    };
+    Ok((train, val))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(labels: Vec<u8>) -> Dataset {
+        let n = labels.len();
+        Dataset {
+            x: (0..n).map(|i| i as f32).collect(),
+            labels: Some(labels),
+            n,
+            dim: 1,
+            image: None,
+        }
+    }
+
+    #[test]
+    fn balanced_subset_is_uniform_over_classes() {
+        let labels: Vec<u8> = (0..1000).map(|i| [0, 0, 0, 1, 2, 2, 3, 3, 3, 3][i % 10]).collect();
+        let idx = balanced_subset(&labels, 102, 1).unwrap();
+        assert_eq!(idx.len(), 102);
+        let mut counts = [0; 4];
+        for &i in &idx {
+            counts[labels[i] as usize] += 1;
+        }
+        assert_eq!(counts, [26, 26, 25, 25]);
+        let mut sorted = idx.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 102, "no example drawn twice");
+        assert!(balanced_subset(&labels, 900, 1).unwrap_err().to_string().contains("class 1"));
+    }
+
+    #[test]
+    fn split_is_disjoint_and_seeded() {
+        let pool = labelled((0..100).map(|i| (i % 5) as u8).collect());
+        let (tr, va) = split_pool(&pool, Some(50), 20, 3).unwrap();
+        assert_eq!((tr.n, va.n), (50, 20));
+        for v in &va.x {
+            assert!(!tr.x.contains(v));
+        }
+        let (tr2, _) = split_pool(&pool, Some(50), 20, 3).unwrap();
+        assert_eq!(tr.x, tr2.x);
+        assert!(split_pool(&pool, None, 100, 3).is_err());
+        assert!(split_pool(&pool, Some(81), 20, 3).is_err());
+    }
+
+    #[test]
+    fn label_count_mismatch_names_both_files() {
+        let im = IdxArray { dims: vec![3, 2, 2], data: vec![0; 12] };
+        let lb = IdxArray { dims: vec![4], data: vec![0; 4] };
+        let e = Dataset::from_idx(im, Some(lb), Path::new("imgs"), Path::new("lbls"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lbls") && e.contains("4 labels") && e.contains("imgs has 3 images"), "{e}");
+    }
+}

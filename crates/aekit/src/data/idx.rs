@@ -1,0 +1,213 @@
+//! The IDX format (MNIST, Fashion-MNIST): a 4-byte magic `0 0 dtype ndim`,
+//! `ndim` big-endian u32 dims, then the data. Files may be gzipped. aekit reads
+//! unsigned-byte tensors (dtype 0x08) and checks every header field, the file
+//! length and the element count before allocating anything.
+
+use crate::error::{Error, Result};
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest tensor aekit will allocate from a header (4 GiB): anything
+/// larger is a corrupt or hostile header, not a dataset.
+pub const MAX_ELEMENTS: u64 = 1 << 32;
+
+/// A u8 tensor read from an IDX file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdxArray {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Reads an IDX file, gzipped (detected by its magic 1f 8b) or raw.
+pub fn read_idx(path: &Path) -> Result<IdxArray> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    parse_idx(&bytes, path)
+}
+
+/// Parses IDX bytes (gzipped or raw); `path` only names the source in errors.
+pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut dec = GzDecoder::new(bytes);
+        read_stream(&mut dec, None, path, true)
+    } else {
+        let mut r = bytes;
+        read_stream(&mut r, Some(bytes.len() as u64), path, false)
+    }
+}
+
+fn gz_err(path: &Path, e: std::io::Error) -> Error {
+    Error::format(path, format!("truncated or corrupt gzip data ({e})"))
+}
+
+fn read_stream(
+    r: &mut dyn Read,
+    total_len: Option<u64>,
+    path: &Path,
+    gz: bool,
+) -> Result<IdxArray> {
+    let short = |what: &str| Error::format(path, format!("file ends inside the IDX header ({what})"));
+    let mut magic = [0u8; 4];
+    read_full(r, &mut magic).map_err(|e| if gz { gz_err(path, e) } else { short("magic") })?;
+    if magic[0] != 0 || magic[1] != 0 {
+        return Err(Error::format(
+            path,
+            format!(
+                "not an IDX file: magic bytes {:02x} {:02x} {:02x} {:02x} should start with 00 00",
+                magic[0], magic[1], magic[2], magic[3]
+            ),
+        ));
+    }
+    let dtype = magic[2];
+    if dtype != 0x08 {
+        let name = match dtype {
+            0x09 => "i8",
+            0x0B => "i16",
+            0x0C => "i32",
+            0x0D => "f32",
+            0x0E => "f64",
+            _ => "unknown",
+        };
+        return Err(Error::format(
+            path,
+            format!("IDX dtype 0x{dtype:02x} ({name}) is not supported: aekit reads unsigned-byte (0x08) IDX files"),
+        ));
+    }
+    let ndim = magic[3] as usize;
+    if ndim == 0 || ndim > 4 {
+        return Err(Error::format(
+            path,
+            format!("IDX header declares {ndim} dimensions; expected 1 to 4"),
+        ));
+    }
+    let mut dims = Vec::with_capacity(ndim);
+    let mut count: u64 = 1;
+    for i in 0..ndim {
+        let mut d = [0u8; 4];
+        read_full(r, &mut d).map_err(|e| if gz { gz_err(path, e) } else { short("dims") })?;
+        let d = u32::from_be_bytes(d) as u64;
+        count = count.saturating_mul(d);
+        if count > MAX_ELEMENTS {
+            return Err(Error::format(
+                path,
+                format!("IDX header is absurd: dimension {i} makes more than {MAX_ELEMENTS} elements"),
+            ));
+        }
+        dims.push(d as usize);
+    }
+    let header = 4 + 4 * ndim as u64;
+    if let Some(total) = total_len {
+        if total != header + count {
+            return Err(Error::format(
+                path,
+                format!(
+                    "file is {total} bytes but its header {dims:?} needs {} ({})",
+                    header + count,
+                    if total < header + count { "truncated" } else { "trailing bytes" }
+                ),
+            ));
+        }
+    }
+    let mut data = vec![0u8; count as usize];
+    read_full(r, &mut data).map_err(|e| {
+        if gz {
+            gz_err(path, e)
+        } else {
+            Error::format(path, "file is shorter than its header says (truncated)")
+        }
+    })?;
+    if gz {
+        let mut extra = [0u8; 1];
+        match r.read(&mut extra) {
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(Error::format(
+                    path,
+                    format!("data continues past the {count} elements its header {dims:?} declares"),
+                ))
+            }
+            Err(e) => return Err(gz_err(path, e)),
+        }
+    }
+    Ok(IdxArray { dims, data })
+}
+
+/// `read_exact` that reports a short read as `UnexpectedEof`.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<()> {
+    r.read_exact(buf)
+}
+
+/// Encodes a u8 tensor as raw IDX bytes (for tests and for users' own data).
+pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        out.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn err(bytes: &[u8]) -> String {
+        parse_idx(bytes, Path::new("f.idx")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn golden_header_parses() {
+        // Two 2×3 images with values 0..12: magic 00 00 08 03, dims 2, 2, 3.
+        let raw: Vec<u8> = [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3]
+            .into_iter()
+            .chain(0..12)
+            .collect();
+        let a = parse_idx(&raw, Path::new("x")).unwrap();
+        assert_eq!(a.dims, vec![2, 2, 3]);
+        assert_eq!(a.data, (0..12).collect::<Vec<u8>>());
+        assert_eq!(parse_idx(&gz(&raw), Path::new("x")).unwrap(), a);
+        assert_eq!(encode_idx(&[2, 2, 3], &a.data), raw);
+    }
+
+    #[test]
+    fn bad_headers_are_refused_with_the_reason() {
+        let good = encode_idx(&[2, 3], &[1; 6]);
+        assert!(err(&[0x12, 0x34, 8, 1, 0, 0, 0, 1, 7]).contains("magic bytes 12 34"));
+        let mut f32file = good.clone();
+        f32file[2] = 0x0D;
+        assert!(err(&f32file).contains("dtype 0x0d (f32)"));
+        assert!(err(&[0, 0, 8, 0]).contains("0 dimensions"));
+        assert!(err(&good[..good.len() - 1]).contains("truncated"));
+        let mut long = good.clone();
+        long.push(9);
+        assert!(err(&long).contains("trailing bytes"));
+        assert!(err(&[0, 0, 8]).contains("header"));
+    }
+
+    #[test]
+    fn absurd_dims_are_refused_before_allocating() {
+        // 4 dims of 65535 would be 1.8e19 bytes.
+        let mut h = vec![0, 0, 8, 4];
+        for _ in 0..4 {
+            h.extend_from_slice(&0xFFFFu32.to_be_bytes());
+        }
+        assert!(err(&h).contains("absurd"));
+        assert!(err(&gz(&h)).contains("absurd"));
+    }
+
+    #[test]
+    fn truncated_gzip_is_reported_as_such() {
+        let z = gz(&encode_idx(&[100, 10], &[3; 1000]));
+        let e = err(&z[..z.len() / 2]);
+        assert!(e.contains("truncated or corrupt gzip"), "{e}");
+        let long = gz(&[encode_idx(&[2], &[1, 2]), vec![5]].concat());
+        assert!(err(&long).contains("past the 2 elements"));
+    }
+}

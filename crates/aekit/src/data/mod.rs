@@ -1,0 +1,69 @@
+//! Datasets: IDX files, the built-in MNIST sample, downloads, splits and
+//! corruption.
+
+pub mod builtin;
+pub mod corruption;
+pub mod dataset;
+pub mod download;
+pub mod idx;
+
+pub use corruption::Corruption;
+pub use dataset::{balanced_subset, DataSource, Dataset, Splits};
+
+use crate::error::Result;
+use std::path::Path;
+
+/// Default validation size: 1000 for the built-in data, 10000 otherwise
+/// (the usual 50k/10k split of MNIST's 60k training images).
+pub fn default_val_size(source: &DataSource) -> usize {
+    match source {
+        DataSource::Builtin => 1000,
+        _ => 10_000,
+    }
+}
+
+/// The official train and test sets of a source (for the built-in data, the
+/// first 8000 and last 2000 of the 10k images).
+pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
+    let root = || data_dir.map(Path::to_path_buf).unwrap_or_else(download::default_data_dir);
+    match source {
+        DataSource::Builtin => {
+            let all = builtin::builtin_mnist()?;
+            let s = builtin::BUILTIN_TEST_START;
+            let train = all.select(&(0..s).collect::<Vec<_>>());
+            let test = all.select(&(s..all.n).collect::<Vec<_>>());
+            Ok((train, test))
+        }
+        DataSource::Mnist => dataset::read_idx_dir(&download::ensure_dataset(&download::mnist(), &root())?),
+        DataSource::FashionMnist => {
+            dataset::read_idx_dir(&download::ensure_dataset(&download::fashion_mnist(), &root())?)
+        }
+        DataSource::Dir(d) => dataset::read_idx_dir(d),
+    }
+}
+
+/// Training, validation and test parts; see [`dataset::split_pool`].
+pub fn load_splits(
+    source: &DataSource,
+    data_dir: Option<&Path>,
+    train_size: Option<usize>,
+    val_size: usize,
+    seed: u64,
+) -> Result<Splits> {
+    let (pool, test) = load_train_test(source, data_dir)?;
+    let pool_n = pool.n;
+    let (train, val) = dataset::split_pool(&pool, train_size, val_size, seed)?;
+    let description = match source {
+        DataSource::Builtin => format!(
+            "built-in data (the 10k MNIST test images): {} for training and {} for validation drawn from images 0..{pool_n}, \
+             and images {pool_n}..10000 ({}) held out as the test part",
+            train.n, val.n, test.n
+        ),
+        other => format!(
+            "{other}: {} training and {} validation images drawn from the {pool_n} official training images; \
+             the {} official test images are the test part",
+            train.n, val.n, test.n
+        ),
+    };
+    Ok(Splits { train, val, test, description })
+}

@@ -1,0 +1,95 @@
+//! Model files in the safetensors format, which PyTorch (and the Python
+//! `safetensors` package) read. Tensors are little-endian f32; the model's
+//! configuration travels as TOML in the header's metadata.
+
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A named f32 tensor to save.
+pub struct NamedTensor<'a> {
+    pub name: &'a str,
+    pub shape: Vec<usize>,
+    pub data: &'a [f32],
+}
+
+/// Writes tensors and string metadata to `path`, atomically.
+pub fn save(path: &Path, tensors: &[NamedTensor<'_>], metadata: HashMap<String, String>) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views: Vec<(&str, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (t.name, v))
+                .map_err(|e| Error::format(path, format!("tensor {}: {e}", t.name)))
+        })
+        .collect::<Result<_>>()?;
+    let out = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
+    super::atomic_write(path, &out)
+}
+
+/// A loaded safetensors file.
+pub struct Loaded {
+    pub metadata: HashMap<String, String>,
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    path: std::path::PathBuf,
+}
+
+impl Loaded {
+    /// Takes the tensor `name`, checking it has `shape`.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (s, d) = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| Error::format(&self.path, format!("has no tensor `{name}`")))?;
+        if s != shape {
+            return Err(Error::format(
+                &self.path,
+                format!("tensor `{name}` has shape {s:?}, expected {shape:?}"),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// A metadata entry, or an error naming the file.
+    pub fn meta(&self, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| Error::format(&self.path, format!("has no `{key}` in its metadata")))
+    }
+}
+
+/// Reads every f32 tensor and the metadata of a safetensors file.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let bad = |e: safetensors::SafeTensorError| Error::format(path, format!("not a valid safetensors file: {e}"));
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(bad)?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::format(
+                path,
+                format!("tensor `{name}` is {:?}; aekit models are F32", view.dtype()),
+            ));
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok(Loaded {
+        metadata: meta.metadata().clone().unwrap_or_default(),
+        tensors,
+        path: path.to_path_buf(),
+    })
+}

@@ -1,0 +1,4 @@
+//! Optimizers over one flat parameter slice.
+
+pub mod sgd;
+pub use sgd::Sgd;

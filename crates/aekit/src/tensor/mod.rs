@@ -1,0 +1,113 @@
+//! Row-major buffers and the numeric trait shared by f32 (training) and f64
+//! (gradient checks). Matrices are plain slices with explicit dims; the only
+//! path to matrix products is [`gemm::gemm`].
+
+pub mod gemm;
+pub mod rng;
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A real floating-point scalar: f32 for training, f64 for gradient checks.
+pub trait Real:
+    faer::traits::ComplexField
+    + Copy
+    + Debug
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+{
+    const ZERO: Self;
+    const ONE: Self;
+    fn of(v: f64) -> Self;
+    fn f64(self) -> f64;
+    fn exp_(self) -> Self;
+    fn ln_(self) -> Self;
+    fn ln_1p_(self) -> Self;
+    fn tanh_(self) -> Self;
+    fn abs_(self) -> Self;
+    fn max_(self, other: Self) -> Self;
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline(always)]
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp_(self) -> Self {
+                self.exp()
+            }
+            #[inline(always)]
+            fn ln_(self) -> Self {
+                self.ln()
+            }
+            #[inline(always)]
+            fn ln_1p_(self) -> Self {
+                self.ln_1p()
+            }
+            #[inline(always)]
+            fn tanh_(self) -> Self {
+                self.tanh()
+            }
+            #[inline(always)]
+            fn abs_(self) -> Self {
+                self.abs()
+            }
+            #[inline(always)]
+            fn max_(self, other: Self) -> Self {
+                self.max(other)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+/// Converts a slice between precisions (f32 parameters into an f64 check).
+pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {
+    src.iter().map(|&v| B::of(v.f64())).collect()
+}
+
+/// Adds each column of `src` (`[rows, cols]`) into `dst` (`[cols]`).
+pub fn add_column_sums<T: Real>(dst: &mut [T], src: &[T], rows: usize, cols: usize) {
+    assert_eq!(dst.len(), cols);
+    assert_eq!(src.len(), rows * cols);
+    for row in src.chunks_exact(cols.max(1)).take(rows) {
+        for (d, &s) in dst.iter_mut().zip(row) {
+            *d += s;
+        }
+    }
+}
+
+/// Adds `bias` (`[cols]`) to every row of `dst` (`[rows, cols]`).
+pub fn add_row_bias<T: Real>(dst: &mut [T], bias: &[T], cols: usize) {
+    assert_eq!(bias.len(), cols);
+    if cols == 0 {
+        return;
+    }
+    assert_eq!(dst.len() % cols, 0);
+    for row in dst.chunks_exact_mut(cols) {
+        for (d, &b) in row.iter_mut().zip(bias) {
+            *d += b;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The pieces of a training loop that every model shares: per-epoch metrics,
+//! early stopping, and observers (progress bars, log lines, metric files).
+
+use serde::Serialize;
+
+/// What one epoch did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss per example over the epoch, on corrupted inputs,
+    /// without weight decay.
+    pub train_loss: f64,
+    /// Mean loss per example on the clean validation set, after the epoch.
+    pub val_loss: Option<f64>,
+    /// Wall-clock seconds since training started, at the end of this epoch.
+    pub seconds: f64,
+}
+
+/// The result of `fit`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitReport {
+    pub history: Vec<EpochMetrics>,
+    /// The epoch whose weights were kept (the best validation loss).
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub train_seconds: f64,
+    /// Weight updates made.
+    pub updates: u64,
+}
+
+/// Early stopping on a validation loss: stop after `patience` epochs without
+/// a strictly lower loss. `patience == 0` never stops.
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    pub patience: usize,
+    pub best: f64,
+    pub best_epoch: Option<usize>,
+    bad_epochs: usize,
+}
+
+impl EarlyStopping {
+    pub fn new(patience: usize) -> Self {
+        EarlyStopping { patience, best: f64::INFINITY, best_epoch: None, bad_epochs: 0 }
+    }
+
+    /// Records an epoch's loss: (is it the best so far, should training stop).
+    pub fn update(&mut self, epoch: usize, loss: f64) -> (bool, bool) {
+        if loss < self.best {
+            self.best = loss;
+            self.best_epoch = Some(epoch);
+            self.bad_epochs = 0;
+            (true, false)
+        } else {
+            self.bad_epochs += 1;
+            (false, self.patience > 0 && self.bad_epochs >= self.patience)
+        }
+    }
+}
+
+/// Watches training. Every method has a do-nothing default.
+pub trait Observer {
+    fn on_start(&mut self, _epochs: usize, _batches_per_epoch: usize) {}
+    /// Called about 100 times an epoch with batches done so far.
+    fn on_progress(&mut self, _done: usize, _total: usize) {}
+    fn on_epoch(&mut self, _m: &EpochMetrics) {}
+    fn on_end(&mut self) {}
+}
+
+/// Observes nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal) and one
+/// log line per epoch, plus an optional callback per epoch.
+pub struct Progress<'a> {
+    bar: Option<indicatif::ProgressBar>,
+    batches: usize,
+    epochs: usize,
+    pub on_epoch: Option<Box<dyn FnMut(&EpochMetrics) + 'a>>,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new() -> Self {
+        Progress { bar: None, batches: 0, epochs: 0, on_epoch: None }
+    }
+
+    pub fn with_callback(f: impl FnMut(&EpochMetrics) + 'a) -> Self {
+        Progress { on_epoch: Some(Box::new(f)), ..Progress::new() }
+    }
+}
+
+impl Default for Progress<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for Progress<'_> {
+    fn on_start(&mut self, epochs: usize, batches: usize) {
+        self.epochs = epochs;
+        self.batches = batches;
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some((epochs * batches) as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} batches [{elapsed_precise}<{eta_precise}] {msg}")
+                .expect("valid template"),
+        );
+        self.bar = Some(bar);
+    }
+
+    fn on_progress(&mut self, done: usize, _total: usize) {
+        if let Some(b) = &self.bar {
+            let epoch_base = b.position() / self.batches.max(1) as u64 * self.batches as u64;
+            b.set_position(epoch_base + done as u64);
+        }
+    }
+
+    fn on_epoch(&mut self, m: &EpochMetrics) {
+        let val = m.val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default();
+        let line = format!(
+            "epoch {}/{}: train loss {:.4}{val} ({:.1} s)",
+            m.epoch, self.epochs, m.train_loss, m.seconds
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_position((m.epoch * self.batches) as u64);
+                b.println(&line);
+                if b.is_hidden() {
+                    eprintln!("{line}");
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+        if let Some(f) = &mut self.on_epoch {
+            f(m);
+        }
+    }
+
+    fn on_end(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stopping_waits_for_patience() {
+        let mut s = EarlyStopping::new(2);
+        assert_eq!(s.update(1, 1.0), (true, false));
+        assert_eq!(s.update(2, 0.5), (true, false));
+        assert_eq!(s.update(3, 0.6), (false, false));
+        assert_eq!(s.update(4, 0.5), (false, true));
+        assert_eq!(s.best_epoch, Some(2));
+        let mut never = EarlyStopping::new(0);
+        for e in 1..10 {
+            assert!(!never.update(e, 1.0).1);
+        }
+    }
+}

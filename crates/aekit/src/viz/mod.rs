@@ -1,0 +1,120 @@
+//! Pictures: tiled filter grids and reconstruction rows, as PNG.
+
+use crate::error::{Error, Result};
+use image::{GrayImage, Luma};
+use std::path::Path;
+
+/// Height and width of a tile for `dim` features: the image shape when
+/// known, a square when `dim` is one, otherwise one row.
+pub fn tile_shape(dim: usize, image: Option<(usize, usize)>) -> (usize, usize) {
+    if let Some((h, w)) = image {
+        if h * w == dim {
+            return (h, w);
+        }
+    }
+    let s = (dim as f64).sqrt().round() as usize;
+    if s * s == dim {
+        (s, s)
+    } else {
+        (1, dim)
+    }
+}
+
+/// How tile values become grey levels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    /// Each tile stretched from its own min (black) to max (white).
+    PerTile,
+    /// Values clamped to [0, 1].
+    Unit,
+}
+
+/// Lays `tiles` (each `h·w` values) in a grid of `cols` columns with a
+/// one-pixel grey border, every pixel drawn as a `zoom`×`zoom` block.
+pub fn tile_grid(tiles: &[Vec<f32>], h: usize, w: usize, cols: usize, scale: Scale, zoom: u32) -> GrayImage {
+    let cols = cols.max(1).min(tiles.len().max(1));
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let z = zoom.max(1) as usize;
+    let (tw, th) = (w * z + 1, h * z + 1);
+    let mut img = GrayImage::from_pixel((cols * tw + 1) as u32, (rows * th + 1) as u32, Luma([128]));
+    for (t, tile) in tiles.iter().enumerate() {
+        assert_eq!(tile.len(), h * w);
+        let (lo, hi) = match scale {
+            Scale::PerTile => tile.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))),
+            Scale::Unit => (0.0, 1.0),
+        };
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let (ox, oy) = ((t % cols) * tw + 1, (t / cols) * th + 1);
+        for y in 0..h {
+            for x in 0..w {
+                let v = ((tile[y * w + x] - lo) / span).clamp(0.0, 1.0);
+                let g = Luma([(v * 255.0).round() as u8]);
+                for dy in 0..z {
+                    for dx in 0..z {
+                        img.put_pixel((ox + x * z + dx) as u32, (oy + y * z + dy) as u32, g);
+                    }
+                }
+            }
+        }
+    }
+    img
+}
+
+/// PNG bytes of a grey image.
+pub fn png_bytes(img: &GrayImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    out.into_inner()
+}
+
+/// Writes a grey image as PNG, atomically.
+pub fn save_png(path: &Path, img: &GrayImage) -> Result<()> {
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::format(path, "empty picture"));
+    }
+    crate::io::atomic_write(path, &png_bytes(img))
+}
+
+/// The first `count` hidden units' filters: column j of W `[n_vis, n_hid]`.
+pub fn filter_tiles(w: &[f32], n_vis: usize, n_hid: usize, count: usize) -> Vec<Vec<f32>> {
+    (0..count.min(n_hid))
+        .map(|j| (0..n_vis).map(|i| w[i * n_hid + j]).collect())
+        .collect()
+}
+
+/// Rows of examples for a reconstruction picture: each slice in `rows` holds
+/// `n` examples of `dim` values; the grid has one row per slice.
+pub fn row_tiles(rows: &[&[f32]], n: usize, dim: usize) -> Vec<Vec<f32>> {
+    rows.iter()
+        .flat_map(|r| (0..n).map(move |i| r[i * dim..(i + 1) * dim].to_vec()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_geometry_and_per_tile_normalisation() {
+        let tiles = vec![vec![0.0, 1.0, 2.0, 3.0], vec![-1.0, -1.0, -1.0, 5.0], vec![0.5; 4]];
+        let img = tile_grid(&tiles, 2, 2, 2, Scale::PerTile, 1);
+        // 2 columns of 3 px (2 + border) plus a final border: 7 × 7.
+        assert_eq!((img.width(), img.height()), (7, 7));
+        assert_eq!(img.get_pixel(1, 1)[0], 0); // tile 0 min
+        assert_eq!(img.get_pixel(2, 2)[0], 255); // tile 0 max
+        assert_eq!(img.get_pixel(5, 2)[0], 255); // tile 1's 5.0
+        assert_eq!(img.get_pixel(4, 1)[0], 0); // tile 1's −1
+        assert_eq!(img.get_pixel(0, 0)[0], 128); // border
+        let png = png_bytes(&img);
+        assert_eq!(&png[1..4], b"PNG");
+    }
+
+    #[test]
+    fn filters_are_columns_of_w() {
+        // W [3, 2] = [[1,2],[3,4],[5,6]]: filter 0 is (1,3,5), filter 1 is (2,4,6).
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(filter_tiles(&w, 3, 2, 100), vec![vec![1.0, 3.0, 5.0], vec![2.0, 4.0, 6.0]]);
+        assert_eq!(tile_shape(784, None), (28, 28));
+        assert_eq!(tile_shape(10, None), (1, 10));
+    }
+}
