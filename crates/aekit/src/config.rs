@@ -40,12 +40,16 @@ impl Default for DataConfig {
 
 impl DataConfig {
     pub fn source(&self) -> Result<DataSource> {
-        self.source.parse().map_err(|e: String| Error::config("data.source", e))
+        self.source
+            .parse()
+            .map_err(|e: String| Error::config("data.source", e))
     }
 
     /// The validation size in force.
     pub fn val_size(&self) -> Result<usize> {
-        Ok(self.val_size.unwrap_or_else(|| default_val_size(&self.source().unwrap_or(DataSource::Builtin))))
+        Ok(self
+            .val_size
+            .unwrap_or_else(|| default_val_size(&self.source().unwrap_or(DataSource::Builtin))))
     }
 }
 
@@ -97,13 +101,22 @@ impl TrainConfig {
             return Err(Error::config("train.batch", "must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config("train.lr", format!("learning rate {} must be positive and finite", self.lr)));
+            return Err(Error::config(
+                "train.lr",
+                format!("learning rate {} must be positive and finite", self.lr),
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::config("train.momentum", format!("{} is not in [0, 1)", self.momentum)));
+            return Err(Error::config(
+                "train.momentum",
+                format!("{} is not in [0, 1)", self.momentum),
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::config("train.weight_decay", format!("{} must be ≥ 0", self.weight_decay)));
+            return Err(Error::config(
+                "train.weight_decay",
+                format!("{} must be ≥ 0", self.weight_decay),
+            ));
         }
         Ok(())
     }

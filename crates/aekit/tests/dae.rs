@@ -23,15 +23,34 @@ fn check_gradient(cfg: DaeConfig) {
     let batch = 4;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(9);
     let p: Vec<f64> = (0..lay.len).map(|_| rng.random_range(-0.5..0.5)).collect();
-    let x: Vec<f64> = (0..batch * cfg.n_vis).map(|_| rng.random_range(0.0..1.0)).collect();
+    let x: Vec<f64> = (0..batch * cfg.n_vis)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
     // A frozen mask: the corrupted input is fixed for the whole check.
-    let noisy: Vec<f64> = x.iter().map(|&v| if rng.random_bool(0.3) { 0.0 } else { v }).collect();
+    let noisy: Vec<f64> = x
+        .iter()
+        .map(|&v| if rng.random_bool(0.3) { 0.0 } else { v })
+        .collect();
     let wd = 0.01;
     let mut ws = Workspace::<f64>::new(&cfg, batch);
     let mut g = vec![0.0; lay.len];
     objective(&cfg, &lay, &p, &mut g, &noisy, &x, batch, wd, &mut ws, Par::Seq);
     let mut scratch = vec![0.0; lay.len];
-    let mut f = |q: &[f64]| objective(&cfg, &lay, q, &mut scratch, &noisy, &x, batch, wd, &mut ws, Par::Seq).1;
+    let mut f = |q: &[f64]| {
+        objective(
+            &cfg,
+            &lay,
+            q,
+            &mut scratch,
+            &noisy,
+            &x,
+            batch,
+            wd,
+            &mut ws,
+            Par::Seq,
+        )
+        .1
+    };
     let h = 1e-6;
     let mut q = p.clone();
     let mut worst: f64 = 0.0;
@@ -76,11 +95,23 @@ fn small_mnist(n: usize) -> Vec<f32> {
 }
 
 fn quick_train(seed: u64, threads: usize) -> TrainConfig {
-    TrainConfig { epochs: 2, batch: 10, lr: 0.1, momentum: 0.5, weight_decay: 1e-4, patience: 0, seed, threads }
+    TrainConfig {
+        epochs: 2,
+        batch: 10,
+        lr: 0.1,
+        momentum: 0.5,
+        weight_decay: 1e-4,
+        patience: 0,
+        seed,
+        threads,
+    }
 }
 
 fn model(n_hid: usize, train: TrainConfig) -> DenoisingAutoencoder {
-    let cfg = DaeConfig { n_hid, ..DaeConfig::default() };
+    let cfg = DaeConfig {
+        n_hid,
+        ..DaeConfig::default()
+    };
     DenoisingAutoencoder::new(cfg, train)
 }
 
@@ -92,7 +123,11 @@ fn single_threaded_training_is_bit_for_bit_reproducible() {
     let mut b = model(32, quick_train(5, 1));
     a.fit(xv, None, &mut Silent).unwrap();
     b.fit(xv, None, &mut Silent).unwrap();
-    assert!(a.params().iter().zip(b.params()).all(|(p, q)| p.to_bits() == q.to_bits()));
+    assert!(a
+        .params()
+        .iter()
+        .zip(b.params())
+        .all(|(p, q)| p.to_bits() == q.to_bits()));
     let mut c = model(32, quick_train(6, 1));
     c.fit(xv, None, &mut Silent).unwrap();
     assert_ne!(a.params(), c.params(), "another seed gives another model");
@@ -103,16 +138,30 @@ fn training_lowers_the_held_out_loss() {
     let x = small_mnist(1200);
     let train = ArrayView2::from_shape((1000, 784), &x[..1000 * 784]).unwrap();
     let test = ArrayView2::from_shape((200, 784), &x[1000 * 784..]).unwrap();
-    let mut m = model(64, TrainConfig { epochs: 5, ..quick_train(1, 1) });
+    let mut m = model(
+        64,
+        TrainConfig {
+            epochs: 5,
+            ..quick_train(1, 1)
+        },
+    );
     m.fit(train, None, &mut Silent).unwrap();
     let after = m.evaluate(test).unwrap();
     let mut fresh = model(64, quick_train(1, 1));
-    fresh.partial_fit(train.slice(aekit::ndarray::s![..1, ..])).unwrap();
+    fresh
+        .partial_fit(train.slice(aekit::ndarray::s![..1, ..]))
+        .unwrap();
     let before = fresh.evaluate(test).unwrap();
     // MNIST digits: an untrained tied sigmoid DAE's cross-entropy per image is
     // about 540; a few epochs bring it well under 150.
-    assert!(after.cross_entropy < 0.4 * before.cross_entropy, "{before:?} -> {after:?}");
-    assert!((after.loss - after.cross_entropy).abs() < 1e-6 * after.loss.max(1.0), "xent model: loss is the cross-entropy");
+    assert!(
+        after.cross_entropy < 0.4 * before.cross_entropy,
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        (after.loss - after.cross_entropy).abs() < 1e-6 * after.loss.max(1.0),
+        "xent model: loss is the cross-entropy"
+    );
 }
 
 #[test]
@@ -121,9 +170,22 @@ fn early_stopping_restores_the_best_weights() {
     let train = ArrayView2::from_shape((300, 784), &x[..300 * 784]).unwrap();
     let val = ArrayView2::from_shape((100, 784), &x[300 * 784..]).unwrap();
     // A learning rate high enough to overshoot, so validation stops improving.
-    let mut m = model(16, TrainConfig { epochs: 30, lr: 3.0, momentum: 0.9, patience: 2, ..quick_train(3, 1) });
+    let mut m = model(
+        16,
+        TrainConfig {
+            epochs: 30,
+            lr: 3.0,
+            momentum: 0.9,
+            patience: 2,
+            ..quick_train(3, 1)
+        },
+    );
     let r = m.fit(train, Some(val), &mut Silent).unwrap();
-    let best = r.history.iter().filter_map(|h| h.val_loss).fold(f64::INFINITY, f64::min);
+    let best = r
+        .history
+        .iter()
+        .filter_map(|h| h.val_loss)
+        .fold(f64::INFINITY, f64::min);
     let kept = m.score(val).unwrap();
     assert!((kept - best).abs() < 1e-4 * best, "kept {kept}, best {best}");
     assert_eq!(r.history[r.best_epoch - 1].val_loss.unwrap(), best);
@@ -137,7 +199,12 @@ fn transform_inverse_transform_and_files_round_trip() {
     let x = small_mnist(50);
     let xv = ArrayView2::from_shape((50, 784), &x).unwrap();
     for tied in [true, false] {
-        let cfg = DaeConfig { n_hid: 20, tied, loss: Loss::Squared, ..DaeConfig::default() };
+        let cfg = DaeConfig {
+            n_hid: 20,
+            tied,
+            loss: Loss::Squared,
+            ..DaeConfig::default()
+        };
         let mut m = DenoisingAutoencoder::new(cfg, quick_train(2, 1));
         m.fit(xv, None, &mut Silent).unwrap();
         let h = m.transform(xv).unwrap();
@@ -145,7 +212,8 @@ fn transform_inverse_transform_and_files_round_trip() {
         assert!(h.iter().all(|&v| (0.0..=1.0).contains(&v)));
         let z = m.inverse_transform(h.view()).unwrap();
         assert_eq!(z, m.reconstruct(xv).unwrap());
-        let path = std::env::temp_dir().join(format!("aekit-model-{tied}-{}.safetensors", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("aekit-model-{tied}-{}.safetensors", std::process::id()));
         m.save(&path).unwrap();
         let back = DenoisingAutoencoder::load(&path).unwrap();
         assert_eq!(back.config, m.config);
@@ -161,10 +229,15 @@ fn wrong_widths_and_bad_files_are_errors_not_panics() {
     let mut m = model(8, quick_train(1, 1));
     m.fit(xv, None, &mut Silent).unwrap();
     let narrow = vec![0.0f32; 20 * 10];
-    let e = m.transform(ArrayView2::from_shape((20, 10), &narrow).unwrap()).unwrap_err();
+    let e = m
+        .transform(ArrayView2::from_shape((20, 10), &narrow).unwrap())
+        .unwrap_err();
     assert!(e.to_string().contains("784 columns"), "{e}");
     let p = std::env::temp_dir().join(format!("aekit-bad-{}.safetensors", std::process::id()));
     std::fs::write(&p, b"not a model").unwrap();
     let e = DenoisingAutoencoder::load(&p).unwrap_err().to_string();
-    assert!(e.contains("aekit-bad") && e.contains("not a valid safetensors"), "{e}");
+    assert!(
+        e.contains("aekit-bad") && e.contains("not a valid safetensors"),
+        "{e}"
+    );
 }

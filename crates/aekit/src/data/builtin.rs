@@ -18,7 +18,12 @@ pub const BUILTIN_TEST_START: usize = 8000;
 pub fn builtin_mnist() -> Result<Dataset> {
     let im = parse_idx(IMAGES, Path::new("<builtin>/t10k-images-idx3-ubyte.gz"))?;
     let lb = parse_idx(LABELS, Path::new("<builtin>/t10k-labels-idx1-ubyte.gz"))?;
-    Dataset::from_idx(im, Some(lb), Path::new("<builtin images>"), Path::new("<builtin labels>"))
+    Dataset::from_idx(
+        im,
+        Some(lb),
+        Path::new("<builtin images>"),
+        Path::new("<builtin labels>"),
+    )
 }
 
 #[cfg(test)]

@@ -97,9 +97,9 @@ impl std::str::FromStr for Corruption {
         if s == "none" {
             return Ok(Corruption::None);
         }
-        let (kind, level) = s.split_once(':').ok_or_else(|| {
-            format!("noise `{s}` should be none, mask:P, gauss:SIGMA or saltpepper:P")
-        })?;
+        let (kind, level) = s
+            .split_once(':')
+            .ok_or_else(|| format!("noise `{s}` should be none, mask:P, gauss:SIGMA or saltpepper:P"))?;
         let v: f32 = level
             .parse()
             .map_err(|_| format!("noise level `{level}` in `{s}` is not a number"))?;
@@ -107,7 +107,11 @@ impl std::str::FromStr for Corruption {
             "mask" => Corruption::Mask(v),
             "gauss" => Corruption::Gauss(v),
             "saltpepper" => Corruption::SaltPepper(v),
-            _ => return Err(format!("unknown noise kind `{kind}` (expected mask, gauss or saltpepper)")),
+            _ => {
+                return Err(format!(
+                    "unknown noise kind `{kind}` (expected mask, gauss or saltpepper)"
+                ))
+            }
         };
         c.validate("noise").map_err(|e| e.to_string())?;
         Ok(c)
@@ -168,7 +172,10 @@ mod tests {
         let salt = out.iter().filter(|&&v| v == 1.0).count() as f64 / N as f64;
         let pepper = out.iter().filter(|&&v| v == 0.0).count() as f64 / N as f64;
         let kept = out.iter().filter(|&&v| v == 0.5).count() as f64 / N as f64;
-        assert!((salt - 0.1).abs() < 0.004 && (pepper - 0.1).abs() < 0.004, "{salt} {pepper}");
+        assert!(
+            (salt - 0.1).abs() < 0.004 && (pepper - 0.1).abs() < 0.004,
+            "{salt} {pepper}"
+        );
         assert!((kept - 0.8).abs() < 0.005, "{kept}");
     }
 

@@ -20,6 +20,11 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The examples as an `[n, dim]` array view.
+    pub fn view(&self) -> ndarray::ArrayView2<'_, f32> {
+        ndarray::ArrayView2::from_shape((self.n, self.dim), &self.x).expect("x holds n·dim values")
+    }
+
     /// The i-th example.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.x[i * self.dim..(i + 1) * self.dim]
@@ -33,10 +38,7 @@ impl Dataset {
         }
         Dataset {
             x,
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| idx.iter().map(|&i| l[i]).collect()),
+            labels: self.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()),
             n: idx.len(),
             dim: self.dim,
             image: self.image,
@@ -201,7 +203,12 @@ pub const IDX_NAMES: [&str; 4] = [
 /// in `dir`.
 pub fn find_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let dotted = name.replacen("-idx", ".idx", 1);
-    for cand in [name.to_string(), format!("{name}.gz"), dotted.clone(), format!("{dotted}.gz")] {
+    for cand in [
+        name.to_string(),
+        format!("{name}.gz"),
+        dotted.clone(),
+        format!("{dotted}.gz"),
+    ] {
         let p = dir.join(&cand);
         if p.is_file() {
             return Ok(p);
@@ -227,7 +234,10 @@ pub fn read_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     if train.dim != test.dim {
         return Err(Error::format(
             &p[2],
-            format!("test images have {} features but training images have {}", test.dim, train.dim),
+            format!(
+                "test images have {} features but training images have {}",
+                test.dim, train.dim
+            ),
         ));
     }
     Ok((train, test))
@@ -288,7 +298,9 @@ mod tests {
 
     #[test]
     fn balanced_subset_is_uniform_over_classes() {
-        let labels: Vec<u8> = (0..1000).map(|i| [0, 0, 0, 1, 2, 2, 3, 3, 3, 3][i % 10]).collect();
+        let labels: Vec<u8> = (0..1000)
+            .map(|i| [0, 0, 0, 1, 2, 2, 3, 3, 3, 3][i % 10])
+            .collect();
         let idx = balanced_subset(&labels, 102, 1).unwrap();
         assert_eq!(idx.len(), 102);
         let mut counts = [0; 4];
@@ -300,7 +312,10 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), 102, "no example drawn twice");
-        assert!(balanced_subset(&labels, 900, 1).unwrap_err().to_string().contains("class 1"));
+        assert!(balanced_subset(&labels, 900, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("class 1"));
     }
 
     #[test]
@@ -319,11 +334,20 @@ mod tests {
 
     #[test]
     fn label_count_mismatch_names_both_files() {
-        let im = IdxArray { dims: vec![3, 2, 2], data: vec![0; 12] };
-        let lb = IdxArray { dims: vec![4], data: vec![0; 4] };
+        let im = IdxArray {
+            dims: vec![3, 2, 2],
+            data: vec![0; 12],
+        };
+        let lb = IdxArray {
+            dims: vec![4],
+            data: vec![0; 4],
+        };
         let e = Dataset::from_idx(im, Some(lb), Path::new("imgs"), Path::new("lbls"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("lbls") && e.contains("4 labels") && e.contains("imgs has 3 images"), "{e}");
+        assert!(
+            e.contains("lbls") && e.contains("4 labels") && e.contains("imgs has 3 images"),
+            "{e}"
+        );
     }
 }

@@ -149,12 +149,7 @@ pub fn ensure_dataset(ds: &RemoteDataset, root: &Path) -> Result<PathBuf> {
 
 /// Downloads each of `files` that `dir` lacks from the first mirror that
 /// serves it with the right checksum.
-pub fn ensure_files(
-    what: &str,
-    files: &[RemoteFile],
-    mirrors: &[String],
-    dir: &Path,
-) -> Result<()> {
+pub fn ensure_files(what: &str, files: &[RemoteFile], mirrors: &[String], dir: &Path) -> Result<()> {
     for f in files {
         let target = dir.join(&f.name);
         let raw = dir.join(f.name.trim_end_matches(".gz"));
@@ -248,7 +243,9 @@ mod tests {
             sha256: content_sha256(b"hello").unwrap(),
         }];
         let mirrors = [format!("file://{}/", mirror.display())];
-        let e = ensure_files("test", &files, &mirrors, &cache).unwrap_err().to_string();
+        let e = ensure_files("test", &files, &mirrors, &cache)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
         assert!(!cache.join("a.gz").exists());
     }
@@ -256,11 +253,19 @@ mod tests {
     #[test]
     fn offline_gives_a_clear_message() {
         let cache = tmp("offline");
-        let files = [RemoteFile { name: "a.gz".into(), sha256: "0".repeat(64) }];
+        let files = [RemoteFile {
+            name: "a.gz".into(),
+            sha256: "0".repeat(64),
+        }];
         // Port 9 on loopback: nothing listens, the connection is refused at once.
         let mirrors = ["http://127.0.0.1:9/".to_string()];
-        let e = ensure_files("mnist", &files, &mirrors, &cache).unwrap_err().to_string();
-        assert!(e.contains("could not fetch mnist file a.gz") && e.contains("offline"), "{e}");
+        let e = ensure_files("mnist", &files, &mirrors, &cache)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("could not fetch mnist file a.gz") && e.contains("offline"),
+            "{e}"
+        );
     }
 
     #[test]

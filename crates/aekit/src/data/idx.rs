@@ -40,12 +40,7 @@ fn gz_err(path: &Path, e: std::io::Error) -> Error {
     Error::format(path, format!("truncated or corrupt gzip data ({e})"))
 }
 
-fn read_stream(
-    r: &mut dyn Read,
-    total_len: Option<u64>,
-    path: &Path,
-    gz: bool,
-) -> Result<IdxArray> {
+fn read_stream(r: &mut dyn Read, total_len: Option<u64>, path: &Path, gz: bool) -> Result<IdxArray> {
     let short = |what: &str| Error::format(path, format!("file ends inside the IDX header ({what})"));
     let mut magic = [0u8; 4];
     read_full(r, &mut magic).map_err(|e| if gz { gz_err(path, e) } else { short("magic") })?;
@@ -103,7 +98,11 @@ fn read_stream(
                 format!(
                     "file is {total} bytes but its header {dims:?} needs {} ({})",
                     header + count,
-                    if total < header + count { "truncated" } else { "trailing bytes" }
+                    if total < header + count {
+                        "truncated"
+                    } else {
+                        "trailing bytes"
+                    }
                 ),
             ));
         }

@@ -25,7 +25,11 @@ pub fn default_val_size(source: &DataSource) -> usize {
 /// The official train and test sets of a source (for the built-in data, the
 /// first 8000 and last 2000 of the 10k images).
 pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
-    let root = || data_dir.map(Path::to_path_buf).unwrap_or_else(download::default_data_dir);
+    let root = || {
+        data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(download::default_data_dir)
+    };
     match source {
         DataSource::Builtin => {
             let all = builtin::builtin_mnist()?;
@@ -65,5 +69,10 @@ pub fn load_splits(
             train.n, val.n, test.n
         ),
     };
-    Ok(Splits { train, val, test, description })
+    Ok(Splits {
+        train,
+        val,
+        test,
+        description,
+    })
 }

@@ -50,7 +50,9 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 1);
-        let e = atomic_write(&dir.join("missing/f.txt"), b"x").unwrap_err().to_string();
+        let e = atomic_write(&dir.join("missing/f.txt"), b"x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing/f.txt"), "{e}");
     }
 }

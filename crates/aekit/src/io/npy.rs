@@ -80,7 +80,9 @@ mod tests {
         let b = npy_bytes(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
         assert_eq!((10 + hlen) % 64, 0);
-        assert!(std::str::from_utf8(&b[10..10 + hlen]).unwrap().contains("'shape': (2, 3)"));
+        assert!(std::str::from_utf8(&b[10..10 + hlen])
+            .unwrap()
+            .contains("'shape': (2, 3)"));
         let p = std::env::temp_dir().join(format!("aekit-npy-{}.npy", std::process::id()));
         write_npy(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let (s, d) = read_npy(&p).unwrap();

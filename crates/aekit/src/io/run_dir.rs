@@ -15,7 +15,9 @@ impl RunDir {
     /// Creates the folder (and parents) if needed.
     pub fn create(path: &Path) -> Result<RunDir> {
         std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create run directory", path, e))?;
-        Ok(RunDir { path: path.to_path_buf() })
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -38,7 +40,10 @@ pub fn metrics_csv(history: &[EpochMetrics]) -> String {
     let mut s = String::from("epoch,train_loss,val_loss,seconds\n");
     for m in history {
         let val = m.val_loss.map(|v| format!("{v:.6}")).unwrap_or_default();
-        s.push_str(&format!("{},{:.6},{},{:.3}\n", m.epoch, m.train_loss, val, m.seconds));
+        s.push_str(&format!(
+            "{},{:.6},{},{:.3}\n",
+            m.epoch, m.train_loss, val, m.seconds
+        ));
     }
     s
 }

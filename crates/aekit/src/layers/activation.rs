@@ -60,19 +60,13 @@ impl Activation {
     pub fn backward<T: Real>(self, d: &mut [T], y: &[T]) {
         assert_eq!(d.len(), y.len());
         match self {
-            Activation::Sigmoid => d
-                .iter_mut()
-                .zip(y)
-                .for_each(|(d, &y)| *d *= y * (T::ONE - y)),
+            Activation::Sigmoid => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (T::ONE - y)),
             Activation::Relu => d.iter_mut().zip(y).for_each(|(d, &y)| {
                 if y <= T::ZERO {
                     *d = T::ZERO
                 }
             }),
-            Activation::Tanh => d
-                .iter_mut()
-                .zip(y)
-                .for_each(|(d, &y)| *d *= T::ONE - y * y),
+            Activation::Tanh => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= T::ONE - y * y),
             Activation::Identity => {}
         }
     }

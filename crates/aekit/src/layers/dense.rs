@@ -99,10 +99,34 @@ mod tests {
         let dy = random_vec(batch * n_out, 1.0, 7);
         let mut dw1 = vec![0.0; n_in * n_out];
         let mut db1 = vec![0.0; n_out];
-        dense_backward(None, &mut dw1, &mut db1, &dy, &x, &w, batch, n_in, n_out, false, Par::Seq);
+        dense_backward(
+            None,
+            &mut dw1,
+            &mut db1,
+            &dy,
+            &x,
+            &w,
+            batch,
+            n_in,
+            n_out,
+            false,
+            Par::Seq,
+        );
         let mut dw2 = dw1.clone();
         let mut db2 = db1.clone();
-        dense_backward(None, &mut dw2, &mut db2, &dy, &x, &w, batch, n_in, n_out, false, Par::Seq);
+        dense_backward(
+            None,
+            &mut dw2,
+            &mut db2,
+            &dy,
+            &x,
+            &w,
+            batch,
+            n_in,
+            n_out,
+            false,
+            Par::Seq,
+        );
         for (a, b) in dw1.iter().zip(&dw2) {
             assert!((2.0 * a - b).abs() < 1e-12);
         }

@@ -16,11 +16,7 @@ pub(crate) mod gradcheck {
 
     /// Largest relative error `|g − ĝ| / max(|g| + |ĝ|, floor)` between the
     /// analytic gradient `analytic` and central differences of `f` at `x`.
-    pub fn max_rel_error(
-        mut f: impl FnMut(&[f64]) -> f64,
-        x: &[f64],
-        analytic: &[f64],
-    ) -> f64 {
+    pub fn max_rel_error(mut f: impl FnMut(&[f64]) -> f64, x: &[f64], analytic: &[f64]) -> f64 {
         assert_eq!(x.len(), analytic.len());
         let h = 1e-6;
         let mut xp = x.to_vec();

@@ -120,12 +120,20 @@ impl Layout {
         let b_vis = b_hid.end..b_hid.end + v;
         let w_dec = (!cfg.tied).then(|| b_vis.end..b_vis.end + h * v);
         let len = w_dec.as_ref().map_or(b_vis.end, |r| r.end);
-        Layout { w, b_hid, b_vis, w_dec, len }
+        Layout {
+            w,
+            b_hid,
+            b_vis,
+            w_dec,
+            len,
+        }
     }
 
     /// Ranges that weight decay applies to.
     pub fn weight_ranges(&self) -> Vec<Range<usize>> {
-        std::iter::once(self.w.clone()).chain(self.w_dec.clone()).collect()
+        std::iter::once(self.w.clone())
+            .chain(self.w_dec.clone())
+            .collect()
     }
 }
 
@@ -162,7 +170,17 @@ impl<T: Real> Workspace<T> {
 
 /// Encodes `input` into `h` (`[batch, n_hid]`).
 fn encode<T: Real>(cfg: &DaeConfig, lay: &Layout, p: &[T], h: &mut [T], input: &[T], batch: usize, par: Par) {
-    dense_forward(h, input, &p[lay.w.clone()], &p[lay.b_hid.clone()], batch, cfg.n_vis, cfg.n_hid, false, par);
+    dense_forward(
+        h,
+        input,
+        &p[lay.w.clone()],
+        &p[lay.b_hid.clone()],
+        batch,
+        cfg.n_vis,
+        cfg.n_hid,
+        false,
+        par,
+    );
     cfg.hidden_activation.forward(h);
 }
 
@@ -172,7 +190,17 @@ fn decode_pre<T: Real>(cfg: &DaeConfig, lay: &Layout, p: &[T], a: &mut [T], h: &
         None => (&p[lay.w.clone()], true),
         Some(r) => (&p[r.clone()], false),
     };
-    dense_forward(a, h, w, &p[lay.b_vis.clone()], batch, cfg.n_hid, cfg.n_vis, trans, par);
+    dense_forward(
+        a,
+        h,
+        w,
+        &p[lay.b_vis.clone()],
+        batch,
+        cfg.n_hid,
+        cfg.n_vis,
+        trans,
+        par,
+    );
 }
 
 /// Sum over the batch of the loss of reconstructing `target` from `input`.
@@ -220,11 +248,47 @@ pub fn batch_loss_grad<T: Real>(
     let (gb_vis, gw_dec) = rest.split_at_mut(nv);
     let dh = &mut ws.dh[..batch * nh];
     match &lay.w_dec {
-        None => dense_backward(Some(dh), gw, gb_vis, da, h, &p[lay.w.clone()], batch, nh, nv, true, par),
-        Some(r) => dense_backward(Some(dh), gw_dec, gb_vis, da, h, &p[r.clone()], batch, nh, nv, false, par),
+        None => dense_backward(
+            Some(dh),
+            gw,
+            gb_vis,
+            da,
+            h,
+            &p[lay.w.clone()],
+            batch,
+            nh,
+            nv,
+            true,
+            par,
+        ),
+        Some(r) => dense_backward(
+            Some(dh),
+            gw_dec,
+            gb_vis,
+            da,
+            h,
+            &p[r.clone()],
+            batch,
+            nh,
+            nv,
+            false,
+            par,
+        ),
     }
     cfg.hidden_activation.backward(dh, h);
-    dense_backward(None, gw, gb_hid, dh, input, &p[lay.w.clone()], batch, nv, nh, false, par);
+    dense_backward(
+        None,
+        gw,
+        gb_hid,
+        dh,
+        input,
+        &p[lay.w.clone()],
+        batch,
+        nv,
+        nh,
+        false,
+        par,
+    );
     l
 }
 
@@ -342,14 +406,23 @@ impl DenoisingAutoencoder {
             return Err(Error::config("model", "is not fitted yet"));
         }
         if x.ncols() != self.config.n_vis {
-            return Err(Error::shape(what, format!("{} columns", self.config.n_vis), format!("{} columns", x.ncols())));
+            return Err(Error::shape(
+                what,
+                format!("{} columns", self.config.n_vis),
+                format!("{} columns", x.ncols()),
+            ));
         }
         Ok(())
     }
 
     /// Trains from the current weights (drawn first if needed) for
     /// `train.epochs` epochs, with early stopping on `val` when given.
-    pub fn fit(&mut self, x: ArrayView2<f32>, val: Option<ArrayView2<f32>>, obs: &mut dyn Observer) -> Result<FitReport> {
+    pub fn fit(
+        &mut self,
+        x: ArrayView2<f32>,
+        val: Option<ArrayView2<f32>>,
+        obs: &mut dyn Observer,
+    ) -> Result<FitReport> {
         self.config.validate()?;
         self.train.validate()?;
         if self.config.n_vis == 0 || self.params.is_empty() {
@@ -381,14 +454,21 @@ impl DenoisingAutoencoder {
             let (train_loss, u) = self.run_epoch(x, n, obs);
             updates += u;
             let val_loss = v.map(|v| self.eval_slice(v, v.len() / self.config.n_vis).loss);
-            let m = EpochMetrics { epoch, train_loss, val_loss, seconds: start.elapsed().as_secs_f64() };
+            let m = EpochMetrics {
+                epoch,
+                train_loss,
+                val_loss,
+                seconds: start.elapsed().as_secs_f64(),
+            };
             obs.on_epoch(&m);
             history.push(m);
             if !train_loss.is_finite() {
                 obs.on_end();
                 return Err(Error::config(
                     "train.lr",
-                    format!("training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"),
+                    format!(
+                        "training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"
+                    ),
                 ));
             }
             if let Some(vl) = val_loss {
@@ -427,7 +507,13 @@ impl DenoisingAutoencoder {
         self.check_input(&x, "training data")?;
         let xs = x.as_standard_layout();
         let n = xs.nrows();
-        Ok(self.run_epoch(xs.as_slice().expect("standard layout"), n, &mut crate::train::Silent).0)
+        Ok(self
+            .run_epoch(
+                xs.as_slice().expect("standard layout"),
+                n,
+                &mut crate::train::Silent,
+            )
+            .0)
     }
 
     /// One shuffled epoch of minibatch SGD; (mean loss, updates).
@@ -481,7 +567,17 @@ impl DenoisingAutoencoder {
         for start in (0..n).step_by(EVAL_CHUNK) {
             let b = EVAL_CHUNK.min(n - start);
             let xb = &x[start * nv..(start + b) * nv];
-            loss_sum += batch_loss_grad(&self.config, &self.layout, &self.params, None, xb, xb, b, &mut ws, par) as f64;
+            loss_sum += batch_loss_grad(
+                &self.config,
+                &self.layout,
+                &self.params,
+                None,
+                xb,
+                xb,
+                b,
+                &mut ws,
+                par,
+            ) as f64;
             let a = &ws.a[..b * nv];
             let z = &mut ws.z[..b * nv];
             z.copy_from_slice(a);
@@ -494,7 +590,11 @@ impl DenoisingAutoencoder {
             };
         }
         let k = n.max(1) as f64;
-        Metrics { loss: loss_sum / k, squared_error: se / k, cross_entropy: ce / k }
+        Metrics {
+            loss: loss_sum / k,
+            squared_error: se / k,
+            cross_entropy: ce / k,
+        }
     }
 
     /// Reconstruction metrics on clean `x`, each a mean per example.
@@ -516,19 +616,39 @@ impl DenoisingAutoencoder {
         let xs = x.as_standard_layout();
         let n = xs.nrows();
         let mut h = vec![0.0f32; n * self.config.n_hid];
-        encode(&self.config, &self.layout, &self.params, &mut h, xs.as_slice().expect("standard layout"), n, self.par());
+        encode(
+            &self.config,
+            &self.layout,
+            &self.params,
+            &mut h,
+            xs.as_slice().expect("standard layout"),
+            n,
+            self.par(),
+        );
         Ok(Array2::from_shape_vec((n, self.config.n_hid), h).expect("shape"))
     }
 
     /// The reconstruction z = g(h·Wᵀ + b′) of codes h, `[n, n_vis]`.
     pub fn inverse_transform(&self, h: ArrayView2<f32>) -> Result<Array2<f32>> {
         if h.ncols() != self.config.n_hid {
-            return Err(Error::shape("codes", format!("{} columns", self.config.n_hid), format!("{} columns", h.ncols())));
+            return Err(Error::shape(
+                "codes",
+                format!("{} columns", self.config.n_hid),
+                format!("{} columns", h.ncols()),
+            ));
         }
         let hs = h.as_standard_layout();
         let n = hs.nrows();
         let mut z = vec![0.0f32; n * self.config.n_vis];
-        decode_pre(&self.config, &self.layout, &self.params, &mut z, hs.as_slice().expect("standard layout"), n, self.par());
+        decode_pre(
+            &self.config,
+            &self.layout,
+            &self.params,
+            &mut z,
+            hs.as_slice().expect("standard layout"),
+            n,
+            self.par(),
+        );
         self.config.output_activation.forward(&mut z);
         Ok(Array2::from_shape_vec((n, self.config.n_vis), z).expect("shape"))
     }
@@ -558,18 +678,40 @@ impl DenoisingAutoencoder {
         let p = &self.params;
         let l = &self.layout;
         let mut t = vec![
-            NamedTensor { name: "encoder.weight", shape: vec![v, h], data: &p[l.w.clone()] },
-            NamedTensor { name: "encoder.bias", shape: vec![h], data: &p[l.b_hid.clone()] },
-            NamedTensor { name: "decoder.bias", shape: vec![v], data: &p[l.b_vis.clone()] },
+            NamedTensor {
+                name: "encoder.weight",
+                shape: vec![v, h],
+                data: &p[l.w.clone()],
+            },
+            NamedTensor {
+                name: "encoder.bias",
+                shape: vec![h],
+                data: &p[l.b_hid.clone()],
+            },
+            NamedTensor {
+                name: "decoder.bias",
+                shape: vec![v],
+                data: &p[l.b_vis.clone()],
+            },
         ];
         if let Some(r) = &l.w_dec {
-            t.push(NamedTensor { name: "decoder.weight", shape: vec![h, v], data: &p[r.clone()] });
+            t.push(NamedTensor {
+                name: "decoder.weight",
+                shape: vec![h, v],
+                data: &p[r.clone()],
+            });
         }
         let mut meta = HashMap::new();
         meta.insert("format".into(), "aekit.dae".into());
         meta.insert("aekit_version".into(), env!("CARGO_PKG_VERSION").into());
-        meta.insert("config".into(), toml::to_string(&self.config).expect("config serialises"));
-        meta.insert("train".into(), toml::to_string(&self.train).expect("config serialises"));
+        meta.insert(
+            "config".into(),
+            toml::to_string(&self.config).expect("config serialises"),
+        );
+        meta.insert(
+            "train".into(),
+            toml::to_string(&self.train).expect("config serialises"),
+        );
         st::save(path, &t, meta)
     }
 
@@ -578,13 +720,18 @@ impl DenoisingAutoencoder {
         let mut f = st::load(path)?;
         let fmt = f.meta("format")?;
         if fmt != "aekit.dae" {
-            return Err(Error::format(path, format!("holds a `{fmt}` model, not a denoising autoencoder")));
+            return Err(Error::format(
+                path,
+                format!("holds a `{fmt}` model, not a denoising autoencoder"),
+            ));
         }
         let config: DaeConfig = toml::from_str(f.meta("config")?)
             .map_err(|e| Error::format(path, format!("bad model config in metadata: {e}")))?;
         let train: crate::config::TrainConfig = toml::from_str(f.meta("train")?)
             .map_err(|e| Error::format(path, format!("bad training config in metadata: {e}")))?;
-        config.validate().map_err(|e| Error::format(path, e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| Error::format(path, e.to_string()))?;
         if config.n_vis == 0 {
             return Err(Error::format(path, "model config has n_vis = 0"));
         }
@@ -600,4 +747,3 @@ impl DenoisingAutoencoder {
         Ok(m)
     }
 }
-

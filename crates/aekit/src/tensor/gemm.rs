@@ -76,11 +76,7 @@ pub fn gemm<T: Real>(
         MatRef::from_row_major_slice(b, k, n)
     };
     let c = MatMut::from_row_major_slice_mut(c, m, n);
-    let accum = if accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
+    let accum = if accumulate { Accum::Add } else { Accum::Replace };
     faer::linalg::matmul::matmul(c, accum, a, b, alpha, par.faer());
 }
 
@@ -133,7 +129,11 @@ mod tests {
                         let b = random(k * n, &mut rng);
                         let c0 = random(m * n, &mut rng);
                         let (mut c, mut r) = (c0.clone(), c0.clone());
-                        let par = if m * n * k > 10_000 { Par::Threads(2) } else { Par::Seq };
+                        let par = if m * n * k > 10_000 {
+                            Par::Threads(2)
+                        } else {
+                            Par::Seq
+                        };
                         gemm(m, n, k, 0.75, &a, ta, &b, tb, acc, &mut c, par);
                         gemm_reference(m, n, k, 0.75, &a, ta, &b, tb, acc, &mut r);
                         for (x, y) in c.iter().zip(&r) {
@@ -176,6 +176,18 @@ mod tests {
     #[should_panic(expected = "gemm: a has")]
     fn wrong_length_panics_with_a_message() {
         let mut c = [0.0f32; 4];
-        gemm(2, 2, 2, 1.0, &[1.0; 3], false, &[1.0; 4], false, false, &mut c, Par::Seq);
+        gemm(
+            2,
+            2,
+            2,
+            1.0,
+            &[1.0; 3],
+            false,
+            &[1.0; 4],
+            false,
+            false,
+            &mut c,
+            Par::Seq,
+        );
     }
 }

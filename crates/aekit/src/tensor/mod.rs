@@ -111,3 +111,11 @@ pub fn add_row_bias<T: Real>(dst: &mut [T], bias: &[T], cols: usize) {
         }
     }
 }
+
+/// Sizes rayon's global pool (used by multi-threaded GEMM) once per process;
+/// later calls keep the first size.
+pub fn init_threads(n: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .build_global();
+}

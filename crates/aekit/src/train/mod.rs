@@ -41,7 +41,12 @@ pub struct EarlyStopping {
 
 impl EarlyStopping {
     pub fn new(patience: usize) -> Self {
-        EarlyStopping { patience, best: f64::INFINITY, best_epoch: None, bad_epochs: 0 }
+        EarlyStopping {
+            patience,
+            best: f64::INFINITY,
+            best_epoch: None,
+            bad_epochs: 0,
+        }
     }
 
     /// Records an epoch's loss: (is it the best so far, should training stop).
@@ -71,22 +76,33 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
+/// A function called after each epoch.
+pub type EpochCallback<'a> = Box<dyn FnMut(&EpochMetrics) + 'a>;
+
 /// A progress bar on stderr (drawn only when stderr is a terminal) and one
 /// log line per epoch, plus an optional callback per epoch.
 pub struct Progress<'a> {
     bar: Option<indicatif::ProgressBar>,
     batches: usize,
     epochs: usize,
-    pub on_epoch: Option<Box<dyn FnMut(&EpochMetrics) + 'a>>,
+    pub on_epoch: Option<EpochCallback<'a>>,
 }
 
 impl<'a> Progress<'a> {
     pub fn new() -> Self {
-        Progress { bar: None, batches: 0, epochs: 0, on_epoch: None }
+        Progress {
+            bar: None,
+            batches: 0,
+            epochs: 0,
+            on_epoch: None,
+        }
     }
 
     pub fn with_callback(f: impl FnMut(&EpochMetrics) + 'a) -> Self {
-        Progress { on_epoch: Some(Box::new(f)), ..Progress::new() }
+        Progress {
+            on_epoch: Some(Box::new(f)),
+            ..Progress::new()
+        }
     }
 }
 
@@ -105,8 +121,10 @@ impl Observer for Progress<'_> {
             indicatif::ProgressDrawTarget::stderr(),
         );
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} batches [{elapsed_precise}<{eta_precise}] {msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} batches [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .expect("valid template"),
         );
         self.bar = Some(bar);
     }
@@ -119,7 +137,10 @@ impl Observer for Progress<'_> {
     }
 
     fn on_epoch(&mut self, m: &EpochMetrics) {
-        let val = m.val_loss.map(|v| format!(", val loss {v:.4}")).unwrap_or_default();
+        let val = m
+            .val_loss
+            .map(|v| format!(", val loss {v:.4}"))
+            .unwrap_or_default();
         let line = format!(
             "epoch {}/{}: train loss {:.4}{val} ({:.1} s)",
             m.epoch, self.epochs, m.train_loss, m.seconds

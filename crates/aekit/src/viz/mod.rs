@@ -40,7 +40,11 @@ pub fn tile_grid(tiles: &[Vec<f32>], h: usize, w: usize, cols: usize, scale: Sca
     for (t, tile) in tiles.iter().enumerate() {
         assert_eq!(tile.len(), h * w);
         let (lo, hi) = match scale {
-            Scale::PerTile => tile.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))),
+            Scale::PerTile => tile
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                }),
             Scale::Unit => (0.0, 1.0),
         };
         let span = if hi > lo { hi - lo } else { 1.0 };
@@ -63,7 +67,8 @@ pub fn tile_grid(tiles: &[Vec<f32>], h: usize, w: usize, cols: usize, scale: Sca
 /// PNG bytes of a grey image.
 pub fn png_bytes(img: &GrayImage) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encoding to memory");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding to memory");
     out.into_inner()
 }
 
@@ -90,13 +95,62 @@ pub fn row_tiles(rows: &[&[f32]], n: usize, dim: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// The filters picture: the first 100 hidden units' weight vectors, each
+/// normalised on its own, 10 to a row.
+pub fn filters_picture(
+    model: &crate::models::DenoisingAutoencoder,
+    image: Option<(usize, usize)>,
+) -> GrayImage {
+    let (nv, nh) = (model.config.n_vis, model.config.n_hid);
+    let (h, w) = tile_shape(nv, image);
+    tile_grid(
+        &filter_tiles(model.weights(), nv, nh, 100),
+        h,
+        w,
+        10,
+        Scale::PerTile,
+        2,
+    )
+}
+
+/// Three rows for the first `count` examples of `x`: the originals, their
+/// corruption by the model's noise (seeded), and the reconstructions of the
+/// corrupted inputs.
+pub fn reconstructions_picture(
+    model: &crate::models::DenoisingAutoencoder,
+    x: ndarray::ArrayView2<f32>,
+    count: usize,
+    seed: u64,
+    image: Option<(usize, usize)>,
+) -> Result<GrayImage> {
+    let n = count.min(x.nrows());
+    if n == 0 {
+        return Err(Error::config("count", "no examples to picture"));
+    }
+    let x = x.slice(ndarray::s![..n, ..]).as_standard_layout().to_owned();
+    let noisy = model.corrupt(x.view(), seed);
+    let recon = model.reconstruct(noisy.view())?;
+    let dim = x.ncols();
+    let rows = [
+        x.as_slice().expect("owned"),
+        noisy.as_slice().expect("owned"),
+        recon.as_slice().expect("owned"),
+    ];
+    let (h, w) = tile_shape(dim, image);
+    Ok(tile_grid(&row_tiles(&rows, n, dim), h, w, n, Scale::Unit, 2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn grid_geometry_and_per_tile_normalisation() {
-        let tiles = vec![vec![0.0, 1.0, 2.0, 3.0], vec![-1.0, -1.0, -1.0, 5.0], vec![0.5; 4]];
+        let tiles = vec![
+            vec![0.0, 1.0, 2.0, 3.0],
+            vec![-1.0, -1.0, -1.0, 5.0],
+            vec![0.5; 4],
+        ];
         let img = tile_grid(&tiles, 2, 2, 2, Scale::PerTile, 1);
         // 2 columns of 3 px (2 + border) plus a final border: 7 × 7.
         assert_eq!((img.width(), img.height()), (7, 7));
@@ -113,7 +167,10 @@ mod tests {
     fn filters_are_columns_of_w() {
         // W [3, 2] = [[1,2],[3,4],[5,6]]: filter 0 is (1,3,5), filter 1 is (2,4,6).
         let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        assert_eq!(filter_tiles(&w, 3, 2, 100), vec![vec![1.0, 3.0, 5.0], vec![2.0, 4.0, 6.0]]);
+        assert_eq!(
+            filter_tiles(&w, 3, 2, 100),
+            vec![vec![1.0, 3.0, 5.0], vec![2.0, 4.0, 6.0]]
+        );
         assert_eq!(tile_shape(784, None), (28, 28));
         assert_eq!(tile_shape(10, None), (1, 10));
     }

@@ -1,0 +1,140 @@
+//! Command-line arguments (clap derive). Values are only parsed here; they are
+//! checked once, by the library's `validate()`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aekit",
+    version,
+    about = "Autoencoders for learning representations without labels"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a denoising autoencoder and write a run directory.
+    Train(TrainArgs),
+    /// Encode a dataset with a trained model into an .npy file of codes.
+    Encode(EncodeArgs),
+    /// Picture originals, corrupted inputs and reconstructions.
+    Reconstruct(ReconstructArgs),
+    /// Print a model's reconstruction metrics on a dataset as JSON.
+    Eval(EvalArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// builtin (10k MNIST test images shipped in aekit), mnist, fashion-mnist,
+    /// or a directory of IDX files.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Where mnist / fashion-mnist are cached (default: $AEKIT_DATA, else
+    /// ~/.cache/aekit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// A TOML file with [data], [model] and [train] sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden units.
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Minibatch size; 1 is per-example SGD.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Learning rate.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub momentum: Option<f32>,
+    /// L2 penalty on weights (not biases).
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f32>,
+    /// none, mask:P, gauss:SIGMA or saltpepper:P.
+    #[arg(long)]
+    pub noise: Option<String>,
+    /// squared or xent.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Give the decoder its own weights instead of Wᵀ.
+    #[arg(long)]
+    pub untied: bool,
+    /// Training examples (a class-balanced subset).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Validation examples; 0 turns validation and early stopping off.
+    #[arg(long)]
+    pub val_size: Option<usize>,
+    /// Epochs without improvement before stopping; 0 never stops early.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads; 0 = all cores. One thread is bit-for-bit reproducible.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run directory (default: runs/train-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+#[derive(Args, Debug)]
+pub struct ModelData {
+    /// A model.safetensors written by `aekit train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which part of the data: the official test set (for builtin, its
+    /// held-out last 2000 images) or the training pool.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+}
+
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
+    #[command(flatten)]
+    pub input: ModelData,
+    /// Output .npy file, shape [n, hidden], f32.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub input: ModelData,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Examples shown.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    /// Seed of the corruption shown.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub input: ModelData,
+}

@@ -1,0 +1,385 @@
+//! Runs the built `aekit` binary as a user would, on small data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aekit-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn aekit(args: &[&str]) -> Output {
+    aekit_env(args, &[])
+}
+
+fn aekit_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aekit"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, and every `needle` in stderr.
+fn fails_with(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "should fail; stderr: {e}");
+    assert!(!e.contains("panicked"), "panicked: {e}");
+    for n in needles {
+        assert!(e.contains(n), "stderr lacks `{n}`: {e}");
+    }
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    aekit::data::idx::encode_idx(dims, data)
+}
+
+/// A tiny 8×8 IDX dataset: 60 training and 20 test images of 3 classes.
+fn write_idx_dir(dir: &Path, gzip: bool) {
+    let img = |n: usize| -> Vec<u8> {
+        (0..n * 64)
+            .map(|i| ((i * 37 + i / 64 * 11) % 256) as u8)
+            .collect()
+    };
+    let lab = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 3) as u8).collect() };
+    let files = [
+        ("train-images-idx3-ubyte", idx(&[60, 8, 8], &img(60))),
+        ("train-labels-idx1-ubyte", idx(&[60], &lab(60))),
+        ("t10k-images-idx3-ubyte", idx(&[20, 8, 8], &img(20))),
+        ("t10k-labels-idx1-ubyte", idx(&[20], &lab(20))),
+    ];
+    for (name, bytes) in files {
+        if gzip {
+            std::fs::write(dir.join(format!("{name}.gz")), gz(&bytes)).unwrap();
+        } else {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_then_encode_reconstruct_and_eval_on_builtin_data() {
+    let d = tmp("builtin");
+    let run = d.join("run");
+    let o = aekit(&[
+        "train",
+        "--train-size",
+        "300",
+        "--val-size",
+        "100",
+        "--epochs",
+        "3",
+        "--hidden",
+        "16",
+        "--noise",
+        "saltpepper:0.1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("held out as the test part"),
+        "the default job says how it split"
+    );
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "model.safetensors",
+        "filters.png",
+        "reconstructions.png",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let s = json(&run.join("summary.json"));
+    for k in [
+        "train_seconds",
+        "epochs",
+        "n_train",
+        "n_test",
+        "test_loss",
+        "test_squared_error",
+        "test_cross_entropy",
+    ] {
+        assert!(s.get(k).is_some(), "summary.json lacks {k}");
+    }
+    assert_eq!(s["n_train"], 300);
+    assert_eq!(s["n_test"], 2000);
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(metrics.starts_with("epoch,train_loss,val_loss,seconds\n"));
+    assert_eq!(
+        metrics.lines().count(),
+        1 + s["epochs"].as_u64().unwrap() as usize
+    );
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("n_hid = 16")
+            && cfg.contains("noise = \"saltpepper:0.1\"")
+            && cfg.contains("n_vis = 784")
+    );
+    // 100 filters (16 exist) in one row of 16 tiles of 56+1 px, 3 rows of 10 digits.
+    let f = image::open(run.join("filters.png")).unwrap();
+    assert_eq!((f.width(), f.height()), (10 * 57 + 1, 2 * 57 + 1));
+    let r = image::open(run.join("reconstructions.png")).unwrap();
+    assert_eq!((r.width(), r.height()), (10 * 57 + 1, 3 * 57 + 1));
+
+    let model = run.join("model.safetensors");
+    let m = model.to_str().unwrap();
+    let codes = d.join("codes.npy");
+    let o = aekit(&["encode", "--model", m, "--out", codes.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, values) = aekit::io::npy::read_npy(&codes).unwrap();
+    assert_eq!(shape, vec![2000, 16]);
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    let png = d.join("recon.png");
+    let o = aekit(&[
+        "reconstruct",
+        "--model",
+        m,
+        "--out",
+        png.to_str().unwrap(),
+        "--count",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&png).unwrap().width(), 4 * 57 + 1);
+
+    let o = aekit(&["eval", "--model", m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-6
+    };
+    assert!(
+        close(&e["test_loss"], &s["test_loss"]),
+        "eval agrees with the run's summary"
+    );
+    assert!(close(&e["test_squared_error"], &s["test_squared_error"]));
+}
+
+#[test]
+fn config_file_then_flags_override_it() {
+    let d = tmp("config");
+    let cfg = d.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nn_hid = 12\nloss = \"squared\"\n[train]\nepochs = 1\nbatch = 7\n",
+    )
+    .unwrap();
+    let run = d.join("run");
+    let o = aekit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--batch",
+        "5",
+        "--train-size",
+        "100",
+        "--val-size",
+        "0",
+        "--untied",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("n_hid = 12")
+            && resolved.contains("batch = 5")
+            && resolved.contains("tied = false")
+    );
+    assert!(resolved.contains("loss = \"squared\""));
+    let s = json(&run.join("summary.json"));
+    assert_eq!(s["updates"], 20, "100 examples in batches of 5");
+    assert!(s["best_val_loss"].is_null());
+}
+
+#[test]
+fn reads_a_directory_of_idx_files_raw_or_gzipped() {
+    for gzip in [false, true] {
+        let d = tmp(&format!("dir{gzip}"));
+        write_idx_dir(&d, gzip);
+        let run = d.join("run");
+        let o = aekit(&[
+            "train",
+            "--data",
+            d.to_str().unwrap(),
+            "--val-size",
+            "10",
+            "--epochs",
+            "2",
+            "--hidden",
+            "5",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let s = json(&run.join("summary.json"));
+        assert_eq!(
+            (s["n_train"].as_u64(), s["n_val"].as_u64(), s["n_test"].as_u64()),
+            (Some(50), Some(10), Some(20))
+        );
+    }
+}
+
+#[test]
+fn downloads_mnist_from_a_mirror_into_the_cache() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    if !shared.join("mnist").is_dir() {
+        eprintln!("skipped: {} is absent", shared.display());
+        return;
+    }
+    let d = tmp("download");
+    let cache = d.join("cache");
+    let mirror = format!("file://{}", shared.canonicalize().unwrap().display());
+    let run = d.join("run");
+    let o = aekit_env(
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--train-size",
+            "200",
+            "--val-size",
+            "100",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &[("AEKIT_DATA", cache.to_str().unwrap()), ("AEKIT_MIRROR", &mirror)],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(cache.join("mnist/train-images-idx3-ubyte.gz").is_file());
+    assert_eq!(json(&run.join("summary.json"))["n_test"], 10_000);
+}
+
+#[test]
+fn offline_download_fails_with_a_clear_message() {
+    let d = tmp("offline");
+    let o = aekit_env(
+        &[
+            "train",
+            "--data",
+            "fashion-mnist",
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--out",
+            d.join("run").to_str().unwrap(),
+        ],
+        &[("AEKIT_MIRROR", "http://127.0.0.1:9")],
+    );
+    fails_with(
+        &o,
+        &[
+            "could not fetch fashion-mnist file train-images-idx3-ubyte.gz",
+            "offline",
+        ],
+    );
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let o = aekit(&["train", "--data", "/no/such/dir"]);
+    fails_with(&o, &["/no/such/dir", "not a directory"]);
+    let d = tmp("missing");
+    write_idx_dir(&d, true);
+    std::fs::remove_file(d.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    fails_with(
+        &aekit(&["train", "--data", d.to_str().unwrap()]),
+        &["t10k-labels-idx1-ubyte", "not found"],
+    );
+    let o = aekit(&["eval", "--model", "/no/such/model.safetensors"]);
+    fails_with(&o, &["/no/such/model.safetensors", "No such file"]);
+    let o = aekit(&["train", "--config", "/no/such/config.toml"]);
+    fails_with(&o, &["/no/such/config.toml"]);
+}
+
+#[test]
+fn truncated_gzip_is_reported_with_its_file() {
+    let d = tmp("truncated");
+    write_idx_dir(&d, true);
+    let f = d.join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(
+        &aekit(&["train", "--data", d.to_str().unwrap()]),
+        &["train-images-idx3-ubyte.gz", "truncated or corrupt gzip"],
+    );
+}
+
+#[test]
+fn wrong_magic_is_reported_with_its_file() {
+    let d = tmp("magic");
+    write_idx_dir(&d, false);
+    let f = d.join("train-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[0] = 0x50;
+    bytes[1] = 0x4b;
+    std::fs::write(&f, bytes).unwrap();
+    fails_with(
+        &aekit(&["train", "--data", d.to_str().unwrap()]),
+        &["train-labels-idx1-ubyte", "magic bytes 50 4b"],
+    );
+}
+
+#[test]
+fn label_count_mismatch_is_reported() {
+    let d = tmp("labels");
+    write_idx_dir(&d, false);
+    std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx(&[19], &[0; 19])).unwrap();
+    fails_with(
+        &aekit(&["train", "--data", d.to_str().unwrap()]),
+        &["t10k-labels-idx1-ubyte", "19 labels", "20 images"],
+    );
+}
+
+#[test]
+fn unknown_config_key_is_refused() {
+    let d = tmp("badkey");
+    let cfg = d.join("bad.toml");
+    std::fs::write(&cfg, "[train]\nepochs = 2\nlearning_rate = 0.1\n").unwrap();
+    fails_with(
+        &aekit(&["train", "--config", cfg.to_str().unwrap()]),
+        &["bad.toml", "unknown field `learning_rate`"],
+    );
+}
+
+#[test]
+fn negative_learning_rate_and_zero_hidden_units_are_refused() {
+    fails_with(
+        &aekit(&["train", "--lr", "-0.1"]),
+        &["train.lr", "-0.1", "positive"],
+    );
+    fails_with(&aekit(&["train", "--hidden", "0"]), &["n_hid", "at least 1"]);
+    fails_with(
+        &aekit(&["train", "--noise", "mask:1.5"]),
+        &["--noise", "not in [0, 1]"],
+    );
+    fails_with(&aekit(&["train", "--loss", "hinge"]), &["--loss", "unknown loss"]);
+    fails_with(
+        &aekit(&["train", "--val-size", "8000"]),
+        &["val_size", "no training examples"],
+    );
+}
