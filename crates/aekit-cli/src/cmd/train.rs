@@ -78,7 +78,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let run = RunDir::create(&out)?;
     run.write("config.toml", cfg.to_toml().as_bytes())?;
     eprintln!(
-        "training a {} {}→{} denoising autoencoder ({:?} loss, noise {}) for up to {} epochs, batch {}, on {} thread(s); writing {}",
+        "training a {} {}→{} denoising autoencoder ({} loss, noise {}) for up to {} epochs, batch {}, on {} thread(s); writing {}",
         if cfg.model.tied { "tied" } else { "untied" },
         cfg.model.n_vis,
         cfg.model.n_hid,

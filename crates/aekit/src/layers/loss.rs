@@ -33,6 +33,15 @@ impl std::str::FromStr for Loss {
     }
 }
 
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Loss::Squared => "squared",
+            Loss::CrossEntropy => "xent",
+        })
+    }
+}
+
 /// ½·Σ(x − z)² over all elements.
 pub fn squared_forward<T: Real>(z: &[T], x: &[T]) -> T {
     assert_eq!(z.len(), x.len());
