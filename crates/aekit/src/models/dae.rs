@@ -23,6 +23,7 @@ use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
+use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng as _;
@@ -516,8 +517,40 @@ impl DenoisingAutoencoder {
             .0)
     }
 
+    /// Whether an epoch runs the fused per-example kernel: batch 1, plain SGD
+    /// (no momentum), a tied sigmoid autoencoder.
+    pub fn uses_fused_kernel(&self) -> bool {
+        self.train.batch == 1 && self.train.momentum == 0.0 && FusedTiedSgd::supports(&self.config)
+    }
+
+    /// One shuffled epoch of per-example SGD through the fused kernel, which
+    /// draws the same order and noise as the general path.
+    fn run_epoch_fused(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        let nv = self.config.n_vis;
+        let mut k = FusedTiedSgd::new(&self.config, &self.layout, &self.params, self.train.lr, self.train.weight_decay)
+            .expect("supports() was checked");
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        let mut noisy = vec![0.0f32; nv];
+        let mut total = 0.0f64;
+        let report_every = (n / 100).max(1);
+        for (t, &i) in order.iter().enumerate() {
+            let xi = &x[i * nv..(i + 1) * nv];
+            self.config.noise.apply(&mut noisy, xi, &mut self.rng);
+            total += k.step(xi, &noisy) as f64;
+            if (t + 1) % report_every == 0 || t + 1 == n {
+                obs.on_progress(t + 1, n);
+            }
+        }
+        k.write_params(&self.layout, &mut self.params);
+        (total / n as f64, n as u64)
+    }
+
     /// One shuffled epoch of minibatch SGD; (mean loss, updates).
     fn run_epoch(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        if self.uses_fused_kernel() {
+            return self.run_epoch_fused(x, n, obs);
+        }
         let (nv, bs) = (self.config.n_vis, self.train.batch);
         let par = self.par();
         let mut order: Vec<usize> = (0..n).collect();

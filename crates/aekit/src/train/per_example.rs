@@ -1,0 +1,529 @@
+//! Fused per-example SGD for the tied sigmoid autoencoder (the parallel-SGD
+//! paper's setting), touching W about once per example.
+//!
+//! Plain SGD on example t reads W three times: encode h = σ(Wᵀx̃ + b), decode
+//! and back-propagate (a = W·h + c, δa, δh = (Wᵀδa)⊙h⊙(1−h)), then update
+//! W −= η(δa·hᵀ + x̃·δhᵀ). Here the update of t is delayed and fused into the
+//! passes of t+1, which is exact (the same SGD, step for step):
+//!   1. b −= η·δh_t; for the rows i where x̃_{t+1,i} ≠ 0 (≈14% on masked
+//!      MNIST): update row i for t, then add x̃_{t+1,i}·W_i into the hidden
+//!      pre-activation of t+1. h_{t+1} = σ(·).
+//!   2. c −= η·δa_t; sweep every row once: update it for t if step 1 did not,
+//!      then, with the fresh row, a_i = W_i·h_{t+1} + c_i, δa_i, and
+//!      δh_acc += δa_i·W_i (the row is still in L1).
+//!   3. δh_{t+1} = δh_acc ⊙ h ⊙ (1−h). The update of t+1 waits for t+2, or
+//!      for [`FusedTiedSgd::flush`].
+//! Weight decay λ scales each row by (1 − ηλ) as it is updated.
+//!
+//! Rows are padded to a multiple of 16 lanes with zero weights and zero
+//! hidden units, so the inner loops have no remainder. The loops are written
+//! for the auto-vectoriser; [`FusedTiedSgd::step`] runs them compiled for
+//! AVX-512 or AVX2+FMA when the CPU has them (checked at run time), and as
+//! portable code otherwise.
+
+// `unsafe` here only calls `#[target_feature]` copies of safe code after
+// `is_x86_feature_detected!` has confirmed the CPU supports those features.
+#![allow(unsafe_code)]
+
+use crate::error::{Error, Result};
+use crate::layers::activation::{sigmoid, Activation};
+use crate::layers::Loss;
+use crate::models::dae::{DaeConfig, Layout};
+
+const L: usize = 16;
+
+/// Which instruction set the kernel runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2Fma,
+    Portable,
+}
+
+impl Isa {
+    /// The best the CPU offers.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Portable
+    }
+}
+
+/// The body of one step, instantiated once per instruction set with that
+/// set's `update_dot`, `dot` and `axpy` (and `update_row` for the pre-pass).
+macro_rules! step_body {
+    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $dot:path, $axpy:path) => {{
+        let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
+        let shrink = 1.0 - lr * $self.decay;
+        let pending = $self.pending;
+        // 1. Hidden bias for t, then encode t+1 from freshly updated rows.
+        if pending {
+            for (b, &d) in $self.b.iter_mut().zip(&$self.dh) {
+                *b -= lr * d;
+            }
+        }
+        $self.h_new.copy_from_slice(&$self.b);
+        $self.nz.clear();
+        $self.nz.extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        for &i in &$self.nz {
+            let row = &mut $self.w[i * hp..(i + 1) * hp];
+            if pending {
+                $update_row(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh);
+                $self.updated[i] = true;
+            }
+            $axpy(&mut $self.h_new, $xt[i], row);
+        }
+        for v in &mut $self.h_new[..nh] {
+            *v = sigmoid(*v);
+        }
+        $self.h_new[nh..].fill(0.0);
+        // 2. Visible bias for t; one sweep: update, decode, back-propagate.
+        if pending {
+            for (c, &d) in $self.c.iter_mut().zip(&$self.da) {
+                *c -= lr * d;
+            }
+        }
+        $self.dh_acc.fill(0.0);
+        let mut loss = 0.0f32;
+        for i in 0..nv {
+            let row = &mut $self.w[i * hp..(i + 1) * hp];
+            let dot = if pending && !$self.updated[i] {
+                $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
+            } else {
+                $dot(row, &$self.h_new)
+            };
+            let a = dot + $self.c[i];
+            let z = sigmoid(a);
+            let xi = $x[i];
+            let d = match $self.loss {
+                Loss::CrossEntropy => {
+                    loss += a.max(0.0) - xi * a + (-a.abs()).exp().ln_1p();
+                    z - xi
+                }
+                Loss::Squared => {
+                    loss += 0.5 * (z - xi) * (z - xi);
+                    (z - xi) * z * (1.0 - z)
+                }
+            };
+            $self.da_new[i] = d;
+            $axpy(&mut $self.dh_acc, d, row);
+        }
+        for &i in &$self.nz {
+            $self.updated[i] = false;
+        }
+        // 3. δh for t+1; its update is now pending.
+        for ((d, &acc), &h) in $self.dh.iter_mut().zip(&$self.dh_acc).zip(&$self.h_new) {
+            *d = acc * h * (1.0 - h);
+        }
+        std::mem::swap(&mut $self.h, &mut $self.h_new);
+        std::mem::swap(&mut $self.da, &mut $self.da_new);
+        $self.xt.copy_from_slice($xt);
+        $self.pending = true;
+        loss
+    }};
+}
+
+impl FusedTiedSgd {
+    fn step_portable(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+        step_body!(self, x, xt, portable::update_row, portable::update_dot, portable::dot, portable::axpy)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+        step_body!(self, x, xt, avx512::update_row, avx512::update_dot, avx512::dot, avx512::axpy)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+        step_body!(self, x, xt, avx2::update_row, avx2::update_dot, avx2::dot, avx2::axpy)
+    }
+}
+
+/// Tied-autoencoder SGD state with one update pending.
+#[derive(Debug, Clone)]
+pub struct FusedTiedSgd {
+    n_vis: usize,
+    n_hid: usize,
+    /// Row stride: n_hid rounded up to 16.
+    hp: usize,
+    /// `[n_vis, hp]`, padding columns zero.
+    w: Vec<f32>,
+    /// `[hp]`.
+    b: Vec<f32>,
+    /// `[n_vis]`.
+    c: Vec<f32>,
+    lr: f32,
+    decay: f32,
+    loss: Loss,
+    isa: Isa,
+    pending: bool,
+    /// Pending example's h, δh `[hp]`, δa and x̃ `[n_vis]`.
+    h: Vec<f32>,
+    dh: Vec<f32>,
+    da: Vec<f32>,
+    xt: Vec<f32>,
+    /// Scratch for the example being processed.
+    h_new: Vec<f32>,
+    dh_acc: Vec<f32>,
+    da_new: Vec<f32>,
+    updated: Vec<bool>,
+    nz: Vec<usize>,
+}
+
+impl FusedTiedSgd {
+    /// Whether a model can use this kernel: tied, sigmoid hidden and output.
+    pub fn supports(cfg: &DaeConfig) -> bool {
+        cfg.tied && cfg.hidden_activation == Activation::Sigmoid && cfg.output_activation == Activation::Sigmoid
+    }
+
+    /// Takes the weights from a model's flat parameters.
+    pub fn new(cfg: &DaeConfig, lay: &Layout, params: &[f32], lr: f32, weight_decay: f32) -> Result<Self> {
+        if !Self::supports(cfg) {
+            return Err(Error::config("model", "the fused per-example kernel needs a tied sigmoid autoencoder"));
+        }
+        let (nv, nh) = (cfg.n_vis, cfg.n_hid);
+        let hp = nh.div_ceil(L) * L;
+        let mut w = vec![0.0f32; nv * hp];
+        for (dst, src) in w.chunks_exact_mut(hp).zip(params[lay.w.clone()].chunks_exact(nh)) {
+            dst[..nh].copy_from_slice(src);
+        }
+        let mut b = vec![0.0f32; hp];
+        b[..nh].copy_from_slice(&params[lay.b_hid.clone()]);
+        Ok(FusedTiedSgd {
+            n_vis: nv,
+            n_hid: nh,
+            hp,
+            w,
+            b,
+            c: params[lay.b_vis.clone()].to_vec(),
+            lr,
+            decay: weight_decay,
+            loss: cfg.loss,
+            isa: Isa::detect(),
+            pending: false,
+            h: vec![0.0; hp],
+            dh: vec![0.0; hp],
+            da: vec![0.0; nv],
+            xt: vec![0.0; nv],
+            h_new: vec![0.0; hp],
+            dh_acc: vec![0.0; hp],
+            da_new: vec![0.0; nv],
+            updated: vec![false; nv],
+            nz: Vec::with_capacity(nv),
+        })
+    }
+
+    /// Forces an instruction set (for tests and benchmarks); `Portable` is
+    /// always allowed, the others only if the CPU has them.
+    pub fn with_isa(mut self, isa: Isa) -> Self {
+        let best = Isa::detect();
+        let ok = match isa {
+            Isa::Portable => true,
+            Isa::Avx2Fma => best != Isa::Portable,
+            Isa::Avx512 => best == Isa::Avx512,
+        };
+        if ok {
+            self.isa = isa;
+        }
+        self
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// One SGD step on clean `x` with corrupted input `xt`; returns the loss
+    /// of that example (computed before its own update).
+    pub fn step(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+        assert!(x.len() == self.n_vis && xt.len() == self.n_vis);
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx512 is only set when the CPU reports avx512f and fma.
+            Isa::Avx512 => unsafe { self.step_avx512(x, xt) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: Isa::Avx2Fma is only set when the CPU reports avx2 and fma.
+            Isa::Avx2Fma => unsafe { self.step_avx2(x, xt) },
+            _ => self.step_portable(x, xt),
+        }
+    }
+
+    /// Applies the pending update, so W, b and c are those of plain SGD.
+    pub fn flush(&mut self) {
+        if !self.pending {
+            return;
+        }
+        let (hp, lr) = (self.hp, self.lr);
+        let shrink = 1.0 - lr * self.decay;
+        for i in 0..self.n_vis {
+            let row = &mut self.w[i * hp..(i + 1) * hp];
+            portable::update_row(row, shrink, lr * self.da[i], lr * self.xt[i], &self.h, &self.dh);
+        }
+        for (b, &d) in self.b.iter_mut().zip(&self.dh) {
+            *b -= lr * d;
+        }
+        for (c, &d) in self.c.iter_mut().zip(&self.da) {
+            *c -= lr * d;
+        }
+        self.pending = false;
+    }
+
+    /// Flushes, then writes W, b and c back into a model's flat parameters.
+    pub fn write_params(&mut self, lay: &Layout, params: &mut [f32]) {
+        self.flush();
+        let nh = self.n_hid;
+        for (dst, src) in params[lay.w.clone()].chunks_exact_mut(nh).zip(self.w.chunks_exact(self.hp)) {
+            dst.copy_from_slice(&src[..nh]);
+        }
+        params[lay.b_hid.clone()].copy_from_slice(&self.b[..nh]);
+        params[lay.b_vis.clone()].copy_from_slice(&self.c);
+    }
+}
+
+/// Portable primitives: plain loops, the reference for the SIMD ones.
+mod portable {
+    /// row ← shrink·row − ga·h − gb·dh.
+    pub fn update_row(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
+        for ((w, &h), &dh) in row.iter_mut().zip(h).zip(dh) {
+            *w = shrink * *w - ga * h - gb * dh;
+        }
+    }
+
+    /// [`update_row`], then the new row's dot product with `hn`.
+    pub fn update_dot(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32], hn: &[f32]) -> f32 {
+        update_row(row, shrink, ga, gb, h, dh);
+        dot(row, hn)
+    }
+
+    /// Σ a·b with 16 running sums (the order the SIMD versions use).
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0.0f32; 16];
+        for (a, b) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+            for ((s, &a), &b) in acc.iter_mut().zip(a).zip(b) {
+                *s += a * b;
+            }
+        }
+        acc.iter().sum()
+    }
+
+    /// y += a·x.
+    pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
+}
+
+/// Generates the AVX-512 or AVX2 primitives from one text: `$v` is the
+/// vector type, `$n` its lanes. Every slice length is a multiple of 16
+/// (rows are padded), checked by `debug_assert`, and `assert`ed equal.
+macro_rules! simd_primitives {
+    ($name:ident, $feat:literal, $v:ty, $n:literal, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $mul:ident, $zero:ident, $add:ident, $reduce:path) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use std::arch::x86_64::*;
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn update_row(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
+                assert!(h.len() == row.len() && dh.len() == row.len());
+                debug_assert_eq!(row.len() % 16, 0);
+                let (s, a, b) = ($set1(shrink), $set1(ga), $set1(gb));
+                let (w, h, dh) = (row.as_mut_ptr(), h.as_ptr(), dh.as_ptr());
+                let mut i = 0;
+                while i < row.len() {
+                    // SAFETY: i + lanes ≤ len for all three slices (equal lengths, multiple of 16).
+                    unsafe {
+                        let v = $mul(s, $load(w.add(i)));
+                        let v = $fnmadd(a, $load(h.add(i)), v);
+                        let v = $fnmadd(b, $load(dh.add(i)), v);
+                        $store(w.add(i), v);
+                    }
+                    i += $n;
+                }
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn update_dot(
+                row: &mut [f32],
+                shrink: f32,
+                ga: f32,
+                gb: f32,
+                h: &[f32],
+                dh: &[f32],
+                hn: &[f32],
+            ) -> f32 {
+                assert!(h.len() == row.len() && dh.len() == row.len() && hn.len() == row.len());
+                debug_assert_eq!(row.len() % 16, 0);
+                let (s, a, b) = ($set1(shrink), $set1(ga), $set1(gb));
+                let (w, h, dh, hn) = (row.as_mut_ptr(), h.as_ptr(), dh.as_ptr(), hn.as_ptr());
+                let (mut acc0, mut acc1) = ($zero(), $zero());
+                let mut i = 0;
+                while i < row.len() {
+                    // SAFETY: as in update_row; two vectors per turn since len is a multiple of 16 ≥ 2·lanes or lanes = 16.
+                    unsafe {
+                        let v = $mul(s, $load(w.add(i)));
+                        let v = $fnmadd(a, $load(h.add(i)), v);
+                        let v = $fnmadd(b, $load(dh.add(i)), v);
+                        $store(w.add(i), v);
+                        acc0 = $fmadd(v, $load(hn.add(i)), acc0);
+                    }
+                    i += $n;
+                    if i < row.len() {
+                        // SAFETY: i < len and len − i is a multiple of the lane count.
+                        unsafe {
+                            let v = $mul(s, $load(w.add(i)));
+                            let v = $fnmadd(a, $load(h.add(i)), v);
+                            let v = $fnmadd(b, $load(dh.add(i)), v);
+                            $store(w.add(i), v);
+                            acc1 = $fmadd(v, $load(hn.add(i)), acc1);
+                        }
+                        i += $n;
+                    }
+                }
+                $reduce($add(acc0, acc1))
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn dot(x: &[f32], y: &[f32]) -> f32 {
+                assert_eq!(x.len(), y.len());
+                debug_assert_eq!(x.len() % 16, 0);
+                let (px, py) = (x.as_ptr(), y.as_ptr());
+                let (mut acc0, mut acc1) = ($zero(), $zero());
+                let mut i = 0;
+                while i < x.len() {
+                    // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
+                    unsafe {
+                        acc0 = $fmadd($load(px.add(i)), $load(py.add(i)), acc0);
+                    }
+                    i += $n;
+                    if i < x.len() {
+                        // SAFETY: as above.
+                        unsafe {
+                            acc1 = $fmadd($load(px.add(i)), $load(py.add(i)), acc1);
+                        }
+                        i += $n;
+                    }
+                }
+                $reduce($add(acc0, acc1))
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+                assert_eq!(x.len(), y.len());
+                debug_assert_eq!(x.len() % 16, 0);
+                let av = $set1(a);
+                let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+                let mut i = 0;
+                while i < y.len() {
+                    // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
+                    unsafe {
+                        $store(py.add(i), $fmadd(av, $load(px.add(i)), $load(py.add(i))));
+                    }
+                    i += $n;
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce512(v: std::arch::x86_64::__m512) -> f32 {
+    std::arch::x86_64::_mm512_reduce_add_ps(v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn reduce256(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+simd_primitives!(
+    avx512, "avx512f,avx2,fma", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps,
+    _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mul_ps, _mm512_setzero_ps, _mm512_add_ps, super::reduce512
+);
+simd_primitives!(
+    avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps,
+    _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_add_ps, super::reduce256
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Corruption;
+    use crate::models::dae::{objective, Workspace};
+    use crate::tensor::gemm::Par;
+    use crate::tensor::rng::seeded;
+    use rand::Rng as _;
+
+    /// 100 steps of the fused kernel against 100 steps of the layer-by-layer
+    /// path (batch 1, plain SGD, weight decay in the objective).
+    fn agree(n_vis: usize, n_hid: usize, loss: Loss, isa: Isa, data: &[f32], lr: f32) {
+        let cfg = DaeConfig { n_vis, n_hid, loss, ..DaeConfig::default() };
+        let lay = Layout::new(&cfg);
+        let mut rng = seeded(4);
+        let r = cfg.init_range();
+        let mut p: Vec<f32> = (0..lay.len).map(|_| rng.random_range(-r..r)).collect();
+        p[lay.b_hid.clone()].iter_mut().for_each(|v| *v *= 0.1);
+        let wd = 1e-3;
+        let mut k = FusedTiedSgd::new(&cfg, &lay, &p, lr, wd).unwrap().with_isa(isa);
+        let mut ws = Workspace::<f32>::new(&cfg, 1);
+        let mut g = vec![0.0f32; lay.len];
+        let mut noisy = vec![0.0f32; n_vis];
+        let n = data.len() / n_vis;
+        for t in 0..100 {
+            let x = &data[(t % n) * n_vis..(t % n + 1) * n_vis];
+            Corruption::Mask(0.25).apply(&mut noisy, x, &mut rng);
+            let lf = k.step(x, &noisy);
+            let (lr_ref, _) = objective(&cfg, &lay, &p, &mut g, &noisy, x, 1, wd, &mut ws, Par::Seq);
+            assert!((lf - lr_ref).abs() <= 1e-4 * lr_ref.abs().max(1.0), "step {t}: loss {lf} vs {lr_ref}");
+            for (pv, gv) in p.iter_mut().zip(&g) {
+                *pv -= lr * gv;
+            }
+        }
+        let mut fused = vec![0.0f32; lay.len];
+        k.write_params(&lay, &mut fused);
+        let worst = fused.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{n_vis}x{n_hid} {loss:?} {isa:?}: max |Δθ| = {worst}");
+    }
+
+    #[test]
+    fn matches_the_layer_path_after_100_steps_on_odd_shapes() {
+        let mut rng = seeded(8);
+        let data: Vec<f32> =
+            (0..20 * 37).map(|_| if rng.random_bool(0.6) { 0.0 } else { rng.random_range(0.0..1.0) }).collect();
+        for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
+            for loss in [Loss::Squared, Loss::CrossEntropy] {
+                agree(37, 21, loss, isa, &data, 0.1);
+                agree(37, 1, loss, isa, &data, 0.1);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_layer_path_after_100_steps_on_mnist_784x500() {
+        let d = crate::data::builtin::builtin_mnist().unwrap();
+        for isa in [Isa::Portable, Isa::detect()] {
+            agree(784, 500, Loss::Squared, isa, &d.x[..100 * 784], 0.01);
+            agree(784, 500, Loss::CrossEntropy, isa, &d.x[..100 * 784], 0.01);
+        }
+    }
+}
