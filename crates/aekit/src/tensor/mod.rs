@@ -4,6 +4,7 @@
 
 pub mod gemm;
 pub mod rng;
+pub mod vmath;
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};

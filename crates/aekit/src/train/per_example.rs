@@ -13,6 +13,7 @@
 //!      δh_acc += δa_i·W_i (the row is still in L1).
 //!   3. δh_{t+1} = δh_acc ⊙ h ⊙ (1−h). The update of t+1 waits for t+2, or
 //!      for [`FusedTiedSgd::flush`].
+//!
 //! Weight decay λ scales each row by (1 − ηλ) as it is updated.
 //!
 //! Rows are padded to a multiple of 16 lanes with zero weights and zero
@@ -26,11 +27,14 @@
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
-use crate::layers::activation::{sigmoid, Activation};
+use crate::layers::activation::Activation;
+use crate::tensor::vmath;
 use crate::layers::Loss;
 use crate::models::dae::{DaeConfig, Layout};
 
 const L: usize = 16;
+/// Rows decoded together in the sweep.
+const BLOCK: usize = 8;
 
 /// Which instruction set the kernel runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +63,7 @@ impl Isa {
 /// The body of one step, instantiated once per instruction set with that
 /// set's `update_dot`, `dot` and `axpy` (and `update_row` for the pre-pass).
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $dot:path, $axpy:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
@@ -81,7 +85,7 @@ macro_rules! step_body {
             $axpy(&mut $self.h_new, $xt[i], row);
         }
         for v in &mut $self.h_new[..nh] {
-            *v = sigmoid(*v);
+            *v = vmath::sigmoid(*v);
         }
         $self.h_new[nh..].fill(0.0);
         // 2. Visible bias for t; one sweep: update, decode, back-propagate.
@@ -92,28 +96,39 @@ macro_rules! step_body {
         }
         $self.dh_acc.fill(0.0);
         let mut loss = 0.0f32;
-        for i in 0..nv {
-            let row = &mut $self.w[i * hp..(i + 1) * hp];
-            let dot = if pending && !$self.updated[i] {
-                $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
-            } else {
-                $dot(row, &$self.h_new)
-            };
-            let a = dot + $self.c[i];
-            let z = sigmoid(a);
-            let xi = $x[i];
-            let d = match $self.loss {
+        for i0 in (0..nv).step_by(BLOCK) {
+            let rows = BLOCK.min(nv - i0);
+            // Update and decode a block of rows, then its deltas as a short
+            // vector loop, then back-propagate from the rows still in L1.
+            let mut a = [0.0f32; BLOCK];
+            for r in 0..rows {
+                let i = i0 + r;
+                let row = &mut $self.w[i * hp..(i + 1) * hp];
+                a[r] = $self.c[i]
+                    + if pending && !$self.updated[i] {
+                        $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
+                    } else {
+                        $dot(row, &$self.h_new)
+                    };
+            }
+            let xs = &$x[i0..i0 + rows];
+            let da = &mut $self.da_new[i0..i0 + rows];
+            match $self.loss {
                 Loss::CrossEntropy => {
-                    loss += a.max(0.0) - xi * a + (-a.abs()).exp().ln_1p();
-                    z - xi
+                    for ((d, &a), &xi) in da.iter_mut().zip(&a[..rows]).zip(xs) {
+                        loss += vmath::xent_logit(a, xi);
+                        *d = vmath::sigmoid(a) - xi;
+                    }
                 }
                 Loss::Squared => {
-                    loss += 0.5 * (z - xi) * (z - xi);
-                    (z - xi) * z * (1.0 - z)
+                    for ((d, &a), &xi) in da.iter_mut().zip(&a[..rows]).zip(xs) {
+                        let z = vmath::sigmoid(a);
+                        loss += 0.5 * (z - xi) * (z - xi);
+                        *d = (z - xi) * z * (1.0 - z);
+                    }
                 }
-            };
-            $self.da_new[i] = d;
-            $axpy(&mut $self.dh_acc, d, row);
+            }
+            $axpy_rows(&mut $self.dh_acc, &$self.da_new[i0..i0 + rows], &$self.w[i0 * hp..(i0 + rows) * hp]);
         }
         for &i in &$self.nz {
             $self.updated[i] = false;
@@ -132,19 +147,19 @@ macro_rules! step_body {
 
 impl FusedTiedSgd {
     fn step_portable(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, portable::update_row, portable::update_dot, portable::dot, portable::axpy)
+        step_body!(self, x, xt, portable::update_row, portable::update_dot, portable::dot, portable::axpy, portable::axpy_rows)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, avx512::update_row, avx512::update_dot, avx512::dot, avx512::axpy)
+        step_body!(self, x, xt, avx512::update_row, avx512::update_dot, avx512::dot, avx512::axpy, avx512::axpy_rows)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, avx2::update_row, avx2::update_dot, avx2::dot, avx2::axpy)
+        step_body!(self, x, xt, avx2::update_row, avx2::update_dot, avx2::dot, avx2::axpy, avx2::axpy_rows)
     }
 }
 
@@ -320,6 +335,13 @@ mod portable {
             *y += a * x;
         }
     }
+
+    /// y += Σ_r coef[r]·rows[r·len(y)..].
+    pub fn axpy_rows(y: &mut [f32], coef: &[f32], rows: &[f32]) {
+        for (&c, row) in coef.iter().zip(rows.chunks_exact(y.len())) {
+            axpy(y, c, row);
+        }
+    }
 }
 
 /// Generates the AVX-512 or AVX2 primitives from one text: `$v` is the
@@ -368,12 +390,16 @@ macro_rules! simd_primitives {
                 let (w, h, dh, hn) = (row.as_mut_ptr(), h.as_ptr(), dh.as_ptr(), hn.as_ptr());
                 let (mut acc0, mut acc1) = ($zero(), $zero());
                 let mut i = 0;
+                // Most inputs are zero after masking; then the δh term vanishes
+                // and its stream is not read.
+                let with_dh = gb != 0.0;
                 while i < row.len() {
-                    // SAFETY: as in update_row; two vectors per turn since len is a multiple of 16 ≥ 2·lanes or lanes = 16.
+                    // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
                     unsafe {
-                        let v = $mul(s, $load(w.add(i)));
-                        let v = $fnmadd(a, $load(h.add(i)), v);
-                        let v = $fnmadd(b, $load(dh.add(i)), v);
+                        let mut v = $fnmadd(a, $load(h.add(i)), $mul(s, $load(w.add(i))));
+                        if with_dh {
+                            v = $fnmadd(b, $load(dh.add(i)), v);
+                        }
                         $store(w.add(i), v);
                         acc0 = $fmadd(v, $load(hn.add(i)), acc0);
                     }
@@ -381,9 +407,10 @@ macro_rules! simd_primitives {
                     if i < row.len() {
                         // SAFETY: i < len and len − i is a multiple of the lane count.
                         unsafe {
-                            let v = $mul(s, $load(w.add(i)));
-                            let v = $fnmadd(a, $load(h.add(i)), v);
-                            let v = $fnmadd(b, $load(dh.add(i)), v);
+                            let mut v = $fnmadd(a, $load(h.add(i)), $mul(s, $load(w.add(i))));
+                            if with_dh {
+                                v = $fnmadd(b, $load(dh.add(i)), v);
+                            }
                             $store(w.add(i), v);
                             acc1 = $fmadd(v, $load(hn.add(i)), acc1);
                         }
@@ -430,6 +457,34 @@ macro_rules! simd_primitives {
                     // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
                     unsafe {
                         $store(py.add(i), $fmadd(av, $load(px.add(i)), $load(py.add(i))));
+                    }
+                    i += $n;
+                }
+            }
+
+            /// y += Σ_r coef[r]·rows[r·len(y)..], for up to 8 rows, loading and
+            /// storing y once.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn axpy_rows(y: &mut [f32], coef: &[f32], rows: &[f32]) {
+                let n = y.len();
+                let k = coef.len();
+                assert!(k <= 8 && rows.len() == k * n);
+                debug_assert_eq!(n % 16, 0);
+                let mut c = [$zero(); 8];
+                for (cv, &v) in c.iter_mut().zip(coef) {
+                    *cv = $set1(v);
+                }
+                let (py, pr) = (y.as_mut_ptr(), rows.as_ptr());
+                let mut i = 0;
+                while i < n {
+                    // SAFETY: i + lanes ≤ n, and row r's element i is at r·n + i < k·n.
+                    unsafe {
+                        let mut acc = $load(py.add(i));
+                        for r in 0..k {
+                            acc = $fmadd(c[r], $load(pr.add(r * n + i)), acc);
+                        }
+                        $store(py.add(i), acc);
                     }
                     i += $n;
                 }
