@@ -527,8 +527,14 @@ impl DenoisingAutoencoder {
     /// draws the same order and noise as the general path.
     fn run_epoch_fused(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
         let nv = self.config.n_vis;
-        let mut k = FusedTiedSgd::new(&self.config, &self.layout, &self.params, self.train.lr, self.train.weight_decay)
-            .expect("supports() was checked");
+        let mut k = FusedTiedSgd::new(
+            &self.config,
+            &self.layout,
+            &self.params,
+            self.train.lr,
+            self.train.weight_decay,
+        )
+        .expect("supports() was checked");
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         let mut noisy = vec![0.0f32; nv];

@@ -28,9 +28,9 @@
 
 use crate::error::{Error, Result};
 use crate::layers::activation::Activation;
-use crate::tensor::vmath;
 use crate::layers::Loss;
 use crate::models::dae::{DaeConfig, Layout};
+use crate::tensor::vmath;
 
 const L: usize = 16;
 /// Rows decoded together in the sweep.
@@ -63,7 +63,7 @@ impl Isa {
 /// The body of one step, instantiated once per instruction set with that
 /// set's `update_dot`, `dot` and `axpy` (and `update_row` for the pre-pass).
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
@@ -75,11 +75,20 @@ macro_rules! step_body {
         }
         $self.h_new.copy_from_slice(&$self.b);
         $self.nz.clear();
-        $self.nz.extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        $self
+            .nz
+            .extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
         for &i in &$self.nz {
             let row = &mut $self.w[i * hp..(i + 1) * hp];
             if pending {
-                $update_row(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh);
+                $update_row(
+                    row,
+                    shrink,
+                    lr * $self.da[i],
+                    lr * $self.xt[i],
+                    &$self.h,
+                    &$self.dh,
+                );
                 $self.updated[i] = true;
             }
             $axpy(&mut $self.h_new, $xt[i], row);
@@ -95,18 +104,48 @@ macro_rules! step_body {
             }
         }
         $self.dh_acc.fill(0.0);
-        let mut loss = 0.0f32;
+        // One running loss per lane, so the delta loop below vectorises.
+        let mut loss = [0.0f32; BLOCK];
         for i0 in (0..nv).step_by(BLOCK) {
             let rows = BLOCK.min(nv - i0);
             // Update and decode a block of rows, then its deltas as a short
             // vector loop, then back-propagate from the rows still in L1.
             let mut a = [0.0f32; BLOCK];
-            for r in 0..rows {
+            let mut r = 0;
+            while r + 4 <= rows {
+                // Four rows at once; a row already updated in step 1 gets the
+                // identity update (1, 0, 0).
+                let (mut sh, mut ga, mut gb) = ([1.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
+                for q in 0..4 {
+                    let i = i0 + r + q;
+                    if pending && !$self.updated[i] {
+                        sh[q] = shrink;
+                        ga[q] = lr * $self.da[i];
+                        gb[q] = lr * $self.xt[i];
+                    }
+                }
+                let i = i0 + r;
+                let rows4 = &mut $self.w[i * hp..(i + 4) * hp];
+                let d = $update_dot4(rows4, sh, ga, gb, &$self.h, &$self.dh, &$self.h_new);
+                for q in 0..4 {
+                    a[r + q] = $self.c[i + q] + d[q];
+                }
+                r += 4;
+            }
+            for r in r..rows {
                 let i = i0 + r;
                 let row = &mut $self.w[i * hp..(i + 1) * hp];
                 a[r] = $self.c[i]
                     + if pending && !$self.updated[i] {
-                        $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
+                        $update_dot(
+                            row,
+                            shrink,
+                            lr * $self.da[i],
+                            lr * $self.xt[i],
+                            &$self.h,
+                            &$self.dh,
+                            &$self.h_new,
+                        )
                     } else {
                         $dot(row, &$self.h_new)
                     };
@@ -115,20 +154,24 @@ macro_rules! step_body {
             let da = &mut $self.da_new[i0..i0 + rows];
             match $self.loss {
                 Loss::CrossEntropy => {
-                    for ((d, &a), &xi) in da.iter_mut().zip(&a[..rows]).zip(xs) {
-                        loss += vmath::xent_logit(a, xi);
+                    for (((d, &a), &xi), l) in da.iter_mut().zip(&a[..rows]).zip(xs).zip(&mut loss) {
+                        *l += vmath::xent_logit(a, xi);
                         *d = vmath::sigmoid(a) - xi;
                     }
                 }
                 Loss::Squared => {
-                    for ((d, &a), &xi) in da.iter_mut().zip(&a[..rows]).zip(xs) {
+                    for (((d, &a), &xi), l) in da.iter_mut().zip(&a[..rows]).zip(xs).zip(&mut loss) {
                         let z = vmath::sigmoid(a);
-                        loss += 0.5 * (z - xi) * (z - xi);
+                        *l += 0.5 * (z - xi) * (z - xi);
                         *d = (z - xi) * z * (1.0 - z);
                     }
                 }
             }
-            $axpy_rows(&mut $self.dh_acc, &$self.da_new[i0..i0 + rows], &$self.w[i0 * hp..(i0 + rows) * hp]);
+            $axpy_rows(
+                &mut $self.dh_acc,
+                &$self.da_new[i0..i0 + rows],
+                &$self.w[i0 * hp..(i0 + rows) * hp],
+            );
         }
         for &i in &$self.nz {
             $self.updated[i] = false;
@@ -141,25 +184,55 @@ macro_rules! step_body {
         std::mem::swap(&mut $self.da, &mut $self.da_new);
         $self.xt.copy_from_slice($xt);
         $self.pending = true;
-        loss
+        loss.iter().sum::<f32>()
     }};
 }
 
 impl FusedTiedSgd {
     fn step_portable(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, portable::update_row, portable::update_dot, portable::dot, portable::axpy, portable::axpy_rows)
+        step_body!(
+            self,
+            x,
+            xt,
+            portable::update_row,
+            portable::update_dot,
+            portable::update_dot4,
+            portable::dot,
+            portable::axpy,
+            portable::axpy_rows
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, avx512::update_row, avx512::update_dot, avx512::dot, avx512::axpy, avx512::axpy_rows)
+        step_body!(
+            self,
+            x,
+            xt,
+            avx512::update_row,
+            avx512::update_dot,
+            avx512::update_dot4,
+            avx512::dot,
+            avx512::axpy,
+            avx512::axpy_rows
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32]) -> f32 {
-        step_body!(self, x, xt, avx2::update_row, avx2::update_dot, avx2::dot, avx2::axpy, avx2::axpy_rows)
+        step_body!(
+            self,
+            x,
+            xt,
+            avx2::update_row,
+            avx2::update_dot,
+            avx2::update_dot4,
+            avx2::dot,
+            avx2::axpy,
+            avx2::axpy_rows
+        )
     }
 }
 
@@ -197,13 +270,18 @@ pub struct FusedTiedSgd {
 impl FusedTiedSgd {
     /// Whether a model can use this kernel: tied, sigmoid hidden and output.
     pub fn supports(cfg: &DaeConfig) -> bool {
-        cfg.tied && cfg.hidden_activation == Activation::Sigmoid && cfg.output_activation == Activation::Sigmoid
+        cfg.tied
+            && cfg.hidden_activation == Activation::Sigmoid
+            && cfg.output_activation == Activation::Sigmoid
     }
 
     /// Takes the weights from a model's flat parameters.
     pub fn new(cfg: &DaeConfig, lay: &Layout, params: &[f32], lr: f32, weight_decay: f32) -> Result<Self> {
         if !Self::supports(cfg) {
-            return Err(Error::config("model", "the fused per-example kernel needs a tied sigmoid autoencoder"));
+            return Err(Error::config(
+                "model",
+                "the fused per-example kernel needs a tied sigmoid autoencoder",
+            ));
         }
         let (nv, nh) = (cfg.n_vis, cfg.n_hid);
         let hp = nh.div_ceil(L) * L;
@@ -295,7 +373,10 @@ impl FusedTiedSgd {
     pub fn write_params(&mut self, lay: &Layout, params: &mut [f32]) {
         self.flush();
         let nh = self.n_hid;
-        for (dst, src) in params[lay.w.clone()].chunks_exact_mut(nh).zip(self.w.chunks_exact(self.hp)) {
+        for (dst, src) in params[lay.w.clone()]
+            .chunks_exact_mut(nh)
+            .zip(self.w.chunks_exact(self.hp))
+        {
             dst.copy_from_slice(&src[..nh]);
         }
         params[lay.b_hid.clone()].copy_from_slice(&self.b[..nh]);
@@ -313,9 +394,34 @@ mod portable {
     }
 
     /// [`update_row`], then the new row's dot product with `hn`.
-    pub fn update_dot(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32], hn: &[f32]) -> f32 {
+    pub fn update_dot(
+        row: &mut [f32],
+        shrink: f32,
+        ga: f32,
+        gb: f32,
+        h: &[f32],
+        dh: &[f32],
+        hn: &[f32],
+    ) -> f32 {
         update_row(row, shrink, ga, gb, h, dh);
         dot(row, hn)
+    }
+
+    /// [`update_dot`] on 4 consecutive rows with per-row coefficients.
+    pub fn update_dot4(
+        rows: &mut [f32],
+        shrink: [f32; 4],
+        ga: [f32; 4],
+        gb: [f32; 4],
+        h: &[f32],
+        dh: &[f32],
+        hn: &[f32],
+    ) -> [f32; 4] {
+        let mut out = [0.0f32; 4];
+        for (r, row) in rows.chunks_exact_mut(h.len()).enumerate() {
+            out[r] = update_dot(row, shrink[r], ga[r], gb[r], h, dh, hn);
+        }
+        out
     }
 
     /// Σ a·b with 16 running sums (the order the SIMD versions use).
@@ -420,6 +526,55 @@ macro_rules! simd_primitives {
                 $reduce($add(acc0, acc1))
             }
 
+            /// [`update_dot`] on 4 consecutive rows (`rows` is `[4, len(h)]`)
+            /// with per-row coefficients; h, δh and hn are loaded once for all
+            /// four. A row with coefficients (1, 0, 0) is left as it is.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn update_dot4(
+                rows: &mut [f32],
+                shrink: [f32; 4],
+                ga: [f32; 4],
+                gb: [f32; 4],
+                h: &[f32],
+                dh: &[f32],
+                hn: &[f32],
+            ) -> [f32; 4] {
+                let n = h.len();
+                assert!(rows.len() == 4 * n && dh.len() == n && hn.len() == n);
+                debug_assert_eq!(n % 16, 0);
+                let s = [
+                    $set1(shrink[0]),
+                    $set1(shrink[1]),
+                    $set1(shrink[2]),
+                    $set1(shrink[3]),
+                ];
+                let a = [$set1(ga[0]), $set1(ga[1]), $set1(ga[2]), $set1(ga[3])];
+                let b = [$set1(gb[0]), $set1(gb[1]), $set1(gb[2]), $set1(gb[3])];
+                let (w, h, dh, hn) = (rows.as_mut_ptr(), h.as_ptr(), dh.as_ptr(), hn.as_ptr());
+                let mut acc = [$zero(); 4];
+                let mut i = 0;
+                while i < n {
+                    // SAFETY: i + lanes ≤ n, and row r's element i is at r·n + i < 4·n.
+                    unsafe {
+                        let (hv, dv, nv) = ($load(h.add(i)), $load(dh.add(i)), $load(hn.add(i)));
+                        for r in 0..4 {
+                            let p = w.add(r * n + i);
+                            let v = $fnmadd(b[r], dv, $fnmadd(a[r], hv, $mul(s[r], $load(p))));
+                            $store(p, v);
+                            acc[r] = $fmadd(v, nv, acc[r]);
+                        }
+                    }
+                    i += $n;
+                }
+                [
+                    $reduce(acc[0]),
+                    $reduce(acc[1]),
+                    $reduce(acc[2]),
+                    $reduce(acc[3]),
+                ]
+            }
+
             #[inline]
             #[target_feature(enable = $feat)]
             pub unsafe fn dot(x: &[f32], y: &[f32]) -> f32 {
@@ -512,12 +667,34 @@ fn reduce256(v: std::arch::x86_64::__m256) -> f32 {
 }
 
 simd_primitives!(
-    avx512, "avx512f,avx2,fma", __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps,
-    _mm512_fmadd_ps, _mm512_fnmadd_ps, _mm512_mul_ps, _mm512_setzero_ps, _mm512_add_ps, super::reduce512
+    avx512,
+    "avx512f,avx2,fma",
+    __m512,
+    16,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_fnmadd_ps,
+    _mm512_mul_ps,
+    _mm512_setzero_ps,
+    _mm512_add_ps,
+    super::reduce512
 );
 simd_primitives!(
-    avx2, "avx2,fma", __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps,
-    _mm256_fmadd_ps, _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_add_ps, super::reduce256
+    avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_fnmadd_ps,
+    _mm256_mul_ps,
+    _mm256_setzero_ps,
+    _mm256_add_ps,
+    super::reduce256
 );
 
 #[cfg(test)]
@@ -532,7 +709,12 @@ mod tests {
     /// 100 steps of the fused kernel against 100 steps of the layer-by-layer
     /// path (batch 1, plain SGD, weight decay in the objective).
     fn agree(n_vis: usize, n_hid: usize, loss: Loss, isa: Isa, data: &[f32], lr: f32) {
-        let cfg = DaeConfig { n_vis, n_hid, loss, ..DaeConfig::default() };
+        let cfg = DaeConfig {
+            n_vis,
+            n_hid,
+            loss,
+            ..DaeConfig::default()
+        };
         let lay = Layout::new(&cfg);
         let mut rng = seeded(4);
         let r = cfg.init_range();
@@ -549,22 +731,39 @@ mod tests {
             Corruption::Mask(0.25).apply(&mut noisy, x, &mut rng);
             let lf = k.step(x, &noisy);
             let (lr_ref, _) = objective(&cfg, &lay, &p, &mut g, &noisy, x, 1, wd, &mut ws, Par::Seq);
-            assert!((lf - lr_ref).abs() <= 1e-4 * lr_ref.abs().max(1.0), "step {t}: loss {lf} vs {lr_ref}");
+            assert!(
+                (lf - lr_ref).abs() <= 1e-4 * lr_ref.abs().max(1.0),
+                "step {t}: loss {lf} vs {lr_ref}"
+            );
             for (pv, gv) in p.iter_mut().zip(&g) {
                 *pv -= lr * gv;
             }
         }
         let mut fused = vec![0.0f32; lay.len];
         k.write_params(&lay, &mut fused);
-        let worst = fused.iter().zip(&p).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst < 1e-5, "{n_vis}x{n_hid} {loss:?} {isa:?}: max |Δθ| = {worst}");
+        let worst = fused
+            .iter()
+            .zip(&p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{n_vis}x{n_hid} {loss:?} {isa:?}: max |Δθ| = {worst}"
+        );
     }
 
     #[test]
     fn matches_the_layer_path_after_100_steps_on_odd_shapes() {
         let mut rng = seeded(8);
-        let data: Vec<f32> =
-            (0..20 * 37).map(|_| if rng.random_bool(0.6) { 0.0 } else { rng.random_range(0.0..1.0) }).collect();
+        let data: Vec<f32> = (0..20 * 37)
+            .map(|_| {
+                if rng.random_bool(0.6) {
+                    0.0
+                } else {
+                    rng.random_range(0.0..1.0)
+                }
+            })
+            .collect();
         for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
             for loss in [Loss::Squared, Loss::CrossEntropy] {
                 agree(37, 21, loss, isa, &data, 0.1);
@@ -580,5 +779,56 @@ mod tests {
             agree(784, 500, Loss::Squared, isa, &d.x[..100 * 784], 0.01);
             agree(784, 500, Loss::CrossEntropy, isa, &d.x[..100 * 784], 0.01);
         }
+    }
+}
+
+#[cfg(test)]
+mod floor {
+    use super::*;
+
+    /// Not a test: `cargo test --release -- --ignored --nocapture floor` prints
+    /// the time of one bare update sweep over W against one full step.
+    #[test]
+    #[ignore]
+    fn print_floor() {
+        let cfg = DaeConfig {
+            n_vis: 784,
+            n_hid: 500,
+            loss: Loss::Squared,
+            ..DaeConfig::default()
+        };
+        let lay = Layout::new(&cfg);
+        let p = vec![0.01f32; lay.len];
+        let d = crate::data::builtin::builtin_mnist().unwrap();
+        let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
+        let mut noisy = vec![0.0f32; 784];
+        let mut rng = crate::tensor::rng::seeded(1);
+        let steps = 5000;
+        let t = std::time::Instant::now();
+        for s in 0..steps {
+            let x = &d.x[(s % 10000) * 784..(s % 10000 + 1) * 784];
+            crate::data::Corruption::Mask(0.25).apply(&mut noisy, x, &mut rng);
+            k.step(x, &noisy);
+        }
+        let step_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
+        let t = std::time::Instant::now();
+        let hp = k.hp;
+        for _ in 0..steps {
+            for i in 0..784 {
+                // SAFETY: AVX-512 was detected (this machine), as in `step`.
+                unsafe { avx512::update_row(&mut k.w[i * hp..(i + 1) * hp], 1.0, 1e-9, 0.0, &k.h, &k.dh) };
+            }
+        }
+        let sweep_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
+        let t = std::time::Instant::now();
+        let mut acc = 0.0;
+        for _ in 0..steps {
+            for i in 0..784 {
+                // SAFETY: as above.
+                acc += unsafe { avx512::dot(&k.w[i * hp..(i + 1) * hp], &k.h) };
+            }
+        }
+        let read_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
+        println!("isa {:?}: full step {step_us:.1} µs, bare update sweep {sweep_us:.1} µs, bare read sweep {read_us:.1} µs ({acc})", k.isa);
     }
 }
