@@ -85,6 +85,10 @@ pub struct TrainArgs {
     /// Threads; 0 = all cores. One thread is bit-for-bit reproducible.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// auto, split (exact per-example SGD over blocks of hidden units),
+    /// hogwild (lock-free), minibatch (data-parallel batches) or gemm.
+    #[arg(long)]
+    pub parallel: Option<String>,
     /// Run directory (default: runs/train-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -6,6 +6,7 @@
 use crate::data::{default_val_size, DataSource};
 use crate::error::{Error, Result};
 use crate::models::dae::DaeConfig;
+use crate::train::parallel::ParallelMode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -72,9 +73,12 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Seed of every random choice (initialisation, shuffling, noise, splits).
     pub seed: u64,
-    /// Threads for matrix products; 0 means all cores. With 1 thread a run
-    /// is bit-for-bit reproducible.
+    /// Threads; 0 means all cores. With 1 thread a run is bit-for-bit
+    /// reproducible (and so is `minibatch` with any number).
     pub threads: usize,
+    /// How threads are used: `auto` (split for batch 1, else GEMM), `split`,
+    /// `hogwild`, `minibatch` or `gemm`.
+    pub parallel: ParallelMode,
 }
 
 impl Default for TrainConfig {
@@ -88,6 +92,7 @@ impl Default for TrainConfig {
             patience: 5,
             seed: 1,
             threads: 1,
+            parallel: ParallelMode::Auto,
         }
     }
 }

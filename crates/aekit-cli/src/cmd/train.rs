@@ -43,6 +43,9 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
     if a.untied {
         m.tied = false;
     }
+    if let Some(p) = &a.parallel {
+        c.train.parallel = p.parse().map_err(|e: String| anyhow::anyhow!("--parallel: {e}"))?;
+    }
     let t = &mut c.train;
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = a.$f { t.$f = v; } )* };
@@ -132,6 +135,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "data": splits.description,
         "seed": cfg.train.seed,
         "threads": cfg.train.resolved_threads(),
+        "parallel": format!("{:?}", model.epoch_plan()?),
         "aekit_version": env!("CARGO_PKG_VERSION"),
     });
     summary

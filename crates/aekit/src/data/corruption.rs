@@ -32,8 +32,19 @@ impl Corruption {
         match *self {
             Corruption::None => out.copy_from_slice(clean),
             Corruption::Mask(p) => {
-                for (o, &x) in out.iter_mut().zip(clean) {
-                    *o = if rng.random::<f32>() < p { 0.0 } else { x };
+                // Two 32-bit uniform draws per 64-bit random number: an input is
+                // dropped when its draw is below p·2³² (exact for p = 0 and 1).
+                let thr = (p as f64 * 4_294_967_296.0) as u64;
+                let mut pairs = out.chunks_exact_mut(2).zip(clean.chunks_exact(2));
+                for (o, x) in &mut pairs {
+                    let r: u64 = rng.random();
+                    o[0] = if (r & 0xffff_ffff) < thr { 0.0 } else { x[0] };
+                    o[1] = if (r >> 32) < thr { 0.0 } else { x[1] };
+                }
+                if out.len() % 2 == 1 {
+                    let r: u64 = rng.random();
+                    let last = out.len() - 1;
+                    out[last] = if (r & 0xffff_ffff) < thr { 0.0 } else { clean[last] };
                 }
             }
             Corruption::Gauss(sigma) => {
@@ -152,6 +163,16 @@ mod tests {
         // Binomial std at N=2e5 is ~0.001; 5 sigma.
         assert!((zeroed - 0.25).abs() < 0.005, "{zeroed}");
         assert!(out.iter().zip(&clean).all(|(o, c)| *o == 0.0 || o == c));
+    }
+
+    #[test]
+    fn masking_extremes_and_odd_lengths() {
+        let clean = vec![0.5f32; 7];
+        assert!(run(Corruption::Mask(1.0), &clean).iter().all(|&v| v == 0.0));
+        assert_eq!(run(Corruption::Mask(0.0), &clean), clean);
+        let mut out = vec![9.0f32; 7];
+        Corruption::Mask(0.5).apply(&mut out, &clean, &mut seeded(3));
+        assert!(out.iter().all(|&v| v == 0.0 || v == 0.5), "the odd last element is set too: {out:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
+use crate::train::parallel::{hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, SplitLink, SplitSync};
 use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
 use ndarray::{Array2, ArrayView2};
@@ -308,8 +309,22 @@ pub fn objective<T: Real>(
     par: Par,
 ) -> (T, T) {
     grad.fill(T::ZERO);
+    let loss_sum = batch_loss_grad(cfg, lay, p, Some(grad), input, target, batch, ws, par);
+    finish_objective(lay, p, grad, loss_sum, batch, weight_decay)
+}
+
+/// Turns a summed loss and gradient over `batch` examples into the mean plus
+/// weight decay (in place); returns (mean loss, objective).
+pub fn finish_objective<T: Real>(
+    lay: &Layout,
+    p: &[T],
+    grad: &mut [T],
+    loss_sum: T,
+    batch: usize,
+    weight_decay: T,
+) -> (T, T) {
     let inv = T::ONE / T::of(batch as f64);
-    let mean_loss = batch_loss_grad(cfg, lay, p, Some(grad), input, target, batch, ws, par) * inv;
+    let mean_loss = loss_sum * inv;
     let mut obj = mean_loss;
     grad.iter_mut().for_each(|g| *g *= inv);
     if weight_decay > T::ZERO {
@@ -323,6 +338,21 @@ pub fn objective<T: Real>(
         }
     }
     (mean_loss, obj)
+}
+
+/// How one training epoch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochPlan {
+    /// Per-example SGD, one thread, fused kernel.
+    Fused,
+    /// Per-example SGD, hidden units split over this many threads.
+    Split(usize),
+    /// Per-example lock-free SGD on this many threads.
+    Hogwild(usize),
+    /// Each minibatch split over this many threads.
+    Minibatch(usize),
+    /// The layer-by-layer path with this GEMM parallelism.
+    Layers(Par),
 }
 
 /// Reconstruction quality on clean inputs, each a mean per example.
@@ -431,6 +461,7 @@ impl DenoisingAutoencoder {
             self.initialise();
         }
         self.check_input(&x, "training data")?;
+        self.epoch_plan()?;
         if let Some(v) = &val {
             self.check_input(v, "validation data")?;
         }
@@ -517,10 +548,194 @@ impl DenoisingAutoencoder {
             .0)
     }
 
-    /// Whether an epoch runs the fused per-example kernel: batch 1, plain SGD
-    /// (no momentum), a tied sigmoid autoencoder.
+    /// Whether per-example epochs can run the fused kernel: batch 1, plain
+    /// SGD (no momentum), a tied sigmoid autoencoder.
     pub fn uses_fused_kernel(&self) -> bool {
         self.train.batch == 1 && self.train.momentum == 0.0 && FusedTiedSgd::supports(&self.config)
+    }
+
+    /// How an epoch will run, given the batch, model and `train.parallel`.
+    pub fn epoch_plan(&self) -> Result<EpochPlan> {
+        let threads = self.train.resolved_threads();
+        let fused = self.uses_fused_kernel();
+        let need_fused = |mode: &str| {
+            Error::config(
+                "train.parallel",
+                format!("`{mode}` needs per-example SGD on a tied sigmoid autoencoder: batch 1, momentum 0"),
+            )
+        };
+        Ok(match self.train.parallel {
+            _ if threads == 1 && self.train.parallel != ParallelMode::Hogwild => {
+                if fused {
+                    EpochPlan::Fused
+                } else {
+                    EpochPlan::Layers(Par::Seq)
+                }
+            }
+            ParallelMode::Auto if fused => EpochPlan::Split(threads),
+            ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
+            ParallelMode::Split if fused => EpochPlan::Split(threads),
+            ParallelMode::Split => return Err(need_fused("split")),
+            ParallelMode::Hogwild if fused => EpochPlan::Hogwild(threads),
+            ParallelMode::Hogwild => return Err(need_fused("hogwild")),
+            ParallelMode::Minibatch if self.train.batch >= 2 => EpochPlan::Minibatch(threads.min(self.train.batch)),
+            ParallelMode::Minibatch => {
+                return Err(Error::config("train.parallel", "`minibatch` splits each batch: use --batch 2 or more"))
+            }
+        })
+    }
+
+    /// The `split` mode: one worker per block of hidden units, each stepping
+    /// every example; see [`crate::train::parallel`].
+    fn run_epoch_split(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        let nv = self.config.n_vis;
+        let blocks = hidden_blocks(self.config.n_hid, threads);
+        let mut workers: Vec<FusedTiedSgd> = blocks
+            .iter()
+            .map(|b| {
+                FusedTiedSgd::new_block(
+                    &self.config,
+                    &self.layout,
+                    &self.params,
+                    self.train.lr,
+                    self.train.weight_decay,
+                    b.clone(),
+                )
+                .expect("supports() was checked")
+            })
+            .collect();
+        let sync = SplitSync::new(workers.len(), nv);
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        let noise = self.config.noise;
+        let report_every = (n / 100).max(1);
+        let (first, rest) = workers.split_first_mut().expect("at least one block");
+        let mut rng0 = self.rng.clone();
+        let mut total = 0.0f64;
+        std::thread::scope(|s| {
+            for (k, w) in rest.iter_mut().enumerate() {
+                let (order, sync, mut rng) = (&order, &sync, self.rng.clone());
+                s.spawn(move || {
+                    let link = Some(SplitLink { sync, me: k + 1 });
+                    let mut noisy = vec![0.0f32; nv];
+                    for &i in order {
+                        let xi = &x[i * nv..(i + 1) * nv];
+                        noise.apply(&mut noisy, xi, &mut rng);
+                        w.step_linked(xi, &noisy, link);
+                    }
+                });
+            }
+            let link = Some(SplitLink { sync: &sync, me: 0 });
+            let mut noisy = vec![0.0f32; nv];
+            for (t, &i) in order.iter().enumerate() {
+                let xi = &x[i * nv..(i + 1) * nv];
+                noise.apply(&mut noisy, xi, &mut rng0);
+                total += first.step_linked(xi, &noisy, link) as f64;
+                if (t + 1) % report_every == 0 || t + 1 == n {
+                    obs.on_progress(t + 1, n);
+                }
+            }
+        });
+        self.rng = rng0;
+        for w in &mut workers {
+            w.write_params(&self.layout, &mut self.params);
+        }
+        (total / n as f64, n as u64)
+    }
+
+    /// The `hogwild` mode: workers share W, b and b′ without locks.
+    fn run_epoch_hogwild(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        let nv = self.config.n_vis;
+        let lay = &self.layout;
+        let shared = HogwildParams::new(&self.params[lay.w.clone()], &self.params[lay.b_hid.clone()], &self.params[lay.b_vis.clone()]);
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        let seeds: Vec<u64> = (0..threads).map(|_| self.rng.random()).collect();
+        let dispenser = Dispenser::new(n);
+        let (noise, lr, decay) = (self.config.noise, self.train.lr, self.train.weight_decay);
+        let xent = self.config.loss == Loss::CrossEntropy;
+        let report_every = (n / 100).max(1);
+        let work = |seed: u64, obs: Option<&mut dyn Observer>| -> f64 {
+            let mut rng = seeded(seed);
+            let mut worker = HogwildWorker::new(&shared);
+            let mut noisy = vec![0.0f32; nv];
+            let mut total = 0.0f64;
+            let mut obs = obs;
+            while let Some(t) = dispenser.take() {
+                let i = order[t];
+                let xi = &x[i * nv..(i + 1) * nv];
+                noise.apply(&mut noisy, xi, &mut rng);
+                total += worker.step(&shared, xi, &noisy, lr, decay, xent) as f64;
+                if let Some(o) = obs.as_deref_mut() {
+                    if (t + 1) % report_every == 0 {
+                        o.on_progress((t + 1).min(n), n);
+                    }
+                }
+            }
+            total
+        };
+        let total: f64 = std::thread::scope(|s| {
+            let handles: Vec<_> = seeds[1..].iter().map(|&sd| s.spawn(move || work(sd, None))).collect();
+            let mine = work(seeds[0], Some(obs));
+            mine + handles.into_iter().map(|h| h.join().expect("hogwild worker")).sum::<f64>()
+        });
+        obs.on_progress(n, n);
+        let (w, rest) = self.params.split_at_mut(lay.b_hid.start);
+        let (b, rest) = rest.split_at_mut(lay.b_hid.len());
+        shared.write(&mut w[lay.w.clone()], b, &mut rest[..lay.b_vis.len()]);
+        (total / n as f64, n as u64)
+    }
+
+    /// The `minibatch` mode: workers split each batch; gradients are summed
+    /// in worker order, then one update.
+    fn run_epoch_minibatch(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        use rayon::prelude::*;
+        let (nv, bs) = (self.config.n_vis, self.train.batch);
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        let per = bs.div_ceil(threads);
+        let mut bufs: Vec<(Workspace<f32>, Vec<f32>, f32)> =
+            (0..threads).map(|_| (Workspace::new(&self.config, per), vec![0.0; self.layout.len], 0.0)).collect();
+        let mut clean = vec![0.0f32; bs * nv];
+        let mut noisy = vec![0.0f32; bs * nv];
+        let (mut total, mut updates) = (0.0f64, 0u64);
+        let batches = n.div_ceil(bs);
+        let report_every = (batches / 100).max(1);
+        for (bi, chunk) in order.chunks(bs).enumerate() {
+            let b = chunk.len();
+            for (k, &i) in chunk.iter().enumerate() {
+                clean[k * nv..(k + 1) * nv].copy_from_slice(&x[i * nv..(i + 1) * nv]);
+            }
+            self.config.noise.apply(&mut noisy[..b * nv], &clean[..b * nv], &mut self.rng);
+            let (cfg, lay, params) = (&self.config, &self.layout, &self.params);
+            let (clean, noisy) = (&clean, &noisy);
+            bufs.par_iter_mut().enumerate().for_each(|(k, (ws, g, l))| {
+                let (lo, hi) = ((k * per).min(b), ((k + 1) * per).min(b));
+                g.fill(0.0);
+                *l = if hi > lo {
+                    let (inp, tgt) = (&noisy[lo * nv..hi * nv], &clean[lo * nv..hi * nv]);
+                    batch_loss_grad(cfg, lay, params, Some(g), inp, tgt, hi - lo, ws, Par::Seq)
+                } else {
+                    0.0
+                };
+            });
+            let (first, rest) = bufs.split_first_mut().expect("one worker");
+            let mut loss_sum = first.2;
+            for (_, g, l) in rest.iter() {
+                loss_sum += *l;
+                for (a, &v) in first.1.iter_mut().zip(g) {
+                    *a += v;
+                }
+            }
+            let (l, _) = finish_objective(&self.layout, &self.params, &mut first.1, loss_sum, b, self.train.weight_decay);
+            total += l as f64 * b as f64;
+            self.sgd.step(&mut self.params, &first.1);
+            updates += 1;
+            if (bi + 1) % report_every == 0 || bi + 1 == batches {
+                obs.on_progress(bi + 1, batches);
+            }
+        }
+        (total / n as f64, updates)
     }
 
     /// One shuffled epoch of per-example SGD through the fused kernel, which
@@ -554,11 +769,14 @@ impl DenoisingAutoencoder {
 
     /// One shuffled epoch of minibatch SGD; (mean loss, updates).
     fn run_epoch(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        if self.uses_fused_kernel() {
-            return self.run_epoch_fused(x, n, obs);
-        }
+        let par = match self.epoch_plan().expect("checked when fit began") {
+            EpochPlan::Fused => return self.run_epoch_fused(x, n, obs),
+            EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, obs),
+            EpochPlan::Hogwild(t) => return self.run_epoch_hogwild(x, n, t, obs),
+            EpochPlan::Minibatch(t) => return self.run_epoch_minibatch(x, n, t, obs),
+            EpochPlan::Layers(par) => par,
+        };
         let (nv, bs) = (self.config.n_vis, self.train.batch);
-        let par = self.par();
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         let mut ws = Workspace::<f32>::new(&self.config, bs);

@@ -1,6 +1,7 @@
 //! The pieces of a training loop that every model shares: per-epoch metrics,
 //! early stopping, and observers (progress bars, log lines, metric files).
 
+pub mod parallel;
 pub mod per_example;
 
 use serde::Serialize;

@@ -31,8 +31,11 @@ use crate::layers::activation::Activation;
 use crate::layers::Loss;
 use crate::models::dae::{DaeConfig, Layout};
 use crate::tensor::vmath;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const L: usize = 16;
+/// Blocks by which a linked (`split`) worker trails its own publishing.
+const LAG: usize = 1;
 /// Rows decoded together in the sweep.
 const BLOCK: usize = 8;
 
@@ -60,10 +63,64 @@ impl Isa {
     }
 }
 
+/// Shared state of the `split` parallel mode: each worker publishes the
+/// partial decoder sums of its hidden block, a block of rows at a time, and a
+/// progress counter that orders them (release on publish, acquire on read).
+pub struct SplitSync {
+    threads: usize,
+    /// `[threads][2 parities][n_vis]` f32 bits.
+    partials: Vec<AtomicU32>,
+    /// Blocks published by each worker, counted over the epoch.
+    progress: Vec<Padded>,
+    n_vis: usize,
+}
+
+/// A counter alone on its cache lines, so workers do not share them.
+#[repr(align(128))]
+struct Padded(AtomicUsize);
+
+impl SplitSync {
+    pub fn new(threads: usize, n_vis: usize) -> SplitSync {
+        SplitSync {
+            threads,
+            partials: (0..threads * 2 * n_vis).map(|_| AtomicU32::new(0)).collect(),
+            progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            n_vis,
+        }
+    }
+
+    fn slot(&self, worker: usize, parity: usize, i: usize) -> &AtomicU32 {
+        &self.partials[(worker * 2 + parity) * self.n_vis + i]
+    }
+
+    /// Waits until every worker has published `seq` blocks. Spins briefly,
+    /// then yields, so oversubscribed runs (more workers than cores) still move.
+    fn wait_all(&self, seq: usize) {
+        for p in &self.progress {
+            let mut spins = 0u32;
+            while p.0.load(Ordering::Acquire) < seq {
+                if spins < 2000 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+}
+
+/// A worker's link to its peers in the `split` mode.
+#[derive(Clone, Copy)]
+pub struct SplitLink<'a> {
+    pub sync: &'a SplitSync,
+    pub me: usize,
+}
+
 /// The body of one step, instantiated once per instruction set with that
-/// set's `update_dot`, `dot` and `axpy` (and `update_row` for the pre-pass).
+/// set's primitives.
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $update_row:path, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_row:path, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
@@ -75,20 +132,11 @@ macro_rules! step_body {
         }
         $self.h_new.copy_from_slice(&$self.b);
         $self.nz.clear();
-        $self
-            .nz
-            .extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        $self.nz.extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
         for &i in &$self.nz {
             let row = &mut $self.w[i * hp..(i + 1) * hp];
             if pending {
-                $update_row(
-                    row,
-                    shrink,
-                    lr * $self.da[i],
-                    lr * $self.xt[i],
-                    &$self.h,
-                    &$self.dh,
-                );
+                $update_row(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh);
                 $self.updated[i] = true;
             }
             $axpy(&mut $self.h_new, $xt[i], row);
@@ -97,58 +145,92 @@ macro_rules! step_body {
             *v = vmath::sigmoid(*v);
         }
         $self.h_new[nh..].fill(0.0);
-        // 2. Visible bias for t; one sweep: update, decode, back-propagate.
+        // 2. Visible bias for t; one sweep: update and decode a block of rows,
+        //    publish its partial sums, then finish the block before it (deltas
+        //    from all workers' sums, back-propagation from rows still in L1).
         if pending {
             for (c, &d) in $self.c.iter_mut().zip(&$self.da) {
                 *c -= lr * d;
             }
         }
         $self.dh_acc.fill(0.0);
-        // One running loss per lane, so the delta loop below vectorises.
+        // One running loss per lane, so the delta loop vectorises.
         let mut loss = [0.0f32; BLOCK];
-        for i0 in (0..nv).step_by(BLOCK) {
-            let rows = BLOCK.min(nv - i0);
-            // Update and decode a block of rows, then its deltas as a short
-            // vector loop, then back-propagate from the rows still in L1.
-            let mut a = [0.0f32; BLOCK];
-            let mut r = 0;
-            while r + 4 <= rows {
-                // Four rows at once; a row already updated in step 1 gets the
-                // identity update (1, 0, 0).
-                let (mut sh, mut ga, mut gb) = ([1.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
-                for q in 0..4 {
-                    let i = i0 + r + q;
-                    if pending && !$self.updated[i] {
-                        sh[q] = shrink;
-                        ga[q] = lr * $self.da[i];
-                        gb[q] = lr * $self.xt[i];
+        let parity = ($self.examples & 1) as usize;
+        let blocks = nv.div_ceil(BLOCK);
+        let seq0 = $self.examples as usize * blocks;
+        // Linked workers finish a block one block later, giving peers time to
+        // publish; a lone worker finishes each block at once.
+        let lag = if $link.is_some() { LAG } else { 0 };
+        for k in 0..blocks + lag {
+            if k < blocks {
+                let i0 = k * BLOCK;
+                let rows = BLOCK.min(nv - i0);
+                let mut r = 0;
+                while r + 4 <= rows {
+                    // Four rows at once; a row already updated in step 1 gets the
+                    // identity update (1, 0, 0).
+                    let (mut sh, mut ga, mut gb) = ([1.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
+                    for q in 0..4 {
+                        let i = i0 + r + q;
+                        if pending && !$self.updated[i] {
+                            sh[q] = shrink;
+                            ga[q] = lr * $self.da[i];
+                            gb[q] = lr * $self.xt[i];
+                        }
                     }
+                    let i = i0 + r;
+                    let rows4 = &mut $self.w[i * hp..(i + 4) * hp];
+                    let d = $update_dot4(rows4, sh, ga, gb, &$self.h, &$self.dh, &$self.h_new);
+                    $self.part[i..i + 4].copy_from_slice(&d);
+                    r += 4;
                 }
-                let i = i0 + r;
-                let rows4 = &mut $self.w[i * hp..(i + 4) * hp];
-                let d = $update_dot4(rows4, sh, ga, gb, &$self.h, &$self.dh, &$self.h_new);
-                for q in 0..4 {
-                    a[r + q] = $self.c[i + q] + d[q];
-                }
-                r += 4;
-            }
-            for r in r..rows {
-                let i = i0 + r;
-                let row = &mut $self.w[i * hp..(i + 1) * hp];
-                a[r] = $self.c[i]
-                    + if pending && !$self.updated[i] {
-                        $update_dot(
-                            row,
-                            shrink,
-                            lr * $self.da[i],
-                            lr * $self.xt[i],
-                            &$self.h,
-                            &$self.dh,
-                            &$self.h_new,
-                        )
+                for r in r..rows {
+                    let i = i0 + r;
+                    let row = &mut $self.w[i * hp..(i + 1) * hp];
+                    $self.part[i] = if pending && !$self.updated[i] {
+                        $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
                     } else {
                         $dot(row, &$self.h_new)
                     };
+                }
+                if let Some(l) = $link {
+                    for i in i0..i0 + rows {
+                        l.sync.slot(l.me, parity, i).store($self.part[i].to_bits(), Ordering::Relaxed);
+                    }
+                    l.sync.progress[l.me].0.store(seq0 + k + 1, Ordering::Release);
+                }
+            }
+            if k < lag {
+                continue;
+            }
+            // Finish block k − lag.
+            let i0 = (k - lag) * BLOCK;
+            let rows = BLOCK.min(nv - i0);
+            let mut a = [0.0f32; BLOCK];
+            match $link {
+                None => {
+                    for r in 0..rows {
+                        a[r] = $self.c[i0 + r] + $self.part[i0 + r];
+                    }
+                }
+                Some(l) => {
+                    l.sync.wait_all(seq0 + k + 1 - lag);
+                    // Every worker adds the partial sums in worker order, so all
+                    // compute the same bits for a, δa and b′.
+                    for r in 0..rows {
+                        let i = i0 + r;
+                        let mut v = $self.c[i];
+                        for w in 0..l.sync.threads {
+                            v += if w == l.me {
+                                $self.part[i]
+                            } else {
+                                f32::from_bits(l.sync.slot(w, parity, i).load(Ordering::Relaxed))
+                            };
+                        }
+                        a[r] = v;
+                    }
+                }
             }
             let xs = &$x[i0..i0 + rows];
             let da = &mut $self.da_new[i0..i0 + rows];
@@ -167,11 +249,10 @@ macro_rules! step_body {
                     }
                 }
             }
-            $axpy_rows(
-                &mut $self.dh_acc,
-                &$self.da_new[i0..i0 + rows],
-                &$self.w[i0 * hp..(i0 + rows) * hp],
-            );
+            for r0 in (0..rows).step_by(8) {
+                let (a, b) = (i0 + r0, i0 + rows.min(r0 + 8));
+                $axpy_rows(&mut $self.dh_acc, &$self.da_new[a..b], &$self.w[a * hp..b * hp]);
+            }
         }
         for &i in &$self.nz {
             $self.updated[i] = false;
@@ -184,76 +265,61 @@ macro_rules! step_body {
         std::mem::swap(&mut $self.da, &mut $self.da_new);
         $self.xt.copy_from_slice($xt);
         $self.pending = true;
+        $self.examples += 1;
         loss.iter().sum::<f32>()
     }};
 }
 
 impl FusedTiedSgd {
-    fn step_portable(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+    fn step_portable(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self,
-            x,
-            xt,
-            portable::update_row,
-            portable::update_dot,
-            portable::update_dot4,
-            portable::dot,
-            portable::axpy,
-            portable::axpy_rows
+            self, x, xt, link, portable::update_row, portable::update_dot, portable::update_dot4, portable::dot,
+            portable::axpy, portable::axpy_rows
         )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+    unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self,
-            x,
-            xt,
-            avx512::update_row,
-            avx512::update_dot,
-            avx512::update_dot4,
-            avx512::dot,
-            avx512::axpy,
-            avx512::axpy_rows
+            self, x, xt, link, avx512::update_row, avx512::update_dot, avx512::update_dot4, avx512::dot,
+            avx512::axpy, avx512::axpy_rows
         )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+    unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self,
-            x,
-            xt,
-            avx2::update_row,
-            avx2::update_dot,
-            avx2::update_dot4,
-            avx2::dot,
-            avx2::axpy,
+            self, x, xt, link, avx2::update_row, avx2::update_dot, avx2::update_dot4, avx2::dot, avx2::axpy,
             avx2::axpy_rows
         )
     }
 }
 
-/// Tied-autoencoder SGD state with one update pending.
+/// Tied-autoencoder SGD state with one update pending, for all hidden units
+/// or (in the `split` mode) one block of them.
 #[derive(Debug, Clone)]
 pub struct FusedTiedSgd {
     n_vis: usize,
+    /// Hidden units in this worker's block, and where the block starts.
     n_hid: usize,
+    hid_start: usize,
     /// Row stride: n_hid rounded up to 16.
     hp: usize,
     /// `[n_vis, hp]`, padding columns zero.
     w: Vec<f32>,
     /// `[hp]`.
     b: Vec<f32>,
-    /// `[n_vis]`.
+    /// `[n_vis]` (every worker keeps an identical copy).
     c: Vec<f32>,
     lr: f32,
     decay: f32,
     loss: Loss,
     isa: Isa,
     pending: bool,
+    /// Examples stepped so far.
+    examples: u64,
     /// Pending example's h, δh `[hp]`, δa and x̃ `[n_vis]`.
     h: Vec<f32>,
     dh: Vec<f32>,
@@ -263,6 +329,8 @@ pub struct FusedTiedSgd {
     h_new: Vec<f32>,
     dh_acc: Vec<f32>,
     da_new: Vec<f32>,
+    /// `[n_vis]` this block's decoder sums.
+    part: Vec<f32>,
     updated: Vec<bool>,
     nz: Vec<usize>,
 }
@@ -270,30 +338,40 @@ pub struct FusedTiedSgd {
 impl FusedTiedSgd {
     /// Whether a model can use this kernel: tied, sigmoid hidden and output.
     pub fn supports(cfg: &DaeConfig) -> bool {
-        cfg.tied
-            && cfg.hidden_activation == Activation::Sigmoid
-            && cfg.output_activation == Activation::Sigmoid
+        cfg.tied && cfg.hidden_activation == Activation::Sigmoid && cfg.output_activation == Activation::Sigmoid
     }
 
-    /// Takes the weights from a model's flat parameters.
+    /// Takes all the weights from a model's flat parameters.
     pub fn new(cfg: &DaeConfig, lay: &Layout, params: &[f32], lr: f32, weight_decay: f32) -> Result<Self> {
+        Self::new_block(cfg, lay, params, lr, weight_decay, 0..cfg.n_hid)
+    }
+
+    /// Takes hidden units `hid` (their columns of W and their biases) and all
+    /// of b′.
+    pub fn new_block(
+        cfg: &DaeConfig,
+        lay: &Layout,
+        params: &[f32],
+        lr: f32,
+        weight_decay: f32,
+        hid: std::ops::Range<usize>,
+    ) -> Result<Self> {
         if !Self::supports(cfg) {
-            return Err(Error::config(
-                "model",
-                "the fused per-example kernel needs a tied sigmoid autoencoder",
-            ));
+            return Err(Error::config("model", "the fused per-example kernel needs a tied sigmoid autoencoder"));
         }
-        let (nv, nh) = (cfg.n_vis, cfg.n_hid);
+        let nv = cfg.n_vis;
+        let nh = hid.len();
         let hp = nh.div_ceil(L) * L;
         let mut w = vec![0.0f32; nv * hp];
-        for (dst, src) in w.chunks_exact_mut(hp).zip(params[lay.w.clone()].chunks_exact(nh)) {
-            dst[..nh].copy_from_slice(src);
+        for (dst, src) in w.chunks_exact_mut(hp).zip(params[lay.w.clone()].chunks_exact(cfg.n_hid)) {
+            dst[..nh].copy_from_slice(&src[hid.clone()]);
         }
         let mut b = vec![0.0f32; hp];
-        b[..nh].copy_from_slice(&params[lay.b_hid.clone()]);
+        b[..nh].copy_from_slice(&params[lay.b_hid.clone()][hid.clone()]);
         Ok(FusedTiedSgd {
             n_vis: nv,
             n_hid: nh,
+            hid_start: hid.start,
             hp,
             w,
             b,
@@ -303,6 +381,7 @@ impl FusedTiedSgd {
             loss: cfg.loss,
             isa: Isa::detect(),
             pending: false,
+            examples: 0,
             h: vec![0.0; hp],
             dh: vec![0.0; hp],
             da: vec![0.0; nv],
@@ -310,6 +389,7 @@ impl FusedTiedSgd {
             h_new: vec![0.0; hp],
             dh_acc: vec![0.0; hp],
             da_new: vec![0.0; nv],
+            part: vec![0.0; nv],
             updated: vec![false; nv],
             nz: Vec::with_capacity(nv),
         })
@@ -337,15 +417,21 @@ impl FusedTiedSgd {
     /// One SGD step on clean `x` with corrupted input `xt`; returns the loss
     /// of that example (computed before its own update).
     pub fn step(&mut self, x: &[f32], xt: &[f32]) -> f32 {
+        self.step_linked(x, xt, None)
+    }
+
+    /// [`step`](Self::step) as one worker of the `split` mode: every worker
+    /// must step the same examples in the same order.
+    pub fn step_linked(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         assert!(x.len() == self.n_vis && xt.len() == self.n_vis);
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Isa::Avx512 is only set when the CPU reports avx512f and fma.
-            Isa::Avx512 => unsafe { self.step_avx512(x, xt) },
+            Isa::Avx512 => unsafe { self.step_avx512(x, xt, link) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Isa::Avx2Fma is only set when the CPU reports avx2 and fma.
-            Isa::Avx2Fma => unsafe { self.step_avx2(x, xt) },
-            _ => self.step_portable(x, xt),
+            Isa::Avx2Fma => unsafe { self.step_avx2(x, xt, link) },
+            _ => self.step_portable(x, xt, link),
         }
     }
 
@@ -369,17 +455,16 @@ impl FusedTiedSgd {
         self.pending = false;
     }
 
-    /// Flushes, then writes W, b and c back into a model's flat parameters.
+    /// Flushes, then writes this worker's W columns, b and (all of) b′ back
+    /// into a model's flat parameters.
     pub fn write_params(&mut self, lay: &Layout, params: &mut [f32]) {
         self.flush();
-        let nh = self.n_hid;
-        for (dst, src) in params[lay.w.clone()]
-            .chunks_exact_mut(nh)
-            .zip(self.w.chunks_exact(self.hp))
-        {
-            dst.copy_from_slice(&src[..nh]);
+        let (nh, j0) = (self.n_hid, self.hid_start);
+        let total = lay.b_hid.len();
+        for (dst, src) in params[lay.w.clone()].chunks_exact_mut(total).zip(self.w.chunks_exact(self.hp)) {
+            dst[j0..j0 + nh].copy_from_slice(&src[..nh]);
         }
-        params[lay.b_hid.clone()].copy_from_slice(&self.b[..nh]);
+        params[lay.b_hid.clone()][j0..j0 + nh].copy_from_slice(&self.b[..nh]);
         params[lay.b_vis.clone()].copy_from_slice(&self.c);
     }
 }
@@ -786,49 +871,57 @@ mod tests {
 mod floor {
     use super::*;
 
-    /// Not a test: `cargo test --release -- --ignored --nocapture floor` prints
-    /// the time of one bare update sweep over W against one full step.
+    /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture floor`
+    /// prints µs per step of a lone worker at several widths, one worker of a
+    /// 2-way split (with its peer on the other core), and bare sweeps over W.
     #[test]
     #[ignore]
     fn print_floor() {
-        let cfg = DaeConfig {
-            n_vis: 784,
-            n_hid: 500,
-            loss: Loss::Squared,
-            ..DaeConfig::default()
+        let d = crate::data::builtin::builtin_mnist().unwrap();
+        let steps = 5000;
+        let masks: Vec<Vec<f32>> = {
+            let mut rng = crate::tensor::rng::seeded(1);
+            (0..steps)
+                .map(|s| {
+                    let x = &d.x[(s % 10000) * 784..(s % 10000 + 1) * 784];
+                    let mut n = vec![0.0f32; 784];
+                    crate::data::Corruption::Mask(0.25).apply(&mut n, x, &mut rng);
+                    n
+                })
+                .collect()
         };
+        let run = |k: &mut FusedTiedSgd, link: Option<SplitLink<'_>>| {
+            let t = std::time::Instant::now();
+            for (s, n) in masks.iter().enumerate() {
+                k.step_linked(&d.x[(s % 10000) * 784..(s % 10000 + 1) * 784], n, link);
+            }
+            t.elapsed().as_secs_f64() * 1e6 / steps as f64
+        };
+        for n_hid in [500, 256, 128] {
+            let cfg = DaeConfig { n_vis: 784, n_hid, loss: Loss::Squared, ..DaeConfig::default() };
+            let lay = Layout::new(&cfg);
+            let p = vec![0.01f32; lay.len];
+            let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
+            println!("lone worker 784x{n_hid}: {:.1} µs/step ({:?})", run(&mut k, None), k.isa);
+            let hp = k.hp;
+            let t = std::time::Instant::now();
+            for _ in 0..steps {
+                for i in 0..784 {
+                    portable::update_row(&mut k.w[i * hp..(i + 1) * hp], 1.0, 1e-9, 0.0, &k.h, &k.dh);
+                }
+            }
+            println!("  bare read+write sweep of W: {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / steps as f64);
+        }
+        let cfg = DaeConfig { n_vis: 784, n_hid: 500, loss: Loss::Squared, ..DaeConfig::default() };
         let lay = Layout::new(&cfg);
         let p = vec![0.01f32; lay.len];
-        let d = crate::data::builtin::builtin_mnist().unwrap();
-        let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
-        let mut noisy = vec![0.0f32; 784];
-        let mut rng = crate::tensor::rng::seeded(1);
-        let steps = 5000;
-        let t = std::time::Instant::now();
-        for s in 0..steps {
-            let x = &d.x[(s % 10000) * 784..(s % 10000 + 1) * 784];
-            crate::data::Corruption::Mask(0.25).apply(&mut noisy, x, &mut rng);
-            k.step(x, &noisy);
-        }
-        let step_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
-        let t = std::time::Instant::now();
-        let hp = k.hp;
-        for _ in 0..steps {
-            for i in 0..784 {
-                // SAFETY: AVX-512 was detected (this machine), as in `step`.
-                unsafe { avx512::update_row(&mut k.w[i * hp..(i + 1) * hp], 1.0, 1e-9, 0.0, &k.h, &k.dh) };
-            }
-        }
-        let sweep_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
-        let t = std::time::Instant::now();
-        let mut acc = 0.0;
-        for _ in 0..steps {
-            for i in 0..784 {
-                // SAFETY: as above.
-                acc += unsafe { avx512::dot(&k.w[i * hp..(i + 1) * hp], &k.h) };
-            }
-        }
-        let read_us = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
-        println!("isa {:?}: full step {step_us:.1} µs, bare update sweep {sweep_us:.1} µs, bare read sweep {read_us:.1} µs ({acc})", k.isa);
+        let sync = SplitSync::new(2, 784);
+        let mut a = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 0..256).unwrap();
+        let mut b = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 256..500).unwrap();
+        let us = std::thread::scope(|s| {
+            s.spawn(|| run(&mut b, Some(SplitLink { sync: &sync, me: 1 })));
+            run(&mut a, Some(SplitLink { sync: &sync, me: 0 }))
+        });
+        println!("split worker 0 of 2 (784x256 each): {us:.1} µs/step");
     }
 }

@@ -1,0 +1,254 @@
+//! Parallel per-example and minibatch training of the tied autoencoder.
+//!
+//! - `split`: exact per-example SGD. Each worker owns a 16-aligned block of
+//!   hidden units (its columns of W, its slice of b) in its own cache; per
+//!   example every worker encodes its block, the decoder sums are combined
+//!   block by block (see [`SplitSync`]), then each back-propagates into and
+//!   updates only its block. Equal to one-thread SGD up to the order in which
+//!   the decoder's partial sums are added.
+//! - `hogwild` (Niu et al. 2011; the parallel-SGD paper's scheme): workers take
+//!   examples from one shuffled order and update the shared W, b and b′ with
+//!   no locks. Sound Rust: the shared parameters are f32 bits in `AtomicU32`,
+//!   read and written with relaxed ordering, so there is no data race on
+//!   non-atomic memory; a lost update is possible, as in the paper. Rows are
+//!   copied into a local buffer for the arithmetic, but the loads and stores
+//!   themselves stay scalar (LLVM does not vectorise atomics).
+//! - `minibatch`: synchronous data parallelism. Workers split each minibatch,
+//!   compute gradients with one-threaded GEMM, and the gradients are summed in
+//!   worker order before one update, so the run is deterministic.
+
+use crate::tensor::vmath;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
+
+pub use super::per_example::{SplitLink, SplitSync};
+
+/// How `--threads N` is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ParallelMode {
+    /// `split` for per-example SGD (batch 1) on a tied sigmoid model,
+    /// otherwise threads inside each matrix product.
+    #[default]
+    Auto,
+    Split,
+    Hogwild,
+    Minibatch,
+    /// Threads inside each matrix product (faer's own parallelism).
+    Gemm,
+}
+
+impl std::str::FromStr for ParallelMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ParallelMode::Auto),
+            "split" => Ok(ParallelMode::Split),
+            "hogwild" => Ok(ParallelMode::Hogwild),
+            "minibatch" => Ok(ParallelMode::Minibatch),
+            "gemm" => Ok(ParallelMode::Gemm),
+            _ => Err(format!("unknown parallel mode `{s}` (expected auto, split, hogwild, minibatch or gemm)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ParallelMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            ParallelMode::Auto => "auto",
+            ParallelMode::Split => "split",
+            ParallelMode::Hogwild => "hogwild",
+            ParallelMode::Minibatch => "minibatch",
+            ParallelMode::Gemm => "gemm",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Splits `n_hid` hidden units into at most `threads` blocks whose starts
+/// are multiples of 16, as equal as that allows.
+pub fn hidden_blocks(n_hid: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
+    let chunks = n_hid.div_ceil(16);
+    let t = threads.clamp(1, chunks.max(1));
+    (0..t)
+        .map(|k| {
+            let a = (chunks * k / t * 16).min(n_hid);
+            let b = (chunks * (k + 1) / t * 16).min(n_hid);
+            a..b
+        })
+        .collect()
+}
+
+/// Shared parameters of a Hogwild run: `[n_vis, hp]` W (padded rows), b, b′.
+pub struct HogwildParams {
+    pub n_vis: usize,
+    pub n_hid: usize,
+    pub hp: usize,
+    pub w: Vec<AtomicU32>,
+    pub b: Vec<AtomicU32>,
+    pub c: Vec<AtomicU32>,
+}
+
+fn atomics(v: impl IntoIterator<Item = f32>) -> Vec<AtomicU32> {
+    v.into_iter().map(|x| AtomicU32::new(x.to_bits())).collect()
+}
+
+#[inline(always)]
+fn get(a: &AtomicU32) -> f32 {
+    f32::from_bits(a.load(Relaxed))
+}
+
+#[inline(always)]
+fn set(a: &AtomicU32, v: f32) {
+    a.store(v.to_bits(), Relaxed)
+}
+
+impl HogwildParams {
+    /// From W `[n_vis, n_hid]`, b and b′.
+    pub fn new(w: &[f32], b: &[f32], c: &[f32]) -> HogwildParams {
+        let (nv, nh) = (c.len(), b.len());
+        let hp = nh.div_ceil(16) * 16;
+        let padded = w.chunks_exact(nh.max(1)).flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0.0, hp - nh)));
+        HogwildParams {
+            n_vis: nv,
+            n_hid: nh,
+            hp,
+            w: atomics(padded),
+            b: atomics(b.iter().copied().chain(std::iter::repeat_n(0.0, hp - nh))),
+            c: atomics(c.iter().copied()),
+        }
+    }
+
+    /// Writes W, b and b′ out (when no worker is running).
+    pub fn write(&self, w: &mut [f32], b: &mut [f32], c: &mut [f32]) {
+        let (nh, hp) = (self.n_hid, self.hp);
+        for (i, row) in w.chunks_exact_mut(nh).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = get(&self.w[i * hp + j]);
+            }
+        }
+        for (v, a) in b.iter_mut().zip(&self.b) {
+            *v = get(a);
+        }
+        for (v, a) in c.iter_mut().zip(&self.c) {
+            *v = get(a);
+        }
+    }
+}
+
+/// One worker's buffers for Hogwild steps.
+pub struct HogwildWorker {
+    h: Vec<f32>,
+    dh: Vec<f32>,
+    da: Vec<f32>,
+    row: Vec<f32>,
+}
+
+impl HogwildWorker {
+    pub fn new(p: &HogwildParams) -> HogwildWorker {
+        HogwildWorker { h: vec![0.0; p.hp], dh: vec![0.0; p.hp], da: vec![0.0; p.n_vis], row: vec![0.0; p.hp] }
+    }
+
+    fn load_row(&mut self, p: &HogwildParams, i: usize) {
+        for (d, a) in self.row.iter_mut().zip(&p.w[i * p.hp..(i + 1) * p.hp]) {
+            *d = get(a);
+        }
+    }
+
+    /// The plain three-pass step (encode; decode and back-propagate; update)
+    /// on shared parameters that other workers change meanwhile. Returns the
+    /// example's loss.
+    pub fn step(&mut self, p: &HogwildParams, x: &[f32], xt: &[f32], lr: f32, decay: f32, xent: bool) -> f32 {
+        let (nv, nh, hp) = (p.n_vis, p.n_hid, p.hp);
+        for (h, b) in self.h.iter_mut().zip(&p.b) {
+            *h = get(b);
+        }
+        for i in 0..nv {
+            if xt[i] != 0.0 {
+                self.load_row(p, i);
+                for (h, &w) in self.h.iter_mut().zip(&self.row) {
+                    *h += xt[i] * w;
+                }
+            }
+        }
+        for v in &mut self.h[..nh] {
+            *v = vmath::sigmoid(*v);
+        }
+        self.h[nh..].fill(0.0);
+        self.dh.fill(0.0);
+        let mut loss = 0.0f32;
+        for i in 0..nv {
+            self.load_row(p, i);
+            let mut acc = [0.0f32; 16];
+            for (w, h) in self.row.chunks_exact(16).zip(self.h.chunks_exact(16)) {
+                for ((s, &w), &h) in acc.iter_mut().zip(w).zip(h) {
+                    *s += w * h;
+                }
+            }
+            let a = acc.iter().sum::<f32>() + get(&p.c[i]);
+            let z = vmath::sigmoid(a);
+            let d = if xent {
+                loss += vmath::xent_logit(a, x[i]);
+                z - x[i]
+            } else {
+                loss += 0.5 * (z - x[i]) * (z - x[i]);
+                (z - x[i]) * z * (1.0 - z)
+            };
+            self.da[i] = d;
+            for (g, &w) in self.dh.iter_mut().zip(&self.row) {
+                *g += d * w;
+            }
+        }
+        for (d, &h) in self.dh.iter_mut().zip(&self.h) {
+            *d *= h * (1.0 - h);
+        }
+        let shrink = 1.0 - lr * decay;
+        for i in 0..nv {
+            self.load_row(p, i);
+            let (ga, gb) = (lr * self.da[i], lr * xt[i]);
+            for ((w, &h), &dh) in self.row.iter_mut().zip(&self.h).zip(&self.dh) {
+                *w = shrink * *w - ga * h - gb * dh;
+            }
+            for (a, &w) in p.w[i * hp..(i + 1) * hp].iter().zip(&self.row) {
+                set(a, w);
+            }
+        }
+        for (b, &d) in p.b.iter().zip(&self.dh) {
+            set(b, get(b) - lr * d);
+        }
+        for (c, &d) in p.c.iter().zip(&self.da) {
+            set(c, get(c) - lr * d);
+        }
+        loss
+    }
+}
+
+/// Hands out example indices to Hogwild workers, one at a time.
+pub struct Dispenser {
+    next: AtomicUsize,
+    pub len: usize,
+}
+
+impl Dispenser {
+    pub fn new(len: usize) -> Dispenser {
+        Dispenser { next: AtomicUsize::new(0), len }
+    }
+
+    pub fn take(&self) -> Option<usize> {
+        let t = self.next.fetch_add(1, Relaxed);
+        (t < self.len).then_some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_blocks_cover_everything_aligned() {
+        assert_eq!(hidden_blocks(500, 2), vec![0..256, 256..500]);
+        assert_eq!(hidden_blocks(100, 3), vec![0..32, 32..64, 64..100]);
+        assert_eq!(hidden_blocks(20, 8), vec![0..16, 16..20]);
+        assert_eq!(hidden_blocks(500, 1), vec![0..500]);
+    }
+}
