@@ -44,7 +44,9 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
         m.tied = false;
     }
     if let Some(p) = &a.parallel {
-        c.train.parallel = p.parse().map_err(|e: String| anyhow::anyhow!("--parallel: {e}"))?;
+        c.train.parallel = p
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--parallel: {e}"))?;
     }
     let t = &mut c.train;
     macro_rules! set {

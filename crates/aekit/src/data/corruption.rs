@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(run(Corruption::Mask(0.0), &clean), clean);
         let mut out = vec![9.0f32; 7];
         Corruption::Mask(0.5).apply(&mut out, &clean, &mut seeded(3));
-        assert!(out.iter().all(|&v| v == 0.0 || v == 0.5), "the odd last element is set too: {out:?}");
+        assert!(
+            out.iter().all(|&v| v == 0.0 || v == 0.5),
+            "the odd last element is set too: {out:?}"
+        );
     }
 
     #[test]

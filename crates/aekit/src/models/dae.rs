@@ -23,7 +23,9 @@ use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
-use crate::train::parallel::{hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, SplitLink, SplitSync};
+use crate::train::parallel::{
+    hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, SplitLink, SplitSync,
+};
 use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
 use ndarray::{Array2, ArrayView2};
@@ -578,9 +580,14 @@ impl DenoisingAutoencoder {
             ParallelMode::Split => return Err(need_fused("split")),
             ParallelMode::Hogwild if fused => EpochPlan::Hogwild(threads),
             ParallelMode::Hogwild => return Err(need_fused("hogwild")),
-            ParallelMode::Minibatch if self.train.batch >= 2 => EpochPlan::Minibatch(threads.min(self.train.batch)),
+            ParallelMode::Minibatch if self.train.batch >= 2 => {
+                EpochPlan::Minibatch(threads.min(self.train.batch))
+            }
             ParallelMode::Minibatch => {
-                return Err(Error::config("train.parallel", "`minibatch` splits each batch: use --batch 2 or more"))
+                return Err(Error::config(
+                    "train.parallel",
+                    "`minibatch` splits each batch: use --batch 2 or more",
+                ))
             }
         })
     }
@@ -644,10 +651,20 @@ impl DenoisingAutoencoder {
     }
 
     /// The `hogwild` mode: workers share W, b and b′ without locks.
-    fn run_epoch_hogwild(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+    fn run_epoch_hogwild(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        threads: usize,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
         let nv = self.config.n_vis;
         let lay = &self.layout;
-        let shared = HogwildParams::new(&self.params[lay.w.clone()], &self.params[lay.b_hid.clone()], &self.params[lay.b_vis.clone()]);
+        let shared = HogwildParams::new(
+            &self.params[lay.w.clone()],
+            &self.params[lay.b_hid.clone()],
+            &self.params[lay.b_vis.clone()],
+        );
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         let seeds: Vec<u64> = (0..threads).map(|_| self.rng.random()).collect();
@@ -675,9 +692,15 @@ impl DenoisingAutoencoder {
             total
         };
         let total: f64 = std::thread::scope(|s| {
-            let handles: Vec<_> = seeds[1..].iter().map(|&sd| s.spawn(move || work(sd, None))).collect();
+            let handles: Vec<_> = seeds[1..]
+                .iter()
+                .map(|&sd| s.spawn(move || work(sd, None)))
+                .collect();
             let mine = work(seeds[0], Some(obs));
-            mine + handles.into_iter().map(|h| h.join().expect("hogwild worker")).sum::<f64>()
+            mine + handles
+                .into_iter()
+                .map(|h| h.join().expect("hogwild worker"))
+                .sum::<f64>()
         });
         obs.on_progress(n, n);
         let (w, rest) = self.params.split_at_mut(lay.b_hid.start);
@@ -688,14 +711,21 @@ impl DenoisingAutoencoder {
 
     /// The `minibatch` mode: workers split each batch; gradients are summed
     /// in worker order, then one update.
-    fn run_epoch_minibatch(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+    fn run_epoch_minibatch(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        threads: usize,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
         use rayon::prelude::*;
         let (nv, bs) = (self.config.n_vis, self.train.batch);
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         let per = bs.div_ceil(threads);
-        let mut bufs: Vec<(Workspace<f32>, Vec<f32>, f32)> =
-            (0..threads).map(|_| (Workspace::new(&self.config, per), vec![0.0; self.layout.len], 0.0)).collect();
+        let mut bufs: Vec<(Workspace<f32>, Vec<f32>, f32)> = (0..threads)
+            .map(|_| (Workspace::new(&self.config, per), vec![0.0; self.layout.len], 0.0))
+            .collect();
         let mut clean = vec![0.0f32; bs * nv];
         let mut noisy = vec![0.0f32; bs * nv];
         let (mut total, mut updates) = (0.0f64, 0u64);
@@ -706,7 +736,9 @@ impl DenoisingAutoencoder {
             for (k, &i) in chunk.iter().enumerate() {
                 clean[k * nv..(k + 1) * nv].copy_from_slice(&x[i * nv..(i + 1) * nv]);
             }
-            self.config.noise.apply(&mut noisy[..b * nv], &clean[..b * nv], &mut self.rng);
+            self.config
+                .noise
+                .apply(&mut noisy[..b * nv], &clean[..b * nv], &mut self.rng);
             let (cfg, lay, params) = (&self.config, &self.layout, &self.params);
             let (clean, noisy) = (&clean, &noisy);
             bufs.par_iter_mut().enumerate().for_each(|(k, (ws, g, l))| {
@@ -727,7 +759,14 @@ impl DenoisingAutoencoder {
                     *a += v;
                 }
             }
-            let (l, _) = finish_objective(&self.layout, &self.params, &mut first.1, loss_sum, b, self.train.weight_decay);
+            let (l, _) = finish_objective(
+                &self.layout,
+                &self.params,
+                &mut first.1,
+                loss_sum,
+                b,
+                self.train.weight_decay,
+            );
             total += l as f64 * b as f64;
             self.sgd.step(&mut self.params, &first.1);
             updates += 1;

@@ -47,7 +47,9 @@ impl std::str::FromStr for ParallelMode {
             "hogwild" => Ok(ParallelMode::Hogwild),
             "minibatch" => Ok(ParallelMode::Minibatch),
             "gemm" => Ok(ParallelMode::Gemm),
-            _ => Err(format!("unknown parallel mode `{s}` (expected auto, split, hogwild, minibatch or gemm)")),
+            _ => Err(format!(
+                "unknown parallel mode `{s}` (expected auto, split, hogwild, minibatch or gemm)"
+            )),
         }
     }
 }
@@ -108,7 +110,9 @@ impl HogwildParams {
     pub fn new(w: &[f32], b: &[f32], c: &[f32]) -> HogwildParams {
         let (nv, nh) = (c.len(), b.len());
         let hp = nh.div_ceil(16) * 16;
-        let padded = w.chunks_exact(nh.max(1)).flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0.0, hp - nh)));
+        let padded = w
+            .chunks_exact(nh.max(1))
+            .flat_map(|row| row.iter().copied().chain(std::iter::repeat_n(0.0, hp - nh)));
         HogwildParams {
             n_vis: nv,
             n_hid: nh,
@@ -146,7 +150,12 @@ pub struct HogwildWorker {
 
 impl HogwildWorker {
     pub fn new(p: &HogwildParams) -> HogwildWorker {
-        HogwildWorker { h: vec![0.0; p.hp], dh: vec![0.0; p.hp], da: vec![0.0; p.n_vis], row: vec![0.0; p.hp] }
+        HogwildWorker {
+            h: vec![0.0; p.hp],
+            dh: vec![0.0; p.hp],
+            da: vec![0.0; p.n_vis],
+            row: vec![0.0; p.hp],
+        }
     }
 
     fn load_row(&mut self, p: &HogwildParams, i: usize) {
@@ -231,7 +240,10 @@ pub struct Dispenser {
 
 impl Dispenser {
     pub fn new(len: usize) -> Dispenser {
-        Dispenser { next: AtomicUsize::new(0), len }
+        Dispenser {
+            next: AtomicUsize::new(0),
+            len,
+        }
     }
 
     pub fn take(&self) -> Option<usize> {

@@ -34,8 +34,8 @@ use crate::tensor::vmath;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const L: usize = 16;
-/// Blocks by which a linked (`split`) worker trails its own publishing.
-const LAG: usize = 1;
+/// Blocks per group that a linked (`split`) worker publishes at once.
+const GROUP: usize = 4;
 /// Rows decoded together in the sweep.
 const BLOCK: usize = 8;
 
@@ -68,8 +68,9 @@ impl Isa {
 /// progress counter that orders them (release on publish, acquire on read).
 pub struct SplitSync {
     threads: usize,
-    /// `[threads][2 parities][n_vis]` f32 bits.
-    partials: Vec<AtomicU32>,
+    /// `[threads][2 parities][n_vis rounded up to 16]` f32 bits, in whole
+    /// cache lines so no two workers or groups share one.
+    partials: Vec<Line>,
     /// Blocks published by each worker, counted over the epoch.
     progress: Vec<Padded>,
     n_vis: usize,
@@ -79,18 +80,26 @@ pub struct SplitSync {
 #[repr(align(128))]
 struct Padded(AtomicUsize);
 
+/// 16 f32 slots on one 64-byte cache line.
+#[repr(align(64))]
+struct Line([AtomicU32; 16]);
+
 impl SplitSync {
     pub fn new(threads: usize, n_vis: usize) -> SplitSync {
+        let lines = n_vis.div_ceil(16);
         SplitSync {
             threads,
-            partials: (0..threads * 2 * n_vis).map(|_| AtomicU32::new(0)).collect(),
+            partials: (0..threads * 2 * lines)
+                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect(),
             progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
             n_vis,
         }
     }
 
     fn slot(&self, worker: usize, parity: usize, i: usize) -> &AtomicU32 {
-        &self.partials[(worker * 2 + parity) * self.n_vis + i]
+        let lines = self.n_vis.div_ceil(16);
+        &self.partials[(worker * 2 + parity) * lines + i / 16].0[i % 16]
     }
 
     /// Waits until every worker has published `seq` blocks. Spins briefly,
@@ -108,6 +117,20 @@ impl SplitSync {
             }
         }
     }
+}
+
+/// Hints that this core will write the line holding `a` soon.
+#[inline(always)]
+fn prefetch_write(a: &AtomicU32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults and changes no value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
+            a as *const AtomicU32 as *const i8,
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = a;
 }
 
 /// A worker's link to its peers in the `split` mode.
@@ -132,11 +155,20 @@ macro_rules! step_body {
         }
         $self.h_new.copy_from_slice(&$self.b);
         $self.nz.clear();
-        $self.nz.extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        $self
+            .nz
+            .extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
         for &i in &$self.nz {
             let row = &mut $self.w[i * hp..(i + 1) * hp];
             if pending {
-                $update_row(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh);
+                $update_row(
+                    row,
+                    shrink,
+                    lr * $self.da[i],
+                    lr * $self.xt[i],
+                    &$self.h,
+                    &$self.dh,
+                );
                 $self.updated[i] = true;
             }
             $axpy(&mut $self.h_new, $xt[i], row);
@@ -159,13 +191,23 @@ macro_rules! step_body {
         let parity = ($self.examples & 1) as usize;
         let blocks = nv.div_ceil(BLOCK);
         let seq0 = $self.examples as usize * blocks;
-        // Linked workers finish a block one block later, giving peers time to
-        // publish; a lone worker finishes each block at once.
-        let lag = if $link.is_some() { LAG } else { 0 };
+        // Linked workers publish once per group of GROUP blocks and finish a
+        // block one group later (its rows then come back from L2); a lone
+        // worker finishes each block at once, while its rows are in L1.
+        let lag = if $link.is_some() { GROUP } else { 0 };
         for k in 0..blocks + lag {
             if k < blocks {
                 let i0 = k * BLOCK;
                 let rows = BLOCK.min(nv - i0);
+                if let Some(l) = $link {
+                    if k % GROUP == 0 {
+                        // Take ownership of this group's slot lines now, so the
+                        // stores below do not each wait for the peer's copy.
+                        for i in (i0..nv.min(i0 + GROUP * BLOCK)).step_by(16) {
+                            prefetch_write(l.sync.slot(l.me, parity, i));
+                        }
+                    }
+                }
                 let mut r = 0;
                 while r + 4 <= rows {
                     // Four rows at once; a row already updated in step 1 gets the
@@ -189,16 +231,28 @@ macro_rules! step_body {
                     let i = i0 + r;
                     let row = &mut $self.w[i * hp..(i + 1) * hp];
                     $self.part[i] = if pending && !$self.updated[i] {
-                        $update_dot(row, shrink, lr * $self.da[i], lr * $self.xt[i], &$self.h, &$self.dh, &$self.h_new)
+                        $update_dot(
+                            row,
+                            shrink,
+                            lr * $self.da[i],
+                            lr * $self.xt[i],
+                            &$self.h,
+                            &$self.dh,
+                            &$self.h_new,
+                        )
                     } else {
                         $dot(row, &$self.h_new)
                     };
                 }
                 if let Some(l) = $link {
                     for i in i0..i0 + rows {
-                        l.sync.slot(l.me, parity, i).store($self.part[i].to_bits(), Ordering::Relaxed);
+                        l.sync
+                            .slot(l.me, parity, i)
+                            .store($self.part[i].to_bits(), Ordering::Relaxed);
                     }
-                    l.sync.progress[l.me].0.store(seq0 + k + 1, Ordering::Release);
+                    if (k + 1) % GROUP == 0 || k + 1 == blocks {
+                        l.sync.progress[l.me].0.store(seq0 + k + 1, Ordering::Release);
+                    }
                 }
             }
             if k < lag {
@@ -215,7 +269,20 @@ macro_rules! step_body {
                     }
                 }
                 Some(l) => {
-                    l.sync.wait_all(seq0 + k + 1 - lag);
+                    let j = k - lag;
+                    if j % GROUP == 0 {
+                        // The group is published whole: wait once, then copy all
+                        // its peers' sums in one go so the cache misses overlap.
+                        let end = blocks.min(j + GROUP);
+                        l.sync.wait_all(seq0 + end);
+                        let hi = nv.min(end * BLOCK);
+                        for w in (0..l.sync.threads).filter(|&w| w != l.me) {
+                            for i in i0..hi {
+                                $self.gathered[w * nv + i] =
+                                    f32::from_bits(l.sync.slot(w, parity, i).load(Ordering::Relaxed));
+                            }
+                        }
+                    }
                     // Every worker adds the partial sums in worker order, so all
                     // compute the same bits for a, δa and b′.
                     for r in 0..rows {
@@ -225,7 +292,7 @@ macro_rules! step_body {
                             v += if w == l.me {
                                 $self.part[i]
                             } else {
-                                f32::from_bits(l.sync.slot(w, parity, i).load(Ordering::Relaxed))
+                                $self.gathered[w * nv + i]
                             };
                         }
                         a[r] = v;
@@ -273,8 +340,16 @@ macro_rules! step_body {
 impl FusedTiedSgd {
     fn step_portable(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self, x, xt, link, portable::update_row, portable::update_dot, portable::update_dot4, portable::dot,
-            portable::axpy, portable::axpy_rows
+            self,
+            x,
+            xt,
+            link,
+            portable::update_row,
+            portable::update_dot,
+            portable::update_dot4,
+            portable::dot,
+            portable::axpy,
+            portable::axpy_rows
         )
     }
 
@@ -282,8 +357,16 @@ impl FusedTiedSgd {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn step_avx512(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self, x, xt, link, avx512::update_row, avx512::update_dot, avx512::update_dot4, avx512::dot,
-            avx512::axpy, avx512::axpy_rows
+            self,
+            x,
+            xt,
+            link,
+            avx512::update_row,
+            avx512::update_dot,
+            avx512::update_dot4,
+            avx512::dot,
+            avx512::axpy,
+            avx512::axpy_rows
         )
     }
 
@@ -291,7 +374,15 @@ impl FusedTiedSgd {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn step_avx2(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         step_body!(
-            self, x, xt, link, avx2::update_row, avx2::update_dot, avx2::update_dot4, avx2::dot, avx2::axpy,
+            self,
+            x,
+            xt,
+            link,
+            avx2::update_row,
+            avx2::update_dot,
+            avx2::update_dot4,
+            avx2::dot,
+            avx2::axpy,
             avx2::axpy_rows
         )
     }
@@ -331,6 +422,8 @@ pub struct FusedTiedSgd {
     da_new: Vec<f32>,
     /// `[n_vis]` this block's decoder sums.
     part: Vec<f32>,
+    /// `[workers, n_vis]` peers' decoder sums (split mode), sized on first use.
+    gathered: Vec<f32>,
     updated: Vec<bool>,
     nz: Vec<usize>,
 }
@@ -338,7 +431,9 @@ pub struct FusedTiedSgd {
 impl FusedTiedSgd {
     /// Whether a model can use this kernel: tied, sigmoid hidden and output.
     pub fn supports(cfg: &DaeConfig) -> bool {
-        cfg.tied && cfg.hidden_activation == Activation::Sigmoid && cfg.output_activation == Activation::Sigmoid
+        cfg.tied
+            && cfg.hidden_activation == Activation::Sigmoid
+            && cfg.output_activation == Activation::Sigmoid
     }
 
     /// Takes all the weights from a model's flat parameters.
@@ -357,13 +452,19 @@ impl FusedTiedSgd {
         hid: std::ops::Range<usize>,
     ) -> Result<Self> {
         if !Self::supports(cfg) {
-            return Err(Error::config("model", "the fused per-example kernel needs a tied sigmoid autoencoder"));
+            return Err(Error::config(
+                "model",
+                "the fused per-example kernel needs a tied sigmoid autoencoder",
+            ));
         }
         let nv = cfg.n_vis;
         let nh = hid.len();
         let hp = nh.div_ceil(L) * L;
         let mut w = vec![0.0f32; nv * hp];
-        for (dst, src) in w.chunks_exact_mut(hp).zip(params[lay.w.clone()].chunks_exact(cfg.n_hid)) {
+        for (dst, src) in w
+            .chunks_exact_mut(hp)
+            .zip(params[lay.w.clone()].chunks_exact(cfg.n_hid))
+        {
             dst[..nh].copy_from_slice(&src[hid.clone()]);
         }
         let mut b = vec![0.0f32; hp];
@@ -390,6 +491,7 @@ impl FusedTiedSgd {
             dh_acc: vec![0.0; hp],
             da_new: vec![0.0; nv],
             part: vec![0.0; nv],
+            gathered: Vec::new(),
             updated: vec![false; nv],
             nz: Vec::with_capacity(nv),
         })
@@ -424,6 +526,12 @@ impl FusedTiedSgd {
     /// must step the same examples in the same order.
     pub fn step_linked(&mut self, x: &[f32], xt: &[f32], link: Option<SplitLink<'_>>) -> f32 {
         assert!(x.len() == self.n_vis && xt.len() == self.n_vis);
+        if let Some(l) = link {
+            assert!(l.me < l.sync.threads && l.sync.n_vis == self.n_vis);
+            if self.gathered.len() != l.sync.threads * self.n_vis {
+                self.gathered = vec![0.0; l.sync.threads * self.n_vis];
+            }
+        }
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: Isa::Avx512 is only set when the CPU reports avx512f and fma.
@@ -461,7 +569,10 @@ impl FusedTiedSgd {
         self.flush();
         let (nh, j0) = (self.n_hid, self.hid_start);
         let total = lay.b_hid.len();
-        for (dst, src) in params[lay.w.clone()].chunks_exact_mut(total).zip(self.w.chunks_exact(self.hp)) {
+        for (dst, src) in params[lay.w.clone()]
+            .chunks_exact_mut(total)
+            .zip(self.w.chunks_exact(self.hp))
+        {
             dst[j0..j0 + nh].copy_from_slice(&src[..nh]);
         }
         params[lay.b_hid.clone()][j0..j0 + nh].copy_from_slice(&self.b[..nh]);
@@ -898,11 +1009,20 @@ mod floor {
             t.elapsed().as_secs_f64() * 1e6 / steps as f64
         };
         for n_hid in [500, 256, 128] {
-            let cfg = DaeConfig { n_vis: 784, n_hid, loss: Loss::Squared, ..DaeConfig::default() };
+            let cfg = DaeConfig {
+                n_vis: 784,
+                n_hid,
+                loss: Loss::Squared,
+                ..DaeConfig::default()
+            };
             let lay = Layout::new(&cfg);
             let p = vec![0.01f32; lay.len];
             let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
-            println!("lone worker 784x{n_hid}: {:.1} µs/step ({:?})", run(&mut k, None), k.isa);
+            println!(
+                "lone worker 784x{n_hid}: {:.1} µs/step ({:?})",
+                run(&mut k, None),
+                k.isa
+            );
             let hp = k.hp;
             let t = std::time::Instant::now();
             for _ in 0..steps {
@@ -910,9 +1030,17 @@ mod floor {
                     portable::update_row(&mut k.w[i * hp..(i + 1) * hp], 1.0, 1e-9, 0.0, &k.h, &k.dh);
                 }
             }
-            println!("  bare read+write sweep of W: {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / steps as f64);
+            println!(
+                "  bare read+write sweep of W: {:.1} µs",
+                t.elapsed().as_secs_f64() * 1e6 / steps as f64
+            );
         }
-        let cfg = DaeConfig { n_vis: 784, n_hid: 500, loss: Loss::Squared, ..DaeConfig::default() };
+        let cfg = DaeConfig {
+            n_vis: 784,
+            n_hid: 500,
+            loss: Loss::Squared,
+            ..DaeConfig::default()
+        };
         let lay = Layout::new(&cfg);
         let p = vec![0.01f32; lay.len];
         let sync = SplitSync::new(2, 784);
@@ -923,5 +1051,20 @@ mod floor {
             run(&mut a, Some(SplitLink { sync: &sync, me: 0 }))
         });
         println!("split worker 0 of 2 (784x256 each): {us:.1} µs/step");
+        let cfg = DaeConfig {
+            n_vis: 784,
+            n_hid: 256,
+            loss: Loss::Squared,
+            ..DaeConfig::default()
+        };
+        let lay = Layout::new(&cfg);
+        let p = vec![0.01f32; lay.len];
+        let mut a = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
+        let mut b = a.clone();
+        let (ua, ub) = std::thread::scope(|s| {
+            let h = s.spawn(|| run(&mut b, None));
+            (run(&mut a, None), h.join().unwrap())
+        });
+        println!("two independent lone 784x256 workers at once: {ua:.1} and {ub:.1} µs/step");
     }
 }
