@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a denoising autoencoder and write a run directory.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Encode a dataset with a trained model into an .npy file of codes.
     Encode(EncodeArgs),
     /// Picture originals, corrupted inputs and reconstructions.

@@ -7,7 +7,7 @@ use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Command::Train(a) => train::run(a),
+        Command::Train(a) => train::run(*a),
         Command::Encode(a) => model_data::encode(a),
         Command::Reconstruct(a) => model_data::reconstruct(a),
         Command::Eval(a) => model_data::eval(a),
