@@ -25,6 +25,71 @@ pub enum Command {
     Reconstruct(ReconstructArgs),
     /// Print a model's reconstruction metrics on a dataset as JSON.
     Eval(EvalArgs),
+    /// Benchmarks: per-example SGD against threads and hidden units.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Seconds per epoch against threads and hidden units (the parallel-SGD
+    /// paper's Fig. 3): bench.csv and bench.png.
+    Threads(BenchThreadsArgs),
+    /// Training error against elapsed time per thread count (its Fig. 2):
+    /// curve.csv and curve.png.
+    Curve(BenchCurveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchThreadsArgs {
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,200,300,400,500,600,700,800,900,1000"
+    )]
+    pub hidden: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub threads: Vec<usize>,
+    /// Examples per epoch (the first ones of the training set).
+    #[arg(long, default_value_t = 60000)]
+    pub examples: usize,
+    /// Parallel modes to compare: split, hogwild (and auto, gemm, minibatch).
+    #[arg(long, value_delimiter = ',', default_value = "split,hogwild")]
+    pub parallel: Vec<String>,
+    /// Data source, as for `train` (default: mnist).
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: runs/bench-threads-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCurveArgs {
+    #[arg(long, default_value_t = 500)]
+    pub hidden: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub threads: Vec<usize>,
+    #[arg(long, default_value_t = 5000)]
+    pub examples: usize,
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Parallel mode for the runs with more than one thread.
+    #[arg(long, default_value = "split")]
+    pub parallel: String,
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (default: runs/bench-curve-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -383,3 +383,113 @@ fn negative_learning_rate_and_zero_hidden_units_are_refused() {
         &["val_size", "no training examples"],
     );
 }
+
+#[test]
+fn bench_threads_and_curve_write_csv_and_png() {
+    let d = tmp("bench");
+    let out = d.join("threads");
+    let o = aekit(&[
+        "bench",
+        "threads",
+        "--data",
+        "builtin",
+        "--hidden",
+        "16,40",
+        "--threads",
+        "1,2",
+        "--examples",
+        "150",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("GFLOP/s"));
+    let csv = std::fs::read_to_string(out.join("bench.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("mode,hidden,threads,examples,seconds"));
+    assert_eq!(lines.len(), 1 + 2 * 2 * 2, "2 modes × 2 sizes × 2 thread counts");
+    assert!(lines[1..].iter().any(|l| l.starts_with("hogwild,40,2,150,")));
+    assert_eq!(image::open(out.join("bench.png")).unwrap().width(), 900);
+
+    let out = d.join("curve");
+    let o = aekit(&[
+        "bench",
+        "curve",
+        "--data",
+        "builtin",
+        "--hidden",
+        "24",
+        "--threads",
+        "1,2",
+        "--examples",
+        "120",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + 2 * 3,
+        "epochs 0..=2 for each thread count"
+    );
+    assert!(stderr(&o).contains("speedup"));
+    assert!(out.join("curve.png").is_file());
+}
+
+#[test]
+fn bench_refuses_bad_arguments() {
+    fails_with(
+        &aekit(&["bench", "threads", "--data", "builtin", "--threads", "0"]),
+        &["--threads"],
+    );
+    fails_with(
+        &aekit(&["bench", "threads", "--data", "builtin", "--examples", "20000"]),
+        &["only 8000"],
+    );
+    fails_with(
+        &aekit(&["bench", "curve", "--data", "builtin", "--parallel", "fast"]),
+        &["unknown parallel mode"],
+    );
+}
+
+#[test]
+fn train_with_two_threads_in_each_parallel_mode() {
+    let d = tmp("parallel");
+    for (mode, batch) in [
+        ("split", "1"),
+        ("hogwild", "1"),
+        ("minibatch", "10"),
+        ("gemm", "10"),
+    ] {
+        let run = d.join(mode);
+        let o = aekit(&[
+            "train",
+            "--threads",
+            "2",
+            "--parallel",
+            mode,
+            "--batch",
+            batch,
+            "--train-size",
+            "200",
+            "--val-size",
+            "50",
+            "--epochs",
+            "1",
+            "--hidden",
+            "32",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        assert!(json(&run.join("summary.json"))["test_loss"]
+            .as_f64()
+            .unwrap()
+            .is_finite());
+    }
+    let o = aekit(&["train", "--threads", "2", "--parallel", "split", "--batch", "10"]);
+    fails_with(&o, &["train.parallel", "batch 1"]);
+}

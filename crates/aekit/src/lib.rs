@@ -13,6 +13,7 @@
 //! let codes = dae.transform(x).unwrap();
 //! ```
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod error;

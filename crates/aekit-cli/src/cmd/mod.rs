@@ -1,5 +1,6 @@
 //! One module per verb.
 
+mod bench;
 mod model_data;
 mod train;
 
@@ -11,7 +12,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(a) => model_data::encode(a),
         Command::Reconstruct(a) => model_data::reconstruct(a),
         Command::Eval(a) => model_data::eval(a),
+        Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),
+        Command::Bench(crate::cli::BenchCommand::Curve(a)) => bench::curve(a),
     }
+}
+
+/// `runs/<prefix>-<unix time>` unless a folder was given.
+fn out_dir(out: Option<std::path::PathBuf>, prefix: &str) -> std::path::PathBuf {
+    out.unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from(format!("runs/{prefix}-{t}"))
+    })
 }
 
 /// The test figures shared by `train`'s summary.json and `eval`.

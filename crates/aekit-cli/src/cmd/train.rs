@@ -10,7 +10,6 @@ use aekit::train::Progress;
 use aekit::viz;
 use anyhow::{Context, Result};
 use std::cell::RefCell;
-use std::path::PathBuf;
 
 /// The config file (or defaults) with the flags applied on top.
 pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
@@ -74,12 +73,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     cfg.model.n_vis = splits.train.dim;
     cfg.data.val_size = Some(val_size);
 
-    let out = a.out.clone().unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("runs/train-{t}"))
-    });
+    let out = super::out_dir(a.out.clone(), "train");
     let run = RunDir::create(&out)?;
     run.write("config.toml", cfg.to_toml().as_bytes())?;
     eprintln!(

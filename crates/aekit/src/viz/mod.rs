@@ -1,4 +1,6 @@
-//! Pictures: tiled filter grids and reconstruction rows, as PNG.
+//! Pictures: tiled filter grids and reconstruction rows, as PNG; line charts.
+
+pub mod plot;
 
 use crate::error::{Error, Result};
 use image::{GrayImage, Luma};

@@ -1,0 +1,198 @@
+//! `aekit bench threads` and `aekit bench curve`.
+
+use crate::cli::{BenchCurveArgs, BenchThreadsArgs};
+use aekit::bench;
+use aekit::data::{load_train_test, DataSource, Dataset};
+use aekit::io::run_dir::RunDir;
+use aekit::train::parallel::ParallelMode;
+use aekit::viz::plot::{save_line_chart, Series};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// The first `examples` training images of `data`.
+fn training_examples(data: &str, dir: Option<&Path>, examples: usize) -> Result<Dataset> {
+    let source: DataSource = data.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
+    let (train, _) = load_train_test(&source, dir).with_context(|| format!("loading data `{data}`"))?;
+    if examples == 0 {
+        bail!("--examples must be at least 1");
+    }
+    if examples > train.n {
+        bail!(
+            "--examples {examples}: data `{data}` has only {} training images",
+            train.n
+        );
+    }
+    Ok(train.select(&(0..examples).collect::<Vec<_>>()))
+}
+
+fn modes(list: &[String]) -> Result<Vec<ParallelMode>> {
+    list.iter()
+        .map(|m| m.parse().map_err(|e: String| anyhow::anyhow!("--parallel: {e}")))
+        .collect()
+}
+
+fn check_threads(threads: &[usize]) -> Result<()> {
+    if threads.is_empty() || threads.contains(&0) {
+        bail!("--threads: give one or more counts of at least 1");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(t) = threads.iter().find(|&&t| t > cores) {
+        eprintln!("note: {t} threads oversubscribe this machine's {cores} cores; their times measure that");
+    }
+    aekit::tensor::init_threads(*threads.iter().max().expect("non-empty"));
+    Ok(())
+}
+
+pub fn threads(a: BenchThreadsArgs) -> Result<()> {
+    check_threads(&a.threads)?;
+    if a.hidden.is_empty() || a.hidden.contains(&0) {
+        bail!("--hidden: give one or more sizes of at least 1");
+    }
+    let modes = modes(&a.parallel)?;
+    let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
+    let run = RunDir::create(&super::out_dir(a.out, "bench-threads"))?;
+    let gemm = bench::gemm_gflops_one_core();
+    eprintln!("GEMM (100×784·784×500, f32, one core): {gemm:.1} GFLOP/s");
+    eprintln!(
+        "per-example SGD, tied sigmoid {}→H, squared loss, masking 0.25, {} examples",
+        data.dim, data.n
+    );
+    println!("mode,hidden,threads,seconds,gflops,gemm_ratio,speedup");
+    let mut csv = String::from(
+        "mode,hidden,threads,examples,seconds,seconds_per_60k,gflops,gemm_gflops,gemm_ratio,speedup\n",
+    );
+    let rows = bench::threads_grid(
+        data.view(),
+        &a.hidden,
+        &a.threads,
+        &modes,
+        a.seed,
+        gemm,
+        &mut |r| {
+            println!(
+                "{},{},{},{:.3},{:.2},{:.3},{:.2}",
+                r.mode, r.hidden, r.threads, r.seconds, r.gflops, r.gemm_ratio, r.speedup
+            );
+            csv.push_str(&format!(
+                "{},{},{},{},{:.4},{:.4},{:.3},{:.2},{:.4},{:.3}\n",
+                r.mode,
+                r.hidden,
+                r.threads,
+                r.examples,
+                r.seconds,
+                r.seconds * 60_000.0 / r.examples as f64,
+                r.gflops,
+                gemm,
+                r.gemm_ratio,
+                r.speedup
+            ));
+        },
+    )?;
+    run.write("bench.csv", csv.as_bytes())?;
+    let mut series = Vec::new();
+    for m in &modes {
+        for &t in &a.threads {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.mode == m.to_string() && r.threads == t)
+                .map(|r| (r.hidden as f64, r.seconds))
+                .collect();
+            series.push(Series {
+                label: format!("{m}, {t} thread(s)"),
+                points,
+            });
+        }
+    }
+    save_line_chart(
+        &run.file("bench.png"),
+        &format!("Per-example SGD, {} examples per epoch", data.n),
+        "hidden units",
+        "seconds per epoch",
+        &series,
+    )?;
+    eprintln!("wrote {} and bench.png", run.file("bench.csv").display());
+    Ok(())
+}
+
+pub fn curve(a: BenchCurveArgs) -> Result<()> {
+    check_threads(&a.threads)?;
+    if a.epochs == 0 || a.hidden == 0 {
+        bail!("--epochs and --hidden must be at least 1");
+    }
+    let mode: ParallelMode = a
+        .parallel
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--parallel: {e}"))?;
+    let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
+    let run = RunDir::create(&super::out_dir(a.out, "bench-curve"))?;
+    let gemm = bench::gemm_gflops_one_core();
+    eprintln!("GEMM (100×784·784×500, f32, one core): {gemm:.1} GFLOP/s");
+    println!("threads,mode,epoch,seconds,train_error");
+    let mut csv = String::from("threads,mode,epoch,seconds,train_error\n");
+    let points = bench::curves(
+        data.view(),
+        a.hidden,
+        &a.threads,
+        mode,
+        a.epochs,
+        a.seed,
+        &mut |p| {
+            println!(
+                "{},{},{},{:.3},{:.4}",
+                p.threads, p.mode, p.epoch, p.seconds, p.train_error
+            );
+            csv.push_str(&format!(
+                "{},{},{},{:.4},{:.6}\n",
+                p.threads, p.mode, p.epoch, p.seconds, p.train_error
+            ));
+        },
+    )?;
+    run.write("curve.csv", csv.as_bytes())?;
+    let flops = bench::step_flops(data.dim, a.hidden) * data.n as f64 * a.epochs as f64;
+    let one = points
+        .iter()
+        .filter(|p| p.threads == a.threads[0])
+        .map(|p| p.seconds)
+        .fold(0.0, f64::max);
+    for &t in &a.threads {
+        let secs = points
+            .iter()
+            .filter(|p| p.threads == t)
+            .map(|p| p.seconds)
+            .fold(0.0, f64::max);
+        let gf = flops / secs / 1e9;
+        eprintln!(
+            "{t} thread(s): {secs:.2} s for {} epochs, {gf:.2} GFLOP/s (dense-equivalent), {:.3} of GEMM, speedup {:.2} against {} thread(s)",
+            a.epochs,
+            gf / gemm,
+            one / secs,
+            a.threads[0]
+        );
+    }
+    let series: Vec<Series> = a
+        .threads
+        .iter()
+        .map(|&t| Series {
+            label: format!("{t} thread(s)"),
+            // Epoch 0 (the untrained model) stays in the CSV; on the plot its
+            // error would flatten everything after it.
+            points: points
+                .iter()
+                .filter(|p| p.threads == t && p.epoch > 0)
+                .map(|p| (p.seconds, p.train_error))
+                .collect(),
+        })
+        .collect();
+    save_line_chart(
+        &run.file("curve.png"),
+        &format!(
+            "Training error, {}→{} tied DAE, {} examples, {mode}",
+            data.dim, a.hidden, data.n
+        ),
+        "training seconds",
+        "mean squared-error loss per example",
+        &series,
+    )?;
+    eprintln!("wrote {} and curve.png", run.file("curve.csv").display());
+    Ok(())
+}

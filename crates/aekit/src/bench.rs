@@ -1,0 +1,188 @@
+//! The measurements behind `aekit bench`: the parallel-SGD paper's Fig. 3
+//! (seconds per epoch against threads and hidden units) and Fig. 2
+//! (training error against elapsed time), with the achieved GFLOP/s set
+//! against the GEMM rate the same binary reaches on one core.
+
+use crate::config::TrainConfig;
+use crate::data::Corruption;
+use crate::error::Result;
+use crate::layers::Loss;
+use crate::models::{DaeConfig, DenoisingAutoencoder};
+use crate::tensor::gemm::{gemm, Par};
+use crate::train::parallel::ParallelMode;
+use ndarray::ArrayView2;
+use serde::Serialize;
+use std::time::Instant;
+
+/// GFLOP/s of a 100×784 by 784×500 f32 product (a batch-100 encoder pass)
+/// on one thread: the best of several timed repetitions.
+pub fn gemm_gflops_one_core() -> f64 {
+    let (m, k, n) = (100, 784, 500);
+    let a: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.01).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| (i % 13) as f32 * 0.01).collect();
+    let mut c = vec![0.0f32; m * n];
+    let flops = 2.0 * (m * k * n) as f64;
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let reps = 40;
+        let t = Instant::now();
+        for _ in 0..reps {
+            gemm(m, n, k, 1.0, &a, false, &b, false, false, &mut c, Par::Seq);
+        }
+        best = best.max(flops * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+/// FLOPs of one plain per-example step of a tied autoencoder, counted dense:
+/// encode 2·V·H, decode 2·V·H, back-propagate 2·V·H, update 4·V·H. The fused
+/// kernel skips zero inputs, so its real count is lower; rates below are
+/// this dense-equivalent count divided by time.
+pub fn step_flops(n_vis: usize, n_hid: usize) -> f64 {
+    10.0 * n_vis as f64 * n_hid as f64
+}
+
+/// The paper's setting: tied sigmoid, squared loss, masking 0.25, per-example
+/// SGD with learning rate 0.01.
+pub fn paper_model(
+    n_vis: usize,
+    hidden: usize,
+    threads: usize,
+    mode: ParallelMode,
+    seed: u64,
+) -> DenoisingAutoencoder {
+    let cfg = DaeConfig {
+        n_vis,
+        n_hid: hidden,
+        loss: Loss::Squared,
+        noise: Corruption::Mask(0.25),
+        ..DaeConfig::default()
+    };
+    let train = TrainConfig {
+        epochs: 1,
+        batch: 1,
+        lr: 0.01,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        patience: 0,
+        seed,
+        threads,
+        parallel: mode,
+    };
+    DenoisingAutoencoder::new(cfg, train)
+}
+
+/// One row of the Fig. 3 grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadsRow {
+    pub hidden: usize,
+    pub threads: usize,
+    pub mode: String,
+    pub examples: usize,
+    /// Seconds for one epoch over `examples`.
+    pub seconds: f64,
+    /// Dense-equivalent GFLOP/s of the training step.
+    pub gflops: f64,
+    /// `gflops` over the one-core GEMM rate.
+    pub gemm_ratio: f64,
+    /// Seconds at 1 thread (same mode and hidden units) over `seconds`.
+    pub speedup: f64,
+}
+
+/// Times one epoch of per-example SGD over `x` (`[n, n_vis]`).
+pub fn time_epoch(
+    x: ArrayView2<f32>,
+    hidden: usize,
+    threads: usize,
+    mode: ParallelMode,
+    seed: u64,
+) -> Result<f64> {
+    let mut m = paper_model(x.ncols(), hidden, threads, mode, seed);
+    let t = Instant::now();
+    m.partial_fit(x)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// The Fig. 3 grid; `on_row` sees each row as it is measured.
+pub fn threads_grid(
+    x: ArrayView2<f32>,
+    hidden: &[usize],
+    threads: &[usize],
+    modes: &[ParallelMode],
+    seed: u64,
+    gemm_gflops: f64,
+    on_row: &mut dyn FnMut(&ThreadsRow),
+) -> Result<Vec<ThreadsRow>> {
+    let mut rows = Vec::new();
+    for &mode in modes {
+        for &h in hidden {
+            let mut base = None;
+            for &t in threads {
+                let seconds = time_epoch(x, h, t, mode, seed)?;
+                let base_s = *base.get_or_insert(if t == 1 { seconds } else { f64::NAN });
+                let gflops = step_flops(x.ncols(), h) * x.nrows() as f64 / seconds / 1e9;
+                let row = ThreadsRow {
+                    hidden: h,
+                    threads: t,
+                    mode: mode.to_string(),
+                    examples: x.nrows(),
+                    seconds,
+                    gflops,
+                    gemm_ratio: gflops / gemm_gflops,
+                    speedup: base_s / seconds,
+                };
+                on_row(&row);
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One point of the Fig. 2 curves.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvePoint {
+    pub threads: usize,
+    pub mode: String,
+    pub epoch: usize,
+    /// Training seconds so far (evaluation excluded).
+    pub seconds: f64,
+    /// Mean squared-error loss ½·Σ(x−z)² per example on the clean training set.
+    pub train_error: f64,
+}
+
+/// Fig. 2: for each thread count, `epochs` epochs on `x`, the training error
+/// after each (and before the first, at 0 s).
+pub fn curves(
+    x: ArrayView2<f32>,
+    hidden: usize,
+    threads: &[usize],
+    mode: ParallelMode,
+    epochs: usize,
+    seed: u64,
+    on_point: &mut dyn FnMut(&CurvePoint),
+) -> Result<Vec<CurvePoint>> {
+    let mut out = Vec::new();
+    for &t in threads {
+        let mut m = paper_model(x.ncols(), hidden, t, mode, seed);
+        let mut seconds = 0.0;
+        for epoch in 0..=epochs {
+            // Epoch 0 scores the initial weights (drawn by `paper_model`).
+            if epoch > 0 {
+                let start = Instant::now();
+                m.partial_fit(x)?;
+                seconds += start.elapsed().as_secs_f64();
+            }
+            let p = CurvePoint {
+                threads: t,
+                mode: mode.to_string(),
+                epoch,
+                seconds,
+                train_error: m.score(x)?,
+            };
+            on_point(&p);
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
