@@ -25,6 +25,10 @@ pub enum Command {
     Reconstruct(ReconstructArgs),
     /// Print a model's reconstruction metrics on a dataset as JSON.
     Eval(EvalArgs),
+    /// Compare analytic and numerical gradients (f64) on small models.
+    Gradcheck(GradcheckArgs),
+    /// Sample square patches from a folder of PNG or JPEG images into .npy.
+    Patches(PatchesArgs),
     /// Benchmarks: per-example SGD against threads and hidden units.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -38,6 +42,23 @@ pub enum BenchCommand {
     /// Training error against elapsed time per thread count (its Fig. 2):
     /// curve.csv and curve.png.
     Curve(BenchCurveArgs),
+    /// Sparse autoencoder: time per cost+gradient evaluation, GEMM path
+    /// against the plain per-example path.
+    Sparse(BenchSparseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSparseArgs {
+    #[arg(long, default_value_t = 196)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 10000)]
+    pub examples: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +175,24 @@ pub struct TrainArgs {
     /// hogwild (lock-free), minibatch (data-parallel batches) or gemm.
     #[arg(long)]
     pub parallel: Option<String>,
+    /// dae (denoising autoencoder) or sparse (sparse autoencoder, L-BFGS).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// sgd or lbfgs (full batch).
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// L-BFGS iterations at most.
+    #[arg(long)]
+    pub max_iter: Option<usize>,
+    /// Sparse autoencoder: target mean activation ρ.
+    #[arg(long)]
+    pub sparsity: Option<f64>,
+    /// Sparse autoencoder: weight β of the sparsity penalty.
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Output units: sigmoid, or identity (linear, for real-valued data).
+    #[arg(long)]
+    pub output: Option<String>,
     /// Run directory (default: runs/train-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -206,4 +245,45 @@ pub struct ReconstructArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub input: ModelData,
+}
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    /// sparse, dae, or all.
+    #[arg(long, default_value = "sparse")]
+    pub model: String,
+    #[arg(long, default_value_t = 64)]
+    pub n_vis: usize,
+    #[arg(long, default_value_t = 25)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 100)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The largest relative difference ‖g−ĝ‖/‖g+ĝ‖ that passes.
+    #[arg(long, default_value_t = 1e-9)]
+    pub tolerance: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct PatchesArgs {
+    /// A folder of .png / .jpg / .jpeg images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Patch side in pixels.
+    #[arg(long, default_value_t = 8)]
+    pub size: usize,
+    #[arg(long, default_value_t = 10000)]
+    pub count: usize,
+    /// Remove each patch's mean, clip at 3 standard deviations, scale to [0.1, 0.9].
+    #[arg(long)]
+    pub normalize: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output .npy, shape [count, size²], f32.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also picture the first 100 patches into this PNG.
+    #[arg(long)]
+    pub picture: Option<PathBuf>,
 }

@@ -68,6 +68,7 @@ pub fn paper_model(
         seed,
         threads,
         parallel: mode,
+        ..TrainConfig::default()
     };
     DenoisingAutoencoder::new(cfg, train)
 }
@@ -185,4 +186,62 @@ pub fn curves(
         }
     }
     Ok(out)
+}
+
+/// Seconds per cost-and-gradient evaluation of the sparse autoencoder.
+#[derive(Debug, Clone, Serialize)]
+pub struct SparseEvalTimes {
+    pub examples: usize,
+    pub gemm_one_thread: f64,
+    pub gemm_threads: f64,
+    pub threads: usize,
+    /// The plain per-example path (f64 loops), measured on `plain_examples`
+    /// examples and scaled to `examples`.
+    pub plain: f64,
+    pub plain_examples: usize,
+}
+
+/// Times [`crate::models::sparse_ae::sparse_cost`] (best of `reps`) against
+/// [`crate::models::sparse_ae::sparse_cost_plain`] on `x`.
+pub fn sparse_eval_times(x: ArrayView2<f32>, hidden: usize, threads: usize, reps: usize) -> SparseEvalTimes {
+    use crate::models::sparse_ae::{
+        sparse_cost, sparse_cost_plain, SparseAutoencoder, SparseConfig, SparseWorkspace,
+    };
+    let xs = x.as_standard_layout();
+    let (xd, m, v) = (xs.as_slice().expect("standard layout"), xs.nrows(), xs.ncols());
+    let cfg = SparseConfig {
+        n_vis: v,
+        n_hid: hidden,
+        ..SparseConfig::default()
+    };
+    let model = SparseAutoencoder::new(cfg.clone());
+    let p = model.params();
+    let mut g = vec![0.0f32; p.len()];
+    let mut ws = SparseWorkspace::default();
+    let mut best = |par: Par| {
+        (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                sparse_cost(&cfg, p, Some(&mut g), xd, m, &mut ws, par);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let one = best(Par::Seq);
+    let many = best(Par::from_threads(threads));
+    let pm = m.min(500);
+    let p64: Vec<f64> = p.iter().map(|&v| v as f64).collect();
+    let x64: Vec<f64> = xd[..pm * v].iter().map(|&v| v as f64).collect();
+    let mut g64 = vec![0.0f64; p.len()];
+    let t = Instant::now();
+    sparse_cost_plain(&cfg, &p64, &mut g64, &x64, pm);
+    let plain = t.elapsed().as_secs_f64() * m as f64 / pm as f64;
+    SparseEvalTimes {
+        examples: m,
+        gemm_one_thread: one,
+        gemm_threads: many,
+        threads,
+        plain,
+        plain_examples: pm,
+    }
 }

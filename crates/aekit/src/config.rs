@@ -6,6 +6,8 @@
 use crate::data::{default_val_size, DataSource};
 use crate::error::{Error, Result};
 use crate::models::dae::DaeConfig;
+use crate::models::sparse_ae::SparseConfig;
+use crate::optim::lbfgs::LbfgsConfig;
 use crate::train::parallel::ParallelMode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,50 @@ pub struct TrainConfig {
     /// How threads are used: `auto` (split for batch 1, else GEMM), `split`,
     /// `hogwild`, `minibatch` or `gemm`.
     pub parallel: ParallelMode,
+    /// `sgd` (minibatches, epochs) or `lbfgs` (full batch, `[lbfgs]` settings).
+    pub optimizer: Optimizer,
+}
+
+/// The optimizer of a `train` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    #[default]
+    Sgd,
+    Lbfgs,
+}
+
+impl std::str::FromStr for Optimizer {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "sgd" => Ok(Optimizer::Sgd),
+            "lbfgs" | "l-bfgs" => Ok(Optimizer::Lbfgs),
+            _ => Err(format!("unknown optimizer `{s}` (expected sgd or lbfgs)")),
+        }
+    }
+}
+
+/// Which model a `train` run builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Denoising autoencoder (`[model]`).
+    #[default]
+    Dae,
+    /// Sparse autoencoder (`[sparse]`), trained with L-BFGS.
+    Sparse,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dae" => Ok(ModelKind::Dae),
+            "sparse" => Ok(ModelKind::Sparse),
+            _ => Err(format!("unknown model kind `{s}` (expected dae or sparse)")),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -93,6 +139,7 @@ impl Default for TrainConfig {
             seed: 1,
             threads: 1,
             parallel: ParallelMode::Auto,
+            optimizer: Optimizer::Sgd,
         }
     }
 }
@@ -140,9 +187,16 @@ impl TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
+    /// `dae` or `sparse`.
+    pub kind: ModelKind,
     pub data: DataConfig,
+    /// The denoising autoencoder (kind = "dae").
     pub model: DaeConfig,
+    /// The sparse autoencoder (kind = "sparse").
+    pub sparse: SparseConfig,
     pub train: TrainConfig,
+    /// L-BFGS settings (optimizer = "lbfgs").
+    pub lbfgs: LbfgsConfig,
 }
 
 impl RunConfig {
@@ -164,7 +218,21 @@ impl RunConfig {
     /// The one check of the whole configuration.
     pub fn validate(&self) -> Result<()> {
         self.data.source()?;
-        self.model.validate()?;
+        match self.kind {
+            ModelKind::Dae => self.model.validate()?,
+            ModelKind::Sparse => {
+                self.sparse.validate()?;
+                if self.train.optimizer != Optimizer::Lbfgs {
+                    return Err(Error::config(
+                        "train.optimizer",
+                        "the sparse autoencoder trains with lbfgs",
+                    ));
+                }
+            }
+        }
+        if self.lbfgs.memory == 0 || self.lbfgs.max_iter == 0 {
+            return Err(Error::config("lbfgs", "memory and max_iter must be at least 1"));
+        }
         self.train.validate()
     }
 }

@@ -263,6 +263,7 @@ fn per_example(n_hid: usize, threads: usize, parallel: &str, loss: Loss) -> Deno
         seed: 11,
         threads,
         parallel: parallel.parse().unwrap(),
+        ..TrainConfig::default()
     };
     DenoisingAutoencoder::new(cfg, train)
 }

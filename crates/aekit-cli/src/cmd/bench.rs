@@ -1,6 +1,6 @@
 //! `aekit bench threads` and `aekit bench curve`.
 
-use crate::cli::{BenchCurveArgs, BenchThreadsArgs};
+use crate::cli::{BenchCurveArgs, BenchSparseArgs, BenchThreadsArgs};
 use aekit::bench;
 use aekit::data::{load_train_test, DataSource, Dataset};
 use aekit::io::run_dir::RunDir;
@@ -37,7 +37,10 @@ fn check_threads(threads: &[usize]) -> Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let Some(t) = threads.iter().find(|&&t| t > cores) {
-        eprintln!("note: {t} threads oversubscribe this machine's {cores} cores; their times measure that");
+        eprintln!(
+            "note: {t} threads oversubscribe this machine's {cores} cores; hogwild runs them all, \
+             split runs at most {cores} workers (one per core)"
+        );
     }
     aekit::tensor::init_threads(*threads.iter().max().expect("non-empty"));
     Ok(())
@@ -194,5 +197,44 @@ pub fn curve(a: BenchCurveArgs) -> Result<()> {
         &series,
     )?;
     eprintln!("wrote {} and curve.png", run.file("curve.csv").display());
+    Ok(())
+}
+
+pub fn sparse(a: BenchSparseArgs) -> Result<()> {
+    check_threads(&[a.threads])?;
+    if a.hidden == 0 {
+        bail!("--hidden must be at least 1");
+    }
+    let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
+    let gemm = bench::gemm_gflops_one_core();
+    let t = bench::sparse_eval_times(data.view(), a.hidden, a.threads, 5);
+    let flops = bench::step_flops(data.dim, a.hidden) * data.n as f64;
+    let gf = |s: f64| flops / s / 1e9;
+    println!(
+        "sparse autoencoder {}→{}, {} examples, one cost+gradient evaluation:",
+        data.dim, a.hidden, data.n
+    );
+    println!(
+        "  GEMM path, 1 thread:   {:8.1} ms  {:6.1} GFLOP/s  ({:.2} of one-core GEMM)",
+        t.gemm_one_thread * 1e3,
+        gf(t.gemm_one_thread),
+        gf(t.gemm_one_thread) / gemm
+    );
+    println!(
+        "  GEMM path, {} threads:  {:8.1} ms  {:6.1} GFLOP/s",
+        t.threads,
+        t.gemm_threads * 1e3,
+        gf(t.gemm_threads)
+    );
+    println!(
+        "  plain per-example path: {:8.1} ms  {:6.2} GFLOP/s  (f64 loops, timed on {} examples and scaled)",
+        t.plain * 1e3,
+        gf(t.plain),
+        t.plain_examples
+    );
+    println!(
+        "  GEMM one-core rate: {gemm:.1} GFLOP/s; GEMM path is {:.0}× the plain path",
+        t.plain / t.gemm_one_thread
+    );
     Ok(())
 }

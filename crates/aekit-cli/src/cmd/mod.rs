@@ -1,6 +1,7 @@
 //! One module per verb.
 
 mod bench;
+mod gradcheck;
 mod model_data;
 mod train;
 
@@ -12,8 +13,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(a) => model_data::encode(a),
         Command::Reconstruct(a) => model_data::reconstruct(a),
         Command::Eval(a) => model_data::eval(a),
+        Command::Gradcheck(a) => gradcheck::run(a),
+        Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),
         Command::Bench(crate::cli::BenchCommand::Curve(a)) => bench::curve(a),
+        Command::Bench(crate::cli::BenchCommand::Sparse(a)) => bench::sparse(a),
     }
 }
 

@@ -165,6 +165,9 @@ pub enum DataSource {
     FashionMnist,
     /// A directory of IDX files under their usual names.
     Dir(PathBuf),
+    /// An `.npy` file of f32 rows (e.g. from `aekit patches`); its last tenth
+    /// is the test part.
+    Npy(PathBuf),
 }
 
 impl std::str::FromStr for DataSource {
@@ -175,6 +178,7 @@ impl std::str::FromStr for DataSource {
             "mnist" => DataSource::Mnist,
             "fashion-mnist" | "fashion_mnist" => DataSource::FashionMnist,
             "" => return Err("empty data source".into()),
+            f if f.ends_with(".npy") => DataSource::Npy(PathBuf::from(f)),
             dir => DataSource::Dir(PathBuf::from(dir)),
         })
     }
@@ -186,7 +190,7 @@ impl std::fmt::Display for DataSource {
             DataSource::Builtin => write!(f, "builtin"),
             DataSource::Mnist => write!(f, "mnist"),
             DataSource::FashionMnist => write!(f, "fashion-mnist"),
-            DataSource::Dir(p) => write!(f, "{}", p.display()),
+            DataSource::Dir(p) | DataSource::Npy(p) => write!(f, "{}", p.display()),
         }
     }
 }

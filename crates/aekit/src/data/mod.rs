@@ -6,6 +6,7 @@ pub mod corruption;
 pub mod dataset;
 pub mod download;
 pub mod idx;
+pub mod patches;
 
 pub use corruption::Corruption;
 pub use dataset::{balanced_subset, DataSource, Dataset, Splits};
@@ -13,11 +14,12 @@ pub use dataset::{balanced_subset, DataSource, Dataset, Splits};
 use crate::error::Result;
 use std::path::Path;
 
-/// Default validation size: 1000 for the built-in data, 10000 otherwise
-/// (the usual 50k/10k split of MNIST's 60k training images).
+/// Default validation size: 1000 for the built-in data, none for an `.npy`
+/// file, 10000 otherwise (the usual 50k/10k split of MNIST's 60k images).
 pub fn default_val_size(source: &DataSource) -> usize {
     match source {
         DataSource::Builtin => 1000,
+        DataSource::Npy(_) => 0,
         _ => 10_000,
     }
 }
@@ -43,6 +45,33 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
             dataset::read_idx_dir(&download::ensure_dataset(&download::fashion_mnist(), &root())?)
         }
         DataSource::Dir(d) => dataset::read_idx_dir(d),
+        DataSource::Npy(f) => {
+            let (shape, x) = crate::io::npy::read_npy(f)?;
+            let [n, dim] = shape[..] else {
+                return Err(crate::Error::format(
+                    f,
+                    format!("expected a 2-d array of rows, got shape {shape:?}"),
+                ));
+            };
+            if n < 2 {
+                return Err(crate::Error::format(
+                    f,
+                    "needs at least 2 rows (training and test)",
+                ));
+            }
+            let all = Dataset {
+                x,
+                labels: None,
+                n,
+                dim,
+                image: None,
+            };
+            let cut = n - (n / 10).max(1);
+            Ok((
+                all.select(&(0..cut).collect::<Vec<_>>()),
+                all.select(&(cut..n).collect::<Vec<_>>()),
+            ))
+        }
     }
 }
 
@@ -62,6 +91,13 @@ pub fn load_splits(
             "built-in data (the 10k MNIST test images): {} for training and {} for validation drawn from images 0..{pool_n}, \
              and images {pool_n}..10000 ({}) held out as the test part",
             train.n, val.n, test.n
+        ),
+        DataSource::Npy(f) => format!(
+            "{}: {} training and {} validation rows drawn from its first {pool_n} rows; the last {} rows are the test part",
+            f.display(),
+            train.n,
+            val.n,
+            test.n
         ),
         other => format!(
             "{other}: {} training and {} validation images drawn from the {pool_n} official training images; \

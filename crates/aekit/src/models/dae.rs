@@ -342,6 +342,16 @@ pub fn finish_objective<T: Real>(
     (mean_loss, obj)
 }
 
+/// Workers the `split` mode runs for `threads`: at most one per core. Its
+/// workers move in lock step, many times per example, so two sharing a core
+/// wait for each other's time slices (measured on 2 cores, 10k examples:
+/// 0.38 s with 2 workers, 15.7 s with 4, 47 s with 8).
+pub fn split_workers(threads: usize) -> usize {
+    threads
+        .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
 /// How one training epoch runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpochPlan {
@@ -529,6 +539,53 @@ impl DenoisingAutoencoder {
         })
     }
 
+    /// Trains on the whole of `x` at once with L-BFGS. The corruption is drawn
+    /// once (seeded) and kept, so the objective is deterministic; weight decay
+    /// is part of it. Each iteration is reported as an "epoch" to `obs`.
+    pub fn fit_lbfgs(
+        &mut self,
+        x: ArrayView2<f32>,
+        lbfgs: &crate::optim::lbfgs::LbfgsConfig,
+        obs: &mut dyn Observer,
+    ) -> Result<crate::optim::lbfgs::LbfgsReport> {
+        self.config.validate()?;
+        self.train.validate()?;
+        if self.config.n_vis == 0 || self.params.is_empty() {
+            self.config.n_vis = x.ncols();
+            self.initialise();
+        }
+        self.check_input(&x, "training data")?;
+        if x.nrows() == 0 {
+            return Err(Error::config("train_size", "no training examples"));
+        }
+        let xs = x.as_standard_layout();
+        let (clean, n) = (xs.as_slice().expect("standard layout"), xs.nrows());
+        let noisy = self.corrupt(xs.view(), self.train.seed);
+        let noisy = noisy.as_slice().expect("owned");
+        let (cfg, lay, wd, par) = (
+            self.config.clone(),
+            self.layout.clone(),
+            self.train.weight_decay,
+            self.par(),
+        );
+        let mut ws = Workspace::<f32>::new(&cfg, n);
+        let f = |p: &[f32], g: &mut [f32]| {
+            objective(&cfg, &lay, p, g, noisy, clean, n, wd, &mut ws, par).1 as f64
+        };
+        let start = Instant::now();
+        obs.on_start(lbfgs.max_iter, 1);
+        let report = crate::optim::lbfgs::minimize(&mut self.params, f, lbfgs, &mut |it| {
+            obs.on_epoch(&EpochMetrics {
+                epoch: it.iter,
+                train_loss: it.cost,
+                val_loss: None,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        });
+        obs.on_end();
+        Ok(report)
+    }
+
     /// One more epoch over `x` with the current weights, optimizer state and
     /// random stream; returns the mean training loss.
     pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
@@ -596,7 +653,7 @@ impl DenoisingAutoencoder {
     /// every example; see [`crate::train::parallel`].
     fn run_epoch_split(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
         let nv = self.config.n_vis;
-        let blocks = hidden_blocks(self.config.n_hid, threads);
+        let blocks = hidden_blocks(self.config.n_hid, split_workers(threads));
         let mut workers: Vec<FusedTiedSgd> = blocks
             .iter()
             .map(|b| {

@@ -29,6 +29,9 @@ pub enum Scale {
     PerTile,
     /// Values clamped to [0, 1].
     Unit,
+    /// Each tile divided by its largest |value|: zero is grey, negative
+    /// weights dark, positive bright (the exercise's `display_network`).
+    Symmetric,
 }
 
 /// Lays `tiles` (each `h·w` values) in a grid of `cols` columns with a
@@ -48,6 +51,13 @@ pub fn tile_grid(tiles: &[Vec<f32>], h: usize, w: usize, cols: usize, scale: Sca
                     (a.min(v), b.max(v))
                 }),
             Scale::Unit => (0.0, 1.0),
+            Scale::Symmetric => {
+                let m = tile
+                    .iter()
+                    .fold(0.0f32, |a, &v| a.max(v.abs()))
+                    .max(f32::MIN_POSITIVE);
+                (-m, m)
+            }
         };
         let span = if hi > lo { hi - lo } else { 1.0 };
         let (ox, oy) = ((t % cols) * tw + 1, (t / cols) * th + 1);
@@ -112,6 +122,22 @@ pub fn filters_picture(
         10,
         Scale::PerTile,
         2,
+    )
+}
+
+/// One tile per hidden unit of a weight matrix `[n_vis, n_hid]`, each scaled
+/// symmetrically (negative dark, zero grey), for any square input size.
+pub fn weights_picture(w: &[f32], n_vis: usize, n_hid: usize, image: Option<(usize, usize)>) -> GrayImage {
+    let (h, wd) = tile_shape(n_vis, image);
+    let cols = (n_hid as f64).sqrt().ceil() as usize;
+    let zoom = if h * wd <= 100 { 4 } else { 2 };
+    tile_grid(
+        &filter_tiles(w, n_vis, n_hid, n_hid),
+        h,
+        wd,
+        cols,
+        Scale::Symmetric,
+        zoom,
     )
 }
 
