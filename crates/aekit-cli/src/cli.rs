@@ -147,7 +147,7 @@ pub struct TrainArgs {
     pub momentum: Option<f32>,
     /// L2 penalty on weights (not biases).
     #[arg(long, allow_negative_numbers = true)]
-    pub weight_decay: Option<f32>,
+    pub weight_decay: Option<f64>,
     /// none, mask:P, gauss:SIGMA or saltpepper:P.
     #[arg(long)]
     pub noise: Option<String>,

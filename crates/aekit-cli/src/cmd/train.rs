@@ -76,7 +76,8 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
         c.model.output_activation = o;
     }
     if let Some(w) = a.weight_decay {
-        s.weight_decay = w as f64;
+        s.weight_decay = w;
+        c.train.weight_decay = w as f32;
     }
     if let Some(i) = a.max_iter {
         c.lbfgs.max_iter = i;
@@ -85,7 +86,7 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = a.$f { t.$f = v; } )* };
     }
-    set!(epochs, batch, lr, momentum, weight_decay, patience, seed, threads);
+    set!(epochs, batch, lr, momentum, patience, seed, threads);
     if let Some(seed) = a.seed {
         c.sparse.seed = seed;
     }
@@ -250,8 +251,14 @@ fn sgd_summary(report: &FitReport, model: &DenoisingAutoencoder) -> Result<Value
 fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
     let s = &cfg.sparse;
     eprintln!(
-        "training a sparse {}→{} autoencoder (ρ = {}, β = {}, λ = {}, {:?} output) with full-batch L-BFGS, up to {} iterations",
-        s.n_vis, s.n_hid, s.sparsity_target, s.sparsity_weight, s.weight_decay, s.output_activation, cfg.lbfgs.max_iter
+        "training a sparse {}→{} autoencoder (ρ = {}, β = {}, λ = {}, {} output) with full-batch L-BFGS, up to {} iterations",
+        s.n_vis,
+        s.n_hid,
+        s.sparsity_target,
+        s.sparsity_weight,
+        s.weight_decay,
+        format!("{:?}", s.output_activation).to_lowercase(),
+        cfg.lbfgs.max_iter
     );
     let par = Par::from_threads(cfg.train.resolved_threads());
     let mut model = SparseAutoencoder::new(s.clone());

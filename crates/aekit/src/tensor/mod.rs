@@ -38,10 +38,15 @@ pub trait Real:
     fn tanh_(self) -> Self;
     fn abs_(self) -> Self;
     fn max_(self, other: Self) -> Self;
+    /// 1/(1 + e^−x): vectorisable polynomial exp in f32 ([`vmath`], ~1 ulp),
+    /// the exact libm formula in f64 (which the gradient checks use).
+    fn sigmoid_(self) -> Self;
+    /// tanh x, likewise.
+    fn tanh_fast(self) -> Self;
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $sigmoid:expr, $tanh:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -77,11 +82,33 @@ macro_rules! impl_real {
             fn max_(self, other: Self) -> Self {
                 self.max(other)
             }
+            #[inline(always)]
+            fn sigmoid_(self) -> Self {
+                $sigmoid(self)
+            }
+            #[inline(always)]
+            fn tanh_fast(self) -> Self {
+                $tanh(self)
+            }
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+
+/// Logistic function in f64, stable at both ends.
+#[inline(always)]
+fn sigmoid64(a: f64) -> f64 {
+    if a >= 0.0 {
+        1.0 / (1.0 + (-a).exp())
+    } else {
+        let e = a.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl_real!(f32, self::vmath::sigmoid, |x: f32| 2.0
+    * self::vmath::sigmoid(2.0 * x)
+    - 1.0);
+impl_real!(f64, sigmoid64, f64::tanh);
 
 /// Converts a slice between precisions (f32 parameters into an f64 check).
 pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {
