@@ -357,4 +357,7 @@ fn parallel_modes_that_do_not_fit_are_refused() {
     let mut m = per_example(8, 2, "minibatch", Loss::Squared);
     let e = m.fit(xv, None, &mut Silent).unwrap_err().to_string();
     assert!(e.contains("--batch 2"), "{e}");
+    // partial_fit checks the same, and returns the error rather than panicking.
+    let e = m.partial_fit(xv).unwrap_err().to_string();
+    assert!(e.contains("--batch 2"), "{e}");
 }

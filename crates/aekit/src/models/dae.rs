@@ -448,14 +448,19 @@ impl DenoisingAutoencoder {
         if self.params.is_empty() {
             return Err(Error::config("model", "is not fitted yet"));
         }
-        if x.ncols() != self.config.n_vis {
-            return Err(Error::shape(
-                what,
-                format!("{} columns", self.config.n_vis),
-                format!("{} columns", x.ncols()),
-            ));
+        super::check_columns(what, self.config.n_vis, x.ncols())
+    }
+
+    /// What every way of training checks first: the settings, weights drawn
+    /// (from the data's width) if there are none yet, and the data's shape.
+    fn prepare_training(&mut self, x: &ArrayView2<f32>) -> Result<()> {
+        self.config.validate()?;
+        self.train.validate()?;
+        if self.config.n_vis == 0 || self.params.is_empty() {
+            self.config.n_vis = x.ncols();
+            self.initialise();
         }
-        Ok(())
+        self.check_input(x, "training data")
     }
 
     /// Trains from the current weights (drawn first if needed) for
@@ -466,13 +471,7 @@ impl DenoisingAutoencoder {
         val: Option<ArrayView2<f32>>,
         obs: &mut dyn Observer,
     ) -> Result<FitReport> {
-        self.config.validate()?;
-        self.train.validate()?;
-        if self.config.n_vis == 0 || self.params.is_empty() {
-            self.config.n_vis = x.ncols();
-            self.initialise();
-        }
-        self.check_input(&x, "training data")?;
+        self.prepare_training(&x)?;
         self.epoch_plan()?;
         if let Some(v) = &val {
             self.check_input(v, "validation data")?;
@@ -548,13 +547,7 @@ impl DenoisingAutoencoder {
         lbfgs: &crate::optim::lbfgs::LbfgsConfig,
         obs: &mut dyn Observer,
     ) -> Result<crate::optim::lbfgs::LbfgsReport> {
-        self.config.validate()?;
-        self.train.validate()?;
-        if self.config.n_vis == 0 || self.params.is_empty() {
-            self.config.n_vis = x.ncols();
-            self.initialise();
-        }
-        self.check_input(&x, "training data")?;
+        self.prepare_training(&x)?;
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
@@ -589,13 +582,8 @@ impl DenoisingAutoencoder {
     /// One more epoch over `x` with the current weights, optimizer state and
     /// random stream; returns the mean training loss.
     pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
-        self.config.validate()?;
-        self.train.validate()?;
-        if self.params.is_empty() {
-            self.config.n_vis = x.ncols();
-            self.initialise();
-        }
-        self.check_input(&x, "training data")?;
+        self.prepare_training(&x)?;
+        self.epoch_plan()?;
         let xs = x.as_standard_layout();
         let n = xs.nrows();
         Ok(self
@@ -983,13 +971,7 @@ impl DenoisingAutoencoder {
 
     /// The reconstruction z = g(h·Wᵀ + b′) of codes h, `[n, n_vis]`.
     pub fn inverse_transform(&self, h: ArrayView2<f32>) -> Result<Array2<f32>> {
-        if h.ncols() != self.config.n_hid {
-            return Err(Error::shape(
-                "codes",
-                format!("{} columns", self.config.n_hid),
-                format!("{} columns", h.ncols()),
-            ));
-        }
+        super::check_columns("codes", self.config.n_hid, h.ncols())?;
         let hs = h.as_standard_layout();
         let n = hs.nrows();
         let mut z = vec![0.0f32; n * self.config.n_vis];

@@ -4,3 +4,15 @@ pub mod dae;
 pub mod gradcheck;
 pub mod sparse_ae;
 pub use dae::{DaeConfig, DenoisingAutoencoder, Metrics};
+
+/// The error for data whose rows have the wrong width.
+pub(crate) fn check_columns(what: &str, expected: usize, got: usize) -> crate::Result<()> {
+    if got != expected {
+        return Err(crate::Error::shape(
+            what,
+            format!("{expected} columns"),
+            format!("{got} columns"),
+        ));
+    }
+    Ok(())
+}

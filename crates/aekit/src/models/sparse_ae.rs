@@ -272,14 +272,7 @@ impl SparseAutoencoder {
     }
 
     fn check(&self, x: &ArrayView2<f32>) -> Result<()> {
-        if x.ncols() != self.config.n_vis {
-            return Err(Error::shape(
-                "data",
-                format!("{} columns", self.config.n_vis),
-                format!("{} columns", x.ncols()),
-            ));
-        }
-        Ok(())
+        super::check_columns("data", self.config.n_vis, x.ncols())
     }
 
     /// Minimises the cost on `x` with L-BFGS; `on_iter` sees each iteration.
