@@ -1,8 +1,10 @@
 //! Models: the denoising autoencoder (tied or untied).
 
 pub mod dae;
+pub mod deep;
 pub mod gradcheck;
 pub mod sparse_ae;
+pub mod stacked;
 pub use dae::{DaeConfig, DenoisingAutoencoder, Metrics};
 
 /// The error for data whose rows have the wrong width.

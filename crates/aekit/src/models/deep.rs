@@ -1,0 +1,369 @@
+//! A deep sigmoid encoder (the trunk of a stacked autoencoder) with a head on
+//! top, on one flat parameter vector `[W₁ b₁ … W_L b_L | head]`.
+//!
+//! Trunk: h₀ = x (corrupted or not), h_j = σ(h_{j−1}·W_j + b_j), W_j `[n_{j−1}, n_j]`.
+//! Heads:
+//! - `Reconstruct`: a = h_L·W′ + b′ `[batch, n_out]` against a target in [0, 1]
+//!   (cross-entropy from a, or squared error of σ(a)); the gradual schedule's
+//!   temporary decoder, and the classic DAE decoder when L = 1.
+//! - `Softmax`: logits = h_L·W_o + b_o over k classes, softmax cross-entropy.
+//!
+//! Backward: δ at the head, then δh_{j−1} = (δ_j·W_jᵀ) and δ_j = δh_j ⊙ h_j(1−h_j),
+//! dW_j += h_{j−1}ᵀ·δ_j, db_j += Σ δ_j. Objective per batch: mean loss plus
+//! ½·λ·Σ‖W‖² over every weight matrix (trunk and head), biases free.
+
+use crate::layers::activation::Activation;
+use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::loss::{self, Loss};
+use crate::tensor::gemm::Par;
+use crate::tensor::Real;
+use std::ops::Range;
+
+/// What sits on top of the trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadKind {
+    /// A linear layer to `n_out` units reconstructing a target.
+    Reconstruct { n_out: usize, loss: Loss },
+    /// A softmax over `classes`.
+    Softmax { classes: usize },
+}
+
+impl HeadKind {
+    pub fn n_out(&self) -> usize {
+        match *self {
+            HeadKind::Reconstruct { n_out, .. } => n_out,
+            HeadKind::Softmax { classes } => classes,
+        }
+    }
+}
+
+/// Offsets of every weight and bias in the flat vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepLayout {
+    /// Layer widths, input first: `[n₀, n₁, …, n_L]`.
+    pub sizes: Vec<usize>,
+    pub head: HeadKind,
+    /// `(W_j, b_j)` for j = 1..=L, then the head's `(W, b)` last.
+    pub layers: Vec<(Range<usize>, Range<usize>)>,
+    pub len: usize,
+}
+
+impl DeepLayout {
+    pub fn new(sizes: &[usize], head: HeadKind) -> DeepLayout {
+        assert!(sizes.len() >= 2, "a trunk has an input and at least one layer");
+        let mut layers = Vec::new();
+        let mut at = 0;
+        let dims: Vec<(usize, usize)> = sizes
+            .windows(2)
+            .map(|w| (w[0], w[1]))
+            .chain(std::iter::once((*sizes.last().expect("non-empty"), head.n_out())))
+            .collect();
+        for (i, o) in dims {
+            let w = at..at + i * o;
+            let b = w.end..w.end + o;
+            at = b.end;
+            layers.push((w, b));
+        }
+        DeepLayout {
+            sizes: sizes.to_vec(),
+            head,
+            layers,
+            len: at,
+        }
+    }
+
+    /// Trunk layers (without the head).
+    pub fn depth(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    /// Where the head starts; everything before is the trunk.
+    pub fn trunk_len(&self) -> usize {
+        self.layers[self.depth()].0.start
+    }
+}
+
+/// Activations of one batch.
+#[derive(Debug, Clone, Default)]
+pub struct DeepWorkspace<T> {
+    /// h_1..h_L, each `[batch, n_j]`.
+    h: Vec<Vec<T>>,
+    /// Head output `[batch, n_out]` (pre-activation) and its delta.
+    out: Vec<T>,
+    d_out: Vec<T>,
+    z: Vec<T>,
+    /// Deltas for each trunk layer.
+    d: Vec<Vec<T>>,
+}
+
+/// Runs the trunk on `x` (`[batch, n₀]`); returns the top activations.
+pub fn trunk_forward<'a, T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    x: &[T],
+    batch: usize,
+    ws: &'a mut DeepWorkspace<T>,
+    par: Par,
+) -> &'a [T] {
+    let l = lay.depth();
+    ws.h.resize_with(l, Vec::new);
+    for j in 0..l {
+        let (n_in, n_out) = (lay.sizes[j], lay.sizes[j + 1]);
+        let (w, b) = &lay.layers[j];
+        let (prev, rest) = ws.h.split_at_mut(j);
+        let input: &[T] = if j == 0 { x } else { &prev[j - 1] };
+        let h = &mut rest[0];
+        h.resize(batch * n_out, T::ZERO);
+        dense_forward(
+            h,
+            input,
+            &p[w.clone()],
+            &p[b.clone()],
+            batch,
+            n_in,
+            n_out,
+            false,
+            par,
+        );
+        Activation::Sigmoid.forward(h);
+    }
+    &ws.h[l - 1]
+}
+
+/// Sum over the batch of the head's loss, adding the gradient into `grad`
+/// when given. `target` is the reconstruction target (`Reconstruct`), or
+/// `labels` the classes (`Softmax`).
+pub fn deep_loss_grad<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    grad: Option<&mut [T]>,
+    x: &[T],
+    target: &[T],
+    labels: &[u8],
+    batch: usize,
+    ws: &mut DeepWorkspace<T>,
+    par: Par,
+) -> T {
+    let l = lay.depth();
+    let top_n = lay.sizes[l];
+    let n_out = lay.head.n_out();
+    trunk_forward(lay, p, x, batch, ws, par);
+    let (hw, hb) = &lay.layers[l];
+    ws.out.resize(batch * n_out, T::ZERO);
+    ws.d_out.resize(batch * n_out, T::ZERO);
+    dense_forward(
+        &mut ws.out,
+        &ws.h[l - 1],
+        &p[hw.clone()],
+        &p[hb.clone()],
+        batch,
+        top_n,
+        n_out,
+        false,
+        par,
+    );
+    let want_grad = grad.is_some();
+    let total = match lay.head {
+        HeadKind::Softmax { classes } => softmax_head(&mut ws.d_out, &ws.out, labels, classes, want_grad),
+        HeadKind::Reconstruct {
+            loss: Loss::CrossEntropy,
+            ..
+        } => {
+            if want_grad {
+                loss::xent_backward(&mut ws.d_out, &ws.out, target);
+            }
+            loss::xent_forward(&ws.out, target)
+        }
+        HeadKind::Reconstruct {
+            loss: Loss::Squared, ..
+        } => {
+            ws.z.clear();
+            ws.z.extend_from_slice(&ws.out);
+            Activation::Sigmoid.forward(&mut ws.z);
+            if want_grad {
+                loss::squared_backward(&mut ws.d_out, &ws.z, target);
+                Activation::Sigmoid.backward(&mut ws.d_out, &ws.z);
+            }
+            loss::squared_forward(&ws.z, target)
+        }
+    };
+    let Some(grad) = grad else { return total };
+    ws.d.resize_with(l, Vec::new);
+    for j in 0..l {
+        ws.d[j].resize(batch * lay.sizes[j + 1], T::ZERO);
+    }
+    // Head, then each trunk layer from the top down.
+    {
+        let (gw, gb) = split_pair(grad, &lay.layers[l]);
+        dense_backward(
+            Some(&mut ws.d[l - 1]),
+            gw,
+            gb,
+            &ws.d_out,
+            &ws.h[l - 1],
+            &p[hw.clone()],
+            batch,
+            top_n,
+            n_out,
+            false,
+            par,
+        );
+    }
+    for j in (0..l).rev() {
+        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
+        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
+        let (lower, upper) = ws.d.split_at_mut(j);
+        let dj = &upper[0];
+        let input: &[T] = if j == 0 { x } else { &ws.h[j - 1] };
+        let (gw, gb) = split_pair(grad, &lay.layers[j]);
+        let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
+        dense_backward(
+            dx,
+            gw,
+            gb,
+            dj,
+            input,
+            &p[lay.layers[j].0.clone()],
+            batch,
+            n_in,
+            n_o,
+            false,
+            par,
+        );
+    }
+    total
+}
+
+fn softmax_head<T: Real>(d: &mut [T], logits: &[T], labels: &[u8], k: usize, want_grad: bool) -> T {
+    loss::softmax_xent(if want_grad { Some(d) } else { None }, logits, labels, k)
+}
+
+/// Disjoint mutable views of one layer's weight and bias gradients.
+fn split_pair<'a, T>(g: &'a mut [T], (w, b): &(Range<usize>, Range<usize>)) -> (&'a mut [T], &'a mut [T]) {
+    debug_assert_eq!(w.end, b.start);
+    let (gw, gb) = g[w.start..b.end].split_at_mut(w.len());
+    (gw, gb)
+}
+
+/// Mean loss over the batch plus ½·λ·Σ‖W‖²; overwrites `grad`. Returns
+/// (mean loss, objective).
+pub fn deep_objective<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    grad: &mut [T],
+    x: &[T],
+    target: &[T],
+    labels: &[u8],
+    batch: usize,
+    weight_decay: T,
+    ws: &mut DeepWorkspace<T>,
+    par: Par,
+) -> (T, T) {
+    grad.fill(T::ZERO);
+    let sum = deep_loss_grad(lay, p, Some(grad), x, target, labels, batch, ws, par);
+    let inv = T::ONE / T::of(batch as f64);
+    grad.iter_mut().for_each(|g| *g *= inv);
+    let mut obj = sum * inv;
+    if weight_decay > T::ZERO {
+        for (w, _) in &lay.layers {
+            let mut sq = T::ZERO;
+            for (g, &v) in grad[w.clone()].iter_mut().zip(&p[w.clone()]) {
+                *g += weight_decay * v;
+                sq += v * v;
+            }
+            obj += T::of(0.5) * weight_decay * sq;
+        }
+    }
+    (sum * inv, obj)
+}
+
+/// The head's output (pre-activation, e.g. logits) of the last forward pass.
+pub fn head_output<T: Real>(ws: &DeepWorkspace<T>) -> &[T] {
+    &ws.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::gradcheck::relative_difference;
+    use crate::tensor::rng::seeded;
+    use rand::Rng as _;
+
+    fn check(head: HeadKind, sizes: &[usize]) -> f64 {
+        let lay = DeepLayout::new(sizes, head);
+        let batch = 5;
+        let mut rng = seeded(4);
+        let p: Vec<f64> = (0..lay.len).map(|_| rng.random_range(-0.6..0.6)).collect();
+        let x: Vec<f64> = (0..batch * sizes[0])
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect();
+        let target: Vec<f64> = (0..batch * head.n_out())
+            .map(|_| rng.random_range(0.0..1.0))
+            .collect();
+        let labels: Vec<u8> = (0..batch).map(|i| (i % head.n_out()) as u8).collect();
+        let mut ws = DeepWorkspace::default();
+        let mut g = vec![0.0; lay.len];
+        deep_objective(
+            &lay,
+            &p,
+            &mut g,
+            &x,
+            &target,
+            &labels,
+            batch,
+            0.01,
+            &mut ws,
+            Par::Seq,
+        );
+        let mut scratch = vec![0.0; lay.len];
+        relative_difference(
+            |q| {
+                deep_objective(
+                    &lay,
+                    q,
+                    &mut scratch,
+                    &x,
+                    &target,
+                    &labels,
+                    batch,
+                    0.01,
+                    &mut ws,
+                    Par::Seq,
+                )
+                .1
+            },
+            &p,
+            &g,
+        )
+    }
+
+    #[test]
+    fn every_head_and_depth_passes_the_gradient_check() {
+        for sizes in [&[6usize, 4][..], &[6, 5, 4], &[6, 5, 4, 3]] {
+            for head in [
+                HeadKind::Softmax { classes: 3 },
+                HeadKind::Reconstruct {
+                    n_out: 6,
+                    loss: Loss::CrossEntropy,
+                },
+                HeadKind::Reconstruct {
+                    n_out: 6,
+                    loss: Loss::Squared,
+                },
+            ] {
+                let e = check(head, sizes);
+                assert!(e < 1e-9, "{sizes:?} {head:?}: {e:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn layout_places_head_after_trunk() {
+        let lay = DeepLayout::new(&[4, 3, 2], HeadKind::Softmax { classes: 5 });
+        assert_eq!(
+            lay.layers,
+            vec![(0..12, 12..15), (15..21, 21..23), (23..33, 33..38)]
+        );
+        assert_eq!((lay.trunk_len(), lay.len, lay.depth()), (23, 38, 2));
+    }
+}

@@ -1,0 +1,725 @@
+//! Stacked denoising autoencoders: greedy (stacked), gradual and hybrid
+//! pretraining (Kalmanovich & Chechik), then supervised fine-tuning with a
+//! softmax on top (the SdA of Vincent et al. 2010 and the Theano tutorial).
+//!
+//! The trunk's weights `[W₁ b₁ … W_L b_L]` are one flat vector. Layer j's
+//! pretraining DAE is tied: it encodes with (W_j, b_j), the very weights the
+//! deep network then uses, and decodes with W_jᵀ and its own b′_j.
+//!
+//! Schedules, for layer k ≥ 2 with a budget of n epochs (layer 1 is a plain
+//! DAE on x in every schedule):
+//! - stacked: layers below are frozen; the clean representation h_{k−1} is
+//!   corrupted and the tied DAE k reconstructs it;
+//! - gradual: layers 1..k train jointly; noise goes on x only; x is
+//!   reconstructed from h_k through a new decoder (W′, b′) that is dropped
+//!   when the next layer comes;
+//! - hybrid f: 2·n·f epochs of stacked training, then n·(1−f) of gradual
+//!   (f = 1 is stacked, f = 0 gradual). Every weight update is counted.
+
+use crate::config::TrainConfig;
+use crate::data::{Corruption, Dataset};
+use crate::error::{Error, Result};
+use crate::io::safetensors::{self as st, NamedTensor};
+use crate::layers::Loss;
+use crate::models::dae::{DaeConfig, DenoisingAutoencoder};
+use crate::models::deep::{
+    deep_loss_grad, deep_objective, trunk_forward, DeepLayout, DeepWorkspace, HeadKind,
+};
+use crate::optim::Sgd;
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{seeded, shuffle, Rng};
+use crate::train::EarlyStopping;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// A pretraining schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Schedule {
+    Stacked,
+    Gradual,
+    /// Fraction f of each new layer's budget spent stacked (see module docs).
+    Hybrid(f64),
+}
+
+impl Schedule {
+    /// (stacked epochs, gradual epochs) for a new layer's budget of n epochs.
+    pub fn split(&self, n: usize) -> (usize, usize) {
+        let f = match *self {
+            Schedule::Stacked => 1.0,
+            Schedule::Gradual => 0.0,
+            Schedule::Hybrid(f) => f,
+        };
+        (
+            (2.0 * n as f64 * f).round() as usize,
+            (n as f64 * (1.0 - f)).round() as usize,
+        )
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "stacked" => Ok(Schedule::Stacked),
+            "gradual" => Ok(Schedule::Gradual),
+            _ => {
+                let f = s
+                    .strip_prefix("hybrid:")
+                    .and_then(|f| f.parse::<f64>().ok())
+                    .ok_or_else(|| format!("schedule `{s}` should be stacked, gradual or hybrid:F"))?;
+                if (0.0..=1.0).contains(&f) {
+                    Ok(Schedule::Hybrid(f))
+                } else {
+                    Err(format!("hybrid fraction {f} is not in [0, 1]"))
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Stacked => write!(f, "stacked"),
+            Schedule::Gradual => write!(f, "gradual"),
+            Schedule::Hybrid(x) => write!(f, "hybrid:{x}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(s: Schedule) -> String {
+        s.to_string()
+    }
+}
+
+/// Pretraining settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Hidden layer widths, bottom first.
+    pub layers: Vec<usize>,
+    pub schedule: Schedule,
+    /// Corruption of each layer's input when that layer is trained stacked
+    /// (one entry: the same for every layer). Gradual training corrupts x
+    /// with the first entry.
+    pub noise: Vec<Corruption>,
+    pub loss: Loss,
+    /// Epochs of layer 1.
+    pub first_epochs: usize,
+    /// Budget n of each later layer (see [`Schedule::split`]).
+    pub layer_epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            layers: vec![1000, 1000, 1000],
+            schedule: Schedule::Stacked,
+            noise: vec![
+                Corruption::Mask(0.1),
+                Corruption::Mask(0.2),
+                Corruption::Mask(0.3),
+            ],
+            loss: Loss::CrossEntropy,
+            first_epochs: 15,
+            layer_epochs: 15,
+            batch: 20,
+            lr: 0.01,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            seed: 1,
+            threads: 1,
+        }
+    }
+}
+
+impl PretrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() || self.layers.contains(&0) {
+            return Err(Error::config("layers", "give one or more widths of at least 1"));
+        }
+        if self.noise.is_empty() {
+            return Err(Error::config("noise", "give at least one corruption"));
+        }
+        for n in &self.noise {
+            n.validate("noise")?;
+        }
+        self.train_config(self.first_epochs.max(1)).validate()
+    }
+
+    fn noise_for(&self, layer: usize) -> Corruption {
+        self.noise[layer.min(self.noise.len() - 1)]
+    }
+
+    fn train_config(&self, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch: self.batch,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            patience: 0,
+            seed: self.seed,
+            threads: self.threads,
+            ..TrainConfig::default()
+        }
+    }
+}
+
+/// One epoch of pretraining, for metrics.csv.
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainEpoch {
+    pub layer: usize,
+    /// `stacked` or `gradual`.
+    pub phase: &'static str,
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Updates made so far, all layers.
+    pub updates: u64,
+    pub seconds: f64,
+}
+
+/// A deep sigmoid encoder with each layer's pretraining decoder bias.
+#[derive(Debug, Clone)]
+pub struct StackedDae {
+    /// `[n_vis, n₁, …, n_L]`.
+    pub sizes: Vec<usize>,
+    /// `[W₁ b₁ … W_L b_L]`.
+    pub trunk: Vec<f32>,
+    /// b′_j of layer j's tied DAE, `[n_{j−1}]`.
+    pub decoder_bias: Vec<Vec<f32>>,
+}
+
+fn uniform(rng: &mut Rng, n: usize, r: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-r..r)).collect()
+}
+
+/// The sigmoid-unit initialisation U(±4·√(6/(fan_in + fan_out))).
+fn init_range(a: usize, b: usize) -> f32 {
+    4.0 * (6.0 / (a + b) as f32).sqrt()
+}
+
+impl StackedDae {
+    /// Random weights for widths `[n_vis, layers…]`.
+    pub fn new(n_vis: usize, layers: &[usize], seed: u64) -> StackedDae {
+        let sizes: Vec<usize> = std::iter::once(n_vis).chain(layers.iter().copied()).collect();
+        let lay = DeepLayout::new(&sizes, HeadKind::Softmax { classes: 1 });
+        let mut rng = seeded(seed ^ 0x57ac);
+        let mut trunk = vec![0.0; lay.trunk_len()];
+        for j in 0..lay.depth() {
+            let w = lay.layers[j].0.clone();
+            let r = init_range(sizes[j], sizes[j + 1]);
+            trunk[w.clone()].copy_from_slice(&uniform(&mut rng, w.len(), r));
+        }
+        let decoder_bias = sizes[..sizes.len() - 1].iter().map(|&n| vec![0.0; n]).collect();
+        StackedDae {
+            sizes,
+            trunk,
+            decoder_bias,
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.sizes.len() - 1
+    }
+
+    fn layout(&self, upto: usize, head: HeadKind) -> DeepLayout {
+        DeepLayout::new(&self.sizes[..=upto], head)
+    }
+
+    /// The top code of `x` through the first `upto` layers, `[n, n_upto]`.
+    pub fn encode(&self, x: &[f32], n: usize, upto: usize, par: Par) -> Vec<f32> {
+        if upto == 0 {
+            return x.to_vec();
+        }
+        let lay = self.layout(upto, HeadKind::Softmax { classes: 1 });
+        let mut ws = DeepWorkspace::default();
+        let mut out = Vec::with_capacity(n * self.sizes[upto]);
+        for start in (0..n).step_by(1000) {
+            let b = 1000.min(n - start);
+            let xb = &x[start * self.sizes[0]..(start + b) * self.sizes[0]];
+            out.extend_from_slice(trunk_forward(&lay, &self.trunk, xb, b, &mut ws, par));
+        }
+        out
+    }
+
+    /// Trains layer `k` (1-based) as a tied DAE on the clean code of the
+    /// layers below, corrupted; returns updates made.
+    fn train_stacked(
+        &mut self,
+        x: &Dataset,
+        k: usize,
+        epochs: usize,
+        cfg: &PretrainConfig,
+        log: &mut dyn FnMut(usize, f64),
+    ) -> Result<u64> {
+        let par = Par::from_threads(cfg.threads);
+        let input = self.encode(&x.x, x.n, k - 1, par);
+        let (n_in, n_out) = (self.sizes[k - 1], self.sizes[k]);
+        let dae_cfg = DaeConfig {
+            n_vis: n_in,
+            n_hid: n_out,
+            tied: true,
+            loss: cfg.loss,
+            noise: cfg.noise_for(k - 1),
+            ..DaeConfig::default()
+        };
+        let mut tc = cfg.train_config(epochs);
+        tc.seed = cfg.seed.wrapping_add(k as u64 * 7919);
+        let mut dae = DenoisingAutoencoder::new(dae_cfg, tc);
+        let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
+        let (w, b) = lay.layers[k - 1].clone();
+        {
+            let dl = dae.layout().clone();
+            let p = dae.params_mut();
+            p[dl.w.clone()].copy_from_slice(&self.trunk[w.clone()]);
+            p[dl.b_hid.clone()].copy_from_slice(&self.trunk[b.clone()]);
+            p[dl.b_vis.clone()].copy_from_slice(&self.decoder_bias[k - 1]);
+        }
+        let view = ndarray::ArrayView2::from_shape((x.n, n_in), &input).expect("shape");
+        let mut obs = crate::train::Progress::with_callback(|m| log(m.epoch, m.train_loss));
+        let report = dae.fit(view, None, &mut obs)?;
+        let dl = dae.layout().clone();
+        let p = dae.params();
+        self.trunk[w].copy_from_slice(&p[dl.w.clone()]);
+        self.trunk[b].copy_from_slice(&p[dl.b_hid.clone()]);
+        self.decoder_bias[k - 1].copy_from_slice(&p[dl.b_vis]);
+        Ok(report.updates)
+    }
+
+    /// Trains layers 1..k jointly to reconstruct x from h_k through a new
+    /// decoder; returns updates made.
+    fn train_gradual(
+        &mut self,
+        x: &Dataset,
+        k: usize,
+        epochs: usize,
+        cfg: &PretrainConfig,
+        rng: &mut Rng,
+        log: &mut dyn FnMut(usize, f64),
+    ) -> Result<u64> {
+        let par = Par::from_threads(cfg.threads);
+        let lay = self.layout(
+            k,
+            HeadKind::Reconstruct {
+                n_out: self.sizes[0],
+                loss: cfg.loss,
+            },
+        );
+        let tl = lay.trunk_len();
+        let mut p = vec![0.0f32; lay.len];
+        p[..tl].copy_from_slice(&self.trunk[..tl]);
+        let (hw, _) = lay.layers[k].clone();
+        p[hw.clone()].copy_from_slice(&uniform(rng, hw.len(), init_range(self.sizes[k], self.sizes[0])));
+        let noise = cfg.noise_for(0);
+        let nv = self.sizes[0];
+        let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
+        let mut ws = DeepWorkspace::default();
+        let mut grad = vec![0.0f32; lay.len];
+        let (mut clean, mut noisy) = (vec![0.0f32; cfg.batch * nv], vec![0.0f32; cfg.batch * nv]);
+        let mut order: Vec<usize> = (0..x.n).collect();
+        let mut updates = 0;
+        for epoch in 1..=epochs {
+            shuffle(&mut order, rng);
+            let mut total = 0.0f64;
+            for chunk in order.chunks(cfg.batch) {
+                let b = chunk.len();
+                for (r, &i) in chunk.iter().enumerate() {
+                    clean[r * nv..(r + 1) * nv].copy_from_slice(x.row(i));
+                }
+                noise.apply(&mut noisy[..b * nv], &clean[..b * nv], rng);
+                let (l, _) = deep_objective(
+                    &lay,
+                    &p,
+                    &mut grad,
+                    &noisy[..b * nv],
+                    &clean[..b * nv],
+                    &[],
+                    b,
+                    cfg.weight_decay,
+                    &mut ws,
+                    par,
+                );
+                total += l as f64 * b as f64;
+                sgd.step(&mut p, &grad);
+                updates += 1;
+            }
+            let mean = total / x.n as f64;
+            if !mean.is_finite() {
+                return Err(Error::config(
+                    "lr",
+                    format!("gradual training diverged at layer {k}, epoch {epoch}"),
+                ));
+            }
+            log(epoch, mean);
+        }
+        self.trunk[..tl].copy_from_slice(&p[..tl]);
+        Ok(updates)
+    }
+
+    /// Pretrains every layer by `cfg.schedule` on `x`; `on_epoch` sees every
+    /// epoch. Returns the total number of weight updates.
+    pub fn pretrain(
+        &mut self,
+        x: &Dataset,
+        cfg: &PretrainConfig,
+        on_epoch: &mut dyn FnMut(&PretrainEpoch),
+    ) -> Result<u64> {
+        cfg.validate()?;
+        if x.dim != self.sizes[0] {
+            return Err(Error::shape(
+                "pretraining data",
+                format!("{} columns", self.sizes[0]),
+                format!("{} columns", x.dim),
+            ));
+        }
+        let start = Instant::now();
+        let mut rng = seeded(cfg.seed ^ 0x6a4d);
+        let mut updates = 0u64;
+        for k in 1..=self.depth() {
+            let (s_epochs, g_epochs) = if k == 1 {
+                (cfg.first_epochs, 0)
+            } else {
+                cfg.schedule.split(cfg.layer_epochs)
+            };
+            if s_epochs > 0 {
+                let base = updates;
+                let per_epoch = x.n.div_ceil(cfg.batch) as u64;
+                let u = self.train_stacked(x, k, s_epochs, cfg, &mut |epoch, loss| {
+                    on_epoch(&PretrainEpoch {
+                        layer: k,
+                        phase: "stacked",
+                        epoch,
+                        train_loss: loss,
+                        updates: base + per_epoch * epoch as u64,
+                        seconds: start.elapsed().as_secs_f64(),
+                    })
+                })?;
+                updates += u;
+            }
+            if g_epochs > 0 {
+                let base = updates;
+                let per_epoch = x.n.div_ceil(cfg.batch) as u64;
+                let u = self.train_gradual(x, k, g_epochs, cfg, &mut rng, &mut |epoch, loss| {
+                    on_epoch(&PretrainEpoch {
+                        layer: k,
+                        phase: "gradual",
+                        epoch,
+                        train_loss: loss,
+                        updates: base + per_epoch * epoch as u64,
+                        seconds: start.elapsed().as_secs_f64(),
+                    })
+                })?;
+                updates += u;
+            }
+        }
+        Ok(updates)
+    }
+
+    /// Saves `layers.{j}.weight` `[n_{j−1}, n_j]`, `layers.{j}.bias` and
+    /// `layers.{j}.decoder_bias` (j from 0), widths in the metadata.
+    pub fn save(&self, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes: 1 });
+        let names: Vec<(String, String, String)> = (0..self.depth())
+            .map(|j| {
+                (
+                    format!("layers.{j}.weight"),
+                    format!("layers.{j}.bias"),
+                    format!("layers.{j}.decoder_bias"),
+                )
+            })
+            .collect();
+        let mut t = Vec::new();
+        for (j, (wn, bn, dn)) in names.iter().enumerate() {
+            let (w, b) = &lay.layers[j];
+            t.push(NamedTensor {
+                name: wn,
+                shape: vec![self.sizes[j], self.sizes[j + 1]],
+                data: &self.trunk[w.clone()],
+            });
+            t.push(NamedTensor {
+                name: bn,
+                shape: vec![self.sizes[j + 1]],
+                data: &self.trunk[b.clone()],
+            });
+            t.push(NamedTensor {
+                name: dn,
+                shape: vec![self.sizes[j]],
+                data: &self.decoder_bias[j],
+            });
+        }
+        let mut meta = metadata;
+        meta.insert("format".into(), "aekit.stacked".into());
+        meta.insert(
+            "sizes".into(),
+            self.sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        st::save(path, &t, meta)
+    }
+
+    /// Loads a model saved by [`save`](Self::save).
+    pub fn load(path: &Path) -> Result<StackedDae> {
+        let mut f = st::load(path)?;
+        let fmt = f.meta("format")?.to_string();
+        if fmt != "aekit.stacked" {
+            return Err(Error::format(
+                path,
+                format!("holds a `{fmt}` model, not a stacked autoencoder (make one with `aekit pretrain`)"),
+            ));
+        }
+        let sizes: Vec<usize> = f
+            .meta("sizes")?
+            .split(',')
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| Error::format(path, "bad `sizes` in metadata"))
+            })
+            .collect::<Result<_>>()?;
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::format(path, format!("bad layer widths {sizes:?}")));
+        }
+        let mut m = StackedDae::new(sizes[0], &sizes[1..], 0);
+        let lay = m.layout(m.depth(), HeadKind::Softmax { classes: 1 });
+        for j in 0..m.depth() {
+            let (w, b) = lay.layers[j].clone();
+            m.trunk[w].copy_from_slice(&f.take(&format!("layers.{j}.weight"), &[sizes[j], sizes[j + 1]])?);
+            m.trunk[b].copy_from_slice(&f.take(&format!("layers.{j}.bias"), &[sizes[j + 1]])?);
+            m.decoder_bias[j] = f.take(&format!("layers.{j}.decoder_bias"), &[sizes[j]])?;
+        }
+        Ok(m)
+    }
+}
+
+/// Fine-tuning settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    /// Epochs without a lower validation error before stopping (0: never).
+    pub patience: usize,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig {
+            epochs: 30,
+            batch: 20,
+            lr: 0.1,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            patience: 10,
+            seed: 1,
+            threads: 1,
+        }
+    }
+}
+
+/// One fine-tuning epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Classification error on the validation set, %.
+    pub val_error: f64,
+    pub seconds: f64,
+}
+
+/// The result of fine-tuning.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneReport {
+    pub history: Vec<FinetuneEpoch>,
+    pub best_epoch: usize,
+    /// %, at the best epoch.
+    pub valid_error: f64,
+    pub test_error: f64,
+    /// `confusion[true][predicted]` on the test set.
+    pub confusion: Vec<Vec<u64>>,
+    pub train_seconds: f64,
+    pub updates: u64,
+}
+
+/// Predicted classes of `x` with trunk + softmax parameters `p`.
+fn predict(lay: &DeepLayout, p: &[f32], x: &Dataset, par: Par) -> Vec<u8> {
+    let mut ws = DeepWorkspace::default();
+    let k = lay.head.n_out();
+    let mut out = Vec::with_capacity(x.n);
+    for start in (0..x.n).step_by(1000) {
+        let b = 1000.min(x.n - start);
+        let xb = &x.x[start * x.dim..(start + b) * x.dim];
+        deep_loss_grad(lay, p, None, xb, &[], &vec![0u8; b], b, &mut ws, par);
+        let logits = &crate::models::deep::head_output(&ws)[..b * k];
+        out.extend(logits.chunks_exact(k).map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) },
+                )
+                .0 as u8
+        }));
+    }
+    out
+}
+
+fn error_pct(pred: &[u8], labels: &[u8]) -> f64 {
+    100.0 * pred.iter().zip(labels).filter(|(a, b)| a != b).count() as f64 / labels.len().max(1) as f64
+}
+
+impl StackedDae {
+    /// Fine-tunes trunk + a new softmax layer on labelled `train`, with early
+    /// stopping on `val`'s classification error (the best weights are kept,
+    /// trunk included), and reports on `test`.
+    pub fn finetune(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        test: &Dataset,
+        cfg: &FinetuneConfig,
+        on_epoch: &mut dyn FnMut(&FinetuneEpoch),
+    ) -> Result<FinetuneReport> {
+        let labels = |d: &Dataset, what: &str| -> Result<Vec<u8>> {
+            d.labels
+                .clone()
+                .ok_or_else(|| Error::config("data", format!("the {what} set has no labels")))
+        };
+        let (ytr, yva, yte) = (
+            labels(train, "training")?,
+            labels(val, "validation")?,
+            labels(test, "test")?,
+        );
+        if val.n == 0 || train.n == 0 {
+            return Err(Error::config(
+                "val_size",
+                "fine-tuning needs training and validation examples",
+            ));
+        }
+        let classes = ytr
+            .iter()
+            .chain(&yva)
+            .chain(&yte)
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(1);
+        let tc = TrainConfig {
+            epochs: cfg.epochs,
+            batch: cfg.batch,
+            lr: cfg.lr,
+            momentum: cfg.momentum,
+            weight_decay: cfg.weight_decay,
+            seed: cfg.seed,
+            threads: cfg.threads,
+            ..TrainConfig::default()
+        };
+        tc.validate()?;
+        let par = Par::from_threads(cfg.threads);
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
+        let tl = lay.trunk_len();
+        let mut p = vec![0.0f32; lay.len];
+        p[..tl].copy_from_slice(&self.trunk);
+        let mut rng = seeded(cfg.seed ^ 0xf1e7);
+        let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
+        let mut ws = DeepWorkspace::default();
+        let mut grad = vec![0.0f32; lay.len];
+        let d = train.dim;
+        let mut xb = vec![0.0f32; cfg.batch * d];
+        let mut yb = vec![0u8; cfg.batch];
+        let mut order: Vec<usize> = (0..train.n).collect();
+        let mut stop = EarlyStopping::new(cfg.patience);
+        let mut best = p.clone();
+        let mut history = Vec::new();
+        let mut updates = 0;
+        let start = Instant::now();
+        for epoch in 1..=cfg.epochs {
+            shuffle(&mut order, &mut rng);
+            let mut total = 0.0f64;
+            for chunk in order.chunks(cfg.batch) {
+                let b = chunk.len();
+                for (r, &i) in chunk.iter().enumerate() {
+                    xb[r * d..(r + 1) * d].copy_from_slice(train.row(i));
+                    yb[r] = ytr[i];
+                }
+                let (l, _) = deep_objective(
+                    &lay,
+                    &p,
+                    &mut grad,
+                    &xb[..b * d],
+                    &[],
+                    &yb[..b],
+                    b,
+                    cfg.weight_decay,
+                    &mut ws,
+                    par,
+                );
+                total += l as f64 * b as f64;
+                sgd.step(&mut p, &grad);
+                updates += 1;
+            }
+            let train_loss = total / train.n as f64;
+            if !train_loss.is_finite() {
+                return Err(Error::config(
+                    "lr",
+                    format!("fine-tuning diverged at epoch {epoch}; lower the learning rate"),
+                ));
+            }
+            let val_error = error_pct(&predict(&lay, &p, val, par), &yva);
+            let e = FinetuneEpoch {
+                epoch,
+                train_loss,
+                val_error,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            on_epoch(&e);
+            history.push(e);
+            let (improved, halt) = stop.update(epoch, val_error);
+            if improved {
+                best.copy_from_slice(&p);
+            }
+            if halt {
+                break;
+            }
+        }
+        let pred = predict(&lay, &best, test, par);
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        for (&t, &pr) in yte.iter().zip(&pred) {
+            confusion[t as usize][pr as usize] += 1;
+        }
+        self.trunk.copy_from_slice(&best[..tl]);
+        Ok(FinetuneReport {
+            best_epoch: stop.best_epoch.unwrap_or(0),
+            valid_error: stop.best,
+            test_error: error_pct(&pred, &yte),
+            confusion,
+            history,
+            train_seconds: start.elapsed().as_secs_f64(),
+            updates,
+        })
+    }
+}
