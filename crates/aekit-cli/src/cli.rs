@@ -25,6 +25,10 @@ pub enum Command {
     Reconstruct(ReconstructArgs),
     /// Print a model's reconstruction metrics on a dataset as JSON.
     Eval(EvalArgs),
+    /// Pretrain a stacked denoising autoencoder: stacked, gradual or hybrid.
+    Pretrain(Box<PretrainArgs>),
+    /// Fine-tune a pretrained stack with a softmax layer on the labels.
+    Finetune(Box<FinetuneArgs>),
     /// Compare analytic and numerical gradients (f64) on small models.
     Gradcheck(GradcheckArgs),
     /// Sample square patches from a folder of PNG or JPEG images into .npy.
@@ -286,4 +290,79 @@ pub struct PatchesArgs {
     /// Also picture the first 100 patches into this PNG.
     #[arg(long)]
     pub picture: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden layer widths, bottom first.
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000,1000")]
+    pub layers: Vec<usize>,
+    /// stacked, gradual or hybrid:F.
+    #[arg(long, default_value = "stacked")]
+    pub schedule: String,
+    /// Corruption per layer (one value: every layer), e.g. mask:0.1,mask:0.2,mask:0.3.
+    #[arg(long, value_delimiter = ',', default_value = "mask:0.1,mask:0.2,mask:0.3")]
+    pub noise: Vec<String>,
+    /// xent or squared.
+    #[arg(long, default_value = "xent")]
+    pub loss: String,
+    /// Epochs of the first layer.
+    #[arg(long, default_value_t = 15)]
+    pub first_epochs: usize,
+    /// Epoch budget of each later layer.
+    #[arg(long, default_value_t = 15)]
+    pub layer_epochs: usize,
+    #[arg(long, default_value_t = 20)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub momentum: f32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub weight_decay: f32,
+    /// Training examples (class-balanced subset); default: all but validation.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    #[arg(long)]
+    pub val_size: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// A model.safetensors written by `aekit pretrain`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    #[arg(long)]
+    pub val_size: Option<usize>,
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 20)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub momentum: f32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub weight_decay: f32,
+    /// Epochs without a lower validation error before stopping; 0 never stops.
+    #[arg(long, default_value_t = 10)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

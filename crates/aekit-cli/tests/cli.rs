@@ -664,3 +664,69 @@ fn lbfgs_trains_the_denoising_autoencoder_too() {
         &["sparsity_target"],
     );
 }
+
+#[test]
+fn pretrain_then_finetune_on_builtin_data() {
+    let d = tmp("stacked");
+    let pre = d.join("pre");
+    let o = aekit(&[
+        "pretrain",
+        "--layers",
+        "32,16",
+        "--schedule",
+        "hybrid:0.5",
+        "--noise",
+        "mask:0.15",
+        "--first-epochs",
+        "1",
+        "--layer-epochs",
+        "2",
+        "--train-size",
+        "400",
+        "--val-size",
+        "100",
+        "--lr",
+        "0.05",
+        "--out",
+        pre.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&pre.join("summary.json"));
+    // 400 examples in batches of 20: layer 1 one epoch, layer 2 two stacked + one gradual.
+    assert_eq!(s["updates"], 20 * (1 + 2 + 1));
+    let metrics = std::fs::read_to_string(pre.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.contains("2,stacked,2,") && metrics.contains("2,gradual,1,"),
+        "{metrics}"
+    );
+    let ft = d.join("ft");
+    let o = aekit(&[
+        "finetune",
+        "--model",
+        pre.join("model.safetensors").to_str().unwrap(),
+        "--train-size",
+        "400",
+        "--val-size",
+        "100",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.5",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&ft.join("summary.json"));
+    assert!(s["test_error"].as_f64().unwrap() < 90.0 && s["valid_error"].is_number());
+    assert_eq!(s["confusion"].as_array().unwrap().len(), 10);
+    fails_with(
+        &aekit(&["pretrain", "--schedule", "hybrid:3"]),
+        &["--schedule", "not in [0, 1]"],
+    );
+    fails_with(&aekit(&["pretrain", "--layers", "0"]), &["layers"]);
+    let m = pre.join("model.safetensors");
+    fails_with(
+        &aekit(&["eval", "--model", m.to_str().unwrap()]),
+        &["aekit.stacked", "not a denoising autoencoder"],
+    );
+}

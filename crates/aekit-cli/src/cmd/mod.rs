@@ -3,6 +3,7 @@
 mod bench;
 mod gradcheck;
 mod model_data;
+mod stacked;
 mod train;
 
 use crate::cli::{Cli, Command};
@@ -13,6 +14,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(a) => model_data::encode(a),
         Command::Reconstruct(a) => model_data::reconstruct(a),
         Command::Eval(a) => model_data::eval(a),
+        Command::Pretrain(a) => stacked::pretrain(*a),
+        Command::Finetune(a) => stacked::finetune(*a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),
