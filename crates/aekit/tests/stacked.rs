@@ -76,6 +76,21 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
         (back.sizes.clone(), back.trunk.clone()),
         (m.sizes.clone(), m.trunk.clone())
     );
+    assert!(m.top_decoder.is_some(), "gradual training keeps its top decoder");
+    assert_eq!(back.top_decoder, m.top_decoder);
+    // Reconstruction from the top: trained beats untrained, and neither can
+    // fall below the minimum (the pixels' own entropy).
+    let fresh = StackedDae::new(784, &[64, 32], 5);
+    let par = aekit::tensor::gemm::Par::Seq;
+    let (trained, untrained) = (
+        m.reconstruction_xent(&test, par),
+        fresh.reconstruction_xent(&test, par),
+    );
+    let floor = aekit::layers::loss::xent_minimum(&test.x) as f64 / test.n as f64;
+    assert!(
+        floor < trained && trained < untrained,
+        "{floor} < {trained} < {untrained}"
+    );
     let cfg = FinetuneConfig {
         epochs: 15,
         lr: 0.5,
@@ -84,6 +99,7 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
         ..FinetuneConfig::default()
     };
     let r = m.finetune(&train, &val, &test, &cfg, &mut |_| {}).unwrap();
+    assert!(m.top_decoder.is_none(), "fine-tuning drops the stale decoder");
     // A 784-64-32-10 sigmoid net on 1500 digits: 12-13% after 15-20 epochs in a
     // probe run (chance is 90%).
     assert!(r.test_error < 20.0, "test error {}%", r.test_error);

@@ -57,6 +57,11 @@ impl Loaded {
         Ok(d)
     }
 
+    /// Whether a tensor of that name is (still) there.
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
     /// A metadata entry, or an error naming the file.
     pub fn meta(&self, key: &str) -> Result<&str> {
         self.metadata

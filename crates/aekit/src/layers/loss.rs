@@ -98,6 +98,18 @@ pub fn xent_from_outputs<T: Real>(z: &[T], x: &[T]) -> T {
     s
 }
 
+/// The least reconstruction cross-entropy of x: −Σ[x ln x + (1−x) ln(1−x)]
+/// (the entropy of the pixels, with 0·ln 0 = 0), reached by z = x.
+pub fn xent_minimum<T: Real>(x: &[T]) -> T {
+    let mut s = T::ZERO;
+    for &v in x {
+        if v > T::ZERO && v < T::ONE {
+            s -= v * v.ln_() + (T::ONE - v) * (T::ONE - v).ln_();
+        }
+    }
+    s
+}
+
 /// Softmax cross-entropy, summed over the batch: for logits a `[batch, k]`
 /// and labels y, L = Σ_b [log Σ_j e^{a_bj} − a_{b,y_b}], computed with the
 /// row maximum subtracted. Writes da = softmax(a) − onehot(y) when asked.

@@ -206,6 +206,10 @@ pub struct StackedDae {
     pub trunk: Vec<f32>,
     /// b′_j of layer j's tied DAE, `[n_{j−1}]`.
     pub decoder_bias: Vec<Vec<f32>>,
+    /// The decoder (W′ `[n_L, n_vis]`, b′) from the top layer to x, when the
+    /// top layer's training ended gradually; otherwise x is reconstructed
+    /// through the tied decoders, top down.
+    pub top_decoder: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 fn uniform(rng: &mut Rng, n: usize, r: f32) -> Vec<f32> {
@@ -234,6 +238,7 @@ impl StackedDae {
             sizes,
             trunk,
             decoder_bias,
+            top_decoder: None,
         }
     }
 
@@ -372,6 +377,8 @@ impl StackedDae {
             log(epoch, mean);
         }
         self.trunk[..tl].copy_from_slice(&p[..tl]);
+        let (hw, hb) = lay.layers[k].clone();
+        self.top_decoder = Some((p[hw].to_vec(), p[hb].to_vec()));
         Ok(updates)
     }
 
@@ -395,6 +402,8 @@ impl StackedDae {
         let mut rng = seeded(cfg.seed ^ 0x6a4d);
         let mut updates = 0u64;
         for k in 1..=self.depth() {
+            // A decoder from a lower layer's code no longer fits.
+            self.top_decoder = None;
             let (s_epochs, g_epochs) = if k == 1 {
                 (cfg.first_epochs, 0)
             } else {
@@ -434,6 +443,63 @@ impl StackedDae {
         Ok(updates)
     }
 
+    /// Mean per image of the cross-entropy −Σ[x ln z + (1−x) ln(1−z)] of
+    /// reconstructing clean `x` from the top layer (see `top_decoder`).
+    pub fn reconstruction_xent(&self, x: &Dataset, par: Par) -> f64 {
+        let l = self.depth();
+        let nv = self.sizes[0];
+        let mut total = 0.0f64;
+        for start in (0..x.n).step_by(1000) {
+            let b = 1000.min(x.n - start);
+            let xb = &x.x[start * nv..(start + b) * nv];
+            let mut h = self.encode(xb, b, l, par);
+            let lay = self.layout(l, HeadKind::Softmax { classes: 1 });
+            let logits = match &self.top_decoder {
+                Some((w, bias)) => {
+                    let mut a = vec![0.0f32; b * nv];
+                    crate::layers::dense::dense_forward(
+                        &mut a,
+                        &h,
+                        w,
+                        bias,
+                        b,
+                        self.sizes[l],
+                        nv,
+                        false,
+                        par,
+                    );
+                    a
+                }
+                None => {
+                    let mut a = Vec::new();
+                    for j in (0..l).rev() {
+                        let (n_lo, n_hi) = (self.sizes[j], self.sizes[j + 1]);
+                        a = vec![0.0f32; b * n_lo];
+                        let w = &self.trunk[lay.layers[j].0.clone()];
+                        crate::layers::dense::dense_forward(
+                            &mut a,
+                            &h,
+                            w,
+                            &self.decoder_bias[j],
+                            b,
+                            n_hi,
+                            n_lo,
+                            true,
+                            par,
+                        );
+                        if j > 0 {
+                            h = a.clone();
+                            crate::layers::Activation::Sigmoid.forward(&mut h);
+                        }
+                    }
+                    a
+                }
+            };
+            total += crate::layers::loss::xent_forward(&logits, xb) as f64;
+        }
+        total / x.n.max(1) as f64
+    }
+
     /// Saves `layers.{j}.weight` `[n_{j−1}, n_j]`, `layers.{j}.bias` and
     /// `layers.{j}.decoder_bias` (j from 0), widths in the metadata.
     pub fn save(&self, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
@@ -464,6 +530,19 @@ impl StackedDae {
                 name: dn,
                 shape: vec![self.sizes[j]],
                 data: &self.decoder_bias[j],
+            });
+        }
+        if let Some((w, b)) = &self.top_decoder {
+            let (l, nv) = (self.depth(), self.sizes[0]);
+            t.push(NamedTensor {
+                name: "top_decoder.weight",
+                shape: vec![self.sizes[l], nv],
+                data: w,
+            });
+            t.push(NamedTensor {
+                name: "top_decoder.bias",
+                shape: vec![nv],
+                data: b,
             });
         }
         let mut meta = metadata;
@@ -507,6 +586,13 @@ impl StackedDae {
             m.trunk[w].copy_from_slice(&f.take(&format!("layers.{j}.weight"), &[sizes[j], sizes[j + 1]])?);
             m.trunk[b].copy_from_slice(&f.take(&format!("layers.{j}.bias"), &[sizes[j + 1]])?);
             m.decoder_bias[j] = f.take(&format!("layers.{j}.decoder_bias"), &[sizes[j]])?;
+        }
+        if f.has("top_decoder.weight") {
+            let (l, nv) = (m.depth(), sizes[0]);
+            m.top_decoder = Some((
+                f.take("top_decoder.weight", &[sizes[l], nv])?,
+                f.take("top_decoder.bias", &[nv])?,
+            ));
         }
         Ok(m)
     }
@@ -712,6 +798,8 @@ impl StackedDae {
             confusion[t as usize][pr as usize] += 1;
         }
         self.trunk.copy_from_slice(&best[..tl]);
+        // The trunk has moved: a decoder trained for the old codes no longer fits.
+        self.top_decoder = None;
         Ok(FinetuneReport {
             best_epoch: stop.best_epoch.unwrap_or(0),
             valid_error: stop.best,
