@@ -29,6 +29,9 @@ pub enum Command {
     Pretrain(Box<PretrainArgs>),
     /// Fine-tune a pretrained stack with a softmax layer on the labels.
     Finetune(Box<FinetuneArgs>),
+    /// Experiments that reproduce the source papers.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
     /// Compare analytic and numerical gradients (f64) on small models.
     Gradcheck(GradcheckArgs),
     /// Sample square patches from a folder of PNG or JPEG images into .npy.
@@ -362,6 +365,50 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// Kalmanovich & Chechik: gradual against stacked (and hybrid) training
+    /// under one update budget, then fine-tuning on class-balanced subsets.
+    GradualVsStacked(GradualArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GradualArgs {
+    /// A small preset that runs in minutes: 6000 training images, 2×256
+    /// units, 3 + 4 epochs, f ∈ {0, 0.5, 1}, one split, fine-tuning on 1000.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden widths (the paper: 1000,1000).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Stacked fractions f to compare (the paper: 0,0.25,0.5,0.75,1).
+    #[arg(long, value_delimiter = ',')]
+    pub fractions: Option<Vec<f64>>,
+    /// Train/validation splits to average over (the paper: 3).
+    #[arg(long)]
+    pub splits: Option<usize>,
+    /// Epochs of layer 1 (the paper: 50).
+    #[arg(long)]
+    pub first_epochs: Option<usize>,
+    /// Epoch budget of layer 2 (the paper: 80).
+    #[arg(long)]
+    pub layer_epochs: Option<usize>,
+    /// Class-balanced fine-tuning set sizes (the paper: 1000,5000,10000,20000,50000).
+    #[arg(long, value_delimiter = ',')]
+    pub finetune_sizes: Option<Vec<usize>>,
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// Training images drawn for pretraining (default: all but validation).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    #[arg(long, default_value_t = 2)]
     pub threads: usize,
     #[arg(long)]
     pub out: Option<PathBuf>,

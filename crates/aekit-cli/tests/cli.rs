@@ -730,3 +730,62 @@ fn pretrain_then_finetune_on_builtin_data() {
         &["aekit.stacked", "not a denoising autoencoder"],
     );
 }
+
+#[test]
+fn gradual_vs_stacked_experiment_writes_its_tables() {
+    let d = tmp("gvs");
+    let o = aekit(&[
+        "experiment",
+        "gradual-vs-stacked",
+        "--data",
+        "builtin",
+        "--train-size",
+        "400",
+        "--layers",
+        "16,8",
+        "--first-epochs",
+        "1",
+        "--layer-epochs",
+        "2",
+        "--fractions",
+        "0,0.5,1",
+        "--finetune-sizes",
+        "200",
+        "--finetune-epochs",
+        "2",
+        "--splits",
+        "1",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pre = std::fs::read_to_string(d.join("pretrain.csv")).unwrap();
+    assert_eq!(pre.lines().count(), 1 + 3);
+    // Updates: layer 1 one epoch (20 batches), layer 2: gradual 2, hybrid 2+1, stacked 4 epochs.
+    for (line, updates) in pre.lines().skip(1).zip([60, 80, 100]) {
+        assert_eq!(
+            line.split(',').nth(3).unwrap().parse::<u64>().unwrap(),
+            updates,
+            "{line}"
+        );
+        assert!(
+            line.split(',').nth(6).unwrap().parse::<f64>().unwrap() > 0.0,
+            "above the minimum: {line}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("finetune.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + 3
+    );
+    assert!(std::fs::read_to_string(d.join("results.md"))
+        .unwrap()
+        .contains("| 0.5 |"));
+    assert!(d.join("relative-xent.png").is_file() && d.join("finetune-error.png").is_file());
+    fails_with(
+        &aekit(&["experiment", "gradual-vs-stacked", "--fractions", "1.5"]),
+        &["fraction"],
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 mod bench;
+mod experiment;
 mod gradcheck;
 mod model_data;
 mod stacked;
@@ -16,6 +17,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => model_data::eval(a),
         Command::Pretrain(a) => stacked::pretrain(*a),
         Command::Finetune(a) => stacked::finetune(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::GradualVsStacked(a)) => {
+            experiment::gradual_vs_stacked(a)
+        }
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),
