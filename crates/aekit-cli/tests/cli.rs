@@ -719,6 +719,7 @@ fn pretrain_then_finetune_on_builtin_data() {
     let s = json(&ft.join("summary.json"));
     assert!(s["test_error"].as_f64().unwrap() < 90.0 && s["valid_error"].is_number());
     assert_eq!(s["confusion"].as_array().unwrap().len(), 10);
+    assert!(ft.join("curve.png").is_file() && ft.join("metrics.csv").is_file());
     fails_with(
         &aekit(&["pretrain", "--schedule", "hybrid:3"]),
         &["--schedule", "not in [0, 1]"],

@@ -153,6 +153,17 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         return Err(e.into());
     }
     model.save(&run.file("model.safetensors"), HashMap::new())?;
+    let curve: Vec<(f64, f64)> = r.history.iter().map(|e| (e.epoch as f64, e.val_error)).collect();
+    viz::plot::save_line_chart(
+        &run.file("curve.png"),
+        "Fine-tuning: validation error",
+        "epoch",
+        "validation error, %",
+        &[viz::plot::Series {
+            label: format!("test error {:.2}% at epoch {}", r.test_error, r.best_epoch),
+            points: curve,
+        }],
+    )?;
     let summary = json!({
         "test_error": r.test_error,
         "valid_error": r.valid_error,
