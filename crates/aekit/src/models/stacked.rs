@@ -197,6 +197,55 @@ pub struct PretrainEpoch {
     pub seconds: f64,
 }
 
+/// A minibatch as the deep objective takes it.
+#[derive(Default)]
+struct Batch {
+    input: Vec<f32>,
+    target: Vec<f32>,
+    labels: Vec<u8>,
+}
+
+/// One shuffled epoch of minibatch SGD on a trunk + head objective. `fill`
+/// writes the examples at the given indices into the batch (input, and the
+/// target or the labels). Returns (mean loss, updates).
+fn deep_sgd_epoch(
+    lay: &DeepLayout,
+    p: &mut [f32],
+    sgd: &mut Sgd,
+    n: usize,
+    batch: usize,
+    weight_decay: f32,
+    rng: &mut Rng,
+    par: Par,
+    fill: &mut dyn FnMut(&[usize], &mut Batch, &mut Rng),
+) -> (f64, u64) {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, rng);
+    let mut ws = DeepWorkspace::default();
+    let mut grad = vec![0.0f32; lay.len];
+    let mut b = Batch::default();
+    let (mut total, mut updates) = (0.0f64, 0u64);
+    for chunk in order.chunks(batch) {
+        fill(chunk, &mut b, rng);
+        let (l, _) = deep_objective(
+            lay,
+            p,
+            &mut grad,
+            &b.input,
+            &b.target,
+            &b.labels,
+            chunk.len(),
+            weight_decay,
+            &mut ws,
+            par,
+        );
+        total += l as f64 * chunk.len() as f64;
+        sgd.step(p, &grad);
+        updates += 1;
+    }
+    (total / n.max(1) as f64, updates)
+}
+
 /// A deep sigmoid encoder with each layer's pretraining decoder bias.
 #[derive(Debug, Clone)]
 pub struct StackedDae {
@@ -337,37 +386,29 @@ impl StackedDae {
         let noise = cfg.noise_for(0);
         let nv = self.sizes[0];
         let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
-        let mut ws = DeepWorkspace::default();
-        let mut grad = vec![0.0f32; lay.len];
-        let (mut clean, mut noisy) = (vec![0.0f32; cfg.batch * nv], vec![0.0f32; cfg.batch * nv]);
-        let mut order: Vec<usize> = (0..x.n).collect();
         let mut updates = 0;
-        for epoch in 1..=epochs {
-            shuffle(&mut order, rng);
-            let mut total = 0.0f64;
-            for chunk in order.chunks(cfg.batch) {
-                let b = chunk.len();
-                for (r, &i) in chunk.iter().enumerate() {
-                    clean[r * nv..(r + 1) * nv].copy_from_slice(x.row(i));
-                }
-                noise.apply(&mut noisy[..b * nv], &clean[..b * nv], rng);
-                let (l, _) = deep_objective(
-                    &lay,
-                    &p,
-                    &mut grad,
-                    &noisy[..b * nv],
-                    &clean[..b * nv],
-                    &[],
-                    b,
-                    cfg.weight_decay,
-                    &mut ws,
-                    par,
-                );
-                total += l as f64 * b as f64;
-                sgd.step(&mut p, &grad);
-                updates += 1;
+        // Noise on x only; the target is the clean x.
+        let mut fill = |chunk: &[usize], bt: &mut Batch, rng: &mut Rng| {
+            bt.target.clear();
+            for &i in chunk {
+                bt.target.extend_from_slice(x.row(i));
             }
-            let mean = total / x.n as f64;
+            bt.input.resize(chunk.len() * nv, 0.0);
+            noise.apply(&mut bt.input, &bt.target, rng);
+        };
+        for epoch in 1..=epochs {
+            let (mean, u) = deep_sgd_epoch(
+                &lay,
+                &mut p,
+                &mut sgd,
+                x.n,
+                cfg.batch,
+                cfg.weight_decay,
+                rng,
+                par,
+                &mut fill,
+            );
+            updates += u;
             if !mean.is_finite() {
                 return Err(Error::config(
                     "lr",
@@ -732,43 +773,32 @@ impl StackedDae {
         p[..tl].copy_from_slice(&self.trunk);
         let mut rng = seeded(cfg.seed ^ 0xf1e7);
         let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
-        let mut ws = DeepWorkspace::default();
-        let mut grad = vec![0.0f32; lay.len];
-        let d = train.dim;
-        let mut xb = vec![0.0f32; cfg.batch * d];
-        let mut yb = vec![0u8; cfg.batch];
-        let mut order: Vec<usize> = (0..train.n).collect();
+        let mut fill = |chunk: &[usize], bt: &mut Batch, _: &mut Rng| {
+            bt.input.clear();
+            bt.labels.clear();
+            for &i in chunk {
+                bt.input.extend_from_slice(train.row(i));
+                bt.labels.push(ytr[i]);
+            }
+        };
         let mut stop = EarlyStopping::new(cfg.patience);
         let mut best = p.clone();
         let mut history = Vec::new();
         let mut updates = 0;
         let start = Instant::now();
         for epoch in 1..=cfg.epochs {
-            shuffle(&mut order, &mut rng);
-            let mut total = 0.0f64;
-            for chunk in order.chunks(cfg.batch) {
-                let b = chunk.len();
-                for (r, &i) in chunk.iter().enumerate() {
-                    xb[r * d..(r + 1) * d].copy_from_slice(train.row(i));
-                    yb[r] = ytr[i];
-                }
-                let (l, _) = deep_objective(
-                    &lay,
-                    &p,
-                    &mut grad,
-                    &xb[..b * d],
-                    &[],
-                    &yb[..b],
-                    b,
-                    cfg.weight_decay,
-                    &mut ws,
-                    par,
-                );
-                total += l as f64 * b as f64;
-                sgd.step(&mut p, &grad);
-                updates += 1;
-            }
-            let train_loss = total / train.n as f64;
+            let (train_loss, u) = deep_sgd_epoch(
+                &lay,
+                &mut p,
+                &mut sgd,
+                train.n,
+                cfg.batch,
+                cfg.weight_decay,
+                &mut rng,
+                par,
+                &mut fill,
+            );
+            updates += u;
             if !train_loss.is_finite() {
                 return Err(Error::config(
                     "lr",
