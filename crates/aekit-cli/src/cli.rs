@@ -362,6 +362,9 @@ pub struct FinetuneArgs {
     /// Epochs without a lower validation error before stopping; 0 never stops.
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Multiply the learning rate by this after every epoch (1: constant).
+    #[arg(long, default_value_t = 1.0)]
+    pub lr_decay: f32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, default_value_t = 1)]

@@ -725,6 +725,11 @@ fn pretrain_then_finetune_on_builtin_data() {
         &["--schedule", "not in [0, 1]"],
     );
     fails_with(&aekit(&["pretrain", "--layers", "0"]), &["layers"]);
+    let m0 = pre.join("model.safetensors");
+    fails_with(
+        &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--lr-decay", "1.5"]),
+        &["lr_decay"],
+    );
     let m = pre.join("model.safetensors");
     fails_with(
         &aekit(&["eval", "--model", m.to_str().unwrap()]),

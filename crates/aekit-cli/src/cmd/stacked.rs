@@ -116,6 +116,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         patience: a.patience,
         seed: a.seed,
         threads: a.threads,
+        lr_decay: a.lr_decay,
     };
     aekit::tensor::init_threads(cfg.threads);
     let mut model = StackedDae::load(&a.model)?;

@@ -652,11 +652,14 @@ pub struct FinetuneConfig {
     pub patience: usize,
     pub seed: u64,
     pub threads: usize,
+    /// The learning rate is multiplied by this after every epoch (1: constant).
+    pub lr_decay: f32,
 }
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
+            lr_decay: 1.0,
             epochs: 30,
             batch: 20,
             lr: 0.1,
@@ -766,6 +769,12 @@ impl StackedDae {
             ..TrainConfig::default()
         };
         tc.validate()?;
+        if !(cfg.lr_decay > 0.0 && cfg.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "lr_decay",
+                format!("{} is not in (0, 1]", cfg.lr_decay),
+            ));
+        }
         let par = Par::from_threads(cfg.threads);
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
         let tl = lay.trunk_len();
@@ -799,6 +808,7 @@ impl StackedDae {
                 &mut fill,
             );
             updates += u;
+            sgd.lr *= cfg.lr_decay;
             if !train_loss.is_finite() {
                 return Err(Error::config(
                     "lr",
