@@ -450,35 +450,27 @@ impl StackedDae {
             } else {
                 cfg.schedule.split(cfg.layer_epochs)
             };
-            if s_epochs > 0 {
+            let per_epoch = x.n.div_ceil(cfg.batch) as u64;
+            for (phase, epochs) in [("stacked", s_epochs), ("gradual", g_epochs)] {
+                if epochs == 0 {
+                    continue;
+                }
                 let base = updates;
-                let per_epoch = x.n.div_ceil(cfg.batch) as u64;
-                let u = self.train_stacked(x, k, s_epochs, cfg, &mut |epoch, loss| {
+                let mut log = |epoch: usize, loss: f64| {
                     on_epoch(&PretrainEpoch {
                         layer: k,
-                        phase: "stacked",
+                        phase,
                         epoch,
                         train_loss: loss,
                         updates: base + per_epoch * epoch as u64,
                         seconds: start.elapsed().as_secs_f64(),
                     })
-                })?;
-                updates += u;
-            }
-            if g_epochs > 0 {
-                let base = updates;
-                let per_epoch = x.n.div_ceil(cfg.batch) as u64;
-                let u = self.train_gradual(x, k, g_epochs, cfg, &mut rng, &mut |epoch, loss| {
-                    on_epoch(&PretrainEpoch {
-                        layer: k,
-                        phase: "gradual",
-                        epoch,
-                        train_loss: loss,
-                        updates: base + per_epoch * epoch as u64,
-                        seconds: start.elapsed().as_secs_f64(),
-                    })
-                })?;
-                updates += u;
+                };
+                updates += if phase == "stacked" {
+                    self.train_stacked(x, k, epochs, cfg, &mut log)?
+                } else {
+                    self.train_gradual(x, k, epochs, cfg, &mut rng, &mut log)?
+                };
             }
         }
         Ok(updates)
