@@ -490,8 +490,20 @@ fn train_with_two_threads_in_each_parallel_mode() {
             .unwrap()
             .is_finite());
     }
-    let o = aekit(&["train", "--threads", "2", "--parallel", "split", "--batch", "10"]);
+    let out = d.join("refused");
+    let o = aekit(&[
+        "train",
+        "--threads",
+        "2",
+        "--parallel",
+        "split",
+        "--batch",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     fails_with(&o, &["train.parallel", "batch 1"]);
+    assert!(!out.exists(), "a refused run writes nothing");
 }
 
 #[test]

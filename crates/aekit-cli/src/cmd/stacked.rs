@@ -118,6 +118,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         threads: a.threads,
         lr_decay: a.lr_decay,
     };
+    cfg.validate()?;
     aekit::tensor::init_threads(cfg.threads);
     let mut model = StackedDae::load(&a.model)?;
     let s = splits(&a.data, a.train_size, a.val_size, a.seed)?;

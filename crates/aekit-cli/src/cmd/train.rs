@@ -111,6 +111,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     cfg.model.n_vis = splits.train.dim;
     cfg.sparse.n_vis = splits.train.dim;
     cfg.data.val_size = Some(val_size);
+    if cfg.kind == ModelKind::Dae && cfg.train.optimizer == Optimizer::Sgd {
+        // A parallel mode that does not fit is refused before any file is written.
+        DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone()).epoch_plan()?;
+    }
     let run = RunDir::create(&super::out_dir(a.out.clone(), "train"))?;
     run.write("config.toml", cfg.to_toml().as_bytes())?;
     let mut summary = match cfg.kind {

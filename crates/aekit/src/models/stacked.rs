@@ -648,6 +648,30 @@ pub struct FinetuneConfig {
     pub lr_decay: f32,
 }
 
+impl FinetuneConfig {
+    /// The settings' ranges (the same rules as `[train]`, plus the decay).
+    pub fn validate(&self) -> Result<()> {
+        let tc = TrainConfig {
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            seed: self.seed,
+            threads: self.threads,
+            ..TrainConfig::default()
+        };
+        tc.validate()?;
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
@@ -750,23 +774,7 @@ impl StackedDae {
             .map(|&c| c as usize + 1)
             .max()
             .unwrap_or(1);
-        let tc = TrainConfig {
-            epochs: cfg.epochs,
-            batch: cfg.batch,
-            lr: cfg.lr,
-            momentum: cfg.momentum,
-            weight_decay: cfg.weight_decay,
-            seed: cfg.seed,
-            threads: cfg.threads,
-            ..TrainConfig::default()
-        };
-        tc.validate()?;
-        if !(cfg.lr_decay > 0.0 && cfg.lr_decay <= 1.0) {
-            return Err(Error::config(
-                "lr_decay",
-                format!("{} is not in (0, 1]", cfg.lr_decay),
-            ));
-        }
+        cfg.validate()?;
         let par = Par::from_threads(cfg.threads);
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
         let tl = lay.trunk_len();
