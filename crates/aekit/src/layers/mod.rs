@@ -4,8 +4,10 @@
 //! a tied weight needs no special case.
 
 pub mod activation;
+pub mod conv;
 pub mod dense;
 pub mod loss;
+pub mod pool;
 
 pub use activation::Activation;
 pub use loss::Loss;

@@ -3,6 +3,7 @@
 //! path to matrix products is [`gemm::gemm`].
 
 pub mod gemm;
+pub mod im2col;
 pub mod rng;
 pub mod vmath;
 

@@ -1,0 +1,216 @@
+//! im2col and col2im for one image, so that a convolution becomes one GEMM.
+//!
+//! For an input plane stack `x` `[c, h, w]`, a square kernel k, a stride s and
+//! a zero padding p, the output is `oh = (h + 2p − k)/s + 1` by `ow` (floor).
+//! `col` is `[c·k·k, oh·ow]`, row `(ci·k + ky)·k + kx`, column `oy·ow + ox`:
+//!
+//!   col[(ci,ky,kx), (oy,ox)] = x[ci, oy·s − p + ky, ox·s − p + kx]   (0 outside).
+//!
+//! col2im is its adjoint: it *adds* every column entry back into the input
+//! position it was read from, so overlapping windows accumulate.
+
+use super::Real;
+
+/// The geometry of a convolution from `[c, h, w]` to `[·, oh, ow]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// The geometry, or `None` when the kernel does not fit the padded input
+    /// or a size is zero.
+    pub fn new(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Option<ConvGeom> {
+        if c == 0 || k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
+            return None;
+        }
+        Some(ConvGeom {
+            c,
+            h,
+            w,
+            k,
+            stride,
+            pad,
+            oh: (h + 2 * pad - k) / stride + 1,
+            ow: (w + 2 * pad - k) / stride + 1,
+        })
+    }
+
+    /// Rows of `col`: c·k·k.
+    pub fn col_rows(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    /// Columns of `col`: oh·ow.
+    pub fn col_cols(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Elements of the input `[c, h, w]`.
+    pub fn input_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// The output columns `[lo, hi)` whose input column `ox·s − p + kx` lies
+    /// inside `[0, w)`.
+    fn valid_cols(&self, kx: usize) -> (usize, usize) {
+        let s = self.stride;
+        // ox·s + kx ≥ p  ⇔  ox ≥ ceil((p − kx)/s)
+        let lo = if kx >= self.pad { 0 } else { (self.pad - kx).div_ceil(s) }.min(self.ow);
+        // ox·s + kx − p ≤ w − 1  ⇔  ox ≤ (w − 1 + p − kx)/s
+        let hi = if self.w + self.pad > kx {
+            ((self.w - 1 + self.pad - kx) / s + 1).min(self.ow)
+        } else {
+            0
+        };
+        (lo, hi.max(lo))
+    }
+
+    /// The input row of output row `oy` for kernel row `ky`, if inside.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h)
+    }
+}
+
+/// Fills `col` `[c·k·k, oh·ow]` from `x` `[c, h, w]`.
+pub fn im2col<T: Real>(col: &mut [T], x: &[T], g: &ConvGeom) {
+    assert_eq!(x.len(), g.input_len(), "im2col: input length");
+    assert_eq!(col.len(), g.col_rows() * g.col_cols(), "im2col: col length");
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    let mut rows = col.chunks_exact_mut(g.col_cols());
+    for ci in 0..g.c {
+        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let dst = rows.next().expect("c·k·k rows");
+                let (lo, hi) = g.valid_cols(kx);
+                for (oy, d) in dst.chunks_exact_mut(g.ow).enumerate() {
+                    let Some(iy) = g.input_row(oy, ky) else {
+                        d.fill(T::ZERO);
+                        continue;
+                    };
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    d[..lo].fill(T::ZERO);
+                    d[hi..].fill(T::ZERO);
+                    if s == 1 && hi > lo {
+                        let start = lo + kx - p;
+                        d[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                    } else if s > 1 {
+                        for ox in lo..hi {
+                            d[ox] = src[ox * s + kx - p];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `col` `[c·k·k, oh·ow]` back into `x` `[c, h, w]` (the adjoint of
+/// [`im2col`]); the caller zeroes `x` first when it wants a plain write.
+pub fn col2im<T: Real>(x: &mut [T], col: &[T], g: &ConvGeom) {
+    assert_eq!(x.len(), g.input_len(), "col2im: input length");
+    assert_eq!(col.len(), g.col_rows() * g.col_cols(), "col2im: col length");
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    let mut rows = col.chunks_exact(g.col_cols());
+    for ci in 0..g.c {
+        let plane = &mut x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let src = rows.next().expect("c·k·k rows");
+                let (lo, hi) = g.valid_cols(kx);
+                for (oy, srow) in src.chunks_exact(g.ow).enumerate() {
+                    let Some(iy) = g.input_row(oy, ky) else {
+                        continue;
+                    };
+                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    if s == 1 && hi > lo {
+                        let start = lo + kx - p;
+                        for (d, &v) in dst[start..start + hi - lo].iter_mut().zip(&srow[lo..hi]) {
+                            *d += v;
+                        }
+                    } else if s > 1 {
+                        for ox in lo..hi {
+                            dst[ox * s + kx - p] += srow[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, index by index.
+    fn im2col_naive(x: &[f64], g: &ConvGeom) -> Vec<f64> {
+        let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+        for ci in 0..g.c {
+            for ky in 0..g.k {
+                for kx in 0..g.k {
+                    let r = (ci * g.k + ky) * g.k + kx;
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                col[r * g.col_cols() + oy * g.ow + ox] =
+                                    x[ci * g.h * g.w + iy as usize * g.w + ix as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    #[test]
+    fn im2col_matches_definition_and_col2im_is_its_adjoint() {
+        let mut checked = 0;
+        for c in [1, 2, 3] {
+            for (h, w) in [(1, 1), (4, 5), (7, 7), (6, 3)] {
+                for k in [1, 2, 3, 5] {
+                    for stride in [1, 2, 3] {
+                        for pad in [0, 1, 2] {
+                            let Some(g) = ConvGeom::new(c, h, w, k, stride, pad) else {
+                                continue;
+                            };
+                            let x = crate::layers::gradcheck::random_vec(g.input_len(), 1.0, checked);
+                            let mut col = vec![f64::NAN; g.col_rows() * g.col_cols()];
+                            im2col(&mut col, &x, &g);
+                            assert_eq!(col, im2col_naive(&x, &g), "{g:?}");
+                            // <im2col(x), y> = <x, col2im(y)> for any y.
+                            let y = crate::layers::gradcheck::random_vec(col.len(), 1.0, 99);
+                            let mut back = vec![0.0; x.len()];
+                            col2im(&mut back, &y, &g);
+                            let lhs: f64 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
+                            let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
+                            assert!((lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()), "{g:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} geometries checked");
+    }
+
+    #[test]
+    fn geometry_follows_the_floor_rule() {
+        // PyTorch: Conv2d(k=3, s=2, p=1) maps 28 → 14 and 7 → 4.
+        assert_eq!(ConvGeom::new(1, 28, 28, 3, 2, 1).map(|g| g.oh), Some(14));
+        assert_eq!(ConvGeom::new(1, 7, 7, 3, 2, 1).map(|g| g.oh), Some(4));
+        assert_eq!(ConvGeom::new(1, 2, 2, 5, 1, 1), None);
+        assert_eq!(ConvGeom::new(1, 2, 2, 3, 0, 1), None);
+    }
+}
