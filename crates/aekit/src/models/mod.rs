@@ -1,5 +1,8 @@
-//! Models: the denoising autoencoder (tied or untied).
+//! Models: the denoising autoencoder (tied or untied), sparse, stacked and
+//! convolutional autoencoders.
 
+pub mod classifier;
+pub mod conv_ae;
 pub mod dae;
 pub mod deep;
 pub mod gradcheck;

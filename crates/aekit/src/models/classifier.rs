@@ -1,0 +1,550 @@
+//! A classifier on fixed features (e.g. the codes of one or several
+//! autoencoders): softmax regression, or an MLP with one ReLU hidden layer,
+//! trained with Adam on standardised features, with early stopping on a
+//! validation split.
+//!
+//! Features are standardised with the training mean and standard deviation
+//! (ε = 1e-6 keeps constant features finite). Then
+//! softmax:  logits = x·W + b;
+//! MLP:      h = max(0, x·W₁ + b₁), logits = h·W₂ + b₂;
+//! loss: mean softmax cross-entropy over the batch + ½·λ·Σ‖W‖² (biases free).
+//! Backward: δ = softmax − onehot, dW₂ += hᵀ·δ, δh = δ·W₂ᵀ ⊙ [h > 0],
+//! dW₁ += xᵀ·δh (each with its bias sums).
+
+use crate::error::{Error, Result};
+use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::loss::softmax_xent;
+use crate::layers::Activation;
+use crate::optim::{Adam, AdamConfig};
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{seeded, shuffle};
+use crate::tensor::Real;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// How the classifier is built and trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// Hidden ReLU units; 0 is softmax regression.
+    pub hidden: usize,
+    /// Most epochs.
+    pub epochs: usize,
+    pub batch: usize,
+    pub adam: AdamConfig,
+    /// L2 weight decay λ on the weights.
+    pub weight_decay: f32,
+    /// Stop after this many epochs without a lower validation error (the
+    /// best epoch's weights are kept); 0 trains every epoch.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            hidden: 0,
+            epochs: 30,
+            batch: 100,
+            adam: AdamConfig::default(),
+            weight_decay: 1e-4,
+            patience: 5,
+            seed: 1,
+        }
+    }
+}
+
+impl ClassifierConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch == 0 {
+            return Err(Error::config("classifier", "epochs and batch must be at least 1"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(Error::config(
+                "classifier.weight_decay",
+                "must be a non-negative number",
+            ));
+        }
+        self.adam.validate("classifier.adam")
+    }
+}
+
+/// Where the weights live in the flat vector.
+#[derive(Debug, Clone, PartialEq)]
+struct Layout {
+    dims: Vec<usize>,
+    layers: Vec<(Range<usize>, Range<usize>)>,
+    len: usize,
+}
+
+impl Layout {
+    fn new(n_in: usize, hidden: usize, classes: usize) -> Layout {
+        let dims = if hidden > 0 {
+            vec![n_in, hidden, classes]
+        } else {
+            vec![n_in, classes]
+        };
+        let mut at = 0;
+        let layers = dims
+            .windows(2)
+            .map(|d| {
+                let w = at..at + d[0] * d[1];
+                let b = w.end..w.end + d[1];
+                at = b.end;
+                (w, b)
+            })
+            .collect();
+        Layout {
+            dims,
+            layers,
+            len: at,
+        }
+    }
+}
+
+/// Summed softmax cross-entropy of a batch; adds its gradient into `grad`
+/// when given. `h` `[batch, hidden]` and `logits` are scratch.
+fn loss_grad<T: Real>(
+    lay: &Layout,
+    p: &[T],
+    grad: Option<&mut [T]>,
+    x: &[T],
+    labels: &[u8],
+    batch: usize,
+    h: &mut Vec<T>,
+    logits: &mut Vec<T>,
+    dh: &mut Vec<T>,
+) -> T {
+    let classes = *lay.dims.last().expect("dims");
+    let mlp = lay.dims.len() == 3;
+    let top: &[T] = if mlp {
+        let (w, b) = &lay.layers[0];
+        h.resize(batch * lay.dims[1], T::ZERO);
+        dense_forward(
+            h,
+            x,
+            &p[w.clone()],
+            &p[b.clone()],
+            batch,
+            lay.dims[0],
+            lay.dims[1],
+            false,
+            Par::Seq,
+        );
+        Activation::Relu.forward(h);
+        h
+    } else {
+        x
+    };
+    let n_top = lay.dims[lay.dims.len() - 2];
+    let (w, b) = lay.layers.last().expect("a layer");
+    logits.resize(batch * classes, T::ZERO);
+    dense_forward(
+        logits,
+        top,
+        &p[w.clone()],
+        &p[b.clone()],
+        batch,
+        n_top,
+        classes,
+        false,
+        Par::Seq,
+    );
+    let Some(grad) = grad else {
+        return softmax_xent(None, logits, labels, classes);
+    };
+    let mut d = vec![T::ZERO; batch * classes];
+    let total = softmax_xent(Some(&mut d), logits, labels, classes);
+    let (gw, gb) = grad[w.start..b.end].split_at_mut(w.len());
+    if mlp {
+        dh.resize(batch * n_top, T::ZERO);
+        dense_backward(
+            Some(dh),
+            gw,
+            gb,
+            &d,
+            top,
+            &p[w.clone()],
+            batch,
+            n_top,
+            classes,
+            false,
+            Par::Seq,
+        );
+        Activation::Relu.backward(dh, h);
+        let (w1, b1) = &lay.layers[0];
+        let (gw1, gb1) = grad[w1.start..b1.end].split_at_mut(w1.len());
+        dense_backward(
+            None,
+            gw1,
+            gb1,
+            dh,
+            x,
+            &p[w1.clone()],
+            batch,
+            lay.dims[0],
+            n_top,
+            false,
+            Par::Seq,
+        );
+    } else {
+        dense_backward(
+            None,
+            gw,
+            gb,
+            &d,
+            top,
+            &p[w.clone()],
+            batch,
+            n_top,
+            classes,
+            false,
+            Par::Seq,
+        );
+    }
+    total
+}
+
+/// A trained classifier on features of a fixed width.
+#[derive(Debug, Clone)]
+pub struct FeatureClassifier {
+    lay: Layout,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+    params: Vec<f32>,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Validation error (%) of the kept weights (NaN without validation).
+    pub valid_error: f64,
+}
+
+impl FeatureClassifier {
+    /// Features in, standardised.
+    fn standardise(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.mean.len();
+        let mut out = x.to_vec();
+        for row in out.chunks_exact_mut(d) {
+            for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.inv_std) {
+                *v = (*v - m) * s;
+            }
+        }
+        out
+    }
+
+    /// Trains on `x` `[n, d]` with `labels`, stopping early on the validation
+    /// set when it is not empty.
+    pub fn fit(
+        x: &[f32],
+        labels: &[u8],
+        val_x: &[f32],
+        val_labels: &[u8],
+        d: usize,
+        classes: usize,
+        cfg: &ClassifierConfig,
+    ) -> Result<FeatureClassifier> {
+        cfg.validate()?;
+        let n = labels.len();
+        if d == 0 || n == 0 || x.len() != n * d || val_x.len() != val_labels.len() * d {
+            return Err(Error::shape(
+                "classifier features",
+                format!("[{n}, {d}]"),
+                x.len(),
+            ));
+        }
+        if let Some(&bad) = labels.iter().chain(val_labels).find(|&&l| l as usize >= classes) {
+            return Err(Error::config(
+                "labels",
+                format!("label {bad} is not below {classes} classes"),
+            ));
+        }
+        let mut mean = vec![0.0f64; d];
+        let mut sq = vec![0.0f64; d];
+        for row in x.chunks_exact(d) {
+            for ((m, s), &v) in mean.iter_mut().zip(&mut sq).zip(row) {
+                *m += v as f64;
+                *s += (v as f64) * (v as f64);
+            }
+        }
+        let inv_std = mean
+            .iter()
+            .zip(&sq)
+            .map(|(&m, &s)| {
+                let mu = m / n as f64;
+                (1.0 / ((s / n as f64 - mu * mu).max(0.0).sqrt() + 1e-6)) as f32
+            })
+            .collect();
+        let lay = Layout::new(d, cfg.hidden, classes);
+        let mut rng = seeded(cfg.seed ^ 0xc1a5_5e5);
+        let mut params = vec![0.0f32; lay.len];
+        // PyTorch's Linear default: U(±1/√fan_in) for weights and biases.
+        for (k, (w, b)) in lay.layers.iter().enumerate() {
+            let bound = 1.0 / (lay.dims[k] as f32).sqrt();
+            for v in &mut params[w.start..b.end] {
+                *v = rng.random_range(-bound..bound);
+            }
+        }
+        let mut model = FeatureClassifier {
+            lay,
+            mean: mean.iter().map(|&m| (m / n as f64) as f32).collect(),
+            inv_std,
+            params,
+            best_epoch: 0,
+            valid_error: f64::NAN,
+        };
+        let xs = model.standardise(x);
+        let vx = model.standardise(val_x);
+        let mut adam = Adam::new(cfg.adam);
+        let mut order: Vec<usize> = (0..n).collect();
+        let (mut bx, mut by) = (Vec::new(), Vec::new());
+        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+        let mut grad = vec![0.0f32; model.lay.len];
+        let mut best = (f64::INFINITY, model.params.clone(), 0usize);
+        let mut bad_epochs = 0;
+        for epoch in 1..=cfg.epochs {
+            shuffle(&mut order, &mut rng);
+            for chunk in order.chunks(cfg.batch) {
+                bx.clear();
+                by.clear();
+                for &i in chunk {
+                    bx.extend_from_slice(&xs[i * d..(i + 1) * d]);
+                    by.push(labels[i]);
+                }
+                grad.fill(0.0);
+                let b = chunk.len();
+                loss_grad(
+                    &model.lay,
+                    &model.params,
+                    Some(&mut grad),
+                    &bx,
+                    &by,
+                    b,
+                    &mut h,
+                    &mut logits,
+                    &mut dh,
+                );
+                let inv = 1.0 / b as f32;
+                grad.iter_mut().for_each(|g| *g *= inv);
+                for (w, _) in &model.lay.layers {
+                    for (g, &v) in grad[w.clone()].iter_mut().zip(&model.params[w.clone()]) {
+                        *g += cfg.weight_decay * v;
+                    }
+                }
+                adam.step(&mut model.params, &grad);
+            }
+            if val_labels.is_empty() {
+                best = (f64::NAN, model.params.clone(), epoch);
+                continue;
+            }
+            let err = model.error_standardised(&vx, val_labels);
+            if err < best.0 {
+                best = (err, model.params.clone(), epoch);
+                bad_epochs = 0;
+            } else {
+                bad_epochs += 1;
+                if cfg.patience > 0 && bad_epochs >= cfg.patience {
+                    break;
+                }
+            }
+        }
+        model.valid_error = best.0;
+        model.params = best.1;
+        model.best_epoch = best.2;
+        Ok(model)
+    }
+
+    fn logits_standardised(&self, xs: &[f32]) -> Vec<f32> {
+        let d = self.mean.len();
+        let classes = *self.lay.dims.last().expect("dims");
+        let n = xs.len() / d;
+        let mut out = Vec::with_capacity(n * classes);
+        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+        let none = vec![0u8; 256];
+        for chunk in xs.chunks(256 * d) {
+            let b = chunk.len() / d;
+            loss_grad(
+                &self.lay,
+                &self.params,
+                None,
+                chunk,
+                &none[..b],
+                b,
+                &mut h,
+                &mut logits,
+                &mut dh,
+            );
+            out.extend_from_slice(&logits[..b * classes]);
+        }
+        out
+    }
+
+    fn error_standardised(&self, xs: &[f32], labels: &[u8]) -> f64 {
+        let pred = argmax_rows(&self.logits_standardised(xs), self.classes());
+        error_percent(&pred, labels)
+    }
+
+    pub fn classes(&self) -> usize {
+        *self.lay.dims.last().expect("dims")
+    }
+
+    /// Logits `[n, classes]` of raw (unstandardised) features.
+    pub fn logits(&self, x: &[f32]) -> Vec<f32> {
+        self.logits_standardised(&self.standardise(x))
+    }
+
+    /// The predicted class of each row.
+    pub fn predict(&self, x: &[f32]) -> Vec<u8> {
+        argmax_rows(&self.logits(x), self.classes())
+    }
+}
+
+/// The index of each row's largest value (the first on a tie).
+pub fn argmax_rows(v: &[f32], k: usize) -> Vec<u8> {
+    v.chunks_exact(k)
+        .map(|r| {
+            let mut best = 0;
+            for (j, &x) in r.iter().enumerate() {
+                if x > r[best] {
+                    best = j;
+                }
+            }
+            best as u8
+        })
+        .collect()
+}
+
+/// Percentage of predictions that differ from the labels.
+pub fn error_percent(pred: &[u8], labels: &[u8]) -> f64 {
+    assert_eq!(pred.len(), labels.len());
+    if labels.is_empty() {
+        return 0.0;
+    }
+    let wrong = pred.iter().zip(labels).filter(|(a, b)| a != b).count();
+    100.0 * wrong as f64 / labels.len() as f64
+}
+
+/// Majority vote over several classifiers' predictions (one `Vec` per
+/// member, each of n labels). A tie goes to the class whose voters have the
+/// larger summed softmax probability, given in `probs` (`[member][n·k]`).
+pub fn majority_vote(preds: &[Vec<u8>], probs: &[Vec<f32>], k: usize) -> Vec<u8> {
+    let n = preds.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|i| {
+            let mut votes = vec![0usize; k];
+            let mut mass = vec![0.0f32; k];
+            for (p, pr) in preds.iter().zip(probs) {
+                let c = p[i] as usize;
+                votes[c] += 1;
+                mass[c] += pr[i * k + c];
+            }
+            let mut best = 0;
+            for c in 1..k {
+                if votes[c] > votes[best] || (votes[c] == votes[best] && mass[c] > mass[best]) {
+                    best = c;
+                }
+            }
+            best as u8
+        })
+        .collect()
+}
+
+/// Row-wise softmax of logits `[n, k]`.
+pub fn softmax_rows(logits: &[f32], k: usize) -> Vec<f32> {
+    let mut out = logits.to_vec();
+    for r in out.chunks_exact_mut(k) {
+        let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for v in r.iter_mut() {
+            *v = (*v - m).exp();
+            s += *v;
+        }
+        r.iter_mut().for_each(|v| *v /= s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::{max_rel_error, random_vec};
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for hidden in [0, 4] {
+            let (n_in, classes, batch) = (5, 3, 6);
+            let lay = Layout::new(n_in, hidden, classes);
+            let p = random_vec(lay.len, 0.7, 1);
+            let x = random_vec(batch * n_in, 1.0, 2);
+            let labels = [0u8, 2, 1, 1, 0, 2];
+            let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+            let mut g = vec![0.0; lay.len];
+            loss_grad(
+                &lay,
+                &p,
+                Some(&mut g),
+                &x,
+                &labels,
+                batch,
+                &mut h,
+                &mut l,
+                &mut dh,
+            );
+            let f = |q: &[f64]| {
+                let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+                loss_grad(&lay, q, None, &x, &labels, batch, &mut h, &mut l, &mut dh)
+            };
+            let err = max_rel_error(f, &p, &g);
+            assert!(err < 1e-6, "hidden {hidden}: {err}");
+        }
+    }
+
+    #[test]
+    fn learns_separable_classes_and_votes() {
+        // Three Gaussian blobs in 4-d, offset by class.
+        let mut rng = seeded(3);
+        let (n, d) = (600, 4);
+        let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+        let x: Vec<f32> = (0..n * d)
+            .map(|j| {
+                let c = labels[j / d] as usize;
+                (if j % d == c { 3.0 } else { 0.0 }) + rng.random_range(-1.0f32..1.0)
+            })
+            .collect();
+        for hidden in [0, 8] {
+            let cfg = ClassifierConfig {
+                hidden,
+                epochs: 20,
+                adam: AdamConfig {
+                    lr: 1e-2,
+                    ..AdamConfig::default()
+                },
+                ..ClassifierConfig::default()
+            };
+            let m = FeatureClassifier::fit(
+                &x[..400 * d],
+                &labels[..400],
+                &x[400 * d..],
+                &labels[400..],
+                d,
+                3,
+                &cfg,
+            )
+            .unwrap();
+            let err = error_percent(&m.predict(&x[400 * d..]), &labels[400..]);
+            assert!(err < 5.0, "hidden {hidden}: {err}%");
+            assert!(m.valid_error < 5.0);
+        }
+        // Votes: two of three members say 1; a three-way tie goes to the
+        // class with the most probability behind it (0.9 for class 0).
+        let preds = vec![vec![1u8, 0], vec![1, 2], vec![0, 1]];
+        let probs = vec![
+            vec![0.2, 0.8, 0.0, 0.9, 0.05, 0.05],
+            vec![0.1, 0.9, 0.0, 0.0, 0.3, 0.7],
+            vec![0.6, 0.4, 0.0, 0.5, 0.5, 0.0],
+        ];
+        assert_eq!(majority_vote(&preds, &probs, 3), vec![1, 0]);
+        assert!(
+            FeatureClassifier::fit(&x[..8], &[0, 7], &[], &[], 4, 3, &ClassifierConfig::default()).is_err()
+        );
+    }
+}

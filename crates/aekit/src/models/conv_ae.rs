@@ -1,0 +1,1277 @@
+//! Convolutional autoencoders (CAEs) defined as a list of layers, in TOML or
+//! by a preset name, on one flat parameter vector, trained with Adam.
+//!
+//! A spec has an `input` shape `[c, h, w]`, an `encoder` and a `decoder`, each
+//! a list of layers (`conv`, `conv_transpose`, `maxpool`, `unpool`,
+//! `upsample`, `relu`, `sigmoid`, `tanh`, `identity`). The encoder's output is
+//! the code (the features a classifier uses); the decoder must map it back to
+//! the input shape. An `unpool` layer uses the indices of the encoder's
+//! max-pooling in mirror order (the last pool for the first unpool).
+//!
+//! Loss per image: squared ½·Σ(x − z)², or cross-entropy computed from the
+//! logits of a final sigmoid (the stable form of `layers::loss`). The batch
+//! gradient is the mean over its images, plus λ·W for every weight when
+//! weight decay is on (biases free). Parameters follow PyTorch's default
+//! initialisation: U(−1/√fan_in, 1/√fan_in) for weights and biases, with
+//! fan_in = c_in·k·k for a conv and c_out·k·k for a transposed conv.
+//!
+//! Data parallelism: a batch is cut into one contiguous chunk per worker; each
+//! worker runs forward and backward on its chunk with its own workspace and
+//! gradient, and the gradients are summed. Corruption is drawn for the whole
+//! batch first, so the result does not depend on the number of workers
+//! beyond summation order.
+
+use crate::data::{Corruption, Dataset};
+use crate::error::{Error, Result};
+use crate::io::safetensors::{self as st, NamedTensor};
+use crate::layers::conv::{
+    conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, conv_transpose_geom,
+};
+use crate::layers::loss::{squared_backward, squared_forward, xent_backward, xent_forward};
+use crate::layers::pool::{
+    max_unpool2d_backward, max_unpool2d_forward, maxpool2d_backward, maxpool2d_forward, upsample_backward,
+    upsample_forward,
+};
+use crate::layers::{Activation, Loss};
+use crate::optim::{Adam, AdamConfig};
+use crate::tensor::im2col::ConvGeom;
+use crate::tensor::rng::{seeded, shuffle, Rng};
+use crate::tensor::Real;
+use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Instant;
+
+fn one() -> usize {
+    1
+}
+
+/// One layer of a CAE spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Conv2d to `out` channels, square `kernel`, `stride` (default 1),
+    /// zero padding `pad` (default 0).
+    Conv {
+        out: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        pad: usize,
+    },
+    /// ConvTranspose2d to `out` channels; output size
+    /// (in − 1)·stride − 2·pad + kernel + output_padding.
+    ConvTranspose {
+        out: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        pad: usize,
+        #[serde(default)]
+        output_padding: usize,
+    },
+    /// Max pooling, kernel = stride = `size`.
+    Maxpool {
+        size: usize,
+    },
+    /// Max unpooling with the mirrored encoder pool's indices.
+    Unpool {
+        size: usize,
+    },
+    /// Nearest-neighbour upsampling by `scale`.
+    Upsample {
+        scale: usize,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    Identity,
+}
+
+/// A CAE architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaeSpec {
+    /// Input shape `[channels, height, width]`.
+    pub input: [usize; 3],
+    pub encoder: Vec<LayerSpec>,
+    pub decoder: Vec<LayerSpec>,
+}
+
+/// The names [`CaeSpec::preset`] knows.
+pub const PRESETS: [&str; 4] = ["cae-mnist", "cae-mnist-unpool", "cae-mnist-upsample", "cae-cifar"];
+
+impl CaeSpec {
+    /// A built-in architecture:
+    /// - `cae-mnist`: the eager-training paper's LeNet-like CAE for 1×28×28:
+    ///   conv 1→16 3×3 pad 1, ReLU, maxpool 2, conv 16→32 3×3 pad 1, ReLU,
+    ///   maxpool 2 (code 32×7×7); decoder ConvTranspose 32→16 3×3 stride 2
+    ///   pad 1 output_padding 1, ReLU, ConvTranspose 16→1 likewise, sigmoid;
+    /// - `cae-mnist-unpool` / `cae-mnist-upsample`: the same encoder, decoded
+    ///   by max-unpooling (resp. nearest upsampling) then 3×3 convs;
+    /// - `cae-cifar`: the same shape for 3×32×32 with 32 and 64 channels.
+    pub fn preset(name: &str) -> Option<CaeSpec> {
+        use LayerSpec::*;
+        let conv = |out| Conv {
+            out,
+            kernel: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let up = |out| ConvTranspose {
+            out,
+            kernel: 3,
+            stride: 2,
+            pad: 1,
+            output_padding: 1,
+        };
+        let encoder = |c1, c2| {
+            vec![
+                conv(c1),
+                Relu,
+                Maxpool { size: 2 },
+                conv(c2),
+                Relu,
+                Maxpool { size: 2 },
+            ]
+        };
+        Some(match name {
+            "cae-mnist" => CaeSpec {
+                input: [1, 28, 28],
+                encoder: encoder(16, 32),
+                decoder: vec![up(16), Relu, up(1), Sigmoid],
+            },
+            "cae-mnist-unpool" => CaeSpec {
+                input: [1, 28, 28],
+                encoder: encoder(16, 32),
+                decoder: vec![
+                    Unpool { size: 2 },
+                    conv(16),
+                    Relu,
+                    Unpool { size: 2 },
+                    conv(1),
+                    Sigmoid,
+                ],
+            },
+            "cae-mnist-upsample" => CaeSpec {
+                input: [1, 28, 28],
+                encoder: encoder(16, 32),
+                decoder: vec![
+                    Upsample { scale: 2 },
+                    conv(16),
+                    Relu,
+                    Upsample { scale: 2 },
+                    conv(1),
+                    Sigmoid,
+                ],
+            },
+            "cae-cifar" => CaeSpec {
+                input: [3, 32, 32],
+                encoder: encoder(32, 64),
+                decoder: vec![up(32), Relu, up(3), Sigmoid],
+            },
+            _ => return None,
+        })
+    }
+
+    /// A preset name, or the path of a TOML file holding a spec.
+    pub fn load(arg: &str) -> Result<CaeSpec> {
+        if let Some(s) = CaeSpec::preset(arg) {
+            return Ok(s);
+        }
+        let path = Path::new(arg);
+        if !path.is_file() {
+            return Err(Error::config(
+                "arch",
+                format!(
+                    "`{arg}` is neither a preset ({}) nor a TOML file",
+                    PRESETS.join(", ")
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+        toml::from_str(&text).map_err(|e| Error::format(path, format!("not a valid CAE spec: {e}")))
+    }
+
+    /// The same spec with every conv's channel count multiplied by `factor`,
+    /// except a decoder conv whose output is the image (a wider "monolithic"
+    /// model for comparisons).
+    pub fn widen(&self, factor: usize) -> CaeSpec {
+        let mut s = self.clone();
+        let image_c = self.input[0];
+        let last_conv = s
+            .decoder
+            .iter()
+            .rposition(|l| matches!(l, LayerSpec::Conv { .. } | LayerSpec::ConvTranspose { .. }));
+        for (i, l) in s.encoder.iter_mut().chain(s.decoder.iter_mut()).enumerate() {
+            let is_out = last_conv.is_some_and(|j| i == self.encoder.len() + j);
+            if let LayerSpec::Conv { out, .. } | LayerSpec::ConvTranspose { out, .. } = l {
+                if !(is_out && *out == image_c) {
+                    *out *= factor;
+                }
+            }
+        }
+        s
+    }
+
+    fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a spec serialises")
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Conv { g: ConvGeom, c_out: usize },
+    ConvT { g: ConvGeom, c_in: usize },
+    Pool { s: usize, slot: usize },
+    Unpool { slot: usize },
+    Upsample { s: usize },
+    Act(Activation),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    op: Op,
+    /// `[c, h, w]` in and out.
+    inp: [usize; 3],
+    out: [usize; 3],
+    /// Where this layer's weight and bias live in the flat vector.
+    w: Range<usize>,
+    b: Range<usize>,
+    /// The weight's shape in PyTorch's layout, for model files.
+    w_shape: Vec<usize>,
+}
+
+fn len3(s: [usize; 3]) -> usize {
+    s[0] * s[1] * s[2]
+}
+
+/// A spec resolved into layers with shapes and parameter offsets.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub spec: CaeSpec,
+    nodes: Vec<Node>,
+    n_enc: usize,
+    n_pools: usize,
+    n_params: usize,
+}
+
+impl Network {
+    /// Resolves `spec`, checking every layer fits its input and the decoder
+    /// returns the input shape.
+    pub fn new(spec: &CaeSpec) -> Result<Network> {
+        let [c, h, w] = spec.input;
+        if c == 0 || h == 0 || w == 0 {
+            return Err(Error::config("arch.input", "every dimension must be at least 1"));
+        }
+        if spec.encoder.is_empty() || spec.decoder.is_empty() {
+            return Err(Error::config(
+                "arch",
+                "needs at least one encoder and one decoder layer",
+            ));
+        }
+        let mut nodes = Vec::new();
+        let mut shape = spec.input;
+        let mut pools: Vec<([usize; 3], [usize; 3])> = Vec::new();
+        let mut unpools = 0usize;
+        let mut off = 0usize;
+        let layers = spec
+            .encoder
+            .iter()
+            .map(|l| ("encoder", l))
+            .chain(spec.decoder.iter().map(|l| ("decoder", l)));
+        for (i, (part, l)) in layers.enumerate() {
+            let j = if part == "encoder" {
+                i
+            } else {
+                i - spec.encoder.len()
+            };
+            let field = format!("arch.{part}[{j}]");
+            let bad = |why: String| Error::config(&field, format!("{why} (input {shape:?})"));
+            let [c, h, w] = shape;
+            let (op, out, wlen, blen, w_shape) = match *l {
+                LayerSpec::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    pad,
+                } => {
+                    let g = ConvGeom::new(c, h, w, kernel, stride, pad)
+                        .filter(|_| out > 0)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "conv {kernel}×{kernel}, stride {stride}, pad {pad} does not fit"
+                            ))
+                        })?;
+                    let ws = vec![out, c, kernel, kernel];
+                    (
+                        Op::Conv { g, c_out: out },
+                        [out, g.oh, g.ow],
+                        out * c * kernel * kernel,
+                        out,
+                        ws,
+                    )
+                }
+                LayerSpec::ConvTranspose {
+                    out,
+                    kernel,
+                    stride,
+                    pad,
+                    output_padding,
+                } => {
+                    let g = conv_transpose_geom(out, h, w, kernel, stride, pad, output_padding)
+                        .filter(|_| out > 0)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "conv_transpose {kernel}×{kernel}, stride {stride}, pad {pad}, output_padding \
+                                 {output_padding} does not fit (output_padding must be below stride)"
+                            ))
+                        })?;
+                    let ws = vec![c, out, kernel, kernel];
+                    (
+                        Op::ConvT { g, c_in: c },
+                        [out, g.h, g.w],
+                        c * out * kernel * kernel,
+                        out,
+                        ws,
+                    )
+                }
+                LayerSpec::Maxpool { size } => {
+                    if size == 0 || h < size || w < size {
+                        return Err(bad(format!("maxpool {size} does not fit")));
+                    }
+                    let o = [c, h / size, w / size];
+                    pools.push((shape, o));
+                    (
+                        Op::Pool {
+                            s: size,
+                            slot: pools.len() - 1,
+                        },
+                        o,
+                        0,
+                        0,
+                        vec![],
+                    )
+                }
+                LayerSpec::Unpool { size } => {
+                    if part == "encoder" {
+                        return Err(bad("unpool belongs in the decoder".into()));
+                    }
+                    let slot = pools
+                        .len()
+                        .checked_sub(unpools + 1)
+                        .ok_or_else(|| bad("no encoder maxpool left to mirror".into()))?;
+                    unpools += 1;
+                    let (pin, pout) = pools[slot];
+                    if pout != shape || pin[1] != pout[1] * size || pin[2] != pout[2] * size {
+                        return Err(bad(format!(
+                            "unpool {size} must mirror the encoder's maxpool from {pin:?} to {pout:?}"
+                        )));
+                    }
+                    (Op::Unpool { slot }, pin, 0, 0, vec![])
+                }
+                LayerSpec::Upsample { scale } => {
+                    if scale == 0 {
+                        return Err(bad("upsample scale must be at least 1".into()));
+                    }
+                    (Op::Upsample { s: scale }, [c, h * scale, w * scale], 0, 0, vec![])
+                }
+                LayerSpec::Relu => (Op::Act(Activation::Relu), shape, 0, 0, vec![]),
+                LayerSpec::Sigmoid => (Op::Act(Activation::Sigmoid), shape, 0, 0, vec![]),
+                LayerSpec::Tanh => (Op::Act(Activation::Tanh), shape, 0, 0, vec![]),
+                LayerSpec::Identity => (Op::Act(Activation::Identity), shape, 0, 0, vec![]),
+            };
+            nodes.push(Node {
+                op,
+                inp: shape,
+                out,
+                w: off..off + wlen,
+                b: off + wlen..off + wlen + blen,
+                w_shape,
+            });
+            off += wlen + blen;
+            shape = out;
+        }
+        if shape != spec.input {
+            return Err(Error::config(
+                "arch.decoder",
+                format!(
+                    "ends with shape {shape:?} but must give back the input shape {:?}",
+                    spec.input
+                ),
+            ));
+        }
+        Ok(Network {
+            spec: spec.clone(),
+            n_enc: spec.encoder.len(),
+            n_pools: pools.len(),
+            nodes,
+            n_params: off,
+        })
+    }
+
+    /// Parameters in the flat vector.
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    /// Elements of one input image.
+    pub fn input_len(&self) -> usize {
+        len3(self.spec.input)
+    }
+
+    /// The code's shape `[c, h, w]` (the encoder's output).
+    pub fn code_shape(&self) -> [usize; 3] {
+        self.nodes[self.n_enc - 1].out
+    }
+
+    /// Elements of one image's code.
+    pub fn code_len(&self) -> usize {
+        len3(self.code_shape())
+    }
+
+    fn ends_in_sigmoid(&self) -> bool {
+        matches!(
+            self.nodes.last().map(|n| &n.op),
+            Some(Op::Act(Activation::Sigmoid))
+        )
+    }
+
+    /// Forward FLOPs per image of the conv layers (2 per multiply-add).
+    pub fn flops_per_image(&self) -> f64 {
+        self.nodes
+            .iter()
+            .map(|n| match n.op {
+                Op::Conv { g, c_out } => 2.0 * (c_out * g.col_rows() * g.col_cols()) as f64,
+                Op::ConvT { g, c_in } => 2.0 * (c_in * g.col_rows() * g.col_cols()) as f64,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    /// Fresh parameters, PyTorch's default initialisation.
+    pub fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut rng = seeded(seed);
+        let mut p = vec![0.0f32; self.n_params];
+        for n in &self.nodes {
+            let fan_in = match n.op {
+                Op::Conv { g, .. } => g.col_rows(),
+                Op::ConvT { g, .. } => g.col_rows(),
+                _ => continue,
+            };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            for v in &mut p[n.w.start..n.b.end] {
+                *v = rng.random_range(-bound..bound);
+            }
+        }
+        p
+    }
+}
+
+/// Buffers for forward and backward on up to `cap` images; built once per
+/// (network, chunk size), so a training step allocates nothing.
+pub struct Workspace<T> {
+    cap: usize,
+    /// `[input | out of node 0 | out of node 1 | …]`, each `cap·len`.
+    acts: Vec<T>,
+    offs: Vec<usize>,
+    /// Max-pool indices per pool.
+    idx: Vec<Vec<u32>>,
+    d0: Vec<T>,
+    d1: Vec<T>,
+    col: Vec<T>,
+    /// The gradient of the chunk's summed loss.
+    pub grad: Vec<T>,
+    /// The chunk's summed loss.
+    pub loss: f64,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(net: &Network, cap: usize) -> Workspace<T> {
+        let mut offs = vec![0usize];
+        let mut total = cap * net.input_len();
+        let mut widest = net.input_len();
+        let mut col = 0;
+        let mut idx = vec![Vec::new(); net.n_pools];
+        for n in &net.nodes {
+            offs.push(total);
+            total += cap * len3(n.out);
+            widest = widest.max(len3(n.out));
+            match n.op {
+                Op::Conv { g, .. } | Op::ConvT { g, .. } => col = col.max(g.col_rows() * g.col_cols()),
+                Op::Pool { slot, .. } => idx[slot] = vec![0u32; cap * len3(n.out)],
+                _ => {}
+            }
+        }
+        Workspace {
+            cap,
+            acts: vec![T::ZERO; total],
+            offs,
+            idx,
+            d0: vec![T::ZERO; cap * widest],
+            d1: vec![T::ZERO; cap * widest],
+            col: vec![T::ZERO; col],
+            grad: vec![T::ZERO; net.n_params],
+            loss: 0.0,
+        }
+    }
+
+    /// The input slot for `b` images.
+    fn input_mut(&mut self, len: usize, b: usize) -> &mut [T] {
+        &mut self.acts[..b * len]
+    }
+
+    fn out(&self, net: &Network, i: usize, b: usize) -> &[T] {
+        &self.acts[self.offs[i + 1]..self.offs[i + 1] + b * len3(net.nodes[i].out)]
+    }
+}
+
+/// Runs nodes `0..upto` on the `b` images in the workspace's input slot.
+fn forward<T: Real>(net: &Network, p: &[T], ws: &mut Workspace<T>, b: usize, upto: usize) {
+    assert!(b <= ws.cap);
+    for (i, n) in net.nodes[..upto].iter().enumerate() {
+        let (head, tail) = ws.acts.split_at_mut(ws.offs[i + 1]);
+        let x = &head[ws.offs[i]..ws.offs[i] + b * len3(n.inp)];
+        let y = &mut tail[..b * len3(n.out)];
+        let planes = b * n.inp[0];
+        match n.op {
+            Op::Conv { g, c_out } => {
+                let col = &mut ws.col[..g.col_rows() * g.col_cols()];
+                conv2d_forward(y, x, &p[n.w.clone()], &p[n.b.clone()], col, &g, c_out, b);
+            }
+            Op::ConvT { g, c_in } => {
+                let col = &mut ws.col[..g.col_rows() * g.col_cols()];
+                conv_transpose2d_forward(y, x, &p[n.w.clone()], &p[n.b.clone()], col, &g, c_in, b);
+            }
+            Op::Pool { s, slot } => {
+                let idx = &mut ws.idx[slot][..y.len()];
+                maxpool2d_forward(y, idx, x, planes, n.inp[1], n.inp[2], s);
+            }
+            Op::Unpool { slot, .. } => {
+                max_unpool2d_forward(y, x, &ws.idx[slot][..x.len()], planes, n.out[1], n.out[2]);
+            }
+            Op::Upsample { s } => upsample_forward(y, x, planes, n.inp[1], n.inp[2], s),
+            Op::Act(a) => {
+                y.copy_from_slice(x);
+                a.forward(y);
+            }
+        }
+    }
+}
+
+/// The summed loss of the `b` reconstructions against `target`, and (when
+/// `grad`) its gradient added into `ws.grad` (which the caller zeroes).
+fn loss_backward<T: Real>(
+    net: &Network,
+    p: &[T],
+    ws: &mut Workspace<T>,
+    target: &[T],
+    b: usize,
+    loss: Loss,
+    grad: bool,
+) -> f64 {
+    let last = net.nodes.len() - 1;
+    let n_out = b * net.input_len();
+    let z = &ws.acts[ws.offs[last + 1]..ws.offs[last + 1] + n_out];
+    // With cross-entropy on a final sigmoid the gradient enters at its logits.
+    let (l, start) = if loss == Loss::CrossEntropy {
+        let a = &ws.acts[ws.offs[last]..ws.offs[last] + n_out];
+        let l = xent_forward(a, target).f64();
+        if grad {
+            xent_backward(&mut ws.d0[..n_out], a, target);
+        }
+        (l, last)
+    } else {
+        let l = squared_forward(z, target).f64();
+        if grad {
+            squared_backward(&mut ws.d0[..n_out], z, target);
+        }
+        (l, last + 1)
+    };
+    if !grad {
+        return l;
+    }
+    for i in (0..start).rev() {
+        let n = &net.nodes[i];
+        let (nin, nout) = (b * len3(n.inp), b * len3(n.out));
+        let x = &ws.acts[ws.offs[i]..ws.offs[i] + nin];
+        let dy = &ws.d0[..nout];
+        let dx = (i > 0).then_some(&mut ws.d1[..nin]);
+        let planes = b * n.inp[0];
+        let (gw, gb) = ws.grad[n.w.start..n.b.end].split_at_mut(n.w.len());
+        match n.op {
+            Op::Conv { g, c_out } => {
+                let col = &mut ws.col[..g.col_rows() * g.col_cols()];
+                conv2d_backward(dx, gw, gb, dy, x, &p[n.w.clone()], col, &g, c_out, b);
+            }
+            Op::ConvT { g, c_in } => {
+                let col = &mut ws.col[..g.col_rows() * g.col_cols()];
+                conv_transpose2d_backward(dx, gw, gb, dy, x, &p[n.w.clone()], col, &g, c_in, b);
+            }
+            Op::Pool { slot, .. } => {
+                if let Some(dx) = dx {
+                    maxpool2d_backward(dx, dy, &ws.idx[slot][..nout], planes, n.inp[1], n.inp[2]);
+                }
+            }
+            Op::Unpool { slot, .. } => {
+                if let Some(dx) = dx {
+                    max_unpool2d_backward(dx, dy, &ws.idx[slot][..nin], planes, n.out[1], n.out[2]);
+                }
+            }
+            Op::Upsample { s } => {
+                if let Some(dx) = dx {
+                    upsample_backward(dx, dy, planes, n.inp[1], n.inp[2], s);
+                }
+            }
+            Op::Act(a) => {
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(dy);
+                    a.backward(dx, &ws.acts[ws.offs[i + 1]..ws.offs[i + 1] + nout]);
+                }
+            }
+        }
+        std::mem::swap(&mut ws.d0, &mut ws.d1);
+    }
+    l
+}
+
+/// How a CAE is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaeTrainConfig {
+    /// Passes over the training set (the most, with early stopping).
+    pub epochs: usize,
+    /// Images per Adam step.
+    pub batch: usize,
+    pub adam: AdamConfig,
+    /// `squared` (½·Σ(x − z)² per image) or `xent` (needs a final sigmoid).
+    pub loss: Loss,
+    /// Input corruption for a denoising CAE (`none`, `mask:P`, `gauss:S`, …).
+    pub noise: Corruption,
+    /// L2 weight decay λ on the weights (not biases).
+    pub weight_decay: f32,
+    /// Stop after this many epochs without a better validation loss and keep
+    /// the best weights; 0 disables.
+    pub patience: usize,
+    /// Eager stop: end training once an epoch improves the validation loss
+    /// by less than this fraction of the previous best; 0 disables.
+    pub min_improvement: f64,
+    /// Seed of the initialisation, shuffling and corruption.
+    pub seed: u64,
+    /// Workers splitting each batch; 1 for ensemble members.
+    pub threads: usize,
+}
+
+impl Default for CaeTrainConfig {
+    fn default() -> Self {
+        CaeTrainConfig {
+            epochs: 10,
+            batch: 100,
+            adam: AdamConfig::default(),
+            loss: Loss::Squared,
+            noise: Corruption::None,
+            weight_decay: 0.0,
+            patience: 0,
+            min_improvement: 0.0,
+            seed: 1,
+            threads: 1,
+        }
+    }
+}
+
+impl CaeTrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::config("train.epochs", "must be at least 1"));
+        }
+        if self.batch == 0 {
+            return Err(Error::config("train.batch", "must be at least 1"));
+        }
+        if self.threads == 0 {
+            return Err(Error::config("train.threads", "must be at least 1"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(Error::config(
+                "train.weight_decay",
+                "must be a non-negative number",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.min_improvement) {
+            return Err(Error::config("train.min_improvement", "must be in [0, 1)"));
+        }
+        self.noise.validate("train.noise")?;
+        self.adam.validate("train.adam")
+    }
+}
+
+/// A convolutional autoencoder: a resolved network and its parameters.
+#[derive(Debug, Clone)]
+pub struct ConvAutoencoder {
+    pub net: Network,
+    /// The flat parameter vector, layer by layer (weight then bias).
+    pub params: Vec<f32>,
+    pub loss: Loss,
+}
+
+impl ConvAutoencoder {
+    /// A freshly initialised CAE.
+    pub fn new(spec: &CaeSpec, loss: Loss, seed: u64) -> Result<ConvAutoencoder> {
+        let net = Network::new(spec)?;
+        if loss == Loss::CrossEntropy && !net.ends_in_sigmoid() {
+            return Err(Error::config(
+                "loss",
+                "cross-entropy needs a decoder that ends with a sigmoid layer",
+            ));
+        }
+        let params = net.init_params(seed);
+        Ok(ConvAutoencoder { net, params, loss })
+    }
+
+    fn check(&self, data: &Dataset) -> Result<()> {
+        let want = self.net.input_len();
+        if data.dim != want {
+            return Err(Error::shape(
+                "images (features per example)",
+                format!("{want} ({:?})", self.net.spec.input),
+                data.dim,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` over `data` in chunks of `batch` images, one workspace per
+    /// worker, and collects each chunk's result in order.
+    fn map_chunks<R: Send>(
+        &self,
+        data: &Dataset,
+        batch: usize,
+        threads: usize,
+        upto: usize,
+        f: impl Fn(&mut Workspace<f32>, Range<usize>) -> R + Sync,
+    ) -> Vec<R> {
+        let starts: Vec<usize> = (0..data.n).step_by(batch.max(1)).collect();
+        let run = |ws: &mut Workspace<f32>, s: usize| {
+            let e = (s + batch).min(data.n);
+            let d = data.dim;
+            ws.input_mut(d, e - s).copy_from_slice(&data.x[s * d..e * d]);
+            forward(&self.net, &self.params, ws, e - s, upto);
+            f(ws, s..e)
+        };
+        if threads <= 1 {
+            let mut ws = Workspace::new(&self.net, batch);
+            return starts.iter().map(|&s| run(&mut ws, s)).collect();
+        }
+        use rayon::prelude::*;
+        starts
+            .par_iter()
+            .map_init(|| Workspace::new(&self.net, batch), |ws, &s| run(ws, s))
+            .collect()
+    }
+
+    /// The codes `[n, code_len]` of `data` (the encoder's output, flattened).
+    pub fn transform(&self, data: &Dataset, threads: usize) -> Result<Vec<f32>> {
+        self.check(data)?;
+        let k = self.net.n_enc;
+        let parts = self.map_chunks(data, 100, threads, k, |ws, r| {
+            ws.out(&self.net, k - 1, r.len()).to_vec()
+        });
+        Ok(parts.concat())
+    }
+
+    /// The reconstructions `[n, dim]` of `data` (clean input).
+    pub fn reconstruct(&self, data: &Dataset, threads: usize) -> Result<Vec<f32>> {
+        self.check(data)?;
+        let last = self.net.nodes.len();
+        let parts = self.map_chunks(data, 100, threads, last, |ws, r| {
+            ws.out(&self.net, last - 1, r.len()).to_vec()
+        });
+        Ok(parts.concat())
+    }
+
+    /// Mean loss per image on the clean `data`.
+    pub fn score(&self, data: &Dataset, threads: usize) -> Result<f64> {
+        self.check(data)?;
+        if data.n == 0 {
+            return Ok(0.0);
+        }
+        let last = self.net.nodes.len();
+        let parts = self.map_chunks(data, 100, threads, last, |ws, r| {
+            let target = &data.x[r.start * data.dim..r.end * data.dim];
+            loss_backward(&self.net, &self.params, ws, target, r.len(), self.loss, false)
+        });
+        Ok(parts.iter().sum::<f64>() / data.n as f64)
+    }
+
+    /// Saves the parameters (PyTorch layouts, keys `layers.{i}.weight` and
+    /// `.bias` over encoder then decoder layers) and the spec, atomically.
+    pub fn save(&self, path: &Path, mut metadata: HashMap<String, String>) -> Result<()> {
+        let names: Vec<(String, String)> = (0..self.net.nodes.len())
+            .map(|i| (format!("layers.{i}.weight"), format!("layers.{i}.bias")))
+            .collect();
+        let mut tensors = Vec::new();
+        for (n, (wn, bn)) in self.net.nodes.iter().zip(&names) {
+            if n.w.is_empty() {
+                continue;
+            }
+            tensors.push(NamedTensor {
+                name: wn,
+                shape: n.w_shape.clone(),
+                data: &self.params[n.w.clone()],
+            });
+            tensors.push(NamedTensor {
+                name: bn,
+                shape: vec![n.b.len()],
+                data: &self.params[n.b.clone()],
+            });
+        }
+        metadata.insert("model".into(), "cae".into());
+        metadata.insert("spec".into(), self.net.spec.to_toml());
+        metadata.insert("loss".into(), self.loss.to_string());
+        st::save(path, &tensors, metadata)
+    }
+
+    /// Loads a file written by [`ConvAutoencoder::save`].
+    pub fn load(path: &Path) -> Result<ConvAutoencoder> {
+        let mut f = st::load(path)?;
+        if f.meta("model")? != "cae" {
+            return Err(Error::format(
+                path,
+                "is not a convolutional autoencoder (metadata `model` is not `cae`)",
+            ));
+        }
+        let spec: CaeSpec = toml::from_str(f.meta("spec")?)
+            .map_err(|e| Error::format(path, format!("bad `spec` metadata: {e}")))?;
+        let loss: Loss = f
+            .meta("loss")?
+            .parse()
+            .map_err(|e: String| Error::format(path, format!("bad `loss` metadata: {e}")))?;
+        let mut m = ConvAutoencoder::new(&spec, loss, 0).map_err(|e| Error::format(path, e.to_string()))?;
+        for i in 0..m.net.nodes.len() {
+            let n = m.net.nodes[i].clone();
+            if n.w.is_empty() {
+                continue;
+            }
+            let w = f.take(&format!("layers.{i}.weight"), &n.w_shape)?;
+            let b = f.take(&format!("layers.{i}.bias"), &[n.b.len()])?;
+            m.params[n.w].copy_from_slice(&w);
+            m.params[n.b].copy_from_slice(&b);
+        }
+        Ok(m)
+    }
+
+    /// Trains on `train` with Adam, validating on `val` (when not empty) after
+    /// each epoch; `on_epoch` sees the model after every epoch (to save a
+    /// checkpoint). With patience or an eager threshold, the best epoch's
+    /// weights are kept.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        cfg: &CaeTrainConfig,
+        observer: &mut dyn Observer,
+        on_epoch: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+    ) -> Result<FitReport> {
+        cfg.validate()?;
+        self.check(train)?;
+        if val.n > 0 {
+            self.check(val)?;
+        }
+        let mut trainer = Trainer::new(self.clone(), train, cfg)?;
+        observer.on_start(cfg.epochs, trainer.batches_per_epoch());
+        let mut stop = EarlyStopping::new(cfg.patience);
+        let mut best = None;
+        let mut history = Vec::new();
+        let mut stopped_early = false;
+        for epoch in 1..=cfg.epochs {
+            let train_loss = trainer.run_epoch(|done, total| observer.on_progress(done, total));
+            let val_loss = if val.n > 0 {
+                Some(trainer.model.score(val, cfg.threads)?)
+            } else {
+                None
+            };
+            let m = EpochMetrics {
+                epoch,
+                train_loss,
+                val_loss,
+                seconds: trainer.seconds,
+            };
+            history.push(m);
+            observer.on_epoch(&m);
+            on_epoch(&trainer.model, &m)?;
+            if let Some(v) = val_loss {
+                let prev = stop.best;
+                let (improved, out_of_patience) = stop.update(epoch, v);
+                if improved {
+                    best = Some(trainer.model.params.clone());
+                }
+                let eager =
+                    cfg.min_improvement > 0.0 && prev.is_finite() && (prev - v) < cfg.min_improvement * prev;
+                if out_of_patience || eager {
+                    stopped_early = epoch < cfg.epochs;
+                    break;
+                }
+            }
+        }
+        observer.on_end();
+        let updates = trainer.updates;
+        let train_seconds = trainer.seconds;
+        *self = trainer.model;
+        if let Some(p) = best {
+            self.params = p;
+        }
+        Ok(FitReport {
+            best_epoch: stop.best_epoch.unwrap_or(history.len()),
+            history,
+            stopped_early,
+            train_seconds,
+            updates,
+        })
+    }
+}
+
+/// Resumable Adam training of one CAE: epochs, or any number of batches
+/// (for comparisons at equal wall-clock time). `seconds` counts training time
+/// only, not evaluation between calls.
+pub struct Trainer<'d> {
+    pub model: ConvAutoencoder,
+    pub adam: Adam,
+    pub cfg: CaeTrainConfig,
+    data: &'d Dataset,
+    rng: Rng,
+    order: Vec<usize>,
+    pos: usize,
+    workers: Vec<Workspace<f32>>,
+    clean: Vec<f32>,
+    noisy: Vec<f32>,
+    epoch_loss: f64,
+    /// Weight updates so far.
+    pub updates: u64,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// Whole epochs completed.
+    pub epochs: usize,
+}
+
+impl<'d> Trainer<'d> {
+    pub fn new(model: ConvAutoencoder, data: &'d Dataset, cfg: &CaeTrainConfig) -> Result<Trainer<'d>> {
+        cfg.validate()?;
+        model.check(data)?;
+        if data.n == 0 {
+            return Err(Error::config("data", "no training images"));
+        }
+        let batch = cfg.batch.min(data.n);
+        let workers = cfg.threads.min(batch);
+        let chunk = batch.div_ceil(workers);
+        let mut rng = seeded(cfg.seed ^ 0xcae0_5eed);
+        let mut order: Vec<usize> = (0..data.n).collect();
+        shuffle(&mut order, &mut rng);
+        Ok(Trainer {
+            workers: (0..workers).map(|_| Workspace::new(&model.net, chunk)).collect(),
+            clean: vec![0.0; batch * data.dim],
+            noisy: vec![0.0; batch * data.dim],
+            adam: Adam::new(cfg.adam),
+            cfg: CaeTrainConfig { batch, ..cfg.clone() },
+            model,
+            data,
+            rng,
+            order,
+            pos: 0,
+            epoch_loss: 0.0,
+            updates: 0,
+            seconds: 0.0,
+            epochs: 0,
+        })
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.data.n.div_ceil(self.cfg.batch)
+    }
+
+    /// One Adam step on the next batch; returns the epoch's mean training
+    /// loss when the step finished an epoch.
+    pub fn step(&mut self) -> Option<f64> {
+        let t0 = Instant::now();
+        let d = self.data.dim;
+        let end = (self.pos + self.cfg.batch).min(self.data.n);
+        let b = end - self.pos;
+        for (k, &i) in self.order[self.pos..end].iter().enumerate() {
+            self.clean[k * d..(k + 1) * d].copy_from_slice(self.data.row(i));
+        }
+        let clean = &self.clean[..b * d];
+        let noisy = &mut self.noisy[..b * d];
+        for (o, c) in noisy.chunks_exact_mut(d).zip(clean.chunks_exact(d)) {
+            self.cfg.noise.apply(o, c, &mut self.rng);
+        }
+        let chunk = b.div_ceil(self.workers.len());
+        let (net, params, loss) = (&self.model.net, &self.model.params, self.model.loss);
+        let noisy = &self.noisy[..b * d];
+        let work = |k: usize, ws: &mut Workspace<f32>| {
+            let s = (k * chunk).min(b);
+            let e = ((k + 1) * chunk).min(b);
+            ws.grad.fill(0.0);
+            ws.loss = 0.0;
+            if e > s {
+                ws.input_mut(d, e - s).copy_from_slice(&noisy[s * d..e * d]);
+                forward(net, params, ws, e - s, net.nodes.len());
+                ws.loss = loss_backward(net, params, ws, &clean[s * d..e * d], e - s, loss, true);
+            }
+        };
+        if self.workers.len() == 1 {
+            work(0, &mut self.workers[0]);
+        } else {
+            use rayon::prelude::*;
+            self.workers
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(k, ws)| work(k, ws));
+        }
+        let (first, rest) = self.workers.split_at_mut(1);
+        let grad = &mut first[0].grad;
+        let mut batch_loss = first[0].loss;
+        for ws in rest.iter() {
+            grad.iter_mut().zip(&ws.grad).for_each(|(g, &v)| *g += v);
+            batch_loss += ws.loss;
+        }
+        let inv = 1.0 / b as f32;
+        grad.iter_mut().for_each(|g| *g *= inv);
+        if self.cfg.weight_decay > 0.0 {
+            let lambda = self.cfg.weight_decay;
+            for n in &self.model.net.nodes {
+                for (g, &w) in grad[n.w.clone()].iter_mut().zip(&self.model.params[n.w.clone()]) {
+                    *g += lambda * w;
+                }
+            }
+        }
+        self.adam.step(&mut self.model.params, grad);
+        self.updates += 1;
+        self.epoch_loss += batch_loss;
+        self.pos = end;
+        let mut done = None;
+        if self.pos == self.data.n {
+            done = Some(self.epoch_loss / self.data.n as f64);
+            self.epoch_loss = 0.0;
+            self.pos = 0;
+            self.epochs += 1;
+            shuffle(&mut self.order, &mut self.rng);
+        }
+        self.seconds += t0.elapsed().as_secs_f64();
+        done
+    }
+
+    /// Runs to the end of the current epoch; returns its mean training loss.
+    pub fn run_epoch(&mut self, mut progress: impl FnMut(usize, usize)) -> f64 {
+        let total = self.batches_per_epoch();
+        let every = (total / 100).max(1);
+        let mut k = 0;
+        loop {
+            if let Some(l) = self.step() {
+                progress(total, total);
+                return l;
+            }
+            k += 1;
+            if k % every == 0 {
+                progress(k, total);
+            }
+        }
+    }
+
+    /// Trains until `seconds` of training time have been spent in all.
+    pub fn run_until(&mut self, seconds: f64) {
+        while self.seconds < seconds {
+            self.step();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::max_rel_error;
+
+    /// The batch loss in f64 through the same forward pass.
+    fn loss_f64(net: &Network, p: &[f64], x: &[f64], b: usize, loss: Loss) -> f64 {
+        let mut ws = Workspace::<f64>::new(net, b);
+        ws.input_mut(net.input_len(), b).copy_from_slice(x);
+        forward(net, p, &mut ws, b, net.nodes.len());
+        loss_backward(net, p, &mut ws, x, b, loss, false)
+    }
+
+    fn tiny_specs() -> Vec<CaeSpec> {
+        use LayerSpec::*;
+        let enc = vec![
+            Conv {
+                out: 2,
+                kernel: 3,
+                stride: 1,
+                pad: 1,
+            },
+            Tanh,
+            Maxpool { size: 2 },
+        ];
+        let out = |c| Conv {
+            out: c,
+            kernel: 3,
+            stride: 1,
+            pad: 1,
+        };
+        vec![
+            CaeSpec {
+                input: [1, 6, 6],
+                encoder: enc.clone(),
+                decoder: vec![
+                    ConvTranspose {
+                        out: 1,
+                        kernel: 3,
+                        stride: 2,
+                        pad: 1,
+                        output_padding: 1,
+                    },
+                    Sigmoid,
+                ],
+            },
+            CaeSpec {
+                input: [1, 6, 6],
+                encoder: enc.clone(),
+                decoder: vec![Unpool { size: 2 }, out(1), Sigmoid],
+            },
+            CaeSpec {
+                input: [2, 4, 4],
+                encoder: enc,
+                decoder: vec![Upsample { scale: 2 }, out(2), Sigmoid],
+            },
+        ]
+    }
+
+    #[test]
+    fn model_gradient_matches_finite_differences() {
+        // Over the flat parameter vector, in f64, for each decoder kind and
+        // both losses (the tanh encoder keeps the check away from ReLU's kink).
+        for (si, spec) in tiny_specs().iter().enumerate() {
+            for loss in [Loss::Squared, Loss::CrossEntropy] {
+                let m = ConvAutoencoder::new(spec, loss, 3).unwrap();
+                let b = 3;
+                let n = m.net.input_len();
+                let x: Vec<f64> = (0..b * n).map(|i| ((i * 7 % 11) as f64) / 10.0).collect();
+                let p: Vec<f64> = m.params.iter().map(|&v| v as f64).collect();
+                let mut ws = Workspace::<f64>::new(&m.net, b);
+                ws.input_mut(n, b).copy_from_slice(&x);
+                forward(&m.net, &p, &mut ws, b, m.net.nodes.len());
+                loss_backward(&m.net, &p, &mut ws, &x, b, loss, true);
+                let err = max_rel_error(|q| loss_f64(&m.net, q, &x, b, loss), &p, &ws.grad);
+                assert!(err < 1e-6, "spec {si} {loss}: relative error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn presets_resolve_with_the_papers_shapes() {
+        let m = Network::new(&CaeSpec::preset("cae-mnist").unwrap()).unwrap();
+        assert_eq!(m.code_shape(), [32, 7, 7]);
+        // 16·9+16 + 32·16·9+32 + 32·16·9+16 + 16·9+1
+        assert_eq!(m.n_params(), 160 + 4640 + 4624 + 145);
+        for p in PRESETS {
+            Network::new(&CaeSpec::preset(p).unwrap()).unwrap();
+        }
+        assert_eq!(
+            Network::new(&CaeSpec::preset("cae-cifar").unwrap())
+                .unwrap()
+                .code_shape(),
+            [64, 8, 8]
+        );
+        let wide = Network::new(&CaeSpec::preset("cae-mnist").unwrap().widen(2)).unwrap();
+        assert_eq!(wide.code_shape(), [64, 7, 7]);
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_layer_named() {
+        let mut s = CaeSpec::preset("cae-mnist").unwrap();
+        s.decoder.pop();
+        s.decoder.pop();
+        let e = Network::new(&s).unwrap_err().to_string();
+        assert!(e.contains("arch.decoder") && e.contains("[16, 14, 14]"), "{e}");
+        let e = ConvAutoencoder::new(&s, Loss::CrossEntropy, 1);
+        assert!(e.is_err());
+        let text = r#"
+            input = [1, 8, 8]
+            [[encoder]]
+            type = "conv"
+            out = 4
+            kernel = 9
+            [[decoder]]
+            type = "upsample"
+            scale = 2
+        "#;
+        let spec: CaeSpec = toml::from_str(text).unwrap();
+        let e = Network::new(&spec).unwrap_err().to_string();
+        assert!(e.contains("arch.encoder[0]") && e.contains("does not fit"), "{e}");
+        assert!(toml::from_str::<CaeSpec>("input = [1, 8, 8]\nencoder = [{ type = \"conv\", out = 1, kernel = 3, strid = 2 }]\ndecoder = []").is_err());
+    }
+
+    #[test]
+    fn training_lowers_the_loss_and_threads_agree() {
+        let data = crate::data::builtin::builtin_mnist()
+            .unwrap()
+            .select(&(0..300).collect::<Vec<_>>());
+        let spec = CaeSpec::preset("cae-mnist").unwrap();
+        let cfg = CaeTrainConfig {
+            epochs: 2,
+            batch: 50,
+            adam: AdamConfig {
+                lr: 3e-3,
+                ..AdamConfig::default()
+            },
+            ..CaeTrainConfig::default()
+        };
+        let m0 = ConvAutoencoder::new(&spec, Loss::Squared, 1).unwrap();
+        let before = m0.score(&data, 1).unwrap();
+        let mut runs = Vec::new();
+        for threads in [1, 2] {
+            let mut m = m0.clone();
+            let cfg = CaeTrainConfig {
+                threads,
+                ..cfg.clone()
+            };
+            let empty = data.select(&[]);
+            let r = m
+                .fit(&data, &empty, &cfg, &mut crate::train::Silent, &mut |_, _| Ok(()))
+                .unwrap();
+            assert_eq!(r.updates, 12);
+            runs.push(m);
+        }
+        let after = runs[0].score(&data, 1).unwrap();
+        assert!(after < 0.7 * before, "loss {before} → {after}");
+        let diff = runs[0]
+            .params
+            .iter()
+            .zip(&runs[1].params)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "1 and 2 workers differ by {diff}");
+        let codes = runs[0].transform(&data, 2).unwrap();
+        assert_eq!(codes.len(), 300 * 32 * 49);
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let m = ConvAutoencoder::new(
+            &CaeSpec::preset("cae-mnist-unpool").unwrap(),
+            Loss::CrossEntropy,
+            5,
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("aekit-cae-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.safetensors");
+        m.save(&path, HashMap::new()).unwrap();
+        let back = ConvAutoencoder::load(&path).unwrap();
+        assert_eq!(back.params, m.params);
+        assert_eq!(back.net.spec, m.net.spec);
+        assert_eq!(back.loss, Loss::CrossEntropy);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
