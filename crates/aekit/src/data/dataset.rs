@@ -1,6 +1,7 @@
 //! In-memory datasets: images as rows of f32 in [0, 1], optional labels,
 //! subsets and splits.
 
+use crate::data::cifar::{self, CifarKind};
 use crate::data::idx::{read_idx, IdxArray};
 use crate::error::{Error, Result};
 use crate::tensor::rng::{seeded, shuffle};
@@ -103,6 +104,15 @@ impl Dataset {
         Dataset::from_idx(im, lb, images, labels.unwrap_or(Path::new("")))
     }
 
+    /// Colour channels per example: `dim / (h·w)` for images (1 for MNIST, 3
+    /// for CIFAR, whose rows are CHW), 1 when the rows are not images.
+    pub fn channels(&self) -> usize {
+        match self.image {
+            Some((h, w)) if h * w > 0 => self.dim / (h * w),
+            _ => 1,
+        }
+    }
+
     /// Number of classes (max label + 1), or 0 without labels.
     pub fn n_classes(&self) -> usize {
         self.labels
@@ -163,7 +173,12 @@ pub enum DataSource {
     Mnist,
     /// Fashion-MNIST, from the cache or downloaded.
     FashionMnist,
-    /// A directory of IDX files under their usual names.
+    /// CIFAR-10 (binary version), from the cache or downloaded.
+    Cifar10,
+    /// CIFAR-100 (binary version, fine labels), from the cache or downloaded.
+    Cifar100,
+    /// A directory of CIFAR-10 or CIFAR-100 binary files, or else of IDX
+    /// files, under their usual names (see [`read_data_dir`]).
     Dir(PathBuf),
     /// An `.npy` file of f32 rows (e.g. from `aekit patches`); its last tenth
     /// is the test part.
@@ -177,6 +192,8 @@ impl std::str::FromStr for DataSource {
             "builtin" => DataSource::Builtin,
             "mnist" => DataSource::Mnist,
             "fashion-mnist" | "fashion_mnist" => DataSource::FashionMnist,
+            "cifar10" | "cifar-10" => DataSource::Cifar10,
+            "cifar100" | "cifar-100" => DataSource::Cifar100,
             "" => return Err("empty data source".into()),
             f if f.ends_with(".npy") => DataSource::Npy(PathBuf::from(f)),
             dir => DataSource::Dir(PathBuf::from(dir)),
@@ -190,6 +207,8 @@ impl std::fmt::Display for DataSource {
             DataSource::Builtin => write!(f, "builtin"),
             DataSource::Mnist => write!(f, "mnist"),
             DataSource::FashionMnist => write!(f, "fashion-mnist"),
+            DataSource::Cifar10 => write!(f, "cifar10"),
+            DataSource::Cifar100 => write!(f, "cifar100"),
             DataSource::Dir(p) | DataSource::Npy(p) => write!(f, "{}", p.display()),
         }
     }
@@ -245,6 +264,19 @@ pub fn read_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
         ));
     }
     Ok((train, test))
+}
+
+/// The official train and test sets of a data directory: CIFAR-10 when it
+/// holds `data_batch_1.bin` (directly or in `cifar-10-batches-bin/`),
+/// CIFAR-100 when it holds `train.bin` (directly or in `cifar-100-binary/`),
+/// IDX files otherwise.
+pub fn read_data_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    for kind in [CifarKind::Cifar10, CifarKind::Cifar100] {
+        if cifar::find_cifar_dir(dir, kind).is_some() {
+            return cifar::read_cifar_dir(dir, kind);
+        }
+    }
+    read_idx_dir(dir)
 }
 
 /// Splits a training pool into training and validation parts: a seeded
@@ -334,6 +366,90 @@ mod tests {
         assert_eq!(tr.x, tr2.x);
         assert!(split_pool(&pool, None, 100, 3).is_err());
         assert!(split_pool(&pool, Some(81), 20, 3).is_err());
+    }
+
+    #[test]
+    fn channels_follow_the_image_shape() {
+        let mut d = labelled(vec![0, 1]);
+        assert_eq!(d.channels(), 1);
+        d.dim = 3 * 4 * 5;
+        d.image = Some((4, 5));
+        assert_eq!(d.channels(), 3);
+        d.dim = 28 * 28;
+        d.image = Some((28, 28));
+        assert_eq!(d.channels(), 1);
+    }
+
+    #[test]
+    fn cifar_sources_parse_and_display() {
+        for (s, want, shown) in [
+            ("cifar10", DataSource::Cifar10, "cifar10"),
+            ("cifar-10", DataSource::Cifar10, "cifar10"),
+            ("cifar100", DataSource::Cifar100, "cifar100"),
+            ("cifar-100", DataSource::Cifar100, "cifar100"),
+        ] {
+            let got: DataSource = s.parse().unwrap();
+            assert_eq!(got, want);
+            assert_eq!(got.to_string(), shown);
+            assert_eq!(shown.parse::<DataSource>().unwrap(), want);
+        }
+        assert_eq!(
+            "cifar".parse::<DataSource>().unwrap(),
+            DataSource::Dir("cifar".into())
+        );
+    }
+
+    #[test]
+    fn a_data_dir_is_read_as_cifar10_cifar100_or_idx() {
+        use crate::data::cifar::{encode_cifar, CIFAR100_FOLDER, CIFAR10_TEST, CIFAR10_TRAIN};
+        use crate::data::idx::encode_idx;
+        let root = std::env::temp_dir().join(format!("aekit-datadir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let px = vec![255u8; cifar::PIXELS];
+
+        // CIFAR-10, flat: labels 0..5 for the batches, 6 for the test batch.
+        let c10 = root.join("c10");
+        std::fs::create_dir_all(&c10).unwrap();
+        for (k, f) in CIFAR10_TRAIN.iter().chain([&CIFAR10_TEST]).enumerate() {
+            let bytes = encode_cifar(CifarKind::Cifar10, &[(0, k as u8)], &[&px]);
+            std::fs::write(c10.join(f), bytes).unwrap();
+        }
+        let (train, test) = read_data_dir(&c10).unwrap();
+        assert_eq!(train.labels, Some(vec![0, 1, 2, 3, 4]));
+        assert_eq!(test.labels, Some(vec![5]));
+        assert_eq!((train.dim, train.channels(), train.x[0]), (3072, 3, 1.0));
+
+        // CIFAR-100 in the archive's sub-folder.
+        let c100 = root.join("c100");
+        std::fs::create_dir_all(c100.join(CIFAR100_FOLDER)).unwrap();
+        for (f, fine) in [("train.bin", 77), ("test.bin", 88)] {
+            let bytes = encode_cifar(CifarKind::Cifar100, &[(1, fine)], &[&px]);
+            std::fs::write(c100.join(CIFAR100_FOLDER).join(f), bytes).unwrap();
+        }
+        let (train, test) = read_data_dir(&c100).unwrap();
+        assert_eq!((train.labels, test.labels), (Some(vec![77]), Some(vec![88])));
+
+        // IDX otherwise.
+        let idx = root.join("idx");
+        std::fs::create_dir_all(&idx).unwrap();
+        for (name, bytes) in IDX_NAMES.iter().zip([
+            encode_idx(&[2, 2, 2], &[0, 51, 102, 153, 204, 255, 0, 0]),
+            encode_idx(&[2], &[1, 2]),
+            encode_idx(&[1, 2, 2], &[255; 4]),
+            encode_idx(&[1], &[3]),
+        ]) {
+            std::fs::write(idx.join(name), bytes).unwrap();
+        }
+        let (train, test) = read_data_dir(&idx).unwrap();
+        assert_eq!((train.n, train.image, test.n), (2, Some((2, 2)), 1));
+        assert_eq!((train.x[1], train.channels()), (0.2, 1));
+
+        // Neither: the IDX reader's message.
+        let empty = root.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = read_data_dir(&empty).unwrap_err().to_string();
+        assert!(e.contains("train-images-idx3-ubyte"), "{e}");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -1,15 +1,26 @@
-//! Fetching MNIST and Fashion-MNIST into a local cache, with a SHA-256 check.
+//! Fetching datasets into a local cache: MNIST and Fashion-MNIST with a
+//! SHA-256 check, CIFAR-10 and CIFAR-100 with an MD5 check.
 //!
-//! Checksums are taken over the *decompressed* IDX bytes, so a mirror that
-//! recompressed the files (as Linux distributions do) still verifies, while a
-//! changed pixel does not. A file is written to the cache only after it
-//! verifies, under a temporary name then renamed. `AEKIT_MIRROR` (a base URL,
-//! `file://` allowed) replaces the built-in mirror list; the dataset name is
-//! appended as a folder (`$AEKIT_MIRROR/mnist/train-images-idx3-ubyte.gz`).
+//! MNIST checksums are taken over the *decompressed* IDX bytes, so a mirror
+//! that recompressed the files (as Linux distributions do) still verifies,
+//! while a changed pixel does not. CIFAR comes as one gzipped tar archive per
+//! dataset, and the only checksum its authors publish is the archive's MD5
+//! (on <https://www.cs.toronto.edu/~kriz/cifar.html>), so that is what is
+//! checked, before the `.bin` files are taken out of the archive (with
+//! [`crate::data::tar`]) into the cache folder. A file is written to the cache
+//! only after it verifies, under a temporary name then renamed.
+//!
+//! `AEKIT_MIRROR` (a base URL, `file://` allowed) replaces the built-in mirror
+//! lists; the dataset name is appended as a folder
+//! (`$AEKIT_MIRROR/mnist/train-images-idx3-ubyte.gz`,
+//! `$AEKIT_MIRROR/cifar10/cifar-10-binary.tar.gz`).
 
+use crate::data::cifar::CifarKind;
 use crate::data::dataset::IDX_NAMES;
+use crate::data::tar;
 use crate::error::{Error, Result};
 use crate::io::atomic_write;
+use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -91,7 +102,60 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from(".aekit-data")
 }
 
-/// Largest download accepted (the biggest file here is 26 MB).
+/// A dataset that comes as one gzipped tar archive, of which some regular
+/// files are kept.
+#[derive(Debug, Clone)]
+pub struct RemoteArchive {
+    /// Cache sub-folder and name in messages (`cifar10`, `cifar100`).
+    pub name: &'static str,
+    /// The archive's file name on the mirror (`cifar-10-binary.tar.gz`).
+    pub archive: String,
+    /// Hex MD5 of the archive as downloaded (compressed).
+    pub md5: String,
+    /// Base URLs tried in turn, each ending in `/`.
+    pub mirrors: Vec<String>,
+    /// The folder inside the archive that holds the files.
+    pub folder: String,
+    /// The files to extract from `folder` into the cache folder.
+    pub files: Vec<String>,
+}
+
+fn cifar_archive(name: &'static str, kind: CifarKind, archive: &str, md5: &str) -> RemoteArchive {
+    RemoteArchive {
+        name,
+        archive: archive.into(),
+        md5: md5.into(),
+        mirrors: vec!["https://www.cs.toronto.edu/~kriz/".into()],
+        folder: kind.folder().into(),
+        files: kind.all_files().into_iter().map(String::from).collect(),
+    }
+}
+
+/// CIFAR-10, binary version (Krizhevsky, 2009). The MD5 is the one published
+/// beside the download link (and used by torchvision and
+/// tensorflow-datasets); the archive is 170,052,171 bytes.
+pub fn cifar10() -> RemoteArchive {
+    cifar_archive(
+        "cifar10",
+        CifarKind::Cifar10,
+        "cifar-10-binary.tar.gz",
+        "c32a1d4ab5d03f1284b67883e8d87530",
+    )
+}
+
+/// CIFAR-100, binary version (Krizhevsky, 2009); the archive is 168,513,733
+/// bytes, its MD5 as published.
+pub fn cifar100() -> RemoteArchive {
+    cifar_archive(
+        "cifar100",
+        CifarKind::Cifar100,
+        "cifar-100-binary.tar.gz",
+        "03b5dce01913d631647c71ecec9e9cb8",
+    )
+}
+
+/// Largest download accepted (the biggest file here is the 170 MB CIFAR-10
+/// archive).
 const MAX_DOWNLOAD: u64 = 256 << 20;
 
 fn fetch(url: &str) -> std::result::Result<Vec<u8>, String> {
@@ -132,10 +196,17 @@ pub fn content_sha256(bytes: &[u8]) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn mirrors_for(ds: &RemoteDataset) -> Vec<String> {
+/// Hex MD5 of the bytes as they are (no decompression: the published CIFAR
+/// sums are over the compressed archives).
+pub fn md5_hex(bytes: &[u8]) -> String {
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `$AEKIT_MIRROR/<name>/` when that variable is set, else `defaults`.
+fn mirrors_for(name: &str, defaults: &[String]) -> Vec<String> {
     match std::env::var("AEKIT_MIRROR") {
-        Ok(m) if !m.is_empty() => vec![format!("{}/{}/", m.trim_end_matches('/'), ds.name)],
-        _ => ds.mirrors.clone(),
+        Ok(m) if !m.is_empty() => vec![format!("{}/{}/", m.trim_end_matches('/'), name)],
+        _ => defaults.to_vec(),
     }
 }
 
@@ -143,8 +214,107 @@ fn mirrors_for(ds: &RemoteDataset) -> Vec<String> {
 /// verifying the missing ones. Returns that folder.
 pub fn ensure_dataset(ds: &RemoteDataset, root: &Path) -> Result<PathBuf> {
     let dir = root.join(ds.name);
-    ensure_files(ds.name, &ds.files, &mirrors_for(ds), &dir)?;
+    ensure_files(ds.name, &ds.files, &mirrors_for(ds.name, &ds.mirrors), &dir)?;
     Ok(dir)
+}
+
+/// Makes sure the files of `ds` are in `root/<name>/`, downloading and
+/// unpacking its archive when any is missing. Returns that folder.
+pub fn ensure_archive(ds: &RemoteArchive, root: &Path) -> Result<PathBuf> {
+    let dir = root.join(ds.name);
+    ensure_archive_files(ds, &mirrors_for(ds.name, &ds.mirrors), &dir)?;
+    Ok(dir)
+}
+
+/// The CIFAR-10 cache folder under `root`, downloaded when incomplete.
+pub fn ensure_cifar10(root: &Path) -> Result<PathBuf> {
+    ensure_archive(&cifar10(), root)
+}
+
+/// The CIFAR-100 cache folder under `root`, downloaded when incomplete.
+pub fn ensure_cifar100(root: &Path) -> Result<PathBuf> {
+    ensure_archive(&cifar100(), root)
+}
+
+/// Unless `dir` (or `dir/<folder>`) already holds every file of `ds`,
+/// fetches `ds.archive` from the first of `mirrors` that serves it with MD5
+/// `ds.md5`, and writes the wanted files from the archive's `ds.folder`
+/// into `dir`, each atomically. Nothing is written unless the archive
+/// verifies and holds every wanted file.
+pub fn ensure_archive_files(ds: &RemoteArchive, mirrors: &[String], dir: &Path) -> Result<()> {
+    let have = |d: &Path| ds.files.iter().all(|f| d.join(f).is_file());
+    if have(dir) || have(&dir.join(&ds.folder)) {
+        return Ok(());
+    }
+    let mut tried = Vec::new();
+    for m in mirrors {
+        let url = format!("{m}{}", ds.archive);
+        eprintln!("downloading {url}");
+        let bytes = match fetch(&url) {
+            Ok(b) => b,
+            Err(e) => {
+                tried.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        let sum = md5_hex(&bytes);
+        if sum != ds.md5 {
+            tried.push(format!(
+                "{url}: checksum mismatch (MD5 of the {} bytes received {sum}, expected {})",
+                bytes.len(),
+                ds.md5
+            ));
+            continue;
+        }
+        // The checksum matched, so a malformed archive is not a mirror's
+        // fault but a wrong checksum table: stop with that error.
+        let files = extract(ds, &bytes, &url)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        for (name, data) in files {
+            atomic_write(&dir.join(name), &data)?;
+        }
+        return Ok(());
+    }
+    Err(Error::Download(format!(
+        "could not fetch {} archive {} into {}:\n  {}\nIf this machine is offline, unpack {} by hand and copy its {} \
+         into {}, set AEKIT_MIRROR to a mirror, or pass --data DIR",
+        ds.name,
+        ds.archive,
+        dir.display(),
+        tried.join("\n  "),
+        ds.archive,
+        ds.files.join(", "),
+        dir.display()
+    )))
+}
+
+/// The wanted files of a verified archive, as (file name, content), in the
+/// order of `ds.files`.
+fn extract<'a>(ds: &'a RemoteArchive, bytes: &[u8], url: &str) -> Result<Vec<(&'a str, Vec<u8>)>> {
+    let archive = Path::new(url);
+    let path_of = |f: &str| format!("{}/{f}", ds.folder);
+    let mut dec = flate2::read::GzDecoder::new(bytes);
+    let mut found = tar::read_tar(&mut dec, archive, &mut |name| {
+        let name = name.strip_prefix("./").unwrap_or(name);
+        ds.files.iter().any(|f| name == path_of(f))
+    })?;
+    let mut out = Vec::with_capacity(ds.files.len());
+    for f in &ds.files {
+        let want = path_of(f);
+        match found
+            .iter()
+            .position(|t| t.name.strip_prefix("./").unwrap_or(&t.name) == want)
+        {
+            Some(i) => out.push((f.as_str(), found.swap_remove(i).data)),
+            None => {
+                return Err(Error::format(
+                    archive,
+                    format!("the archive has no member {want}; nothing was written"),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Downloads each of `files` that `dir` lacks from the first mirror that
@@ -196,6 +366,7 @@ pub fn ensure_files(what: &str, files: &[RemoteFile], mirrors: &[String], dir: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::cifar;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("aekit-dl-{name}-{}", std::process::id()));
@@ -266,6 +437,111 @@ mod tests {
             e.contains("could not fetch mnist file a.gz") && e.contains("offline"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn md5_golden_values() {
+        // RFC 1321, appendix A.5.
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+    }
+
+    #[test]
+    fn the_cifar_tables_name_the_official_files() {
+        let c10 = cifar10();
+        assert_eq!(c10.files.len(), 6);
+        assert_eq!(c10.folder, "cifar-10-batches-bin");
+        assert_eq!(
+            format!("{}{}", c10.mirrors[0], c10.archive),
+            "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+        );
+        let c100 = cifar100();
+        assert_eq!(c100.files, ["train.bin", "test.bin"]);
+        assert_eq!(c100.folder, "cifar-100-binary");
+        for sum in [&c10.md5, &c100.md5] {
+            assert!(sum.len() == 32 && sum.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+
+    /// A fake `cifar-100-binary.tar.gz`: the two wanted files, one record
+    /// each, plus a directory entry and a file that is not wanted.
+    fn fake_cifar100() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let px = vec![7u8; cifar::PIXELS];
+        let train = cifar::encode_cifar(CifarKind::Cifar100, &[(2, 42)], &[&px]);
+        let test = cifar::encode_cifar(CifarKind::Cifar100, &[(3, 61)], &[&px]);
+        let mut t = tar::testutil::header("cifar-100-binary/", 0, b'5').to_vec();
+        t.extend(tar::testutil::write_tar(&[
+            ("cifar-100-binary/fine_label_names.txt", b"apple\n"),
+            ("cifar-100-binary/train.bin", &train),
+            ("cifar-100-binary/test.bin", &test),
+        ]));
+        (gz(&t), train, test)
+    }
+
+    fn fake_spec(md5: String) -> RemoteArchive {
+        RemoteArchive {
+            md5,
+            mirrors: Vec::new(),
+            ..cifar100()
+        }
+    }
+
+    #[test]
+    fn unpacks_a_verified_archive_from_a_file_mirror() {
+        let mirror = tmp("arcmirror");
+        let cache = tmp("arccache").join("cifar100");
+        let (archive, train, test) = fake_cifar100();
+        std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
+        let spec = fake_spec(md5_hex(&archive));
+        let mirrors = [format!("file://{}/", mirror.display())];
+        ensure_archive_files(&spec, &mirrors, &cache).unwrap();
+        assert_eq!(std::fs::read(cache.join("train.bin")).unwrap(), train);
+        assert_eq!(std::fs::read(cache.join("test.bin")).unwrap(), test);
+        assert!(!cache.join("fine_label_names.txt").exists());
+        let (tr, te) = cifar::read_cifar100_dir(&cache).unwrap();
+        assert_eq!((tr.labels, te.labels), (Some(vec![42]), Some(vec![61])));
+        // Extracted already: no fetch, even from a mirror that is gone.
+        std::fs::remove_file(mirror.join("cifar-100-binary.tar.gz")).unwrap();
+        ensure_archive_files(&spec, &mirrors, &cache).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_archive_checksum_writes_nothing() {
+        let mirror = tmp("arcbad");
+        let cache = tmp("arcbadcache").join("cifar100");
+        let (archive, _, _) = fake_cifar100();
+        std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
+        let spec = fake_spec(cifar100().md5);
+        let mirrors = [format!("file://{}/", mirror.display())];
+        let e = ensure_archive_files(&spec, &mirrors, &cache)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("could not fetch cifar100 archive cifar-100-binary.tar.gz")
+                && e.contains("checksum mismatch")
+                && e.contains(&md5_hex(&archive))
+                && e.contains("expected 03b5dce01913d631647c71ecec9e9cb8"),
+            "{e}"
+        );
+        assert!(!cache.exists());
+    }
+
+    #[test]
+    fn an_archive_without_the_wanted_files_writes_nothing() {
+        let mirror = tmp("arcmissing");
+        let cache = tmp("arcmissingcache").join("cifar100");
+        let archive = gz(&tar::testutil::write_tar(&[("cifar-100-binary/train.bin", b"x")]));
+        std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
+        let spec = fake_spec(md5_hex(&archive));
+        let mirrors = [format!("file://{}/", mirror.display())];
+        let e = ensure_archive_files(&spec, &mirrors, &cache)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cifar-100-binary.tar.gz") && e.contains("no member cifar-100-binary/test.bin"),
+            "{e}"
+        );
+        assert!(!cache.exists());
     }
 
     #[test]

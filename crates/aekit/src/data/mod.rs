@@ -1,12 +1,14 @@
-//! Datasets: IDX files, the built-in MNIST sample, downloads, splits and
-//! corruption.
+//! Datasets: IDX files, CIFAR binary files, the built-in MNIST sample,
+//! downloads, splits and corruption.
 
 pub mod builtin;
+pub mod cifar;
 pub mod corruption;
 pub mod dataset;
 pub mod download;
 pub mod idx;
 pub mod patches;
+pub mod tar;
 
 pub use corruption::Corruption;
 pub use dataset::{balanced_subset, DataSource, Dataset, Splits};
@@ -15,17 +17,24 @@ use crate::error::Result;
 use std::path::Path;
 
 /// Default validation size: 1000 for the built-in data, none for an `.npy`
-/// file, 10000 otherwise (the usual 50k/10k split of MNIST's 60k images).
+/// file, 10000 otherwise (the usual 50k/10k split of MNIST's 60k training
+/// images, and 10000 of CIFAR's 50000, leaving 40000 for training).
 pub fn default_val_size(source: &DataSource) -> usize {
     match source {
         DataSource::Builtin => 1000,
         DataSource::Npy(_) => 0,
-        _ => 10_000,
+        DataSource::Mnist
+        | DataSource::FashionMnist
+        | DataSource::Cifar10
+        | DataSource::Cifar100
+        | DataSource::Dir(_) => 10_000,
     }
 }
 
 /// The official train and test sets of a source (for the built-in data, the
-/// first 8000 and last 2000 of the 10k images).
+/// first 8000 and last 2000 of the 10k images; for CIFAR-10, the five
+/// training batches and the test batch; for a directory, CIFAR-10, CIFAR-100
+/// or IDX files as [`dataset::read_data_dir`] finds them).
 pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
     let root = || {
         data_dir
@@ -44,7 +53,9 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
         DataSource::FashionMnist => {
             dataset::read_idx_dir(&download::ensure_dataset(&download::fashion_mnist(), &root())?)
         }
-        DataSource::Dir(d) => dataset::read_idx_dir(d),
+        DataSource::Cifar10 => cifar::read_cifar10_dir(&download::ensure_cifar10(&root())?),
+        DataSource::Cifar100 => cifar::read_cifar100_dir(&download::ensure_cifar100(&root())?),
+        DataSource::Dir(d) => dataset::read_data_dir(d),
         DataSource::Npy(f) => {
             let (shape, x) = crate::io::npy::read_npy(f)?;
             let [n, dim] = shape[..] else {
@@ -98,6 +109,16 @@ pub fn load_splits(
             train.n,
             val.n,
             test.n
+        ),
+        DataSource::Cifar10 => format!(
+            "CIFAR-10: {} training and {} validation images drawn from the {pool_n} official training images \
+             (data_batch_1..5.bin); the {} images of test_batch.bin are the test part",
+            train.n, val.n, test.n
+        ),
+        DataSource::Cifar100 => format!(
+            "CIFAR-100 (fine labels): {} training and {} validation images drawn from the {pool_n} official training \
+             images (train.bin); the {} images of test.bin are the test part",
+            train.n, val.n, test.n
         ),
         other => format!(
             "{other}: {} training and {} validation images drawn from the {pool_n} official training images; \

@@ -275,7 +275,7 @@ impl FeatureClassifier {
             })
             .collect();
         let lay = Layout::new(d, cfg.hidden, classes);
-        let mut rng = seeded(cfg.seed ^ 0xc1a5_5e5);
+        let mut rng = seeded(cfg.seed ^ 0x0c1a_55e5);
         let mut params = vec![0.0f32; lay.len];
         // PyTorch's Linear default: U(±1/√fan_in) for weights and biases.
         for (k, (w, b)) in lay.layers.iter().enumerate() {

@@ -45,7 +45,7 @@ impl AdamConfig {
                 return bad(name, "must be in [0, 1)");
             }
         }
-        if !(self.eps > 0.0) {
+        if self.eps.is_nan() || self.eps <= 0.0 {
             return bad("eps", "must be positive");
         }
         Ok(())

@@ -1,9 +1,10 @@
-//! Pictures: tiled filter grids and reconstruction rows, as PNG; line charts.
+//! Pictures: tiled filter grids and reconstruction rows, as PNG, grey or
+//! (for CHW colour data such as CIFAR) RGB; line charts.
 
 pub mod plot;
 
 use crate::error::{Error, Result};
-use image::{GrayImage, Luma};
+use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::Path;
 
 /// Height and width of a tile for `dim` features: the image shape when
@@ -90,6 +91,56 @@ pub fn save_png(path: &Path, img: &GrayImage) -> Result<()> {
         return Err(Error::format(path, "empty picture"));
     }
     crate::io::atomic_write(path, &png_bytes(img))
+}
+
+/// Lays `images` (each `channels·h·w` values in CHW order, as CIFAR rows
+/// are) in a grid of `cols` columns with one-pixel grey separators and
+/// border, every pixel drawn as a `zoom`×`zoom` block. One channel is drawn
+/// grey (the value in red, green and blue), three as RGB. Values are clamped
+/// to [0, 1] and mapped to 0..=255.
+///
+/// Panics when `channels` is not 1 or 3, or an image has the wrong length.
+pub fn chw_grid(images: &[&[f32]], channels: usize, h: usize, w: usize, cols: usize, zoom: u32) -> RgbImage {
+    assert!(
+        channels == 1 || channels == 3,
+        "chw_grid draws 1 or 3 channels, not {channels}"
+    );
+    let cols = cols.max(1).min(images.len().max(1));
+    let rows = images.len().div_ceil(cols).max(1);
+    let z = zoom.max(1) as usize;
+    let (tw, th) = (w * z + 1, h * z + 1);
+    let mut img = RgbImage::from_pixel((cols * tw + 1) as u32, (rows * th + 1) as u32, Rgb([128; 3]));
+    let plane = h * w;
+    let level = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    for (t, im) in images.iter().enumerate() {
+        assert_eq!(im.len(), channels * plane, "image {t} has the wrong length");
+        let (ox, oy) = ((t % cols) * tw + 1, (t / cols) * th + 1);
+        for y in 0..h {
+            for x in 0..w {
+                let p = y * w + x;
+                // Channel c of pixel p sits at c·h·w + p; grey repeats channel 0.
+                let c = |k: usize| level(im[if channels == 3 { k * plane + p } else { p }]);
+                let px = Rgb([c(0), c(1), c(2)]);
+                for dy in 0..z {
+                    for dx in 0..z {
+                        img.put_pixel((ox + x * z + dx) as u32, (oy + y * z + dy) as u32, px);
+                    }
+                }
+            }
+        }
+    }
+    img
+}
+
+/// Writes an RGB image as PNG, atomically.
+pub fn save_rgb_png(path: &Path, img: &RgbImage) -> Result<()> {
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::format(path, "empty picture"));
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| Error::format(path, format!("cannot encode PNG ({e})")))?;
+    crate::io::atomic_write(path, &out.into_inner())
 }
 
 /// The first `count` hidden units' filters: column j of W `[n_vis, n_hid]`.
@@ -189,6 +240,48 @@ mod tests {
         assert_eq!(img.get_pixel(0, 0)[0], 128); // border
         let png = png_bytes(&img);
         assert_eq!(&png[1..4], b"PNG");
+    }
+
+    #[test]
+    fn chw_grid_places_channels_and_tiles() {
+        // Two 3×2×2 images (CHW), 2 columns, zoom 2: tiles are 4×4 px plus a
+        // separator, so the picture is (2·5 + 1) × (5 + 1) = 11 × 6.
+        // Image 0: R = [0, 1, 0, 0], G = [0, 0, 0.5, 0], B = [2 (clamped), 0, 0, -1].
+        let a = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 2.0, 0.0, 0.0, -1.0];
+        let b = [0.2; 12];
+        let img = chw_grid(&[&a, &b], 3, 2, 2, 2, 2);
+        assert_eq!((img.width(), img.height()), (11, 6));
+        assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128]); // border
+                                                            // Pixel (row 0, col 0) of image 0 covers (1..3, 1..3): R 0, G 0, B 255.
+        assert_eq!(img.get_pixel(1, 1).0, [0, 0, 255]);
+        assert_eq!(img.get_pixel(2, 2).0, [0, 0, 255]);
+        // (row 0, col 1) starts at x = 1 + 2: R 255.
+        assert_eq!(img.get_pixel(3, 1).0, [255, 0, 0]);
+        // (row 1, col 0) starts at y = 3: G 0.5 → round(127.5) = 128.
+        assert_eq!(img.get_pixel(1, 3).0, [0, 128, 0]);
+        assert_eq!(img.get_pixel(5, 1).0, [128, 128, 128]); // separator
+                                                            // Image 1 starts at x = 1 + 5: 0.2 · 255 = 51 everywhere.
+        assert_eq!(img.get_pixel(6, 1).0, [51, 51, 51]);
+        assert_eq!(img.get_pixel(9, 4).0, [51, 51, 51]);
+
+        // One channel: grey in all three.
+        let grey = chw_grid(&[&[0.0, 1.0][..]], 1, 1, 2, 1, 1);
+        assert_eq!((grey.width(), grey.height()), (4, 3));
+        assert_eq!(grey.get_pixel(2, 1).0, [255, 255, 255]);
+        assert_eq!(grey.get_pixel(1, 1).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn rgb_png_is_written_atomically() {
+        let dir = std::env::temp_dir().join(format!("aekit-viz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("rgb.png");
+        let img = chw_grid(&[&[1.0, 0.0, 0.5][..]], 3, 1, 1, 1, 1);
+        save_rgb_png(&p, &img).unwrap();
+        let back = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(back.get_pixel(1, 1).0, [255, 0, 128]);
+        assert!(save_rgb_png(&p, &RgbImage::new(0, 0)).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
