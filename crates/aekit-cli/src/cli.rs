@@ -29,6 +29,12 @@ pub enum Command {
     Pretrain(Box<PretrainArgs>),
     /// Fine-tune a pretrained stack with a softmax layer on the labels.
     Finetune(Box<FinetuneArgs>),
+    /// Train a convolutional autoencoder (Adam), optionally then a classifier
+    /// on its codes.
+    Cae(Box<CaeArgs>),
+    /// Train K small CAEs at once, stop them eagerly, and classify with their
+    /// joined codes and by majority vote.
+    Ensemble(Box<EnsembleArgs>),
     /// Experiments that reproduce the source papers.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -378,6 +384,129 @@ pub enum ExperimentCommand {
     /// Kalmanovich & Chechik: gradual against stacked (and hybrid) training
     /// under one update budget, then fine-tuning on class-balanced subsets.
     GradualVsStacked(GradualArgs),
+    /// The eager-training paper: a K-member CAE ensemble against one wider
+    /// CAE at equal wall-clock time, on small and large MNIST splits.
+    Eager(Box<EagerArgs>),
+}
+
+/// How a CAE trains (shared by `cae`, `ensemble` and `experiment eager`).
+#[derive(Args, Debug, Clone)]
+pub struct CaeTrainArgs {
+    /// cae-mnist, cae-mnist-unpool, cae-mnist-upsample, cae-cifar, or a TOML
+    /// file with `input`, `[[encoder]]` and `[[decoder]]`.
+    #[arg(long, default_value = "cae-mnist")]
+    pub arch: String,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Adam's step size.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f32,
+    /// squared or xent (xent needs a final sigmoid).
+    #[arg(long, default_value = "squared")]
+    pub loss: String,
+    /// Input corruption: none, mask:P, gauss:SIGMA or saltpepper:P.
+    #[arg(long, default_value = "none")]
+    pub noise: String,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub weight_decay: f32,
+    /// Epochs without a lower validation loss before stopping; 0 never stops.
+    #[arg(long, default_value_t = 0)]
+    pub patience: usize,
+    /// Eager stop: end once an epoch improves the validation loss by less
+    /// than this fraction (e.g. 0.01); 0 turns it off.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_improvement: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// The classifier on codes.
+#[derive(Args, Debug, Clone)]
+pub struct ClassifierArgs {
+    /// none, softmax, or mlp:H (one ReLU hidden layer of H units).
+    #[arg(long)]
+    pub classifier: Option<String>,
+    #[arg(long, default_value_t = 30)]
+    pub classifier_epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub classifier_lr: f32,
+}
+
+#[derive(Args, Debug)]
+pub struct CaeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: CaeTrainArgs,
+    #[command(flatten)]
+    pub cls: ClassifierArgs,
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Validation images; 0 turns validation (and early stopping) off.
+    #[arg(long)]
+    pub val_size: Option<usize>,
+    /// Workers splitting each batch (data-parallel).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EnsembleArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: CaeTrainArgs,
+    #[command(flatten)]
+    pub cls: ClassifierArgs,
+    /// Members trained at once, one thread each.
+    #[arg(long, default_value_t = 5)]
+    pub members: usize,
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    #[arg(long)]
+    pub val_size: Option<usize>,
+    /// Threads for encoding and classifying after training.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct EagerArgs {
+    /// A small preset that runs in minutes: the small split only, 3 seeds,
+    /// 3 epochs, 2000 test images.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Members of the ensemble.
+    #[arg(long, default_value_t = 5)]
+    pub members: usize,
+    /// The monolithic CAE's channel multiplier (default: the member count,
+    /// so its code is as wide as the ensemble's joined codes).
+    #[arg(long)]
+    pub mono_width: Option<usize>,
+    /// Ensemble epochs; the monolithic CAE gets the same wall-clock time.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seeds averaged per setting (the paper: 3).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Settings, as train/validation sizes (default: 4800/1200 and 48000/12000).
+    #[arg(long, value_delimiter = ',')]
+    pub settings: Option<Vec<String>>,
+    /// Test images used (default: all).
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 mod bench;
+mod cae;
 mod experiment;
 mod gradcheck;
 mod model_data;
@@ -20,6 +21,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(crate::cli::ExperimentCommand::GradualVsStacked(a)) => {
             experiment::gradual_vs_stacked(a)
         }
+        Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => cae::eager(*a),
+        Command::Cae(a) => cae::train(*a),
+        Command::Ensemble(a) => cae::ensemble(*a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),

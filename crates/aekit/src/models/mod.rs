@@ -4,6 +4,7 @@
 pub mod classifier;
 pub mod conv_ae;
 pub mod dae;
+pub mod ensemble;
 pub mod deep;
 pub mod gradcheck;
 pub mod sparse_ae;
