@@ -19,7 +19,11 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-fn train_config(a: &CaeTrainArgs, default_epochs: usize, threads: usize) -> Result<(CaeSpec, CaeTrainConfig)> {
+fn train_config(
+    a: &CaeTrainArgs,
+    default_epochs: usize,
+    threads: usize,
+) -> Result<(CaeSpec, CaeTrainConfig)> {
     let spec = CaeSpec::load(&a.arch).context("--arch")?;
     let cfg = CaeTrainConfig {
         epochs: a.epochs.unwrap_or(default_epochs),
@@ -28,8 +32,14 @@ fn train_config(a: &CaeTrainArgs, default_epochs: usize, threads: usize) -> Resu
             lr: a.lr,
             ..AdamConfig::default()
         },
-        loss: a.loss.parse().map_err(|e: String| anyhow::anyhow!("--loss: {e}"))?,
-        noise: a.noise.parse().map_err(|e: String| anyhow::anyhow!("--noise: {e}"))?,
+        loss: a
+            .loss
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--loss: {e}"))?,
+        noise: a
+            .noise
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--noise: {e}"))?,
         weight_decay: a.weight_decay,
         patience: a.patience,
         min_improvement: a.min_improvement,
@@ -67,7 +77,13 @@ fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64) -> Result<Opt
     Ok(Some(cfg))
 }
 
-fn splits(data: &DataArgs, train_size: Option<usize>, val_size: Option<usize>, seed: u64, spec: &CaeSpec) -> Result<Splits> {
+fn splits(
+    data: &DataArgs,
+    train_size: Option<usize>,
+    val_size: Option<usize>,
+    seed: u64,
+    spec: &CaeSpec,
+) -> Result<Splits> {
     let name = data.data.as_deref().unwrap_or("builtin");
     let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
     let val = val_size.unwrap_or_else(|| default_val_size(&source));
@@ -127,7 +143,8 @@ pub fn train(a: CaeArgs) -> Result<()> {
     aekit::tensor::init_threads(a.threads);
     let s = splits(&a.data, a.train_size, a.val_size, cfg.seed, &spec)?;
     let run = RunDir::create(&super::out_dir(a.out, "cae"))?;
-    let config = json!({ "arch": a.train.arch, "spec": spec, "train": cfg, "classifier": cls, "data": s.description });
+    let config =
+        json!({ "arch": a.train.arch, "spec": spec, "train": cfg, "classifier": cls, "data": s.description });
     run.write("config.toml", config_toml(config)?.as_bytes())?;
     std::fs::create_dir_all(run.file("checkpoints")).context("creating checkpoints/")?;
     let mut model = ConvAutoencoder::new(&spec, cfg.loss, cfg.seed)?;
@@ -144,12 +161,18 @@ pub fn train(a: CaeArgs) -> Result<()> {
     let mut progress = Progress::new();
     let report = model.fit(&s.train, &s.val, &cfg, &mut progress, &mut |m, e| {
         history.push(*e);
-        m.save(&run.file(&format!("checkpoints/epoch-{}.safetensors", e.epoch)), HashMap::new())?;
+        m.save(
+            &run.file(&format!("checkpoints/epoch-{}.safetensors", e.epoch)),
+            HashMap::new(),
+        )?;
         run.write_metrics(&history)
     })?;
     model.save(&run.file("model.safetensors"), HashMap::new())?;
     let test_loss = model.score(&s.test, a.threads)?;
-    viz::save_rgb_png(&run.file("reconstructions.png"), &reconstructions(&model, &s.test, 10)?)?;
+    viz::save_rgb_png(
+        &run.file("reconstructions.png"),
+        &reconstructions(&model, &s.test, 10)?,
+    )?;
     let epochs = report.history.len();
     let per_epoch = report.train_seconds / epochs.max(1) as f64;
     let rate = gflops(&model, (s.train.n * epochs) as f64, report.train_seconds);
@@ -234,7 +257,10 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             e.val_loss.unwrap_or(f64::NAN),
             e.seconds
         );
-        m.save(&run.file(&format!("members/{k}/epoch-{}.safetensors", e.epoch)), HashMap::new())?;
+        m.save(
+            &run.file(&format!("members/{k}/epoch-{}.safetensors", e.epoch)),
+            HashMap::new(),
+        )?;
         let csv = {
             let mut h = histories.lock().expect("not poisoned");
             h[k].push(*e);
@@ -244,11 +270,20 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     })?;
     let train_seconds = t.elapsed().as_secs_f64();
     for (k, (m, _)) in members.iter().enumerate() {
-        m.save(&run.file(&format!("members/{k}/model.safetensors")), HashMap::new())?;
+        m.save(
+            &run.file(&format!("members/{k}/model.safetensors")),
+            HashMap::new(),
+        )?;
     }
     let refs: Vec<&ConvAutoencoder> = members.iter().map(|(m, _)| m).collect();
-    let test_losses: Vec<f64> = refs.iter().map(|m| m.score(&s.test, a.threads)).collect::<aekit::Result<_>>()?;
-    viz::save_rgb_png(&run.file("reconstructions.png"), &reconstructions(refs[0], &s.test, 10)?)?;
+    let test_losses: Vec<f64> = refs
+        .iter()
+        .map(|m| m.score(&s.test, a.threads))
+        .collect::<aekit::Result<_>>()?;
+    viz::save_rgb_png(
+        &run.file("reconstructions.png"),
+        &reconstructions(refs[0], &s.test, 10)?,
+    )?;
     let t = Instant::now();
     let e = classify(&refs, &s.train, &s.val, &s.test, &cls, a.threads)?;
     let classify_seconds = t.elapsed().as_secs_f64();
@@ -290,8 +325,13 @@ struct Point {
 }
 
 fn parse_setting(s: &str) -> Result<(usize, usize)> {
-    let (t, v) = s.split_once('/').context("a setting is TRAIN/VAL, e.g. 4800/1200")?;
-    Ok((t.trim().parse().context("training size")?, v.trim().parse().context("validation size")?))
+    let (t, v) = s
+        .split_once('/')
+        .context("a setting is TRAIN/VAL, e.g. 4800/1200")?;
+    Ok((
+        t.trim().parse().context("training size")?,
+        v.trim().parse().context("validation size")?,
+    ))
 }
 
 pub fn eager(a: EagerArgs) -> Result<()> {
@@ -364,7 +404,11 @@ pub fn eager(a: EagerArgs) -> Result<()> {
                 clock += t.elapsed().as_secs_f64();
                 budget.push(clock);
                 let refs: Vec<&ConvAutoencoder> = trainers.iter().map(|t| &t.model).collect();
-                let recon = refs.iter().map(|m| m.score(&s.test, a.threads)).sum::<aekit::Result<f64>>()? / k as f64;
+                let recon = refs
+                    .iter()
+                    .map(|m| m.score(&s.test, a.threads))
+                    .sum::<aekit::Result<f64>>()?
+                    / k as f64;
                 let r = classify(&refs, &s.train, &s.val, &s.test, &cls, a.threads)?;
                 eprintln!(
                     "  ensemble epoch {e} at {clock:.1} s: recon {recon:.3}, error {:.2}% (vote {:.2}%)",
@@ -410,7 +454,11 @@ pub fn eager(a: EagerArgs) -> Result<()> {
                 });
             }
             for p in points.iter().filter(|p| p.seed == seed && &p.setting == setting) {
-                let vote = if p.vote.is_nan() { String::new() } else { format!("{:.4}", p.vote) };
+                let vote = if p.vote.is_nan() {
+                    String::new()
+                } else {
+                    format!("{:.4}", p.vote)
+                };
                 writeln!(
                     csv,
                     "{},{},{},{},{:.3},{:.5},{:.4},{vote}",
@@ -456,7 +504,10 @@ pub fn eager(a: EagerArgs) -> Result<()> {
                 "| {setting} | {step} | {es:.1} | {ee:.2} | {ev:.2} | {me:.2} | {er:.3} | {mr:.3} |"
             )?;
             series.entry("ensemble").or_default().push((es, ee, ev, er));
-            series.entry("monolithic").or_default().push((ms, me, f64::NAN, mr));
+            series
+                .entry("monolithic")
+                .or_default()
+                .push((ms, me, f64::NAN, mr));
         }
         let tag = setting.replace('/', "-");
         let ens = &series["ensemble"];

@@ -37,7 +37,11 @@ pub fn conv_transpose_geom(
     if output_padding >= stride || h_in == 0 || w_in == 0 {
         return None;
     }
-    let out = |n: usize| ((n - 1) * stride + k + output_padding).checked_sub(2 * pad).filter(|&o| o > 0);
+    let out = |n: usize| {
+        ((n - 1) * stride + k + output_padding)
+            .checked_sub(2 * pad)
+            .filter(|&o| o > 0)
+    };
     let g = ConvGeom::new(c_out, out(h_in)?, out(w_in)?, k, stride, pad)?;
     (g.oh == h_in && g.ow == w_in).then_some(g)
 }
@@ -71,7 +75,19 @@ pub fn conv2d_forward<T: Real>(
     assert_eq!(bias.len(), c_out, "conv2d: bias length");
     for (yi, xi) in y.chunks_exact_mut(c_out * p).zip(x.chunks_exact(g.input_len())) {
         im2col(col, xi, g);
-        gemm(c_out, p, kk, T::ONE, weight, false, col, false, false, yi, Par::Seq);
+        gemm(
+            c_out,
+            p,
+            kk,
+            T::ONE,
+            weight,
+            false,
+            col,
+            false,
+            false,
+            yi,
+            Par::Seq,
+        );
         add_channel_bias(yi, bias, p);
     }
 }
@@ -95,10 +111,34 @@ pub fn conv2d_backward<T: Real>(
     for i in 0..batch {
         let dyi = &dy[i * c_out * p..(i + 1) * c_out * p];
         im2col(col, &x[i * n_in..(i + 1) * n_in], g);
-        gemm(c_out, kk, p, T::ONE, dyi, false, col, true, true, dweight, Par::Seq);
+        gemm(
+            c_out,
+            kk,
+            p,
+            T::ONE,
+            dyi,
+            false,
+            col,
+            true,
+            true,
+            dweight,
+            Par::Seq,
+        );
         add_channel_sums(dbias, dyi, p);
         if let Some(dx) = dx.as_deref_mut() {
-            gemm(kk, p, c_out, T::ONE, weight, true, dyi, false, false, col, Par::Seq);
+            gemm(
+                kk,
+                p,
+                c_out,
+                T::ONE,
+                weight,
+                true,
+                dyi,
+                false,
+                false,
+                col,
+                Par::Seq,
+            );
             let dxi = &mut dx[i * n_in..(i + 1) * n_in];
             dxi.fill(T::ZERO);
             col2im(dxi, col, g);
@@ -144,7 +184,11 @@ pub fn conv_transpose2d_backward<T: Real>(
     batch: usize,
 ) {
     let (kk, p, n_out) = (g.col_rows(), g.col_cols(), g.input_len());
-    assert_eq!(dy.len(), batch * n_out, "conv_transpose2d: output gradient length");
+    assert_eq!(
+        dy.len(),
+        batch * n_out,
+        "conv_transpose2d: output gradient length"
+    );
     for i in 0..batch {
         let dyi = &dy[i * n_out..(i + 1) * n_out];
         let xi = &x[i * c_in * p..(i + 1) * c_in * p];
@@ -153,7 +197,19 @@ pub fn conv_transpose2d_backward<T: Real>(
         add_channel_sums(dbias, dyi, g.h * g.w);
         if let Some(dx) = dx.as_deref_mut() {
             let dxi = &mut dx[i * c_in * p..(i + 1) * c_in * p];
-            gemm(c_in, p, kk, T::ONE, weight, false, col, false, false, dxi, Par::Seq);
+            gemm(
+                c_in,
+                p,
+                kk,
+                T::ONE,
+                weight,
+                false,
+                col,
+                false,
+                false,
+                dxi,
+                Par::Seq,
+            );
         }
     }
 }
@@ -170,7 +226,11 @@ mod tests {
 
     #[test]
     fn conv2d_gradients_match_finite_differences() {
-        for (c_in, c_out, h, w, k, s, p) in [(2, 3, 5, 4, 3, 1, 1), (1, 2, 6, 6, 3, 2, 1), (3, 2, 4, 5, 2, 2, 0)] {
+        for (c_in, c_out, h, w, k, s, p) in [
+            (2, 3, 5, 4, 3, 1, 1),
+            (1, 2, 6, 6, 3, 2, 1),
+            (3, 2, 4, 5, 2, 2, 0),
+        ] {
             let g = ConvGeom::new(c_in, h, w, k, s, p).unwrap();
             let batch = 2;
             let x = random_vec(batch * g.input_len(), 1.0, 1);
@@ -186,7 +246,18 @@ mod tests {
                 dot(&y, &r)
             };
             let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; c_out]);
-            conv2d_backward(Some(&mut dx), &mut dw, &mut db, &r, &x, &wt, &mut col, &g, c_out, batch);
+            conv2d_backward(
+                Some(&mut dx),
+                &mut dw,
+                &mut db,
+                &r,
+                &x,
+                &wt,
+                &mut col,
+                &g,
+                c_out,
+                batch,
+            );
             assert!(max_rel_error(|v| f(v, &wt, &b), &x, &dx) < 1e-6);
             assert!(max_rel_error(|v| f(&x, v, &b), &wt, &dw) < 1e-6);
             assert!(max_rel_error(|v| f(&x, &wt, v), &b, &db) < 1e-6);
@@ -195,7 +266,11 @@ mod tests {
 
     #[test]
     fn conv_transpose2d_gradients_match_finite_differences() {
-        for (c_in, c_out, h, w, k, s, p, op) in [(3, 2, 3, 2, 3, 2, 1, 1), (2, 2, 4, 4, 2, 2, 0, 0), (2, 3, 3, 3, 3, 1, 1, 0)] {
+        for (c_in, c_out, h, w, k, s, p, op) in [
+            (3, 2, 3, 2, 3, 2, 1, 1),
+            (2, 2, 4, 4, 2, 2, 0, 0),
+            (2, 3, 3, 3, 3, 1, 1, 0),
+        ] {
             let g = conv_transpose_geom(c_out, h, w, k, s, p, op).unwrap();
             let batch = 2;
             let x = random_vec(batch * c_in * h * w, 1.0, 5);
@@ -211,7 +286,18 @@ mod tests {
                 dot(&y, &r)
             };
             let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; c_out]);
-            conv_transpose2d_backward(Some(&mut dx), &mut dw, &mut db, &r, &x, &wt, &mut col, &g, c_in, batch);
+            conv_transpose2d_backward(
+                Some(&mut dx),
+                &mut dw,
+                &mut db,
+                &r,
+                &x,
+                &wt,
+                &mut col,
+                &g,
+                c_in,
+                batch,
+            );
             assert!(max_rel_error(|v| f(v, &wt, &b), &x, &dx) < 1e-6);
             assert!(max_rel_error(|v| f(&x, v, &b), &wt, &dw) < 1e-6);
             assert!(max_rel_error(|v| f(&x, &wt, v), &b, &db) < 1e-6);
@@ -256,6 +342,10 @@ mod tests {
         // Without output padding the same input gives 3×3, the top-left of it.
         let g3 = conv_transpose_geom(1, 2, 2, 3, 2, 1, 0).unwrap();
         assert_eq!((g3.h, g3.w), (3, 3));
-        assert_eq!(conv_transpose_geom(1, 2, 2, 3, 2, 1, 2), None, "output_padding must be < stride");
+        assert_eq!(
+            conv_transpose_geom(1, 2, 2, 3, 2, 1, 2),
+            None,
+            "output_padding must be < stride"
+        );
     }
 }

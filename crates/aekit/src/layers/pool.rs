@@ -13,7 +13,15 @@
 use crate::tensor::Real;
 
 /// y `[planes, h/s, w/s]` and `idx` (same shape) from x `[planes, h, w]`.
-pub fn maxpool2d_forward<T: Real>(y: &mut [T], idx: &mut [u32], x: &[T], planes: usize, h: usize, w: usize, s: usize) {
+pub fn maxpool2d_forward<T: Real>(
+    y: &mut [T],
+    idx: &mut [u32],
+    x: &[T],
+    planes: usize,
+    h: usize,
+    w: usize,
+    s: usize,
+) {
     let (oh, ow) = (h / s, w / s);
     assert_eq!(x.len(), planes * h * w, "maxpool2d: input length");
     assert_eq!(y.len(), planes * oh * ow, "maxpool2d: output length");
@@ -52,7 +60,10 @@ pub fn maxpool2d_backward<T: Real>(dx: &mut [T], dy: &[T], idx: &[u32], planes: 
     let per = dy.len() / planes;
     for pl in 0..planes {
         let dxp = &mut dx[pl * h * w..(pl + 1) * h * w];
-        for (&d, &i) in dy[pl * per..(pl + 1) * per].iter().zip(&idx[pl * per..(pl + 1) * per]) {
+        for (&d, &i) in dy[pl * per..(pl + 1) * per]
+            .iter()
+            .zip(&idx[pl * per..(pl + 1) * per])
+        {
             dxp[i as usize] += d;
         }
     }
@@ -70,14 +81,24 @@ pub fn max_unpool2d_forward<T: Real>(y: &mut [T], x: &[T], idx: &[u32], planes: 
     let per = x.len() / planes;
     for pl in 0..planes {
         let yp = &mut y[pl * h * w..(pl + 1) * h * w];
-        for (&v, &i) in x[pl * per..(pl + 1) * per].iter().zip(&idx[pl * per..(pl + 1) * per]) {
+        for (&v, &i) in x[pl * per..(pl + 1) * per]
+            .iter()
+            .zip(&idx[pl * per..(pl + 1) * per])
+        {
             yp[i as usize] = v;
         }
     }
 }
 
 /// dx `[planes, n_in]` = dy at the pooled indices.
-pub fn max_unpool2d_backward<T: Real>(dx: &mut [T], dy: &[T], idx: &[u32], planes: usize, h: usize, w: usize) {
+pub fn max_unpool2d_backward<T: Real>(
+    dx: &mut [T],
+    dy: &[T],
+    idx: &[u32],
+    planes: usize,
+    h: usize,
+    w: usize,
+) {
     assert_eq!(dy.len(), planes * h * w, "max_unpool2d: output gradient length");
     assert_eq!(dx.len(), idx.len(), "max_unpool2d: index length");
     if planes == 0 {
@@ -86,7 +107,10 @@ pub fn max_unpool2d_backward<T: Real>(dx: &mut [T], dy: &[T], idx: &[u32], plane
     let per = dx.len() / planes;
     for pl in 0..planes {
         let dyp = &dy[pl * h * w..(pl + 1) * h * w];
-        for (d, &i) in dx[pl * per..(pl + 1) * per].iter_mut().zip(&idx[pl * per..(pl + 1) * per]) {
+        for (d, &i) in dx[pl * per..(pl + 1) * per]
+            .iter_mut()
+            .zip(&idx[pl * per..(pl + 1) * per])
+        {
             *d = dyp[i as usize];
         }
     }
@@ -111,7 +135,11 @@ pub fn upsample_forward<T: Real>(y: &mut [T], x: &[T], planes: usize, h: usize, 
 /// dx `[planes, h, w]` = block sums of dy `[planes, h·s, w·s]`.
 pub fn upsample_backward<T: Real>(dx: &mut [T], dy: &[T], planes: usize, h: usize, w: usize, s: usize) {
     assert_eq!(dx.len(), planes * h * w, "upsample: input gradient length");
-    assert_eq!(dy.len(), planes * h * w * s * s, "upsample: output gradient length");
+    assert_eq!(
+        dy.len(),
+        planes * h * w * s * s,
+        "upsample: output gradient length"
+    );
     let ow = w * s;
     for (dyrows, dxrow) in dy.chunks_exact(ow * s).zip(dx.chunks_exact_mut(w)) {
         dxrow.fill(T::ZERO);

@@ -8,7 +8,9 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layers::Loss;
-use crate::models::classifier::{error_percent, majority_vote, softmax_rows, ClassifierConfig, FeatureClassifier};
+use crate::models::classifier::{
+    error_percent, majority_vote, softmax_rows, ClassifierConfig, FeatureClassifier,
+};
 use crate::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use crate::train::{EpochMetrics, FitReport, Silent};
 
@@ -55,7 +57,10 @@ pub fn train_members(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::config("members", "a member's thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::config("members", "a member's thread panicked")))
+            })
             .collect()
     });
     results.into_iter().collect()
@@ -69,12 +74,19 @@ pub fn epoch_in_parallel(trainers: &mut [Trainer<'_>]) -> Vec<f64> {
             .iter_mut()
             .map(|t| s.spawn(move || t.run_epoch(|_, _| {})))
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a member panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a member panicked"))
+            .collect()
     })
 }
 
 /// Every member's codes of `data`, side by side: `[n, Σ code_len]`.
-pub fn concat_codes(members: &[&ConvAutoencoder], data: &Dataset, threads: usize) -> Result<(Vec<f32>, usize)> {
+pub fn concat_codes(
+    members: &[&ConvAutoencoder],
+    data: &Dataset,
+    threads: usize,
+) -> Result<(Vec<f32>, usize)> {
     let codes: Vec<Vec<f32>> = members
         .iter()
         .map(|m| m.transform(data, threads))
@@ -118,7 +130,11 @@ pub fn classify(
     cfg: &ClassifierConfig,
     threads: usize,
 ) -> Result<EnsembleErrors> {
-    let (ytr, yva, yte) = (labels(train, "training")?, labels(val, "validation")?, labels(test, "test")?);
+    let (ytr, yva, yte) = (
+        labels(train, "training")?,
+        labels(val, "validation")?,
+        labels(test, "test")?,
+    );
     let classes = train.n_classes().max(val.n_classes()).max(test.n_classes());
     let codes = |d: &Dataset| concat_codes(members, d, threads);
     let (xtr, w) = codes(train)?;
@@ -130,7 +146,11 @@ pub fn classify(
     let mut off = 0;
     for m in members {
         let cw = m.net.code_len();
-        let slice = |x: &[f32]| -> Vec<f32> { x.chunks_exact(w).flat_map(|r| r[off..off + cw].to_vec()).collect() };
+        let slice = |x: &[f32]| -> Vec<f32> {
+            x.chunks_exact(w)
+                .flat_map(|r| r[off..off + cw].to_vec())
+                .collect()
+        };
         let c = FeatureClassifier::fit(&slice(&xtr), &ytr, &slice(&xva), &yva, cw, classes, cfg)?;
         let logits = c.logits(&slice(&xte));
         let p = crate::models::classifier::argmax_rows(&logits, classes);

@@ -4,8 +4,8 @@
 pub mod classifier;
 pub mod conv_ae;
 pub mod dae;
-pub mod ensemble;
 pub mod deep;
+pub mod ensemble;
 pub mod gradcheck;
 pub mod sparse_ae;
 pub mod stacked;

@@ -63,7 +63,12 @@ impl ConvGeom {
     fn valid_cols(&self, kx: usize) -> (usize, usize) {
         let s = self.stride;
         // ox·s + kx ≥ p  ⇔  ox ≥ ceil((p − kx)/s)
-        let lo = if kx >= self.pad { 0 } else { (self.pad - kx).div_ceil(s) }.min(self.ow);
+        let lo = if kx >= self.pad {
+            0
+        } else {
+            (self.pad - kx).div_ceil(s)
+        }
+        .min(self.ow);
         // ox·s + kx − p ≤ w − 1  ⇔  ox ≤ (w − 1 + p − kx)/s
         let hi = if self.w + self.pad > kx {
             ((self.w - 1 + self.pad - kx) / s + 1).min(self.ow)
@@ -75,7 +80,9 @@ impl ConvGeom {
 
     /// The input row of output row `oy` for kernel row `ky`, if inside.
     fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride + ky).checked_sub(self.pad).filter(|&iy| iy < self.h)
+        (oy * self.stride + ky)
+            .checked_sub(self.pad)
+            .filter(|&iy| iy < self.h)
     }
 }
 

@@ -4,8 +4,8 @@
 pub mod plot;
 
 use crate::error::{Error, Result};
-use image::{Luma, Rgb};
 pub use image::{GrayImage, RgbImage};
+use image::{Luma, Rgb};
 use std::path::Path;
 
 /// Height and width of a tile for `dim` features: the image shape when
