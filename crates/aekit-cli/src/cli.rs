@@ -383,7 +383,7 @@ pub struct FinetuneArgs {
 pub enum ExperimentCommand {
     /// Kalmanovich & Chechik: gradual against stacked (and hybrid) training
     /// under one update budget, then fine-tuning on class-balanced subsets.
-    GradualVsStacked(GradualArgs),
+    GradualVsStacked(Box<GradualArgs>),
     /// The eager-training paper: a K-member CAE ensemble against one wider
     /// CAE at equal wall-clock time, on small and large MNIST splits.
     Eager(Box<EagerArgs>),

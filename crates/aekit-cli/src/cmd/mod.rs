@@ -19,7 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pretrain(a) => stacked::pretrain(*a),
         Command::Finetune(a) => stacked::finetune(*a),
         Command::Experiment(crate::cli::ExperimentCommand::GradualVsStacked(a)) => {
-            experiment::gradual_vs_stacked(a)
+            experiment::gradual_vs_stacked(*a)
         }
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => cae::eager(*a),
         Command::Cae(a) => cae::train(*a),
