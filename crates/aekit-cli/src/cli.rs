@@ -432,6 +432,12 @@ pub struct ClassifierArgs {
     pub classifier_epochs: usize,
     #[arg(long, default_value_t = 1e-3)]
     pub classifier_lr: f32,
+    /// `aekit cae` only: after the classifier on frozen codes, fine-tune the
+    /// encoder and classifier together on the labels for up to N epochs.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    pub finetune_lr: f32,
 }
 
 #[derive(Args, Debug)]

@@ -6,7 +6,7 @@ use crate::cli::{CaeArgs, CaeTrainArgs, ClassifierArgs, DataArgs, EagerArgs, Ens
 use aekit::data::{default_val_size, load_splits, DataSource, Dataset, Splits};
 use aekit::io::run_dir::{metrics_csv, RunDir};
 use aekit::layers::Loss;
-use aekit::models::classifier::ClassifierConfig;
+use aekit::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use aekit::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use aekit::models::ensemble::{self, classify, member_seed};
 use aekit::optim::AdamConfig;
@@ -209,16 +209,53 @@ pub fn train(a: CaeArgs) -> Result<()> {
             )
         };
         let t = Instant::now();
-        let e = classify(&[&model], &ctrain, &cval, &s.test, &c, a.threads)?;
+        let labels = |d: &Dataset| d.labels.clone().context("classifying needs labelled images");
+        let (ytr, yva, yte) = (labels(&ctrain)?, labels(&cval)?, labels(&s.test)?);
+        let classes = ctrain.n_classes().max(s.test.n_classes());
+        let code = |d: &Dataset, m: &ConvAutoencoder| m.transform(d, a.threads);
+        let cl = model.net.code_len();
+        let mut clf = FeatureClassifier::fit(
+            &code(&ctrain, &model)?,
+            &ytr,
+            &code(&cval, &model)?,
+            &yva,
+            cl,
+            classes,
+            &c,
+        )?;
+        let frozen = error_percent(&clf.predict(&code(&s.test, &model)?), &yte);
         eprintln!(
-            "classifier on the codes: test error {:.2}% (validation {:.2}%), {:.1} s",
-            e.concat_test_error,
-            e.concat_valid_error,
+            "classifier on the frozen codes: test error {frozen:.2}% (validation {:.2}%), {:.1} s",
+            clf.valid_error,
             t.elapsed().as_secs_f64()
         );
-        summary["test_error"] = json!(e.concat_test_error);
-        summary["valid_error"] = json!(e.concat_valid_error);
+        summary["frozen_test_error"] = json!(frozen);
+        summary["test_error"] = json!(frozen);
+        summary["valid_error"] = json!(clf.valid_error);
         summary["classifier"] = json!(a.cls.classifier);
+        if a.cls.finetune_epochs > 0 {
+            let fc = ClassifierConfig {
+                epochs: a.cls.finetune_epochs,
+                adam: AdamConfig {
+                    lr: a.cls.finetune_lr,
+                    ..AdamConfig::default()
+                },
+                ..c.clone()
+            };
+            let r = model.finetune_encoder(&mut clf, &ctrain, &cval, &fc, |e, err| {
+                eprintln!("fine-tuning epoch {e}: validation error {err:.2}%")
+            })?;
+            let tuned = error_percent(&clf.predict(&code(&s.test, &model)?), &yte);
+            eprintln!(
+                "fine-tuned encoder + classifier: test error {tuned:.2}% (validation {:.2}% at epoch {}), {:.1} s",
+                r.valid_error, r.best_epoch, r.train_seconds
+            );
+            model.save(&run.file("model-finetuned.safetensors"), HashMap::new())?;
+            summary["test_error"] = json!(tuned);
+            summary["valid_error"] = json!(r.valid_error);
+            summary["finetuned_test_error"] = json!(tuned);
+            summary["finetune"] = json!(r);
+        }
     }
     run.write("summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
     eprintln!("run directory {}", run.path.display());

@@ -109,6 +109,7 @@ fn loss_grad<T: Real>(
     lay: &Layout,
     p: &[T],
     grad: Option<&mut [T]>,
+    dx: Option<&mut [T]>,
     x: &[T],
     labels: &[u8],
     batch: usize,
@@ -176,7 +177,7 @@ fn loss_grad<T: Real>(
         let (w1, b1) = &lay.layers[0];
         let (gw1, gb1) = grad[w1.start..b1.end].split_at_mut(w1.len());
         dense_backward(
-            None,
+            dx,
             gw1,
             gb1,
             dh,
@@ -190,7 +191,7 @@ fn loss_grad<T: Real>(
         );
     } else {
         dense_backward(
-            None,
+            dx,
             gw,
             gb,
             &d,
@@ -211,8 +212,8 @@ fn loss_grad<T: Real>(
 pub struct FeatureClassifier {
     lay: Layout,
     mean: Vec<f32>,
-    inv_std: Vec<f32>,
-    params: Vec<f32>,
+    pub(crate) inv_std: Vec<f32>,
+    pub(crate) params: Vec<f32>,
     /// Epoch whose weights were kept.
     pub best_epoch: usize,
     /// Validation error (%) of the kept weights (NaN without validation).
@@ -220,8 +221,33 @@ pub struct FeatureClassifier {
 }
 
 impl FeatureClassifier {
+    /// The summed loss of a batch of standardised features `xs`, adding the
+    /// parameter gradient into `grad` and writing the gradient with respect
+    /// to `xs` into `dxs` (for fine-tuning the network that made them).
+    pub(crate) fn batch_grad(&self, xs: &[f32], labels: &[u8], grad: &mut [f32], dxs: &mut [f32]) -> f32 {
+        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+        let b = labels.len();
+        loss_grad(
+            &self.lay,
+            &self.params,
+            Some(grad),
+            Some(dxs),
+            xs,
+            labels,
+            b,
+            &mut h,
+            &mut logits,
+            &mut dh,
+        )
+    }
+
+    /// Ranges of the weight matrices in the parameter vector (for decay).
+    pub(crate) fn weight_ranges(&self) -> Vec<Range<usize>> {
+        self.lay.layers.iter().map(|(w, _)| w.clone()).collect()
+    }
+
     /// Features in, standardised.
-    fn standardise(&self, x: &[f32]) -> Vec<f32> {
+    pub(crate) fn standardise(&self, x: &[f32]) -> Vec<f32> {
         let d = self.mean.len();
         let mut out = x.to_vec();
         for row in out.chunks_exact_mut(d) {
@@ -316,6 +342,7 @@ impl FeatureClassifier {
                     &model.lay,
                     &model.params,
                     Some(&mut grad),
+                    None,
                     &bx,
                     &by,
                     b,
@@ -365,6 +392,7 @@ impl FeatureClassifier {
             loss_grad(
                 &self.lay,
                 &self.params,
+                None,
                 None,
                 chunk,
                 &none[..b],
@@ -478,10 +506,12 @@ mod tests {
             let labels = [0u8, 2, 1, 1, 0, 2];
             let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
             let mut g = vec![0.0; lay.len];
+            let mut dx = vec![0.0; x.len()];
             loss_grad(
                 &lay,
                 &p,
                 Some(&mut g),
+                Some(&mut dx),
                 &x,
                 &labels,
                 batch,
@@ -489,12 +519,14 @@ mod tests {
                 &mut l,
                 &mut dh,
             );
-            let f = |q: &[f64]| {
+            let f = |q: &[f64], x: &[f64]| {
                 let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
-                loss_grad(&lay, q, None, &x, &labels, batch, &mut h, &mut l, &mut dh)
+                loss_grad(&lay, q, None, None, x, &labels, batch, &mut h, &mut l, &mut dh)
             };
-            let err = max_rel_error(f, &p, &g);
+            let err = max_rel_error(|q| f(q, &x), &p, &g);
             assert!(err < 1e-6, "hidden {hidden}: {err}");
+            let err = max_rel_error(|v| f(&p, v), &x, &dx);
+            assert!(err < 1e-6, "hidden {hidden}, input gradient: {err}");
         }
     }
 

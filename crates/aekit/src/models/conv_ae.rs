@@ -33,6 +33,7 @@ use crate::layers::pool::{
     upsample_forward,
 };
 use crate::layers::{Activation, Loss};
+use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use crate::optim::{Adam, AdamConfig};
 use crate::tensor::im2col::ConvGeom;
 use crate::tensor::rng::{seeded, shuffle, Rng};
@@ -593,9 +594,15 @@ fn loss_backward<T: Real>(
         }
         (l, last + 1)
     };
-    if !grad {
-        return l;
+    if grad {
+        backward_nodes(net, p, ws, b, start);
     }
+    l
+}
+
+/// Back-propagates from the output of node `start − 1` (its gradient in
+/// `ws.d0`) down to node 0, adding parameter gradients into `ws.grad`.
+fn backward_nodes<T: Real>(net: &Network, p: &[T], ws: &mut Workspace<T>, b: usize, start: usize) {
     for i in (0..start).rev() {
         let n = &net.nodes[i];
         let (nin, nout) = (b * len3(n.inp), b * len3(n.out));
@@ -637,7 +644,6 @@ fn loss_backward<T: Real>(
         }
         std::mem::swap(&mut ws.d0, &mut ws.d1);
     }
-    l
 }
 
 /// How a CAE is trained.
@@ -930,6 +936,133 @@ impl ConvAutoencoder {
             stopped_early,
             train_seconds,
             updates,
+        })
+    }
+}
+
+/// What [`ConvAutoencoder::finetune_encoder`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneReport {
+    /// Validation error (%) after each epoch.
+    pub val_errors: Vec<f64>,
+    /// The epoch whose weights were kept (0: none beat the starting point).
+    pub best_epoch: usize,
+    pub valid_error: f64,
+    pub train_seconds: f64,
+}
+
+impl ConvAutoencoder {
+    /// Supervised fine-tuning: the encoder and `clf` (already fitted on the
+    /// codes, which fixes its standardisation) train together on the labels
+    /// with Adam, softmax cross-entropy back-propagated through the
+    /// classifier into the encoder (the decoder is left as it is). Stops
+    /// after `patience` epochs without a lower validation error and keeps the
+    /// best epoch's encoder and classifier.
+    pub fn finetune_encoder(
+        &mut self,
+        clf: &mut FeatureClassifier,
+        train: &Dataset,
+        val: &Dataset,
+        cfg: &ClassifierConfig,
+        mut on_epoch: impl FnMut(usize, f64),
+    ) -> Result<FinetuneReport> {
+        cfg.validate()?;
+        self.check(train)?;
+        self.check(val)?;
+        let (Some(ytr), Some(yva)) = (&train.labels, &val.labels) else {
+            return Err(Error::config(
+                "data",
+                "fine-tuning needs labelled training and validation images",
+            ));
+        };
+        let k = self.net.n_enc;
+        let cl = self.net.code_len();
+        if clf.inv_std.len() != cl {
+            return Err(Error::shape("classifier inputs", cl, clf.inv_std.len()));
+        }
+        let t0 = Instant::now();
+        let batch = cfg.batch.min(train.n).max(1);
+        let mut ws = Workspace::<f32>::new(&self.net, batch);
+        let mut rng = seeded(cfg.seed ^ 0xf1e7_0e5e);
+        let mut order: Vec<usize> = (0..train.n).collect();
+        let (mut adam_e, mut adam_c) = (Adam::new(cfg.adam), Adam::new(cfg.adam));
+        let mut gc = vec![0.0f32; clf.params.len()];
+        let mut dxs = vec![0.0f32; batch * cl];
+        let mut labels = Vec::with_capacity(batch);
+        let val_error = |m: &ConvAutoencoder, c: &FeatureClassifier| -> Result<f64> {
+            let codes = m.transform(val, 1)?;
+            Ok(error_percent(&c.predict(&codes), yva))
+        };
+        let mut best = (val_error(self, clf)?, self.params.clone(), clf.params.clone(), 0);
+        let mut val_errors = Vec::new();
+        let mut bad = 0;
+        for epoch in 1..=cfg.epochs {
+            shuffle(&mut order, &mut rng);
+            for chunk in order.chunks(batch) {
+                let b = chunk.len();
+                let d = train.dim;
+                labels.clear();
+                {
+                    let input = ws.input_mut(d, b);
+                    for (j, &i) in chunk.iter().enumerate() {
+                        input[j * d..(j + 1) * d].copy_from_slice(train.row(i));
+                        labels.push(ytr[i]);
+                    }
+                }
+                forward(&self.net, &self.params, &mut ws, b, k);
+                let xs = clf.standardise(ws.out(&self.net, k - 1, b));
+                gc.fill(0.0);
+                clf.batch_grad(&xs, &labels, &mut gc, &mut dxs[..b * cl]);
+                // d(code) = d(standardised code) / σ
+                for (row_d, row_s) in ws.d0[..b * cl].chunks_exact_mut(cl).zip(dxs.chunks_exact(cl)) {
+                    for ((o, &v), &s) in row_d.iter_mut().zip(row_s).zip(&clf.inv_std) {
+                        *o = v * s;
+                    }
+                }
+                ws.grad.fill(0.0);
+                backward_nodes(&self.net, &self.params, &mut ws, b, k);
+                let inv = 1.0 / b as f32;
+                let lambda = cfg.weight_decay;
+                ws.grad.iter_mut().for_each(|g| *g *= inv);
+                gc.iter_mut().for_each(|g| *g *= inv);
+                for n in &self.net.nodes[..k] {
+                    for (g, &w) in ws.grad[n.w.clone()].iter_mut().zip(&self.params[n.w.clone()]) {
+                        *g += lambda * w;
+                    }
+                }
+                for r in clf.weight_ranges() {
+                    for (g, &w) in gc[r.clone()].iter_mut().zip(&clf.params[r]) {
+                        *g += lambda * w;
+                    }
+                }
+                // The decoder's gradient is zero; only the encoder moves.
+                // (Layers are laid out in order, so the encoder's parameters
+                // are the prefix up to its last layer's end.)
+                let enc_end = self.net.nodes[k - 1].b.end;
+                adam_e.step(&mut self.params[..enc_end], &ws.grad[..enc_end]);
+                adam_c.step(&mut clf.params, &gc);
+            }
+            let err = val_error(self, clf)?;
+            val_errors.push(err);
+            on_epoch(epoch, err);
+            if err < best.0 {
+                best = (err, self.params.clone(), clf.params.clone(), epoch);
+                bad = 0;
+            } else {
+                bad += 1;
+                if cfg.patience > 0 && bad >= cfg.patience {
+                    break;
+                }
+            }
+        }
+        self.params = best.1;
+        clf.params = best.2;
+        clf.valid_error = best.0;
+        Ok(FinetuneReport {
+            val_errors,
+            best_epoch: best.3,
+            valid_error: best.0,
+            train_seconds: t0.elapsed().as_secs_f64(),
         })
     }
 }
@@ -1254,6 +1387,34 @@ mod tests {
         assert!(diff < 1e-4, "1 and 2 workers differ by {diff}");
         let codes = runs[0].transform(&data, 2).unwrap();
         assert_eq!(codes.len(), 300 * 32 * 49);
+    }
+
+    #[test]
+    fn finetuning_moves_only_the_encoder_and_lowers_the_validation_error() {
+        let all = crate::data::builtin::builtin_mnist().unwrap();
+        let train = all.select(&(0..500).collect::<Vec<_>>());
+        let val = all.select(&(500..700).collect::<Vec<_>>());
+        let mut m = ConvAutoencoder::new(&CaeSpec::preset("cae-mnist").unwrap(), Loss::Squared, 2).unwrap();
+        let cls = ClassifierConfig {
+            epochs: 3,
+            ..ClassifierConfig::default()
+        };
+        let codes = |m: &ConvAutoencoder, d: &Dataset| m.transform(d, 1).unwrap();
+        let (ytr, yva) = (train.labels.clone().unwrap(), val.labels.clone().unwrap());
+        let cl = m.net.code_len();
+        let mut clf =
+            FeatureClassifier::fit(&codes(&m, &train), &ytr, &codes(&m, &val), &yva, cl, 10, &cls).unwrap();
+        let before = error_percent(&clf.predict(&codes(&m, &val)), &yva);
+        let p0 = m.params.clone();
+        let r = m
+            .finetune_encoder(&mut clf, &train, &val, &cls, |_, _| {})
+            .unwrap();
+        let after = error_percent(&clf.predict(&codes(&m, &val)), &yva);
+        assert_eq!(after, r.valid_error);
+        assert!(after < before, "validation error {before}% → {after}%");
+        let enc_end = m.net.nodes[m.net.n_enc - 1].b.end;
+        assert_ne!(m.params[..enc_end], p0[..enc_end]);
+        assert_eq!(m.params[enc_end..], p0[enc_end..], "the decoder is left alone");
     }
 
     #[test]
