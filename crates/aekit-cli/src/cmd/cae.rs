@@ -53,7 +53,7 @@ fn train_config(
     Ok((spec, cfg))
 }
 
-fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64) -> Result<Option<ClassifierConfig>> {
+fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64, threads: usize) -> Result<Option<ClassifierConfig>> {
     let kind = a.classifier.as_deref().unwrap_or(default);
     let hidden = match kind {
         "none" => return Ok(None),
@@ -71,6 +71,7 @@ fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64) -> Result<Opt
             ..AdamConfig::default()
         },
         seed,
+        threads,
         ..ClassifierConfig::default()
     };
     cfg.validate()?;
@@ -139,7 +140,7 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 
 pub fn train(a: CaeArgs) -> Result<()> {
     let (spec, cfg) = train_config(&a.train, 10, a.threads)?;
-    let cls = classifier_config(&a.cls, "none", cfg.seed)?;
+    let cls = classifier_config(&a.cls, "none", cfg.seed, a.threads)?;
     aekit::tensor::init_threads(a.threads);
     let s = splits(&a.data, a.train_size, a.val_size, cfg.seed, &spec)?;
     let run = RunDir::create(&super::out_dir(a.out, "cae"))?;
@@ -264,7 +265,7 @@ pub fn train(a: CaeArgs) -> Result<()> {
 
 pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     let (spec, cfg) = train_config(&a.train, 3, 1)?;
-    let cls = classifier_config(&a.cls, "softmax", cfg.seed)?
+    let cls = classifier_config(&a.cls, "softmax", cfg.seed, a.threads)?
         .context("--classifier none: an ensemble needs a classifier")?;
     if a.members == 0 {
         bail!("--members must be at least 1");
@@ -397,6 +398,7 @@ pub fn eager(a: EagerArgs) -> Result<()> {
     let cls = ClassifierConfig {
         epochs: if a.quick { 10 } else { 20 },
         patience: 3,
+        threads: a.threads,
         ..ClassifierConfig::default()
     };
     aekit::tensor::init_threads(a.threads);

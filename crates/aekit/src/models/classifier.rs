@@ -39,6 +39,8 @@ pub struct ClassifierConfig {
     /// best epoch's weights are kept); 0 trains every epoch.
     pub patience: usize,
     pub seed: u64,
+    /// Threads for the matrix products (1 inside ensemble members).
+    pub threads: usize,
 }
 
 impl Default for ClassifierConfig {
@@ -51,6 +53,7 @@ impl Default for ClassifierConfig {
             weight_decay: 1e-4,
             patience: 5,
             seed: 1,
+            threads: 1,
         }
     }
 }
@@ -76,6 +79,8 @@ struct Layout {
     dims: Vec<usize>,
     layers: Vec<(Range<usize>, Range<usize>)>,
     len: usize,
+    /// Threads for the products (the batch is small, so this helps only wide layers).
+    par: Par,
 }
 
 impl Layout {
@@ -99,6 +104,7 @@ impl Layout {
             dims,
             layers,
             len: at,
+            par: Par::Seq,
         }
     }
 }
@@ -131,7 +137,7 @@ fn loss_grad<T: Real>(
             lay.dims[0],
             lay.dims[1],
             false,
-            Par::Seq,
+            lay.par,
         );
         Activation::Relu.forward(h);
         h
@@ -150,7 +156,7 @@ fn loss_grad<T: Real>(
         n_top,
         classes,
         false,
-        Par::Seq,
+        lay.par,
     );
     let Some(grad) = grad else {
         return softmax_xent(None, logits, labels, classes);
@@ -171,7 +177,7 @@ fn loss_grad<T: Real>(
             n_top,
             classes,
             false,
-            Par::Seq,
+            lay.par,
         );
         Activation::Relu.backward(dh, h);
         let (w1, b1) = &lay.layers[0];
@@ -187,7 +193,7 @@ fn loss_grad<T: Real>(
             lay.dims[0],
             n_top,
             false,
-            Par::Seq,
+            lay.par,
         );
     } else {
         dense_backward(
@@ -201,7 +207,7 @@ fn loss_grad<T: Real>(
             n_top,
             classes,
             false,
-            Par::Seq,
+            lay.par,
         );
     }
     total
@@ -300,7 +306,10 @@ impl FeatureClassifier {
                 (1.0 / ((s / n as f64 - mu * mu).max(0.0).sqrt() + 1e-6)) as f32
             })
             .collect();
-        let lay = Layout::new(d, cfg.hidden, classes);
+        let lay = Layout {
+            par: Par::from_threads(cfg.threads),
+            ..Layout::new(d, cfg.hidden, classes)
+        };
         let mut rng = seeded(cfg.seed ^ 0x0c1a_55e5);
         let mut params = vec![0.0f32; lay.len];
         // PyTorch's Linear default: U(±1/√fan_in) for weights and biases.
