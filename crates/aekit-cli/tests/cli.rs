@@ -987,3 +987,49 @@ fn eager_experiment_writes_its_table_and_plots() {
     let md = std::fs::read_to_string(out.join("eager.md")).unwrap();
     assert!(md.contains("| 300/100 | 2 |"), "{md}");
 }
+
+#[test]
+fn cae_cifar_trains_on_a_generated_cifar10_folder_with_rgb_pictures() {
+    use aekit::data::cifar::{encode_cifar, CifarKind, CIFAR10_TEST, CIFAR10_TRAIN};
+    let d = tmp("cae-cifar");
+    let data = d.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&data).unwrap();
+    // Smooth colour gradients, different per image and channel.
+    let image = |i: usize| -> Vec<u8> {
+        (0..3072)
+            .map(|p| ((p % 32) * 4 + (p / 1024) * 40 + i * 7) as u8)
+            .collect()
+    };
+    let write = |name: &str, n: usize, first: usize| {
+        let ims: Vec<Vec<u8>> = (first..first + n).map(image).collect();
+        let refs: Vec<&[u8]> = ims.iter().map(Vec::as_slice).collect();
+        let labels: Vec<(u8, u8)> = (0..n).map(|i| (0, ((first + i) % 10) as u8)).collect();
+        std::fs::write(data.join(name), encode_cifar(CifarKind::Cifar10, &labels, &refs)).unwrap();
+    };
+    for (k, name) in CIFAR10_TRAIN.iter().enumerate() {
+        write(name, 20, k * 20);
+    }
+    write(CIFAR10_TEST, 20, 100);
+    let out = d.join("run");
+    let o = aekit(&[
+        "cae",
+        "--arch",
+        "cae-cifar",
+        "--data",
+        d.to_str().unwrap(),
+        "--val-size",
+        "20",
+        "--epochs",
+        "2",
+        "--batch",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let png = image::open(out.join("reconstructions.png")).unwrap();
+    assert_eq!(png.color(), image::ColorType::Rgb8, "RGB pictures for RGB data");
+    let s = json(&out.join("summary.json"));
+    assert_eq!(s["n_train"].as_u64(), Some(80));
+    assert!(s["test_loss"].as_f64().unwrap() > 0.0);
+}

@@ -3,7 +3,7 @@
 //! comparison at equal wall-clock time.
 
 use crate::cli::{CaeArgs, CaeTrainArgs, ClassifierArgs, DataArgs, EagerArgs, EnsembleArgs};
-use aekit::data::{default_val_size, load_splits, DataSource, Dataset, Splits};
+use aekit::data::{load_splits, DataSource, Dataset, Splits};
 use aekit::io::run_dir::{metrics_csv, RunDir};
 use aekit::layers::Loss;
 use aekit::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
@@ -53,7 +53,12 @@ fn train_config(
     Ok((spec, cfg))
 }
 
-fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64, threads: usize) -> Result<Option<ClassifierConfig>> {
+fn classifier_config(
+    a: &ClassifierArgs,
+    default: &str,
+    seed: u64,
+    threads: usize,
+) -> Result<Option<ClassifierConfig>> {
     let kind = a.classifier.as_deref().unwrap_or(default);
     let hidden = match kind {
         "none" => return Ok(None),
@@ -78,6 +83,7 @@ fn classifier_config(a: &ClassifierArgs, default: &str, seed: u64, threads: usiz
     Ok(Some(cfg))
 }
 
+/// `--data` split as for the other verbs, checked against the architecture.
 fn splits(
     data: &DataArgs,
     train_size: Option<usize>,
@@ -85,20 +91,15 @@ fn splits(
     seed: u64,
     spec: &CaeSpec,
 ) -> Result<Splits> {
-    let name = data.data.as_deref().unwrap_or("builtin");
-    let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
-    let val = val_size.unwrap_or_else(|| default_val_size(&source));
-    let s = load_splits(&source, data.data_dir.as_deref(), train_size, val, seed)
-        .with_context(|| format!("loading data `{name}`"))?;
+    let s = super::stacked::splits(data, train_size, val_size, seed)?;
     let want: usize = spec.input.iter().product();
     if s.train.dim != want {
         bail!(
-            "the architecture takes images of shape {:?} ({want} values) but `{name}` has {} values per image",
+            "the architecture takes images of shape {:?} ({want} values) but the data has {} values per image",
             spec.input,
             s.train.dim
         );
     }
-    eprintln!("data: {}", s.description);
     Ok(s)
 }
 
@@ -410,8 +411,22 @@ pub fn eager(a: EagerArgs) -> Result<()> {
     let started = Instant::now();
     for (setting, &(tr, va)) in settings.iter().zip(&parsed) {
         for seed in 1..=seeds as u64 {
-            let mut s = load_splits(&source, a.data.data_dir.as_deref(), Some(tr), va, seed)
-                .with_context(|| format!("loading data `{name}`"))?;
+            // A class-balanced subset when the setting asks for fewer images
+            // than remain after validation; otherwise all of them (48000 of
+            // MNIST's 60000 cannot be balanced: class 5 has 5421 images).
+            let load = |size| {
+                load_splits(&source, a.data.data_dir.as_deref(), size, va, seed)
+                    .with_context(|| format!("loading data `{name}`"))
+            };
+            let mut s = load(None)?;
+            if s.train.n > tr {
+                s = load(Some(tr))?;
+            } else if s.train.n < tr {
+                bail!(
+                    "setting {setting}: only {} training images remain after validation",
+                    s.train.n
+                );
+            }
             if let Some(n) = test_size {
                 s.test = s.test.select(&(0..n.min(s.test.n)).collect::<Vec<_>>());
             }

@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use serde_json::json;
 use std::collections::HashMap;
 
-fn splits(
+/// Loads and splits `--data`, printing where each part came from.
+pub(super) fn splits(
     data: &crate::cli::DataArgs,
     train_size: Option<usize>,
     val_size: Option<usize>,

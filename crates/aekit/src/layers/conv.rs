@@ -224,6 +224,56 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     }
 
+    type Fwd = fn(&mut [f64], &[f64], &[f64], &[f64], &mut [f64], &ConvGeom, usize, usize);
+    type Bwd = fn(
+        Option<&mut [f64]>,
+        &mut [f64],
+        &mut [f64],
+        &[f64],
+        &[f64],
+        &[f64],
+        &mut [f64],
+        &ConvGeom,
+        usize,
+        usize,
+    );
+
+    /// Checks dx, dW and db of a (forward, backward) pair against central
+    /// differences of Σ y ⊙ r for a fixed random r; `c` is the pair's
+    /// channel argument, `lens` the lengths of x, W, b and y.
+    fn check_pair(fwd: Fwd, bwd: Bwd, g: &ConvGeom, c: usize, batch: usize, lens: [usize; 4]) {
+        let [nx, nw, nb, ny] = lens;
+        let (x, wt, b, r) = (
+            random_vec(nx, 1.0, 1),
+            random_vec(nw, 0.5, 2),
+            random_vec(nb, 0.5, 3),
+            random_vec(ny, 1.0, 4),
+        );
+        let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+        let f = |x: &[f64], wt: &[f64], b: &[f64]| {
+            let mut y = vec![0.0; ny];
+            let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+            fwd(&mut y, x, wt, b, &mut col, g, c, batch);
+            dot(&y, &r)
+        };
+        let (mut dx, mut dw, mut db) = (vec![0.0; nx], vec![0.0; nw], vec![0.0; nb]);
+        bwd(
+            Some(&mut dx),
+            &mut dw,
+            &mut db,
+            &r,
+            &x,
+            &wt,
+            &mut col,
+            g,
+            c,
+            batch,
+        );
+        assert!(max_rel_error(|v| f(v, &wt, &b), &x, &dx) < 1e-6, "dx {g:?}");
+        assert!(max_rel_error(|v| f(&x, v, &b), &wt, &dw) < 1e-6, "dW {g:?}");
+        assert!(max_rel_error(|v| f(&x, &wt, v), &b, &db) < 1e-6, "db {g:?}");
+    }
+
     #[test]
     fn conv2d_gradients_match_finite_differences() {
         for (c_in, c_out, h, w, k, s, p) in [
@@ -233,34 +283,20 @@ mod tests {
         ] {
             let g = ConvGeom::new(c_in, h, w, k, s, p).unwrap();
             let batch = 2;
-            let x = random_vec(batch * g.input_len(), 1.0, 1);
-            let wt = random_vec(c_out * g.col_rows(), 0.5, 2);
-            let b = random_vec(c_out, 0.5, 3);
-            let ny = batch * c_out * g.col_cols();
-            let r = random_vec(ny, 1.0, 4);
-            let mut col = vec![0.0; g.col_rows() * g.col_cols()];
-            let f = |x: &[f64], wt: &[f64], b: &[f64]| {
-                let mut y = vec![0.0; ny];
-                let mut col = vec![0.0; g.col_rows() * g.col_cols()];
-                conv2d_forward(&mut y, x, wt, b, &mut col, &g, c_out, batch);
-                dot(&y, &r)
-            };
-            let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; c_out]);
-            conv2d_backward(
-                Some(&mut dx),
-                &mut dw,
-                &mut db,
-                &r,
-                &x,
-                &wt,
-                &mut col,
+            let lens = [
+                batch * g.input_len(),
+                c_out * g.col_rows(),
+                c_out,
+                batch * c_out * g.col_cols(),
+            ];
+            check_pair(
+                conv2d_forward::<f64>,
+                conv2d_backward::<f64>,
                 &g,
                 c_out,
                 batch,
+                lens,
             );
-            assert!(max_rel_error(|v| f(v, &wt, &b), &x, &dx) < 1e-6);
-            assert!(max_rel_error(|v| f(&x, v, &b), &wt, &dw) < 1e-6);
-            assert!(max_rel_error(|v| f(&x, &wt, v), &b, &db) < 1e-6);
         }
     }
 
@@ -273,34 +309,20 @@ mod tests {
         ] {
             let g = conv_transpose_geom(c_out, h, w, k, s, p, op).unwrap();
             let batch = 2;
-            let x = random_vec(batch * c_in * h * w, 1.0, 5);
-            let wt = random_vec(c_in * g.col_rows(), 0.5, 6);
-            let b = random_vec(c_out, 0.5, 7);
-            let ny = batch * g.input_len();
-            let r = random_vec(ny, 1.0, 8);
-            let mut col = vec![0.0; g.col_rows() * g.col_cols()];
-            let f = |x: &[f64], wt: &[f64], b: &[f64]| {
-                let mut y = vec![0.0; ny];
-                let mut col = vec![0.0; g.col_rows() * g.col_cols()];
-                conv_transpose2d_forward(&mut y, x, wt, b, &mut col, &g, c_in, batch);
-                dot(&y, &r)
-            };
-            let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; wt.len()], vec![0.0; c_out]);
-            conv_transpose2d_backward(
-                Some(&mut dx),
-                &mut dw,
-                &mut db,
-                &r,
-                &x,
-                &wt,
-                &mut col,
+            let lens = [
+                batch * c_in * h * w,
+                c_in * g.col_rows(),
+                c_out,
+                batch * g.input_len(),
+            ];
+            check_pair(
+                conv_transpose2d_forward::<f64>,
+                conv_transpose2d_backward::<f64>,
                 &g,
                 c_in,
                 batch,
+                lens,
             );
-            assert!(max_rel_error(|v| f(v, &wt, &b), &x, &dx) < 1e-6);
-            assert!(max_rel_error(|v| f(&x, v, &b), &wt, &dw) < 1e-6);
-            assert!(max_rel_error(|v| f(&x, &wt, v), &b, &db) < 1e-6);
         }
     }
 
