@@ -107,6 +107,18 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
     let correct: u64 = (0..10).map(|c| r.confusion[c][c]).sum();
     assert!((100.0 * (1.0 - correct as f64 / 500.0) - r.test_error).abs() < 1e-9);
     assert_eq!(r.valid_error, r.history[r.best_epoch - 1].val_error);
+    // The softmax layer travels with the model: the reloaded file classifies
+    // the test set exactly as fine-tuning reported.
+    assert!(
+        fresh.predict(&test, par).is_err(),
+        "no softmax before fine-tuning"
+    );
+    m.save(&path, HashMap::new()).unwrap();
+    let back = StackedDae::load(&path).unwrap();
+    let pred = back.predict(&test, par).unwrap();
+    let labels = test.labels.as_ref().unwrap();
+    let wrong = pred.iter().zip(labels).filter(|(a, b)| a != b).count();
+    assert!((100.0 * wrong as f64 / 500.0 - r.test_error).abs() < 1e-9);
     let e = StackedDae::load(std::path::Path::new("/no/such.safetensors"))
         .unwrap_err()
         .to_string();

@@ -57,6 +57,11 @@ impl Loaded {
         Ok(d)
     }
 
+    /// The shape of tensor `name`, if it is (still) there.
+    pub fn shape_of(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(name).map(|(s, _)| s.clone())
+    }
+
     /// Whether a tensor of that name is (still) there.
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

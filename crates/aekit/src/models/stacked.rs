@@ -259,6 +259,9 @@ pub struct StackedDae {
     /// top layer's training ended gradually; otherwise x is reconstructed
     /// through the tied decoders, top down.
     pub top_decoder: Option<(Vec<f32>, Vec<f32>)>,
+    /// The softmax layer from fine-tuning (W `[n_L, classes]`, b `[classes]`),
+    /// saved with the model so that it can classify.
+    pub classifier: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 fn uniform(rng: &mut Rng, n: usize, r: f32) -> Vec<f32> {
@@ -288,6 +291,7 @@ impl StackedDae {
             trunk,
             decoder_bias,
             top_decoder: None,
+            classifier: None,
         }
     }
 
@@ -439,6 +443,8 @@ impl StackedDae {
                 format!("{} columns", x.dim),
             ));
         }
+        // The trunk will move: a softmax fitted to the old codes would be stale.
+        self.classifier = None;
         let start = Instant::now();
         let mut rng = seeded(cfg.seed ^ 0x6a4d);
         let mut updates = 0u64;
@@ -578,6 +584,18 @@ impl StackedDae {
                 data: b,
             });
         }
+        if let Some((w, b)) = &self.classifier {
+            t.push(NamedTensor {
+                name: "classifier.weight",
+                shape: vec![self.sizes[self.depth()], b.len()],
+                data: w,
+            });
+            t.push(NamedTensor {
+                name: "classifier.bias",
+                shape: vec![b.len()],
+                data: b,
+            });
+        }
         let mut meta = metadata;
         meta.insert("format".into(), "aekit.stacked".into());
         meta.insert(
@@ -626,6 +644,17 @@ impl StackedDae {
                 f.take("top_decoder.weight", &[sizes[l], nv])?,
                 f.take("top_decoder.bias", &[nv])?,
             ));
+        }
+        if let Some(shape) = f.shape_of("classifier.bias") {
+            let [k] = shape[..] else {
+                return Err(Error::format(
+                    path,
+                    format!("`classifier.bias` has shape {shape:?}, not [classes]"),
+                ));
+            };
+            let b = f.take("classifier.bias", &[k])?;
+            let w = f.take("classifier.weight", &[sizes[m.depth()], k])?;
+            m.classifier = Some((w, b));
         }
         Ok(m)
     }
@@ -740,6 +769,20 @@ fn error_pct(pred: &[u8], labels: &[u8]) -> f64 {
 }
 
 impl StackedDae {
+    /// The class of each example, by the trunk and the fine-tuned softmax.
+    pub fn predict(&self, x: &Dataset, par: Par) -> Result<Vec<u8>> {
+        let Some((w, b)) = &self.classifier else {
+            return Err(Error::config(
+                "model",
+                "has no softmax layer: fine-tune it first (`aekit finetune`)",
+            ));
+        };
+        crate::models::check_columns("examples", self.sizes[0], x.dim)?;
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes: b.len() });
+        let p: Vec<f32> = self.trunk.iter().chain(w).chain(b).copied().collect();
+        Ok(predict(&lay, &p, x, par))
+    }
+
     /// Fine-tunes trunk + a new softmax layer on labelled `train`, with early
     /// stopping on `val`'s classification error (the best weights are kept,
     /// trunk included), and reports on `test`.
@@ -838,6 +881,8 @@ impl StackedDae {
             confusion[t as usize][pr as usize] += 1;
         }
         self.trunk.copy_from_slice(&best[..tl]);
+        let (hw, hb) = &lay.layers[self.depth()];
+        self.classifier = Some((best[hw.clone()].to_vec(), best[hb.clone()].to_vec()));
         // The trunk has moved: a decoder trained for the old codes no longer fits.
         self.top_decoder = None;
         Ok(FinetuneReport {
