@@ -460,6 +460,7 @@ fn train_with_two_threads_in_each_parallel_mode() {
     let d = tmp("parallel");
     for (mode, batch) in [
         ("split", "1"),
+        ("rows", "1"),
         ("hogwild", "1"),
         ("minibatch", "10"),
         ("gemm", "10"),

@@ -269,23 +269,25 @@ fn per_example(n_hid: usize, threads: usize, parallel: &str, loss: Loss) -> Deno
 }
 
 #[test]
-fn split_mode_equals_one_thread_up_to_summation_order() {
+fn split_and_rows_modes_equal_one_thread_up_to_summation_order() {
+    use aekit::models::dae::EpochPlan;
     let x = small_mnist(400);
     let xv = ArrayView2::from_shape((400, 784), &x).unwrap();
     for loss in [Loss::Squared, Loss::CrossEntropy] {
         let mut one = per_example(100, 1, "auto", loss);
         one.fit(xv, None, &mut Silent).unwrap();
-        for threads in [2, 3] {
-            let mut many = per_example(100, threads, "split", loss);
-            assert!(
-                matches!(many.epoch_plan().unwrap(), aekit::models::dae::EpochPlan::Split(t) if t == threads)
-            );
+        for (threads, mode) in [(2, "split"), (3, "split"), (2, "rows"), (3, "rows")] {
+            let mut many = per_example(100, threads, mode, loss);
+            assert!(matches!(
+                (mode, many.epoch_plan().unwrap()),
+                ("split", EpochPlan::Split(t)) | ("rows", EpochPlan::Rows(t)) if t == threads
+            ));
             many.fit(xv, None, &mut Silent).unwrap();
-            // Same examples, same noise, same SGD; only the order in which the
-            // decoder's partial sums are added differs: measured 2e-7 to 6e-7
-            // after these 400 steps.
+            // Same examples, same noise, same SGD; only the order in which
+            // partial sums are added differs (split: the decoder's; rows: the
+            // encoder's and δh): measured 2e-7 to 6e-7 after these 400 steps.
             let d = max_abs_diff(one.params(), many.params());
-            assert!(d < 1e-5, "{threads} threads, {loss:?}: max |Δθ| = {d}");
+            assert!(d < 1e-5, "{mode}, {threads} threads, {loss:?}: max |Δθ| = {d}");
             let (s1, s2) = (one.score(xv).unwrap(), many.score(xv).unwrap());
             assert!((s1 - s2).abs() < 1e-4 * s1, "{s1} vs {s2}");
         }

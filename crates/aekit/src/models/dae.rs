@@ -24,7 +24,7 @@ use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
 use crate::train::parallel::{
-    hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, SplitLink, SplitSync,
+    hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, RowSync, SplitLink, SplitSync,
 };
 use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
@@ -359,6 +359,8 @@ pub enum EpochPlan {
     Fused,
     /// Per-example SGD, hidden units split over this many threads.
     Split(usize),
+    /// Per-example SGD, visible units (rows of W) split over this many threads.
+    Rows(usize),
     /// Per-example lock-free SGD on this many threads.
     Hogwild(usize),
     /// Each minibatch split over this many threads.
@@ -619,10 +621,12 @@ impl DenoisingAutoencoder {
                     EpochPlan::Layers(Par::Seq)
                 }
             }
-            ParallelMode::Auto if fused => EpochPlan::Split(threads),
+            ParallelMode::Auto if fused => EpochPlan::Rows(threads),
             ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
             ParallelMode::Split if fused => EpochPlan::Split(threads),
             ParallelMode::Split => return Err(need_fused("split")),
+            ParallelMode::Rows if fused => EpochPlan::Rows(threads),
+            ParallelMode::Rows => return Err(need_fused("rows")),
             ParallelMode::Hogwild if fused => EpochPlan::Hogwild(threads),
             ParallelMode::Hogwild => return Err(need_fused("hogwild")),
             ParallelMode::Minibatch if self.train.batch >= 2 => {
@@ -687,6 +691,82 @@ impl DenoisingAutoencoder {
                     obs.on_progress(t + 1, n);
                 }
             }
+        });
+        self.rng = rng0;
+        for w in &mut workers {
+            w.write_params(&self.layout, &mut self.params);
+        }
+        (total / n as f64, n as u64)
+    }
+
+    /// The `rows` mode: one worker per block of visible units, each stepping
+    /// every example on its slice; see [`crate::train::parallel`].
+    fn run_epoch_rows(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        let nv = self.config.n_vis;
+        let t = split_workers(threads).min(nv);
+        let hp = self.config.n_hid.div_ceil(16) * 16;
+        let sync = std::sync::Arc::new(RowSync::new(t, hp));
+        // Contiguous blocks of rows, as equal as can be.
+        let bounds: Vec<usize> = (0..=t).map(|k| k * nv / t).collect();
+        let mut workers: Vec<FusedTiedSgd> = (0..t)
+            .map(|k| {
+                FusedTiedSgd::new_rows(
+                    &self.config,
+                    &self.layout,
+                    &self.params,
+                    self.train.lr,
+                    self.train.weight_decay,
+                    bounds[k]..bounds[k + 1],
+                    sync.clone(),
+                    k,
+                )
+                .expect("supports() was checked")
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        let noise = self.config.noise;
+        let report_every = (n / 100).max(1);
+        let (first, rest) = workers.split_first_mut().expect("at least one block");
+        let mut rng0 = self.rng.clone();
+        let bounds = &bounds;
+        // Every worker draws the same corruption of the whole example (the
+        // same seed), then steps on its own slice.
+        let total = std::thread::scope(|s| {
+            let handles: Vec<_> = rest
+                .iter_mut()
+                .enumerate()
+                .map(|(k, w)| {
+                    let (order, mut rng) = (&order, self.rng.clone());
+                    let r = bounds[k + 1]..bounds[k + 2];
+                    s.spawn(move || {
+                        let mut noisy = vec![0.0f32; nv];
+                        let mut total = 0.0f64;
+                        for &i in order {
+                            let xi = &x[i * nv..(i + 1) * nv];
+                            noise.apply(&mut noisy, xi, &mut rng);
+                            total += w.step(&xi[r.clone()], &noisy[r.clone()]) as f64;
+                        }
+                        total
+                    })
+                })
+                .collect();
+            let r = bounds[0]..bounds[1];
+            let mut noisy = vec![0.0f32; nv];
+            let mut total = 0.0f64;
+            for (t, &i) in order.iter().enumerate() {
+                let xi = &x[i * nv..(i + 1) * nv];
+                noise.apply(&mut noisy, xi, &mut rng0);
+                total += first.step(&xi[r.clone()], &noisy[r.clone()]) as f64;
+                if (t + 1) % report_every == 0 || t + 1 == n {
+                    obs.on_progress(t + 1, n);
+                }
+            }
+            total
+                + handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a rows worker panicked"))
+                    .sum::<f64>()
         });
         self.rng = rng0;
         for w in &mut workers {
@@ -856,6 +936,7 @@ impl DenoisingAutoencoder {
         let par = match self.epoch_plan().expect("checked when fit began") {
             EpochPlan::Fused => return self.run_epoch_fused(x, n, obs),
             EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, obs),
+            EpochPlan::Rows(t) => return self.run_epoch_rows(x, n, t, obs),
             EpochPlan::Hogwild(t) => return self.run_epoch_hogwild(x, n, t, obs),
             EpochPlan::Minibatch(t) => return self.run_epoch_minibatch(x, n, t, obs),
             EpochPlan::Layers(par) => par,

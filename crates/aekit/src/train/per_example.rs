@@ -140,6 +140,85 @@ pub struct SplitLink<'a> {
     pub me: usize,
 }
 
+/// Shared state of the `rows` parallel mode: each worker owns a block of
+/// visible units (whole rows of W, every hidden unit), so the workers only
+/// need to add up two hidden-length vectors per example: the encoder's
+/// pre-activation and the back-propagated δh. Each worker publishes its
+/// partial vector, then every worker adds all of them in worker order, so all
+/// hold the same bits.
+pub struct RowSync {
+    threads: usize,
+    /// `[threads][2 parities][hp]` f32 bits, whole cache lines.
+    slots: Vec<Line>,
+    /// All-reductions published by each worker.
+    progress: Vec<Padded>,
+    hp: usize,
+}
+
+impl std::fmt::Debug for RowSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RowSync {{ threads: {}, hp: {} }}", self.threads, self.hp)
+    }
+}
+
+impl RowSync {
+    /// For `threads` workers and hidden vectors of padded length `hp` (a
+    /// multiple of 16).
+    pub fn new(threads: usize, hp: usize) -> RowSync {
+        RowSync {
+            threads,
+            slots: (0..threads * 2 * hp.div_ceil(16))
+                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect(),
+            progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            hp,
+        }
+    }
+
+    /// The `seq`-th all-reduction (1, 2, …) of worker `me`: `buf` holds its
+    /// partial sums on entry and the total on return. A slot is reused two
+    /// reductions later, when every peer has already read it (they must have
+    /// published the reduction in between).
+    fn allreduce(&self, me: usize, seq: usize, buf: &mut [f32]) {
+        let lines = self.hp / 16;
+        let base = |w: usize| (w * 2 + seq % 2) * lines;
+        for (line, chunk) in self.slots[base(me)..base(me) + lines]
+            .iter()
+            .zip(buf.chunks_exact(16))
+        {
+            for (slot, &v) in line.0.iter().zip(chunk) {
+                slot.store(v.to_bits(), Ordering::Relaxed);
+            }
+        }
+        self.progress[me].0.store(seq, Ordering::Release);
+        for p in &self.progress {
+            let mut spins = 0u32;
+            while p.0.load(Ordering::Acquire) < seq {
+                if spins < 2000 {
+                    std::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
+            let mut sum = [0.0f32; 16];
+            for w in 0..self.threads {
+                if w == me {
+                    sum.iter_mut().zip(chunk.iter()).for_each(|(s, &v)| *s += v);
+                } else {
+                    let line = &self.slots[base(w) + l].0;
+                    sum.iter_mut()
+                        .zip(line)
+                        .for_each(|(s, v)| *s += f32::from_bits(v.load(Ordering::Relaxed)));
+                }
+            }
+            chunk.copy_from_slice(&sum);
+        }
+    }
+}
+
 /// The body of one step, instantiated once per instruction set with that
 /// set's primitives.
 macro_rules! step_body {
@@ -153,7 +232,11 @@ macro_rules! step_body {
                 *b -= lr * d;
             }
         }
-        $self.h_new.copy_from_slice(&$self.b);
+        // In the `rows` mode worker 0 alone brings the bias into the sum.
+        match &$self.rows {
+            Some((_, me)) if *me > 0 => $self.h_new.fill(0.0),
+            _ => $self.h_new.copy_from_slice(&$self.b),
+        }
         $self.nz.clear();
         $self
             .nz
@@ -172,6 +255,9 @@ macro_rules! step_body {
                 $self.updated[i] = true;
             }
             $axpy(&mut $self.h_new, $xt[i], row);
+        }
+        if let Some((sync, me)) = &$self.rows {
+            sync.allreduce(*me, 2 * $self.examples as usize + 1, &mut $self.h_new);
         }
         for v in &mut $self.h_new[..nh] {
             *v = vmath::sigmoid(*v);
@@ -324,6 +410,9 @@ macro_rules! step_body {
         for &i in &$self.nz {
             $self.updated[i] = false;
         }
+        if let Some((sync, me)) = &$self.rows {
+            sync.allreduce(*me, 2 * $self.examples as usize + 2, &mut $self.dh_acc);
+        }
         // 3. δh for t+1; its update is now pending.
         for ((d, &acc), &h) in $self.dh.iter_mut().zip(&$self.dh_acc).zip(&$self.h_new) {
             *d = acc * h * (1.0 - h);
@@ -426,6 +515,10 @@ pub struct FusedTiedSgd {
     gathered: Vec<f32>,
     updated: Vec<bool>,
     nz: Vec<usize>,
+    /// The `rows` mode: the shared sums and this worker's index; its rows of
+    /// W start at visible unit `vis_start`.
+    rows: Option<(std::sync::Arc<RowSync>, usize)>,
+    vis_start: usize,
 }
 
 impl FusedTiedSgd {
@@ -494,7 +587,45 @@ impl FusedTiedSgd {
             gathered: Vec::new(),
             updated: vec![false; nv],
             nz: Vec::with_capacity(nv),
+            rows: None,
+            vis_start: 0,
         })
+    }
+
+    /// Takes visible units `vis` (their rows of W, all hidden units, and
+    /// their slice of b′) as worker `me` of the `rows` mode. Every worker steps
+    /// the same examples, passing only its slice of x and x̃.
+    pub fn new_rows(
+        cfg: &DaeConfig,
+        lay: &Layout,
+        params: &[f32],
+        lr: f32,
+        weight_decay: f32,
+        vis: std::ops::Range<usize>,
+        sync: std::sync::Arc<RowSync>,
+        me: usize,
+    ) -> Result<Self> {
+        let mut k = Self::new(cfg, lay, params, lr, weight_decay)?;
+        assert!(
+            me < sync.threads && sync.hp == k.hp,
+            "rows worker {me} does not fit its RowSync"
+        );
+        let hp = k.hp;
+        k.w = k.w[vis.start * hp..vis.end * hp].to_vec();
+        k.c = k.c[vis.clone()].to_vec();
+        let nv = vis.len();
+        k.n_vis = nv;
+        (k.da, k.xt, k.da_new, k.part) = (vec![0.0; nv], vec![0.0; nv], vec![0.0; nv], vec![0.0; nv]);
+        k.updated = vec![false; nv];
+        k.nz = Vec::with_capacity(nv);
+        k.rows = Some((sync, me));
+        k.vis_start = vis.start;
+        Ok(k)
+    }
+
+    /// The padded hidden length (for sizing a [`RowSync`]).
+    pub fn padded_hidden(&self) -> usize {
+        self.hp
     }
 
     /// Forces an instruction set (for tests and benchmarks); `Portable` is
@@ -569,6 +700,18 @@ impl FusedTiedSgd {
         self.flush();
         let (nh, j0) = (self.n_hid, self.hid_start);
         let total = lay.b_hid.len();
+        if self.rows.is_some() {
+            // This worker's rows (all hidden units), its b′ slice, and b
+            // (every worker holds the same b).
+            let v0 = self.vis_start;
+            let w = &mut params[lay.w.clone()][v0 * total..(v0 + self.n_vis) * total];
+            for (dst, src) in w.chunks_exact_mut(total).zip(self.w.chunks_exact(self.hp)) {
+                dst.copy_from_slice(&src[..total]);
+            }
+            params[lay.b_hid.clone()].copy_from_slice(&self.b[..total]);
+            params[lay.b_vis.clone()][v0..v0 + self.n_vis].copy_from_slice(&self.c);
+            return;
+        }
         for (dst, src) in params[lay.w.clone()]
             .chunks_exact_mut(total)
             .zip(self.w.chunks_exact(self.hp))
@@ -1072,5 +1215,39 @@ mod floor {
             (run(&mut a, None), h.join().unwrap())
         });
         println!("two independent lone 784x256 workers at once: {ua:.1} and {ub:.1} µs/step");
+        // The `rows` decomposition: half the rows each, with and without the
+        // two all-reductions per example.
+        let cfg = DaeConfig {
+            n_vis: 784,
+            n_hid: 500,
+            loss: Loss::Squared,
+            ..DaeConfig::default()
+        };
+        let lay = Layout::new(&cfg);
+        let p = vec![0.01f32; lay.len];
+        let run_rows = |k: &mut FusedTiedSgd, r: std::ops::Range<usize>| {
+            let t = std::time::Instant::now();
+            for (s, n) in masks.iter().enumerate() {
+                let x = &d.x[(s % 10000) * 784..(s % 10000 + 1) * 784];
+                k.step(&x[r.clone()], &n[r.clone()]);
+            }
+            t.elapsed().as_secs_f64() * 1e6 / steps as f64
+        };
+        for linked in [false, true] {
+            let sync = std::sync::Arc::new(RowSync::new(2, 512));
+            let make = |r: std::ops::Range<usize>, me: usize| {
+                let mut k = FusedTiedSgd::new_rows(&cfg, &lay, &p, 0.01, 0.0, r, sync.clone(), me).unwrap();
+                if !linked {
+                    k.rows = None;
+                }
+                k
+            };
+            let (mut a, mut b) = (make(0..392, 0), make(392..784, 1));
+            let (ua, ub) = std::thread::scope(|s| {
+                let h = s.spawn(|| run_rows(&mut b, 392..784));
+                (run_rows(&mut a, 0..392), h.join().unwrap())
+            });
+            println!("rows workers 392x500 (linked: {linked}): {ua:.1} and {ub:.1} µs/step");
+        }
     }
 }
