@@ -164,21 +164,24 @@ fn loss_grad<T: Real>(
     let mut d = vec![T::ZERO; batch * classes];
     let total = softmax_xent(Some(&mut d), logits, labels, classes);
     let (gw, gb) = grad[w.start..b.end].split_at_mut(w.len());
+    // The output layer's input gradient goes to the hidden layer (MLP) or out
+    // to the caller (softmax regression).
+    dh.resize(if mlp { batch * n_top } else { 0 }, T::ZERO);
+    let (d_top, dx) = if mlp { (Some(&mut dh[..]), dx) } else { (dx, None) };
+    dense_backward(
+        d_top,
+        gw,
+        gb,
+        &d,
+        top,
+        &p[w.clone()],
+        batch,
+        n_top,
+        classes,
+        false,
+        lay.par,
+    );
     if mlp {
-        dh.resize(batch * n_top, T::ZERO);
-        dense_backward(
-            Some(dh),
-            gw,
-            gb,
-            &d,
-            top,
-            &p[w.clone()],
-            batch,
-            n_top,
-            classes,
-            false,
-            lay.par,
-        );
         Activation::Relu.backward(dh, h);
         let (w1, b1) = &lay.layers[0];
         let (gw1, gb1) = grad[w1.start..b1.end].split_at_mut(w1.len());
@@ -192,20 +195,6 @@ fn loss_grad<T: Real>(
             batch,
             lay.dims[0],
             n_top,
-            false,
-            lay.par,
-        );
-    } else {
-        dense_backward(
-            dx,
-            gw,
-            gb,
-            &d,
-            top,
-            &p[w.clone()],
-            batch,
-            n_top,
-            classes,
             false,
             lay.par,
         );
