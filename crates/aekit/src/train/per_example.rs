@@ -102,18 +102,23 @@ impl SplitSync {
         &self.partials[(worker * 2 + parity) * lines + i / 16].0[i % 16]
     }
 
-    /// Waits until every worker has published `seq` blocks. Spins briefly,
-    /// then yields, so oversubscribed runs (more workers than cores) still move.
+    /// Waits until every worker has published `seq` blocks.
     fn wait_all(&self, seq: usize) {
-        for p in &self.progress {
-            let mut spins = 0u32;
-            while p.0.load(Ordering::Acquire) < seq {
-                if spins < 2000 {
-                    std::hint::spin_loop();
-                    spins += 1;
-                } else {
-                    std::thread::yield_now();
-                }
+        wait_all(&self.progress, seq);
+    }
+}
+
+/// Waits until every counter reaches `seq` (acquire). Spins briefly, then
+/// yields, so oversubscribed runs (more workers than cores) still move.
+fn wait_all(progress: &[Padded], seq: usize) {
+    for p in progress {
+        let mut spins = 0u32;
+        while p.0.load(Ordering::Acquire) < seq {
+            if spins < 2000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
             }
         }
     }
@@ -191,17 +196,7 @@ impl RowSync {
             }
         }
         self.progress[me].0.store(seq, Ordering::Release);
-        for p in &self.progress {
-            let mut spins = 0u32;
-            while p.0.load(Ordering::Acquire) < seq {
-                if spins < 2000 {
-                    std::hint::spin_loop();
-                    spins += 1;
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
+        wait_all(&self.progress, seq);
         for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
             let mut sum = [0.0f32; 16];
             for w in 0..self.threads {
