@@ -129,10 +129,10 @@ pub struct BenchCurveArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// builtin (10k MNIST test images shipped in aekit), mnist, fashion-mnist,
-    /// or a directory of IDX files.
+    /// cifar10, cifar100, or a directory of IDX or CIFAR binary files.
     #[arg(long)]
     pub data: Option<String>,
-    /// Where mnist / fashion-mnist are cached (default: $AEKIT_DATA, else
+    /// Where downloaded datasets are cached (default: $AEKIT_DATA, else
     /// ~/.cache/aekit).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -397,6 +397,7 @@ pub struct CaeTrainArgs {
     /// file with `input`, `[[encoder]]` and `[[decoder]]`.
     #[arg(long, default_value = "cae-mnist")]
     pub arch: String,
+    /// Most epochs (default: 10 for `cae`, 3 for `ensemble`).
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 100)]
