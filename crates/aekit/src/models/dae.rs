@@ -644,9 +644,8 @@ impl DenoisingAutoencoder {
     /// The `split` mode: one worker per block of hidden units, each stepping
     /// every example; see [`crate::train::parallel`].
     fn run_epoch_split(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        let nv = self.config.n_vis;
         let blocks = hidden_blocks(self.config.n_hid, split_workers(threads));
-        let mut workers: Vec<FusedTiedSgd> = blocks
+        let workers: Vec<FusedTiedSgd> = blocks
             .iter()
             .map(|b| {
                 FusedTiedSgd::new_block(
@@ -660,43 +659,16 @@ impl DenoisingAutoencoder {
                 .expect("supports() was checked")
             })
             .collect();
-        let sync = SplitSync::new(workers.len(), nv);
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let noise = self.config.noise;
-        let report_every = (n / 100).max(1);
-        let (first, rest) = workers.split_first_mut().expect("at least one block");
-        let mut rng0 = self.rng.clone();
-        let mut total = 0.0f64;
-        std::thread::scope(|s| {
-            for (k, w) in rest.iter_mut().enumerate() {
-                let (order, sync, mut rng) = (&order, &sync, self.rng.clone());
-                s.spawn(move || {
-                    let link = Some(SplitLink { sync, me: k + 1 });
-                    let mut noisy = vec![0.0f32; nv];
-                    for &i in order {
-                        let xi = &x[i * nv..(i + 1) * nv];
-                        noise.apply(&mut noisy, xi, &mut rng);
-                        w.step_linked(xi, &noisy, link);
-                    }
-                });
+        let sync = SplitSync::new(workers.len(), self.config.n_vis);
+        // Every worker computes the whole example's loss; count worker 0's.
+        self.run_lockstep(x, n, workers, obs, |k, w, xi, noisy| {
+            let l = w.step_linked(xi, noisy, Some(SplitLink { sync: &sync, me: k }));
+            if k == 0 {
+                l
+            } else {
+                0.0
             }
-            let link = Some(SplitLink { sync: &sync, me: 0 });
-            let mut noisy = vec![0.0f32; nv];
-            for (t, &i) in order.iter().enumerate() {
-                let xi = &x[i * nv..(i + 1) * nv];
-                noise.apply(&mut noisy, xi, &mut rng0);
-                total += first.step_linked(xi, &noisy, link) as f64;
-                if (t + 1) % report_every == 0 || t + 1 == n {
-                    obs.on_progress(t + 1, n);
-                }
-            }
-        });
-        self.rng = rng0;
-        for w in &mut workers {
-            w.write_params(&self.layout, &mut self.params);
-        }
-        (total / n as f64, n as u64)
+        })
     }
 
     /// The `rows` mode: one worker per block of visible units, each stepping
@@ -708,7 +680,7 @@ impl DenoisingAutoencoder {
         let sync = std::sync::Arc::new(RowSync::new(t, hp));
         // Contiguous blocks of rows, as equal as can be.
         let bounds: Vec<usize> = (0..=t).map(|k| k * nv / t).collect();
-        let mut workers: Vec<FusedTiedSgd> = (0..t)
+        let workers: Vec<FusedTiedSgd> = (0..t)
             .map(|k| {
                 FusedTiedSgd::new_rows(
                     &self.config,
@@ -723,41 +695,57 @@ impl DenoisingAutoencoder {
                 .expect("supports() was checked")
             })
             .collect();
+        // Each worker's loss covers its own rows; the shares add up.
+        self.run_lockstep(x, n, workers, obs, |k, w, xi, noisy| {
+            let r = bounds[k]..bounds[k + 1];
+            w.step(&xi[r.clone()], &noisy[r])
+        })
+    }
+
+    /// One epoch of workers in lock step: every worker steps every example of
+    /// one shuffled order, drawing the same corruption from its own copy of
+    /// the random state; `step(k, worker, x, x̃)` returns worker k's share of
+    /// the example's loss. Worker 0 runs on this thread and reports progress.
+    fn run_lockstep(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        mut workers: Vec<FusedTiedSgd>,
+        obs: &mut dyn Observer,
+        step: impl Fn(usize, &mut FusedTiedSgd, &[f32], &[f32]) -> f32 + Sync,
+    ) -> (f64, u64) {
+        let nv = self.config.n_vis;
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         let noise = self.config.noise;
         let report_every = (n / 100).max(1);
-        let (first, rest) = workers.split_first_mut().expect("at least one block");
         let mut rng0 = self.rng.clone();
-        let bounds = &bounds;
-        // Every worker draws the same corruption of the whole example (the
-        // same seed), then steps on its own slice.
+        let (first, rest) = workers.split_first_mut().expect("at least one worker");
+        let (order, step) = (&order, &step);
         let total = std::thread::scope(|s| {
             let handles: Vec<_> = rest
                 .iter_mut()
                 .enumerate()
                 .map(|(k, w)| {
-                    let (order, mut rng) = (&order, self.rng.clone());
-                    let r = bounds[k + 1]..bounds[k + 2];
+                    let mut rng = self.rng.clone();
                     s.spawn(move || {
                         let mut noisy = vec![0.0f32; nv];
                         let mut total = 0.0f64;
                         for &i in order {
                             let xi = &x[i * nv..(i + 1) * nv];
                             noise.apply(&mut noisy, xi, &mut rng);
-                            total += w.step(&xi[r.clone()], &noisy[r.clone()]) as f64;
+                            total += step(k + 1, w, xi, &noisy) as f64;
                         }
                         total
                     })
                 })
                 .collect();
-            let r = bounds[0]..bounds[1];
             let mut noisy = vec![0.0f32; nv];
             let mut total = 0.0f64;
             for (t, &i) in order.iter().enumerate() {
                 let xi = &x[i * nv..(i + 1) * nv];
                 noise.apply(&mut noisy, xi, &mut rng0);
-                total += first.step(&xi[r.clone()], &noisy[r.clone()]) as f64;
+                total += step(0, first, xi, &noisy) as f64;
                 if (t + 1) % report_every == 0 || t + 1 == n {
                     obs.on_progress(t + 1, n);
                 }
@@ -765,7 +753,7 @@ impl DenoisingAutoencoder {
             total
                 + handles
                     .into_iter()
-                    .map(|h| h.join().expect("a rows worker panicked"))
+                    .map(|h| h.join().expect("a worker panicked"))
                     .sum::<f64>()
         });
         self.rng = rng0;
