@@ -201,25 +201,27 @@ pub fn train(a: CaeArgs) -> Result<()> {
     if let Some(c) = cls {
         // Without a validation split (the CAE saw every training image), the
         // classifier holds out the last tenth of the training images.
+        let held;
         let (ctrain, cval) = if s.val.n > 0 {
-            (s.train.clone(), s.val.clone())
+            (&s.train, &s.val)
         } else {
             let cut = s.train.n - (s.train.n / 10).max(1);
-            (
+            held = (
                 s.train.select(&(0..cut).collect::<Vec<_>>()),
                 s.train.select(&(cut..s.train.n).collect::<Vec<_>>()),
-            )
+            );
+            (&held.0, &held.1)
         };
         let t = Instant::now();
         let labels = |d: &Dataset| d.labels.clone().context("classifying needs labelled images");
-        let (ytr, yva, yte) = (labels(&ctrain)?, labels(&cval)?, labels(&s.test)?);
+        let (ytr, yva, yte) = (labels(ctrain)?, labels(cval)?, labels(&s.test)?);
         let classes = ctrain.n_classes().max(s.test.n_classes());
         let code = |d: &Dataset, m: &ConvAutoencoder| m.transform(d, a.threads);
         let cl = model.net.code_len();
         let mut clf = FeatureClassifier::fit(
-            &code(&ctrain, &model)?,
+            &code(ctrain, &model)?,
             &ytr,
-            &code(&cval, &model)?,
+            &code(cval, &model)?,
             &yva,
             cl,
             classes,
@@ -244,7 +246,7 @@ pub fn train(a: CaeArgs) -> Result<()> {
                 },
                 ..c.clone()
             };
-            let r = model.finetune_encoder(&mut clf, &ctrain, &cval, &fc, |e, err| {
+            let r = model.finetune_encoder(&mut clf, ctrain, cval, &fc, |e, err| {
                 eprintln!("fine-tuning epoch {e}: validation error {err:.2}%")
             })?;
             let tuned = error_percent(&clf.predict(&code(&s.test, &model)?), &yte);
