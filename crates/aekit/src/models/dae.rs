@@ -757,6 +757,7 @@ impl DenoisingAutoencoder {
                     .sum::<f64>()
         });
         self.rng = rng0;
+        FusedTiedSgd::flush_all(&mut workers);
         for w in &mut workers {
             w.write_params(&self.layout, &mut self.params);
         }

@@ -8,11 +8,12 @@
 //!   the decoder's partial sums are added.
 //! - `rows`: exact per-example SGD split the other way. Each worker owns a
 //!   block of visible units: whole rows of W (every hidden unit) and its
-//!   slice of b′. Per example the workers add up two hidden-length vectors
-//!   (the encoder's pre-activation, then δh; see [`RowSync`]); everything
-//!   else a worker does touches its own rows only, so half of a 784×500 W
-//!   stays in each core's 1 MiB L2. Equal to one-thread SGD up to the order
-//!   of those two sums.
+//!   slice of b′. Per example the workers meet once, to add up two
+//!   hidden-length vectors (the last example's δh and the next one's partial
+//!   pre-activation, with two scalars; see [`RowSync`]); everything else a
+//!   worker does touches its own rows only, so half of a 784×500 W stays in
+//!   each core's 1 MiB L2. Equal to one-thread SGD up to the order of those
+//!   sums.
 //! - `hogwild` (Niu et al. 2011; the parallel-SGD paper's scheme): workers take
 //!   examples from one shuffled order and update the shared W, b and b′ with
 //!   no locks. Sound Rust: the shared parameters are f32 bits in `AtomicU32`,

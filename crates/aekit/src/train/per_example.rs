@@ -5,16 +5,21 @@
 //! and back-propagate (a = W·h + c, δa, δh = (Wᵀδa)⊙h⊙(1−h)), then update
 //! W −= η(δa·hᵀ + x̃·δhᵀ). Here the update of t is delayed and fused into the
 //! passes of t+1, which is exact (the same SGD, step for step):
-//!   1. b −= η·δh_t; for the rows i where x̃_{t+1,i} ≠ 0 (≈14% on masked
-//!      MNIST): update row i for t, then add x̃_{t+1,i}·W_i into the hidden
-//!      pre-activation of t+1. h_{t+1} = σ(·).
-//!   2. c −= η·δa_t; sweep every row once: update it for t if step 1 did not,
-//!      then, with the fresh row, a_i = W_i·h_{t+1} + c_i, δa_i, and
-//!      δh_acc += δa_i·W_i (the row is still in L1).
-//!   3. δh_{t+1} = δh_acc ⊙ h ⊙ (1−h). The update of t+1 waits for t+2, or
-//!      for [`FusedTiedSgd::flush`].
+//!   1. P = Σ x̃_{t+1,i}·W_i over the rows where x̃_{t+1,i} ≠ 0 (≈14% on
+//!      masked MNIST), read as they stand, before t's update; also
+//!      α = Σ x̃_{t+1,i}·δa_{t,i} and β = Σ x̃_{t+1,i}·x̃_{t,i}.
+//!   2. (`rows` mode) one all-reduction adds up every worker's δh_acc of t,
+//!      P, α and β.
+//!   3. δh_t = δh_acc ⊙ h_t ⊙ (1−h_t); b −= η·δh_t; c −= η·δa_t; since
+//!      t's update turns Σ x̃_{t+1,i}·W_i into P − ηα·h_t − ηβ·δh_t, the
+//!      pre-activation of t+1 is b + P − ηα·h_t − ηβ·δh_t, and
+//!      h_{t+1} = σ(·).
+//!   4. Sweep every row once: update it for t, then, with the fresh row,
+//!      a_i = W_i·h_{t+1} + c_i, δa_i, and δh_acc += δa_i·W_i (8 rows at a
+//!      time, still in L1).
+//!   5. The update of t+1 waits for t+2, or for [`FusedTiedSgd::flush`].
 //!
-//! Weight decay λ scales each row by (1 − ηλ) as it is updated.
+//! Weight decay λ scales each row by s = 1 − ηλ as it is updated (and P by s).
 //!
 //! Rows are padded to a multiple of 16 lanes with zero weights and zero
 //! hidden units, so the inner loops have no remainder. The loops are written
@@ -147,8 +152,9 @@ pub struct SplitLink<'a> {
 
 /// Shared state of the `rows` parallel mode: each worker owns a block of
 /// visible units (whole rows of W, every hidden unit), so the workers only
-/// need to add up two hidden-length vectors per example: the encoder's
-/// pre-activation and the back-propagated δh. Each worker publishes its
+/// need to add up, once per example, two hidden-length vectors (the last
+/// example's back-propagated δh and the next one's partial pre-activation)
+/// and two scalars (see the module notes). Each worker publishes its
 /// partial vector, then every worker adds all of them in worker order, so all
 /// hold the same bits.
 pub struct RowSync {
@@ -170,9 +176,10 @@ impl RowSync {
     /// For `threads` workers and hidden vectors of padded length `hp` (a
     /// multiple of 16).
     pub fn new(threads: usize, hp: usize) -> RowSync {
+        assert_eq!(hp % 16, 0, "the hidden length is padded to 16");
         RowSync {
             threads,
-            slots: (0..threads * 2 * hp.div_ceil(16))
+            slots: (0..threads * 2 * Self::payload(hp) / 16)
                 .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
                 .collect(),
             progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
@@ -180,12 +187,19 @@ impl RowSync {
         }
     }
 
+    /// Floats per all-reduction: δh_acc and P (`hp` each), then α and β
+    /// padded to a cache line.
+    fn payload(hp: usize) -> usize {
+        2 * hp + 16
+    }
+
     /// The `seq`-th all-reduction (1, 2, …) of worker `me`: `buf` holds its
     /// partial sums on entry and the total on return. A slot is reused two
     /// reductions later, when every peer has already read it (they must have
     /// published the reduction in between).
     fn allreduce(&self, me: usize, seq: usize, buf: &mut [f32]) {
-        let lines = self.hp / 16;
+        let lines = Self::payload(self.hp) / 16;
+        assert_eq!(buf.len(), 16 * lines);
         let base = |w: usize| (w * 2 + seq % 2) * lines;
         for (line, chunk) in self.slots[base(me)..base(me) + lines]
             .iter()
@@ -217,55 +231,65 @@ impl RowSync {
 /// The body of one step, instantiated once per instruction set with that
 /// set's primitives.
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_row:path, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
-        // 1. Hidden bias for t, then encode t+1 from freshly updated rows.
-        if pending {
-            for (b, &d) in $self.b.iter_mut().zip(&$self.dh) {
-                *b -= lr * d;
-            }
-        }
-        // In the `rows` mode worker 0 alone brings the bias into the sum.
-        match &$self.rows {
-            Some((_, me)) if *me > 0 => $self.h_new.fill(0.0),
-            _ => $self.h_new.copy_from_slice(&$self.b),
-        }
+        // 1. The pre-activation of t+1 from the rows as they stand (t's update
+        //    not yet applied): P = Σ x̃_{t+1,i}·W_i over the non-zero inputs,
+        //    with the two sums that carry t's update through it.
         $self.nz.clear();
         $self
             .nz
             .extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        $self.h_new.fill(0.0);
+        let (mut alpha, mut beta) = (0.0f32, 0.0f32);
         for &i in &$self.nz {
-            let row = &mut $self.w[i * hp..(i + 1) * hp];
-            if pending {
-                $update_row(
-                    row,
-                    shrink,
-                    lr * $self.da[i],
-                    lr * $self.xt[i],
-                    &$self.h,
-                    &$self.dh,
-                );
-                $self.updated[i] = true;
-            }
-            $axpy(&mut $self.h_new, $xt[i], row);
+            $axpy(&mut $self.h_new, $xt[i], &$self.w[i * hp..(i + 1) * hp]);
+            alpha += $xt[i] * $self.da[i];
+            beta += $xt[i] * $self.xt[i];
         }
+        // 2. The `rows` mode adds up every worker's δh_acc of t, P, α and β in
+        //    one all-reduction.
         if let Some((sync, me)) = &$self.rows {
-            sync.allreduce(*me, 2 * $self.examples as usize + 1, &mut $self.h_new);
+            let red = &mut $self.reduce;
+            red[..hp].copy_from_slice(&$self.dh_acc);
+            red[hp..2 * hp].copy_from_slice(&$self.h_new);
+            red[2 * hp] = alpha;
+            red[2 * hp + 1] = beta;
+            sync.allreduce(*me, $self.examples as usize + 1, red);
+            $self.dh_acc.copy_from_slice(&red[..hp]);
+            $self.h_new.copy_from_slice(&red[hp..2 * hp]);
+            (alpha, beta) = (red[2 * hp], red[2 * hp + 1]);
+        }
+        // 3. δh of t, its bias updates, and h_{t+1}: with W_i' = s·W_i −
+        //    η(δa_i·h_t + x̃_{t,i}·δh_t), Σ x̃_{t+1,i}·W_i' = s·P − ηα·h_t − ηβ·δh_t.
+        if pending {
+            for ((d, &acc), &h) in $self.dh.iter_mut().zip(&$self.dh_acc).zip(&$self.h) {
+                *d = acc * h * (1.0 - h);
+            }
+            for (b, &d) in $self.b.iter_mut().zip(&$self.dh) {
+                *b -= lr * d;
+            }
+            for (c, &d) in $self.c.iter_mut().zip(&$self.da) {
+                *c -= lr * d;
+            }
+            let (ga, gb) = (lr * alpha, lr * beta);
+            for (((p, &b), &h), &d) in $self.h_new.iter_mut().zip(&$self.b).zip(&$self.h).zip(&$self.dh) {
+                *p = b + shrink * *p - ga * h - gb * d;
+            }
+        } else {
+            for (p, &b) in $self.h_new.iter_mut().zip(&$self.b) {
+                *p += b;
+            }
         }
         for v in &mut $self.h_new[..nh] {
             *v = vmath::sigmoid(*v);
         }
         $self.h_new[nh..].fill(0.0);
-        // 2. Visible bias for t; one sweep: update and decode a block of rows,
+        // 4. One sweep: update a block of rows for t and decode t+1 with them,
         //    publish its partial sums, then finish the block before it (deltas
         //    from all workers' sums, back-propagation from rows still in L1).
-        if pending {
-            for (c, &d) in $self.c.iter_mut().zip(&$self.da) {
-                *c -= lr * d;
-            }
-        }
         $self.dh_acc.fill(0.0);
         // One running loss per lane, so the delta loop vectorises.
         let mut loss = [0.0f32; BLOCK];
@@ -291,12 +315,12 @@ macro_rules! step_body {
                 }
                 let mut r = 0;
                 while r + 4 <= rows {
-                    // Four rows at once; a row already updated in step 1 gets the
-                    // identity update (1, 0, 0).
+                    // Four rows at once; with nothing pending the update is the
+                    // identity (1, 0, 0).
                     let (mut sh, mut ga, mut gb) = ([1.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
                     for q in 0..4 {
                         let i = i0 + r + q;
-                        if pending && !$self.updated[i] {
+                        if pending {
                             sh[q] = shrink;
                             ga[q] = lr * $self.da[i];
                             gb[q] = lr * $self.xt[i];
@@ -311,7 +335,7 @@ macro_rules! step_body {
                 for r in r..rows {
                     let i = i0 + r;
                     let row = &mut $self.w[i * hp..(i + 1) * hp];
-                    $self.part[i] = if pending && !$self.updated[i] {
+                    $self.part[i] = if pending {
                         $update_dot(
                             row,
                             shrink,
@@ -380,38 +404,37 @@ macro_rules! step_body {
                     }
                 }
             }
-            let xs = &$x[i0..i0 + rows];
-            let da = &mut $self.da_new[i0..i0 + rows];
+            // Fixed-length lanes (a short last block is padded and its extra
+            // lanes are dropped), so the sigmoids vectorise.
+            let mut xs = [0.0f32; BLOCK];
+            xs[..rows].copy_from_slice(&$x[i0..i0 + rows]);
+            let (mut d, mut l) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
             match $self.loss {
                 Loss::CrossEntropy => {
-                    for (((d, &a), &xi), l) in da.iter_mut().zip(&a[..rows]).zip(xs).zip(&mut loss) {
-                        *l += vmath::xent_logit(a, xi);
-                        *d = vmath::sigmoid(a) - xi;
+                    for r in 0..BLOCK {
+                        l[r] = vmath::xent_logit(a[r], xs[r]);
+                        d[r] = vmath::sigmoid(a[r]) - xs[r];
                     }
                 }
                 Loss::Squared => {
-                    for (((d, &a), &xi), l) in da.iter_mut().zip(&a[..rows]).zip(xs).zip(&mut loss) {
-                        let z = vmath::sigmoid(a);
-                        *l += 0.5 * (z - xi) * (z - xi);
-                        *d = (z - xi) * z * (1.0 - z);
+                    for r in 0..BLOCK {
+                        let z = vmath::sigmoid(a[r]);
+                        l[r] = 0.5 * (z - xs[r]) * (z - xs[r]);
+                        d[r] = (z - xs[r]) * z * (1.0 - z);
                     }
                 }
             }
+            for r in 0..BLOCK {
+                loss[r] += if r < rows { l[r] } else { 0.0 };
+            }
+            $self.da_new[i0..i0 + rows].copy_from_slice(&d[..rows]);
             for r0 in (0..rows).step_by(8) {
                 let (a, b) = (i0 + r0, i0 + rows.min(r0 + 8));
                 $axpy_rows(&mut $self.dh_acc, &$self.da_new[a..b], &$self.w[a * hp..b * hp]);
             }
         }
-        for &i in &$self.nz {
-            $self.updated[i] = false;
-        }
-        if let Some((sync, me)) = &$self.rows {
-            sync.allreduce(*me, 2 * $self.examples as usize + 2, &mut $self.dh_acc);
-        }
-        // 3. δh for t+1; its update is now pending.
-        for ((d, &acc), &h) in $self.dh.iter_mut().zip(&$self.dh_acc).zip(&$self.h_new) {
-            *d = acc * h * (1.0 - h);
-        }
+        // 5. The update of t+1 is now pending; its δh_acc (this worker's share
+        //    in the `rows` mode) waits for step 2 of t+2, or for a flush.
         std::mem::swap(&mut $self.h, &mut $self.h_new);
         std::mem::swap(&mut $self.da, &mut $self.da_new);
         $self.xt.copy_from_slice($xt);
@@ -428,7 +451,6 @@ impl FusedTiedSgd {
             x,
             xt,
             link,
-            portable::update_row,
             portable::update_dot,
             portable::update_dot4,
             portable::dot,
@@ -445,7 +467,6 @@ impl FusedTiedSgd {
             x,
             xt,
             link,
-            avx512::update_row,
             avx512::update_dot,
             avx512::update_dot4,
             avx512::dot,
@@ -462,7 +483,6 @@ impl FusedTiedSgd {
             x,
             xt,
             link,
-            avx2::update_row,
             avx2::update_dot,
             avx2::update_dot4,
             avx2::dot,
@@ -508,8 +528,9 @@ pub struct FusedTiedSgd {
     part: Vec<f32>,
     /// `[workers, n_vis]` peers' decoder sums (split mode), sized on first use.
     gathered: Vec<f32>,
-    updated: Vec<bool>,
     nz: Vec<usize>,
+    /// `[2·hp + 16]` the `rows` mode's all-reduction: δh_acc, P, α, β.
+    reduce: Vec<f32>,
     /// The `rows` mode: the shared sums and this worker's index; its rows of
     /// W start at visible unit `vis_start`.
     rows: Option<(std::sync::Arc<RowSync>, usize)>,
@@ -580,8 +601,8 @@ impl FusedTiedSgd {
             da_new: vec![0.0; nv],
             part: vec![0.0; nv],
             gathered: Vec::new(),
-            updated: vec![false; nv],
             nz: Vec::with_capacity(nv),
+            reduce: Vec::new(),
             rows: None,
             vis_start: 0,
         })
@@ -611,8 +632,8 @@ impl FusedTiedSgd {
         let nv = vis.len();
         k.n_vis = nv;
         (k.da, k.xt, k.da_new, k.part) = (vec![0.0; nv], vec![0.0; nv], vec![0.0; nv], vec![0.0; nv]);
-        k.updated = vec![false; nv];
         k.nz = Vec::with_capacity(nv);
+        k.reduce = vec![0.0; RowSync::payload(hp)];
         k.rows = Some((sync, me));
         k.vis_start = vis.start;
         Ok(k)
@@ -670,12 +691,45 @@ impl FusedTiedSgd {
     }
 
     /// Applies the pending update, so W, b and c are those of plain SGD.
+    /// A `rows` worker holds only its share of δh: flush those together with
+    /// [`FusedTiedSgd::flush_all`].
     pub fn flush(&mut self) {
+        assert!(
+            self.rows.is_none() || !self.pending,
+            "rows workers are flushed together, with FusedTiedSgd::flush_all"
+        );
+        self.settle();
+    }
+
+    /// Flushes the workers of one run; those of a `rows` run first add up
+    /// their shares of δh (in worker order, as the all-reduction does).
+    pub fn flush_all(workers: &mut [FusedTiedSgd]) {
+        let Some(first) = workers.first() else {
+            return;
+        };
+        if first.rows.is_none() {
+            workers.iter_mut().for_each(FusedTiedSgd::flush);
+            return;
+        }
+        let mut total = vec![0.0f32; first.hp];
+        for w in workers.iter() {
+            total.iter_mut().zip(&w.dh_acc).for_each(|(t, &v)| *t += v);
+        }
+        for w in workers.iter_mut() {
+            w.dh_acc.copy_from_slice(&total);
+            w.settle();
+        }
+    }
+
+    fn settle(&mut self) {
         if !self.pending {
             return;
         }
         let (hp, lr) = (self.hp, self.lr);
         let shrink = 1.0 - lr * self.decay;
+        for ((d, &acc), &h) in self.dh.iter_mut().zip(&self.dh_acc).zip(&self.h) {
+            *d = acc * h * (1.0 - h);
+        }
         for i in 0..self.n_vis {
             let row = &mut self.w[i * hp..(i + 1) * hp];
             portable::update_row(row, shrink, lr * self.da[i], lr * self.xt[i], &self.h, &self.dh);
@@ -795,26 +849,6 @@ macro_rules! simd_primitives {
 
             #[inline]
             #[target_feature(enable = $feat)]
-            pub unsafe fn update_row(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
-                assert!(h.len() == row.len() && dh.len() == row.len());
-                debug_assert_eq!(row.len() % 16, 0);
-                let (s, a, b) = ($set1(shrink), $set1(ga), $set1(gb));
-                let (w, h, dh) = (row.as_mut_ptr(), h.as_ptr(), dh.as_ptr());
-                let mut i = 0;
-                while i < row.len() {
-                    // SAFETY: i + lanes ≤ len for all three slices (equal lengths, multiple of 16).
-                    unsafe {
-                        let v = $mul(s, $load(w.add(i)));
-                        let v = $fnmadd(a, $load(h.add(i)), v);
-                        let v = $fnmadd(b, $load(dh.add(i)), v);
-                        $store(w.add(i), v);
-                    }
-                    i += $n;
-                }
-            }
-
-            #[inline]
-            #[target_feature(enable = $feat)]
             pub unsafe fn update_dot(
                 row: &mut [f32],
                 shrink: f32,
@@ -874,6 +908,33 @@ macro_rules! simd_primitives {
                 dh: &[f32],
                 hn: &[f32],
             ) -> [f32; 4] {
+                // Without weight decay the shrink is 1, and rows whose inputs
+                // were all zero have no δh term: those multiplications are
+                // skipped (the same bits, fewer operations).
+                let scaled = shrink.iter().any(|&v| v != 1.0);
+                let with_dh = gb.iter().any(|&v| v != 0.0);
+                // SAFETY: the caller's guarantees are passed on.
+                unsafe {
+                    match (scaled, with_dh) {
+                        (true, true) => update_dot4_with::<true, true>(rows, shrink, ga, gb, h, dh, hn),
+                        (true, false) => update_dot4_with::<true, false>(rows, shrink, ga, gb, h, dh, hn),
+                        (false, true) => update_dot4_with::<false, true>(rows, shrink, ga, gb, h, dh, hn),
+                        (false, false) => update_dot4_with::<false, false>(rows, shrink, ga, gb, h, dh, hn),
+                    }
+                }
+            }
+
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn update_dot4_with<const SCALED: bool, const WITH_DH: bool>(
+                rows: &mut [f32],
+                shrink: [f32; 4],
+                ga: [f32; 4],
+                gb: [f32; 4],
+                h: &[f32],
+                dh: &[f32],
+                hn: &[f32],
+            ) -> [f32; 4] {
                 let n = h.len();
                 assert!(rows.len() == 4 * n && dh.len() == n && hn.len() == n);
                 debug_assert_eq!(n % 16, 0);
@@ -891,10 +952,18 @@ macro_rules! simd_primitives {
                 while i < n {
                     // SAFETY: i + lanes ≤ n, and row r's element i is at r·n + i < 4·n.
                     unsafe {
-                        let (hv, dv, nv) = ($load(h.add(i)), $load(dh.add(i)), $load(hn.add(i)));
+                        let (hv, nv) = ($load(h.add(i)), $load(hn.add(i)));
+                        let dv = if WITH_DH { $load(dh.add(i)) } else { $zero() };
                         for r in 0..4 {
                             let p = w.add(r * n + i);
-                            let v = $fnmadd(b[r], dv, $fnmadd(a[r], hv, $mul(s[r], $load(p))));
+                            let mut v = $load(p);
+                            if SCALED {
+                                v = $mul(s[r], v);
+                            }
+                            v = $fnmadd(a[r], hv, v);
+                            if WITH_DH {
+                                v = $fnmadd(b[r], dv, v);
+                            }
                             $store(p, v);
                             acc[r] = $fmadd(v, nv, acc[r]);
                         }
@@ -956,6 +1025,10 @@ macro_rules! simd_primitives {
             #[inline]
             #[target_feature(enable = $feat)]
             pub unsafe fn axpy_rows(y: &mut [f32], coef: &[f32], rows: &[f32]) {
+                if let Ok(c) = <&[f32; 8]>::try_from(coef) {
+                    // SAFETY: the caller's guarantees are passed on.
+                    return unsafe { axpy_8rows(y, c, rows) };
+                }
                 let n = y.len();
                 let k = coef.len();
                 assert!(k <= 8 && rows.len() == k * n);
@@ -974,6 +1047,35 @@ macro_rules! simd_primitives {
                             acc = $fmadd(c[r], $load(pr.add(r * n + i)), acc);
                         }
                         $store(py.add(i), acc);
+                    }
+                    i += $n;
+                }
+            }
+
+            /// [`axpy_rows`] for exactly 8 rows: the coefficients stay in
+            /// registers and two chains of 4 FMAs replace one chain of 8.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn axpy_8rows(y: &mut [f32], coef: &[f32; 8], rows: &[f32]) {
+                let n = y.len();
+                assert!(rows.len() == 8 * n);
+                debug_assert_eq!(n % 16, 0);
+                let c = coef.map(|v| $set1(v));
+                let (py, pr) = (y.as_mut_ptr(), rows.as_ptr());
+                let mut i = 0;
+                while i < n {
+                    // SAFETY: i + lanes ≤ n, and row r's element i is at r·n + i < 8·n.
+                    unsafe {
+                        let mut a = $load(py.add(i));
+                        let mut b = $mul(c[1], $load(pr.add(n + i)));
+                        a = $fmadd(c[0], $load(pr.add(i)), a);
+                        a = $fmadd(c[2], $load(pr.add(2 * n + i)), a);
+                        b = $fmadd(c[3], $load(pr.add(3 * n + i)), b);
+                        a = $fmadd(c[4], $load(pr.add(4 * n + i)), a);
+                        b = $fmadd(c[5], $load(pr.add(5 * n + i)), b);
+                        a = $fmadd(c[6], $load(pr.add(6 * n + i)), a);
+                        b = $fmadd(c[7], $load(pr.add(7 * n + i)), b);
+                        $store(py.add(i), $add(a, b));
                     }
                     i += $n;
                 }
@@ -1163,19 +1265,22 @@ mod floor {
             );
             let hp = k.hp;
             let t = std::time::Instant::now();
+            let (sh, ga, gb) = ([1.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
             for _ in 0..steps {
-                for i in 0..784 {
-                    let row = &mut k.w[i * hp..(i + 1) * hp];
-                    match k.isa {
+                for i in (0..784).step_by(4) {
+                    let rows = &mut k.w[i * hp..(i + 4) * hp];
+                    let _ = match k.isa {
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: the kernel chose Avx512, so the CPU has it.
-                        Isa::Avx512 => unsafe { avx512::update_row(row, 1.0, 1e-9, 0.0, &k.h, &k.dh) },
-                        _ => portable::update_row(row, 1.0, 1e-9, 0.0, &k.h, &k.dh),
-                    }
+                        Isa::Avx512 => unsafe {
+                            avx512::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new)
+                        },
+                        _ => portable::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new),
+                    };
                 }
             }
             println!(
-                "  bare read+write sweep of W: {:.1} µs",
+                "  bare update+dot sweep of W: {:.1} µs",
                 t.elapsed().as_secs_f64() * 1e6 / steps as f64
             );
         }
