@@ -1,14 +1,16 @@
 //! Runs the built `aekit` binary as a user would, on small data.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aekit-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh scratch directory, removed when the guard drops (also when the test panics).
+fn tmp(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("aekit-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn aekit(args: &[&str]) -> Output {
@@ -77,7 +79,8 @@ fn json(path: &Path) -> serde_json::Value {
 
 #[test]
 fn train_then_encode_reconstruct_and_eval_on_builtin_data() {
-    let d = tmp("builtin");
+    let dir = tmp("builtin");
+    let d = dir.path();
     let run = d.join("run");
     let o = aekit(&[
         "train",
@@ -178,7 +181,8 @@ fn train_then_encode_reconstruct_and_eval_on_builtin_data() {
 
 #[test]
 fn config_file_then_flags_override_it() {
-    let d = tmp("config");
+    let dir = tmp("config");
+    let d = dir.path();
     let cfg = d.join("c.toml");
     std::fs::write(
         &cfg,
@@ -216,8 +220,9 @@ fn config_file_then_flags_override_it() {
 #[test]
 fn reads_a_directory_of_idx_files_raw_or_gzipped() {
     for gzip in [false, true] {
-        let d = tmp(&format!("dir{gzip}"));
-        write_idx_dir(&d, gzip);
+        let dir = tmp(&format!("dir{gzip}"));
+        let d = dir.path();
+        write_idx_dir(d, gzip);
         let run = d.join("run");
         let o = aekit(&[
             "train",
@@ -248,7 +253,8 @@ fn downloads_mnist_from_a_mirror_into_the_cache() {
         eprintln!("skipped: {} is absent", shared.display());
         return;
     }
-    let d = tmp("download");
+    let dir = tmp("download");
+    let d = dir.path();
     let cache = d.join("cache");
     let mirror = format!("file://{}", shared.canonicalize().unwrap().display());
     let run = d.join("run");
@@ -277,7 +283,8 @@ fn downloads_mnist_from_a_mirror_into_the_cache() {
 
 #[test]
 fn offline_download_fails_with_a_clear_message() {
-    let d = tmp("offline");
+    let dir = tmp("offline");
+    let d = dir.path();
     let o = aekit_env(
         &[
             "train",
@@ -303,8 +310,9 @@ fn offline_download_fails_with_a_clear_message() {
 fn missing_file_names_the_path() {
     let o = aekit(&["train", "--data", "/no/such/dir"]);
     fails_with(&o, &["/no/such/dir", "not a directory"]);
-    let d = tmp("missing");
-    write_idx_dir(&d, true);
+    let dir = tmp("missing");
+    let d = dir.path();
+    write_idx_dir(d, true);
     std::fs::remove_file(d.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     fails_with(
         &aekit(&["train", "--data", d.to_str().unwrap()]),
@@ -318,8 +326,9 @@ fn missing_file_names_the_path() {
 
 #[test]
 fn truncated_gzip_is_reported_with_its_file() {
-    let d = tmp("truncated");
-    write_idx_dir(&d, true);
+    let dir = tmp("truncated");
+    let d = dir.path();
+    write_idx_dir(d, true);
     let f = d.join("train-images-idx3-ubyte.gz");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
@@ -331,8 +340,9 @@ fn truncated_gzip_is_reported_with_its_file() {
 
 #[test]
 fn wrong_magic_is_reported_with_its_file() {
-    let d = tmp("magic");
-    write_idx_dir(&d, false);
+    let dir = tmp("magic");
+    let d = dir.path();
+    write_idx_dir(d, false);
     let f = d.join("train-labels-idx1-ubyte");
     let mut bytes = std::fs::read(&f).unwrap();
     bytes[0] = 0x50;
@@ -346,8 +356,9 @@ fn wrong_magic_is_reported_with_its_file() {
 
 #[test]
 fn label_count_mismatch_is_reported() {
-    let d = tmp("labels");
-    write_idx_dir(&d, false);
+    let dir = tmp("labels");
+    let d = dir.path();
+    write_idx_dir(d, false);
     std::fs::write(d.join("t10k-labels-idx1-ubyte"), idx(&[19], &[0; 19])).unwrap();
     fails_with(
         &aekit(&["train", "--data", d.to_str().unwrap()]),
@@ -357,7 +368,8 @@ fn label_count_mismatch_is_reported() {
 
 #[test]
 fn unknown_config_key_is_refused() {
-    let d = tmp("badkey");
+    let dir = tmp("badkey");
+    let d = dir.path();
     let cfg = d.join("bad.toml");
     std::fs::write(&cfg, "[train]\nepochs = 2\nlearning_rate = 0.1\n").unwrap();
     fails_with(
@@ -386,7 +398,8 @@ fn negative_learning_rate_and_zero_hidden_units_are_refused() {
 
 #[test]
 fn bench_threads_and_curve_write_csv_and_png() {
-    let d = tmp("bench");
+    let dir = tmp("bench");
+    let d = dir.path();
     let out = d.join("threads");
     let o = aekit(&[
         "bench",
@@ -457,7 +470,8 @@ fn bench_refuses_bad_arguments() {
 
 #[test]
 fn train_with_two_threads_in_each_parallel_mode() {
-    let d = tmp("parallel");
+    let dir = tmp("parallel");
+    let d = dir.path();
     for (mode, batch) in [
         ("split", "1"),
         ("rows", "1"),
@@ -558,7 +572,8 @@ fn write_images(dir: &Path) {
 
 #[test]
 fn patches_then_a_sparse_autoencoder_on_them() {
-    let d = tmp("patches");
+    let dir = tmp("patches");
+    let d = dir.path();
     let imgs = d.join("imgs");
     std::fs::create_dir_all(&imgs).unwrap();
     write_images(&imgs);
@@ -646,7 +661,8 @@ fn patches_then_a_sparse_autoencoder_on_them() {
 
 #[test]
 fn lbfgs_trains_the_denoising_autoencoder_too() {
-    let d = tmp("lbfgs");
+    let dir = tmp("lbfgs");
+    let d = dir.path();
     let run = d.join("run");
     let o = aekit(&[
         "train",
@@ -680,7 +696,8 @@ fn lbfgs_trains_the_denoising_autoencoder_too() {
 
 #[test]
 fn pretrain_then_finetune_on_builtin_data() {
-    let d = tmp("stacked");
+    let dir = tmp("stacked");
+    let d = dir.path();
     let pre = d.join("pre");
     let o = aekit(&[
         "pretrain",
@@ -752,7 +769,8 @@ fn pretrain_then_finetune_on_builtin_data() {
 
 #[test]
 fn gradual_vs_stacked_experiment_writes_its_tables() {
-    let d = tmp("gvs");
+    let dir = tmp("gvs");
+    let d = dir.path();
     let o = aekit(&[
         "experiment",
         "gradual-vs-stacked",
@@ -811,7 +829,8 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
 
 #[test]
 fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
-    let d = tmp("cae");
+    let dir = tmp("cae");
+    let d = dir.path();
     let out = d.join("run");
     let o = aekit(&[
         "cae",
@@ -863,7 +882,8 @@ fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
 
 #[test]
 fn cae_refuses_bad_architectures_and_mismatched_data() {
-    let d = tmp("cae-bad");
+    let dir = tmp("cae-bad");
+    let d = dir.path();
     let arch = d.join("arch.toml");
     std::fs::write(
         &arch,
@@ -905,7 +925,8 @@ fn cae_refuses_bad_architectures_and_mismatched_data() {
 
 #[test]
 fn ensemble_saves_every_member_epoch_and_reports_both_errors() {
-    let d = tmp("ensemble");
+    let dir = tmp("ensemble");
+    let d = dir.path();
     let out = d.join("run");
     let o = aekit(&[
         "ensemble",
@@ -950,7 +971,8 @@ fn ensemble_saves_every_member_epoch_and_reports_both_errors() {
 
 #[test]
 fn eager_experiment_writes_its_table_and_plots() {
-    let d = tmp("eager");
+    let dir = tmp("eager");
+    let d = dir.path();
     let out = d.join("run");
     let o = aekit(&[
         "experiment",
@@ -992,7 +1014,8 @@ fn eager_experiment_writes_its_table_and_plots() {
 #[test]
 fn cae_cifar_trains_on_a_generated_cifar10_folder_with_rgb_pictures() {
     use aekit::data::cifar::{encode_cifar, CifarKind, CIFAR10_TEST, CIFAR10_TRAIN};
-    let d = tmp("cae-cifar");
+    let dir = tmp("cae-cifar");
+    let d = dir.path();
     let data = d.join("cifar-10-batches-bin");
     std::fs::create_dir_all(&data).unwrap();
     // Smooth colour gradients, different per image and channel.

@@ -213,8 +213,11 @@ fn transform_inverse_transform_and_files_round_trip() {
         assert!(h.iter().all(|&v| (0.0..=1.0).contains(&v)));
         let z = m.inverse_transform(h.view()).unwrap();
         assert_eq!(z, m.reconstruct(xv).unwrap());
-        let path =
-            std::env::temp_dir().join(format!("aekit-model-{tied}-{}.safetensors", std::process::id()));
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("aekit-model-{tied}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("model.safetensors");
         m.save(&path).unwrap();
         let back = DenoisingAutoencoder::load(&path).unwrap();
         assert_eq!(back.config, m.config);
@@ -234,7 +237,8 @@ fn wrong_widths_and_bad_files_are_errors_not_panics() {
         .transform(ArrayView2::from_shape((20, 10), &narrow).unwrap())
         .unwrap_err();
     assert!(e.to_string().contains("784 columns"), "{e}");
-    let p = std::env::temp_dir().join(format!("aekit-bad-{}.safetensors", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("aekit-bad-").tempdir().unwrap();
+    let p = dir.path().join("bad.safetensors");
     std::fs::write(&p, b"not a model").unwrap();
     let e = DenoisingAutoencoder::load(&p).unwrap_err().to_string();
     assert!(

@@ -69,7 +69,11 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
     let mut m = StackedDae::new(784, &[64, 32], 5);
     m.pretrain(&train, &small_cfg(Schedule::Gradual), &mut |_| {})
         .unwrap();
-    let path = std::env::temp_dir().join(format!("aekit-stacked-{}.safetensors", std::process::id()));
+    let dir = tempfile::Builder::new()
+        .prefix("aekit-stacked-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("model.safetensors");
     m.save(&path, HashMap::new()).unwrap();
     let back = StackedDae::load(&path).unwrap();
     assert_eq!(

@@ -313,11 +313,12 @@ mod tests {
             .collect()
     }
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("aekit-cifar-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh scratch directory, removed when the guard drops (also on panic).
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("aekit-cifar-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn err(bytes: &[u8], kind: CifarKind) -> String {
@@ -406,7 +407,8 @@ mod tests {
 
     #[test]
     fn reads_a_cifar10_folder_and_its_archive_subfolder() {
-        let root = tmp("c10");
+        let scratch = tmp("c10");
+        let root = scratch.path().to_path_buf();
         let sub = root.join(CIFAR10_FOLDER);
         std::fs::create_dir_all(&sub).unwrap();
         for (k, f) in CIFAR10_TRAIN.iter().enumerate() {
@@ -442,21 +444,22 @@ mod tests {
 
     #[test]
     fn reads_a_cifar100_folder() {
-        let root = tmp("c100");
+        let scratch = tmp("c100");
+        let root = scratch.path();
         let a = image(0);
         std::fs::write(
             root.join(CIFAR100_TRAIN),
             encode_cifar(CifarKind::Cifar100, &[(3, 42), (3, 43)], &[&a, &a]),
         )
         .unwrap();
-        let e = read_cifar100_dir(&root).unwrap_err().to_string();
+        let e = read_cifar100_dir(root).unwrap_err().to_string();
         assert!(e.contains("test.bin: not found"), "{e}");
         std::fs::write(
             root.join(CIFAR100_TEST),
             encode_cifar(CifarKind::Cifar100, &[(1, 5)], &[&a]),
         )
         .unwrap();
-        let (train, test) = read_cifar100_dir(&root).unwrap();
+        let (train, test) = read_cifar100_dir(root).unwrap();
         assert_eq!((train.labels, test.labels), (Some(vec![42, 43]), Some(vec![5])));
     }
 }

@@ -403,8 +403,11 @@ mod tests {
     fn a_data_dir_is_read_as_cifar10_cifar100_or_idx() {
         use crate::data::cifar::{encode_cifar, CIFAR100_FOLDER, CIFAR10_TEST, CIFAR10_TRAIN};
         use crate::data::idx::encode_idx;
-        let root = std::env::temp_dir().join(format!("aekit-datadir-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let scratch = tempfile::Builder::new()
+            .prefix("aekit-datadir-")
+            .tempdir()
+            .unwrap();
+        let root = scratch.path();
         let px = vec![255u8; cifar::PIXELS];
 
         // CIFAR-10, flat: labels 0..5 for the batches, 6 for the test batch.
@@ -449,7 +452,6 @@ mod tests {
         std::fs::create_dir_all(&empty).unwrap();
         let e = read_data_dir(&empty).unwrap_err().to_string();
         assert!(e.contains("train-images-idx3-ubyte"), "{e}");
-        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -368,11 +368,12 @@ mod tests {
     use super::*;
     use crate::data::cifar;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("aekit-dl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh scratch directory, removed when the guard drops (also on panic).
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("aekit-dl-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -392,29 +393,33 @@ mod tests {
 
     #[test]
     fn fetches_from_a_file_mirror_and_verifies() {
-        let mirror = tmp("mirror");
-        let cache = tmp("cache");
+        let mirror_dir = tmp("mirror");
+        let mirror = mirror_dir.path();
+        let cache_dir = tmp("cache");
+        let cache = cache_dir.path();
         std::fs::write(mirror.join("a.gz"), gz(b"hello")).unwrap();
         let files = [RemoteFile {
             name: "a.gz".into(),
             sha256: content_sha256(b"hello").unwrap(),
         }];
         let mirrors = [format!("file://{}/", mirror.display())];
-        ensure_files("test", &files, &mirrors, &cache).unwrap();
+        ensure_files("test", &files, &mirrors, cache).unwrap();
         assert_eq!(std::fs::read(cache.join("a.gz")).unwrap(), gz(b"hello"));
     }
 
     #[test]
     fn a_bad_checksum_writes_nothing_and_says_why() {
-        let mirror = tmp("badmirror");
-        let cache = tmp("badcache");
+        let mirror_dir = tmp("badmirror");
+        let mirror = mirror_dir.path();
+        let cache_dir = tmp("badcache");
+        let cache = cache_dir.path();
         std::fs::write(mirror.join("a.gz"), gz(b"tampered")).unwrap();
         let files = [RemoteFile {
             name: "a.gz".into(),
             sha256: content_sha256(b"hello").unwrap(),
         }];
         let mirrors = [format!("file://{}/", mirror.display())];
-        let e = ensure_files("test", &files, &mirrors, &cache)
+        let e = ensure_files("test", &files, &mirrors, cache)
             .unwrap_err()
             .to_string();
         assert!(e.contains("checksum mismatch"), "{e}");
@@ -423,14 +428,15 @@ mod tests {
 
     #[test]
     fn offline_gives_a_clear_message() {
-        let cache = tmp("offline");
+        let cache_dir = tmp("offline");
+        let cache = cache_dir.path();
         let files = [RemoteFile {
             name: "a.gz".into(),
             sha256: "0".repeat(64),
         }];
         // Port 9 on loopback: nothing listens, the connection is refused at once.
         let mirrors = ["http://127.0.0.1:9/".to_string()];
-        let e = ensure_files("mnist", &files, &mirrors, &cache)
+        let e = ensure_files("mnist", &files, &mirrors, cache)
             .unwrap_err()
             .to_string();
         assert!(
@@ -488,8 +494,10 @@ mod tests {
 
     #[test]
     fn unpacks_a_verified_archive_from_a_file_mirror() {
-        let mirror = tmp("arcmirror");
-        let cache = tmp("arccache").join("cifar100");
+        let mirror_dir = tmp("arcmirror");
+        let mirror = mirror_dir.path();
+        let cache_dir = tmp("arccache");
+        let cache = cache_dir.path().join("cifar100");
         let (archive, train, test) = fake_cifar100();
         std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
         let spec = fake_spec(md5_hex(&archive));
@@ -507,8 +515,10 @@ mod tests {
 
     #[test]
     fn a_wrong_archive_checksum_writes_nothing() {
-        let mirror = tmp("arcbad");
-        let cache = tmp("arcbadcache").join("cifar100");
+        let mirror_dir = tmp("arcbad");
+        let mirror = mirror_dir.path();
+        let cache_dir = tmp("arcbadcache");
+        let cache = cache_dir.path().join("cifar100");
         let (archive, _, _) = fake_cifar100();
         std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
         let spec = fake_spec(cifar100().md5);
@@ -528,8 +538,10 @@ mod tests {
 
     #[test]
     fn an_archive_without_the_wanted_files_writes_nothing() {
-        let mirror = tmp("arcmissing");
-        let cache = tmp("arcmissingcache").join("cifar100");
+        let mirror_dir = tmp("arcmissing");
+        let mirror = mirror_dir.path();
+        let cache_dir = tmp("arcmissingcache");
+        let cache = cache_dir.path().join("cifar100");
         let archive = gz(&tar::testutil::write_tar(&[("cifar-100-binary/train.bin", b"x")]));
         std::fs::write(mirror.join("cifar-100-binary.tar.gz"), &archive).unwrap();
         let spec = fake_spec(md5_hex(&archive));
@@ -551,7 +563,8 @@ mod tests {
             eprintln!("skipped: {} is absent", shared.display());
             return;
         }
-        let cache = tmp("real");
+        let cache_dir = tmp("real");
+        let cache = cache_dir.path();
         let ds = mnist();
         let mirrors = [format!("file://{}/", shared.canonicalize().unwrap().display())];
         ensure_files(ds.name, &ds.files, &mirrors, &cache.join("mnist")).unwrap();

@@ -42,13 +42,16 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces_whole_and_leaves_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("aekit-atomic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("aekit-atomic-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path();
         let p = dir.join("f.txt");
         atomic_write(&p, b"first").unwrap();
         atomic_write(&p, b"second").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(left.len(), 1);
         let e = atomic_write(&dir.join("missing/f.txt"), b"x")
             .unwrap_err()

@@ -83,7 +83,8 @@ mod tests {
         assert!(std::str::from_utf8(&b[10..10 + hlen])
             .unwrap()
             .contains("'shape': (2, 3)"));
-        let p = std::env::temp_dir().join(format!("aekit-npy-{}.npy", std::process::id()));
+        let dir = tempfile::Builder::new().prefix("aekit-npy-").tempdir().unwrap();
+        let p = dir.path().join("a.npy");
         write_npy(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let (s, d) = read_npy(&p).unwrap();
         assert_eq!(s, vec![2, 3]);

@@ -1425,14 +1425,12 @@ mod tests {
             5,
         )
         .unwrap();
-        let dir = std::env::temp_dir().join(format!("aekit-cae-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.safetensors");
+        let dir = tempfile::Builder::new().prefix("aekit-cae-").tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
         m.save(&path, HashMap::new()).unwrap();
         let back = ConvAutoencoder::load(&path).unwrap();
         assert_eq!(back.params, m.params);
         assert_eq!(back.net.spec, m.net.spec);
         assert_eq!(back.loss, Loss::CrossEntropy);
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

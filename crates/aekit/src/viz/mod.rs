@@ -274,15 +274,13 @@ mod tests {
 
     #[test]
     fn rgb_png_is_written_atomically() {
-        let dir = std::env::temp_dir().join(format!("aekit-viz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("rgb.png");
+        let dir = tempfile::Builder::new().prefix("aekit-viz-").tempdir().unwrap();
+        let p = dir.path().join("rgb.png");
         let img = chw_grid(&[&[1.0, 0.0, 0.5][..]], 3, 1, 1, 1, 1);
         save_rgb_png(&p, &img).unwrap();
         let back = image::open(&p).unwrap().to_rgb8();
         assert_eq!(back.get_pixel(1, 1).0, [255, 0, 128]);
         assert!(save_rgb_png(&p, &RgbImage::new(0, 0)).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
