@@ -109,8 +109,21 @@ impl Layout {
     }
 }
 
+/// Buffers of [`loss_grad`], kept from batch to batch so it allocates only
+/// when a batch is larger than any before.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<T> {
+    /// `[batch, hidden]` hidden activations and their gradient (MLP).
+    h: Vec<T>,
+    dh: Vec<T>,
+    /// `[batch, classes]` logits and their gradient.
+    logits: Vec<T>,
+    d: Vec<T>,
+}
+
 /// Summed softmax cross-entropy of a batch; adds its gradient into `grad`
-/// when given. `h` `[batch, hidden]` and `logits` are scratch.
+/// when given.
+#[allow(clippy::too_many_arguments)]
 fn loss_grad<T: Real>(
     lay: &Layout,
     p: &[T],
@@ -119,10 +132,9 @@ fn loss_grad<T: Real>(
     x: &[T],
     labels: &[u8],
     batch: usize,
-    h: &mut Vec<T>,
-    logits: &mut Vec<T>,
-    dh: &mut Vec<T>,
+    s: &mut Scratch<T>,
 ) -> T {
+    let Scratch { h, dh, logits, d } = s;
     let classes = *lay.dims.last().expect("dims");
     let mlp = lay.dims.len() == 3;
     let top: &[T] = if mlp {
@@ -161,8 +173,8 @@ fn loss_grad<T: Real>(
     let Some(grad) = grad else {
         return softmax_xent(None, logits, labels, classes);
     };
-    let mut d = vec![T::ZERO; batch * classes];
-    let total = softmax_xent(Some(&mut d), logits, labels, classes);
+    d.resize(batch * classes, T::ZERO);
+    let total = softmax_xent(Some(&mut d[..]), logits, labels, classes);
     let (gw, gb) = grad[w.start..b.end].split_at_mut(w.len());
     // The output layer's input gradient goes to the hidden layer (MLP) or out
     // to the caller (softmax regression).
@@ -172,7 +184,7 @@ fn loss_grad<T: Real>(
         d_top,
         gw,
         gb,
-        &d,
+        d,
         top,
         &p[w.clone()],
         batch,
@@ -219,21 +231,16 @@ impl FeatureClassifier {
     /// The summed loss of a batch of standardised features `xs`, adding the
     /// parameter gradient into `grad` and writing the gradient with respect
     /// to `xs` into `dxs` (for fine-tuning the network that made them).
-    pub(crate) fn batch_grad(&self, xs: &[f32], labels: &[u8], grad: &mut [f32], dxs: &mut [f32]) -> f32 {
-        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+    pub(crate) fn batch_grad(
+        &self,
+        xs: &[f32],
+        labels: &[u8],
+        grad: &mut [f32],
+        dxs: &mut [f32],
+        s: &mut Scratch<f32>,
+    ) -> f32 {
         let b = labels.len();
-        loss_grad(
-            &self.lay,
-            &self.params,
-            Some(grad),
-            Some(dxs),
-            xs,
-            labels,
-            b,
-            &mut h,
-            &mut logits,
-            &mut dh,
-        )
+        loss_grad(&self.lay, &self.params, Some(grad), Some(dxs), xs, labels, b, s)
     }
 
     /// Ranges of the weight matrices in the parameter vector (for decay).
@@ -243,14 +250,21 @@ impl FeatureClassifier {
 
     /// Features in, standardised.
     pub(crate) fn standardise(&self, x: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        self.standardise_into(x, &mut out);
+        out
+    }
+
+    /// [`standardise`](Self::standardise) into a buffer kept by the caller.
+    pub(crate) fn standardise_into(&self, x: &[f32], out: &mut Vec<f32>) {
         let d = self.mean.len();
-        let mut out = x.to_vec();
+        out.clear();
+        out.extend_from_slice(x);
         for row in out.chunks_exact_mut(d) {
             for ((v, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.inv_std) {
                 *v = (*v - m) * s;
             }
         }
-        out
     }
 
     /// Trains on `x` `[n, d]` with `labels`, stopping early on the validation
@@ -321,7 +335,7 @@ impl FeatureClassifier {
         let mut adam = Adam::new(cfg.adam);
         let mut order: Vec<usize> = (0..n).collect();
         let (mut bx, mut by) = (Vec::new(), Vec::new());
-        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
         let mut grad = vec![0.0f32; model.lay.len];
         let mut best = (f64::INFINITY, model.params.clone(), 0usize);
         let mut bad_epochs = 0;
@@ -344,9 +358,7 @@ impl FeatureClassifier {
                     &bx,
                     &by,
                     b,
-                    &mut h,
-                    &mut logits,
-                    &mut dh,
+                    &mut scratch,
                 );
                 let inv = 1.0 / b as f32;
                 grad.iter_mut().for_each(|g| *g *= inv);
@@ -383,7 +395,7 @@ impl FeatureClassifier {
         let classes = *self.lay.dims.last().expect("dims");
         let n = xs.len() / d;
         let mut out = Vec::with_capacity(n * classes);
-        let (mut h, mut logits, mut dh) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
         let none = vec![0u8; 256];
         for chunk in xs.chunks(256 * d) {
             let b = chunk.len() / d;
@@ -395,11 +407,9 @@ impl FeatureClassifier {
                 chunk,
                 &none[..b],
                 b,
-                &mut h,
-                &mut logits,
-                &mut dh,
+                &mut scratch,
             );
-            out.extend_from_slice(&logits[..b * classes]);
+            out.extend_from_slice(&scratch.logits[..b * classes]);
         }
         out
     }
@@ -502,7 +512,6 @@ mod tests {
             let p = random_vec(lay.len, 0.7, 1);
             let x = random_vec(batch * n_in, 1.0, 2);
             let labels = [0u8, 2, 1, 1, 0, 2];
-            let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
             let mut g = vec![0.0; lay.len];
             let mut dx = vec![0.0; x.len()];
             loss_grad(
@@ -513,13 +522,10 @@ mod tests {
                 &x,
                 &labels,
                 batch,
-                &mut h,
-                &mut l,
-                &mut dh,
+                &mut Scratch::default(),
             );
             let f = |q: &[f64], x: &[f64]| {
-                let (mut h, mut l, mut dh) = (Vec::new(), Vec::new(), Vec::new());
-                loss_grad(&lay, q, None, None, x, &labels, batch, &mut h, &mut l, &mut dh)
+                loss_grad(&lay, q, None, None, x, &labels, batch, &mut Scratch::default())
             };
             let err = max_rel_error(|q| f(q, &x), &p, &g);
             assert!(err < 1e-6, "hidden {hidden}: {err}");

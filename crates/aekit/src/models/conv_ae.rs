@@ -988,6 +988,7 @@ impl ConvAutoencoder {
         let (mut adam_e, mut adam_c) = (Adam::new(cfg.adam), Adam::new(cfg.adam));
         let mut gc = vec![0.0f32; clf.params.len()];
         let mut dxs = vec![0.0f32; batch * cl];
+        let (mut scratch, mut xs) = (crate::models::classifier::Scratch::default(), Vec::new());
         let mut labels = Vec::with_capacity(batch);
         let val_error = |m: &ConvAutoencoder, c: &FeatureClassifier| -> Result<f64> {
             let codes = m.transform(val, 1)?;
@@ -1010,9 +1011,9 @@ impl ConvAutoencoder {
                     }
                 }
                 forward(&self.net, &self.params, &mut ws, b, k);
-                let xs = clf.standardise(ws.out(&self.net, k - 1, b));
+                clf.standardise_into(ws.out(&self.net, k - 1, b), &mut xs);
                 gc.fill(0.0);
-                clf.batch_grad(&xs, &labels, &mut gc, &mut dxs[..b * cl]);
+                clf.batch_grad(&xs, &labels, &mut gc, &mut dxs[..b * cl], &mut scratch);
                 // d(code) = d(standardised code) / σ
                 for (row_d, row_s) in ws.d0[..b * cl].chunks_exact_mut(cl).zip(dxs.chunks_exact(cl)) {
                     for ((o, &v), &s) in row_d.iter_mut().zip(row_s).zip(&clf.inv_std) {
