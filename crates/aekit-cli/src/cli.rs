@@ -113,7 +113,7 @@ pub struct BenchCurveArgs {
     #[arg(long, default_value_t = 15)]
     pub epochs: usize,
     /// Parallel mode for the runs with more than one thread.
-    #[arg(long, default_value = "split")]
+    #[arg(long, default_value = "rows")]
     pub parallel: String,
     #[arg(long, default_value = "mnist")]
     pub data: String,
