@@ -265,15 +265,7 @@ macro_rules! step_body {
         // 3. δh of t, its bias updates, and h_{t+1}: with W_i' = s·W_i −
         //    η(δa_i·h_t + x̃_{t,i}·δh_t), Σ x̃_{t+1,i}·W_i' = s·P − ηα·h_t − ηβ·δh_t.
         if pending {
-            for ((d, &acc), &h) in $self.dh.iter_mut().zip(&$self.dh_acc).zip(&$self.h) {
-                *d = acc * h * (1.0 - h);
-            }
-            for (b, &d) in $self.b.iter_mut().zip(&$self.dh) {
-                *b -= lr * d;
-            }
-            for (c, &d) in $self.c.iter_mut().zip(&$self.da) {
-                *c -= lr * d;
-            }
+            $self.settle_biases();
             let (ga, gb) = (lr * alpha, lr * beta);
             for (((p, &b), &h), &d) in $self.h_new.iter_mut().zip(&$self.b).zip(&$self.h).zip(&$self.dh) {
                 *p = b + shrink * *p - ga * h - gb * d;
@@ -721,18 +713,28 @@ impl FusedTiedSgd {
         }
     }
 
+    /// Applies the pending update, its δh_acc summed over the workers.
     fn settle(&mut self) {
         if !self.pending {
             return;
         }
+        self.settle_biases();
         let (hp, lr) = (self.hp, self.lr);
         let shrink = 1.0 - lr * self.decay;
-        for ((d, &acc), &h) in self.dh.iter_mut().zip(&self.dh_acc).zip(&self.h) {
-            *d = acc * h * (1.0 - h);
-        }
         for i in 0..self.n_vis {
             let row = &mut self.w[i * hp..(i + 1) * hp];
             portable::update_row(row, shrink, lr * self.da[i], lr * self.xt[i], &self.h, &self.dh);
+        }
+        self.pending = false;
+    }
+
+    /// The pending example's δh from its summed δh_acc, and its updates of
+    /// b and b′ (inlined into each instruction set's step).
+    #[inline(always)]
+    fn settle_biases(&mut self) {
+        let lr = self.lr;
+        for ((d, &acc), &h) in self.dh.iter_mut().zip(&self.dh_acc).zip(&self.h) {
+            *d = acc * h * (1.0 - h);
         }
         for (b, &d) in self.b.iter_mut().zip(&self.dh) {
             *b -= lr * d;
@@ -740,7 +742,6 @@ impl FusedTiedSgd {
         for (c, &d) in self.c.iter_mut().zip(&self.da) {
             *c -= lr * d;
         }
-        self.pending = false;
     }
 
     /// Flushes, then writes this worker's W columns, b and (all of) b′ back
