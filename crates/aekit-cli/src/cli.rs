@@ -540,7 +540,7 @@ pub struct GradualArgs {
     /// Epoch budget of layer 2 (the paper: 80).
     #[arg(long)]
     pub layer_epochs: Option<usize>,
-    /// Class-balanced fine-tuning set sizes (the paper: 1000,5000,10000,20000,50000).
+    /// Fine-tuning set sizes (the paper: 1000,5000,10000,20000,50000): class-balanced subsets, and the whole training set at its own size.
     #[arg(long, value_delimiter = ',')]
     pub finetune_sizes: Option<Vec<usize>>,
     #[arg(long)]

@@ -787,7 +787,7 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
         "--fractions",
         "0,0.5,1",
         "--finetune-sizes",
-        "200",
+        "200,400",
         "--finetune-epochs",
         "2",
         "--splits",
@@ -796,6 +796,8 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
         d.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // 400 is the whole training set: fine-tuned on all of it.
+    assert!(stderr(&o).contains("fine-tuning on 400: the whole training set"));
     let pre = std::fs::read_to_string(d.join("pretrain.csv")).unwrap();
     assert_eq!(pre.lines().count(), 1 + 3);
     // Updates: layer 1 one epoch (20 batches), layer 2: gradual 2, hybrid 2+1, stacked 4 epochs.
@@ -815,7 +817,7 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
             .unwrap()
             .lines()
             .count(),
-        1 + 3
+        1 + 3 * 2
     );
     assert!(std::fs::read_to_string(d.join("results.md"))
         .unwrap()
@@ -825,6 +827,23 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
         &aekit(&["experiment", "gradual-vs-stacked", "--fractions", "1.5"]),
         &["fraction"],
     );
+    // 6990 of the 7000 built-in training images cannot be class-balanced:
+    // refused before any training, with nothing written.
+    let bad = d.join("bad");
+    fails_with(
+        &aekit(&[
+            "experiment",
+            "gradual-vs-stacked",
+            "--data",
+            "builtin",
+            "--finetune-sizes",
+            "1000,6990",
+            "--out",
+            bad.to_str().unwrap(),
+        ]),
+        &["--finetune-sizes 6990", "class-balanced subset of 6990"],
+    );
+    assert!(!bad.join("pretrain.csv").exists());
 }
 
 #[test]

@@ -2,10 +2,11 @@
 //! protocol (MNIST, two hidden layers, 15% masking, cross-entropy; layer 1 for
 //! a fixed number of epochs, then one update budget for layer 2 split between
 //! stacked and gradual training by f; the test reconstruction cross-entropy
-//! relative to its minimum; then fine-tuning on class-balanced subsets).
+//! relative to its minimum; then fine-tuning on class-balanced subsets, and
+//! on the whole training set at its own size).
 
 use crate::cli::GradualArgs;
-use aekit::data::{balanced_subset, load_splits, Corruption, DataSource};
+use aekit::data::{balanced_subset, load_splits, Corruption, DataSource, Dataset};
 use aekit::io::run_dir::RunDir;
 use aekit::layers::loss::xent_minimum;
 use aekit::layers::Loss;
@@ -13,6 +14,7 @@ use aekit::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDa
 use aekit::tensor::gemm::Par;
 use aekit::viz::plot::{save_line_chart, Series};
 use anyhow::{bail, Context, Result};
+use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 struct Plan {
@@ -72,6 +74,37 @@ fn schedule(f: f64) -> Schedule {
     }
 }
 
+/// The fine-tuning sets of one split, drawn before any training so that a
+/// size that cannot be drawn stops the run at once: a class-balanced subset
+/// for each size below the training set's, the whole training set for its
+/// own size (the paper's 50k: balance is then impossible, as the classes
+/// are not equally common), and `None` (skipped, with a message) above it.
+fn finetune_subsets(train: &Dataset, sizes: &[usize], seed: u64) -> Result<Vec<Option<Vec<usize>>>> {
+    let labels = train.labels.as_ref().context("fine-tuning needs labels")?;
+    sizes
+        .iter()
+        .map(|&size| {
+            Ok(match size.cmp(&train.n) {
+                Ordering::Less => Some(
+                    balanced_subset(labels, size, seed)
+                        .with_context(|| format!("--finetune-sizes {size}"))?,
+                ),
+                Ordering::Equal => {
+                    eprintln!("  fine-tuning on {size}: the whole training set (not class-balanced)");
+                    Some((0..size).collect())
+                }
+                Ordering::Greater => {
+                    eprintln!(
+                        "  skipping fine-tuning on {size}: only {} training images",
+                        train.n
+                    );
+                    None
+                }
+            })
+        })
+        .collect()
+}
+
 pub fn gradual_vs_stacked(a: GradualArgs) -> Result<()> {
     let p = plan(&a);
     if p.splits == 0 || p.fractions.iter().any(|f| !(0.0..=1.0).contains(f)) {
@@ -97,6 +130,7 @@ pub fn gradual_vs_stacked(a: GradualArgs) -> Result<()> {
         )
         .with_context(|| format!("loading data `{name}`"))?;
         eprintln!("split {split}: {}", s.description);
+        let subsets = finetune_subsets(&s.train, &p.sizes, seed)?;
         let min = xent_minimum(&s.test.x) as f64 / s.test.n as f64;
         for (fi, &f) in p.fractions.iter().enumerate() {
             let cfg = PretrainConfig {
@@ -130,16 +164,11 @@ pub fn gradual_vs_stacked(a: GradualArgs) -> Result<()> {
             )?;
             run.write("pretrain.csv", pre_csv.as_bytes())?;
             rel[fi].push(xent - min);
-            let labels = s.train.labels.as_ref().context("fine-tuning needs labels")?;
-            for (si, &size) in p.sizes.iter().enumerate() {
-                if size > s.train.n {
-                    eprintln!(
-                        "  skipping fine-tuning on {size}: only {} training images",
-                        s.train.n
-                    );
+            for (si, (&size, subset)) in p.sizes.iter().zip(&subsets).enumerate() {
+                let Some(idx) = subset else {
                     continue;
-                }
-                let sub = s.train.select(&balanced_subset(labels, size, seed)?);
+                };
+                let sub = s.train.select(idx);
                 let mut ft = m.clone();
                 let fc = FinetuneConfig {
                     epochs: p.ft_epochs,
