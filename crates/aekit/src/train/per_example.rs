@@ -1229,6 +1229,18 @@ mod floor {
     #[test]
     #[ignore]
     fn print_floor() {
+        // A 784×H squared-loss model with every parameter 0.01.
+        let model = |n_hid: usize| {
+            let cfg = DaeConfig {
+                n_vis: 784,
+                n_hid,
+                loss: Loss::Squared,
+                ..DaeConfig::default()
+            };
+            let lay = Layout::new(&cfg);
+            let p = vec![0.01f32; lay.len];
+            (cfg, lay, p)
+        };
         let d = crate::data::builtin::builtin_mnist().unwrap();
         let steps = 5000;
         let masks: Vec<Vec<f32>> = {
@@ -1250,14 +1262,7 @@ mod floor {
             t.elapsed().as_secs_f64() * 1e6 / steps as f64
         };
         for n_hid in [500, 256, 128] {
-            let cfg = DaeConfig {
-                n_vis: 784,
-                n_hid,
-                loss: Loss::Squared,
-                ..DaeConfig::default()
-            };
-            let lay = Layout::new(&cfg);
-            let p = vec![0.01f32; lay.len];
+            let (cfg, lay, p) = model(n_hid);
             let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
             println!(
                 "lone worker 784x{n_hid}: {:.1} µs/step ({:?})",
@@ -1285,14 +1290,7 @@ mod floor {
                 t.elapsed().as_secs_f64() * 1e6 / steps as f64
             );
         }
-        let cfg = DaeConfig {
-            n_vis: 784,
-            n_hid: 500,
-            loss: Loss::Squared,
-            ..DaeConfig::default()
-        };
-        let lay = Layout::new(&cfg);
-        let p = vec![0.01f32; lay.len];
+        let (cfg, lay, p) = model(500);
         let sync = SplitSync::new(2, 784);
         let mut a = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 0..256).unwrap();
         let mut b = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 256..500).unwrap();
@@ -1301,14 +1299,7 @@ mod floor {
             run(&mut a, Some(SplitLink { sync: &sync, me: 0 }))
         });
         println!("split worker 0 of 2 (784x256 each): {us:.1} µs/step");
-        let cfg = DaeConfig {
-            n_vis: 784,
-            n_hid: 256,
-            loss: Loss::Squared,
-            ..DaeConfig::default()
-        };
-        let lay = Layout::new(&cfg);
-        let p = vec![0.01f32; lay.len];
+        let (cfg, lay, p) = model(256);
         let mut a = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
         let mut b = a.clone();
         let (ua, ub) = std::thread::scope(|s| {
@@ -1317,15 +1308,8 @@ mod floor {
         });
         println!("two independent lone 784x256 workers at once: {ua:.1} and {ub:.1} µs/step");
         // The `rows` decomposition: half the rows each, with and without the
-        // two all-reductions per example.
-        let cfg = DaeConfig {
-            n_vis: 784,
-            n_hid: 500,
-            loss: Loss::Squared,
-            ..DaeConfig::default()
-        };
-        let lay = Layout::new(&cfg);
-        let p = vec![0.01f32; lay.len];
+        // all-reduction per example.
+        let (cfg, lay, p) = model(500);
         let run_rows = |k: &mut FusedTiedSgd, r: std::ops::Range<usize>| {
             let t = std::time::Instant::now();
             for (s, n) in masks.iter().enumerate() {
