@@ -97,6 +97,11 @@ pub struct BenchThreadsArgs {
     pub data_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Epochs timed per row: the thread counts take turns, round after round,
+    /// and the table gives the median time and the median, lowest and highest
+    /// speed-up within a round (this machine's speed drifts).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Output folder (default: runs/bench-threads-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,

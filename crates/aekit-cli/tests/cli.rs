@@ -412,16 +412,23 @@ fn bench_threads_and_curve_write_csv_and_png() {
         "1,2",
         "--examples",
         "150",
+        "--rounds",
+        "2",
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("GFLOP/s"));
+    assert!(stderr(&o).contains("round 2: hogwild, 40 hidden, 2 thread(s)"));
     let csv = std::fs::read_to_string(out.join("bench.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("mode,hidden,threads,examples,seconds"));
+    assert!(lines[0].starts_with("mode,hidden,threads,examples,rounds,seconds"));
     assert_eq!(lines.len(), 1 + 2 * 2 * 2, "2 modes × 2 sizes × 2 thread counts");
-    assert!(lines[1..].iter().any(|l| l.starts_with("hogwild,40,2,150,")));
+    assert!(lines[1..].iter().any(|l| l.starts_with("hogwild,40,2,150,2,")));
+    // One thread against itself, round by round: exactly 1.
+    for l in lines[1..].iter().filter(|l| l.split(',').nth(2) == Some("1")) {
+        assert!(l.ends_with(",1.000,1.000,1.000"), "{l}");
+    }
     assert_eq!(image::open(out.join("bench.png")).unwrap().width(), 900);
 
     let out = d.join("curve");

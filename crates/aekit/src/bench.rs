@@ -80,14 +80,20 @@ pub struct ThreadsRow {
     pub threads: usize,
     pub mode: String,
     pub examples: usize,
-    /// Seconds for one epoch over `examples`.
+    /// Seconds for one epoch over `examples` (the median of the rounds).
     pub seconds: f64,
-    /// Dense-equivalent GFLOP/s of the training step.
+    /// Dense-equivalent GFLOP/s of the training step, at `seconds`.
     pub gflops: f64,
     /// `gflops` over the one-core GEMM rate.
     pub gemm_ratio: f64,
-    /// Seconds at 1 thread (same mode and hidden units) over `seconds`.
+    /// Seconds at 1 thread (same mode and hidden units) over seconds at
+    /// `threads`, taken within each round: the median, lowest and highest
+    /// over the rounds.
     pub speedup: f64,
+    pub speedup_min: f64,
+    pub speedup_max: f64,
+    /// Epochs timed for this row.
+    pub rounds: usize,
 }
 
 /// Times one epoch of per-example SGD over `x` (`[n, n_vis]`).
@@ -104,33 +110,68 @@ pub fn time_epoch(
     Ok(t.elapsed().as_secs_f64())
 }
 
-/// The Fig. 3 grid; `on_row` sees each row as it is measured.
+/// The median of a non-empty list.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let k = s.len();
+    if k % 2 == 1 {
+        s[k / 2]
+    } else {
+        0.5 * (s[k / 2 - 1] + s[k / 2])
+    }
+}
+
+/// The Fig. 3 grid. For each mode and width, every thread count is timed
+/// once per round, the counts taking turns, so that a drift in the machine's
+/// speed reaches all of them alike; a speed-up is a ratio of two epochs of
+/// the same round. `on_round` sees every epoch timed (mode, hidden, threads,
+/// round, seconds); `on_row` sees each row when its rounds are done.
+#[allow(clippy::too_many_arguments)]
 pub fn threads_grid(
     x: ArrayView2<f32>,
     hidden: &[usize],
     threads: &[usize],
     modes: &[ParallelMode],
     seed: u64,
+    rounds: usize,
     gemm_gflops: f64,
+    on_round: &mut dyn FnMut(ParallelMode, usize, usize, usize, f64),
     on_row: &mut dyn FnMut(&ThreadsRow),
 ) -> Result<Vec<ThreadsRow>> {
+    let rounds = rounds.max(1);
     let mut rows = Vec::new();
     for &mode in modes {
         for &h in hidden {
-            let mut base = None;
-            for &t in threads {
-                let seconds = time_epoch(x, h, t, mode, seed)?;
-                let base_s = *base.get_or_insert(if t == 1 { seconds } else { f64::NAN });
-                let gflops = step_flops(x.ncols(), h) * x.nrows() as f64 / seconds / 1e9;
+            // seconds[round][k] for thread count threads[k].
+            let mut seconds = vec![vec![0.0f64; threads.len()]; rounds];
+            for (r, times) in seconds.iter_mut().enumerate() {
+                for (k, &t) in threads.iter().enumerate() {
+                    times[k] = time_epoch(x, h, t, mode, seed)?;
+                    on_round(mode, h, t, r + 1, times[k]);
+                }
+            }
+            let base = threads.iter().position(|&t| t == 1);
+            for (k, &t) in threads.iter().enumerate() {
+                let secs: Vec<f64> = seconds.iter().map(|v| v[k]).collect();
+                let ratios: Vec<f64> = match base {
+                    Some(b) => seconds.iter().map(|v| v[b] / v[k]).collect(),
+                    None => vec![f64::NAN],
+                };
+                let sec = median(&secs);
+                let gflops = step_flops(x.ncols(), h) * x.nrows() as f64 / sec / 1e9;
                 let row = ThreadsRow {
                     hidden: h,
                     threads: t,
                     mode: mode.to_string(),
                     examples: x.nrows(),
-                    seconds,
+                    seconds: sec,
                     gflops,
                     gemm_ratio: gflops / gemm_gflops,
-                    speedup: base_s / seconds,
+                    speedup: median(&ratios),
+                    speedup_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                    speedup_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    rounds,
                 };
                 on_row(&row);
                 rows.push(row);

@@ -60,9 +60,12 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         "per-example SGD, tied sigmoid {}→H, squared loss, masking 0.25, {} examples",
         data.dim, data.n
     );
-    println!("mode,hidden,threads,seconds,gflops,gemm_ratio,speedup");
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    println!("mode,hidden,threads,seconds,gflops,gemm_ratio,speedup,speedup_min,speedup_max");
     let mut csv = String::from(
-        "mode,hidden,threads,examples,seconds,seconds_per_60k,gflops,gemm_gflops,gemm_ratio,speedup\n",
+        "mode,hidden,threads,examples,rounds,seconds,seconds_per_60k,gflops,gemm_gflops,gemm_ratio,speedup,speedup_min,speedup_max\n",
     );
     let rows = bench::threads_grid(
         data.view(),
@@ -70,24 +73,41 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         &a.threads,
         &modes,
         a.seed,
+        a.rounds,
         gemm,
+        &mut |mode, h, t, round, s| {
+            if a.rounds > 1 {
+                eprintln!("  round {round}: {mode}, {h} hidden, {t} thread(s): {s:.3} s");
+            }
+        },
         &mut |r| {
             println!(
-                "{},{},{},{:.3},{:.2},{:.3},{:.2}",
-                r.mode, r.hidden, r.threads, r.seconds, r.gflops, r.gemm_ratio, r.speedup
+                "{},{},{},{:.3},{:.2},{:.3},{:.2},{:.2},{:.2}",
+                r.mode,
+                r.hidden,
+                r.threads,
+                r.seconds,
+                r.gflops,
+                r.gemm_ratio,
+                r.speedup,
+                r.speedup_min,
+                r.speedup_max
             );
             csv.push_str(&format!(
-                "{},{},{},{},{:.4},{:.4},{:.3},{:.2},{:.4},{:.3}\n",
+                "{},{},{},{},{},{:.4},{:.4},{:.3},{:.2},{:.4},{:.3},{:.3},{:.3}\n",
                 r.mode,
                 r.hidden,
                 r.threads,
                 r.examples,
+                r.rounds,
                 r.seconds,
                 r.seconds * 60_000.0 / r.examples as f64,
                 r.gflops,
                 gemm,
                 r.gemm_ratio,
-                r.speedup
+                r.speedup,
+                r.speedup_min,
+                r.speedup_max
             ));
         },
     )?;

@@ -231,21 +231,34 @@ impl RowSync {
 /// The body of one step, instantiated once per instruction set with that
 /// set's primitives.
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy_rows:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy4:path, $axpy_rows:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
         // 1. The pre-activation of t+1 from the rows as they stand (t's update
         //    not yet applied): P = Σ x̃_{t+1,i}·W_i over the non-zero inputs,
         //    with the two sums that carry t's update through it.
-        $self.nz.clear();
-        $self
-            .nz
-            .extend($xt.iter().enumerate().filter(|(_, &v)| v != 0.0).map(|(i, _)| i));
+        // The indices of the non-zero inputs, without a branch per input
+        // (a masked image's zeros fall in no pattern a predictor can learn).
+        let mut count = 0;
+        for (i, &v) in $xt.iter().enumerate() {
+            $self.nz[count] = i as u32;
+            count += (v != 0.0) as usize;
+        }
         $self.h_new.fill(0.0);
         let (mut alpha, mut beta) = (0.0f32, 0.0f32);
-        for &i in &$self.nz {
-            $axpy(&mut $self.h_new, $xt[i], &$self.w[i * hp..(i + 1) * hp]);
+        let row = |i: usize| &$self.w[i * hp..(i + 1) * hp];
+        let mut quads = $self.nz[..count].chunks_exact(4);
+        for q in &mut quads {
+            let i = [q[0] as usize, q[1] as usize, q[2] as usize, q[3] as usize];
+            $axpy4(&mut $self.h_new, i.map(|i| $xt[i]), i.map(row));
+        }
+        for &i in quads.remainder() {
+            let i = i as usize;
+            $axpy(&mut $self.h_new, $xt[i], row(i));
+        }
+        for &i in &$self.nz[..count] {
+            let i = i as usize;
             alpha += $xt[i] * $self.da[i];
             beta += $xt[i] * $self.xt[i];
         }
@@ -447,6 +460,7 @@ impl FusedTiedSgd {
             portable::update_dot4,
             portable::dot,
             portable::axpy,
+            portable::axpy4,
             portable::axpy_rows
         )
     }
@@ -463,6 +477,7 @@ impl FusedTiedSgd {
             avx512::update_dot4,
             avx512::dot,
             avx512::axpy,
+            avx512::axpy4,
             avx512::axpy_rows
         )
     }
@@ -479,6 +494,7 @@ impl FusedTiedSgd {
             avx2::update_dot4,
             avx2::dot,
             avx2::axpy,
+            avx2::axpy4,
             avx2::axpy_rows
         )
     }
@@ -520,7 +536,8 @@ pub struct FusedTiedSgd {
     part: Vec<f32>,
     /// `[workers, n_vis]` peers' decoder sums (split mode), sized on first use.
     gathered: Vec<f32>,
-    nz: Vec<usize>,
+    /// `[n_vis]` the indices of the next example's non-zero inputs.
+    nz: Vec<u32>,
     /// `[2·hp + 16]` the `rows` mode's all-reduction: δh_acc, P, α, β.
     reduce: Vec<f32>,
     /// The `rows` mode: the shared sums and this worker's index; its rows of
@@ -593,7 +610,7 @@ impl FusedTiedSgd {
             da_new: vec![0.0; nv],
             part: vec![0.0; nv],
             gathered: Vec::new(),
-            nz: Vec::with_capacity(nv),
+            nz: vec![0; nv],
             reduce: Vec::new(),
             rows: None,
             vis_start: 0,
@@ -624,7 +641,7 @@ impl FusedTiedSgd {
         let nv = vis.len();
         k.n_vis = nv;
         (k.da, k.xt, k.da_new, k.part) = (vec![0.0; nv], vec![0.0; nv], vec![0.0; nv], vec![0.0; nv]);
-        k.nz = Vec::with_capacity(nv);
+        k.nz = vec![0; nv];
         k.reduce = vec![0.0; RowSync::payload(hp)];
         k.rows = Some((sync, me));
         k.vis_start = vis.start;
@@ -831,6 +848,13 @@ mod portable {
         }
     }
 
+    /// y += c[0]·r[0], then += c[1]·r[1], … (the order of four [`axpy`]s).
+    pub fn axpy4(y: &mut [f32], c: [f32; 4], r: [&[f32]; 4]) {
+        for (&c, row) in c.iter().zip(r) {
+            axpy(y, c, row);
+        }
+    }
+
     /// y += Σ_r coef[r]·rows[r·len(y)..].
     pub fn axpy_rows(y: &mut [f32], coef: &[f32], rows: &[f32]) {
         for (&c, row) in coef.iter().zip(rows.chunks_exact(y.len())) {
@@ -1016,6 +1040,32 @@ macro_rules! simd_primitives {
                     // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
                     unsafe {
                         $store(py.add(i), $fmadd(av, $load(px.add(i)), $load(py.add(i))));
+                    }
+                    i += $n;
+                }
+            }
+
+            /// Four [`axpy`]s from rows anywhere, in order, loading and storing
+            /// y once (the same bits as four calls).
+            #[inline]
+            #[target_feature(enable = $feat)]
+            pub unsafe fn axpy4(y: &mut [f32], c: [f32; 4], r: [&[f32]; 4]) {
+                let n = y.len();
+                assert!(r.iter().all(|r| r.len() == n));
+                debug_assert_eq!(n % 16, 0);
+                let c = c.map(|v| $set1(v));
+                let p = r.map(|r| r.as_ptr());
+                let py = y.as_mut_ptr();
+                let mut i = 0;
+                while i < n {
+                    // SAFETY: i + lanes ≤ n, the length of y and of every row.
+                    unsafe {
+                        let mut a = $load(py.add(i));
+                        a = $fmadd(c[0], $load(p[0].add(i)), a);
+                        a = $fmadd(c[1], $load(p[1].add(i)), a);
+                        a = $fmadd(c[2], $load(p[2].add(i)), a);
+                        a = $fmadd(c[3], $load(p[3].add(i)), a);
+                        $store(py.add(i), a);
                     }
                     i += $n;
                 }
@@ -1226,6 +1276,9 @@ mod floor {
     /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture floor`
     /// prints µs per step of a lone worker at several widths, one worker of a
     /// 2-way split (with its peer on the other core), and bare sweeps over W.
+    /// `AEKIT_PROBE_WIDTHS=16,500` picks the widths; with
+    /// `AEKIT_PROBE_ONLY_LONE=1` it times only lone workers, 20 times each (for
+    /// comparing two builds run in turns on this drifting machine).
     #[test]
     #[ignore]
     fn print_floor() {
@@ -1261,7 +1314,20 @@ mod floor {
             }
             t.elapsed().as_secs_f64() * 1e6 / steps as f64
         };
-        for n_hid in [500, 256, 128] {
+        let widths: Vec<usize> = std::env::var("AEKIT_PROBE_WIDTHS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|w| w.parse().ok()).collect())
+            .unwrap_or_else(|| vec![500, 256, 128]);
+        if std::env::var("AEKIT_PROBE_ONLY_LONE").is_ok() {
+            for &n_hid in &widths {
+                let (cfg, lay, p) = model(n_hid);
+                let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
+                let us: Vec<String> = (0..20).map(|_| format!("{:.1}", run(&mut k, None))).collect();
+                println!("lone worker 784x{n_hid}: {} µs/step", us.join(" "));
+            }
+            return;
+        }
+        for &n_hid in &widths {
             let (cfg, lay, p) = model(n_hid);
             let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
             println!(
@@ -1299,6 +1365,13 @@ mod floor {
             run(&mut a, Some(SplitLink { sync: &sync, me: 0 }))
         });
         println!("split worker 0 of 2 (784x256 each): {us:.1} µs/step");
+        let sync1 = SplitSync::new(1, 784);
+        let mut a = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 0..256).unwrap();
+        let us = run(&mut a, Some(SplitLink { sync: &sync1, me: 0 }));
+        println!("  one split worker 784x256 linked to nobody: {us:.1} µs/step");
+        let mut a = FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, 0..256).unwrap();
+        let us = run(&mut a, None);
+        println!("  one split worker 784x256 unlinked: {us:.1} µs/step");
         let (cfg, lay, p) = model(256);
         let mut a = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
         let mut b = a.clone();
