@@ -1278,7 +1278,9 @@ mod floor {
     /// 2-way split (with its peer on the other core), and bare sweeps over W.
     /// `AEKIT_PROBE_WIDTHS=16,500` picks the widths; with
     /// `AEKIT_PROBE_ONLY_LONE=1` it times only lone workers, 20 times each (for
-    /// comparing two builds run in turns on this drifting machine).
+    /// comparing two builds run in turns on this drifting machine);
+    /// `AEKIT_PROBE_SPLIT=1` times, in six rounds, a linked `split` pair, one
+    /// worker linked to nobody, one unlinked, and an unlinked pair at once.
     #[test]
     #[ignore]
     fn print_floor() {
@@ -1355,6 +1357,34 @@ mod floor {
                 "  bare update+dot sweep of W: {:.1} µs",
                 t.elapsed().as_secs_f64() * 1e6 / steps as f64
             );
+        }
+        if std::env::var("AEKIT_PROBE_SPLIT").is_ok() {
+            // The split's costs in turns: a linked pair, one worker linked to
+            // nobody, one unlinked, and an unlinked pair at once.
+            let (cfg, lay, p) = model(500);
+            let block =
+                |r: std::ops::Range<usize>| FusedTiedSgd::new_block(&cfg, &lay, &p, 0.01, 0.0, r).unwrap();
+            for _ in 0..6 {
+                let sync = SplitSync::new(2, 784);
+                let (mut a, mut b) = (block(0..256), block(256..500));
+                let pair = std::thread::scope(|s| {
+                    s.spawn(|| run(&mut b, Some(SplitLink { sync: &sync, me: 1 })));
+                    run(&mut a, Some(SplitLink { sync: &sync, me: 0 }))
+                });
+                let sync1 = SplitSync::new(1, 784);
+                let nobody = run(&mut block(0..256), Some(SplitLink { sync: &sync1, me: 0 }));
+                let alone = run(&mut block(0..256), None);
+                let (mut a, mut b) = (block(0..256), block(256..500));
+                let (ua, ub) = std::thread::scope(|s| {
+                    let h = s.spawn(|| run(&mut b, None));
+                    (run(&mut a, None), h.join().unwrap())
+                });
+                println!(
+                    "split 784x256 µs/step: linked pair {pair:.1}, linked to nobody {nobody:.1}, \
+                     alone {alone:.1}, unlinked pair {ua:.1}/{ub:.1}"
+                );
+            }
+            return;
         }
         let (cfg, lay, p) = model(500);
         let sync = SplitSync::new(2, 784);
