@@ -39,10 +39,10 @@ use crate::tensor::vmath;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const L: usize = 16;
-/// Blocks per group that a linked (`split`) worker publishes at once.
-const GROUP: usize = 4;
+/// Blocks per group that a linked (`split`) worker publishes at once (32 rows).
+const GROUP: usize = 2;
 /// Rows decoded together in the sweep.
-const BLOCK: usize = 8;
+const BLOCK: usize = 16;
 
 /// Which instruction set the kernel runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,8 +241,9 @@ macro_rules! step_body {
         // The indices of the non-zero inputs, without a branch per input
         // (a masked image's zeros fall in no pattern a predictor can learn).
         let mut count = 0;
+        let nz = &mut $self.nz[..];
         for (i, &v) in $xt.iter().enumerate() {
-            $self.nz[count] = i as u32;
+            nz[count] = i as u32;
             count += (v != 0.0) as usize;
         }
         $self.h_new.fill(0.0);
@@ -411,8 +412,13 @@ macro_rules! step_body {
             }
             // Fixed-length lanes (a short last block is padded and its extra
             // lanes are dropped), so the sigmoids vectorise.
+            // (Whole blocks are copied at a fixed length, inline; a memcpy
+            // call per block cost more than the copy.)
             let mut xs = [0.0f32; BLOCK];
-            xs[..rows].copy_from_slice(&$x[i0..i0 + rows]);
+            match <&[f32; BLOCK]>::try_from(&$x[i0..i0 + rows]) {
+                Ok(whole) => xs = *whole,
+                Err(_) => xs[..rows].copy_from_slice(&$x[i0..i0 + rows]),
+            }
             let (mut d, mut l) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
             match $self.loss {
                 Loss::CrossEntropy => {
@@ -432,7 +438,10 @@ macro_rules! step_body {
             for r in 0..BLOCK {
                 loss[r] += if r < rows { l[r] } else { 0.0 };
             }
-            $self.da_new[i0..i0 + rows].copy_from_slice(&d[..rows]);
+            match <&mut [f32; BLOCK]>::try_from(&mut $self.da_new[i0..i0 + rows]) {
+                Ok(whole) => *whole = d,
+                Err(_) => $self.da_new[i0..i0 + rows].copy_from_slice(&d[..rows]),
+            }
             for r0 in (0..rows).step_by(8) {
                 let (a, b) = (i0 + r0, i0 + rows.min(r0 + 8));
                 $axpy_rows(&mut $self.dh_acc, &$self.da_new[a..b], &$self.w[a * hp..b * hp]);
