@@ -154,10 +154,12 @@ pub fn threads_grid(
             let base = threads.iter().position(|&t| t == 1);
             for (k, &t) in threads.iter().enumerate() {
                 let secs: Vec<f64> = seconds.iter().map(|v| v[k]).collect();
+                // Without a one-thread run there is nothing to compare with.
                 let ratios: Vec<f64> = match base {
                     Some(b) => seconds.iter().map(|v| v[b] / v[k]).collect(),
-                    None => vec![f64::NAN],
+                    None => vec![f64::NAN; rounds],
                 };
+                let spread = |f: fn(f64, f64) -> f64| ratios.iter().copied().reduce(f).unwrap_or(f64::NAN);
                 let sec = median(&secs);
                 let gflops = step_flops(x.ncols(), h) * x.nrows() as f64 / sec / 1e9;
                 let row = ThreadsRow {
@@ -169,8 +171,8 @@ pub fn threads_grid(
                     gflops,
                     gemm_ratio: gflops / gemm_gflops,
                     speedup: median(&ratios),
-                    speedup_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
-                    speedup_max: ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    speedup_min: spread(f64::min),
+                    speedup_max: spread(f64::max),
                     rounds,
                 };
                 on_row(&row);

@@ -280,16 +280,26 @@ fn split_and_rows_modes_equal_one_thread_up_to_summation_order() {
     for loss in [Loss::Squared, Loss::CrossEntropy] {
         let mut one = per_example(100, 1, "auto", loss);
         one.fit(xv, None, &mut Silent).unwrap();
-        for (threads, mode) in [(2, "split"), (3, "split"), (2, "rows"), (3, "rows")] {
+        let modes = [
+            (2, "split"),
+            (3, "split"),
+            (2, "rows"),
+            (3, "rows"),
+            (2, "balanced"),
+            (3, "balanced"),
+        ];
+        for (threads, mode) in modes {
             let mut many = per_example(100, threads, mode, loss);
             assert!(matches!(
                 (mode, many.epoch_plan().unwrap()),
-                ("split", EpochPlan::Split(t)) | ("rows", EpochPlan::Rows(t)) if t == threads
+                ("split", EpochPlan::Split(t)) | ("rows", EpochPlan::Rows(t)) | ("balanced", EpochPlan::Balanced(t))
+                    if t == threads
             ));
             many.fit(xv, None, &mut Silent).unwrap();
             // Same examples, same noise, same SGD; only the order in which
             // partial sums are added differs (split: the decoder's; rows: the
-            // encoder's and δh): measured 2e-7 to 6e-7 after these 400 steps.
+            // encoder's and δh; balanced: as rows, re-shared after every 200
+            // examples): measured 2e-7 to 6e-7 after these 400 steps.
             let d = max_abs_diff(one.params(), many.params());
             assert!(d < 1e-5, "{mode}, {threads} threads, {loss:?}: max |Δθ| = {d}");
             let (s1, s2) = (one.score(xv).unwrap(), many.score(xv).unwrap());

@@ -217,10 +217,11 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
             .clone(),
     );
     let plan = model.epoch_plan()?;
-    if let aekit::models::dae::EpochPlan::Split(t) | aekit::models::dae::EpochPlan::Rows(t) = plan {
+    use aekit::models::dae::EpochPlan;
+    if let EpochPlan::Split(t) | EpochPlan::Rows(t) | EpochPlan::Balanced(t) = plan {
         let w = aekit::models::dae::split_workers(t);
         if w < t {
-            eprintln!("note: split mode ran {w} workers for {t} threads (at most one per core)");
+            eprintln!("note: {plan:?} ran {w} workers for {t} threads (at most one per core)");
         }
     }
     obj.insert("parallel".into(), format!("{plan:?}").into());

@@ -24,7 +24,8 @@ use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
 use crate::train::parallel::{
-    hidden_blocks, Dispenser, HogwildParams, HogwildWorker, ParallelMode, RowSync, SplitLink, SplitSync,
+    balance_every, hidden_blocks, rebalanced, Dispenser, HogwildParams, HogwildWorker, ParallelMode, RowSync,
+    SplitLink, SplitSync,
 };
 use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
@@ -361,6 +362,8 @@ pub enum EpochPlan {
     Split(usize),
     /// Per-example SGD, visible units (rows of W) split over this many threads.
     Rows(usize),
+    /// As `Rows`, with the rows shared out by measured speed as it goes.
+    Balanced(usize),
     /// Per-example lock-free SGD on this many threads.
     Hogwild(usize),
     /// Each minibatch split over this many threads.
@@ -622,6 +625,8 @@ impl DenoisingAutoencoder {
                 }
             }
             ParallelMode::Auto if fused => EpochPlan::Rows(threads),
+            ParallelMode::Balanced if fused => EpochPlan::Balanced(threads),
+            ParallelMode::Balanced => return Err(need_fused("balanced")),
             ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
             ParallelMode::Split if fused => EpochPlan::Split(threads),
             ParallelMode::Split => return Err(need_fused("split")),
@@ -660,75 +665,109 @@ impl DenoisingAutoencoder {
             })
             .collect();
         let sync = SplitSync::new(workers.len(), self.config.n_vis);
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
         // Every worker computes the whole example's loss; count worker 0's.
-        self.run_lockstep(x, n, workers, obs, |k, w, xi, noisy| {
+        let (total, _) = self.run_lockstep(x, &order, (0, n), workers, obs, |k, w, xi, noisy| {
             let l = w.step_linked(xi, noisy, Some(SplitLink { sync: &sync, me: k }));
             if k == 0 {
                 l
             } else {
                 0.0
             }
-        })
+        });
+        (total / n as f64, n as u64)
     }
 
     /// The `rows` mode: one worker per block of visible units, each stepping
-    /// every example on its slice; see [`crate::train::parallel`].
-    fn run_epoch_rows(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        let nv = self.config.n_vis;
-        let t = split_workers(threads).min(nv);
-        let hp = self.config.n_hid.div_ceil(16) * 16;
-        let sync = std::sync::Arc::new(RowSync::new(t, hp));
-        // Contiguous blocks of rows, as equal as can be.
-        let bounds: Vec<usize> = (0..=t).map(|k| k * nv / t).collect();
-        let workers: Vec<FusedTiedSgd> = (0..t)
-            .map(|k| {
-                FusedTiedSgd::new_rows(
-                    &self.config,
-                    &self.layout,
-                    &self.params,
-                    self.train.lr,
-                    self.train.weight_decay,
-                    bounds[k]..bounds[k + 1],
-                    sync.clone(),
-                    k,
-                )
-                .expect("supports() was checked")
-            })
-            .collect();
-        // Each worker's loss covers its own rows; the shares add up.
-        self.run_lockstep(x, n, workers, obs, |k, w, xi, noisy| {
-            let r = bounds[k]..bounds[k + 1];
-            w.step(&xi[r.clone()], &noisy[r])
-        })
-    }
-
-    /// One epoch of workers in lock step: every worker steps every example of
-    /// one shuffled order, drawing the same corruption from its own copy of
-    /// the random state; `step(k, worker, x, x̃)` returns worker k's share of
-    /// the example's loss. Worker 0 runs on this thread and reports progress.
-    fn run_lockstep(
+    /// every example on its slice; see [`crate::train::parallel`]. With
+    /// `balance`, the epoch runs in segments of [`balance_every`] examples and
+    /// the rows are shared out again after each, in proportion to the speed
+    /// each worker showed (its rows over its time less its waits): the same
+    /// SGD, but the sums' order, and so the last bits, then depend on timing.
+    fn run_epoch_rows(
         &mut self,
         x: &[f32],
         n: usize,
+        threads: usize,
+        balance: bool,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
+        let nv = self.config.n_vis;
+        let t = split_workers(threads).min(nv);
+        let hp = self.config.n_hid.div_ceil(16) * 16;
+        let mut order: Vec<usize> = (0..n).collect();
+        shuffle(&mut order, &mut self.rng);
+        // Contiguous blocks of rows, as equal as can be.
+        let mut bounds: Vec<usize> = (0..=t).map(|k| k * nv / t).collect();
+        let segment = if balance && t > 1 {
+            balance_every(n)
+        } else {
+            n.max(1)
+        };
+        let mut total = 0.0f64;
+        for (s, chunk) in order.chunks(segment).enumerate() {
+            let sync = std::sync::Arc::new(RowSync::new(t, hp));
+            let workers: Vec<FusedTiedSgd> = (0..t)
+                .map(|k| {
+                    FusedTiedSgd::new_rows(
+                        &self.config,
+                        &self.layout,
+                        &self.params,
+                        self.train.lr,
+                        self.train.weight_decay,
+                        bounds[k]..bounds[k + 1],
+                        sync.clone(),
+                        k,
+                    )
+                    .expect("supports() was checked")
+                })
+                .collect();
+            // Each worker's loss covers its own rows; the shares add up.
+            let b = &bounds;
+            let (loss, seconds) =
+                self.run_lockstep(x, chunk, (s * segment, n), workers, obs, |k, w, xi, noisy| {
+                    let r = b[k]..b[k + 1];
+                    w.step(&xi[r.clone()], &noisy[r])
+                });
+            total += loss;
+            if segment < n {
+                let busy: Vec<f64> = (0..t).map(|k| (seconds[k] - sync.waited(k)).max(1e-9)).collect();
+                bounds = rebalanced(&bounds, &busy);
+            }
+        }
+        (total / n as f64, n as u64)
+    }
+
+    /// Workers in lock step over `order`: every worker steps every example,
+    /// drawing the same corruption from its own copy of the random state;
+    /// `step(k, worker, x, x̃)` returns worker k's share of the example's loss.
+    /// Worker 0 runs on this thread and reports progress as (examples done
+    /// before `order`, examples in the epoch). The workers are flushed and
+    /// written back. Returns the summed loss and each worker's seconds.
+    fn run_lockstep(
+        &mut self,
+        x: &[f32],
+        order: &[usize],
+        (done, n): (usize, usize),
         mut workers: Vec<FusedTiedSgd>,
         obs: &mut dyn Observer,
         step: impl Fn(usize, &mut FusedTiedSgd, &[f32], &[f32]) -> f32 + Sync,
-    ) -> (f64, u64) {
+    ) -> (f64, Vec<f64>) {
         let nv = self.config.n_vis;
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
         let noise = self.config.noise;
         let report_every = (n / 100).max(1);
         let mut rng0 = self.rng.clone();
         let (first, rest) = workers.split_first_mut().expect("at least one worker");
-        let (order, step) = (&order, &step);
-        let total = std::thread::scope(|s| {
+        let step = &step;
+        let (total, seconds) = std::thread::scope(|s| {
             let handles: Vec<_> = rest
                 .iter_mut()
                 .enumerate()
                 .map(|(k, w)| {
                     let mut rng = self.rng.clone();
                     s.spawn(move || {
+                        let start = Instant::now();
                         let mut noisy = vec![0.0f32; nv];
                         let mut total = 0.0f64;
                         for &i in order {
@@ -736,32 +775,36 @@ impl DenoisingAutoencoder {
                             noise.apply(&mut noisy, xi, &mut rng);
                             total += step(k + 1, w, xi, &noisy) as f64;
                         }
-                        total
+                        (total, start.elapsed().as_secs_f64())
                     })
                 })
                 .collect();
+            let start = Instant::now();
             let mut noisy = vec![0.0f32; nv];
             let mut total = 0.0f64;
             for (t, &i) in order.iter().enumerate() {
                 let xi = &x[i * nv..(i + 1) * nv];
                 noise.apply(&mut noisy, xi, &mut rng0);
                 total += step(0, first, xi, &noisy) as f64;
-                if (t + 1) % report_every == 0 || t + 1 == n {
-                    obs.on_progress(t + 1, n);
+                let t = done + t + 1;
+                if t % report_every == 0 || t == n {
+                    obs.on_progress(t, n);
                 }
             }
-            total
-                + handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a worker panicked"))
-                    .sum::<f64>()
+            let mut seconds = vec![start.elapsed().as_secs_f64()];
+            for h in handles {
+                let (l, s) = h.join().expect("a worker panicked");
+                total += l;
+                seconds.push(s);
+            }
+            (total, seconds)
         });
         self.rng = rng0;
         FusedTiedSgd::flush_all(&mut workers);
         for w in &mut workers {
             w.write_params(&self.layout, &mut self.params);
         }
-        (total / n as f64, n as u64)
+        (total, seconds)
     }
 
     /// The `hogwild` mode: workers share W, b and b′ without locks.
@@ -925,7 +968,8 @@ impl DenoisingAutoencoder {
         let par = match self.epoch_plan().expect("checked when fit began") {
             EpochPlan::Fused => return self.run_epoch_fused(x, n, obs),
             EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, obs),
-            EpochPlan::Rows(t) => return self.run_epoch_rows(x, n, t, obs),
+            EpochPlan::Rows(t) => return self.run_epoch_rows(x, n, t, false, obs),
+            EpochPlan::Balanced(t) => return self.run_epoch_rows(x, n, t, true, obs),
             EpochPlan::Hogwild(t) => return self.run_epoch_hogwild(x, n, t, obs),
             EpochPlan::Minibatch(t) => return self.run_epoch_minibatch(x, n, t, obs),
             EpochPlan::Layers(par) => par,

@@ -163,6 +163,8 @@ pub struct RowSync {
     slots: Vec<Line>,
     /// All-reductions published by each worker.
     progress: Vec<Padded>,
+    /// Nanoseconds each worker has spent waiting for its peers.
+    waits: Vec<Padded>,
     hp: usize,
 }
 
@@ -183,8 +185,14 @@ impl RowSync {
                 .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
                 .collect(),
             progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            waits: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
             hp,
         }
+    }
+
+    /// Seconds worker `me` has spent waiting in all-reductions so far.
+    pub fn waited(&self, me: usize) -> f64 {
+        self.waits[me].0.load(Ordering::Relaxed) as f64 * 1e-9
     }
 
     /// Floats per all-reduction: δh_acc and P (`hp` each), then α and β
@@ -210,7 +218,14 @@ impl RowSync {
             }
         }
         self.progress[me].0.store(seq, Ordering::Release);
+        let t0 = std::time::Instant::now();
         wait_all(&self.progress, seq);
+        // Only worker `me` writes its own counter.
+        let w = &self.waits[me].0;
+        w.store(
+            w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
+            Ordering::Relaxed,
+        );
         for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
             let mut sum = [0.0f32; 16];
             for w in 0..self.threads {
