@@ -668,14 +668,22 @@ impl DenoisingAutoencoder {
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
         // Every worker computes the whole example's loss; count worker 0's.
-        let (total, _) = self.run_lockstep(x, &order, (0, n), workers, obs, |k, w, xi, noisy| {
-            let l = w.step_linked(xi, noisy, Some(SplitLink { sync: &sync, me: k }));
-            if k == 0 {
-                l
-            } else {
-                0.0
-            }
-        });
+        let total = self.run_lockstep(
+            x,
+            &order,
+            n.max(1),
+            workers,
+            obs,
+            |k, w, xi, noisy| {
+                let l = w.step_linked(xi, noisy, Some(SplitLink { sync: &sync, me: k }));
+                if k == 0 {
+                    l
+                } else {
+                    0.0
+                }
+            },
+            |_, _, _| {},
+        );
         (total / n as f64, n as u64)
     }
 
@@ -698,113 +706,158 @@ impl DenoisingAutoencoder {
         let hp = self.config.n_hid.div_ceil(16) * 16;
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
+        let (cfg, lay) = (self.config.clone(), self.layout.clone());
+        let (lr, decay) = (self.train.lr, self.train.weight_decay);
+        let build = |params: &[f32], bounds: &[usize]| -> Vec<FusedTiedSgd> {
+            let sync = std::sync::Arc::new(RowSync::new(t, hp));
+            (0..t)
+                .map(|k| {
+                    let vis = bounds[k]..bounds[k + 1];
+                    FusedTiedSgd::new_rows(&cfg, &lay, params, lr, decay, vis, sync.clone(), k)
+                        .expect("supports() was checked")
+                })
+                .collect()
+        };
         // Contiguous blocks of rows, as equal as can be.
-        let mut bounds: Vec<usize> = (0..=t).map(|k| k * nv / t).collect();
+        let workers = build(&self.params, &(0..=t).map(|k| k * nv / t).collect::<Vec<_>>());
         let segment = if balance && t > 1 {
             balance_every(n)
         } else {
             n.max(1)
         };
-        let mut total = 0.0f64;
-        for (s, chunk) in order.chunks(segment).enumerate() {
-            let sync = std::sync::Arc::new(RowSync::new(t, hp));
-            let workers: Vec<FusedTiedSgd> = (0..t)
-                .map(|k| {
-                    FusedTiedSgd::new_rows(
-                        &self.config,
-                        &self.layout,
-                        &self.params,
-                        self.train.lr,
-                        self.train.weight_decay,
-                        bounds[k]..bounds[k + 1],
-                        sync.clone(),
-                        k,
-                    )
-                    .expect("supports() was checked")
-                })
-                .collect();
-            // Each worker's loss covers its own rows; the shares add up.
-            let b = &bounds;
-            let (loss, seconds) =
-                self.run_lockstep(x, chunk, (s * segment, n), workers, obs, |k, w, xi, noisy| {
-                    let r = b[k]..b[k + 1];
-                    w.step(&xi[r.clone()], &noisy[r])
-                });
-            total += loss;
-            if segment < n {
-                let busy: Vec<f64> = (0..t).map(|k| (seconds[k] - sync.waited(k)).max(1e-9)).collect();
-                bounds = rebalanced(&bounds, &busy);
-            }
-        }
+        // Each worker's loss covers its own rows; the shares add up.
+        let total = self.run_lockstep(
+            x,
+            &order,
+            segment,
+            workers,
+            obs,
+            |_, w, xi, noisy| {
+                let r = w.visible();
+                w.step(&xi[r.clone()], &noisy[r])
+            },
+            |params, workers, seconds| {
+                let mut bounds: Vec<usize> = workers.iter().map(|w| w.visible().start).collect();
+                bounds.push(nv);
+                let busy: Vec<f64> = workers
+                    .iter()
+                    .zip(seconds)
+                    .map(|(w, s)| (s - w.waited()).max(1e-9))
+                    .collect();
+                *workers = build(params, &rebalanced(&bounds, &busy));
+            },
+        );
         (total / n as f64, n as u64)
     }
 
     /// Workers in lock step over `order`: every worker steps every example,
     /// drawing the same corruption from its own copy of the random state;
     /// `step(k, worker, x, x̃)` returns worker k's share of the example's loss.
-    /// Worker 0 runs on this thread and reports progress as (examples done
-    /// before `order`, examples in the epoch). The workers are flushed and
-    /// written back. Returns the summed loss and each worker's seconds.
+    /// Worker 0 runs on this thread and reports progress. The threads live
+    /// for the whole of `order`, which they take in segments of `segment`
+    /// examples; between two segments the workers are flushed and written
+    /// back, and `between(params, workers, seconds)` may replace them (it
+    /// sees each worker's seconds for the segment). Returns the summed loss.
+    #[allow(clippy::too_many_arguments)]
     fn run_lockstep(
         &mut self,
         x: &[f32],
         order: &[usize],
-        (done, n): (usize, usize),
-        mut workers: Vec<FusedTiedSgd>,
+        segment: usize,
+        workers: Vec<FusedTiedSgd>,
         obs: &mut dyn Observer,
         step: impl Fn(usize, &mut FusedTiedSgd, &[f32], &[f32]) -> f32 + Sync,
-    ) -> (f64, Vec<f64>) {
-        let nv = self.config.n_vis;
+        mut between: impl FnMut(&[f32], &mut Vec<FusedTiedSgd>, &[f64]),
+    ) -> f64 {
+        use std::sync::{Barrier, Mutex};
+        let (nv, n, t) = (self.config.n_vis, order.len(), workers.len());
         let noise = self.config.noise;
         let report_every = (n / 100).max(1);
+        let segments = n.div_ceil(segment.max(1));
+        // Each worker sits in its slot between segments; its thread takes it
+        // out for a segment.
+        let slots: Vec<Mutex<Option<FusedTiedSgd>>> =
+            workers.into_iter().map(|w| Mutex::new(Some(w))).collect();
+        let seconds: Vec<Mutex<f64>> = (0..t).map(|_| Mutex::new(0.0)).collect();
+        let barrier = Barrier::new(t);
+        let take = |k: usize| {
+            slots[k]
+                .lock()
+                .expect("a worker panicked")
+                .take()
+                .expect("worker in its slot")
+        };
+        let put = |k: usize, w: FusedTiedSgd| *slots[k].lock().expect("a worker panicked") = Some(w);
+        // One segment of worker k, on its own random stream.
+        let run =
+            |k: usize, chunk: &[usize], rng: &mut Rng, noisy: &mut [f32], tick: &mut dyn FnMut(usize)| {
+                let mut w = take(k);
+                let start = Instant::now();
+                let mut total = 0.0f64;
+                for (j, &i) in chunk.iter().enumerate() {
+                    let xi = &x[i * nv..(i + 1) * nv];
+                    noise.apply(noisy, xi, rng);
+                    total += step(k, &mut w, xi, noisy) as f64;
+                    tick(j);
+                }
+                *seconds[k].lock().expect("a worker panicked") = start.elapsed().as_secs_f64();
+                put(k, w);
+                total
+            };
         let mut rng0 = self.rng.clone();
-        let (first, rest) = workers.split_first_mut().expect("at least one worker");
-        let step = &step;
-        let (total, seconds) = std::thread::scope(|s| {
-            let handles: Vec<_> = rest
-                .iter_mut()
-                .enumerate()
-                .map(|(k, w)| {
+        let (run, barrier) = (&run, &barrier);
+        let total = std::thread::scope(|s| {
+            let handles: Vec<_> = (1..t)
+                .map(|k| {
                     let mut rng = self.rng.clone();
                     s.spawn(move || {
-                        let start = Instant::now();
                         let mut noisy = vec![0.0f32; nv];
                         let mut total = 0.0f64;
-                        for &i in order {
-                            let xi = &x[i * nv..(i + 1) * nv];
-                            noise.apply(&mut noisy, xi, &mut rng);
-                            total += step(k + 1, w, xi, &noisy) as f64;
+                        for chunk in order.chunks(segment.max(1)) {
+                            total += run(k, chunk, &mut rng, &mut noisy, &mut |_| {});
+                            barrier.wait();
+                            barrier.wait();
                         }
-                        (total, start.elapsed().as_secs_f64())
+                        total
                     })
                 })
                 .collect();
-            let start = Instant::now();
             let mut noisy = vec![0.0f32; nv];
             let mut total = 0.0f64;
-            for (t, &i) in order.iter().enumerate() {
-                let xi = &x[i * nv..(i + 1) * nv];
-                noise.apply(&mut noisy, xi, &mut rng0);
-                total += step(0, first, xi, &noisy) as f64;
-                let t = done + t + 1;
-                if t % report_every == 0 || t == n {
-                    obs.on_progress(t, n);
+            for (s, chunk) in order.chunks(segment.max(1)).enumerate() {
+                let done = s * segment;
+                total += run(0, chunk, &mut rng0, &mut noisy, &mut |j| {
+                    let t = done + j + 1;
+                    if t.is_multiple_of(report_every) || t == n {
+                        obs.on_progress(t, n);
+                    }
+                });
+                barrier.wait();
+                let mut ws: Vec<FusedTiedSgd> = (0..t).map(take).collect();
+                FusedTiedSgd::flush_all(&mut ws);
+                for w in &mut ws {
+                    w.write_params(&self.layout, &mut self.params);
                 }
+                if s + 1 < segments {
+                    let secs: Vec<f64> = seconds
+                        .iter()
+                        .map(|v| *v.lock().expect("a worker panicked"))
+                        .collect();
+                    between(&self.params, &mut ws, &secs);
+                }
+                for (k, w) in ws.into_iter().enumerate() {
+                    put(k, w);
+                }
+                barrier.wait();
             }
-            let mut seconds = vec![start.elapsed().as_secs_f64()];
-            for h in handles {
-                let (l, s) = h.join().expect("a worker panicked");
-                total += l;
-                seconds.push(s);
-            }
-            (total, seconds)
+            total
+                + handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a worker panicked"))
+                    .sum::<f64>()
         });
         self.rng = rng0;
-        FusedTiedSgd::flush_all(&mut workers);
-        for w in &mut workers {
-            w.write_params(&self.layout, &mut self.params);
-        }
-        (total, seconds)
+        total
     }
 
     /// The `hogwild` mode: workers share W, b and b′ without locks.

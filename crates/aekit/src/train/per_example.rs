@@ -672,6 +672,17 @@ impl FusedTiedSgd {
         Ok(k)
     }
 
+    /// The visible units whose rows this worker holds (all, but for a
+    /// `rows` worker).
+    pub fn visible(&self) -> std::ops::Range<usize> {
+        self.vis_start..self.vis_start + self.n_vis
+    }
+
+    /// Seconds this `rows` worker has waited for its peers (0 otherwise).
+    pub fn waited(&self) -> f64 {
+        self.rows.as_ref().map_or(0.0, |(sync, me)| sync.waited(*me))
+    }
+
     /// The padded hidden length (for sizing a [`RowSync`]).
     pub fn padded_hidden(&self) -> usize {
         self.hp
