@@ -25,7 +25,7 @@ use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
 use crate::train::parallel::{
     balance_every, hidden_blocks, rebalanced, Dispenser, HogwildParams, HogwildWorker, ParallelMode, RowSync,
-    SplitLink, SplitSync,
+    SpinBarrier, SplitLink, SplitSync,
 };
 use crate::train::per_example::FusedTiedSgd;
 use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
@@ -769,7 +769,7 @@ impl DenoisingAutoencoder {
         step: impl Fn(usize, &mut FusedTiedSgd, &[f32], &[f32]) -> f32 + Sync,
         mut between: impl FnMut(&[f32], &mut Vec<FusedTiedSgd>, &[f64]),
     ) -> f64 {
-        use std::sync::{Barrier, Mutex};
+        use std::sync::Mutex;
         let (nv, n, t) = (self.config.n_vis, order.len(), workers.len());
         let noise = self.config.noise;
         let report_every = (n / 100).max(1);
@@ -779,7 +779,7 @@ impl DenoisingAutoencoder {
         let slots: Vec<Mutex<Option<FusedTiedSgd>>> =
             workers.into_iter().map(|w| Mutex::new(Some(w))).collect();
         let seconds: Vec<Mutex<f64>> = (0..t).map(|_| Mutex::new(0.0)).collect();
-        let barrier = Barrier::new(t);
+        let barrier = SpinBarrier::new(t);
         let take = |k: usize| {
             slots[k]
                 .lock()

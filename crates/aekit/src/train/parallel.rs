@@ -132,6 +132,46 @@ pub fn rebalanced(bounds: &[usize], busy: &[f64]) -> Vec<usize> {
     out
 }
 
+/// A barrier whose waiters spin instead of sleeping, so that a worker keeps
+/// its core between two segments: a thread woken from a sleep may be placed
+/// on its peer's core for milliseconds, which lock-step workers cannot
+/// afford. After a long wait it yields, so a descheduled peer can run.
+pub struct SpinBarrier {
+    n: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    pub fn new(n: usize) -> SpinBarrier {
+        SpinBarrier {
+            n,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Returns once all `n` threads have called it.
+    pub fn wait(&self) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let generation = self.generation.load(Acquire);
+        if self.arrived.fetch_add(1, AcqRel) + 1 == self.n {
+            self.arrived.store(0, Relaxed);
+            self.generation.fetch_add(1, Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Acquire) == generation {
+            if spins < 20_000 {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 /// Shared parameters of a Hogwild run: `[n_vis, hp]` W (padded rows), b, b′.
 pub struct HogwildParams {
     pub n_vis: usize,
@@ -323,6 +363,27 @@ mod tests {
         // No timing (zero or NaN) changes nothing.
         assert_eq!(rebalanced(&[0, 392, 784], &[0.0, 1.0]), vec![0, 392, 784]);
         assert_eq!(rebalanced(&[0, 392, 784], &[f64::NAN, 1.0]), vec![0, 392, 784]);
+    }
+
+    #[test]
+    fn spin_barrier_holds_every_thread_until_all_arrive() {
+        let (n, rounds) = (3, 20);
+        let barrier = SpinBarrier::new(n);
+        let counter = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(|| {
+                    for r in 0..rounds {
+                        counter.fetch_add(1, Relaxed);
+                        barrier.wait();
+                        // Everyone has counted round r before anyone goes on.
+                        assert!(counter.load(Relaxed) >= (r + 1) * n);
+                        barrier.wait();
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.load(Relaxed), n * rounds);
     }
 
     #[test]
