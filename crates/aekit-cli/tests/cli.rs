@@ -473,6 +473,10 @@ fn bench_refuses_bad_arguments() {
         &aekit(&["bench", "curve", "--data", "builtin", "--parallel", "fast"]),
         &["unknown parallel mode"],
     );
+    fails_with(
+        &aekit(&["bench", "threads", "--data", "builtin", "--rounds", "0"]),
+        &["--rounds"],
+    );
 }
 
 #[test]
@@ -482,6 +486,7 @@ fn train_with_two_threads_in_each_parallel_mode() {
     for (mode, batch) in [
         ("split", "1"),
         ("rows", "1"),
+        ("balanced", "1"),
         ("hogwild", "1"),
         ("minibatch", "10"),
         ("gemm", "10"),

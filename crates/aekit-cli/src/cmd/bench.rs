@@ -51,6 +51,9 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
     if a.hidden.is_empty() || a.hidden.contains(&0) {
         bail!("--hidden: give one or more sizes of at least 1");
     }
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let modes = modes(&a.parallel)?;
     let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
     let run = RunDir::create(&super::out_dir(a.out, "bench-threads"))?;
@@ -60,9 +63,6 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         "per-example SGD, tied sigmoid {}→H, squared loss, masking 0.25, {} examples",
         data.dim, data.n
     );
-    if a.rounds == 0 {
-        bail!("--rounds must be at least 1");
-    }
     println!("mode,hidden,threads,seconds,gflops,gemm_ratio,speedup,speedup_min,speedup_max");
     let mut csv = String::from(
         "mode,hidden,threads,examples,rounds,seconds,seconds_per_60k,gflops,gemm_gflops,gemm_ratio,speedup,speedup_min,speedup_max\n",
