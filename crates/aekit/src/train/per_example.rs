@@ -41,8 +41,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 const L: usize = 16;
 /// Blocks per group that a linked (`split`) worker publishes at once (32 rows).
 const GROUP: usize = 2;
-/// Rows decoded together in the sweep.
+/// Rows decoded together in the sweep (a whole number of 16-slot lines, so
+/// that a block's decoder sums fill whole lines in the `split` mode).
 const BLOCK: usize = 16;
+const _: () = assert!(BLOCK.is_multiple_of(16));
 
 /// Which instruction set the kernel runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,9 +104,11 @@ impl SplitSync {
         }
     }
 
-    fn slot(&self, worker: usize, parity: usize, i: usize) -> &AtomicU32 {
+    /// The lines of `worker`'s sums for examples of this parity: visible
+    /// unit i is slot i % 16 of line i / 16.
+    fn lines(&self, worker: usize, parity: usize) -> &[Line] {
         let lines = self.n_vis.div_ceil(16);
-        &self.partials[(worker * 2 + parity) * lines + i / 16].0[i % 16]
+        &self.partials[(worker * 2 + parity) * lines..][..lines]
     }
 
     /// Waits until every worker has published `seq` blocks.
@@ -329,8 +333,9 @@ macro_rules! step_body {
                     if k % GROUP == 0 {
                         // Take ownership of this group's slot lines now, so the
                         // stores below do not each wait for the peer's copy.
-                        for i in (i0..nv.min(i0 + GROUP * BLOCK)).step_by(16) {
-                            prefetch_write(l.sync.slot(l.me, parity, i));
+                        let mine = l.sync.lines(l.me, parity);
+                        for line in mine[i0 / 16..].iter().take(GROUP * BLOCK / 16) {
+                            prefetch_write(&line.0[0]);
                         }
                     }
                 }
@@ -371,10 +376,11 @@ macro_rules! step_body {
                     };
                 }
                 if let Some(l) = $link {
-                    for i in i0..i0 + rows {
-                        l.sync
-                            .slot(l.me, parity, i)
-                            .store($self.part[i].to_bits(), Ordering::Relaxed);
+                    let mine = &l.sync.lines(l.me, parity)[i0 / 16..];
+                    for (line, part) in mine.iter().zip($self.part[i0..i0 + rows].chunks(16)) {
+                        for (slot, &v) in line.0.iter().zip(part) {
+                            slot.store(v.to_bits(), Ordering::Relaxed);
+                        }
                     }
                     if (k + 1) % GROUP == 0 || k + 1 == blocks {
                         l.sync.progress[l.me].0.store(seq0 + k + 1, Ordering::Release);
@@ -403,25 +409,27 @@ macro_rules! step_body {
                         l.sync.wait_all(seq0 + end);
                         let hi = nv.min(end * BLOCK);
                         for w in (0..l.sync.threads).filter(|&w| w != l.me) {
-                            for i in i0..hi {
-                                $self.gathered[w * nv + i] =
-                                    f32::from_bits(l.sync.slot(w, parity, i).load(Ordering::Relaxed));
+                            let theirs = &l.sync.lines(w, parity)[i0 / 16..];
+                            let dst = &mut $self.gathered[w * nv + i0..w * nv + hi];
+                            for (d, line) in dst.chunks_mut(16).zip(theirs) {
+                                for (d, slot) in d.iter_mut().zip(&line.0) {
+                                    *d = f32::from_bits(slot.load(Ordering::Relaxed));
+                                }
                             }
                         }
                     }
                     // Every worker adds the partial sums in worker order, so all
                     // compute the same bits for a, δa and b′.
-                    for r in 0..rows {
-                        let i = i0 + r;
-                        let mut v = $self.c[i];
-                        for w in 0..l.sync.threads {
-                            v += if w == l.me {
-                                $self.part[i]
-                            } else {
-                                $self.gathered[w * nv + i]
-                            };
+                    a[..rows].copy_from_slice(&$self.c[i0..i0 + rows]);
+                    for w in 0..l.sync.threads {
+                        let src = if w == l.me {
+                            &$self.part[i0..i0 + rows]
+                        } else {
+                            &$self.gathered[w * nv + i0..w * nv + i0 + rows]
+                        };
+                        for (a, &v) in a.iter_mut().zip(src) {
+                            *a += v;
                         }
-                        a[r] = v;
                     }
                 }
             }
