@@ -250,21 +250,14 @@ impl RowSync {
 /// The body of one step, instantiated once per instruction set with that
 /// set's primitives.
 macro_rules! step_body {
-    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy4:path, $axpy_rows:path) => {{
+    ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy4:path, $axpy_rows:path, $nonzero:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
         let shrink = 1.0 - lr * $self.decay;
         let pending = $self.pending;
         // 1. The pre-activation of t+1 from the rows as they stand (t's update
         //    not yet applied): P = Σ x̃_{t+1,i}·W_i over the non-zero inputs,
         //    with the two sums that carry t's update through it.
-        // The indices of the non-zero inputs, without a branch per input
-        // (a masked image's zeros fall in no pattern a predictor can learn).
-        let mut count = 0;
-        let nz = &mut $self.nz[..];
-        for (i, &v) in $xt.iter().enumerate() {
-            nz[count] = i as u32;
-            count += (v != 0.0) as usize;
-        }
+        let count = $nonzero($xt, &mut $self.nz);
         $self.h_new.fill(0.0);
         let (mut alpha, mut beta) = (0.0f32, 0.0f32);
         let row = |i: usize| &$self.w[i * hp..(i + 1) * hp];
@@ -493,7 +486,8 @@ impl FusedTiedSgd {
             portable::dot,
             portable::axpy,
             portable::axpy4,
-            portable::axpy_rows
+            portable::axpy_rows,
+            portable::nonzero
         )
     }
 
@@ -510,7 +504,8 @@ impl FusedTiedSgd {
             avx512::dot,
             avx512::axpy,
             avx512::axpy4,
-            avx512::axpy_rows
+            avx512::axpy_rows,
+            nonzero512
         )
     }
 
@@ -527,7 +522,8 @@ impl FusedTiedSgd {
             avx2::dot,
             avx2::axpy,
             avx2::axpy4,
-            avx2::axpy_rows
+            avx2::axpy_rows,
+            portable::nonzero
         )
     }
 }
@@ -835,6 +831,20 @@ impl FusedTiedSgd {
 
 /// Portable primitives: plain loops, the reference for the SIMD ones.
 mod portable {
+    /// Writes the indices of the non-zero entries of `x` to the front of
+    /// `nz` (at least as long as `x`), in order; returns how many. No branch
+    /// per entry: a masked image's zeros fall in no pattern a predictor can
+    /// learn.
+    pub fn nonzero(x: &[f32], nz: &mut [u32]) -> usize {
+        let nz = &mut nz[..x.len()];
+        let mut count = 0;
+        for (i, &v) in x.iter().enumerate() {
+            nz[count] = i as u32;
+            count += (v != 0.0) as usize;
+        }
+        count
+    }
+
     /// row ← shrink·row − ga·h − gb·dh.
     pub fn update_row(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
         for ((w, &h), &dh) in row.iter_mut().zip(h).zip(dh) {
@@ -1178,6 +1188,38 @@ macro_rules! simd_primitives {
     };
 }
 
+/// [`portable::nonzero`] 16 entries at a time, with a compressing store.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn nonzero512(x: &[f32], nz: &mut [u32]) -> usize {
+    use std::arch::x86_64::*;
+    let n = x.len();
+    assert!(nz.len() >= n);
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let (mut count, mut i) = (0usize, 0usize);
+    while i < n {
+        let m: __mmask16 = if n - i >= 16 {
+            0xffff
+        } else {
+            ((1u32 << (n - i)) - 1) as u16
+        };
+        // SAFETY: the mask covers only x[i..n], and the store writes
+        // popcount(k) ≤ (entries seen so far) − count slots of nz from
+        // `count`, so it ends at or before n ≤ nz.len().
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            // Unordered-or-unequal, as `v != 0.0` (true for NaN).
+            let k = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(m, v, _mm512_setzero_ps());
+            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(i as i32));
+            _mm512_mask_compressstoreu_epi32(nz.as_mut_ptr().add(count) as *mut _, k, idx);
+            count += k.count_ones() as usize;
+        }
+        i += 16;
+    }
+    count
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -1280,6 +1322,31 @@ mod tests {
             worst < 1e-5,
             "{n_vis}x{n_hid} {loss:?} {isa:?}: max |Δθ| = {worst}"
         );
+    }
+
+    #[test]
+    fn nonzero_indices_agree_on_every_instruction_set() {
+        for n in [0usize, 1, 15, 16, 17, 100, 784, 1001] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| match i % 7 {
+                    0 | 3 => 0.0,
+                    1 => -0.0,
+                    2 => f32::NAN,
+                    _ => i as f32 * 0.01,
+                })
+                .collect();
+            let want: Vec<u32> = (0..n as u32).filter(|&i| x[i as usize] != 0.0).collect();
+            let mut nz = vec![u32::MAX; n];
+            let k = portable::nonzero(&x, &mut nz);
+            assert_eq!(&nz[..k], &want[..], "portable, n = {n}");
+            #[cfg(target_arch = "x86_64")]
+            if Isa::detect() == Isa::Avx512 {
+                let mut nz = vec![u32::MAX; n];
+                // SAFETY: the CPU has AVX-512.
+                let k = unsafe { nonzero512(&x, &mut nz) };
+                assert_eq!(&nz[..k], &want[..], "avx512, n = {n}");
+            }
+        }
     }
 
     #[test]
