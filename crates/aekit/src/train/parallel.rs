@@ -29,6 +29,7 @@ use crate::tensor::vmath;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
+use super::per_example::spin_until;
 pub use super::per_example::{RowSync, SplitLink, SplitSync};
 
 /// How `--threads N` is used.
@@ -160,15 +161,7 @@ impl SpinBarrier {
             self.generation.fetch_add(1, Release);
             return;
         }
-        let mut spins = 0u32;
-        while self.generation.load(Acquire) == generation {
-            if spins < 20_000 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        spin_until(20_000, || self.generation.load(Acquire) != generation);
     }
 }
 

@@ -121,14 +121,20 @@ impl SplitSync {
 /// yields, so oversubscribed runs (more workers than cores) still move.
 fn wait_all(progress: &[Padded], seq: usize) {
     for p in progress {
-        let mut spins = 0u32;
-        while p.0.load(Ordering::Acquire) < seq {
-            if spins < 2000 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
-            }
+        spin_until(2000, || p.0.load(Ordering::Acquire) >= seq);
+    }
+}
+
+/// Spins until `done()`, yielding the core after `spins` tries (a peer that
+/// is not running cannot be waited for by spinning).
+pub(crate) fn spin_until(spins: u32, mut done: impl FnMut() -> bool) {
+    let mut n = 0u32;
+    while !done() {
+        if n < spins {
+            std::hint::spin_loop();
+            n += 1;
+        } else {
+            std::thread::yield_now();
         }
     }
 }
@@ -222,14 +228,17 @@ impl RowSync {
             }
         }
         self.progress[me].0.store(seq, Ordering::Release);
-        let t0 = std::time::Instant::now();
-        wait_all(&self.progress, seq);
-        // Only worker `me` writes its own counter.
-        let w = &self.waits[me].0;
-        w.store(
-            w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
-            Ordering::Relaxed,
-        );
+        // The clock is read only when a peer is still behind.
+        if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < seq) {
+            let t0 = std::time::Instant::now();
+            wait_all(&self.progress, seq);
+            // Only worker `me` writes its own counter.
+            let w = &self.waits[me].0;
+            w.store(
+                w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
+                Ordering::Relaxed,
+            );
+        }
         for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
             let mut sum = [0.0f32; 16];
             for w in 0..self.threads {
