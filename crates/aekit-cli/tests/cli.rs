@@ -517,20 +517,22 @@ fn train_with_two_threads_in_each_parallel_mode() {
             .unwrap()
             .is_finite());
     }
-    let out = d.join("refused");
-    let o = aekit(&[
-        "train",
-        "--threads",
-        "2",
-        "--parallel",
-        "split",
-        "--batch",
-        "10",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    fails_with(&o, &["train.parallel", "batch 1"]);
-    assert!(!out.exists(), "a refused run writes nothing");
+    for mode in ["split", "balanced"] {
+        let out = d.join(format!("refused-{mode}"));
+        let o = aekit(&[
+            "train",
+            "--threads",
+            "2",
+            "--parallel",
+            mode,
+            "--batch",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        fails_with(&o, &["train.parallel", mode, "batch 1"]);
+        assert!(!out.exists(), "a refused run writes nothing");
+    }
 }
 
 #[test]
