@@ -87,7 +87,7 @@ pub struct BenchThreadsArgs {
     /// Examples per epoch (the first ones of the training set).
     #[arg(long, default_value_t = 60000)]
     pub examples: usize,
-    /// Parallel modes to compare: split, split-balanced, rows, balanced, hogwild (and auto, gemm, minibatch).
+    /// Parallel modes to compare: split, rows, balanced, hogwild (and auto, gemm, minibatch).
     #[arg(long, value_delimiter = ',', default_value = "split,hogwild")]
     pub parallel: Vec<String>,
     /// Data source, as for `train` (default: mnist).
@@ -192,9 +192,8 @@ pub struct TrainArgs {
     /// auto, rows (exact per-example SGD over blocks of visible units; auto's
     /// choice for batch 1), balanced (rows, re-shared by each core's measured
     /// speed as it runs: faster on unequal cores, not bit-reproducible), split
-    /// (exact, over blocks of hidden units), split-balanced (split, re-shared
-    /// by measured speed), hogwild (lock-free), minibatch (data-parallel
-    /// batches) or gemm.
+    /// (exact, over blocks of hidden units), hogwild (lock-free), minibatch
+    /// (data-parallel batches) or gemm.
     #[arg(long)]
     pub parallel: Option<String>,
     /// dae (denoising autoencoder) or sparse (sparse autoencoder, L-BFGS).

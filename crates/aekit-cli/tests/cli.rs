@@ -485,7 +485,6 @@ fn train_with_two_threads_in_each_parallel_mode() {
     let d = dir.path();
     for (mode, batch) in [
         ("split", "1"),
-        ("split-balanced", "1"),
         ("rows", "1"),
         ("balanced", "1"),
         ("hogwild", "1"),
@@ -518,7 +517,7 @@ fn train_with_two_threads_in_each_parallel_mode() {
             .unwrap()
             .is_finite());
     }
-    for mode in ["split", "split-balanced", "balanced"] {
+    for mode in ["split", "balanced"] {
         let out = d.join(format!("refused-{mode}"));
         let o = aekit(&[
             "train",

@@ -39,7 +39,7 @@ fn check_threads(threads: &[usize]) -> Result<()> {
     if let Some(t) = threads.iter().find(|&&t| t > cores) {
         eprintln!(
             "note: {t} threads oversubscribe this machine's {cores} cores; hogwild runs them all, \
-             split, split-balanced, rows and balanced run at most {cores} workers (one per core)"
+             split, rows and balanced run at most {cores} workers (one per core)"
         );
     }
     aekit::tensor::init_threads(*threads.iter().max().expect("non-empty"));

@@ -218,9 +218,7 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
     );
     let plan = model.epoch_plan()?;
     use aekit::models::dae::EpochPlan;
-    if let EpochPlan::Split(t) | EpochPlan::SplitBalanced(t) | EpochPlan::Rows(t) | EpochPlan::Balanced(t) =
-        plan
-    {
+    if let EpochPlan::Split(t) | EpochPlan::Rows(t) | EpochPlan::Balanced(t) = plan {
         let w = aekit::models::dae::split_workers(t);
         if w < t {
             eprintln!("note: {plan:?} ran {w} workers for {t} threads (at most one per core)");

@@ -360,9 +360,6 @@ pub enum EpochPlan {
     Fused,
     /// Per-example SGD, hidden units split over this many threads.
     Split(usize),
-    /// As `Split`, with the hidden units shared out by measured speed as it
-    /// goes.
-    SplitBalanced(usize),
     /// Per-example SGD, visible units (rows of W) split over this many threads.
     Rows(usize),
     /// As `Rows`, with the rows shared out by measured speed as it goes.
@@ -633,8 +630,6 @@ impl DenoisingAutoencoder {
             ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
             ParallelMode::Split if fused => EpochPlan::Split(threads),
             ParallelMode::Split => return Err(need_fused("split")),
-            ParallelMode::SplitBalanced if fused => EpochPlan::SplitBalanced(threads),
-            ParallelMode::SplitBalanced => return Err(need_fused("split-balanced")),
             ParallelMode::Rows if fused => EpochPlan::Rows(threads),
             ParallelMode::Rows => return Err(need_fused("rows")),
             ParallelMode::Hogwild if fused => EpochPlan::Hogwild(threads),
@@ -652,52 +647,31 @@ impl DenoisingAutoencoder {
     }
 
     /// The `split` mode: one worker per block of hidden units, each stepping
-    /// every example; see [`crate::train::parallel`]. With `balance`, the
-    /// epoch runs in segments of [`balance_every`] examples and the hidden
-    /// units are shared out again after each, in proportion to the speed each
-    /// worker showed (its units over its time less its waits): the same SGD,
-    /// but the decoder sums' order, and so the last bits, then depend on timing.
-    fn run_epoch_split(
-        &mut self,
-        x: &[f32],
-        n: usize,
-        threads: usize,
-        balance: bool,
-        obs: &mut dyn Observer,
-    ) -> (f64, u64) {
-        let nh = self.config.n_hid;
-        let blocks = hidden_blocks(nh, split_workers(threads));
-        let t = blocks.len();
-        let (cfg, lay) = (self.config.clone(), self.layout.clone());
-        let (lr, decay) = (self.train.lr, self.train.weight_decay);
-        // Replacement workers go on counting examples where the old ones
-        // stopped, so the one SplitSync serves the whole epoch.
-        let build = |params: &[f32], blocks: &[std::ops::Range<usize>], done: u64| -> Vec<FusedTiedSgd> {
-            blocks
-                .iter()
-                .map(|b| {
-                    FusedTiedSgd::new_block(&cfg, &lay, params, lr, decay, b.clone())
-                        .expect("supports() was checked")
-                        .resumed_at(done)
-                })
-                .collect()
-        };
-        let workers = build(&self.params, &blocks, 0);
-        let sync = SplitSync::new(t, self.config.n_vis);
+    /// every example; see [`crate::train::parallel`].
+    fn run_epoch_split(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
+        let blocks = hidden_blocks(self.config.n_hid, split_workers(threads));
+        let workers: Vec<FusedTiedSgd> = blocks
+            .iter()
+            .map(|b| {
+                FusedTiedSgd::new_block(
+                    &self.config,
+                    &self.layout,
+                    &self.params,
+                    self.train.lr,
+                    self.train.weight_decay,
+                    b.clone(),
+                )
+                .expect("supports() was checked")
+            })
+            .collect();
+        let sync = SplitSync::new(workers.len(), self.config.n_vis);
         let mut order: Vec<usize> = (0..n).collect();
         shuffle(&mut order, &mut self.rng);
-        let segment = if balance && t > 1 {
-            balance_every(n)
-        } else {
-            n.max(1)
-        };
-        // Waits counted up to the last re-sharing.
-        let mut waited_before = vec![0.0f64; t];
         // Every worker computes the whole example's loss; count worker 0's.
         let total = self.run_lockstep(
             x,
             &order,
-            segment,
+            n.max(1),
             workers,
             obs,
             |k, w, xi, noisy| {
@@ -708,20 +682,7 @@ impl DenoisingAutoencoder {
                     0.0
                 }
             },
-            |params, workers, seconds| {
-                let mut bounds: Vec<usize> = workers.iter().map(|w| w.hidden().start).collect();
-                bounds.push(nh);
-                let busy: Vec<f64> = (0..t)
-                    .map(|k| {
-                        let waited = sync.waited(k) - waited_before[k];
-                        waited_before[k] = sync.waited(k);
-                        (seconds[k] - waited).max(1e-9)
-                    })
-                    .collect();
-                let cuts = rebalanced(&bounds, &busy);
-                let blocks: Vec<_> = cuts.windows(2).map(|c| c[0]..c[1]).collect();
-                *workers = build(params, &blocks, workers[0].examples());
-            },
+            |_, _, _| {},
         );
         (total / n as f64, n as u64)
     }
@@ -1059,8 +1020,7 @@ impl DenoisingAutoencoder {
     fn run_epoch(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
         let par = match self.epoch_plan().expect("checked when fit began") {
             EpochPlan::Fused => return self.run_epoch_fused(x, n, obs),
-            EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, false, obs),
-            EpochPlan::SplitBalanced(t) => return self.run_epoch_split(x, n, t, true, obs),
+            EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, obs),
             EpochPlan::Rows(t) => return self.run_epoch_rows(x, n, t, false, obs),
             EpochPlan::Balanced(t) => return self.run_epoch_rows(x, n, t, true, obs),
             EpochPlan::Hogwild(t) => return self.run_epoch_hogwild(x, n, t, obs),

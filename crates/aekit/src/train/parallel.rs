@@ -6,10 +6,6 @@
 //!   block by block (see [`SplitSync`]), then each back-propagates into and
 //!   updates only its block. Equal to one-thread SGD up to the order in which
 //!   the decoder's partial sums are added.
-//! - `split-balanced`: `split`, with the hidden units shared out again every
-//!   [`balance_every`] examples in proportion to each worker's measured speed
-//!   (its units over its time less its waits), for cores that do not run
-//!   equally fast: a lock-step pair goes at the slower one's pace.
 //! - `rows`: exact per-example SGD split the other way. Each worker owns a
 //!   block of visible units: whole rows of W (every hidden unit) and its
 //!   slice of b′. Per example the workers meet once, to add up two
@@ -46,11 +42,6 @@ pub enum ParallelMode {
     #[default]
     Auto,
     Split,
-    /// `split`, with the hidden units shared out again by each worker's
-    /// measured speed every [`balance_every`] examples (not bit-reproducible
-    /// run to run).
-    #[serde(rename = "split-balanced")]
-    SplitBalanced,
     /// Exact per-example SGD over blocks of visible units (rows of W).
     Rows,
     /// `rows`, with the rows shared out again by each worker's measured speed
@@ -68,14 +59,13 @@ impl std::str::FromStr for ParallelMode {
         match s {
             "auto" => Ok(ParallelMode::Auto),
             "split" => Ok(ParallelMode::Split),
-            "split-balanced" => Ok(ParallelMode::SplitBalanced),
             "rows" => Ok(ParallelMode::Rows),
             "balanced" => Ok(ParallelMode::Balanced),
             "hogwild" => Ok(ParallelMode::Hogwild),
             "minibatch" => Ok(ParallelMode::Minibatch),
             "gemm" => Ok(ParallelMode::Gemm),
             _ => Err(format!(
-                "unknown parallel mode `{s}` (expected auto, split, split-balanced, rows, balanced, hogwild, minibatch or gemm)"
+                "unknown parallel mode `{s}` (expected auto, split, rows, balanced, hogwild, minibatch or gemm)"
             )),
         }
     }
@@ -86,7 +76,6 @@ impl std::fmt::Display for ParallelMode {
         let s = match self {
             ParallelMode::Auto => "auto",
             ParallelMode::Split => "split",
-            ParallelMode::SplitBalanced => "split-balanced",
             ParallelMode::Rows => "rows",
             ParallelMode::Balanced => "balanced",
             ParallelMode::Hogwild => "hogwild",
@@ -111,18 +100,16 @@ pub fn hidden_blocks(n_hid: usize, threads: usize) -> Vec<std::ops::Range<usize>
         .collect()
 }
 
-/// Examples between two re-sharings in the `balanced` and `split-balanced`
-/// modes (of the rows, or of the hidden units), for
+/// Examples between two re-sharings of the rows in the `balanced` mode, for
 /// an epoch of `n`: 4000 (a fraction of a second at 784×500), or an eighth of
 /// a short epoch, but at least 200.
 pub fn balance_every(n: usize) -> usize {
     (n / 8).clamp(200, 4000)
 }
 
-/// New contiguous bounds for the `balanced` mode's rows (or the
-/// `split-balanced` mode's hidden units): each worker's share moves halfway
-/// towards its speed's share (its units over `busy` seconds), on multiples of
-/// 16 units, and every worker keeps at least one block.
+/// New contiguous row bounds for the `balanced` mode: each worker's share
+/// moves halfway towards its speed's share (its rows over `busy` seconds),
+/// on multiples of 16 rows, and every worker keeps at least one block.
 pub fn rebalanced(bounds: &[usize], busy: &[f64]) -> Vec<usize> {
     let t = busy.len();
     assert_eq!(bounds.len(), t + 1);

@@ -39,17 +39,8 @@ use crate::tensor::vmath;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const L: usize = 16;
-/// Blocks per group that a linked (`split`) worker publishes at once (64 rows).
-const GROUP: usize = 4;
-/// Blocks a linked worker runs ahead of the block it finishes (192 rows): a
-/// peer may fall two groups behind before anyone waits, and the rows to
-/// finish come back from L2. With the lag equal to the group (32 rows, still
-/// in L1) a worker waited at every group for the group its peer had just
-/// published; the probe's linked pair took a median 28.3 µs a step against
-/// 25.5 µs for this shape (18 rounds each, in turns).
-const LAG: usize = 3 * GROUP;
-// A worker finishing a group's first block must itself have published it.
-const _: () = assert!(LAG >= GROUP);
+/// Blocks per group that a linked (`split`) worker publishes at once (32 rows).
+const GROUP: usize = 2;
 /// Rows decoded together in the sweep (a whole number of 16-slot lines, so
 /// that a block's decoder sums fill whole lines in the `split` mode).
 const BLOCK: usize = 16;
@@ -89,8 +80,6 @@ pub struct SplitSync {
     partials: Vec<Line>,
     /// Blocks published by each worker, counted over the epoch.
     progress: Vec<Padded>,
-    /// Nanoseconds each worker has spent waiting for its peers.
-    waits: Vec<Padded>,
     n_vis: usize,
 }
 
@@ -111,14 +100,8 @@ impl SplitSync {
                 .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
                 .collect(),
             progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
-            waits: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
             n_vis,
         }
-    }
-
-    /// Seconds worker `me` has spent waiting for its peers so far.
-    pub fn waited(&self, me: usize) -> f64 {
-        self.waits[me].0.load(Ordering::Relaxed) as f64 * 1e-9
     }
 
     /// The lines of `worker`'s sums for examples of this parity: visible
@@ -129,28 +112,17 @@ impl SplitSync {
     }
 
     /// Waits until every worker has published `seq` blocks.
-    fn wait_all(&self, me: usize, seq: usize) {
-        wait_all(&self.progress, &self.waits[me], seq);
+    fn wait_all(&self, seq: usize) {
+        wait_all(&self.progress, seq);
     }
 }
 
 /// Waits until every counter reaches `seq` (acquire). Spins briefly, then
-/// yields, so oversubscribed runs (more workers than cores) still move. The
-/// time spent is added to `waited` (nanoseconds, written only by this
-/// worker); the clock is read only when a peer is still behind.
-fn wait_all(progress: &[Padded], waited: &Padded, seq: usize) {
-    if progress.iter().all(|p| p.0.load(Ordering::Acquire) >= seq) {
-        return;
-    }
-    let t0 = std::time::Instant::now();
+/// yields, so oversubscribed runs (more workers than cores) still move.
+fn wait_all(progress: &[Padded], seq: usize) {
     for p in progress {
         spin_until(2000, || p.0.load(Ordering::Acquire) >= seq);
     }
-    let w = &waited.0;
-    w.store(
-        w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
-        Ordering::Relaxed,
-    );
 }
 
 /// Spins until `done()`, yielding the core after `spins` tries (a peer that
@@ -256,7 +228,17 @@ impl RowSync {
             }
         }
         self.progress[me].0.store(seq, Ordering::Release);
-        wait_all(&self.progress, &self.waits[me], seq);
+        // The clock is read only when a peer is still behind.
+        if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < seq) {
+            let t0 = std::time::Instant::now();
+            wait_all(&self.progress, seq);
+            // Only worker `me` writes its own counter.
+            let w = &self.waits[me].0;
+            w.store(
+                w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
+                Ordering::Relaxed,
+            );
+        }
         for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
             let mut sum = [0.0f32; 16];
             for w in 0..self.threads {
@@ -342,9 +324,9 @@ macro_rules! step_body {
         let blocks = nv.div_ceil(BLOCK);
         let seq0 = $self.examples as usize * blocks;
         // Linked workers publish once per group of GROUP blocks and finish a
-        // block LAG blocks later (its rows then come back from L2); a lone
+        // block one group later (its rows then come back from L2); a lone
         // worker finishes each block at once, while its rows are in L1.
-        let lag = if $link.is_some() { LAG } else { 0 };
+        let lag = if $link.is_some() { GROUP } else { 0 };
         for k in 0..blocks + lag {
             if k < blocks {
                 let i0 = k * BLOCK;
@@ -426,7 +408,7 @@ macro_rules! step_body {
                         // The group is published whole: wait once, then copy all
                         // its peers' sums in one go so the cache misses overlap.
                         let end = blocks.min(j + GROUP);
-                        l.sync.wait_all(l.me, seq0 + end);
+                        l.sync.wait_all(seq0 + end);
                         let hi = nv.min(end * BLOCK);
                         for w in (0..l.sync.threads).filter(|&w| w != l.me) {
                             let theirs = &l.sync.lines(w, parity)[i0 / 16..];
@@ -712,24 +694,6 @@ impl FusedTiedSgd {
     /// Seconds this `rows` worker has waited for its peers (0 otherwise).
     pub fn waited(&self) -> f64 {
         self.rows.as_ref().map_or(0.0, |(sync, me)| sync.waited(*me))
-    }
-
-    /// Examples stepped so far.
-    pub fn examples(&self) -> u64 {
-        self.examples
-    }
-
-    /// Counts `examples` as already stepped: a `split` worker built to
-    /// replace one in the middle of an epoch goes on with the same
-    /// [`SplitSync`], whose counters run over the epoch.
-    pub fn resumed_at(mut self, examples: u64) -> Self {
-        self.examples = examples;
-        self
-    }
-
-    /// The hidden units this worker holds.
-    pub fn hidden(&self) -> std::ops::Range<usize> {
-        self.hid_start..self.hid_start + self.n_hid
     }
 
     /// The padded hidden length (for sizing a [`RowSync`]).
@@ -1392,76 +1356,6 @@ mod tests {
                 assert_eq!(&nz[..k], &want[..], "avx512, n = {n}");
             }
         }
-    }
-
-    /// `split` workers whose hidden blocks are shared out again half way
-    /// (flushed, written back, rebuilt and resumed on the same SplitSync, as
-    /// `split-balanced` does) still run one-thread SGD, up to the order of
-    /// the decoder sums.
-    #[test]
-    fn split_workers_re_shared_mid_run_match_one_thread() {
-        let (nv, nh, steps) = (100, 70, 60);
-        let cfg = DaeConfig {
-            n_vis: nv,
-            n_hid: nh,
-            ..DaeConfig::default()
-        };
-        let lay = Layout::new(&cfg);
-        let mut rng = seeded(9);
-        let r = cfg.init_range();
-        let p0: Vec<f32> = (0..lay.len).map(|_| rng.random_range(-r..r)).collect();
-        let xs: Vec<Vec<f32>> = (0..steps)
-            .map(|_| (0..nv).map(|_| rng.random_range(-1.0f32..1.0).max(0.0)).collect())
-            .collect();
-        let noisy: Vec<Vec<f32>> = xs
-            .iter()
-            .map(|x| {
-                let mut n = vec![0.0f32; nv];
-                Corruption::Mask(0.25).apply(&mut n, x, &mut rng);
-                n
-            })
-            .collect();
-        let (lr, wd) = (0.05, 1e-3);
-        let mut one = FusedTiedSgd::new(&cfg, &lay, &p0, lr, wd).unwrap();
-        for (x, n) in xs.iter().zip(&noisy) {
-            one.step(x, n);
-        }
-        let mut want = p0.clone();
-        one.write_params(&lay, &mut want);
-
-        let sync = SplitSync::new(2, nv);
-        let mut p = p0.clone();
-        for (blocks, range) in [([0..32, 32..70], 0..30), ([0..48, 48..70], 30..steps)] {
-            let mut ws: Vec<FusedTiedSgd> = blocks
-                .iter()
-                .map(|b| {
-                    FusedTiedSgd::new_block(&cfg, &lay, &p, lr, wd, b.clone())
-                        .unwrap()
-                        .resumed_at(range.start as u64)
-                })
-                .collect();
-            std::thread::scope(|s| {
-                for (me, w) in ws.iter_mut().enumerate() {
-                    let (xs, noisy, range, sync) = (&xs, &noisy, range.clone(), &sync);
-                    s.spawn(move || {
-                        for t in range {
-                            w.step_linked(&xs[t], &noisy[t], Some(SplitLink { sync, me }));
-                        }
-                    });
-                }
-            });
-            for w in &mut ws {
-                assert_eq!(w.examples(), range.end as u64);
-                w.write_params(&lay, &mut p);
-            }
-        }
-        let worst = p
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst < 1e-5, "max |Δθ| = {worst}");
-        assert!(p != p0, "the run trained");
     }
 
     #[test]
