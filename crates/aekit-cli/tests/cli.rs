@@ -483,6 +483,22 @@ fn bench_refuses_bad_arguments() {
 fn train_with_two_threads_in_each_parallel_mode() {
     let dir = tmp("parallel");
     let d = dir.path();
+    // `aekit train` on 2 threads in `mode` with `batch`, then `extra`.
+    let train = |mode: &str, batch: &str, out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--threads",
+            "2",
+            "--parallel",
+            mode,
+            "--batch",
+            batch,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        aekit(&args)
+    };
     for (mode, batch) in [
         ("split", "1"),
         ("rows", "1"),
@@ -492,14 +508,7 @@ fn train_with_two_threads_in_each_parallel_mode() {
         ("gemm", "10"),
     ] {
         let run = d.join(mode);
-        let o = aekit(&[
-            "train",
-            "--threads",
-            "2",
-            "--parallel",
-            mode,
-            "--batch",
-            batch,
+        let small = [
             "--train-size",
             "200",
             "--val-size",
@@ -508,9 +517,8 @@ fn train_with_two_threads_in_each_parallel_mode() {
             "1",
             "--hidden",
             "32",
-            "--out",
-            run.to_str().unwrap(),
-        ]);
+        ];
+        let o = train(mode, batch, &run, &small);
         assert!(o.status.success(), "{mode}: {}", stderr(&o));
         assert!(json(&run.join("summary.json"))["test_loss"]
             .as_f64()
@@ -519,17 +527,7 @@ fn train_with_two_threads_in_each_parallel_mode() {
     }
     for mode in ["split", "balanced"] {
         let out = d.join(format!("refused-{mode}"));
-        let o = aekit(&[
-            "train",
-            "--threads",
-            "2",
-            "--parallel",
-            mode,
-            "--batch",
-            "10",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = train(mode, "10", &out, &[]);
         fails_with(&o, &["train.parallel", mode, "batch 1"]);
         assert!(!out.exists(), "a refused run writes nothing");
     }
