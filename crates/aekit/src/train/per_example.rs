@@ -1408,7 +1408,9 @@ mod floor {
     /// `AEKIT_PROBE_ONLY_LONE=1` it times only lone workers, 20 times each (for
     /// comparing two builds run in turns on this drifting machine);
     /// `AEKIT_PROBE_SPLIT=1` times, in six rounds, a linked `split` pair, one
-    /// worker linked to nobody, one unlinked, and an unlinked pair at once.
+    /// worker linked to nobody, one unlinked, and an unlinked pair at once;
+    /// `AEKIT_PROBE_LAG=1` times a 784×256 block's sweep with its rows
+    /// finished 0 to 192 rows after they were updated.
     #[test]
     #[ignore]
     fn print_floor() {
@@ -1485,6 +1487,62 @@ mod floor {
                 "  bare update+dot sweep of W: {:.1} µs",
                 t.elapsed().as_secs_f64() * 1e6 / steps as f64
             );
+        }
+        if std::env::var("AEKIT_PROBE_LAG").is_ok() {
+            // What finishing rows late costs a `split` worker: a 784×256 block
+            // swept 8 rows at a time (update and decode, then δh += δa·W_i for
+            // the 8 rows `lag` rows back), for several lags, in 20 rounds of
+            // turns; the median µs per sweep.
+            let (cfg, lay, p) = model(256);
+            let mut k = FusedTiedSgd::new(&cfg, &lay, &p, 0.01, 0.0).unwrap();
+            let (hp, isa) = (k.hp, k.isa);
+            let lags = [0usize, 8, 16, 32, 64, 192];
+            let coef = [1e-7f32; 8];
+            let (sh, ga, gb) = ([1.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
+            let mut times: Vec<Vec<f64>> = vec![Vec::new(); lags.len()];
+            for _ in 0..20 {
+                for (slot, &lag) in lags.iter().enumerate() {
+                    let t = std::time::Instant::now();
+                    for _ in 0..200 {
+                        for u in 0..(784 + lag) / 8 {
+                            let i = u * 8;
+                            if i < 784 {
+                                for q in [i, i + 4] {
+                                    let rows = &mut k.w[q * hp..(q + 4) * hp];
+                                    let d = match isa {
+                                        #[cfg(target_arch = "x86_64")]
+                                        // SAFETY: the kernel chose Avx512, so the CPU has it.
+                                        Isa::Avx512 => unsafe {
+                                            avx512::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new)
+                                        },
+                                        _ => portable::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new),
+                                    };
+                                    k.part[q..q + 4].copy_from_slice(&d);
+                                }
+                            }
+                            if i >= lag {
+                                let r = i - lag;
+                                let rows = &k.w[r * hp..(r + 8) * hp];
+                                match isa {
+                                    #[cfg(target_arch = "x86_64")]
+                                    // SAFETY: as above.
+                                    Isa::Avx512 => unsafe { avx512::axpy_rows(&mut k.dh_acc, &coef, rows) },
+                                    _ => portable::axpy_rows(&mut k.dh_acc, &coef, rows),
+                                }
+                            }
+                        }
+                    }
+                    times[slot].push(t.elapsed().as_secs_f64() * 1e6 / 200.0);
+                }
+            }
+            for (lag, mut t) in lags.iter().zip(times) {
+                t.sort_by(f64::total_cmp);
+                println!(
+                    "784x256 sweep, rows finished {lag:3} rows late: {:.1} µs",
+                    t[t.len() / 2]
+                );
+            }
+            return;
         }
         if std::env::var("AEKIT_PROBE_SPLIT").is_ok() {
             // The split's costs in turns: a linked pair, one worker linked to
