@@ -430,6 +430,7 @@ fn bench_threads_and_curve_write_csv_and_png() {
         assert!(l.ends_with(",1.000,1.000,1.000"), "{l}");
     }
     assert_eq!(image::open(out.join("bench.png")).unwrap().width(), 900);
+    two_core_checked(&out, &o);
 
     let out = d.join("curve");
     let o = aekit(&[
@@ -457,6 +458,32 @@ fn bench_threads_and_curve_write_csv_and_png() {
     );
     assert!(stderr(&o).contains("speedup"));
     assert!(out.join("curve.png").is_file());
+    two_core_checked(&out, &o);
+}
+
+/// A bench printed the machine's two-core scaling before and after its
+/// timings and wrote both to two_core_check.csv.
+fn two_core_checked(out: &Path, o: &std::process::Output) {
+    for when in ["before", "after"] {
+        assert!(
+            stderr(o).contains(&format!("two-core check ({when})")),
+            "{}",
+            stderr(o)
+        );
+    }
+    let csv = std::fs::read_to_string(out.join("two_core_check.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "when,alone_us,together_us_a,together_us_b,scaling");
+    assert_eq!(lines.len(), 3, "{csv}");
+    for (l, when) in lines[1..].iter().zip(["before", "after"]) {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[0], when);
+        let v: Vec<f64> = f[1..].iter().map(|x| x.parse().unwrap()).collect();
+        assert!(v.iter().all(|x| x.is_finite() && *x > 0.0), "{l}");
+        // The scaling is 2·alone over the slower of the two together.
+        let want = 2.0 * v[0] / v[1].max(v[2]);
+        assert!((v[3] - want).abs() < 0.01 * want, "{l}");
+    }
 }
 
 #[test]

@@ -34,6 +34,74 @@ pub fn gemm_gflops_one_core() -> f64 {
     best
 }
 
+/// The machine's own two-core scaling, measured now: µs per step of a
+/// per-example worker on a 256-unit hidden layer (a `split` worker's share
+/// of 500 units; its W fits in one core's L2), alone and as two independent
+/// workers on two threads at once. Nothing is shared between the two, so on
+/// a quiet host they run as fast together as alone and the scaling is about
+/// 2; on these virtual machines it fell to about 1 in spells, when two at
+/// once each ran at half speed. A speed-up measured in such a spell says
+/// more about the host than about the mode.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct TwoCoreCheck {
+    pub alone_us: f64,
+    pub together_us: [f64; 2],
+    /// 2 · alone / the slower of the two together.
+    pub scaling: f64,
+}
+
+/// Runs [`TwoCoreCheck`] on the first (up to 500) examples of `x`, with
+/// masking noise 0.25, each figure the median of 8 passes over them.
+pub fn two_core_check(x: ArrayView2<f32>) -> Result<TwoCoreCheck> {
+    use crate::models::dae::Layout;
+    use crate::train::per_example::FusedTiedSgd;
+    let (n, nv) = (x.nrows().min(500), x.ncols());
+    if n == 0 {
+        return Err(crate::error::Error::config("data", "no examples to time"));
+    }
+    let cfg = DaeConfig {
+        n_vis: nv,
+        n_hid: 256,
+        loss: Loss::Squared,
+        ..DaeConfig::default()
+    };
+    let lay = Layout::new(&cfg);
+    let mut rng = crate::tensor::rng::seeded(7);
+    let r = cfg.init_range();
+    let params: Vec<f32> = (0..lay.len)
+        .map(|_| rand::Rng::random_range(&mut rng, -r..r))
+        .collect();
+    let clean: Vec<f32> = x.slice(ndarray::s![..n, ..]).iter().copied().collect();
+    let mut noisy = vec![0.0f32; clean.len()];
+    for (o, c) in noisy.chunks_exact_mut(nv).zip(clean.chunks_exact(nv)) {
+        Corruption::Mask(0.25).apply(o, c, &mut rng);
+    }
+    let worker = || -> Result<f64> {
+        let mut k = FusedTiedSgd::new(&cfg, &lay, &params, 0.01, 0.0)?;
+        let passes: Vec<f64> = (0..8)
+            .map(|_| {
+                let t = Instant::now();
+                for (c, o) in clean.chunks_exact(nv).zip(noisy.chunks_exact(nv)) {
+                    k.step(c, o);
+                }
+                t.elapsed().as_secs_f64() * 1e6 / n as f64
+            })
+            .collect();
+        Ok(median(&passes))
+    };
+    let alone_us = worker()?;
+    let (a, b) = std::thread::scope(|s| {
+        let other = s.spawn(worker);
+        (worker(), other.join().expect("the timing thread panicked"))
+    });
+    let together_us = [a?, b?];
+    Ok(TwoCoreCheck {
+        alone_us,
+        together_us,
+        scaling: 2.0 * alone_us / together_us[0].max(together_us[1]),
+    })
+}
+
 /// FLOPs of one plain per-example step of a tied autoencoder, counted dense:
 /// encode 2·V·H, decode 2·V·H, back-propagate 2·V·H, update 4·V·H. The fused
 /// kernel skips zero inputs, so its real count is lower; rates below are

@@ -46,6 +46,24 @@ fn check_threads(threads: &[usize]) -> Result<()> {
     Ok(())
 }
 
+const TWO_CORE_HEADER: &str = "when,alone_us,together_us_a,together_us_b,scaling\n";
+
+/// Prints the machine's two-core scaling at this moment (see
+/// [`bench::two_core_check`]) and returns it as a line of
+/// `two_core_check.csv`.
+fn two_core(data: &Dataset, when: &str) -> Result<String> {
+    let c = bench::two_core_check(data.view())?;
+    eprintln!(
+        "two-core check ({when}): two independent 256-unit workers at once took {:.1} and {:.1} µs a step, \
+         one alone {:.1} µs: this machine scales {:.2}× right now (a quiet host gives about 2×)",
+        c.together_us[0], c.together_us[1], c.alone_us, c.scaling
+    );
+    Ok(format!(
+        "{when},{:.2},{:.2},{:.2},{:.3}\n",
+        c.alone_us, c.together_us[0], c.together_us[1], c.scaling
+    ))
+}
+
 pub fn threads(a: BenchThreadsArgs) -> Result<()> {
     check_threads(&a.threads)?;
     if a.hidden.is_empty() || a.hidden.contains(&0) {
@@ -63,6 +81,8 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         "per-example SGD, tied sigmoid {}→H, squared loss, masking 0.25, {} examples",
         data.dim, data.n
     );
+    let mut checks = String::from(TWO_CORE_HEADER);
+    checks.push_str(&two_core(&data, "before")?);
     println!("mode,hidden,threads,seconds,gflops,gemm_ratio,speedup,speedup_min,speedup_max");
     let mut csv = String::from(
         "mode,hidden,threads,examples,rounds,seconds,seconds_per_60k,gflops,gemm_gflops,gemm_ratio,speedup,speedup_min,speedup_max\n",
@@ -112,6 +132,8 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         },
     )?;
     run.write("bench.csv", csv.as_bytes())?;
+    checks.push_str(&two_core(&data, "after")?);
+    run.write("two_core_check.csv", checks.as_bytes())?;
     let mut series = Vec::new();
     for m in &modes {
         for &t in &a.threads {
@@ -133,7 +155,10 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         "seconds per epoch",
         &series,
     )?;
-    eprintln!("wrote {} and bench.png", run.file("bench.csv").display());
+    eprintln!(
+        "wrote {}, bench.png and two_core_check.csv",
+        run.file("bench.csv").display()
+    );
     Ok(())
 }
 
@@ -150,6 +175,8 @@ pub fn curve(a: BenchCurveArgs) -> Result<()> {
     let run = RunDir::create(&super::out_dir(a.out, "bench-curve"))?;
     let gemm = bench::gemm_gflops_one_core();
     eprintln!("GEMM (100×784·784×500, f32, one core): {gemm:.1} GFLOP/s");
+    let mut checks = String::from(TWO_CORE_HEADER);
+    checks.push_str(&two_core(&data, "before")?);
     println!("threads,mode,epoch,seconds,train_error");
     let mut csv = String::from("threads,mode,epoch,seconds,train_error\n");
     let points = bench::curves(
@@ -171,6 +198,8 @@ pub fn curve(a: BenchCurveArgs) -> Result<()> {
         },
     )?;
     run.write("curve.csv", csv.as_bytes())?;
+    checks.push_str(&two_core(&data, "after")?);
+    run.write("two_core_check.csv", checks.as_bytes())?;
     let flops = bench::step_flops(data.dim, a.hidden) * data.n as f64 * a.epochs as f64;
     let one = points
         .iter()
@@ -216,7 +245,10 @@ pub fn curve(a: BenchCurveArgs) -> Result<()> {
         "mean squared-error loss per example",
         &series,
     )?;
-    eprintln!("wrote {} and curve.png", run.file("curve.csv").display());
+    eprintln!(
+        "wrote {}, curve.png and two_core_check.csv",
+        run.file("curve.csv").display()
+    );
     Ok(())
 }
 
