@@ -120,9 +120,20 @@ impl SplitSync {
         &self.partials[(worker * 2 + parity) * lines..][..lines]
     }
 
-    /// Waits until every worker has published `seq` blocks.
-    fn wait_all(&self, seq: usize) {
-        wait_all(&self.progress, seq);
+    /// Waits until every worker has published `seq` blocks, and returns the
+    /// least count seen (at least `seq`): blocks below it may be read
+    /// without asking again.
+    fn wait_all(&self, seq: usize) -> usize {
+        let mut least = usize::MAX;
+        for p in &self.progress {
+            let mut seen = 0;
+            spin_until(2000, || {
+                seen = p.0.load(Ordering::Acquire);
+                seen >= seq
+            });
+            least = least.min(seen);
+        }
+        least
     }
 }
 
@@ -146,6 +157,18 @@ pub(crate) fn spin_until(spins: u32, mut done: impl FnMut() -> bool) {
             std::thread::yield_now();
         }
     }
+}
+
+/// Hints that this core will read the line holding `a` soon.
+#[inline(always)]
+fn prefetch_read(a: &AtomicU32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults and changes no value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            a as *const AtomicU32 as *const i8,
+        )
+    };
 }
 
 /// Hints that this core will write the line holding `a` soon.
@@ -336,6 +359,8 @@ macro_rules! step_body {
         // block LAG blocks later (its rows then come back from L2); a lone
         // worker finishes each block at once, while its rows are in L1.
         let lag = if $link.is_some() { LAG } else { 0 };
+        // Blocks every linked worker is known to have published.
+        let mut ready = 0usize;
         for k in 0..blocks + lag {
             if k < blocks {
                 let i0 = k * BLOCK;
@@ -416,8 +441,13 @@ macro_rules! step_body {
                     if j % GROUP == 0 {
                         // The group is published whole: wait once, then copy all
                         // its peers' sums in one go so the cache misses overlap.
+                        // A peer is usually a group or two ahead, so the count
+                        // seen last time often covers this group already, and
+                        // the peer's counter line is not fetched again.
                         let end = blocks.min(j + GROUP);
-                        l.sync.wait_all(seq0 + end);
+                        if ready < seq0 + end {
+                            ready = l.sync.wait_all(seq0 + end);
+                        }
                         let hi = nv.min(end * BLOCK);
                         for w in (0..l.sync.threads).filter(|&w| w != l.me) {
                             let theirs = &l.sync.lines(w, parity)[i0 / 16..];
@@ -426,6 +456,13 @@ macro_rules! step_body {
                                 for (d, slot) in d.iter_mut().zip(&line.0) {
                                     *d = f32::from_bits(slot.load(Ordering::Relaxed));
                                 }
+                            }
+                            // Ask for the next group's sums now: a peer that
+                            // keeps pace published them a group ago, and they
+                            // arrive while this group is finished instead of
+                            // stalling the next one.
+                            for line in theirs.iter().skip((hi - i0) / 16).take(GROUP * BLOCK / 16) {
+                                prefetch_read(&line.0[0]);
                             }
                         }
                     }
