@@ -159,30 +159,23 @@ pub(crate) fn spin_until(spins: u32, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Hints that this core will read the line holding `a` soon.
+/// Hints that this core will soon write (or, with `write` false, only read)
+/// the line holding `a`.
 #[inline(always)]
-fn prefetch_read(a: &AtomicU32) {
+fn prefetch(a: &AtomicU32, write: bool) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults and changes no value.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            a as *const AtomicU32 as *const i8,
-        )
-    };
-}
-
-/// Hints that this core will write the line holding `a` soon.
-#[inline(always)]
-fn prefetch_write(a: &AtomicU32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults and changes no value.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
-            a as *const AtomicU32 as *const i8,
-        )
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        let p = a as *const AtomicU32 as *const i8;
+        if write {
+            _mm_prefetch::<_MM_HINT_ET0>(p)
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(p)
+        }
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = a;
+    let _ = (a, write);
 }
 
 /// A worker's link to its peers in the `split` mode.
@@ -371,7 +364,7 @@ macro_rules! step_body {
                         // stores below do not each wait for the peer's copy.
                         let mine = l.sync.lines(l.me, parity);
                         for line in mine[i0 / 16..].iter().take(GROUP * BLOCK / 16) {
-                            prefetch_write(&line.0[0]);
+                            prefetch(&line.0[0], true);
                         }
                     }
                 }
@@ -462,7 +455,7 @@ macro_rules! step_body {
                             // arrive while this group is finished instead of
                             // stalling the next one.
                             for line in theirs.iter().skip((hi - i0) / 16).take(GROUP * BLOCK / 16) {
-                                prefetch_read(&line.0[0]);
+                                prefetch(&line.0[0], false);
                             }
                         }
                     }
