@@ -1431,6 +1431,24 @@ mod tests {
 mod floor {
     use super::*;
 
+    /// `update_dot4` on the instruction set the kernel chose (AVX-512 or
+    /// the portable loop).
+    fn update_dot4_on(
+        isa: Isa,
+        rows: &mut [f32],
+        (sh, ga, gb): ([f32; 4], [f32; 4], [f32; 4]),
+        h: &[f32],
+        dh: &[f32],
+        hn: &[f32],
+    ) -> [f32; 4] {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the kernel chose Avx512, so the CPU has it.
+            Isa::Avx512 => unsafe { avx512::update_dot4(rows, sh, ga, gb, h, dh, hn) },
+            _ => portable::update_dot4(rows, sh, ga, gb, h, dh, hn),
+        }
+    }
+
     /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture floor`
     /// prints µs per step of a lone worker at several widths, one worker of a
     /// 2-way split (with its peer on the other core), and bare sweeps over W.
@@ -1503,14 +1521,7 @@ mod floor {
             for _ in 0..steps {
                 for i in (0..784).step_by(4) {
                     let rows = &mut k.w[i * hp..(i + 4) * hp];
-                    let _ = match k.isa {
-                        #[cfg(target_arch = "x86_64")]
-                        // SAFETY: the kernel chose Avx512, so the CPU has it.
-                        Isa::Avx512 => unsafe {
-                            avx512::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new)
-                        },
-                        _ => portable::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new),
-                    };
+                    update_dot4_on(k.isa, rows, (sh, ga, gb), &k.h, &k.dh, &k.h_new);
                 }
             }
             println!(
@@ -1539,14 +1550,7 @@ mod floor {
                             if i < 784 {
                                 for q in [i, i + 4] {
                                     let rows = &mut k.w[q * hp..(q + 4) * hp];
-                                    let d = match isa {
-                                        #[cfg(target_arch = "x86_64")]
-                                        // SAFETY: the kernel chose Avx512, so the CPU has it.
-                                        Isa::Avx512 => unsafe {
-                                            avx512::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new)
-                                        },
-                                        _ => portable::update_dot4(rows, sh, ga, gb, &k.h, &k.dh, &k.h_new),
-                                    };
+                                    let d = update_dot4_on(isa, rows, (sh, ga, gb), &k.h, &k.dh, &k.h_new);
                                     k.part[q..q + 4].copy_from_slice(&d);
                                 }
                             }
