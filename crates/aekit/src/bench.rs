@@ -53,31 +53,27 @@ pub struct TwoCoreCheck {
 /// Runs [`TwoCoreCheck`] on the first (up to 500) examples of `x`, with
 /// masking noise 0.25, each figure the median of 8 passes over them.
 pub fn two_core_check(x: ArrayView2<f32>) -> Result<TwoCoreCheck> {
-    use crate::models::dae::Layout;
     use crate::train::per_example::FusedTiedSgd;
     let (n, nv) = (x.nrows().min(500), x.ncols());
     if n == 0 {
         return Err(crate::error::Error::config("data", "no examples to time"));
     }
-    let cfg = DaeConfig {
-        n_vis: nv,
-        n_hid: 256,
-        loss: Loss::Squared,
-        ..DaeConfig::default()
-    };
-    let lay = Layout::new(&cfg);
-    let mut rng = crate::tensor::rng::seeded(7);
-    let r = cfg.init_range();
-    let params: Vec<f32> = (0..lay.len)
-        .map(|_| rand::Rng::random_range(&mut rng, -r..r))
-        .collect();
+    // The paper's model at 256 units, initialised as `train` would.
+    let m = paper_model(nv, 256, 1, ParallelMode::Auto, 7);
     let clean: Vec<f32> = x.slice(ndarray::s![..n, ..]).iter().copied().collect();
     let mut noisy = vec![0.0f32; clean.len()];
+    let mut rng = crate::tensor::rng::seeded(7);
     for (o, c) in noisy.chunks_exact_mut(nv).zip(clean.chunks_exact(nv)) {
-        Corruption::Mask(0.25).apply(o, c, &mut rng);
+        m.config.noise.apply(o, c, &mut rng);
     }
     let worker = || -> Result<f64> {
-        let mut k = FusedTiedSgd::new(&cfg, &lay, &params, 0.01, 0.0)?;
+        let mut k = FusedTiedSgd::new(
+            &m.config,
+            m.layout(),
+            m.params(),
+            m.train.lr,
+            m.train.weight_decay,
+        )?;
         let passes: Vec<f64> = (0..8)
             .map(|_| {
                 let t = Instant::now();
