@@ -124,25 +124,24 @@ impl SplitSync {
     /// least count seen (at least `seq`): blocks below it may be read
     /// without asking again.
     fn wait_all(&self, seq: usize) -> usize {
-        let mut least = usize::MAX;
-        for p in &self.progress {
-            let mut seen = 0;
-            spin_until(2000, || {
-                seen = p.0.load(Ordering::Acquire);
-                seen >= seq
-            });
-            least = least.min(seen);
-        }
-        least
+        wait_all(&self.progress, seq)
     }
 }
 
-/// Waits until every counter reaches `seq` (acquire). Spins briefly, then
-/// yields, so oversubscribed runs (more workers than cores) still move.
-fn wait_all(progress: &[Padded], seq: usize) {
+/// Waits until every counter reaches `seq` (acquire), and returns the least
+/// count seen. Spins briefly, then yields, so oversubscribed runs (more
+/// workers than cores) still move.
+fn wait_all(progress: &[Padded], seq: usize) -> usize {
+    let mut least = usize::MAX;
     for p in progress {
-        spin_until(2000, || p.0.load(Ordering::Acquire) >= seq);
+        let mut seen = 0;
+        spin_until(2000, || {
+            seen = p.0.load(Ordering::Acquire);
+            seen >= seq
+        });
+        least = least.min(seen);
     }
+    least
 }
 
 /// Spins until `done()`, yielding the core after `spins` tries (a peer that
