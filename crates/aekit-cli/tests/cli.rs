@@ -149,7 +149,7 @@ fn train_then_encode_reconstruct_and_eval_on_builtin_data() {
     let codes = d.join("codes.npy");
     let o = aekit(&["encode", "--model", m, "--out", codes.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (shape, values) = aekit::io::npy::read_npy(&codes).unwrap();
+    let (shape, values) = aekit::data::npy::read_npy(&codes).unwrap();
     assert_eq!(shape, vec![2000, 16]);
     assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
 
@@ -633,7 +633,7 @@ fn patches_then_a_sparse_autoencoder_on_them() {
         pic.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (shape, x) = aekit::io::npy::read_npy(&npy).unwrap();
+    let (shape, x) = aekit::data::npy::read_npy(&npy).unwrap();
     assert_eq!(shape, vec![600, 64]);
     assert!(x.iter().all(|&v| (0.1..=0.9).contains(&v)));
     assert!(pic.is_file());

@@ -3,13 +3,13 @@
 //! (training error against elapsed time), with the achieved GFLOP/s set
 //! against the GEMM rate the same binary reaches on one core.
 
-use crate::config::TrainConfig;
-use crate::data::Corruption;
 use crate::error::Result;
+use crate::layers::Corruption;
 use crate::layers::Loss;
 use crate::models::{DaeConfig, DenoisingAutoencoder};
 use crate::tensor::gemm::{gemm, Par};
-use crate::train::parallel::ParallelMode;
+use crate::train::ParallelMode;
+use crate::train::TrainConfig;
 use ndarray::ArrayView2;
 use serde::Serialize;
 use std::time::Instant;
@@ -53,7 +53,7 @@ pub struct TwoCoreCheck {
 /// Runs [`TwoCoreCheck`] on the first (up to 500) examples of `x`, with
 /// masking noise 0.25, each figure the median of 8 passes over them.
 pub fn two_core_check(x: ArrayView2<f32>) -> Result<TwoCoreCheck> {
-    use crate::train::per_example::FusedTiedSgd;
+    use crate::per_example::FusedTiedSgd;
     let (n, nv) = (x.nrows().min(500), x.ncols());
     if n == 0 {
         return Err(crate::error::Error::config("data", "no examples to time"));
@@ -67,10 +67,10 @@ pub fn two_core_check(x: ArrayView2<f32>) -> Result<TwoCoreCheck> {
         m.config.noise.apply(o, c, &mut rng);
     }
     let worker = || -> Result<f64> {
+        let shape = m.tied_shape().expect("the paper's model is tied and sigmoid");
         let mut k = FusedTiedSgd::new(
-            &m.config,
-            m.layout(),
-            m.params(),
+            shape,
+            m.layout().tied(m.params()),
             m.train.lr,
             m.train.weight_decay,
         )?;

@@ -5,7 +5,7 @@
 //! `inverse_transform` (decode), `reconstruct` and `score`.
 //!
 //! ```no_run
-//! use aekit::{config::TrainConfig, models::{DaeConfig, DenoisingAutoencoder}, train::Silent};
+//! use aekit::{models::{DaeConfig, DenoisingAutoencoder}, train::{Silent, TrainConfig}};
 //! let data = aekit::data::builtin::builtin_mnist().unwrap();
 //! let x = ndarray::ArrayView2::from_shape((data.n, data.dim), &data.x).unwrap();
 //! let mut dae = DenoisingAutoencoder::new(DaeConfig::default(), TrainConfig::default());
@@ -14,13 +14,14 @@
 //! ```
 
 pub mod bench;
-pub mod config;
 pub mod data;
 pub mod error;
 pub mod io;
 pub mod layers;
 pub mod models;
 pub mod optim;
+pub mod per_example;
+pub mod run;
 pub mod tensor;
 pub mod train;
 pub mod viz;

@@ -2,7 +2,8 @@
 //! of the built-in MNIST sample.
 
 use aekit::data::builtin::builtin_mnist;
-use aekit::data::{Corruption, Dataset};
+use aekit::data::Dataset;
+use aekit::layers::Corruption;
 use aekit::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDae};
 use std::collections::HashMap;
 

@@ -3,8 +3,8 @@
 use crate::cli::{BenchCurveArgs, BenchSparseArgs, BenchThreadsArgs};
 use aekit::bench;
 use aekit::data::{load_train_test, DataSource, Dataset};
-use aekit::io::run_dir::RunDir;
-use aekit::train::parallel::ParallelMode;
+use aekit::run::RunDir;
+use aekit::train::ParallelMode;
 use aekit::viz::plot::{save_line_chart, Series};
 use anyhow::{bail, Context, Result};
 use std::path::Path;

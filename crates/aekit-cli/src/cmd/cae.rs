@@ -4,12 +4,12 @@
 
 use crate::cli::{CaeArgs, CaeTrainArgs, ClassifierArgs, DataArgs, EagerArgs, EnsembleArgs};
 use aekit::data::{load_splits, DataSource, Dataset, Splits};
-use aekit::io::run_dir::{metrics_csv, RunDir};
 use aekit::layers::Loss;
 use aekit::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use aekit::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use aekit::models::ensemble::{self, classify, member_seed};
 use aekit::optim::AdamConfig;
+use aekit::run::dir::{metrics_csv, RunDir};
 use aekit::train::{EpochMetrics, Progress};
 use aekit::viz;
 use anyhow::{bail, Context, Result};

@@ -6,11 +6,12 @@
 //! on the whole training set at its own size).
 
 use crate::cli::GradualArgs;
-use aekit::data::{balanced_subset, load_splits, Corruption, DataSource, Dataset};
-use aekit::io::run_dir::RunDir;
+use aekit::data::{balanced_subset, load_splits, DataSource, Dataset};
 use aekit::layers::loss::xent_minimum;
+use aekit::layers::Corruption;
 use aekit::layers::Loss;
 use aekit::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDae};
+use aekit::run::RunDir;
 use aekit::tensor::gemm::Par;
 use aekit::viz::plot::{save_line_chart, Series};
 use anyhow::{bail, Context, Result};

@@ -47,7 +47,7 @@ pub fn patches(a: PatchesArgs) -> Result<()> {
     if a.normalize {
         normalize_patches(&mut d);
     }
-    aekit::io::npy::write_npy(&a.out, &[d.n, d.dim], &d.x)?;
+    aekit::data::npy::write_npy(&a.out, &[d.n, d.dim], &d.x)?;
     if let Some(p) = &a.picture {
         let tiles: Vec<Vec<f32>> = (0..d.n.min(100)).map(|i| d.row(i).to_vec()).collect();
         let img = aekit::viz::tile_grid(&tiles, a.size, a.size, 10, aekit::viz::Scale::PerTile, 4);

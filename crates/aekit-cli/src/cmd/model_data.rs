@@ -27,7 +27,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     let (model, data) = load(&a.input)?;
     let codes = model.transform(data.view())?;
     let (n, h) = codes.dim();
-    aekit::io::npy::write_npy(&a.out, &[n, h], codes.as_slice().expect("owned"))?;
+    aekit::data::npy::write_npy(&a.out, &[n, h], codes.as_slice().expect("owned"))?;
     eprintln!("wrote {n}×{h} codes to {}", a.out.display());
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use crate::cli::{FinetuneArgs, PretrainArgs};
 use aekit::data::{default_val_size, load_splits, DataSource, Splits};
-use aekit::io::run_dir::RunDir;
 use aekit::models::stacked::{FinetuneConfig, PretrainConfig, StackedDae};
+use aekit::run::RunDir;
 use aekit::viz;
 use anyhow::{Context, Result};
 use serde_json::json;

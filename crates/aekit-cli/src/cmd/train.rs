@@ -2,12 +2,13 @@
 //! the run directory.
 
 use crate::cli::TrainArgs;
-use aekit::config::{ModelKind, Optimizer, RunConfig};
 use aekit::data::{load_splits, Splits};
-use aekit::io::run_dir::RunDir;
 use aekit::models::sparse_ae::SparseAutoencoder;
 use aekit::models::DenoisingAutoencoder;
+use aekit::run::RunDir;
+use aekit::run::{ModelKind, RunConfig};
 use aekit::tensor::gemm::Par;
+use aekit::train::Optimizer;
 use aekit::train::{EpochMetrics, FitReport, Observer, Progress};
 use aekit::viz;
 use anyhow::{Context, Result};
@@ -218,8 +219,9 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
     );
     let plan = model.epoch_plan()?;
     use aekit::models::dae::EpochPlan;
-    if let EpochPlan::Split(t) | EpochPlan::Rows(t) | EpochPlan::Balanced(t) = plan {
-        let w = aekit::models::dae::split_workers(t);
+    use aekit::per_example::Plan;
+    if let EpochPlan::PerExample(Plan::Split(w) | Plan::Rows(w) | Plan::Balanced(w)) = plan {
+        let t = cfg.train.resolved_threads();
         if w < t {
             eprintln!("note: {plan:?} ran {w} workers for {t} threads (at most one per core)");
         }

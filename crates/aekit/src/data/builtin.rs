@@ -2,8 +2,8 @@
 //! Cortes and Burges), compiled into the binary so the main job runs on a
 //! fresh machine with no download.
 
-use crate::data::dataset::Dataset;
 use crate::data::idx::parse_idx;
+use crate::data::Dataset;
 use crate::error::Result;
 use std::path::Path;
 

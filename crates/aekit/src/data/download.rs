@@ -16,7 +16,7 @@
 //! `$AEKIT_MIRROR/cifar10/cifar-10-binary.tar.gz`).
 
 use crate::data::cifar::CifarKind;
-use crate::data::dataset::IDX_NAMES;
+use crate::data::idx::IDX_NAMES;
 use crate::data::tar;
 use crate::error::{Error, Result};
 use crate::io::atomic_write;

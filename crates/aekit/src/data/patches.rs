@@ -6,7 +6,7 @@
 //! removed, values are clipped at ±3 standard deviations (taken over all
 //! patches) and mapped linearly into [0.1, 0.9], the sigmoid output's range.
 
-use crate::data::dataset::Dataset;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::rng::seeded;
 use rand::Rng as _;

@@ -1,7 +1,5 @@
 //! Files: atomic writes, safetensors checkpoints, NPY export, run directories.
 
-pub mod npy;
-pub mod run_dir;
 pub mod safetensors;
 
 use crate::error::{Error, Result};

@@ -7,10 +7,12 @@ pub mod activation;
 pub mod conv;
 pub mod dense;
 pub mod loss;
+pub mod noise;
 pub mod pool;
 
 pub use activation::Activation;
 pub use loss::Loss;
+pub use noise::Corruption;
 
 #[cfg(test)]
 pub(crate) mod gradcheck {

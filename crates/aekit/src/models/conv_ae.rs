@@ -21,7 +21,7 @@
 //! batch first, so the result does not depend on the number of workers
 //! beyond summation order.
 
-use crate::data::{Corruption, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::conv::{
@@ -32,6 +32,7 @@ use crate::layers::pool::{
     max_unpool2d_backward, max_unpool2d_forward, maxpool2d_backward, maxpool2d_forward, upsample_backward,
     upsample_forward,
 };
+use crate::layers::Corruption;
 use crate::layers::{Activation, Loss};
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use crate::optim::{Adam, AdamConfig};

@@ -13,22 +13,18 @@
 //! Parameters live in one flat vector `[W | b | b′ | W′]`, so every optimizer
 //! works on one slice.
 
-use crate::data::Corruption;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
 use crate::layers::loss::{self, Loss};
+use crate::layers::Corruption;
 use crate::optim::Sgd;
+use crate::per_example::{self, lockstep_workers, Plan, TiedParams, TiedParamsMut, TiedShape};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
-use crate::train::parallel::{
-    balance_every, hidden_blocks, rebalanced, Dispenser, HogwildParams, HogwildWorker, ParallelMode, RowSync,
-    SpinBarrier, SplitLink, SplitSync,
-};
-use crate::train::per_example::FusedTiedSgd;
-use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
+use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer, ParallelMode, TrainConfig};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -131,6 +127,26 @@ impl Layout {
             b_vis,
             w_dec,
             len,
+        }
+    }
+
+    /// W, b and b′ of a tied model's flat vector, for the fused kernel.
+    pub fn tied<'a>(&self, p: &'a [f32]) -> TiedParams<'a> {
+        TiedParams {
+            w: &p[self.w.clone()],
+            b: &p[self.b_hid.clone()],
+            c: &p[self.b_vis.clone()],
+        }
+    }
+
+    /// [`Layout::tied`], to write into.
+    pub fn tied_mut<'a>(&self, p: &'a mut [f32]) -> TiedParamsMut<'a> {
+        let (w, rest) = p.split_at_mut(self.b_hid.start);
+        let (b, rest) = rest.split_at_mut(self.b_hid.len());
+        TiedParamsMut {
+            w: &mut w[self.w.clone()],
+            b,
+            c: &mut rest[..self.b_vis.len()],
         }
     }
 
@@ -343,29 +359,11 @@ pub fn finish_objective<T: Real>(
     (mean_loss, obj)
 }
 
-/// Workers the `split` mode runs for `threads`: at most one per core. Its
-/// workers move in lock step, many times per example, so two sharing a core
-/// wait for each other's time slices (measured on 2 cores, 10k examples:
-/// 0.38 s with 2 workers, 15.7 s with 4, 47 s with 8).
-pub fn split_workers(threads: usize) -> usize {
-    threads
-        .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
-}
-
 /// How one training epoch runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EpochPlan {
-    /// Per-example SGD, one thread, fused kernel.
-    Fused,
-    /// Per-example SGD, hidden units split over this many threads.
-    Split(usize),
-    /// Per-example SGD, visible units (rows of W) split over this many threads.
-    Rows(usize),
-    /// As `Rows`, with the rows shared out by measured speed as it goes.
-    Balanced(usize),
-    /// Per-example lock-free SGD on this many threads.
-    Hogwild(usize),
+    /// Per-example SGD through the fused kernel (see [`crate::per_example`]).
+    PerExample(Plan),
     /// Each minibatch split over this many threads.
     Minibatch(usize),
     /// The layer-by-layer path with this GEMM parallelism.
@@ -388,7 +386,7 @@ pub struct Metrics {
 #[derive(Debug, Clone)]
 pub struct DenoisingAutoencoder {
     pub config: DaeConfig,
-    pub train: crate::config::TrainConfig,
+    pub train: TrainConfig,
     layout: Layout,
     params: Vec<f32>,
     sgd: Sgd,
@@ -400,7 +398,7 @@ const EVAL_CHUNK: usize = 500;
 impl DenoisingAutoencoder {
     /// A model with these hyperparameters; weights are drawn when `fit` first
     /// sees data (or now, if `config.n_vis` is set).
-    pub fn new(config: DaeConfig, train: crate::config::TrainConfig) -> DenoisingAutoencoder {
+    pub fn new(config: DaeConfig, train: TrainConfig) -> DenoisingAutoencoder {
         let mut m = DenoisingAutoencoder {
             layout: Layout::new(&config),
             rng: seeded(train.seed),
@@ -603,10 +601,23 @@ impl DenoisingAutoencoder {
     /// Whether per-example epochs can run the fused kernel: batch 1, plain
     /// SGD (no momentum), a tied sigmoid autoencoder.
     pub fn uses_fused_kernel(&self) -> bool {
-        self.train.batch == 1 && self.train.momentum == 0.0 && FusedTiedSgd::supports(&self.config)
+        self.train.batch == 1 && self.train.momentum == 0.0 && self.tied_shape().is_some()
+    }
+
+    /// The fused kernel's view of this model, if it is a tied sigmoid
+    /// autoencoder.
+    pub fn tied_shape(&self) -> Option<TiedShape> {
+        let c = &self.config;
+        (c.tied && c.hidden_activation == Activation::Sigmoid && c.output_activation == Activation::Sigmoid)
+            .then_some(TiedShape {
+                n_vis: c.n_vis,
+                n_hid: c.n_hid,
+                loss: c.loss,
+            })
     }
 
     /// How an epoch will run, given the batch, model and `train.parallel`.
+    /// Lock-step modes run at most one worker per core.
     pub fn epoch_plan(&self) -> Result<EpochPlan> {
         let threads = self.train.resolved_threads();
         let fused = self.uses_fused_kernel();
@@ -616,23 +627,24 @@ impl DenoisingAutoencoder {
                 format!("`{mode}` needs per-example SGD on a tied sigmoid autoencoder: batch 1, momentum 0"),
             )
         };
+        let lockstep = lockstep_workers(threads);
         Ok(match self.train.parallel {
             _ if threads == 1 && self.train.parallel != ParallelMode::Hogwild => {
                 if fused {
-                    EpochPlan::Fused
+                    EpochPlan::PerExample(Plan::Fused)
                 } else {
                     EpochPlan::Layers(Par::Seq)
                 }
             }
-            ParallelMode::Auto if fused => EpochPlan::Rows(threads),
-            ParallelMode::Balanced if fused => EpochPlan::Balanced(threads),
+            ParallelMode::Auto if fused => EpochPlan::PerExample(Plan::Rows(lockstep)),
+            ParallelMode::Balanced if fused => EpochPlan::PerExample(Plan::Balanced(lockstep)),
             ParallelMode::Balanced => return Err(need_fused("balanced")),
             ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
-            ParallelMode::Split if fused => EpochPlan::Split(threads),
+            ParallelMode::Split if fused => EpochPlan::PerExample(Plan::Split(lockstep)),
             ParallelMode::Split => return Err(need_fused("split")),
-            ParallelMode::Rows if fused => EpochPlan::Rows(threads),
+            ParallelMode::Rows if fused => EpochPlan::PerExample(Plan::Rows(lockstep)),
             ParallelMode::Rows => return Err(need_fused("rows")),
-            ParallelMode::Hogwild if fused => EpochPlan::Hogwild(threads),
+            ParallelMode::Hogwild if fused => EpochPlan::PerExample(Plan::Hogwild(threads)),
             ParallelMode::Hogwild => return Err(need_fused("hogwild")),
             ParallelMode::Minibatch if self.train.batch >= 2 => {
                 EpochPlan::Minibatch(threads.min(self.train.batch))
@@ -644,279 +656,6 @@ impl DenoisingAutoencoder {
                 ))
             }
         })
-    }
-
-    /// The `split` mode: one worker per block of hidden units, each stepping
-    /// every example; see [`crate::train::parallel`].
-    fn run_epoch_split(&mut self, x: &[f32], n: usize, threads: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        let blocks = hidden_blocks(self.config.n_hid, split_workers(threads));
-        let workers: Vec<FusedTiedSgd> = blocks
-            .iter()
-            .map(|b| {
-                FusedTiedSgd::new_block(
-                    &self.config,
-                    &self.layout,
-                    &self.params,
-                    self.train.lr,
-                    self.train.weight_decay,
-                    b.clone(),
-                )
-                .expect("supports() was checked")
-            })
-            .collect();
-        let sync = SplitSync::new(workers.len(), self.config.n_vis);
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        // Every worker computes the whole example's loss; count worker 0's.
-        let total = self.run_lockstep(
-            x,
-            &order,
-            n.max(1),
-            workers,
-            obs,
-            |k, w, xi, noisy| {
-                let l = w.step_linked(xi, noisy, Some(SplitLink { sync: &sync, me: k }));
-                if k == 0 {
-                    l
-                } else {
-                    0.0
-                }
-            },
-            |_, _, _| {},
-        );
-        (total / n as f64, n as u64)
-    }
-
-    /// The `rows` mode: one worker per block of visible units, each stepping
-    /// every example on its slice; see [`crate::train::parallel`]. With
-    /// `balance`, the epoch runs in segments of [`balance_every`] examples and
-    /// the rows are shared out again after each, in proportion to the speed
-    /// each worker showed (its rows over its time less its waits): the same
-    /// SGD, but the sums' order, and so the last bits, then depend on timing.
-    fn run_epoch_rows(
-        &mut self,
-        x: &[f32],
-        n: usize,
-        threads: usize,
-        balance: bool,
-        obs: &mut dyn Observer,
-    ) -> (f64, u64) {
-        let nv = self.config.n_vis;
-        let t = split_workers(threads).min(nv);
-        let hp = self.config.n_hid.div_ceil(16) * 16;
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let (cfg, lay) = (self.config.clone(), self.layout.clone());
-        let (lr, decay) = (self.train.lr, self.train.weight_decay);
-        let build = |params: &[f32], bounds: &[usize]| -> Vec<FusedTiedSgd> {
-            let sync = std::sync::Arc::new(RowSync::new(t, hp));
-            (0..t)
-                .map(|k| {
-                    let vis = bounds[k]..bounds[k + 1];
-                    FusedTiedSgd::new_rows(&cfg, &lay, params, lr, decay, vis, sync.clone(), k)
-                        .expect("supports() was checked")
-                })
-                .collect()
-        };
-        // Contiguous blocks of rows, as equal as can be.
-        let workers = build(&self.params, &(0..=t).map(|k| k * nv / t).collect::<Vec<_>>());
-        let segment = if balance && t > 1 {
-            balance_every(n)
-        } else {
-            n.max(1)
-        };
-        // Each worker's loss covers its own rows; the shares add up.
-        let total = self.run_lockstep(
-            x,
-            &order,
-            segment,
-            workers,
-            obs,
-            |_, w, xi, noisy| {
-                let r = w.visible();
-                w.step(&xi[r.clone()], &noisy[r])
-            },
-            |params, workers, seconds| {
-                let mut bounds: Vec<usize> = workers.iter().map(|w| w.visible().start).collect();
-                bounds.push(nv);
-                let busy: Vec<f64> = workers
-                    .iter()
-                    .zip(seconds)
-                    .map(|(w, s)| (s - w.waited()).max(1e-9))
-                    .collect();
-                *workers = build(params, &rebalanced(&bounds, &busy));
-            },
-        );
-        (total / n as f64, n as u64)
-    }
-
-    /// Workers in lock step over `order`: every worker steps every example,
-    /// drawing the same corruption from its own copy of the random state;
-    /// `step(k, worker, x, x̃)` returns worker k's share of the example's loss.
-    /// Worker 0 runs on this thread and reports progress. The threads live
-    /// for the whole of `order`, which they take in segments of `segment`
-    /// examples; between two segments the workers are flushed and written
-    /// back, and `between(params, workers, seconds)` may replace them (it
-    /// sees each worker's seconds for the segment). Returns the summed loss.
-    #[allow(clippy::too_many_arguments)]
-    fn run_lockstep(
-        &mut self,
-        x: &[f32],
-        order: &[usize],
-        segment: usize,
-        workers: Vec<FusedTiedSgd>,
-        obs: &mut dyn Observer,
-        step: impl Fn(usize, &mut FusedTiedSgd, &[f32], &[f32]) -> f32 + Sync,
-        mut between: impl FnMut(&[f32], &mut Vec<FusedTiedSgd>, &[f64]),
-    ) -> f64 {
-        use std::sync::Mutex;
-        let (nv, n, t) = (self.config.n_vis, order.len(), workers.len());
-        let noise = self.config.noise;
-        let report_every = (n / 100).max(1);
-        let segments = n.div_ceil(segment.max(1));
-        // Each worker sits in its slot between segments; its thread takes it
-        // out for a segment.
-        let slots: Vec<Mutex<Option<FusedTiedSgd>>> =
-            workers.into_iter().map(|w| Mutex::new(Some(w))).collect();
-        let seconds: Vec<Mutex<f64>> = (0..t).map(|_| Mutex::new(0.0)).collect();
-        let barrier = SpinBarrier::new(t);
-        let take = |k: usize| {
-            slots[k]
-                .lock()
-                .expect("a worker panicked")
-                .take()
-                .expect("worker in its slot")
-        };
-        let put = |k: usize, w: FusedTiedSgd| *slots[k].lock().expect("a worker panicked") = Some(w);
-        // One segment of worker k, on its own random stream.
-        let run =
-            |k: usize, chunk: &[usize], rng: &mut Rng, noisy: &mut [f32], tick: &mut dyn FnMut(usize)| {
-                let mut w = take(k);
-                let start = Instant::now();
-                let mut total = 0.0f64;
-                for (j, &i) in chunk.iter().enumerate() {
-                    let xi = &x[i * nv..(i + 1) * nv];
-                    noise.apply(noisy, xi, rng);
-                    total += step(k, &mut w, xi, noisy) as f64;
-                    tick(j);
-                }
-                *seconds[k].lock().expect("a worker panicked") = start.elapsed().as_secs_f64();
-                put(k, w);
-                total
-            };
-        let mut rng0 = self.rng.clone();
-        let (run, barrier) = (&run, &barrier);
-        let total = std::thread::scope(|s| {
-            let handles: Vec<_> = (1..t)
-                .map(|k| {
-                    let mut rng = self.rng.clone();
-                    s.spawn(move || {
-                        let mut noisy = vec![0.0f32; nv];
-                        let mut total = 0.0f64;
-                        for chunk in order.chunks(segment.max(1)) {
-                            total += run(k, chunk, &mut rng, &mut noisy, &mut |_| {});
-                            barrier.wait();
-                            barrier.wait();
-                        }
-                        total
-                    })
-                })
-                .collect();
-            let mut noisy = vec![0.0f32; nv];
-            let mut total = 0.0f64;
-            for (s, chunk) in order.chunks(segment.max(1)).enumerate() {
-                let done = s * segment;
-                total += run(0, chunk, &mut rng0, &mut noisy, &mut |j| {
-                    let t = done + j + 1;
-                    if t.is_multiple_of(report_every) || t == n {
-                        obs.on_progress(t, n);
-                    }
-                });
-                barrier.wait();
-                let mut ws: Vec<FusedTiedSgd> = (0..t).map(take).collect();
-                FusedTiedSgd::flush_all(&mut ws);
-                for w in &mut ws {
-                    w.write_params(&self.layout, &mut self.params);
-                }
-                if s + 1 < segments {
-                    let secs: Vec<f64> = seconds
-                        .iter()
-                        .map(|v| *v.lock().expect("a worker panicked"))
-                        .collect();
-                    between(&self.params, &mut ws, &secs);
-                }
-                for (k, w) in ws.into_iter().enumerate() {
-                    put(k, w);
-                }
-                barrier.wait();
-            }
-            total
-                + handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a worker panicked"))
-                    .sum::<f64>()
-        });
-        self.rng = rng0;
-        total
-    }
-
-    /// The `hogwild` mode: workers share W, b and b′ without locks.
-    fn run_epoch_hogwild(
-        &mut self,
-        x: &[f32],
-        n: usize,
-        threads: usize,
-        obs: &mut dyn Observer,
-    ) -> (f64, u64) {
-        let nv = self.config.n_vis;
-        let lay = &self.layout;
-        let shared = HogwildParams::new(
-            &self.params[lay.w.clone()],
-            &self.params[lay.b_hid.clone()],
-            &self.params[lay.b_vis.clone()],
-        );
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let seeds: Vec<u64> = (0..threads).map(|_| self.rng.random()).collect();
-        let dispenser = Dispenser::new(n);
-        let (noise, lr, decay) = (self.config.noise, self.train.lr, self.train.weight_decay);
-        let xent = self.config.loss == Loss::CrossEntropy;
-        let report_every = (n / 100).max(1);
-        let work = |seed: u64, obs: Option<&mut dyn Observer>| -> f64 {
-            let mut rng = seeded(seed);
-            let mut worker = HogwildWorker::new(&shared);
-            let mut noisy = vec![0.0f32; nv];
-            let mut total = 0.0f64;
-            let mut obs = obs;
-            while let Some(t) = dispenser.take() {
-                let i = order[t];
-                let xi = &x[i * nv..(i + 1) * nv];
-                noise.apply(&mut noisy, xi, &mut rng);
-                total += worker.step(&shared, xi, &noisy, lr, decay, xent) as f64;
-                if let Some(o) = obs.as_deref_mut() {
-                    if (t + 1) % report_every == 0 {
-                        o.on_progress((t + 1).min(n), n);
-                    }
-                }
-            }
-            total
-        };
-        let total: f64 = std::thread::scope(|s| {
-            let handles: Vec<_> = seeds[1..]
-                .iter()
-                .map(|&sd| s.spawn(move || work(sd, None)))
-                .collect();
-            let mine = work(seeds[0], Some(obs));
-            mine + handles
-                .into_iter()
-                .map(|h| h.join().expect("hogwild worker"))
-                .sum::<f64>()
-        });
-        obs.on_progress(n, n);
-        let (w, rest) = self.params.split_at_mut(lay.b_hid.start);
-        let (b, rest) = rest.split_at_mut(lay.b_hid.len());
-        shared.write(&mut w[lay.w.clone()], b, &mut rest[..lay.b_vis.len()]);
-        (total / n as f64, n as u64)
     }
 
     /// The `minibatch` mode: workers split each batch; gradients are summed
@@ -987,43 +726,27 @@ impl DenoisingAutoencoder {
         (total / n as f64, updates)
     }
 
-    /// One shuffled epoch of per-example SGD through the fused kernel, which
-    /// draws the same order and noise as the general path.
-    fn run_epoch_fused(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        let nv = self.config.n_vis;
-        let mut k = FusedTiedSgd::new(
-            &self.config,
-            &self.layout,
-            &self.params,
-            self.train.lr,
-            self.train.weight_decay,
-        )
-        .expect("supports() was checked");
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let mut noisy = vec![0.0f32; nv];
-        let mut total = 0.0f64;
-        let report_every = (n / 100).max(1);
-        for (t, &i) in order.iter().enumerate() {
-            let xi = &x[i * nv..(i + 1) * nv];
-            self.config.noise.apply(&mut noisy, xi, &mut self.rng);
-            total += k.step(xi, &noisy) as f64;
-            if (t + 1) % report_every == 0 || t + 1 == n {
-                obs.on_progress(t + 1, n);
-            }
-        }
-        k.write_params(&self.layout, &mut self.params);
-        (total / n as f64, n as u64)
-    }
-
     /// One shuffled epoch of minibatch SGD; (mean loss, updates).
     fn run_epoch(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
         let par = match self.epoch_plan().expect("checked when fit began") {
-            EpochPlan::Fused => return self.run_epoch_fused(x, n, obs),
-            EpochPlan::Split(t) => return self.run_epoch_split(x, n, t, obs),
-            EpochPlan::Rows(t) => return self.run_epoch_rows(x, n, t, false, obs),
-            EpochPlan::Balanced(t) => return self.run_epoch_rows(x, n, t, true, obs),
-            EpochPlan::Hogwild(t) => return self.run_epoch_hogwild(x, n, t, obs),
+            EpochPlan::PerExample(plan) => {
+                let job = per_example::Job {
+                    shape: self.tied_shape().expect("checked by epoch_plan"),
+                    lr: self.train.lr,
+                    weight_decay: self.train.weight_decay,
+                    noise: self.config.noise,
+                };
+                let params = self.layout.tied_mut(&mut self.params);
+                let loss = per_example::run_epoch(
+                    &job,
+                    plan,
+                    params,
+                    &x[..n * self.config.n_vis],
+                    &mut self.rng,
+                    obs,
+                );
+                return (loss, n as u64);
+            }
             EpochPlan::Minibatch(t) => return self.run_epoch_minibatch(x, n, t, obs),
             EpochPlan::Layers(par) => par,
         };
@@ -1229,7 +952,7 @@ impl DenoisingAutoencoder {
         }
         let config: DaeConfig = toml::from_str(f.meta("config")?)
             .map_err(|e| Error::format(path, format!("bad model config in metadata: {e}")))?;
-        let train: crate::config::TrainConfig = toml::from_str(f.meta("train")?)
+        let train: TrainConfig = toml::from_str(f.meta("train")?)
             .map_err(|e| Error::format(path, format!("bad training config in metadata: {e}")))?;
         config
             .validate()

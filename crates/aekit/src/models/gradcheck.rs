@@ -11,7 +11,7 @@
 //! the kink measures nothing. They keep their check on a model small enough
 //! to avoid it (`tests/dae.rs`, relative error < 1e-6).
 
-use crate::data::Corruption;
+use crate::layers::Corruption;
 use crate::layers::{Activation, Loss};
 use crate::models::dae::{objective, DaeConfig, Layout, Workspace};
 use crate::models::sparse_ae::{sparse_cost, SparseConfig, SparseLayout, SparseWorkspace};

@@ -16,10 +16,10 @@
 //! - hybrid f: 2·n·f epochs of stacked training, then n·(1−f) of gradual
 //!   (f = 1 is stacked, f = 0 gradual). Every weight update is counted.
 
-use crate::config::TrainConfig;
-use crate::data::{Corruption, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
+use crate::layers::Corruption;
 use crate::layers::Loss;
 use crate::models::dae::{DaeConfig, DenoisingAutoencoder};
 use crate::models::deep::{
@@ -29,6 +29,7 @@ use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::train::EarlyStopping;
+use crate::train::TrainConfig;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -1,8 +1,9 @@
 //! The pieces of a training loop that every model shares: per-epoch metrics,
 //! early stopping, and observers (progress bars, log lines, metric files).
 
-pub mod parallel;
-pub mod per_example;
+mod settings;
+
+pub use settings::{Optimizer, ParallelMode, TrainConfig};
 
 use serde::Serialize;
 

@@ -31,7 +31,7 @@ pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 
 /// Writes an f32 array as `.npy`, atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    super::atomic_write(path, &npy_bytes(shape, data))
+    crate::io::atomic_write(path, &npy_bytes(shape, data))
 }
 
 /// Reads a little-endian f32 C-order `.npy` file: (shape, data).

@@ -25,7 +25,7 @@ impl RunDir {
     }
 
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        super::atomic_write(&self.file(name), bytes)
+        crate::io::atomic_write(&self.file(name), bytes)
     }
 
     /// Rewrites `metrics.csv` with every epoch so far (called after each

@@ -17,7 +17,7 @@
 //! length must be a positive multiple of the record size and every label must
 //! be in range; every error names the file.
 
-use crate::data::dataset::Dataset;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! unsigned-byte tensors (dtype 0x08) and checks every header field, the file
 //! length and the element count before allocating anything.
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
 use std::io::Read;
@@ -144,6 +145,74 @@ pub fn encode_idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(data);
     out
+}
+
+/// The usual file names of an IDX dataset's four parts, without `.gz`.
+pub const IDX_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+impl Dataset {
+    /// Builds a dataset from u8 IDX images (`[n, h, w]` or `[n, d]`) scaled
+    /// to [0, 1], and optional u8 labels `[n]`, checking that they agree.
+    pub fn from_idx(
+        images: IdxArray,
+        labels: Option<IdxArray>,
+        images_path: &Path,
+        labels_path: &Path,
+    ) -> Result<Dataset> {
+        let (n, dim, image) = match images.dims.as_slice() {
+            [n, h, w] => (*n, h * w, Some((*h, *w))),
+            [n, d] => (*n, *d, None),
+            d => {
+                return Err(Error::format(
+                    images_path,
+                    format!("expected images of shape [n, h, w] or [n, d], got {d:?}"),
+                ))
+            }
+        };
+        let labels = match labels {
+            None => None,
+            Some(l) => {
+                if l.dims.len() != 1 {
+                    return Err(Error::format(
+                        labels_path,
+                        format!("expected labels of shape [n], got {:?}", l.dims),
+                    ));
+                }
+                if l.dims[0] != n {
+                    return Err(Error::format(
+                        labels_path,
+                        format!(
+                            "has {} labels but {} has {} images",
+                            l.dims[0],
+                            images_path.display(),
+                            n
+                        ),
+                    ));
+                }
+                Some(l.data)
+            }
+        };
+        let x = images.data.iter().map(|&p| p as f32 / 255.0).collect();
+        Ok(Dataset {
+            x,
+            labels,
+            n,
+            dim,
+            image,
+        })
+    }
+
+    /// Reads an image file and, optionally, its label file.
+    pub fn read_idx_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
+        let im = read_idx(images)?;
+        let lb = labels.map(read_idx).transpose()?;
+        Dataset::from_idx(im, lb, images, labels.unwrap_or(Path::new("")))
+    }
 }
 
 #[cfg(test)]

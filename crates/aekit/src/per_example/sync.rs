@@ -1,0 +1,265 @@
+//! What the lock-step workers share: the `split` mode's published decoder
+//! sums, the `rows` mode's all-reduction, a spinning barrier, and the Hogwild
+//! example dispenser.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering, Ordering::Relaxed};
+
+/// Shared state of the `split` parallel mode: each worker publishes the
+/// partial decoder sums of its hidden block, a block of rows at a time, and a
+/// progress counter that orders them (release on publish, acquire on read).
+pub struct SplitSync {
+    pub(super) threads: usize,
+    /// `[threads][2 parities][n_vis rounded up to 16]` f32 bits, in whole
+    /// cache lines so no two workers or groups share one.
+    pub(super) partials: Vec<Line>,
+    /// Blocks published by each worker, counted over the epoch.
+    pub(super) progress: Vec<Padded>,
+    pub(super) n_vis: usize,
+}
+
+/// A counter alone on its cache lines, so workers do not share them.
+#[repr(align(128))]
+pub(super) struct Padded(pub(super) AtomicUsize);
+
+/// 16 f32 slots on one 64-byte cache line.
+#[repr(align(64))]
+pub(super) struct Line(pub(super) [AtomicU32; 16]);
+
+impl SplitSync {
+    pub fn new(threads: usize, n_vis: usize) -> SplitSync {
+        let lines = n_vis.div_ceil(16);
+        SplitSync {
+            threads,
+            partials: (0..threads * 2 * lines)
+                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect(),
+            progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            n_vis,
+        }
+    }
+
+    /// The lines of `worker`'s sums for examples of this parity: visible
+    /// unit i is slot i % 16 of line i / 16.
+    pub(super) fn lines(&self, worker: usize, parity: usize) -> &[Line] {
+        let lines = self.n_vis.div_ceil(16);
+        &self.partials[(worker * 2 + parity) * lines..][..lines]
+    }
+
+    /// Waits until every worker has published `seq` blocks, and returns the
+    /// least count seen (at least `seq`): blocks below it may be read
+    /// without asking again.
+    pub(super) fn wait_all(&self, seq: usize) -> usize {
+        wait_all(&self.progress, seq)
+    }
+}
+
+/// Waits until every counter reaches `seq` (acquire), and returns the least
+/// count seen. Spins briefly, then yields, so oversubscribed runs (more
+/// workers than cores) still move.
+fn wait_all(progress: &[Padded], seq: usize) -> usize {
+    let mut least = usize::MAX;
+    for p in progress {
+        let mut seen = 0;
+        spin_until(2000, || {
+            seen = p.0.load(Ordering::Acquire);
+            seen >= seq
+        });
+        least = least.min(seen);
+    }
+    least
+}
+
+/// Spins until `done()`, yielding the core after `spins` tries (a peer that
+/// is not running cannot be waited for by spinning).
+pub(crate) fn spin_until(spins: u32, mut done: impl FnMut() -> bool) {
+    let mut n = 0u32;
+    while !done() {
+        if n < spins {
+            std::hint::spin_loop();
+            n += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// A worker's link to its peers in the `split` mode.
+#[derive(Clone, Copy)]
+pub struct SplitLink<'a> {
+    pub sync: &'a SplitSync,
+    pub me: usize,
+}
+
+/// Shared state of the `rows` parallel mode: each worker owns a block of
+/// visible units (whole rows of W, every hidden unit), so the workers only
+/// need to add up, once per example, two hidden-length vectors (the last
+/// example's back-propagated δh and the next one's partial pre-activation)
+/// and two scalars (see the module notes). Each worker publishes its
+/// partial vector, then every worker adds all of them in worker order, so all
+/// hold the same bits.
+pub struct RowSync {
+    pub(super) threads: usize,
+    /// `[threads][2 parities][hp]` f32 bits, whole cache lines.
+    pub(super) slots: Vec<Line>,
+    /// All-reductions published by each worker.
+    pub(super) progress: Vec<Padded>,
+    /// Nanoseconds each worker has spent waiting for its peers.
+    pub(super) waits: Vec<Padded>,
+    pub(super) hp: usize,
+}
+
+impl std::fmt::Debug for RowSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RowSync {{ threads: {}, hp: {} }}", self.threads, self.hp)
+    }
+}
+
+impl RowSync {
+    /// For `threads` workers and hidden vectors of padded length `hp` (a
+    /// multiple of 16).
+    pub fn new(threads: usize, hp: usize) -> RowSync {
+        assert_eq!(hp % 16, 0, "the hidden length is padded to 16");
+        RowSync {
+            threads,
+            slots: (0..threads * 2 * Self::payload(hp) / 16)
+                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect(),
+            progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            waits: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            hp,
+        }
+    }
+
+    /// Seconds worker `me` has spent waiting in all-reductions so far.
+    pub fn waited(&self, me: usize) -> f64 {
+        self.waits[me].0.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
+    /// Floats per all-reduction: δh_acc and P (`hp` each), then α and β
+    /// padded to a cache line.
+    pub(super) fn payload(hp: usize) -> usize {
+        2 * hp + 16
+    }
+
+    /// The `seq`-th all-reduction (1, 2, …) of worker `me`: `buf` holds its
+    /// partial sums on entry and the total on return. A slot is reused two
+    /// reductions later, when every peer has already read it (they must have
+    /// published the reduction in between).
+    pub(super) fn allreduce(&self, me: usize, seq: usize, buf: &mut [f32]) {
+        let lines = Self::payload(self.hp) / 16;
+        assert_eq!(buf.len(), 16 * lines);
+        let base = |w: usize| (w * 2 + seq % 2) * lines;
+        for (line, chunk) in self.slots[base(me)..base(me) + lines]
+            .iter()
+            .zip(buf.chunks_exact(16))
+        {
+            for (slot, &v) in line.0.iter().zip(chunk) {
+                slot.store(v.to_bits(), Ordering::Relaxed);
+            }
+        }
+        self.progress[me].0.store(seq, Ordering::Release);
+        // The clock is read only when a peer is still behind.
+        if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < seq) {
+            let t0 = std::time::Instant::now();
+            wait_all(&self.progress, seq);
+            // Only worker `me` writes its own counter.
+            let w = &self.waits[me].0;
+            w.store(
+                w.load(Ordering::Relaxed) + t0.elapsed().as_nanos() as usize,
+                Ordering::Relaxed,
+            );
+        }
+        for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
+            let mut sum = [0.0f32; 16];
+            for w in 0..self.threads {
+                if w == me {
+                    sum.iter_mut().zip(chunk.iter()).for_each(|(s, &v)| *s += v);
+                } else {
+                    let line = &self.slots[base(w) + l].0;
+                    sum.iter_mut()
+                        .zip(line)
+                        .for_each(|(s, v)| *s += f32::from_bits(v.load(Ordering::Relaxed)));
+                }
+            }
+            chunk.copy_from_slice(&sum);
+        }
+    }
+}
+
+/// A barrier whose waiters spin instead of sleeping, so that a worker keeps
+/// its core between two segments: a thread woken from a sleep may be placed
+/// on its peer's core for milliseconds, which lock-step workers cannot
+/// afford. After a long wait it yields, so a descheduled peer can run.
+pub struct SpinBarrier {
+    n: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    pub fn new(n: usize) -> SpinBarrier {
+        SpinBarrier {
+            n,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Returns once all `n` threads have called it.
+    pub fn wait(&self) {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+        let generation = self.generation.load(Acquire);
+        if self.arrived.fetch_add(1, AcqRel) + 1 == self.n {
+            self.arrived.store(0, Relaxed);
+            self.generation.fetch_add(1, Release);
+            return;
+        }
+        spin_until(20_000, || self.generation.load(Acquire) != generation);
+    }
+}
+
+/// Hands out example indices to Hogwild workers, one at a time.
+pub struct Dispenser {
+    next: AtomicUsize,
+    pub len: usize,
+}
+
+impl Dispenser {
+    pub fn new(len: usize) -> Dispenser {
+        Dispenser {
+            next: AtomicUsize::new(0),
+            len,
+        }
+    }
+
+    pub fn take(&self) -> Option<usize> {
+        let t = self.next.fetch_add(1, Relaxed);
+        (t < self.len).then_some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_barrier_holds_every_thread_until_all_arrive() {
+        let (n, rounds) = (3, 20);
+        let barrier = SpinBarrier::new(n);
+        let counter = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(|| {
+                    for r in 0..rounds {
+                        counter.fetch_add(1, Relaxed);
+                        barrier.wait();
+                        // Everyone has counted round r before anyone goes on.
+                        assert!(counter.load(Relaxed) >= (r + 1) * n);
+                        barrier.wait();
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.load(Relaxed), n * rounds);
+    }
+}

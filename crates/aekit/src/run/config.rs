@@ -1,0 +1,126 @@
+//! The configuration of a `train` run: TOML sections `[data]`, `[model]`,
+//! `[sparse]`, `[train]` and `[lbfgs]`, each with documented defaults. A file
+//! is read, command-line flags override it, then one `validate()` checks
+//! everything. The resolved config is saved in the run directory and in the
+//! model file.
+
+use crate::data::DataConfig;
+use crate::error::{Error, Result};
+use crate::models::dae::DaeConfig;
+use crate::models::sparse_ae::SparseConfig;
+use crate::optim::lbfgs::LbfgsConfig;
+use crate::train::{Optimizer, TrainConfig};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which model a `train` run builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Denoising autoencoder (`[model]`).
+    #[default]
+    Dae,
+    /// Sparse autoencoder (`[sparse]`), trained with L-BFGS.
+    Sparse,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dae" => Ok(ModelKind::Dae),
+            "sparse" => Ok(ModelKind::Sparse),
+            _ => Err(format!("unknown model kind `{s}` (expected dae or sparse)")),
+        }
+    }
+}
+
+/// Everything a `train` run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// `dae` or `sparse`.
+    pub kind: ModelKind,
+    pub data: DataConfig,
+    /// The denoising autoencoder (kind = "dae").
+    pub model: DaeConfig,
+    /// The sparse autoencoder (kind = "sparse").
+    pub sparse: SparseConfig,
+    pub train: TrainConfig,
+    /// L-BFGS settings (optimizer = "lbfgs").
+    pub lbfgs: LbfgsConfig,
+}
+
+impl RunConfig {
+    /// Parses TOML; unknown keys are errors that name the file.
+    pub fn from_toml(text: &str, path: &Path) -> Result<RunConfig> {
+        toml::from_str(text)
+            .map_err(|e| Error::format(path, format!("invalid config: {}", e.to_string().trim())))
+    }
+
+    pub fn read(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read config", path, e))?;
+        RunConfig::from_toml(&text, path)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("RunConfig always serialises")
+    }
+
+    /// The one check of the whole configuration.
+    pub fn validate(&self) -> Result<()> {
+        self.data.source()?;
+        match self.kind {
+            ModelKind::Dae => self.model.validate()?,
+            ModelKind::Sparse => {
+                self.sparse.validate()?;
+                if self.train.optimizer != Optimizer::Lbfgs {
+                    return Err(Error::config(
+                        "train.optimizer",
+                        "the sparse autoencoder trains with lbfgs",
+                    ));
+                }
+            }
+        }
+        if self.lbfgs.memory == 0 || self.lbfgs.max_iter == 0 {
+            return Err(Error::config("lbfgs", "memory and max_iter must be at least 1"));
+        }
+        self.train.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let c = RunConfig::default();
+        let back = RunConfig::from_toml(&c.to_toml(), Path::new("c.toml")).unwrap();
+        assert_eq!(c, back);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_and_key() {
+        let e = RunConfig::from_toml("[train]\nlearning_rate = 0.1\n", Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("my.toml") && e.contains("learning_rate"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut c = RunConfig::default();
+        c.train.lr = -0.1;
+        assert!(c.validate().unwrap_err().to_string().contains("train.lr"));
+        let mut c = RunConfig::default();
+        c.model.n_hid = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("n_hid"));
+        let mut c = RunConfig::default();
+        c.train.momentum = 1.0;
+        assert!(c.validate().is_err());
+        let e = RunConfig::from_toml("[model]\nnoise = \"mask:2\"\n", Path::new("n.toml")).unwrap_err();
+        assert!(e.to_string().contains("not in [0, 1]"), "{e}");
+    }
+}
