@@ -1,0 +1,163 @@
+//! `aekit train`: config files and flags, refused settings, the parallel modes
+//! and L-BFGS.
+
+mod common;
+
+use common::{aekit, fails_with, json, stderr, tmp};
+
+#[test]
+fn config_file_then_flags_override_it() {
+    let dir = tmp("config");
+    let d = dir.path();
+    let cfg = d.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nn_hid = 12\nloss = \"squared\"\n[train]\nepochs = 1\nbatch = 7\n",
+    )
+    .unwrap();
+    let run = d.join("run");
+    let o = aekit(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--batch",
+        "5",
+        "--train-size",
+        "100",
+        "--val-size",
+        "0",
+        "--untied",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resolved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        resolved.contains("n_hid = 12")
+            && resolved.contains("batch = 5")
+            && resolved.contains("tied = false")
+    );
+    assert!(resolved.contains("loss = \"squared\""));
+    let s = json(&run.join("summary.json"));
+    assert_eq!(s["updates"], 20, "100 examples in batches of 5");
+    assert!(s["best_val_loss"].is_null());
+}
+
+#[test]
+fn unknown_config_key_is_refused() {
+    let dir = tmp("badkey");
+    let d = dir.path();
+    let cfg = d.join("bad.toml");
+    std::fs::write(&cfg, "[train]\nepochs = 2\nlearning_rate = 0.1\n").unwrap();
+    fails_with(
+        &aekit(&["train", "--config", cfg.to_str().unwrap()]),
+        &["bad.toml", "unknown field `learning_rate`"],
+    );
+}
+
+#[test]
+fn negative_learning_rate_and_zero_hidden_units_are_refused() {
+    fails_with(
+        &aekit(&["train", "--lr", "-0.1"]),
+        &["train.lr", "-0.1", "positive"],
+    );
+    fails_with(&aekit(&["train", "--hidden", "0"]), &["n_hid", "at least 1"]);
+    fails_with(
+        &aekit(&["train", "--noise", "mask:1.5"]),
+        &["--noise", "not in [0, 1]"],
+    );
+    fails_with(&aekit(&["train", "--loss", "hinge"]), &["--loss", "unknown loss"]);
+    fails_with(
+        &aekit(&["train", "--val-size", "8000"]),
+        &["val_size", "no training examples"],
+    );
+}
+
+#[test]
+fn train_with_two_threads_in_each_parallel_mode() {
+    let dir = tmp("parallel");
+    let d = dir.path();
+    // `aekit train` on 2 threads in `mode` with `batch`, then `extra`.
+    let train = |mode: &str, batch: &str, out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--threads",
+            "2",
+            "--parallel",
+            mode,
+            "--batch",
+            batch,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        aekit(&args)
+    };
+    for (mode, batch) in [
+        ("split", "1"),
+        ("rows", "1"),
+        ("balanced", "1"),
+        ("hogwild", "1"),
+        ("minibatch", "10"),
+        ("gemm", "10"),
+    ] {
+        let run = d.join(mode);
+        let small = [
+            "--train-size",
+            "200",
+            "--val-size",
+            "50",
+            "--epochs",
+            "1",
+            "--hidden",
+            "32",
+        ];
+        let o = train(mode, batch, &run, &small);
+        assert!(o.status.success(), "{mode}: {}", stderr(&o));
+        assert!(json(&run.join("summary.json"))["test_loss"]
+            .as_f64()
+            .unwrap()
+            .is_finite());
+    }
+    for mode in ["split", "balanced"] {
+        let out = d.join(format!("refused-{mode}"));
+        let o = train(mode, "10", &out, &[]);
+        fails_with(&o, &["train.parallel", mode, "batch 1"]);
+        assert!(!out.exists(), "a refused run writes nothing");
+    }
+}
+
+#[test]
+fn lbfgs_trains_the_denoising_autoencoder_too() {
+    let dir = tmp("lbfgs");
+    let d = dir.path();
+    let run = d.join("run");
+    let o = aekit(&[
+        "train",
+        "--optimizer",
+        "lbfgs",
+        "--max-iter",
+        "15",
+        "--train-size",
+        "200",
+        "--val-size",
+        "0",
+        "--hidden",
+        "16",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&run.join("summary.json"));
+    assert_eq!(s["optimizer"], "lbfgs");
+    assert!(s["iterations"].as_u64().unwrap() >= 10, "{s}");
+    assert!(s["test_loss"].as_f64().unwrap() < 200.0, "{s}");
+    fails_with(
+        &aekit(&["train", "--kind", "sparse", "--optimizer", "sgd"]),
+        &["sparse autoencoder trains with lbfgs"],
+    );
+    fails_with(
+        &aekit(&["train", "--kind", "sparse", "--sparsity", "1.5"]),
+        &["sparsity_target"],
+    );
+}
