@@ -1,5 +1,7 @@
-//! Command-line arguments (clap derive). Values are only parsed here; they are
-//! checked once, by the library's `validate()`.
+//! Command-line arguments (clap derive). Values are only parsed here, into
+//! `Option`s that override a configuration file or the library's defaults;
+//! they are checked once, by the library's `validate()`. The argument groups
+//! every training verb shares are flattened: data, split, loop, output.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -47,94 +49,12 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Seconds per epoch against threads and hidden units (the parallel-SGD
-    /// paper's Fig. 3): bench.csv and bench.png.
-    Threads(BenchThreadsArgs),
-    /// Training error against elapsed time per thread count (its Fig. 2):
-    /// curve.csv and curve.png.
-    Curve(BenchCurveArgs),
-    /// Sparse autoencoder: time per cost+gradient evaluation, GEMM path
-    /// against the plain per-example path.
-    Sparse(BenchSparseArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct BenchSparseArgs {
-    #[arg(long, default_value_t = 196)]
-    pub hidden: usize,
-    #[arg(long, default_value_t = 10000)]
-    pub examples: usize,
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
-    #[arg(long, default_value = "mnist")]
-    pub data: String,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchThreadsArgs {
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "100,200,300,400,500,600,700,800,900,1000"
-    )]
-    pub hidden: Vec<usize>,
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    pub threads: Vec<usize>,
-    /// Examples per epoch (the first ones of the training set).
-    #[arg(long, default_value_t = 60000)]
-    pub examples: usize,
-    /// Parallel modes to compare: split, rows, balanced, hogwild (and auto, gemm, minibatch).
-    #[arg(long, value_delimiter = ',', default_value = "split,hogwild")]
-    pub parallel: Vec<String>,
-    /// Data source, as for `train` (default: mnist).
-    #[arg(long, default_value = "mnist")]
-    pub data: String,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Epochs timed per row: the thread counts take turns, round after round,
-    /// and the table gives the median time and the median, lowest and highest
-    /// speed-up within a round (this machine's speed drifts).
-    #[arg(long, default_value_t = 1)]
-    pub rounds: usize,
-    /// Output folder (default: runs/bench-threads-<unix time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct BenchCurveArgs {
-    #[arg(long, default_value_t = 500)]
-    pub hidden: usize,
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
-    pub threads: Vec<usize>,
-    #[arg(long, default_value_t = 5000)]
-    pub examples: usize,
-    #[arg(long, default_value_t = 15)]
-    pub epochs: usize,
-    /// Parallel mode for the runs with more than one thread.
-    #[arg(long, default_value = "rows")]
-    pub parallel: String,
-    #[arg(long, default_value = "mnist")]
-    pub data: String,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output folder (default: runs/bench-curve-<unix time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
+/// Where the data comes from.
+#[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
     /// builtin (10k MNIST test images shipped in aekit), mnist, fashion-mnist,
-    /// cifar10, cifar100, or a directory of IDX or CIFAR binary files.
+    /// cifar10, cifar100, a directory of IDX or CIFAR binary files, or an
+    /// .npy file.
     #[arg(long)]
     pub data: Option<String>,
     /// Where downloaded datasets are cached (default: $AEKIT_DATA, else
@@ -143,29 +63,71 @@ pub struct DataArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// A TOML file with [data], [model] and [train] sections; flags override it.
+/// How the data is split.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SplitArgs {
+    /// Training examples (a class-balanced subset); default: all but validation.
     #[arg(long)]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Hidden units.
+    pub train_size: Option<usize>,
+    /// Validation examples; 0 turns validation and early stopping off.
     #[arg(long)]
-    pub hidden: Option<usize>,
+    pub val_size: Option<usize>,
+}
+
+/// The training loop, shared by every training verb (`[train]` in a config
+/// file). Unset flags keep the file's value, or the model's default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LoopArgs {
+    /// Passes over the training set (the most, with early stopping).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Minibatch size; 1 is per-example SGD.
+    /// Examples per update; 1 is per-example SGD.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Learning rate.
+    /// Learning rate (Adam's step size for the convolutional models).
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
+    /// SGD momentum.
     #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f32>,
     /// L2 penalty on weights (not biases).
     #[arg(long, allow_negative_numbers = true)]
-    pub weight_decay: Option<f64>,
+    pub weight_decay: Option<f32>,
+    /// Epochs without a better validation figure before stopping; 0 never stops.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads; 0 = all cores. One thread is bit-for-bit reproducible.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Where a run writes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutArgs {
+    /// Run directory (default: runs/<verb>-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// A TOML file with [data], [model], [train] (and [sparse], [lbfgs])
+    /// sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Hidden units.
+    #[arg(long)]
+    pub hidden: Option<usize>,
     /// none, mask:P, gauss:SIGMA or saltpepper:P.
     #[arg(long)]
     pub noise: Option<String>,
@@ -175,20 +137,6 @@ pub struct TrainArgs {
     /// Give the decoder its own weights instead of Wᵀ.
     #[arg(long)]
     pub untied: bool,
-    /// Training examples (a class-balanced subset).
-    #[arg(long)]
-    pub train_size: Option<usize>,
-    /// Validation examples; 0 turns validation and early stopping off.
-    #[arg(long)]
-    pub val_size: Option<usize>,
-    /// Epochs without improvement before stopping; 0 never stops early.
-    #[arg(long)]
-    pub patience: Option<usize>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Threads; 0 = all cores. One thread is bit-for-bit reproducible.
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// auto, rows (exact per-example SGD over blocks of visible units; auto's
     /// choice for batch 1), balanced (rows, re-shared by each core's measured
     /// speed as it runs: faster on unequal cores, not bit-reproducible), split
@@ -199,7 +147,7 @@ pub struct TrainArgs {
     /// dae (denoising autoencoder) or sparse (sparse autoencoder, L-BFGS).
     #[arg(long)]
     pub kind: Option<String>,
-    /// sgd or lbfgs (full batch).
+    /// sgd, adam or lbfgs (full batch).
     #[arg(long)]
     pub optimizer: Option<String>,
     /// L-BFGS iterations at most.
@@ -214,9 +162,6 @@ pub struct TrainArgs {
     /// Output units: sigmoid, or identity (linear, for real-valued data).
     #[arg(long)]
     pub output: Option<String>,
-    /// Run directory (default: runs/train-<unix time>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,45 +256,35 @@ pub struct PatchesArgs {
 
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
+    /// A TOML file with [data], [model] and [train] sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Hidden layer widths, bottom first.
-    #[arg(long, value_delimiter = ',', default_value = "1000,1000,1000")]
-    pub layers: Vec<usize>,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Hidden layer widths, bottom first (default 1000,1000,1000).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
     /// stacked, gradual or hybrid:F.
-    #[arg(long, default_value = "stacked")]
-    pub schedule: String,
+    #[arg(long)]
+    pub schedule: Option<String>,
     /// Corruption per layer (one value: every layer), e.g. mask:0.1,mask:0.2,mask:0.3.
-    #[arg(long, value_delimiter = ',', default_value = "mask:0.1,mask:0.2,mask:0.3")]
-    pub noise: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub noise: Option<Vec<String>>,
     /// xent or squared.
-    #[arg(long, default_value = "xent")]
-    pub loss: String,
-    /// Epochs of the first layer.
-    #[arg(long, default_value_t = 15)]
-    pub first_epochs: usize,
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Epochs of the first layer (the same as --epochs).
+    #[arg(long)]
+    pub first_epochs: Option<usize>,
     /// Epoch budget of each later layer.
-    #[arg(long, default_value_t = 15)]
-    pub layer_epochs: usize,
-    #[arg(long, default_value_t = 20)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub momentum: f32,
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub weight_decay: f32,
-    /// Training examples (class-balanced subset); default: all but validation.
     #[arg(long)]
-    pub train_size: Option<usize>,
-    #[arg(long)]
-    pub val_size: Option<usize>,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub layer_epochs: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -357,34 +292,20 @@ pub struct FinetuneArgs {
     /// A model.safetensors written by `aekit pretrain`.
     #[arg(long)]
     pub model: PathBuf,
+    /// A TOML file with [data], [model] and [train] sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long)]
-    pub train_size: Option<usize>,
-    #[arg(long)]
-    pub val_size: Option<usize>,
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 20)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub momentum: f32,
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub weight_decay: f32,
-    /// Epochs without a lower validation error before stopping; 0 never stops.
-    #[arg(long, default_value_t = 10)]
-    pub patience: usize,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
     /// Multiply the learning rate by this after every epoch (1: constant).
-    #[arg(long, default_value_t = 1.0)]
-    pub lr_decay: f32,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub lr_decay: Option<f32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -397,98 +318,84 @@ pub enum ExperimentCommand {
     Eager(Box<EagerArgs>),
 }
 
-/// How a CAE trains (shared by `cae`, `ensemble` and `experiment eager`).
-#[derive(Args, Debug, Clone)]
-pub struct CaeTrainArgs {
+/// How a CAE is built and trained (shared by `cae` and `ensemble`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CaeModelArgs {
     /// cae-mnist, cae-mnist-unpool, cae-mnist-upsample, cae-cifar, or a TOML
     /// file with `input`, `[[encoder]]` and `[[decoder]]`.
-    #[arg(long, default_value = "cae-mnist")]
-    pub arch: String,
-    /// Most epochs (default: 10 for `cae`, 3 for `ensemble`).
     #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
-    /// Adam's step size.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
-    pub lr: f32,
+    pub arch: Option<String>,
     /// squared or xent (xent needs a final sigmoid).
-    #[arg(long, default_value = "squared")]
-    pub loss: String,
+    #[arg(long)]
+    pub loss: Option<String>,
     /// Input corruption: none, mask:P, gauss:SIGMA or saltpepper:P.
-    #[arg(long, default_value = "none")]
-    pub noise: String,
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub weight_decay: f32,
-    /// Epochs without a lower validation loss before stopping; 0 never stops.
-    #[arg(long, default_value_t = 0)]
-    pub patience: usize,
+    #[arg(long)]
+    pub noise: Option<String>,
     /// Eager stop: end once an epoch improves the validation loss by less
     /// than this fraction (e.g. 0.01); 0 turns it off.
-    #[arg(long, default_value_t = 0.0)]
-    pub min_improvement: f64,
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[arg(long)]
+    pub min_improvement: Option<f64>,
 }
 
-/// The classifier on codes.
-#[derive(Args, Debug, Clone)]
+/// The classifier on codes (`[classifier]` in a config file).
+#[derive(Args, Debug, Clone, Default)]
 pub struct ClassifierArgs {
     /// none, softmax, or mlp:H (one ReLU hidden layer of H units).
     #[arg(long)]
     pub classifier: Option<String>,
-    #[arg(long, default_value_t = 30)]
-    pub classifier_epochs: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub classifier_lr: f32,
+    #[arg(long)]
+    pub classifier_epochs: Option<usize>,
+    #[arg(long)]
+    pub classifier_lr: Option<f32>,
     /// `aekit cae` only: after the classifier on frozen codes, fine-tune the
     /// encoder and classifier together on the labels for up to N epochs.
-    #[arg(long, default_value_t = 0)]
-    pub finetune_epochs: usize,
-    #[arg(long, default_value_t = 2e-4)]
-    pub finetune_lr: f32,
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    #[arg(long)]
+    pub finetune_lr: Option<f32>,
 }
 
 #[derive(Args, Debug)]
 pub struct CaeArgs {
+    /// A TOML file with `arch` and [data], [model], [train] and [classifier]
+    /// sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub train: CaeTrainArgs,
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub model: CaeModelArgs,
     #[command(flatten)]
     pub cls: ClassifierArgs,
-    #[arg(long)]
-    pub train_size: Option<usize>,
-    /// Validation images; 0 turns validation (and early stopping) off.
-    #[arg(long)]
-    pub val_size: Option<usize>,
-    /// Workers splitting each batch (data-parallel).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
 pub struct EnsembleArgs {
+    /// A TOML file with `arch`, `members` and [data], [model], [train] and
+    /// [classifier] sections; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
-    pub train: CaeTrainArgs,
+    pub split: SplitArgs,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub model: CaeModelArgs,
     #[command(flatten)]
     pub cls: ClassifierArgs,
-    /// Members trained at once, one thread each.
-    #[arg(long, default_value_t = 5)]
-    pub members: usize,
+    /// Members trained at once, one thread each (default 5).
     #[arg(long)]
-    pub train_size: Option<usize>,
-    #[arg(long)]
-    pub val_size: Option<usize>,
-    /// Threads for encoding and classifying after training.
-    #[arg(long, default_value_t = 2)]
-    pub threads: usize,
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub members: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -499,6 +406,8 @@ pub struct EagerArgs {
     pub quick: bool,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
     /// Members of the ensemble.
     #[arg(long, default_value_t = 5)]
     pub members: usize,
@@ -518,10 +427,9 @@ pub struct EagerArgs {
     /// Test images used (default: all).
     #[arg(long)]
     pub test_size: Option<usize>,
+    /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -532,6 +440,8 @@ pub struct GradualArgs {
     pub quick: bool,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
     /// Hidden widths (the paper: 1000,1000).
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
@@ -555,8 +465,91 @@ pub struct GradualArgs {
     /// Training images drawn for pretraining (default: all but validation).
     #[arg(long)]
     pub train_size: Option<usize>,
+    /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Seconds per epoch against threads and hidden units (the parallel-SGD
+    /// paper's Fig. 3): bench.csv and bench.png.
+    Threads(BenchThreadsArgs),
+    /// Training error against elapsed time per thread count (its Fig. 2):
+    /// curve.csv and curve.png.
+    Curve(BenchCurveArgs),
+    /// Sparse autoencoder: time per cost+gradient evaluation, GEMM path
+    /// against the plain per-example path.
+    Sparse(BenchSparseArgs),
+}
+
+/// The data a bench times on (default: mnist).
+#[derive(Args, Debug, Clone)]
+pub struct BenchDataArgs {
+    #[arg(long, default_value = "mnist")]
+    pub data: String,
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSparseArgs {
+    #[arg(long, default_value_t = 196)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 10000)]
+    pub examples: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub data: BenchDataArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchThreadsArgs {
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,200,300,400,500,600,700,800,900,1000"
+    )]
+    pub hidden: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub threads: Vec<usize>,
+    /// Examples per epoch (the first ones of the training set).
+    #[arg(long, default_value_t = 60000)]
+    pub examples: usize,
+    /// Parallel modes to compare: split, rows, balanced, hogwild (and auto, gemm, minibatch).
+    #[arg(long, value_delimiter = ',', default_value = "split,hogwild")]
+    pub parallel: Vec<String>,
+    #[command(flatten)]
+    pub data: BenchDataArgs,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Epochs timed per row: the thread counts take turns, round after round,
+    /// and the table gives the median time and the median, lowest and highest
+    /// speed-up within a round (this machine's speed drifts).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchCurveArgs {
+    #[arg(long, default_value_t = 500)]
+    pub hidden: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub threads: Vec<usize>,
+    #[arg(long, default_value_t = 5000)]
+    pub examples: usize,
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Parallel mode for the runs with more than one thread.
+    #[arg(long, default_value = "rows")]
+    pub parallel: String,
+    #[command(flatten)]
+    pub data: BenchDataArgs,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub out: OutArgs,
 }

@@ -99,7 +99,7 @@ fn two_core_checked(out: &Path, o: &std::process::Output) {
 fn bench_refuses_bad_arguments() {
     fails_with(
         &aekit(&["bench", "threads", "--data", "builtin", "--threads", "0"]),
-        &["--threads"],
+        &["`threads`", "at least 1"],
     );
     fails_with(
         &aekit(&["bench", "threads", "--data", "builtin", "--examples", "20000"]),
@@ -111,6 +111,6 @@ fn bench_refuses_bad_arguments() {
     );
     fails_with(
         &aekit(&["bench", "threads", "--data", "builtin", "--rounds", "0"]),
-        &["--rounds"],
+        &["`rounds`", "at least 1"],
     );
 }

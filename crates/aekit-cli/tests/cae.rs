@@ -97,7 +97,7 @@ fn cae_refuses_bad_architectures_and_mismatched_data() {
         "--lr",
         "-1",
     ]);
-    fails_with(&o, &["train.adam.lr"]);
+    fails_with(&o, &["train.lr", "positive"]);
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
             "--out",
             bad.to_str().unwrap(),
         ]),
-        &["--finetune-sizes 6990", "class-balanced subset of 6990"],
+        &["finetune_sizes", "6990", "class-balanced subset of 6990"],
     );
     assert!(!bad.join("pretrain.csv").exists());
 }

@@ -16,6 +16,7 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod experiments;
 pub mod io;
 pub mod layers;
 pub mod models;

@@ -4,7 +4,8 @@
 use aekit::data::builtin::builtin_mnist;
 use aekit::data::Dataset;
 use aekit::layers::Corruption;
-use aekit::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDae};
+use aekit::models::stacked::{FinetuneConfig, PretrainConfig, PretrainLog, Schedule, StackedDae};
+use aekit::train::{Silent, TrainConfig};
 use std::collections::HashMap;
 
 fn part(d: &Dataset, range: std::ops::Range<usize>) -> Dataset {
@@ -16,11 +17,14 @@ fn small_cfg(schedule: Schedule) -> PretrainConfig {
         layers: vec![48, 24],
         schedule,
         noise: vec![Corruption::Mask(0.15)],
-        first_epochs: 2,
         layer_epochs: 2,
-        batch: 20,
-        lr: 0.05,
-        momentum: 0.5,
+        train: TrainConfig {
+            epochs: 2,
+            batch: 20,
+            lr: 0.05,
+            momentum: 0.5,
+            ..PretrainConfig::default().train
+        },
         ..PretrainConfig::default()
     }
 }
@@ -47,10 +51,10 @@ fn every_schedule_counts_its_updates_and_learns() {
         (Schedule::Hybrid(0.5), 2 + 1),
     ] {
         let mut m = StackedDae::new(784, &[48, 24], 3);
-        let mut log = Vec::new();
-        let updates = m
-            .pretrain(&train, &small_cfg(schedule), &mut |e| log.push(e.clone()))
-            .unwrap();
+        let mut silent = Silent;
+        let mut recorder = PretrainLog::new(&mut silent);
+        let updates = m.pretrain(&train, &small_cfg(schedule), &mut recorder).unwrap();
+        let log = recorder.rows;
         assert_eq!(updates, (per_epoch * (2 + epochs_layer2)) as u64, "{schedule}");
         assert_eq!(log.last().unwrap().updates, updates);
         assert!(log.iter().all(|e| e.train_loss.is_finite()));
@@ -68,7 +72,7 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
     let d = builtin_mnist().unwrap();
     let (train, val, test) = (part(&d, 0..1500), part(&d, 1500..1800), part(&d, 8000..8500));
     let mut m = StackedDae::new(784, &[64, 32], 5);
-    m.pretrain(&train, &small_cfg(Schedule::Gradual), &mut |_| {})
+    m.pretrain(&train, &small_cfg(Schedule::Gradual), &mut Silent)
         .unwrap();
     let dir = tempfile::Builder::new()
         .prefix("aekit-stacked-")
@@ -97,13 +101,16 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
         "{floor} < {trained} < {untrained}"
     );
     let cfg = FinetuneConfig {
-        epochs: 15,
-        lr: 0.5,
-        momentum: 0.5,
-        patience: 5,
+        train: TrainConfig {
+            epochs: 15,
+            lr: 0.5,
+            momentum: 0.5,
+            patience: 5,
+            ..FinetuneConfig::default().train
+        },
         ..FinetuneConfig::default()
     };
-    let r = m.finetune(&train, &val, &test, &cfg, &mut |_| {}).unwrap();
+    let r = m.finetune(&train, &val, &test, &cfg, &mut Silent).unwrap();
     assert!(m.top_decoder.is_none(), "fine-tuning drops the stale decoder");
     // A 784-64-32-10 sigmoid net on 1500 digits: 12-13% after 15-20 epochs in a
     // probe run (chance is 90%).

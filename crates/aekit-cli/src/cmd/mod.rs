@@ -1,4 +1,5 @@
-//! One module per verb.
+//! One module per verb, each a thin face over the library: flags over a
+//! config file over the library's defaults, then the library's workflow.
 
 mod bench;
 mod cae;
@@ -8,7 +9,9 @@ mod model_data;
 mod stacked;
 mod train;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DataArgs, LoopArgs, SplitArgs};
+use aekit::data::DataConfig;
+use aekit::train::TrainConfig;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
@@ -21,8 +24,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(crate::cli::ExperimentCommand::GradualVsStacked(a)) => {
             experiment::gradual_vs_stacked(*a)
         }
-        Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => cae::eager(*a),
-        Command::Cae(a) => cae::train(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
+        Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
@@ -32,22 +35,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// `runs/<prefix>-<unix time>` unless a folder was given.
-fn out_dir(out: Option<std::path::PathBuf>, prefix: &str) -> std::path::PathBuf {
-    out.unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        std::path::PathBuf::from(format!("runs/{prefix}-{t}"))
-    })
+/// Parses a flag's text with the library's `FromStr`, naming the flag.
+fn parsed<T: std::str::FromStr<Err = String>>(v: &Option<String>, flag: &str) -> anyhow::Result<Option<T>> {
+    v.as_deref()
+        .map(|s| s.parse().map_err(|e: String| anyhow::anyhow!("{flag}: {e}")))
+        .transpose()
 }
 
-/// The test figures shared by `train`'s summary.json and `eval`.
-fn test_metrics_json(m: &aekit::models::Metrics, n: usize) -> serde_json::Value {
-    serde_json::json!({
-        "n_test": n,
-        "test_loss": m.loss,
-        "test_squared_error": m.squared_error,
-        "test_cross_entropy": m.cross_entropy,
-    })
+/// The data and split flags, over `d`.
+fn apply_data(d: &mut DataConfig, data: &DataArgs, split: &SplitArgs) {
+    if let Some(s) = &data.data {
+        d.source = s.clone();
+    }
+    if let Some(dir) = &data.data_dir {
+        d.data_dir = Some(dir.clone());
+    }
+    if split.train_size.is_some() {
+        d.train_size = split.train_size;
+    }
+    if split.val_size.is_some() {
+        d.val_size = split.val_size;
+    }
+}
+
+/// The loop flags, over `t`.
+fn apply_loop(t: &mut TrainConfig, a: &LoopArgs) {
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = a.$f { t.$f = v; } )* };
+    }
+    set!(epochs, batch, lr, momentum, weight_decay, patience, seed, threads);
 }

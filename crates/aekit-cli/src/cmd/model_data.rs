@@ -43,7 +43,7 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
 pub fn eval(a: EvalArgs) -> Result<()> {
     let (model, data) = load(&a.input)?;
     let m = model.evaluate(data.view())?;
-    let mut j = super::test_metrics_json(&m, data.n);
+    let mut j = aekit::run::train::test_metrics_json(&m, data.n);
     j["model"] = a.input.model.display().to_string().into();
     j["data"] = a.input.data.data.unwrap_or_else(|| "builtin".into()).into();
     j["split"] = format!("{:?}", a.input.split).to_lowercase().into();

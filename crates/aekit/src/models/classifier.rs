@@ -15,10 +15,13 @@ use crate::error::{Error, Result};
 use crate::layers::dense::{dense_backward, dense_forward};
 use crate::layers::loss::softmax_xent;
 use crate::layers::Activation;
-use crate::optim::{Adam, AdamConfig};
+use crate::optim::Adam;
 use crate::tensor::gemm::Par;
-use crate::tensor::rng::{seeded, shuffle};
+use crate::tensor::rng::seeded;
 use crate::tensor::Real;
+use crate::train::{
+    fit_loop, Finished, Fit, Minibatches, Objective, Observer, Optimizer, Shuffle, Silent, TrainConfig,
+};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -29,47 +32,36 @@ use std::ops::Range;
 pub struct ClassifierConfig {
     /// Hidden ReLU units; 0 is softmax regression.
     pub hidden: usize,
-    /// Most epochs.
-    pub epochs: usize,
-    pub batch: usize,
-    pub adam: AdamConfig,
-    /// L2 weight decay λ on the weights.
-    pub weight_decay: f32,
-    /// Stop after this many epochs without a lower validation error (the
-    /// best epoch's weights are kept); 0 trains every epoch.
-    pub patience: usize,
-    pub seed: u64,
-    /// Threads for the matrix products (1 inside ensemble members).
-    pub threads: usize,
+    /// The loop (Adam): `patience` counts epochs without a lower validation
+    /// error; `threads` are for the matrix products (1 inside ensemble
+    /// members).
+    pub train: TrainConfig,
 }
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
         ClassifierConfig {
             hidden: 0,
-            epochs: 30,
-            batch: 100,
-            adam: AdamConfig::default(),
-            weight_decay: 1e-4,
-            patience: 5,
-            seed: 1,
-            threads: 1,
+            train: TrainConfig {
+                epochs: 30,
+                batch: 100,
+                weight_decay: 1e-4,
+                patience: 5,
+                ..TrainConfig::adam(1e-3)
+            },
         }
     }
 }
 
 impl ClassifierConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 {
-            return Err(Error::config("classifier", "epochs and batch must be at least 1"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+        if self.train.optimizer != Optimizer::Adam {
             return Err(Error::config(
-                "classifier.weight_decay",
-                "must be a non-negative number",
+                "classifier.train.optimizer",
+                "the classifier trains with adam",
             ));
         }
-        self.adam.validate("classifier.adam")
+        self.train.validate_in("classifier.train")
     }
 }
 
@@ -310,10 +302,10 @@ impl FeatureClassifier {
             })
             .collect();
         let lay = Layout {
-            par: Par::from_threads(cfg.threads),
+            par: cfg.train.par(),
             ..Layout::new(d, cfg.hidden, classes)
         };
-        let mut rng = seeded(cfg.seed ^ 0x0c1a_55e5);
+        let mut rng = seeded(cfg.train.seed ^ 0x0c1a_55e5);
         let mut params = vec![0.0f32; lay.len];
         // PyTorch's Linear default: U(±1/√fan_in) for weights and biases.
         for (k, (w, b)) in lay.layers.iter().enumerate() {
@@ -332,91 +324,36 @@ impl FeatureClassifier {
         };
         let xs = model.standardise(x);
         let vx = model.standardise(val_x);
-        let mut adam = Adam::new(cfg.adam);
-        let mut order: Vec<usize> = (0..n).collect();
-        let (mut bx, mut by) = (Vec::new(), Vec::new());
-        let mut scratch = Scratch::default();
-        let mut grad = vec![0.0f32; model.lay.len];
-        let mut best = (f64::INFINITY, model.params.clone(), 0usize);
-        let mut bad_epochs = 0;
-        for epoch in 1..=cfg.epochs {
-            shuffle(&mut order, &mut rng);
-            for chunk in order.chunks(cfg.batch) {
-                bx.clear();
-                by.clear();
-                for &i in chunk {
-                    bx.extend_from_slice(&xs[i * d..(i + 1) * d]);
-                    by.push(labels[i]);
-                }
-                grad.fill(0.0);
-                let b = chunk.len();
-                loss_grad(
-                    &model.lay,
-                    &model.params,
-                    Some(&mut grad),
-                    None,
-                    &bx,
-                    &by,
-                    b,
-                    &mut scratch,
-                );
-                let inv = 1.0 / b as f32;
-                grad.iter_mut().for_each(|g| *g *= inv);
-                for (w, _) in &model.lay.layers {
-                    for (g, &v) in grad[w.clone()].iter_mut().zip(&model.params[w.clone()]) {
-                        *g += cfg.weight_decay * v;
-                    }
-                }
-                adam.step(&mut model.params, &grad);
-            }
-            if val_labels.is_empty() {
-                best = (f64::NAN, model.params.clone(), epoch);
-                continue;
-            }
-            let err = model.error_standardised(&vx, val_labels);
-            if err < best.0 {
-                best = (err, model.params.clone(), epoch);
-                bad_epochs = 0;
-            } else {
-                bad_epochs += 1;
-                if cfg.patience > 0 && bad_epochs >= cfg.patience {
-                    break;
-                }
-            }
-        }
-        model.valid_error = best.0;
-        model.params = best.1;
-        model.best_epoch = best.2;
+        let o = ClassifierObjective {
+            lay: &model.lay,
+            x: &xs,
+            labels,
+            weight_decay: cfg.train.weight_decay,
+        };
+        let mut run = ClassifierFit {
+            batches: Minibatches::new(&o, cfg.train.batch, 1, Par::Seq, Shuffle::Carried),
+            o: &o,
+            params: model.params.clone(),
+            adam: Adam::new(cfg.train.adam_config()),
+            rng,
+            val_x: &vx,
+            val_labels,
+        };
+        let fit = fit_loop(
+            &mut run,
+            cfg.train.epochs,
+            cfg.train.patience,
+            &mut Silent,
+            "classifier.train.lr",
+        )?;
+        model.params = run.params;
+        model.best_epoch = fit.best_epoch;
+        model.valid_error = fit.history[fit.best_epoch - 1].val_loss.unwrap_or(f64::NAN);
         Ok(model)
     }
 
     fn logits_standardised(&self, xs: &[f32]) -> Vec<f32> {
-        let d = self.mean.len();
-        let classes = *self.lay.dims.last().expect("dims");
-        let n = xs.len() / d;
-        let mut out = Vec::with_capacity(n * classes);
-        let mut scratch = Scratch::default();
-        let none = vec![0u8; 256];
-        for chunk in xs.chunks(256 * d) {
-            let b = chunk.len() / d;
-            loss_grad(
-                &self.lay,
-                &self.params,
-                None,
-                None,
-                chunk,
-                &none[..b],
-                b,
-                &mut scratch,
-            );
-            out.extend_from_slice(&scratch.logits[..b * classes]);
-        }
-        out
-    }
-
-    fn error_standardised(&self, xs: &[f32], labels: &[u8]) -> f64 {
-        let pred = argmax_rows(&self.logits_standardised(xs), self.classes());
-        error_percent(&pred, labels)
+        logits_of(&self.lay, &self.params, xs)
     }
 
     pub fn classes(&self) -> usize {
@@ -549,12 +486,11 @@ mod tests {
         for hidden in [0, 8] {
             let cfg = ClassifierConfig {
                 hidden,
-                epochs: 20,
-                adam: AdamConfig {
+                train: TrainConfig {
+                    epochs: 20,
                     lr: 1e-2,
-                    ..AdamConfig::default()
+                    ..ClassifierConfig::default().train
                 },
-                ..ClassifierConfig::default()
             };
             let m = FeatureClassifier::fit(
                 &x[..400 * d],
@@ -583,4 +519,135 @@ mod tests {
             FeatureClassifier::fit(&x[..8], &[0, 7], &[], &[], 4, 3, &ClassifierConfig::default()).is_err()
         );
     }
+}
+
+/// Softmax cross-entropy of a classifier on standardised features, mean
+/// over the batch, plus ½·λ·‖W‖².
+struct ClassifierObjective<'a> {
+    lay: &'a Layout,
+    /// `[n, d]`, standardised.
+    x: &'a [f32],
+    labels: &'a [u8],
+    weight_decay: f32,
+}
+
+/// A loaded batch: features and labels.
+#[derive(Default)]
+struct ClassBatch {
+    x: Vec<f32>,
+    y: Vec<u8>,
+}
+
+impl Objective for ClassifierObjective<'_> {
+    type Batch = ClassBatch;
+    type Workspace = Scratch<f32>;
+
+    fn n_params(&self) -> usize {
+        self.lay.len
+    }
+
+    fn n_examples(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn new_batch(&self, _cap: usize) -> ClassBatch {
+        ClassBatch::default()
+    }
+
+    fn new_workspace(&self, _rows: usize) -> Scratch<f32> {
+        Scratch::default()
+    }
+
+    fn load(&self, idx: &[usize], b: &mut ClassBatch, _rng: &mut crate::tensor::rng::Rng) {
+        let d = self.lay.dims[0];
+        b.x.clear();
+        b.y.clear();
+        for &i in idx {
+            b.x.extend_from_slice(&self.x[i * d..(i + 1) * d]);
+            b.y.push(self.labels[i]);
+        }
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &ClassBatch,
+        rows: Range<usize>,
+        s: &mut Scratch<f32>,
+        _par: Par,
+    ) -> f64 {
+        let d = self.lay.dims[0];
+        let x = &b.x[rows.start * d..rows.end * d];
+        loss_grad(self.lay, p, grad, None, x, &b.y[rows.clone()], rows.len(), s) as f64
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let inv = 1.0 / n as f32;
+        grad.iter_mut().for_each(|g| *g *= inv);
+        let mut penalty = 0.0f64;
+        for (w, _) in &self.lay.layers {
+            for (g, &v) in grad[w.clone()].iter_mut().zip(&p[w.clone()]) {
+                *g += self.weight_decay * v;
+                penalty += 0.5 * (self.weight_decay * v * v) as f64;
+            }
+        }
+        Finished {
+            loss: loss_sum,
+            objective: loss_sum / n as f64 + penalty,
+        }
+    }
+}
+
+/// A classifier lent to the shared epoch loop; it validates on the error
+/// rate (%).
+struct ClassifierFit<'a> {
+    o: &'a ClassifierObjective<'a>,
+    batches: Minibatches<ClassBatch, Scratch<f32>>,
+    params: Vec<f32>,
+    adam: Adam,
+    rng: crate::tensor::rng::Rng,
+    val_x: &'a [f32],
+    val_labels: &'a [u8],
+}
+
+impl Fit for ClassifierFit<'_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        Ok(self
+            .batches
+            .run_epoch(self.o, &mut self.params, &mut self.adam, &mut self.rng, obs))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        if self.val_labels.is_empty() {
+            return Ok(None);
+        }
+        let logits = logits_of(self.o.lay, &self.params, self.val_x);
+        let k = self.o.lay.dims[self.o.lay.dims.len() - 1];
+        Ok(Some(error_percent(&argmax_rows(&logits, k), self.val_labels)))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.params.copy_from_slice(p);
+    }
+}
+
+/// Logits of standardised features `xs` (`[n, d]`) under parameters `p`.
+fn logits_of(lay: &Layout, p: &[f32], xs: &[f32]) -> Vec<f32> {
+    let d = lay.dims[0];
+    let classes = *lay.dims.last().expect("dims");
+    let n = xs.len() / d;
+    let mut out = Vec::with_capacity(n * classes);
+    let mut scratch = Scratch::default();
+    let none = vec![0u8; 256];
+    for chunk in xs.chunks(256 * d) {
+        let b = chunk.len() / d;
+        loss_grad(lay, p, None, None, chunk, &none[..b], b, &mut scratch);
+        out.extend_from_slice(&scratch.logits[..b * classes]);
+    }
+    out
 }

@@ -35,11 +35,15 @@ use crate::layers::pool::{
 use crate::layers::Corruption;
 use crate::layers::{Activation, Loss};
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
-use crate::optim::{Adam, AdamConfig};
+use crate::optim::Adam;
+use crate::tensor::gemm::Par;
 use crate::tensor::im2col::ConvGeom;
 use crate::tensor::rng::{seeded, shuffle, Rng};
 use crate::tensor::Real;
-use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer};
+use crate::train::{
+    fit_loop, EarlyStopping, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer,
+    Optimizer, Shuffle, TrainConfig,
+};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -647,72 +651,50 @@ fn backward_nodes<T: Real>(net: &Network, p: &[T], ws: &mut Workspace<T>, b: usi
     }
 }
 
-/// How a CAE is trained.
+/// How a CAE is trained: its loss and corruption, an eager stop, and the
+/// loop (Adam by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaeTrainConfig {
-    /// Passes over the training set (the most, with early stopping).
-    pub epochs: usize,
-    /// Images per Adam step.
-    pub batch: usize,
-    pub adam: AdamConfig,
     /// `squared` (½·Σ(x − z)² per image) or `xent` (needs a final sigmoid).
     pub loss: Loss,
     /// Input corruption for a denoising CAE (`none`, `mask:P`, `gauss:S`, …).
     pub noise: Corruption,
-    /// L2 weight decay λ on the weights (not biases).
-    pub weight_decay: f32,
-    /// Stop after this many epochs without a better validation loss and keep
-    /// the best weights; 0 disables.
-    pub patience: usize,
     /// Eager stop: end training once an epoch improves the validation loss
     /// by less than this fraction of the previous best; 0 disables.
     pub min_improvement: f64,
-    /// Seed of the initialisation, shuffling and corruption.
-    pub seed: u64,
-    /// Workers splitting each batch; 1 for ensemble members.
-    pub threads: usize,
+    /// The loop: `threads` workers split each batch (1 for ensemble
+    /// members; 0 = all cores); `patience` counts epochs without a better
+    /// validation loss.
+    pub train: TrainConfig,
 }
 
 impl Default for CaeTrainConfig {
     fn default() -> Self {
         CaeTrainConfig {
-            epochs: 10,
-            batch: 100,
-            adam: AdamConfig::default(),
             loss: Loss::Squared,
             noise: Corruption::None,
-            weight_decay: 0.0,
-            patience: 0,
             min_improvement: 0.0,
-            seed: 1,
-            threads: 1,
+            train: TrainConfig {
+                epochs: 10,
+                batch: 100,
+                patience: 0,
+                ..TrainConfig::adam(1e-3)
+            },
         }
     }
 }
 
 impl CaeTrainConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            return Err(Error::config("train.epochs", "must be at least 1"));
-        }
-        if self.batch == 0 {
-            return Err(Error::config("train.batch", "must be at least 1"));
-        }
-        if self.threads == 0 {
-            return Err(Error::config("train.threads", "must be at least 1"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(Error::config(
-                "train.weight_decay",
-                "must be a non-negative number",
-            ));
+        self.train.validate()?;
+        if self.train.optimizer != Optimizer::Adam {
+            return Err(Error::config("train.optimizer", "a CAE trains with adam"));
         }
         if !(0.0..1.0).contains(&self.min_improvement) {
             return Err(Error::config("train.min_improvement", "must be in [0, 1)"));
         }
-        self.noise.validate("train.noise")?;
-        self.adam.validate("train.adam")
+        self.noise.validate("train.noise")
     }
 }
 
@@ -872,71 +854,89 @@ impl ConvAutoencoder {
     }
 
     /// Trains on `train` with Adam, validating on `val` (when not empty) after
-    /// each epoch; `on_epoch` sees the model after every epoch (to save a
-    /// checkpoint). With patience or an eager threshold, the best epoch's
-    /// weights are kept.
+    /// each epoch; `checkpoint` sees the model after every epoch (to save
+    /// it). With patience or an eager threshold, the best epoch's weights are
+    /// kept.
     pub fn fit(
         &mut self,
         train: &Dataset,
         val: &Dataset,
         cfg: &CaeTrainConfig,
         observer: &mut dyn Observer,
-        on_epoch: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+        checkpoint: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
     ) -> Result<FitReport> {
         cfg.validate()?;
         self.check(train)?;
         if val.n > 0 {
             self.check(val)?;
         }
-        let mut trainer = Trainer::new(self.clone(), train, cfg)?;
-        observer.on_start(cfg.epochs, trainer.batches_per_epoch());
-        let mut stop = EarlyStopping::new(cfg.patience);
-        let mut best = None;
-        let mut history = Vec::new();
-        let mut stopped_early = false;
-        for epoch in 1..=cfg.epochs {
-            let train_loss = trainer.run_epoch(|done, total| observer.on_progress(done, total));
-            let val_loss = if val.n > 0 {
-                Some(trainer.model.score(val, cfg.threads)?)
-            } else {
-                None
-            };
-            let m = EpochMetrics {
-                epoch,
-                train_loss,
-                val_loss,
-                seconds: trainer.seconds,
-            };
-            history.push(m);
-            observer.on_epoch(&m);
-            on_epoch(&trainer.model, &m)?;
-            if let Some(v) = val_loss {
-                let prev = stop.best;
-                let (improved, out_of_patience) = stop.update(epoch, v);
-                if improved {
-                    best = Some(trainer.model.params.clone());
-                }
-                let eager =
-                    cfg.min_improvement > 0.0 && prev.is_finite() && (prev - v) < cfg.min_improvement * prev;
-                if out_of_patience || eager {
-                    stopped_early = epoch < cfg.epochs;
-                    break;
-                }
+        let mut run = CaeFit {
+            trainer: Trainer::new(self.clone(), train, cfg)?,
+            val,
+            threads: cfg.train.resolved_threads(),
+            min_improvement: cfg.min_improvement,
+            checkpoint,
+        };
+        observer.on_start(cfg.train.epochs, run.trainer.batches_per_epoch());
+        let report = fit_loop(
+            &mut run,
+            cfg.train.epochs,
+            cfg.train.patience,
+            observer,
+            "train.lr",
+        )?;
+        *self = run.trainer.model;
+        Ok(report)
+    }
+}
+
+/// A CAE lent to the shared epoch loop.
+struct CaeFit<'d, 'c> {
+    trainer: Trainer<'d>,
+    val: &'d Dataset,
+    threads: usize,
+    min_improvement: f64,
+    checkpoint: &'c mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+}
+
+impl Fit for CaeFit<'_, '_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        let before = self.trainer.updates;
+        let loss = self.trainer.run_epoch(|done, total| obs.on_progress(done, total));
+        Ok((loss, self.trainer.updates - before))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        if self.val.n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.trainer.model.score(self.val, self.threads)?))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.trainer.model.params
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.trainer.model.params.copy_from_slice(p);
+    }
+
+    /// Training time only, not validation.
+    fn seconds(&self, _wall: f64) -> f64 {
+        self.trainer.seconds
+    }
+
+    /// Saves the checkpoint, then stops eagerly once an epoch improved the
+    /// validation loss by less than `min_improvement` of the best before it.
+    fn after_epoch(&mut self, m: &EpochMetrics, best_before: f64) -> Result<bool> {
+        (self.checkpoint)(&self.trainer.model, m)?;
+        Ok(match m.val_loss {
+            Some(v) => {
+                self.min_improvement > 0.0
+                    && best_before.is_finite()
+                    && (best_before - v) < self.min_improvement * best_before
             }
-        }
-        observer.on_end();
-        let updates = trainer.updates;
-        let train_seconds = trainer.seconds;
-        *self = trainer.model;
-        if let Some(p) = best {
-            self.params = p;
-        }
-        Ok(FitReport {
-            best_epoch: stop.best_epoch.unwrap_or(history.len()),
-            history,
-            stopped_early,
-            train_seconds,
-            updates,
+            None => false,
         })
     }
 }
@@ -965,7 +965,7 @@ impl ConvAutoencoder {
         train: &Dataset,
         val: &Dataset,
         cfg: &ClassifierConfig,
-        mut on_epoch: impl FnMut(usize, f64),
+        obs: &mut dyn Observer,
     ) -> Result<FinetuneReport> {
         cfg.validate()?;
         self.check(train)?;
@@ -982,11 +982,14 @@ impl ConvAutoencoder {
             return Err(Error::shape("classifier inputs", cl, clf.inv_std.len()));
         }
         let t0 = Instant::now();
-        let batch = cfg.batch.min(train.n).max(1);
+        let batch = cfg.train.batch.min(train.n).max(1);
         let mut ws = Workspace::<f32>::new(&self.net, batch);
-        let mut rng = seeded(cfg.seed ^ 0xf1e7_0e5e);
+        let mut rng = seeded(cfg.train.seed ^ 0xf1e7_0e5e);
         let mut order: Vec<usize> = (0..train.n).collect();
-        let (mut adam_e, mut adam_c) = (Adam::new(cfg.adam), Adam::new(cfg.adam));
+        let (mut adam_e, mut adam_c) = (
+            Adam::new(cfg.train.adam_config()),
+            Adam::new(cfg.train.adam_config()),
+        );
         let mut gc = vec![0.0f32; clf.params.len()];
         let mut dxs = vec![0.0f32; batch * cl];
         let (mut scratch, mut xs) = (crate::models::classifier::Scratch::default(), Vec::new());
@@ -995,11 +998,15 @@ impl ConvAutoencoder {
             let codes = m.transform(val, 1)?;
             Ok(error_percent(&c.predict(&codes), yva))
         };
-        let mut best = (val_error(self, clf)?, self.params.clone(), clf.params.clone(), 0);
+        // The starting point is the one to beat.
+        let mut stop = EarlyStopping::new(cfg.train.patience);
+        stop.best = val_error(self, clf)?;
+        let mut best = (self.params.clone(), clf.params.clone());
         let mut val_errors = Vec::new();
-        let mut bad = 0;
-        for epoch in 1..=cfg.epochs {
+        let mut updates = 0u64;
+        for epoch in 1..=cfg.train.epochs {
             shuffle(&mut order, &mut rng);
+            let mut loss_sum = 0.0f64;
             for chunk in order.chunks(batch) {
                 let b = chunk.len();
                 let d = train.dim;
@@ -1014,7 +1021,7 @@ impl ConvAutoencoder {
                 forward(&self.net, &self.params, &mut ws, b, k);
                 clf.standardise_into(ws.out(&self.net, k - 1, b), &mut xs);
                 gc.fill(0.0);
-                clf.batch_grad(&xs, &labels, &mut gc, &mut dxs[..b * cl], &mut scratch);
+                loss_sum += clf.batch_grad(&xs, &labels, &mut gc, &mut dxs[..b * cl], &mut scratch) as f64;
                 // d(code) = d(standardised code) / σ
                 for (row_d, row_s) in ws.d0[..b * cl].chunks_exact_mut(cl).zip(dxs.chunks_exact(cl)) {
                     for ((o, &v), &s) in row_d.iter_mut().zip(row_s).zip(&clf.inv_std) {
@@ -1024,7 +1031,7 @@ impl ConvAutoencoder {
                 ws.grad.fill(0.0);
                 backward_nodes(&self.net, &self.params, &mut ws, b, k);
                 let inv = 1.0 / b as f32;
-                let lambda = cfg.weight_decay;
+                let lambda = cfg.train.weight_decay;
                 ws.grad.iter_mut().for_each(|g| *g *= inv);
                 gc.iter_mut().for_each(|g| *g *= inv);
                 for n in &self.net.nodes[..k] {
@@ -1043,27 +1050,32 @@ impl ConvAutoencoder {
                 let enc_end = self.net.nodes[k - 1].b.end;
                 adam_e.step(&mut self.params[..enc_end], &ws.grad[..enc_end]);
                 adam_c.step(&mut clf.params, &gc);
+                updates += 1;
             }
             let err = val_error(self, clf)?;
             val_errors.push(err);
-            on_epoch(epoch, err);
-            if err < best.0 {
-                best = (err, self.params.clone(), clf.params.clone(), epoch);
-                bad = 0;
-            } else {
-                bad += 1;
-                if cfg.patience > 0 && bad >= cfg.patience {
-                    break;
-                }
+            obs.on_epoch(&EpochMetrics {
+                epoch,
+                train_loss: loss_sum / train.n as f64,
+                val_loss: Some(err),
+                seconds: t0.elapsed().as_secs_f64(),
+                updates,
+            });
+            let (improved, halt) = stop.update(epoch, err);
+            if improved {
+                best = (self.params.clone(), clf.params.clone());
+            }
+            if halt {
+                break;
             }
         }
-        self.params = best.1;
-        clf.params = best.2;
-        clf.valid_error = best.0;
+        obs.on_end();
+        (self.params, clf.params) = best;
+        clf.valid_error = stop.best;
         Ok(FinetuneReport {
             val_errors,
-            best_epoch: best.3,
-            valid_error: best.0,
+            best_epoch: stop.best_epoch.unwrap_or(0),
+            valid_error: stop.best,
             train_seconds: t0.elapsed().as_secs_f64(),
         })
     }
@@ -1078,12 +1090,7 @@ pub struct Trainer<'d> {
     pub cfg: CaeTrainConfig,
     data: &'d Dataset,
     rng: Rng,
-    order: Vec<usize>,
-    pos: usize,
-    workers: Vec<Workspace<f32>>,
-    clean: Vec<f32>,
-    noisy: Vec<f32>,
-    epoch_loss: f64,
+    batches: Minibatches<CaeBatch, Workspace<f32>>,
     /// Weight updates so far.
     pub updates: u64,
     /// Training seconds so far.
@@ -1099,24 +1106,23 @@ impl<'d> Trainer<'d> {
         if data.n == 0 {
             return Err(Error::config("data", "no training images"));
         }
-        let batch = cfg.batch.min(data.n);
-        let workers = cfg.threads.min(batch);
-        let chunk = batch.div_ceil(workers);
-        let mut rng = seeded(cfg.seed ^ 0xcae0_5eed);
-        let mut order: Vec<usize> = (0..data.n).collect();
-        shuffle(&mut order, &mut rng);
+        let batch = cfg.train.batch.min(data.n);
+        let workers = cfg.train.resolved_threads().min(batch);
+        let o = CaeObjective::new(&model.net, model.loss, data, cfg);
+        let batches = Minibatches::new(&o, batch, workers, Par::Seq, Shuffle::Carried);
         Ok(Trainer {
-            workers: (0..workers).map(|_| Workspace::new(&model.net, chunk)).collect(),
-            clean: vec![0.0; batch * data.dim],
-            noisy: vec![0.0; batch * data.dim],
-            adam: Adam::new(cfg.adam),
-            cfg: CaeTrainConfig { batch, ..cfg.clone() },
+            adam: Adam::new(cfg.train.adam_config()),
+            cfg: CaeTrainConfig {
+                train: TrainConfig {
+                    batch,
+                    ..cfg.train.clone()
+                },
+                ..cfg.clone()
+            },
+            batches,
             model,
             data,
-            rng,
-            order,
-            pos: 0,
-            epoch_loss: 0.0,
+            rng: seeded(cfg.train.seed ^ 0xcae0_5eed),
             updates: 0,
             seconds: 0.0,
             epochs: 0,
@@ -1124,77 +1130,17 @@ impl<'d> Trainer<'d> {
     }
 
     pub fn batches_per_epoch(&self) -> usize {
-        self.data.n.div_ceil(self.cfg.batch)
+        self.batches.batches_per_epoch()
     }
 
     /// One Adam step on the next batch; returns the epoch's mean training
     /// loss when the step finished an epoch.
     pub fn step(&mut self) -> Option<f64> {
-        let t0 = Instant::now();
-        let d = self.data.dim;
-        let end = (self.pos + self.cfg.batch).min(self.data.n);
-        let b = end - self.pos;
-        for (k, &i) in self.order[self.pos..end].iter().enumerate() {
-            self.clean[k * d..(k + 1) * d].copy_from_slice(self.data.row(i));
-        }
-        let clean = &self.clean[..b * d];
-        let noisy = &mut self.noisy[..b * d];
-        for (o, c) in noisy.chunks_exact_mut(d).zip(clean.chunks_exact(d)) {
-            self.cfg.noise.apply(o, c, &mut self.rng);
-        }
-        let chunk = b.div_ceil(self.workers.len());
-        let (net, params, loss) = (&self.model.net, &self.model.params, self.model.loss);
-        let noisy = &self.noisy[..b * d];
-        let work = |k: usize, ws: &mut Workspace<f32>| {
-            let s = (k * chunk).min(b);
-            let e = ((k + 1) * chunk).min(b);
-            ws.grad.fill(0.0);
-            ws.loss = 0.0;
-            if e > s {
-                ws.input_mut(d, e - s).copy_from_slice(&noisy[s * d..e * d]);
-                forward(net, params, ws, e - s, net.nodes.len());
-                ws.loss = loss_backward(net, params, ws, &clean[s * d..e * d], e - s, loss, true);
-            }
-        };
-        if self.workers.len() == 1 {
-            work(0, &mut self.workers[0]);
-        } else {
-            use rayon::prelude::*;
-            self.workers
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(k, ws)| work(k, ws));
-        }
-        let (first, rest) = self.workers.split_at_mut(1);
-        let grad = &mut first[0].grad;
-        let mut batch_loss = first[0].loss;
-        for ws in rest.iter() {
-            grad.iter_mut().zip(&ws.grad).for_each(|(g, &v)| *g += v);
-            batch_loss += ws.loss;
-        }
-        let inv = 1.0 / b as f32;
-        grad.iter_mut().for_each(|g| *g *= inv);
-        if self.cfg.weight_decay > 0.0 {
-            let lambda = self.cfg.weight_decay;
-            for n in &self.model.net.nodes {
-                for (g, &w) in grad[n.w.clone()].iter_mut().zip(&self.model.params[n.w.clone()]) {
-                    *g += lambda * w;
-                }
-            }
-        }
-        self.adam.step(&mut self.model.params, grad);
-        self.updates += 1;
-        self.epoch_loss += batch_loss;
-        self.pos = end;
-        let mut done = None;
-        if self.pos == self.data.n {
-            done = Some(self.epoch_loss / self.data.n as f64);
-            self.epoch_loss = 0.0;
-            self.pos = 0;
-            self.epochs += 1;
-            shuffle(&mut self.order, &mut self.rng);
-        }
-        self.seconds += t0.elapsed().as_secs_f64();
+        let o = CaeObjective::new(&self.model.net, self.model.loss, self.data, &self.cfg);
+        let done = self
+            .batches
+            .step(&o, &mut self.model.params, &mut self.adam, &mut self.rng);
+        self.sync();
         done
     }
 
@@ -1219,6 +1165,124 @@ impl<'d> Trainer<'d> {
     pub fn run_until(&mut self, seconds: f64) {
         while self.seconds < seconds {
             self.step();
+        }
+    }
+
+    fn sync(&mut self) {
+        (self.updates, self.seconds, self.epochs) =
+            (self.batches.updates, self.batches.seconds, self.batches.epochs);
+    }
+}
+
+/// A CAE's training objective: the loss of reconstructing each clean image
+/// from its corrupted copy, mean over the batch, plus ½·λ·‖W‖² on the
+/// weights.
+pub struct CaeObjective<'a> {
+    net: &'a Network,
+    loss: Loss,
+    data: &'a Dataset,
+    noise: Corruption,
+    weight_decay: f32,
+}
+
+impl<'a> CaeObjective<'a> {
+    pub fn new(net: &'a Network, loss: Loss, data: &'a Dataset, cfg: &CaeTrainConfig) -> CaeObjective<'a> {
+        CaeObjective {
+            net,
+            loss,
+            data,
+            noise: cfg.noise,
+            weight_decay: cfg.train.weight_decay,
+        }
+    }
+}
+
+/// A loaded batch of images: clean and corrupted, `[batch, C·H·W]`.
+pub struct CaeBatch {
+    clean: Vec<f32>,
+    noisy: Vec<f32>,
+}
+
+impl Objective for CaeObjective<'_> {
+    type Batch = CaeBatch;
+    type Workspace = Workspace<f32>;
+
+    fn n_params(&self) -> usize {
+        self.net.n_params()
+    }
+
+    fn n_examples(&self) -> usize {
+        self.data.n
+    }
+
+    fn new_batch(&self, cap: usize) -> CaeBatch {
+        CaeBatch {
+            clean: Vec::with_capacity(cap * self.data.dim),
+            noisy: Vec::with_capacity(cap * self.data.dim),
+        }
+    }
+
+    fn new_workspace(&self, rows: usize) -> Workspace<f32> {
+        Workspace::new(self.net, rows)
+    }
+
+    /// Each image is corrupted on its own, in order.
+    fn load(&self, idx: &[usize], b: &mut CaeBatch, rng: &mut Rng) {
+        let d = self.data.dim;
+        b.clean.clear();
+        for &i in idx {
+            b.clean.extend_from_slice(self.data.row(i));
+        }
+        b.noisy.resize(b.clean.len(), 0.0);
+        for (o, c) in b.noisy.chunks_exact_mut(d).zip(b.clean.chunks_exact(d)) {
+            self.noise.apply(o, c, rng);
+        }
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &CaeBatch,
+        rows: Range<usize>,
+        ws: &mut Workspace<f32>,
+        _par: Par,
+    ) -> f64 {
+        let d = self.data.dim;
+        let n = rows.len();
+        ws.input_mut(d, n)
+            .copy_from_slice(&b.noisy[rows.start * d..rows.end * d]);
+        forward(self.net, p, ws, n, self.net.nodes.len());
+        let target = &b.clean[rows.start * d..rows.end * d];
+        match grad {
+            // The backward pass adds into the workspace's own gradient; the
+            // sum is then added into the caller's.
+            Some(g) => {
+                ws.grad.fill(0.0);
+                let l = loss_backward(self.net, p, ws, target, n, self.loss, true);
+                g.iter_mut().zip(&ws.grad).for_each(|(a, &v)| *a += v);
+                l
+            }
+            None => loss_backward(self.net, p, ws, target, n, self.loss, false),
+        }
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let inv = 1.0 / n as f32;
+        grad.iter_mut().for_each(|g| *g *= inv);
+        let mut penalty = 0.0f64;
+        if self.weight_decay > 0.0 {
+            let lambda = self.weight_decay;
+            for node in &self.net.nodes {
+                for (g, &w) in grad[node.w.clone()].iter_mut().zip(&p[node.w.clone()]) {
+                    *g += lambda * w;
+                    penalty += 0.5 * (lambda * w * w) as f64;
+                }
+            }
+        }
+        Finished {
+            loss: loss_sum,
+            objective: loss_sum / n as f64 + penalty,
         }
     }
 }
@@ -1354,11 +1418,11 @@ mod tests {
             .select(&(0..300).collect::<Vec<_>>());
         let spec = CaeSpec::preset("cae-mnist").unwrap();
         let cfg = CaeTrainConfig {
-            epochs: 2,
-            batch: 50,
-            adam: AdamConfig {
+            train: TrainConfig {
+                epochs: 2,
+                batch: 50,
                 lr: 3e-3,
-                ..AdamConfig::default()
+                ..CaeTrainConfig::default().train
             },
             ..CaeTrainConfig::default()
         };
@@ -1367,10 +1431,8 @@ mod tests {
         let mut runs = Vec::new();
         for threads in [1, 2] {
             let mut m = m0.clone();
-            let cfg = CaeTrainConfig {
-                threads,
-                ..cfg.clone()
-            };
+            let mut cfg = cfg.clone();
+            cfg.train.threads = threads;
             let empty = data.select(&[]);
             let r = m
                 .fit(&data, &empty, &cfg, &mut crate::train::Silent, &mut |_, _| Ok(()))
@@ -1397,10 +1459,8 @@ mod tests {
         let train = all.select(&(0..500).collect::<Vec<_>>());
         let val = all.select(&(500..700).collect::<Vec<_>>());
         let mut m = ConvAutoencoder::new(&CaeSpec::preset("cae-mnist").unwrap(), Loss::Squared, 2).unwrap();
-        let cls = ClassifierConfig {
-            epochs: 3,
-            ..ClassifierConfig::default()
-        };
+        let mut cls = ClassifierConfig::default();
+        cls.train.epochs = 3;
         let codes = |m: &ConvAutoencoder, d: &Dataset| m.transform(d, 1).unwrap();
         let (ytr, yva) = (train.labels.clone().unwrap(), val.labels.clone().unwrap());
         let cl = m.net.code_len();
@@ -1409,7 +1469,7 @@ mod tests {
         let before = error_percent(&clf.predict(&codes(&m, &val)), &yva);
         let p0 = m.params.clone();
         let r = m
-            .finetune_encoder(&mut clf, &train, &val, &cls, |_, _| {})
+            .finetune_encoder(&mut clf, &train, &val, &cls, &mut crate::train::Silent)
             .unwrap();
         let after = error_percent(&clf.predict(&codes(&m, &val)), &yva);
         assert_eq!(after, r.valid_error);

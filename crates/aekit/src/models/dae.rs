@@ -19,12 +19,14 @@ use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
 use crate::layers::loss::{self, Loss};
 use crate::layers::Corruption;
-use crate::optim::Sgd;
 use crate::per_example::{self, lockstep_workers, Plan, TiedParams, TiedParamsMut, TiedShape};
 use crate::tensor::gemm::Par;
-use crate::tensor::rng::{seeded, shuffle, Rng};
+use crate::tensor::rng::{seeded, Rng};
 use crate::tensor::Real;
-use crate::train::{EarlyStopping, EpochMetrics, FitReport, Observer, ParallelMode, TrainConfig};
+use crate::train::{
+    fit_loop, lbfgs_fit, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer, Optimizer,
+    ParallelMode, Shuffle, StepRule, TrainConfig,
+};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -389,7 +391,7 @@ pub struct DenoisingAutoencoder {
     pub train: TrainConfig,
     layout: Layout,
     params: Vec<f32>,
-    sgd: Sgd,
+    opt: StepRule,
     rng: Rng,
 }
 
@@ -402,7 +404,7 @@ impl DenoisingAutoencoder {
         let mut m = DenoisingAutoencoder {
             layout: Layout::new(&config),
             rng: seeded(train.seed),
-            sgd: Sgd::new(train.lr, train.momentum),
+            opt: StepRule::new(&train),
             config,
             train,
             params: Vec::new(),
@@ -475,7 +477,7 @@ impl DenoisingAutoencoder {
         obs: &mut dyn Observer,
     ) -> Result<FitReport> {
         self.prepare_training(&x)?;
-        self.epoch_plan()?;
+        let plan = self.epoch_plan()?;
         if let Some(v) = &val {
             self.check_input(v, "validation data")?;
         }
@@ -483,62 +485,21 @@ impl DenoisingAutoencoder {
             return Err(Error::config("train_size", "no training examples"));
         }
         self.rng = seeded(self.train.seed);
-        self.sgd = Sgd::new(self.train.lr, self.train.momentum);
+        self.opt = StepRule::new(&self.train);
         let xs = x.as_standard_layout();
         let vs = val.as_ref().map(|v| v.as_standard_layout());
         let x = xs.as_slice().expect("standard layout");
-        let v = vs.as_ref().map(|v| v.as_slice().expect("standard layout"));
-        let n = xs.nrows();
-        let batches = n.div_ceil(self.train.batch);
-        obs.on_start(self.train.epochs, batches);
-        let start = Instant::now();
-        let mut history = Vec::new();
-        let mut stop = EarlyStopping::new(self.train.patience);
-        let mut best: Option<Vec<f32>> = None;
-        let mut updates = 0u64;
-        for epoch in 1..=self.train.epochs {
-            let (train_loss, u) = self.run_epoch(x, n, obs);
-            updates += u;
-            let val_loss = v.map(|v| self.eval_slice(v, v.len() / self.config.n_vis).loss);
-            let m = EpochMetrics {
-                epoch,
-                train_loss,
-                val_loss,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            obs.on_epoch(&m);
-            history.push(m);
-            if !train_loss.is_finite() {
-                obs.on_end();
-                return Err(Error::config(
-                    "train.lr",
-                    format!(
-                        "training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"
-                    ),
-                ));
-            }
-            if let Some(vl) = val_loss {
-                let (improved, should_stop) = stop.update(epoch, vl);
-                if improved {
-                    best = Some(self.params.clone());
-                }
-                if should_stop {
-                    break;
-                }
-            }
-        }
-        obs.on_end();
-        if let Some(b) = best {
-            self.params = b;
-        }
-        let epochs_run = history.len();
-        Ok(FitReport {
-            history,
-            best_epoch: stop.best_epoch.unwrap_or(epochs_run),
-            stopped_early: epochs_run < self.train.epochs,
-            train_seconds: start.elapsed().as_secs_f64(),
-            updates,
-        })
+        let val = vs.as_ref().map(|v| v.as_slice().expect("standard layout"));
+        let mut run = DaeFit {
+            batches: self.minibatches(x, plan),
+            model: self,
+            x,
+            val,
+            plan,
+        };
+        obs.on_start(run.model.train.epochs, run.batches_per_epoch());
+        let (epochs, patience) = (run.model.train.epochs, run.model.train.patience);
+        fit_loop(&mut run, epochs, patience, obs, "train.lr")
     }
 
     /// Trains on the whole of `x` at once with L-BFGS. The corruption is drawn
@@ -555,27 +516,23 @@ impl DenoisingAutoencoder {
             return Err(Error::config("train_size", "no training examples"));
         }
         let xs = x.as_standard_layout();
-        let (clean, n) = (xs.as_slice().expect("standard layout"), xs.nrows());
-        let noisy = self.corrupt(xs.view(), self.train.seed);
-        let noisy = noisy.as_slice().expect("owned");
-        let (cfg, lay, wd, par) = (
-            self.config.clone(),
-            self.layout.clone(),
+        let par = self.par();
+        let objective = DaeObjective::new(
+            &self.config,
+            &self.layout,
+            xs.as_slice().expect("standard layout"),
             self.train.weight_decay,
-            self.par(),
         );
-        let mut ws = Workspace::<f32>::new(&cfg, n);
-        let f = |p: &[f32], g: &mut [f32]| {
-            objective(&cfg, &lay, p, g, noisy, clean, n, wd, &mut ws, par).1 as f64
-        };
         let start = Instant::now();
         obs.on_start(lbfgs.max_iter, 1);
-        let report = crate::optim::lbfgs::minimize(&mut self.params, f, lbfgs, &mut |it| {
+        let mut rng = seeded(self.train.seed);
+        let report = lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, &mut |it| {
             obs.on_epoch(&EpochMetrics {
                 epoch: it.iter,
                 train_loss: it.cost,
                 val_loss: None,
                 seconds: start.elapsed().as_secs_f64(),
+                updates: it.iter as u64,
             });
         });
         obs.on_end();
@@ -586,22 +543,20 @@ impl DenoisingAutoencoder {
     /// random stream; returns the mean training loss.
     pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
         self.prepare_training(&x)?;
-        self.epoch_plan()?;
+        let plan = self.epoch_plan()?;
         let xs = x.as_standard_layout();
-        let n = xs.nrows();
-        Ok(self
-            .run_epoch(
-                xs.as_slice().expect("standard layout"),
-                n,
-                &mut crate::train::Silent,
-            )
-            .0)
+        let x = xs.as_slice().expect("standard layout");
+        let mut batches = self.minibatches(x, plan);
+        Ok(self.run_epoch(x, plan, &mut batches, &mut crate::train::Silent).0)
     }
 
     /// Whether per-example epochs can run the fused kernel: batch 1, plain
     /// SGD (no momentum), a tied sigmoid autoencoder.
     pub fn uses_fused_kernel(&self) -> bool {
-        self.train.batch == 1 && self.train.momentum == 0.0 && self.tied_shape().is_some()
+        self.train.batch == 1
+            && self.train.optimizer == Optimizer::Sgd
+            && self.train.momentum == 0.0
+            && self.tied_shape().is_some()
     }
 
     /// The fused kernel's view of this model, if it is a tied sigmoid
@@ -619,6 +574,12 @@ impl DenoisingAutoencoder {
     /// How an epoch will run, given the batch, model and `train.parallel`.
     /// Lock-step modes run at most one worker per core.
     pub fn epoch_plan(&self) -> Result<EpochPlan> {
+        if self.train.optimizer == Optimizer::Lbfgs {
+            return Err(Error::config(
+                "train.optimizer",
+                "lbfgs trains the whole batch at once: use fit_lbfgs",
+            ));
+        }
         let threads = self.train.resolved_threads();
         let fused = self.uses_fused_kernel();
         let need_fused = |mode: &str| {
@@ -658,78 +619,33 @@ impl DenoisingAutoencoder {
         })
     }
 
-    /// The `minibatch` mode: workers split each batch; gradients are summed
-    /// in worker order, then one update.
-    fn run_epoch_minibatch(
-        &mut self,
-        x: &[f32],
-        n: usize,
-        threads: usize,
-        obs: &mut dyn Observer,
-    ) -> (f64, u64) {
-        use rayon::prelude::*;
-        let (nv, bs) = (self.config.n_vis, self.train.batch);
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let per = bs.div_ceil(threads);
-        let mut bufs: Vec<(Workspace<f32>, Vec<f32>, f32)> = (0..threads)
-            .map(|_| (Workspace::new(&self.config, per), vec![0.0; self.layout.len], 0.0))
-            .collect();
-        let mut clean = vec![0.0f32; bs * nv];
-        let mut noisy = vec![0.0f32; bs * nv];
-        let (mut total, mut updates) = (0.0f64, 0u64);
-        let batches = n.div_ceil(bs);
-        let report_every = (batches / 100).max(1);
-        for (bi, chunk) in order.chunks(bs).enumerate() {
-            let b = chunk.len();
-            for (k, &i) in chunk.iter().enumerate() {
-                clean[k * nv..(k + 1) * nv].copy_from_slice(&x[i * nv..(i + 1) * nv]);
-            }
-            self.config
-                .noise
-                .apply(&mut noisy[..b * nv], &clean[..b * nv], &mut self.rng);
-            let (cfg, lay, params) = (&self.config, &self.layout, &self.params);
-            let (clean, noisy) = (&clean, &noisy);
-            bufs.par_iter_mut().enumerate().for_each(|(k, (ws, g, l))| {
-                let (lo, hi) = ((k * per).min(b), ((k + 1) * per).min(b));
-                g.fill(0.0);
-                *l = if hi > lo {
-                    let (inp, tgt) = (&noisy[lo * nv..hi * nv], &clean[lo * nv..hi * nv]);
-                    batch_loss_grad(cfg, lay, params, Some(g), inp, tgt, hi - lo, ws, Par::Seq)
-                } else {
-                    0.0
-                };
-            });
-            let (first, rest) = bufs.split_first_mut().expect("one worker");
-            let mut loss_sum = first.2;
-            for (_, g, l) in rest.iter() {
-                loss_sum += *l;
-                for (a, &v) in first.1.iter_mut().zip(g) {
-                    *a += v;
-                }
-            }
-            let (l, _) = finish_objective(
-                &self.layout,
-                &self.params,
-                &mut first.1,
-                loss_sum,
-                b,
-                self.train.weight_decay,
-            );
-            total += l as f64 * b as f64;
-            self.sgd.step(&mut self.params, &first.1);
-            updates += 1;
-            if (bi + 1) % report_every == 0 || bi + 1 == batches {
-                obs.on_progress(bi + 1, batches);
-            }
+    /// The minibatch state for an epoch plan (`None` for per-example plans).
+    fn minibatches(&self, x: &[f32], plan: EpochPlan) -> Option<DaeBatches> {
+        let o = DaeObjective::new(&self.config, &self.layout, x, self.train.weight_decay);
+        match plan {
+            EpochPlan::PerExample(_) => None,
+            EpochPlan::Minibatch(t) => Some(Minibatches::new(
+                &o,
+                self.train.batch,
+                t,
+                Par::Seq,
+                Shuffle::Fresh,
+            )),
+            EpochPlan::Layers(par) => Some(Minibatches::new(&o, self.train.batch, 1, par, Shuffle::Fresh)),
         }
-        (total / n as f64, updates)
     }
 
-    /// One shuffled epoch of minibatch SGD; (mean loss, updates).
-    fn run_epoch(&mut self, x: &[f32], n: usize, obs: &mut dyn Observer) -> (f64, u64) {
-        let par = match self.epoch_plan().expect("checked when fit began") {
-            EpochPlan::PerExample(plan) => {
+    /// One shuffled epoch by `plan`; (mean loss, updates).
+    fn run_epoch(
+        &mut self,
+        x: &[f32],
+        plan: EpochPlan,
+        batches: &mut Option<DaeBatches>,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
+        let n = x.len() / self.config.n_vis;
+        match (plan, batches) {
+            (EpochPlan::PerExample(plan), _) => {
                 let job = per_example::Job {
                     shape: self.tied_shape().expect("checked by epoch_plan"),
                     lr: self.train.lr,
@@ -737,57 +653,15 @@ impl DenoisingAutoencoder {
                     noise: self.config.noise,
                 };
                 let params = self.layout.tied_mut(&mut self.params);
-                let loss = per_example::run_epoch(
-                    &job,
-                    plan,
-                    params,
-                    &x[..n * self.config.n_vis],
-                    &mut self.rng,
-                    obs,
-                );
-                return (loss, n as u64);
+                let loss = per_example::run_epoch(&job, plan, params, x, &mut self.rng, obs);
+                (loss, n as u64)
             }
-            EpochPlan::Minibatch(t) => return self.run_epoch_minibatch(x, n, t, obs),
-            EpochPlan::Layers(par) => par,
-        };
-        let (nv, bs) = (self.config.n_vis, self.train.batch);
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle(&mut order, &mut self.rng);
-        let mut ws = Workspace::<f32>::new(&self.config, bs);
-        let mut clean = vec![0.0f32; bs * nv];
-        let mut noisy = vec![0.0f32; bs * nv];
-        let mut grad = vec![0.0f32; self.layout.len];
-        let mut total = 0.0f64;
-        let mut updates = 0;
-        let batches = n.div_ceil(bs);
-        let report_every = (batches / 100).max(1);
-        for (bi, chunk) in order.chunks(bs).enumerate() {
-            let b = chunk.len();
-            for (k, &i) in chunk.iter().enumerate() {
-                clean[k * nv..(k + 1) * nv].copy_from_slice(&x[i * nv..(i + 1) * nv]);
+            (_, Some(b)) => {
+                let o = DaeObjective::new(&self.config, &self.layout, x, self.train.weight_decay);
+                b.run_epoch(&o, &mut self.params, &mut self.opt, &mut self.rng, obs)
             }
-            let (c, nz) = (&clean[..b * nv], &mut noisy[..b * nv]);
-            self.config.noise.apply(nz, c, &mut self.rng);
-            let (l, _) = objective(
-                &self.config,
-                &self.layout,
-                &self.params,
-                &mut grad,
-                nz,
-                c,
-                b,
-                self.train.weight_decay,
-                &mut ws,
-                par,
-            );
-            total += l as f64 * b as f64;
-            self.sgd.step(&mut self.params, &grad);
-            updates += 1;
-            if (bi + 1) % report_every == 0 || bi + 1 == batches {
-                obs.on_progress(bi + 1, batches);
-            }
+            (_, None) => unreachable!("minibatch plans carry their batches"),
         }
-        (total / n as f64, updates)
     }
 
     fn eval_slice(&self, x: &[f32], n: usize) -> Metrics {
@@ -970,5 +844,137 @@ impl DenoisingAutoencoder {
             m.params[r.clone()].copy_from_slice(&f.take("decoder.weight", &[h, v])?);
         }
         Ok(m)
+    }
+}
+
+/// The DAE's training objective on the rows of `x`: mean loss plus
+/// ½·λ·‖weights‖², each batch corrupted as it is loaded.
+pub struct DaeObjective<'a> {
+    cfg: &'a DaeConfig,
+    lay: &'a Layout,
+    x: &'a [f32],
+    weight_decay: f32,
+}
+
+impl<'a> DaeObjective<'a> {
+    pub fn new(cfg: &'a DaeConfig, lay: &'a Layout, x: &'a [f32], weight_decay: f32) -> DaeObjective<'a> {
+        DaeObjective {
+            cfg,
+            lay,
+            x,
+            weight_decay,
+        }
+    }
+}
+
+/// A loaded batch: clean targets and corrupted inputs, `[batch, n_vis]`.
+pub struct DaeBatch {
+    clean: Vec<f32>,
+    noisy: Vec<f32>,
+}
+
+impl Objective for DaeObjective<'_> {
+    type Batch = DaeBatch;
+    type Workspace = Workspace<f32>;
+
+    fn n_params(&self) -> usize {
+        self.lay.len
+    }
+
+    fn n_examples(&self) -> usize {
+        self.x.len() / self.cfg.n_vis
+    }
+
+    fn new_batch(&self, cap: usize) -> DaeBatch {
+        DaeBatch {
+            clean: Vec::with_capacity(cap * self.cfg.n_vis),
+            noisy: Vec::with_capacity(cap * self.cfg.n_vis),
+        }
+    }
+
+    fn new_workspace(&self, rows: usize) -> Workspace<f32> {
+        Workspace::new(self.cfg, rows)
+    }
+
+    fn load(&self, idx: &[usize], b: &mut DaeBatch, rng: &mut Rng) {
+        let nv = self.cfg.n_vis;
+        b.clean.clear();
+        for &i in idx {
+            b.clean.extend_from_slice(&self.x[i * nv..(i + 1) * nv]);
+        }
+        b.noisy.resize(b.clean.len(), 0.0);
+        self.cfg.noise.apply(&mut b.noisy, &b.clean, rng);
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &DaeBatch,
+        rows: Range<usize>,
+        ws: &mut Workspace<f32>,
+        par: Par,
+    ) -> f64 {
+        let nv = self.cfg.n_vis;
+        let (lo, hi) = (rows.start * nv, rows.end * nv);
+        batch_loss_grad(
+            self.cfg,
+            self.lay,
+            p,
+            grad,
+            &b.noisy[lo..hi],
+            &b.clean[lo..hi],
+            rows.len(),
+            ws,
+            par,
+        ) as f64
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let (mean, objective) = finish_objective(self.lay, p, grad, loss_sum as f32, n, self.weight_decay);
+        Finished {
+            loss: mean as f64 * n as f64,
+            objective: objective as f64,
+        }
+    }
+}
+
+/// Minibatch state over the DAE's objective.
+type DaeBatches = Minibatches<DaeBatch, Workspace<f32>>;
+
+/// The DAE lent to the shared epoch loop.
+struct DaeFit<'m, 'x> {
+    model: &'m mut DenoisingAutoencoder,
+    x: &'x [f32],
+    val: Option<&'x [f32]>,
+    plan: EpochPlan,
+    batches: Option<DaeBatches>,
+}
+
+impl DaeFit<'_, '_> {
+    fn batches_per_epoch(&self) -> usize {
+        self.batches
+            .as_ref()
+            .map_or(self.x.len() / self.model.config.n_vis, |b| b.batches_per_epoch())
+    }
+}
+
+impl Fit for DaeFit<'_, '_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        Ok(self.model.run_epoch(self.x, self.plan, &mut self.batches, obs))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        Ok(self
+            .val
+            .map(|v| self.model.eval_slice(v, v.len() / self.model.config.n_vis).loss))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.model.params
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.model.params.copy_from_slice(p);
     }
 }

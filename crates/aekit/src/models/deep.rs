@@ -261,6 +261,19 @@ pub fn deep_objective<T: Real>(
 ) -> (T, T) {
     grad.fill(T::ZERO);
     let sum = deep_loss_grad(lay, p, Some(grad), x, target, labels, batch, ws, par);
+    deep_finish(lay, p, grad, sum, batch, weight_decay)
+}
+
+/// Turns a summed loss and gradient over `batch` examples into the mean plus
+/// ½·λ·Σ‖W‖² (in place); returns (mean loss, objective).
+pub fn deep_finish<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    grad: &mut [T],
+    sum: T,
+    batch: usize,
+    weight_decay: T,
+) -> (T, T) {
     let inv = T::ONE / T::of(batch as f64);
     grad.iter_mut().for_each(|g| *g *= inv);
     let mut obj = sum * inv;

@@ -43,12 +43,9 @@ pub fn train_members(
         let handles: Vec<_> = (0..k)
             .map(|m| {
                 s.spawn(move || {
-                    let seed = member_seed(cfg.seed, m);
-                    let mcfg = CaeTrainConfig {
-                        seed,
-                        threads: 1,
-                        ..cfg.clone()
-                    };
+                    let seed = member_seed(cfg.train.seed, m);
+                    let mut mcfg = cfg.clone();
+                    (mcfg.train.seed, mcfg.train.threads) = (seed, 1);
                     let mut model = ConvAutoencoder::new(spec, loss, seed)?;
                     let report = model.fit(train, val, &mcfg, &mut Silent, &mut |mm, e| hook(m, mm, e))?;
                     Ok((model, report))
@@ -171,7 +168,6 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::AdamConfig;
     use std::sync::Mutex;
 
     #[test]
@@ -182,13 +178,13 @@ mod tests {
         let test = all.select(&(8000..8300).collect::<Vec<_>>());
         let spec = CaeSpec::preset("cae-mnist").unwrap();
         let cfg = CaeTrainConfig {
-            epochs: 3,
-            batch: 50,
-            adam: AdamConfig {
-                lr: 3e-3,
-                ..AdamConfig::default()
-            },
             min_improvement: 0.5,
+            train: crate::train::TrainConfig {
+                epochs: 3,
+                batch: 50,
+                lr: 3e-3,
+                ..CaeTrainConfig::default().train
+            },
             ..CaeTrainConfig::default()
         };
         let seen = Mutex::new(Vec::new());
@@ -209,10 +205,8 @@ mod tests {
         let refs: Vec<&ConvAutoencoder> = members.iter().map(|(m, _)| m).collect();
         let (codes, w) = concat_codes(&refs, &test, 1).unwrap();
         assert_eq!((w, codes.len()), (3 * 1568, 300 * 3 * 1568));
-        let cls = ClassifierConfig {
-            epochs: 5,
-            ..ClassifierConfig::default()
-        };
+        let mut cls = ClassifierConfig::default();
+        cls.train.epochs = 5;
         let e = classify(&refs, &train, &val, &test, &cls, 1).unwrap();
         assert_eq!(e.member_test_errors.len(), 3);
         // Ten classes: chance is 90% error; 400 images of codes do far better.

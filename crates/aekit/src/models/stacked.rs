@@ -22,14 +22,13 @@ use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::Corruption;
 use crate::layers::Loss;
 use crate::models::dae::{DaeConfig, DenoisingAutoencoder};
-use crate::models::deep::{
-    deep_loss_grad, deep_objective, trunk_forward, DeepLayout, DeepWorkspace, HeadKind,
-};
+use crate::models::deep::{deep_finish, deep_loss_grad, trunk_forward, DeepLayout, DeepWorkspace, HeadKind};
 use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
-use crate::tensor::rng::{seeded, shuffle, Rng};
-use crate::train::EarlyStopping;
-use crate::train::TrainConfig;
+use crate::tensor::rng::{seeded, Rng};
+use crate::train::{
+    fit_loop, EpochMetrics, Finished, Fit, Minibatches, Objective, Observer, Optimizer, Shuffle, TrainConfig,
+};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -105,7 +104,7 @@ impl From<Schedule> for String {
     }
 }
 
-/// Pretraining settings.
+/// Pretraining settings: the stack, and the training loop of each layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PretrainConfig {
@@ -117,16 +116,11 @@ pub struct PretrainConfig {
     /// with the first entry.
     pub noise: Vec<Corruption>,
     pub loss: Loss,
-    /// Epochs of layer 1.
-    pub first_epochs: usize,
     /// Budget n of each later layer (see [`Schedule::split`]).
     pub layer_epochs: usize,
-    pub batch: usize,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub seed: u64,
-    pub threads: usize,
+    /// The loop of every layer (SGD): `train.epochs` is the first layer's
+    /// epochs; patience is not used (pretraining has no validation).
+    pub train: TrainConfig,
 }
 
 impl Default for PretrainConfig {
@@ -140,14 +134,18 @@ impl Default for PretrainConfig {
                 Corruption::Mask(0.3),
             ],
             loss: Loss::CrossEntropy,
-            first_epochs: 15,
             layer_epochs: 15,
-            batch: 20,
-            lr: 0.01,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            seed: 1,
-            threads: 1,
+            train: TrainConfig {
+                epochs: 15,
+                batch: 20,
+                lr: 0.01,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                patience: 0,
+                seed: 1,
+                threads: 1,
+                ..TrainConfig::default()
+            },
         }
     }
 }
@@ -163,42 +161,99 @@ impl PretrainConfig {
         for n in &self.noise {
             n.validate("noise")?;
         }
-        self.train_config(self.first_epochs.max(1)).validate()
+        if self.train.optimizer != Optimizer::Sgd {
+            return Err(Error::config("train.optimizer", "pretraining runs SGD"));
+        }
+        self.train.validate()
     }
 
     fn noise_for(&self, layer: usize) -> Corruption {
         self.noise[layer.min(self.noise.len() - 1)]
     }
 
+    /// The loop of one layer's DAE: these settings with `epochs`, no early
+    /// stopping.
     fn train_config(&self, epochs: usize) -> TrainConfig {
         TrainConfig {
             epochs,
-            batch: self.batch,
-            lr: self.lr,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
             patience: 0,
-            seed: self.seed,
-            threads: self.threads,
-            ..TrainConfig::default()
+            ..self.train.clone()
         }
     }
 }
 
-/// One epoch of pretraining, for metrics.csv.
+/// One epoch of pretraining, as `metrics.csv` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PretrainEpoch {
     pub layer: usize,
     /// `stacked` or `gradual`.
-    pub phase: &'static str,
+    pub phase: String,
     pub epoch: usize,
     pub train_loss: f64,
     /// Updates made so far, all layers.
     pub updates: u64,
+    /// Seconds since pretraining began.
     pub seconds: f64,
 }
 
-/// A minibatch as the deep objective takes it.
+/// An observer of [`StackedDae::pretrain`] that records every epoch as a
+/// [`PretrainEpoch`] (updates counted over all layers, seconds since it was
+/// made) and passes everything on to `inner`.
+pub struct PretrainLog<'a> {
+    pub rows: Vec<PretrainEpoch>,
+    inner: &'a mut dyn Observer,
+    stage: (usize, String),
+    /// Updates of the stages before this one, and the last count seen.
+    base: u64,
+    last: u64,
+    start: Instant,
+}
+
+impl<'a> PretrainLog<'a> {
+    pub fn new(inner: &'a mut dyn Observer) -> PretrainLog<'a> {
+        PretrainLog {
+            rows: Vec::new(),
+            inner,
+            stage: (0, String::new()),
+            base: 0,
+            last: 0,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Observer for PretrainLog<'_> {
+    fn on_stage(&mut self, layer: usize, phase: &str) {
+        self.base += self.last;
+        self.last = 0;
+        self.stage = (layer, phase.to_string());
+        self.inner.on_stage(layer, phase);
+    }
+    fn on_start(&mut self, epochs: usize, batches: usize) {
+        self.inner.on_start(epochs, batches);
+    }
+    fn on_progress(&mut self, done: usize, total: usize) {
+        self.inner.on_progress(done, total);
+    }
+    fn on_epoch(&mut self, m: &EpochMetrics) {
+        self.last = m.updates;
+        self.rows.push(PretrainEpoch {
+            layer: self.stage.0,
+            phase: self.stage.1.clone(),
+            epoch: m.epoch,
+            train_loss: m.train_loss,
+            updates: self.base + m.updates,
+            seconds: self.start.elapsed().as_secs_f64(),
+        });
+        self.inner.on_epoch(m);
+    }
+    fn on_end(&mut self) {
+        self.inner.on_end();
+    }
+}
+
+/// A minibatch as the deep objective takes it: inputs, and the target or
+/// the labels.
 #[derive(Default)]
 struct Batch {
     input: Vec<f32>,
@@ -206,45 +261,72 @@ struct Batch {
     labels: Vec<u8>,
 }
 
-/// One shuffled epoch of minibatch SGD on a trunk + head objective. `fill`
-/// writes the examples at the given indices into the batch (input, and the
-/// target or the labels). Returns (mean loss, updates).
-fn deep_sgd_epoch(
-    lay: &DeepLayout,
-    p: &mut [f32],
-    sgd: &mut Sgd,
+/// How a batch of the examples at some indices is loaded (and corrupted).
+type Fill<'a> = dyn Fn(&[usize], &mut Batch, &mut Rng) + Sync + 'a;
+
+/// A trunk + head objective: mean loss plus ½·λ·Σ‖W‖² over `n` examples
+/// that `fill` loads.
+struct DeepObjective<'a> {
+    lay: &'a DeepLayout,
     n: usize,
-    batch: usize,
     weight_decay: f32,
-    rng: &mut Rng,
-    par: Par,
-    fill: &mut dyn FnMut(&[usize], &mut Batch, &mut Rng),
-) -> (f64, u64) {
-    let mut order: Vec<usize> = (0..n).collect();
-    shuffle(&mut order, rng);
-    let mut ws = DeepWorkspace::default();
-    let mut grad = vec![0.0f32; lay.len];
-    let mut b = Batch::default();
-    let (mut total, mut updates) = (0.0f64, 0u64);
-    for chunk in order.chunks(batch) {
-        fill(chunk, &mut b, rng);
-        let (l, _) = deep_objective(
-            lay,
-            p,
-            &mut grad,
-            &b.input,
-            &b.target,
-            &b.labels,
-            chunk.len(),
-            weight_decay,
-            &mut ws,
-            par,
-        );
-        total += l as f64 * chunk.len() as f64;
-        sgd.step(p, &grad);
-        updates += 1;
+    fill: &'a Fill<'a>,
+}
+
+impl Objective for DeepObjective<'_> {
+    type Batch = Batch;
+    type Workspace = DeepWorkspace<f32>;
+
+    fn n_params(&self) -> usize {
+        self.lay.len
     }
-    (total / n.max(1) as f64, updates)
+
+    fn n_examples(&self) -> usize {
+        self.n
+    }
+
+    fn new_batch(&self, _cap: usize) -> Batch {
+        Batch::default()
+    }
+
+    fn new_workspace(&self, _rows: usize) -> DeepWorkspace<f32> {
+        DeepWorkspace::default()
+    }
+
+    fn load(&self, idx: &[usize], b: &mut Batch, rng: &mut Rng) {
+        (self.fill)(idx, b, rng)
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &Batch,
+        rows: std::ops::Range<usize>,
+        ws: &mut DeepWorkspace<f32>,
+        par: Par,
+    ) -> f64 {
+        let nv = self.lay.sizes[0];
+        let input = &b.input[rows.start * nv..rows.end * nv];
+        let target = match self.lay.head {
+            HeadKind::Reconstruct { n_out, .. } => &b.target[rows.start * n_out..rows.end * n_out],
+            HeadKind::Softmax { .. } => &b.target[..0],
+        };
+        let labels = if b.labels.is_empty() {
+            &b.labels[..]
+        } else {
+            &b.labels[rows.clone()]
+        };
+        deep_loss_grad(self.lay, p, grad, input, target, labels, rows.len(), ws, par) as f64
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let (mean, objective) = deep_finish(self.lay, p, grad, loss_sum as f32, n, self.weight_decay);
+        Finished {
+            loss: mean as f64 * n as f64,
+            objective: objective as f64,
+        }
+    }
 }
 
 /// A deep sigmoid encoder with each layer's pretraining decoder bias.
@@ -328,9 +410,9 @@ impl StackedDae {
         k: usize,
         epochs: usize,
         cfg: &PretrainConfig,
-        log: &mut dyn FnMut(usize, f64),
+        obs: &mut dyn Observer,
     ) -> Result<u64> {
-        let par = Par::from_threads(cfg.threads);
+        let par = cfg.train.par();
         let input = self.encode(&x.x, x.n, k - 1, par);
         let (n_in, n_out) = (self.sizes[k - 1], self.sizes[k]);
         let dae_cfg = DaeConfig {
@@ -342,7 +424,7 @@ impl StackedDae {
             ..DaeConfig::default()
         };
         let mut tc = cfg.train_config(epochs);
-        tc.seed = cfg.seed.wrapping_add(k as u64 * 7919);
+        tc.seed = cfg.train.seed.wrapping_add(k as u64 * 7919);
         let mut dae = DenoisingAutoencoder::new(dae_cfg, tc);
         let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
         let (w, b) = lay.layers[k - 1].clone();
@@ -354,8 +436,7 @@ impl StackedDae {
             p[dl.b_vis.clone()].copy_from_slice(&self.decoder_bias[k - 1]);
         }
         let view = ndarray::ArrayView2::from_shape((x.n, n_in), &input).expect("shape");
-        let mut obs = crate::train::Progress::with_callback(|m| log(m.epoch, m.train_loss));
-        let report = dae.fit(view, None, &mut obs)?;
+        let report = dae.fit(view, None, obs)?;
         let dl = dae.layout().clone();
         let p = dae.params();
         self.trunk[w].copy_from_slice(&p[dl.w.clone()]);
@@ -373,9 +454,9 @@ impl StackedDae {
         epochs: usize,
         cfg: &PretrainConfig,
         rng: &mut Rng,
-        log: &mut dyn FnMut(usize, f64),
+        obs: &mut dyn Observer,
     ) -> Result<u64> {
-        let par = Par::from_threads(cfg.threads);
+        let par = cfg.train.par();
         let lay = self.layout(
             k,
             HeadKind::Reconstruct {
@@ -390,10 +471,10 @@ impl StackedDae {
         p[hw.clone()].copy_from_slice(&uniform(rng, hw.len(), init_range(self.sizes[k], self.sizes[0])));
         let noise = cfg.noise_for(0);
         let nv = self.sizes[0];
-        let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
+        let mut sgd = Sgd::new(cfg.train.lr, cfg.train.momentum);
         let mut updates = 0;
         // Noise on x only; the target is the clean x.
-        let mut fill = |chunk: &[usize], bt: &mut Batch, rng: &mut Rng| {
+        let fill = |chunk: &[usize], bt: &mut Batch, rng: &mut Rng| {
             bt.target.clear();
             for &i in chunk {
                 bt.target.extend_from_slice(x.row(i));
@@ -401,41 +482,44 @@ impl StackedDae {
             bt.input.resize(chunk.len() * nv, 0.0);
             noise.apply(&mut bt.input, &bt.target, rng);
         };
+        let o = DeepObjective {
+            lay: &lay,
+            n: x.n,
+            weight_decay: cfg.train.weight_decay,
+            fill: &fill,
+        };
+        let mut batches = Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh);
+        let start = Instant::now();
+        obs.on_start(epochs, batches.batches_per_epoch());
         for epoch in 1..=epochs {
-            let (mean, u) = deep_sgd_epoch(
-                &lay,
-                &mut p,
-                &mut sgd,
-                x.n,
-                cfg.batch,
-                cfg.weight_decay,
-                rng,
-                par,
-                &mut fill,
-            );
+            let (mean, u) = batches.run_epoch(&o, &mut p, &mut sgd, rng, obs);
             updates += u;
+            obs.on_epoch(&EpochMetrics {
+                epoch,
+                train_loss: mean,
+                val_loss: None,
+                seconds: start.elapsed().as_secs_f64(),
+                updates,
+            });
             if !mean.is_finite() {
+                obs.on_end();
                 return Err(Error::config(
-                    "lr",
+                    "train.lr",
                     format!("gradual training diverged at layer {k}, epoch {epoch}"),
                 ));
             }
-            log(epoch, mean);
         }
+        obs.on_end();
         self.trunk[..tl].copy_from_slice(&p[..tl]);
         let (hw, hb) = lay.layers[k].clone();
         self.top_decoder = Some((p[hw].to_vec(), p[hb].to_vec()));
         Ok(updates)
     }
 
-    /// Pretrains every layer by `cfg.schedule` on `x`; `on_epoch` sees every
-    /// epoch. Returns the total number of weight updates.
-    pub fn pretrain(
-        &mut self,
-        x: &Dataset,
-        cfg: &PretrainConfig,
-        on_epoch: &mut dyn FnMut(&PretrainEpoch),
-    ) -> Result<u64> {
+    /// Pretrains every layer by `cfg.schedule` on `x`. `obs` hears each
+    /// layer's phases as stages (`on_stage`) and every epoch of them.
+    /// Returns the total number of weight updates.
+    pub fn pretrain(&mut self, x: &Dataset, cfg: &PretrainConfig, obs: &mut dyn Observer) -> Result<u64> {
         cfg.validate()?;
         if x.dim != self.sizes[0] {
             return Err(Error::shape(
@@ -446,37 +530,25 @@ impl StackedDae {
         }
         // The trunk will move: a softmax fitted to the old codes would be stale.
         self.classifier = None;
-        let start = Instant::now();
-        let mut rng = seeded(cfg.seed ^ 0x6a4d);
+        let mut rng = seeded(cfg.train.seed ^ 0x6a4d);
         let mut updates = 0u64;
         for k in 1..=self.depth() {
             // A decoder from a lower layer's code no longer fits.
             self.top_decoder = None;
             let (s_epochs, g_epochs) = if k == 1 {
-                (cfg.first_epochs, 0)
+                (cfg.train.epochs, 0)
             } else {
                 cfg.schedule.split(cfg.layer_epochs)
             };
-            let per_epoch = x.n.div_ceil(cfg.batch) as u64;
             for (phase, epochs) in [("stacked", s_epochs), ("gradual", g_epochs)] {
                 if epochs == 0 {
                     continue;
                 }
-                let base = updates;
-                let mut log = |epoch: usize, loss: f64| {
-                    on_epoch(&PretrainEpoch {
-                        layer: k,
-                        phase,
-                        epoch,
-                        train_loss: loss,
-                        updates: base + per_epoch * epoch as u64,
-                        seconds: start.elapsed().as_secs_f64(),
-                    })
-                };
+                obs.on_stage(k, phase);
                 updates += if phase == "stacked" {
-                    self.train_stacked(x, k, epochs, cfg, &mut log)?
+                    self.train_stacked(x, k, epochs, cfg, obs)?
                 } else {
-                    self.train_gradual(x, k, epochs, cfg, &mut rng, &mut log)?
+                    self.train_gradual(x, k, epochs, cfg, &mut rng, obs)?
                 };
             }
         }
@@ -661,37 +733,23 @@ impl StackedDae {
     }
 }
 
-/// Fine-tuning settings.
+/// Fine-tuning settings: the loop (SGD), and a learning-rate decay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    /// Epochs without a lower validation error before stopping (0: never).
-    pub patience: usize,
-    pub seed: u64,
-    pub threads: usize,
     /// The learning rate is multiplied by this after every epoch (1: constant).
     pub lr_decay: f32,
+    /// The loop; patience counts epochs without a lower validation error.
+    pub train: TrainConfig,
 }
 
 impl FinetuneConfig {
-    /// The settings' ranges (the same rules as `[train]`, plus the decay).
+    /// The loop's ranges, plus the decay.
     pub fn validate(&self) -> Result<()> {
-        let tc = TrainConfig {
-            epochs: self.epochs,
-            batch: self.batch,
-            lr: self.lr,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            seed: self.seed,
-            threads: self.threads,
-            ..TrainConfig::default()
-        };
-        tc.validate()?;
+        if self.train.optimizer != Optimizer::Sgd {
+            return Err(Error::config("train.optimizer", "fine-tuning runs SGD"));
+        }
+        self.train.validate()?;
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return Err(Error::config(
                 "lr_decay",
@@ -706,14 +764,17 @@ impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
             lr_decay: 1.0,
-            epochs: 30,
-            batch: 20,
-            lr: 0.1,
-            momentum: 0.0,
-            weight_decay: 0.0,
-            patience: 10,
-            seed: 1,
-            threads: 1,
+            train: TrainConfig {
+                epochs: 30,
+                batch: 20,
+                lr: 0.1,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                patience: 10,
+                seed: 1,
+                threads: 1,
+                ..TrainConfig::default()
+            },
         }
     }
 }
@@ -786,14 +847,15 @@ impl StackedDae {
 
     /// Fine-tunes trunk + a new softmax layer on labelled `train`, with early
     /// stopping on `val`'s classification error (the best weights are kept,
-    /// trunk included), and reports on `test`.
+    /// trunk included), and reports on `test`. `obs` hears every epoch, its
+    /// `val_loss` being the validation error in %.
     pub fn finetune(
         &mut self,
         train: &Dataset,
         val: &Dataset,
         test: &Dataset,
         cfg: &FinetuneConfig,
-        on_epoch: &mut dyn FnMut(&FinetuneEpoch),
+        obs: &mut dyn Observer,
     ) -> Result<FinetuneReport> {
         let labels = |d: &Dataset, what: &str| -> Result<Vec<u8>> {
             d.labels
@@ -819,14 +881,12 @@ impl StackedDae {
             .max()
             .unwrap_or(1);
         cfg.validate()?;
-        let par = Par::from_threads(cfg.threads);
+        let par = cfg.train.par();
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
         let tl = lay.trunk_len();
         let mut p = vec![0.0f32; lay.len];
         p[..tl].copy_from_slice(&self.trunk);
-        let mut rng = seeded(cfg.seed ^ 0xf1e7);
-        let mut sgd = Sgd::new(cfg.lr, cfg.momentum);
-        let mut fill = |chunk: &[usize], bt: &mut Batch, _: &mut Rng| {
+        let fill = |chunk: &[usize], bt: &mut Batch, _: &mut Rng| {
             bt.input.clear();
             bt.labels.clear();
             for &i in chunk {
@@ -834,48 +894,26 @@ impl StackedDae {
                 bt.labels.push(ytr[i]);
             }
         };
-        let mut stop = EarlyStopping::new(cfg.patience);
-        let mut best = p.clone();
-        let mut history = Vec::new();
-        let mut updates = 0;
-        let start = Instant::now();
-        for epoch in 1..=cfg.epochs {
-            let (train_loss, u) = deep_sgd_epoch(
-                &lay,
-                &mut p,
-                &mut sgd,
-                train.n,
-                cfg.batch,
-                cfg.weight_decay,
-                &mut rng,
-                par,
-                &mut fill,
-            );
-            updates += u;
-            sgd.lr *= cfg.lr_decay;
-            if !train_loss.is_finite() {
-                return Err(Error::config(
-                    "lr",
-                    format!("fine-tuning diverged at epoch {epoch}; lower the learning rate"),
-                ));
-            }
-            let val_error = error_pct(&predict(&lay, &p, val, par), &yva);
-            let e = FinetuneEpoch {
-                epoch,
-                train_loss,
-                val_error,
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            on_epoch(&e);
-            history.push(e);
-            let (improved, halt) = stop.update(epoch, val_error);
-            if improved {
-                best.copy_from_slice(&p);
-            }
-            if halt {
-                break;
-            }
-        }
+        let o = DeepObjective {
+            lay: &lay,
+            n: train.n,
+            weight_decay: cfg.train.weight_decay,
+            fill: &fill,
+        };
+        let mut run = DeepFinetune {
+            batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
+            o: &o,
+            p,
+            sgd: Sgd::new(cfg.train.lr, cfg.train.momentum),
+            rng: seeded(cfg.train.seed ^ 0xf1e7),
+            lr_decay: cfg.lr_decay,
+            val,
+            yva: &yva,
+            par,
+        };
+        obs.on_start(cfg.train.epochs, run.batches.batches_per_epoch());
+        let fit = fit_loop(&mut run, cfg.train.epochs, cfg.train.patience, obs, "train.lr")?;
+        let best = run.p;
         let pred = predict(&lay, &best, test, par);
         let mut confusion = vec![vec![0u64; classes]; classes];
         for (&t, &pr) in yte.iter().zip(&pred) {
@@ -886,14 +924,64 @@ impl StackedDae {
         self.classifier = Some((best[hw.clone()].to_vec(), best[hb.clone()].to_vec()));
         // The trunk has moved: a decoder trained for the old codes no longer fits.
         self.top_decoder = None;
+        let history: Vec<FinetuneEpoch> = fit
+            .history
+            .iter()
+            .map(|m| FinetuneEpoch {
+                epoch: m.epoch,
+                train_loss: m.train_loss,
+                val_error: m.val_loss.unwrap_or(f64::NAN),
+                seconds: m.seconds,
+            })
+            .collect();
         Ok(FinetuneReport {
-            best_epoch: stop.best_epoch.unwrap_or(0),
-            valid_error: stop.best,
+            best_epoch: fit.best_epoch,
+            valid_error: history
+                .get(fit.best_epoch.wrapping_sub(1))
+                .map_or(f64::NAN, |e| e.val_error),
             test_error: error_pct(&pred, &yte),
             confusion,
             history,
-            train_seconds: start.elapsed().as_secs_f64(),
-            updates,
+            train_seconds: fit.train_seconds,
+            updates: fit.updates,
         })
+    }
+}
+
+/// Fine-tuning lent to the shared epoch loop.
+struct DeepFinetune<'a> {
+    o: &'a DeepObjective<'a>,
+    batches: Minibatches<Batch, DeepWorkspace<f32>>,
+    p: Vec<f32>,
+    sgd: Sgd,
+    rng: Rng,
+    lr_decay: f32,
+    val: &'a Dataset,
+    yva: &'a [u8],
+    par: Par,
+}
+
+impl Fit for DeepFinetune<'_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        let r = self
+            .batches
+            .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs);
+        self.sgd.lr *= self.lr_decay;
+        Ok(r)
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        Ok(Some(error_pct(
+            &predict(self.o.lay, &self.p, self.val, self.par),
+            self.yva,
+        )))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.p
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.p.copy_from_slice(p);
     }
 }

@@ -29,12 +29,11 @@
 
 use super::isa::Isa;
 use super::simd;
-use super::state::L;
 pub use super::state::FusedTiedSgd;
+use super::state::L;
 use super::sync::{RowSync, SplitLink};
 use crate::error::{Error, Result};
 use crate::layers::Loss;
-
 
 impl FusedTiedSgd {
     /// Takes all the weights of a model.

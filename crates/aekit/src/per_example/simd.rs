@@ -16,7 +16,6 @@ use crate::layers::Loss;
 use crate::tensor::vmath;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 /// Hints that this core will soon write (or, with `write` false, only read)
 /// the line holding `a`.
 #[inline(always)]
@@ -78,7 +77,9 @@ pub fn update_dot4(
     dh: &[f32],
     hn: &[f32],
 ) -> [f32; 4] {
-    assert!(h.len().is_multiple_of(16) && rows.len() == 4 * h.len() && dh.len() == h.len() && hn.len() == h.len());
+    assert!(
+        h.len().is_multiple_of(16) && rows.len() == 4 * h.len() && dh.len() == h.len() && hn.len() == h.len()
+    );
     match (isa, Isa::detect()) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU reports AVX-512; lengths are checked above.

@@ -10,6 +10,7 @@ use crate::models::dae::DaeConfig;
 use crate::models::sparse_ae::SparseConfig;
 use crate::optim::lbfgs::LbfgsConfig;
 use crate::train::{Optimizer, TrainConfig};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -87,6 +88,51 @@ impl RunConfig {
         }
         self.train.validate()
     }
+}
+
+/// Reads a training verb's configuration file. Every verb's file has the
+/// same sections: `[data]`, `[model]` (the model's settings) and `[train]`
+/// (its loop, which the model's settings embed as `train`), plus top-level
+/// keys and sections of the verb's own, which `T` declares. Unknown keys and
+/// sections are errors naming the file.
+pub fn read_sections<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read config", path, e))?;
+    sections_from_toml(&text, path)
+}
+
+/// [`read_sections`] from text.
+pub fn sections_from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    let bad =
+        |e: &dyn std::fmt::Display| Error::format(path, format!("invalid config: {}", e.to_string().trim()));
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
+    if let Some(train) = table.remove("train") {
+        let model = table
+            .entry("model")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match model {
+            toml::Value::Table(m) if !m.contains_key("train") => {
+                m.insert("train".into(), train);
+            }
+            _ => return Err(bad(&"give the loop once, as the [train] section")),
+        }
+    }
+    T::deserialize(toml::Value::Table(table)).map_err(|e| bad(&e))
+}
+
+/// Writes `config` in the sections [`read_sections`] reads: `model.train`
+/// becomes `[train]`.
+pub fn sections_to_toml<T: Serialize>(config: &T) -> String {
+    let mut v = toml::Value::try_from(config).expect("configs always serialise");
+    if let Some(t) = v.as_table_mut() {
+        let train = t
+            .get_mut("model")
+            .and_then(|m| m.as_table_mut())
+            .and_then(|m| m.remove("train"));
+        if let Some(train) = train {
+            t.insert("train".into(), train);
+        }
+    }
+    toml::to_string_pretty(&v).expect("configs always serialise")
 }
 
 #[cfg(test)]

@@ -1,9 +1,33 @@
-//! Runs: the run directory a training command writes (its configuration,
-//! metrics, summary, model and pictures), and the configuration of a `train`
-//! run.
+//! Runs: one workflow per training verb (`train`, `pretrain`, `finetune`,
+//! `cae`, `ensemble`), from a resolved configuration to a run directory
+//! ([`RunDir`]: its configuration, metrics, summary, model, checkpoints and
+//! pictures), reported by one observer ([`RunObserver`]).
 
+pub mod cae;
 pub mod config;
 pub mod dir;
+pub mod observe;
+pub mod stacked;
+pub mod train;
 
 pub use config::{ModelKind, RunConfig};
 pub use dir::RunDir;
+pub use observe::RunObserver;
+
+use crate::data::{DataConfig, Splits};
+use crate::error::Result;
+
+/// The training, validation and test parts of `data`, split with `seed`;
+/// prints where each part came from.
+pub fn load_splits(data: &DataConfig, seed: u64) -> Result<Splits> {
+    let source = data.source()?;
+    let s = crate::data::load_splits(
+        &source,
+        data.data_dir.as_deref(),
+        data.train_size,
+        data.val_size()?,
+        seed,
+    )?;
+    eprintln!("data: {}", s.description);
+    Ok(s)
+}

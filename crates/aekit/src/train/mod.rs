@@ -1,8 +1,17 @@
-//! The pieces of a training loop that every model shares: per-epoch metrics,
-//! early stopping, and observers (progress bars, log lines, metric files).
+//! The training loops every model shares, knowing no model: the settings
+//! ([`TrainConfig`]), the [`Objective`] a model exposes, minibatch training
+//! over it ([`Minibatches`], any [`Step`]: SGD or Adam), full-batch L-BFGS
+//! ([`lbfgs_fit`]), the epoch loop with early stopping ([`fit_loop`]), and
+//! observers (progress bars, log lines, metric files).
 
+mod fit;
+mod minibatch;
+mod objective;
 mod settings;
 
+pub use fit::{fit_loop, Fit};
+pub use minibatch::{Minibatches, Shuffle};
+pub use objective::{lbfgs_fit, Finished, Objective, Step, StepRule};
 pub use settings::{Optimizer, ParallelMode, TrainConfig};
 
 use serde::Serialize;
@@ -19,6 +28,8 @@ pub struct EpochMetrics {
     pub val_loss: Option<f64>,
     /// Wall-clock seconds since training started, at the end of this epoch.
     pub seconds: f64,
+    /// Weight updates made so far in this fit (iterations, for L-BFGS).
+    pub updates: u64,
 }
 
 /// The result of `fit`.
@@ -67,8 +78,13 @@ impl EarlyStopping {
     }
 }
 
-/// Watches training. Every method has a do-nothing default.
+/// Watches training: the one way every model reports progress. Every
+/// method has a do-nothing default.
 pub trait Observer {
+    /// A new stage of a training made of several fits (pretraining: layer
+    /// `layer` trained by `phase`, `stacked` or `gradual`); the epochs that
+    /// follow belong to it, and their `updates` count from its start.
+    fn on_stage(&mut self, _layer: usize, _phase: &str) {}
     fn on_start(&mut self, _epochs: usize, _batches_per_epoch: usize) {}
     /// Called about 100 times an epoch with batches done so far.
     fn on_progress(&mut self, _done: usize, _total: usize) {}

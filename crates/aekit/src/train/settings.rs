@@ -3,43 +3,59 @@
 //! and how threads are used.
 
 use crate::error::{Error, Result};
+use crate::optim::AdamConfig;
+use crate::tensor::gemm::Par;
 use serde::{Deserialize, Serialize};
 
-/// How a model is trained.
+/// How a model is trained: the loop (epochs, batch, early stopping, seed,
+/// threads) and the optimizer's step. Every model's settings embed one
+/// (`PretrainConfig::train`, `CaeTrainConfig::train`, …) and write their own
+/// defaults into it; config files give it as the `[train]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Passes over the training set.
+    /// Passes over the training set (the most, with early stopping).
     pub epochs: usize,
     /// Examples per update; 1 is per-example SGD.
     pub batch: usize,
-    /// Learning rate η (the gradient is the batch mean).
+    /// `sgd` (with `momentum`), `adam` (with `beta1`, `beta2`, `eps`) or
+    /// `lbfgs` (full batch; the `[lbfgs]` settings).
+    pub optimizer: Optimizer,
+    /// Learning rate (step size) η; the gradient is the batch mean.
     pub lr: f32,
-    /// Classical momentum μ in [0, 1).
+    /// SGD: classical momentum μ in [0, 1).
     pub momentum: f32,
+    /// Adam: decay of the first moment β₁ in [0, 1).
+    pub beta1: f32,
+    /// Adam: decay of the second moment β₂ in [0, 1).
+    pub beta2: f32,
+    /// Adam: ε added to √v̂.
+    pub eps: f32,
     /// L2 weight decay λ: adds ½·λ·‖W‖² to the objective, weights only.
     pub weight_decay: f32,
-    /// Stop after this many epochs without a better validation loss, and
-    /// restore the best weights; 0 disables early stopping.
+    /// Stop after this many epochs without a better validation figure, and
+    /// keep the best weights; 0 disables early stopping.
     pub patience: usize,
     /// Seed of every random choice (initialisation, shuffling, noise, splits).
     pub seed: u64,
-    /// Threads; 0 means all cores. With 1 thread a run is bit-for-bit
-    /// reproducible (and so is `minibatch` with any number).
+    /// Threads; 0 means all cores, for every model. With 1 thread a run is
+    /// bit-for-bit reproducible (and so is `minibatch` with any number).
     pub threads: usize,
-    /// How threads are used: `auto` (split for batch 1, else GEMM), `split`,
-    /// `hogwild`, `minibatch` or `gemm`.
+    /// How threads are used by the dense autoencoder: `auto`, `rows`,
+    /// `balanced`, `split`, `hogwild`, `minibatch` or `gemm`.
     pub parallel: ParallelMode,
-    /// `sgd` (minibatches, epochs) or `lbfgs` (full batch, `[lbfgs]` settings).
-    pub optimizer: Optimizer,
 }
 
-/// The optimizer of a `train` run.
+/// The optimizer of a training loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
+    /// Minibatch SGD with momentum.
     #[default]
     Sgd,
+    /// Adam (Kingma & Ba 2015), PyTorch's form.
+    Adam,
+    /// Full-batch L-BFGS.
     Lbfgs,
 }
 
@@ -48,54 +64,90 @@ impl std::str::FromStr for Optimizer {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "sgd" => Ok(Optimizer::Sgd),
+            "adam" => Ok(Optimizer::Adam),
             "lbfgs" | "l-bfgs" => Ok(Optimizer::Lbfgs),
-            _ => Err(format!("unknown optimizer `{s}` (expected sgd or lbfgs)")),
+            _ => Err(format!("unknown optimizer `{s}` (expected sgd, adam or lbfgs)")),
         }
     }
 }
 
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Adam => "adam",
+            Optimizer::Lbfgs => "lbfgs",
+        })
+    }
+}
+
 impl Default for TrainConfig {
+    /// The dense denoising autoencoder's defaults (`aekit train`); other
+    /// models start from these and change what differs.
     fn default() -> Self {
         TrainConfig {
             epochs: 15,
             batch: 20,
+            optimizer: Optimizer::Sgd,
             lr: 0.1,
             momentum: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
             weight_decay: 0.0,
             patience: 5,
             seed: 1,
             threads: 1,
             parallel: ParallelMode::Auto,
-            optimizer: Optimizer::Sgd,
         }
     }
 }
 
 impl TrainConfig {
+    /// Adam with PyTorch's defaults and this step size, otherwise as
+    /// [`TrainConfig::default`].
+    pub fn adam(lr: f32) -> TrainConfig {
+        TrainConfig {
+            optimizer: Optimizer::Adam,
+            lr,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Checks every setting, naming fields `train.<field>`.
     pub fn validate(&self) -> Result<()> {
+        self.validate_in("train")
+    }
+
+    /// [`TrainConfig::validate`], naming fields `<section>.<field>` (for a
+    /// `TrainConfig` embedded elsewhere, e.g. `classifier.train`).
+    pub fn validate_in(&self, section: &str) -> Result<()> {
+        let bad = |field: &str, why: String| Err(Error::config(&format!("{section}.{field}"), why));
         if self.epochs == 0 {
-            return Err(Error::config("train.epochs", "must be at least 1"));
+            return bad("epochs", "must be at least 1".into());
         }
         if self.batch == 0 {
-            return Err(Error::config("train.batch", "must be at least 1"));
+            return bad("batch", "must be at least 1".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::config(
-                "train.lr",
+            return bad(
+                "lr",
                 format!("learning rate {} must be positive and finite", self.lr),
-            ));
+            );
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::config(
-                "train.momentum",
-                format!("{} is not in [0, 1)", self.momentum),
-            ));
+            return bad("momentum", format!("{} is not in [0, 1)", self.momentum));
+        }
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(name, format!("{b} is not in [0, 1)"));
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps", format!("{} must be positive", self.eps));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(Error::config(
-                "train.weight_decay",
-                format!("{} must be ≥ 0", self.weight_decay),
-            ));
+            return bad("weight_decay", format!("{} must be ≥ 0", self.weight_decay));
         }
         Ok(())
     }
@@ -106,6 +158,21 @@ impl TrainConfig {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             self.threads
+        }
+    }
+
+    /// Parallelism inside the matrix products for these threads.
+    pub fn par(&self) -> Par {
+        Par::from_threads(self.resolved_threads())
+    }
+
+    /// Adam's hyperparameters from these settings.
+    pub fn adam_config(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
         }
     }
 }

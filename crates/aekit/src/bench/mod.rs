@@ -9,6 +9,10 @@ use crate::layers::Loss;
 use crate::models::{DaeConfig, DenoisingAutoencoder};
 use crate::tensor::gemm::{gemm, Par};
 use crate::train::ParallelMode;
+pub mod commands;
+
+pub use commands::{BenchCurve, BenchSparse, BenchThreads};
+
 use crate::train::TrainConfig;
 use ndarray::ArrayView2;
 use serde::Serialize;

@@ -1,0 +1,8 @@
+//! The source papers' experiments, each writing a run directory of CSV
+//! files, a Markdown table and charts.
+
+pub mod eager;
+pub mod gradual_vs_stacked;
+
+pub use eager::{eager, Eager};
+pub use gradual_vs_stacked::{gradual_vs_stacked, GradualVsStacked};

@@ -1,0 +1,181 @@
+//! `aekit pretrain` and `aekit finetune`: a stacked denoising autoencoder
+//! pretrained layer by layer (stacked, gradual or hybrid), then fine-tuned
+//! with a softmax layer on the labels.
+
+use super::config::{read_sections, sections_to_toml};
+use super::dir::RunDir;
+use super::observe::{finetune_row, PretrainObserver, RunObserver};
+use crate::data::DataConfig;
+use crate::error::{Error, Result};
+use crate::models::stacked::{FinetuneConfig, PretrainConfig, StackedDae};
+use crate::train::Progress;
+use crate::viz;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Everything `aekit pretrain` needs: `[data]`, `[model]` and `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainRun {
+    pub data: DataConfig,
+    pub model: PretrainConfig,
+}
+
+impl PretrainRun {
+    /// The file's settings; flags may then override them.
+    pub fn read(path: &Path) -> Result<PretrainRun> {
+        read_sections(path)
+    }
+
+    pub fn to_toml(&self) -> String {
+        sections_to_toml(self)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.data.source()?;
+        self.model.validate()
+    }
+}
+
+/// Everything `aekit finetune` needs besides the pretrained model:
+/// `[data]`, `[model]` (the learning-rate decay) and `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneRun {
+    pub data: DataConfig,
+    pub model: FinetuneConfig,
+}
+
+impl FinetuneRun {
+    pub fn read(path: &Path) -> Result<FinetuneRun> {
+        read_sections(path)
+    }
+
+    pub fn to_toml(&self) -> String {
+        sections_to_toml(self)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.data.source()?;
+        self.model.validate()
+    }
+}
+
+/// Pretrains as `cfg` says, writing the run directory at `out` (default
+/// `runs/pretrain-<unix time>`).
+pub fn pretrain(cfg: &PretrainRun, out: Option<&Path>) -> Result<RunDir> {
+    cfg.validate()?;
+    let m = &cfg.model;
+    crate::tensor::init_threads(m.train.resolved_threads());
+    let s = super::load_splits(&cfg.data, m.train.seed)?;
+    let run = RunDir::create(&RunDir::default_path(out, "pretrain"))?;
+    run.write_config(&cfg.to_toml())?;
+    let mut model = StackedDae::new(s.train.dim, &m.layers, m.train.seed);
+    eprintln!(
+        "pretraining {:?} with the {} schedule ({} epochs for layer 1, a budget of {} for each later layer)",
+        model.sizes, m.schedule, m.train.epochs, m.layer_epochs
+    );
+    let start = std::time::Instant::now();
+    let mut progress = Progress::new();
+    let mut obs = PretrainObserver::new(&run, &mut progress);
+    let updates = model.pretrain(&s.train, m, &mut obs)?;
+    obs.finish()?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut meta = HashMap::new();
+    meta.insert(
+        "pretrain".into(),
+        toml::to_string(m).expect("configs always serialise"),
+    );
+    model.save(&run.file("model.safetensors"), meta)?;
+    let first = viz::filter_tiles(
+        &model.trunk[..s.train.dim * m.layers[0]],
+        s.train.dim,
+        m.layers[0],
+        100,
+    );
+    let (h, w) = viz::tile_shape(s.train.dim, s.train.image);
+    viz::save_png(
+        &run.file("filters.png"),
+        &viz::tile_grid(&first, h, w, 10, viz::Scale::PerTile, 2),
+    )?;
+    run.write_summary(&json!({
+        "schedule": m.schedule.to_string(),
+        "sizes": model.sizes,
+        "updates": updates,
+        "train_seconds": secs,
+        "n_train": s.train.n,
+        "data": s.description,
+    }))?;
+    eprintln!(
+        "done in {secs:.1} s, {updates} weight updates; run directory {}",
+        run.path.display()
+    );
+    Ok(run)
+}
+
+/// Fine-tunes the stack in `model_path` as `cfg` says, writing the run
+/// directory at `out` (default `runs/finetune-<unix time>`).
+pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: Option<&Path>) -> Result<RunDir> {
+    cfg.validate()?;
+    let t = &cfg.model.train;
+    crate::tensor::init_threads(t.resolved_threads());
+    let mut model = StackedDae::load(model_path)?;
+    let s = super::load_splits(&cfg.data, t.seed)?;
+    if s.train.dim != model.sizes[0] {
+        return Err(Error::shape(
+            &format!("the data for {}", model_path.display()),
+            format!("{} inputs", model.sizes[0]),
+            format!("{} inputs", s.train.dim),
+        ));
+    }
+    let run = RunDir::create(&RunDir::default_path(out, "finetune"))?;
+    if run.file("model.safetensors") == model_path {
+        return Err(Error::config(
+            "out",
+            format!("{} would overwrite the pretrained model", run.path.display()),
+        ));
+    }
+    run.write_config(&cfg.to_toml())?;
+    eprintln!(
+        "fine-tuning {:?} + softmax for up to {} epochs",
+        model.sizes, t.epochs
+    );
+    let mut obs = RunObserver::new(&run, finetune_row);
+    let r = model.finetune(&s.train, &s.val, &s.test, &cfg.model, &mut obs)?;
+    obs.finish()?;
+    model.save(&run.file("model.safetensors"), HashMap::new())?;
+    let curve: Vec<(f64, f64)> = r.history.iter().map(|e| (e.epoch as f64, e.val_error)).collect();
+    viz::plot::save_line_chart(
+        &run.file("curve.png"),
+        "Fine-tuning: validation error",
+        "epoch",
+        "validation error, %",
+        &[viz::plot::Series {
+            label: format!("test error {:.2}% at epoch {}", r.test_error, r.best_epoch),
+            points: curve,
+        }],
+    )?;
+    run.write_summary(&json!({
+        "test_error": r.test_error,
+        "valid_error": r.valid_error,
+        "best_epoch": r.best_epoch,
+        "epochs": r.history.len(),
+        "updates": r.updates,
+        "train_seconds": r.train_seconds,
+        "confusion": r.confusion,
+        "n_train": s.train.n,
+        "n_val": s.val.n,
+        "n_test": s.test.n,
+        "data": s.description,
+    }))?;
+    eprintln!(
+        "test error {:.2}% (validation {:.2}% at epoch {}); run directory {}",
+        r.test_error,
+        r.valid_error,
+        r.best_epoch,
+        run.path.display()
+    );
+    Ok(run)
+}

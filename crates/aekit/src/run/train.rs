@@ -1,0 +1,254 @@
+//! `aekit train`: a dense denoising autoencoder (SGD, Adam or L-BFGS) or a
+//! sparse autoencoder (L-BFGS), from its resolved configuration to a run
+//! directory.
+
+use super::config::{ModelKind, RunConfig};
+use super::dir::RunDir;
+use super::observe::{epoch_row, RunObserver};
+use crate::data::{load_splits, Splits};
+use crate::error::Result;
+use crate::models::dae::EpochPlan;
+use crate::models::sparse_ae::SparseAutoencoder;
+use crate::models::{DenoisingAutoencoder, Metrics};
+use crate::per_example::Plan;
+use crate::tensor::gemm::Par;
+use crate::train::{EpochMetrics, FitReport, Observer, Optimizer};
+use crate::viz;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// The test figures shared by `train`'s summary.json and `eval`.
+pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
+    json!({
+        "n_test": n,
+        "test_loss": m.loss,
+        "test_squared_error": m.squared_error,
+        "test_cross_entropy": m.cross_entropy,
+    })
+}
+
+/// Trains as `cfg` says (validated here), writing the run directory at
+/// `out` (default `runs/train-<unix time>`).
+pub fn train(mut cfg: RunConfig, out: Option<&Path>) -> Result<RunDir> {
+    cfg.validate()?;
+    crate::tensor::init_threads(cfg.train.resolved_threads());
+    let source = cfg.data.source()?;
+    let val_size = cfg.data.val_size()?;
+    let splits = load_splits(
+        &source,
+        cfg.data.data_dir.as_deref(),
+        cfg.data.train_size,
+        val_size,
+        cfg.train.seed,
+    )?;
+    eprintln!("data: {}", splits.description);
+    cfg.model.n_vis = splits.train.dim;
+    cfg.sparse.n_vis = splits.train.dim;
+    cfg.data.val_size = Some(val_size);
+    if cfg.kind == ModelKind::Dae && cfg.train.optimizer != Optimizer::Lbfgs {
+        // A parallel mode that does not fit is refused before any file is written.
+        DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone()).epoch_plan()?;
+    }
+    let run = RunDir::create(&RunDir::default_path(out, "train"))?;
+    run.write_config(&cfg.to_toml())?;
+    let mut summary = match cfg.kind {
+        ModelKind::Dae => train_dae(&cfg, &splits, &run)?,
+        ModelKind::Sparse => train_sparse(&cfg, &splits, &run)?,
+    };
+    let extra = json!({
+        "n_train": splits.train.n,
+        "n_val": splits.val.n,
+        "data": splits.description,
+        "seed": cfg.train.seed,
+        "threads": cfg.train.resolved_threads(),
+    });
+    summary
+        .as_object_mut()
+        .expect("object")
+        .extend(extra.as_object().expect("object").clone());
+    run.write_summary(&summary)?;
+    eprintln!("run directory {}", run.path.display());
+    Ok(run)
+}
+
+/// Runs `f` with the run's observer; returns what `f` returned and the
+/// epochs it reported (an error in writing `metrics.csv` is an error here).
+fn with_metrics<T>(
+    run: &RunDir,
+    f: impl FnOnce(&mut RunObserver<'_, EpochMetrics>) -> Result<T>,
+) -> Result<(T, Vec<EpochMetrics>)> {
+    let mut obs = RunObserver::new(run, epoch_row);
+    let out = f(&mut obs)?;
+    Ok((out, obs.finish()?))
+}
+
+fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
+    let mut model = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
+    eprintln!(
+        "training a {} {}→{} denoising autoencoder ({} loss, noise {}) with {}, on {} thread(s)",
+        if cfg.model.tied { "tied" } else { "untied" },
+        cfg.model.n_vis,
+        cfg.model.n_hid,
+        cfg.model.loss,
+        cfg.model.noise,
+        match cfg.train.optimizer {
+            Optimizer::Sgd => format!(
+                "SGD for up to {} epochs, batch {}",
+                cfg.train.epochs, cfg.train.batch
+            ),
+            Optimizer::Adam => format!(
+                "Adam for up to {} epochs, batch {}",
+                cfg.train.epochs, cfg.train.batch
+            ),
+            Optimizer::Lbfgs => format!("full-batch L-BFGS for up to {} iterations", cfg.lbfgs.max_iter),
+        },
+        cfg.train.resolved_threads(),
+    );
+    let mut summary = match cfg.train.optimizer {
+        Optimizer::Sgd | Optimizer::Adam => {
+            let val = (splits.val.n > 0).then(|| splits.val.view());
+            let (report, _) = with_metrics(run, |p| model.fit(splits.train.view(), val, p))?;
+            sgd_summary(&report, &model, cfg.train.optimizer)?
+        }
+        Optimizer::Lbfgs => {
+            let t = std::time::Instant::now();
+            let (report, _) = with_metrics(run, |p| model.fit_lbfgs(splits.train.view(), &cfg.lbfgs, p))?;
+            let secs = t.elapsed().as_secs_f64();
+            json!({
+                "optimizer": "lbfgs",
+                "train_seconds": secs,
+                "epochs": report.iterations,
+                "iterations": report.iterations,
+                "evaluations": report.evaluations,
+                "seconds_per_evaluation": secs / report.evaluations.max(1) as f64,
+                "final_cost": report.cost,
+                "stop": report.stop,
+            })
+        }
+    };
+    let test = model.evaluate(splits.test.view())?;
+    model.save(&run.file("model.safetensors"))?;
+    viz::save_png(
+        &run.file("filters.png"),
+        &viz::filters_picture(&model, splits.train.image),
+    )?;
+    let recon =
+        viz::reconstructions_picture(&model, splits.test.view(), 10, cfg.train.seed, splits.test.image)?;
+    viz::save_png(&run.file("reconstructions.png"), &recon)?;
+    let obj = summary.as_object_mut().expect("object");
+    obj.extend(
+        test_metrics_json(&test, splits.test.n)
+            .as_object()
+            .expect("object")
+            .clone(),
+    );
+    if cfg.train.optimizer != Optimizer::Lbfgs {
+        let plan = model.epoch_plan()?;
+        if let EpochPlan::PerExample(Plan::Split(w) | Plan::Rows(w) | Plan::Balanced(w)) = plan {
+            let t = cfg.train.resolved_threads();
+            if w < t {
+                eprintln!("note: {plan:?} ran {w} workers for {t} threads (at most one per core)");
+            }
+        }
+        obj.insert("parallel".into(), format!("{plan:?}").into());
+    }
+    eprintln!(
+        "test loss {:.4}, squared error {:.4}, cross-entropy {:.4} per image",
+        test.loss, test.squared_error, test.cross_entropy
+    );
+    Ok(summary)
+}
+
+fn sgd_summary(report: &FitReport, model: &DenoisingAutoencoder, optimizer: Optimizer) -> Result<Value> {
+    let epochs = report.history.len();
+    let best_val = report.history.iter().filter_map(|m| m.val_loss).reduce(f64::min);
+    eprintln!(
+        "done in {:.1} s ({} epochs, best {})",
+        report.train_seconds, epochs, report.best_epoch
+    );
+    Ok(json!({
+        "optimizer": optimizer.to_string(),
+        "train_seconds": report.train_seconds,
+        "seconds_per_epoch": report.train_seconds / epochs.max(1) as f64,
+        "epochs": epochs,
+        "best_epoch": report.best_epoch,
+        "stopped_early": report.stopped_early,
+        "updates": report.updates,
+        "best_val_loss": best_val,
+        "final_train_loss": report.history.last().map(|m| m.train_loss),
+        "fused_kernel": model.uses_fused_kernel(),
+    }))
+}
+
+fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
+    let s = &cfg.sparse;
+    eprintln!(
+        "training a sparse {}→{} autoencoder (ρ = {}, β = {}, λ = {}, {} output) with full-batch L-BFGS, up to {} iterations",
+        s.n_vis,
+        s.n_hid,
+        s.sparsity_target,
+        s.sparsity_weight,
+        s.weight_decay,
+        format!("{:?}", s.output_activation).to_lowercase(),
+        cfg.lbfgs.max_iter
+    );
+    let par = Par::from_threads(cfg.train.resolved_threads());
+    let mut model = SparseAutoencoder::new(s.clone());
+    let t = std::time::Instant::now();
+    let (report, _) = with_metrics(run, |p| {
+        p.on_start(cfg.lbfgs.max_iter, 1);
+        let start = std::time::Instant::now();
+        let r = model.fit(splits.train.view(), &cfg.lbfgs, par, &mut |it| {
+            Observer::on_epoch(
+                p,
+                &EpochMetrics {
+                    epoch: it.iter,
+                    train_loss: it.cost,
+                    val_loss: None,
+                    seconds: start.elapsed().as_secs_f64(),
+                    updates: it.iter as u64,
+                },
+            )
+        });
+        p.on_end();
+        r
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let cost = model.cost(splits.train.view(), par)?;
+    let test = model.cost(splits.test.view(), par)?;
+    model.save(&run.file("model.safetensors"))?;
+    let pic = viz::weights_picture(model.weights(), s.n_vis, s.n_hid, splits.train.image);
+    viz::save_png(&run.file("filters.png"), &pic)?;
+    let per_eval = secs / report.evaluations.max(1) as f64;
+    let flops = crate::bench::step_flops(s.n_vis, s.n_hid) * splits.train.n as f64;
+    eprintln!(
+        "done in {secs:.1} s: {} iterations, {} evaluations ({:.1} ms each, {:.1} GFLOP/s), stop: {:?}",
+        report.iterations,
+        report.evaluations,
+        per_eval * 1e3,
+        flops / per_eval / 1e9,
+        report.stop
+    );
+    eprintln!(
+        "cost {:.6} = reconstruction {:.6} + weight decay {:.6} + sparsity {:.6}; mean activation {:.4} (ρ = {})",
+        cost.total, cost.reconstruction, cost.weight_decay, cost.sparsity, cost.mean_activation, s.sparsity_target
+    );
+    Ok(json!({
+        "optimizer": "lbfgs",
+        "train_seconds": secs,
+        "epochs": report.iterations,
+        "iterations": report.iterations,
+        "evaluations": report.evaluations,
+        "seconds_per_evaluation": per_eval,
+        "gflops_per_evaluation": flops / per_eval / 1e9,
+        "stop": report.stop,
+        "final_cost": cost.total,
+        "reconstruction": cost.reconstruction,
+        "weight_decay_term": cost.weight_decay,
+        "sparsity_term": cost.sparsity,
+        "mean_activation": cost.mean_activation,
+        "n_test": splits.test.n,
+        "test_cost": test.total,
+        "test_reconstruction": test.reconstruction,
+    }))
+}

@@ -1,0 +1,173 @@
+//! Minibatch training over any [`Objective`]: shuffled epochs, each batch
+//! split over data-parallel workers whose gradients are added in worker
+//! order (so a run is deterministic for any worker count), then one
+//! optimizer [`Step`]. Resumable step by step, so that several models can be
+//! trained for equal wall-clock time.
+
+use super::objective::{Objective, Step};
+use super::Observer;
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{shuffle, Rng};
+use std::time::Instant;
+
+/// How each epoch's order is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shuffle {
+    /// 0, 1, …, n−1 shuffled afresh at the start of every epoch.
+    Fresh,
+    /// One permutation, shuffled again at the start of every epoch (the
+    /// convolutional autoencoders' order, kept so that their runs for a seed
+    /// are unchanged).
+    Carried,
+}
+
+/// The state of minibatch training: where in the epoch it is, the loaded
+/// batch, one workspace and gradient per worker, and the counts so far.
+pub struct Minibatches<B, W> {
+    order: Vec<usize>,
+    shuffle: Shuffle,
+    pos: usize,
+    batch: usize,
+    loaded: B,
+    /// Each worker's workspace, gradient and summed loss.
+    workers: Vec<(W, Vec<f32>, f64)>,
+    par: Par,
+    epoch_loss: f64,
+    /// Weight updates so far.
+    pub updates: u64,
+    /// Whole epochs completed.
+    pub epochs: usize,
+    /// Seconds spent in steps so far.
+    pub seconds: f64,
+}
+
+impl<B: Send + Sync, W: Send> Minibatches<B, W> {
+    /// Batches of `batch` examples (at most the training set) split over
+    /// `workers` data-parallel workers (at most the batch); `par` is the
+    /// parallelism inside each worker's matrix products.
+    pub fn new<O: Objective<Batch = B, Workspace = W>>(
+        o: &O,
+        batch: usize,
+        workers: usize,
+        par: Par,
+        shuffle: Shuffle,
+    ) -> Minibatches<B, W> {
+        let n = o.n_examples();
+        let batch = batch.clamp(1, n.max(1));
+        let workers = workers.clamp(1, batch);
+        let chunk = batch.div_ceil(workers);
+        Minibatches {
+            order: (0..n).collect(),
+            shuffle,
+            pos: 0,
+            batch,
+            loaded: o.new_batch(batch),
+            workers: (0..workers)
+                .map(|_| (o.new_workspace(chunk), vec![0.0; o.n_params()], 0.0))
+                .collect(),
+            par,
+            epoch_loss: 0.0,
+            updates: 0,
+            epochs: 0,
+            seconds: 0.0,
+        }
+    }
+
+    /// Examples per batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Batches in one epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.order.len().div_ceil(self.batch)
+    }
+
+    /// One step on the next batch (the first of an epoch draws the epoch's
+    /// order from `rng`); returns the epoch's mean training loss when the
+    /// step finished an epoch.
+    pub fn step<O: Objective<Batch = B, Workspace = W>>(
+        &mut self,
+        o: &O,
+        params: &mut [f32],
+        opt: &mut dyn Step,
+        rng: &mut Rng,
+    ) -> Option<f64> {
+        let t0 = Instant::now();
+        let n = self.order.len();
+        if self.pos == 0 {
+            if self.shuffle == Shuffle::Fresh {
+                self.order.iter_mut().enumerate().for_each(|(i, v)| *v = i);
+            }
+            shuffle(&mut self.order, rng);
+        }
+        let end = (self.pos + self.batch).min(n);
+        let b = end - self.pos;
+        o.load(&self.order[self.pos..end], &mut self.loaded, rng);
+        let chunk = b.div_ceil(self.workers.len());
+        let (loaded, par, p) = (&self.loaded, self.par, &*params);
+        let work = |k: usize, (ws, g, l): &mut (W, Vec<f32>, f64)| {
+            let rows = (k * chunk).min(b)..((k + 1) * chunk).min(b);
+            g.fill(0.0);
+            *l = if rows.is_empty() {
+                0.0
+            } else {
+                o.loss_grad_sum(p, Some(g), loaded, rows, ws, par)
+            };
+        };
+        if self.workers.len() == 1 {
+            work(0, &mut self.workers[0]);
+        } else {
+            use rayon::prelude::*;
+            self.workers
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(k, w)| work(k, w));
+        }
+        let (first, rest) = self.workers.split_first_mut().expect("one worker");
+        let mut loss_sum = first.2;
+        for (_, g, l) in rest.iter() {
+            loss_sum += *l;
+            first.1.iter_mut().zip(g).for_each(|(a, &v)| *a += v);
+        }
+        self.epoch_loss += o.finish(params, &mut first.1, loss_sum, b).loss;
+        opt.step(params, &first.1);
+        self.updates += 1;
+        self.pos = end;
+        let mut done = None;
+        if self.pos == n {
+            done = Some(self.epoch_loss / n.max(1) as f64);
+            self.epoch_loss = 0.0;
+            self.pos = 0;
+            self.epochs += 1;
+        }
+        self.seconds += t0.elapsed().as_secs_f64();
+        done
+    }
+
+    /// Runs to the end of the current epoch, reporting progress about 100
+    /// times; returns (the epoch's mean training loss, updates made).
+    pub fn run_epoch<O: Objective<Batch = B, Workspace = W>>(
+        &mut self,
+        o: &O,
+        params: &mut [f32],
+        opt: &mut dyn Step,
+        rng: &mut Rng,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
+        let total = self.batches_per_epoch();
+        let every = (total / 100).max(1);
+        let before = self.updates;
+        let mut k = 0;
+        loop {
+            let done = self.step(o, params, opt, rng);
+            k += 1;
+            if k % every == 0 || done.is_some() {
+                obs.on_progress(k.min(total), total);
+            }
+            if let Some(l) = done {
+                return (l, self.updates - before);
+            }
+        }
+    }
+}
