@@ -52,8 +52,7 @@ fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
     assert!(err > 0.0 && err < 60.0, "test error {err}");
     assert!(s["test_loss"].as_f64().unwrap() > 0.0);
     // A checkpoint is a complete model: the library loads it.
-    let m =
-        aekit::models::conv_ae::ConvAutoencoder::load(&out.join("checkpoints/epoch-1.safetensors")).unwrap();
+    let m = aekit::models::conv::ConvAutoencoder::load(&out.join("checkpoints/epoch-1.safetensors")).unwrap();
     assert_eq!(m.net.code_shape(), [32, 7, 7]);
 }
 

@@ -2,7 +2,7 @@
 
 use super::{apply_data, apply_loop, parsed};
 use crate::cli::{CaeArgs, CaeModelArgs, ClassifierArgs, EnsembleArgs};
-use aekit::models::conv_ae::CaeTrainConfig;
+use aekit::models::conv::CaeTrainConfig;
 use aekit::run::cae::{self, CaeRun, ClassifierRun, EnsembleRun};
 use anyhow::Result;
 

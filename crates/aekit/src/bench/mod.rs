@@ -3,16 +3,16 @@
 //! (training error against elapsed time), with the achieved GFLOP/s set
 //! against the GEMM rate the same binary reaches on one core.
 
+pub mod commands;
+
+pub use commands::{BenchCurve, BenchSparse, BenchThreads};
+
 use crate::error::Result;
 use crate::layers::Corruption;
 use crate::layers::Loss;
 use crate::models::{DaeConfig, DenoisingAutoencoder};
 use crate::tensor::gemm::{gemm, Par};
 use crate::train::ParallelMode;
-pub mod commands;
-
-pub use commands::{BenchCurve, BenchSparse, BenchThreads};
-
 use crate::train::TrainConfig;
 use ndarray::ArrayView2;
 use serde::Serialize;
@@ -102,13 +102,7 @@ pub fn two_core_check(x: ArrayView2<f32>) -> Result<TwoCoreCheck> {
     })
 }
 
-/// FLOPs of one plain per-example step of a tied autoencoder, counted dense:
-/// encode 2·V·H, decode 2·V·H, back-propagate 2·V·H, update 4·V·H. The fused
-/// kernel skips zero inputs, so its real count is lower; rates below are
-/// this dense-equivalent count divided by time.
-pub fn step_flops(n_vis: usize, n_hid: usize) -> f64 {
-    10.0 * n_vis as f64 * n_hid as f64
-}
+pub use crate::per_example::step_flops;
 
 /// The paper's setting: tied sigmoid, squared loss, masking 0.25, per-example
 /// SGD with learning rate 0.01.

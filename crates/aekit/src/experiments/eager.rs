@@ -6,7 +6,7 @@ use crate::data::{load_splits, DataSource};
 use crate::error::{Error, Result};
 use crate::layers::Loss;
 use crate::models::classifier::ClassifierConfig;
-use crate::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
+use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use crate::models::ensemble::{self, classify, member_seed};
 use crate::run::RunDir;
 use crate::train::TrainConfig;

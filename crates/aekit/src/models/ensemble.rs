@@ -11,7 +11,7 @@ use crate::layers::Loss;
 use crate::models::classifier::{
     error_percent, majority_vote, softmax_rows, ClassifierConfig, FeatureClassifier,
 };
-use crate::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
+use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use crate::train::{EpochMetrics, FitReport, Silent};
 
 /// Called after every epoch of every member (from the member's thread):

@@ -2,7 +2,7 @@
 //! convolutional autoencoders.
 
 pub mod classifier;
-pub mod conv_ae;
+pub mod conv;
 pub mod dae;
 pub mod deep;
 pub mod ensemble;

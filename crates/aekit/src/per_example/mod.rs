@@ -50,3 +50,11 @@ pub use kernel::{FusedTiedSgd, TiedParams, TiedParamsMut, TiedShape};
 pub use mode::{balance_every, hidden_blocks, lockstep_workers, lockstep_workers_uncapped, rebalanced};
 pub use simd::{axpy_rows, update_dot4, Isa};
 pub use sync::{Dispenser, RowSync, SpinBarrier, SplitLink, SplitSync};
+
+/// FLOPs of one plain per-example step of a tied autoencoder, counted dense:
+/// encode 2·V·H, decode 2·V·H, back-propagate 2·V·H, update 4·V·H. The fused
+/// kernel skips zero inputs, so its real count is lower; the rates the
+/// benches and reports give are this dense-equivalent count over time.
+pub fn step_flops(n_vis: usize, n_hid: usize) -> f64 {
+    10.0 * n_vis as f64 * n_hid as f64
+}

@@ -8,7 +8,7 @@ use super::observe::{epoch_row, finetune_row, RunObserver};
 use crate::data::{DataConfig, Dataset, Splits};
 use crate::error::{Error, Result};
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
-use crate::models::conv_ae::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
+use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
 use crate::models::ensemble::{self, classify};
 use crate::train::TrainConfig;
 use crate::viz;

@@ -220,7 +220,7 @@ fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value>
     let pic = viz::weights_picture(model.weights(), s.n_vis, s.n_hid, splits.train.image);
     viz::save_png(&run.file("filters.png"), &pic)?;
     let per_eval = secs / report.evaluations.max(1) as f64;
-    let flops = crate::bench::step_flops(s.n_vis, s.n_hid) * splits.train.n as f64;
+    let flops = crate::per_example::step_flops(s.n_vis, s.n_hid) * splits.train.n as f64;
     eprintln!(
         "done in {secs:.1} s: {} iterations, {} evaluations ({:.1} ms each, {:.1} GFLOP/s), stop: {:?}",
         report.iterations,

@@ -1,0 +1,268 @@
+//! How a CAE is trained: its settings, its objective over the one flat
+//! parameter vector, and the resumable Adam trainer.
+
+use super::model::*;
+use super::network::*;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::layers::Corruption;
+use crate::layers::Loss;
+use crate::optim::Adam;
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{seeded, Rng};
+use crate::train::{Finished, Minibatches, Objective, Optimizer, Shuffle, TrainConfig};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// How a CAE is trained: its loss and corruption, an eager stop, and the
+/// loop (Adam by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaeTrainConfig {
+    /// `squared` (½·Σ(x − z)² per image) or `xent` (needs a final sigmoid).
+    pub loss: Loss,
+    /// Input corruption for a denoising CAE (`none`, `mask:P`, `gauss:S`, …).
+    pub noise: Corruption,
+    /// Eager stop: end training once an epoch improves the validation loss
+    /// by less than this fraction of the previous best; 0 disables.
+    pub min_improvement: f64,
+    /// The loop: `threads` workers split each batch (1 for ensemble
+    /// members; 0 = all cores); `patience` counts epochs without a better
+    /// validation loss.
+    pub train: TrainConfig,
+}
+
+impl Default for CaeTrainConfig {
+    fn default() -> Self {
+        CaeTrainConfig {
+            loss: Loss::Squared,
+            noise: Corruption::None,
+            min_improvement: 0.0,
+            train: TrainConfig {
+                epochs: 10,
+                batch: 100,
+                patience: 0,
+                ..TrainConfig::adam(1e-3)
+            },
+        }
+    }
+}
+
+impl CaeTrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        if self.train.optimizer != Optimizer::Adam {
+            return Err(Error::config("train.optimizer", "a CAE trains with adam"));
+        }
+        if !(0.0..1.0).contains(&self.min_improvement) {
+            return Err(Error::config("train.min_improvement", "must be in [0, 1)"));
+        }
+        self.noise.validate("train.noise")
+    }
+}
+
+/// Resumable Adam training of one CAE: epochs, or any number of batches
+/// (for comparisons at equal wall-clock time). `seconds` counts training time
+/// only, not evaluation between calls.
+pub struct Trainer<'d> {
+    pub model: ConvAutoencoder,
+    pub adam: Adam,
+    pub cfg: CaeTrainConfig,
+    data: &'d Dataset,
+    rng: Rng,
+    batches: Minibatches<CaeBatch, Workspace<f32>>,
+    /// Weight updates so far.
+    pub updates: u64,
+    /// Training seconds so far.
+    pub seconds: f64,
+    /// Whole epochs completed.
+    pub epochs: usize,
+}
+
+impl<'d> Trainer<'d> {
+    pub fn new(model: ConvAutoencoder, data: &'d Dataset, cfg: &CaeTrainConfig) -> Result<Trainer<'d>> {
+        cfg.validate()?;
+        model.check(data)?;
+        if data.n == 0 {
+            return Err(Error::config("data", "no training images"));
+        }
+        let batch = cfg.train.batch.min(data.n);
+        let workers = cfg.train.resolved_threads().min(batch);
+        let o = CaeObjective::new(&model.net, model.loss, data, cfg);
+        let batches = Minibatches::new(&o, batch, workers, Par::Seq, Shuffle::Carried);
+        Ok(Trainer {
+            adam: Adam::new(cfg.train.adam_config()),
+            cfg: CaeTrainConfig {
+                train: TrainConfig {
+                    batch,
+                    ..cfg.train.clone()
+                },
+                ..cfg.clone()
+            },
+            batches,
+            model,
+            data,
+            rng: seeded(cfg.train.seed ^ 0xcae0_5eed),
+            updates: 0,
+            seconds: 0.0,
+            epochs: 0,
+        })
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.batches.batches_per_epoch()
+    }
+
+    /// One Adam step on the next batch; returns the epoch's mean training
+    /// loss when the step finished an epoch.
+    pub fn step(&mut self) -> Option<f64> {
+        let o = CaeObjective::new(&self.model.net, self.model.loss, self.data, &self.cfg);
+        let done = self
+            .batches
+            .step(&o, &mut self.model.params, &mut self.adam, &mut self.rng);
+        self.sync();
+        done
+    }
+
+    /// Runs to the end of the current epoch; returns its mean training loss.
+    pub fn run_epoch(&mut self, mut progress: impl FnMut(usize, usize)) -> f64 {
+        let total = self.batches_per_epoch();
+        let every = (total / 100).max(1);
+        let mut k = 0;
+        loop {
+            if let Some(l) = self.step() {
+                progress(total, total);
+                return l;
+            }
+            k += 1;
+            if k % every == 0 {
+                progress(k, total);
+            }
+        }
+    }
+
+    /// Trains until `seconds` of training time have been spent in all.
+    pub fn run_until(&mut self, seconds: f64) {
+        while self.seconds < seconds {
+            self.step();
+        }
+    }
+
+    fn sync(&mut self) {
+        (self.updates, self.seconds, self.epochs) =
+            (self.batches.updates, self.batches.seconds, self.batches.epochs);
+    }
+}
+
+/// A CAE's training objective: the loss of reconstructing each clean image
+/// from its corrupted copy, mean over the batch, plus ½·λ·‖W‖² on the
+/// weights.
+pub struct CaeObjective<'a> {
+    net: &'a Network,
+    loss: Loss,
+    data: &'a Dataset,
+    noise: Corruption,
+    weight_decay: f32,
+}
+
+impl<'a> CaeObjective<'a> {
+    pub fn new(net: &'a Network, loss: Loss, data: &'a Dataset, cfg: &CaeTrainConfig) -> CaeObjective<'a> {
+        CaeObjective {
+            net,
+            loss,
+            data,
+            noise: cfg.noise,
+            weight_decay: cfg.train.weight_decay,
+        }
+    }
+}
+
+/// A loaded batch of images: clean and corrupted, `[batch, C·H·W]`.
+pub struct CaeBatch {
+    clean: Vec<f32>,
+    noisy: Vec<f32>,
+}
+
+impl Objective for CaeObjective<'_> {
+    type Batch = CaeBatch;
+    type Workspace = Workspace<f32>;
+
+    fn n_params(&self) -> usize {
+        self.net.n_params()
+    }
+
+    fn n_examples(&self) -> usize {
+        self.data.n
+    }
+
+    fn new_batch(&self, cap: usize) -> CaeBatch {
+        CaeBatch {
+            clean: Vec::with_capacity(cap * self.data.dim),
+            noisy: Vec::with_capacity(cap * self.data.dim),
+        }
+    }
+
+    fn new_workspace(&self, rows: usize) -> Workspace<f32> {
+        Workspace::new(self.net, rows)
+    }
+
+    /// Each image is corrupted on its own, in order.
+    fn load(&self, idx: &[usize], b: &mut CaeBatch, rng: &mut Rng) {
+        let d = self.data.dim;
+        b.clean.clear();
+        for &i in idx {
+            b.clean.extend_from_slice(self.data.row(i));
+        }
+        b.noisy.resize(b.clean.len(), 0.0);
+        for (o, c) in b.noisy.chunks_exact_mut(d).zip(b.clean.chunks_exact(d)) {
+            self.noise.apply(o, c, rng);
+        }
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &CaeBatch,
+        rows: Range<usize>,
+        ws: &mut Workspace<f32>,
+        _par: Par,
+    ) -> f64 {
+        let d = self.data.dim;
+        let n = rows.len();
+        ws.input_mut(d, n)
+            .copy_from_slice(&b.noisy[rows.start * d..rows.end * d]);
+        forward(self.net, p, ws, n, self.net.nodes.len());
+        let target = &b.clean[rows.start * d..rows.end * d];
+        match grad {
+            // The backward pass adds into the workspace's own gradient; the
+            // sum is then added into the caller's.
+            Some(g) => {
+                ws.grad.fill(0.0);
+                let l = loss_backward(self.net, p, ws, target, n, self.loss, true);
+                g.iter_mut().zip(&ws.grad).for_each(|(a, &v)| *a += v);
+                l
+            }
+            None => loss_backward(self.net, p, ws, target, n, self.loss, false),
+        }
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let inv = 1.0 / n as f32;
+        grad.iter_mut().for_each(|g| *g *= inv);
+        let mut penalty = 0.0f64;
+        if self.weight_decay > 0.0 {
+            let lambda = self.weight_decay;
+            for node in &self.net.nodes {
+                for (g, &w) in grad[node.w.clone()].iter_mut().zip(&p[node.w.clone()]) {
+                    *g += lambda * w;
+                    penalty += 0.5 * (lambda * w * w) as f64;
+                }
+            }
+        }
+        Finished {
+            loss: loss_sum,
+            objective: loss_sum / n as f64 + penalty,
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The DAE's maths: its settings, where each parameter lives, the batch
+//! workspace, and the loss and gradient of a batch (f32 for training, f64
+//! for gradient checks).
+
+use crate::error::{Error, Result};
+use crate::layers::activation::Activation;
+use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::loss::{self, Loss};
+use crate::layers::Corruption;
+use crate::per_example::{TiedParams, TiedParamsMut};
+use crate::tensor::gemm::Par;
+use crate::tensor::Real;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// A denoising autoencoder's shape and units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaeConfig {
+    /// Visible units; 0 means "from the data" (set by `fit`).
+    pub n_vis: usize,
+    /// Hidden units.
+    pub n_hid: usize,
+    /// Decode with Wᵀ (true) or a separate W′.
+    pub tied: bool,
+    /// Hidden non-linearity f.
+    pub hidden_activation: Activation,
+    /// Output non-linearity g (cross-entropy needs sigmoid).
+    pub output_activation: Activation,
+    /// Reconstruction loss: `squared` or `xent`.
+    pub loss: Loss,
+    /// Input corruption during training: `none`, `mask:P`, `gauss:S`, `saltpepper:P`.
+    pub noise: Corruption,
+    /// Half-width r of the U(−r, r) initialisation of the weights; 0 picks
+    /// 4·√(6/(n_vis+n_hid)) for sigmoid hidden units and √(6/(n_vis+n_hid))
+    /// otherwise (Glorot & Bengio 2010). Biases start at 0.
+    pub init_scale: f32,
+}
+
+impl Default for DaeConfig {
+    fn default() -> Self {
+        DaeConfig {
+            n_vis: 0,
+            n_hid: 500,
+            tied: true,
+            hidden_activation: Activation::Sigmoid,
+            output_activation: Activation::Sigmoid,
+            loss: Loss::CrossEntropy,
+            noise: Corruption::Mask(0.25),
+            init_scale: 0.0,
+        }
+    }
+}
+
+impl DaeConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.n_hid == 0 {
+            return Err(Error::config("model.n_hid", "hidden units must be at least 1"));
+        }
+        if self.loss == Loss::CrossEntropy && self.output_activation != Activation::Sigmoid {
+            return Err(Error::config(
+                "model.loss",
+                "cross-entropy needs a sigmoid output; use loss = \"squared\" for other outputs",
+            ));
+        }
+        if !(self.init_scale.is_finite() && self.init_scale >= 0.0) {
+            return Err(Error::config("model.init_scale", "must be ≥ 0 (0 = automatic)"));
+        }
+        self.noise.validate("model.noise")
+    }
+
+    /// The initialisation half-width in force.
+    pub fn init_range(&self) -> f32 {
+        if self.init_scale > 0.0 {
+            return self.init_scale;
+        }
+        let r = (6.0 / (self.n_vis + self.n_hid) as f32).sqrt();
+        if self.hidden_activation == Activation::Sigmoid {
+            4.0 * r
+        } else {
+            r
+        }
+    }
+}
+
+/// Where each parameter lives in the flat vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub w: Range<usize>,
+    pub b_hid: Range<usize>,
+    pub b_vis: Range<usize>,
+    pub w_dec: Option<Range<usize>>,
+    pub len: usize,
+}
+
+impl Layout {
+    pub fn new(cfg: &DaeConfig) -> Layout {
+        let (v, h) = (cfg.n_vis, cfg.n_hid);
+        let w = 0..v * h;
+        let b_hid = w.end..w.end + h;
+        let b_vis = b_hid.end..b_hid.end + v;
+        let w_dec = (!cfg.tied).then(|| b_vis.end..b_vis.end + h * v);
+        let len = w_dec.as_ref().map_or(b_vis.end, |r| r.end);
+        Layout {
+            w,
+            b_hid,
+            b_vis,
+            w_dec,
+            len,
+        }
+    }
+
+    /// W, b and b′ of a tied model's flat vector, for the fused kernel.
+    pub fn tied<'a>(&self, p: &'a [f32]) -> TiedParams<'a> {
+        TiedParams {
+            w: &p[self.w.clone()],
+            b: &p[self.b_hid.clone()],
+            c: &p[self.b_vis.clone()],
+        }
+    }
+
+    /// [`Layout::tied`], to write into.
+    pub fn tied_mut<'a>(&self, p: &'a mut [f32]) -> TiedParamsMut<'a> {
+        let (w, rest) = p.split_at_mut(self.b_hid.start);
+        let (b, rest) = rest.split_at_mut(self.b_hid.len());
+        TiedParamsMut {
+            w: &mut w[self.w.clone()],
+            b,
+            c: &mut rest[..self.b_vis.len()],
+        }
+    }
+
+    /// Ranges that weight decay applies to.
+    pub fn weight_ranges(&self) -> Vec<Range<usize>> {
+        std::iter::once(self.w.clone())
+            .chain(self.w_dec.clone())
+            .collect()
+    }
+}
+
+/// Activations of one batch, allocated once per batch size.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace<T> {
+    /// `[batch, n_hid]` hidden units, then δh.
+    pub(crate) h: Vec<T>,
+    pub(crate) dh: Vec<T>,
+    /// `[batch, n_vis]` output pre-activations, outputs, δa.
+    pub(crate) a: Vec<T>,
+    pub(crate) z: Vec<T>,
+    pub(crate) da: Vec<T>,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(cfg: &DaeConfig, batch: usize) -> Self {
+        let z = T::ZERO;
+        Workspace {
+            h: vec![z; batch * cfg.n_hid],
+            dh: vec![z; batch * cfg.n_hid],
+            a: vec![z; batch * cfg.n_vis],
+            z: vec![z; batch * cfg.n_vis],
+            da: vec![z; batch * cfg.n_vis],
+        }
+    }
+
+    pub(crate) fn fit(&mut self, cfg: &DaeConfig, batch: usize) {
+        if self.h.len() < batch * cfg.n_hid || self.a.len() < batch * cfg.n_vis {
+            *self = Workspace::new(cfg, batch);
+        }
+    }
+}
+
+/// Encodes `input` into `h` (`[batch, n_hid]`).
+pub(crate) fn encode<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    h: &mut [T],
+    input: &[T],
+    batch: usize,
+    par: Par,
+) {
+    dense_forward(
+        h,
+        input,
+        &p[lay.w.clone()],
+        &p[lay.b_hid.clone()],
+        batch,
+        cfg.n_vis,
+        cfg.n_hid,
+        false,
+        par,
+    );
+    cfg.hidden_activation.forward(h);
+}
+
+/// Decoder pre-activation `a` (`[batch, n_vis]`) from `h`.
+pub(crate) fn decode_pre<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    a: &mut [T],
+    h: &[T],
+    batch: usize,
+    par: Par,
+) {
+    let (w, trans) = match &lay.w_dec {
+        None => (&p[lay.w.clone()], true),
+        Some(r) => (&p[r.clone()], false),
+    };
+    dense_forward(
+        a,
+        h,
+        w,
+        &p[lay.b_vis.clone()],
+        batch,
+        cfg.n_hid,
+        cfg.n_vis,
+        trans,
+        par,
+    );
+}
+
+/// Sum over the batch of the loss of reconstructing `target` from `input`.
+/// When `grad` is given, adds the gradient of that sum into it.
+pub fn batch_loss_grad<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    grad: Option<&mut [T]>,
+    input: &[T],
+    target: &[T],
+    batch: usize,
+    ws: &mut Workspace<T>,
+    par: Par,
+) -> T {
+    ws.fit(cfg, batch);
+    let (nv, nh) = (cfg.n_vis, cfg.n_hid);
+    let h = &mut ws.h[..batch * nh];
+    let a = &mut ws.a[..batch * nv];
+    let da = &mut ws.da[..batch * nv];
+    encode(cfg, lay, p, h, input, batch, par);
+    decode_pre(cfg, lay, p, a, h, batch, par);
+    let with_grad = grad.is_some();
+    let l = match cfg.loss {
+        Loss::CrossEntropy => {
+            if with_grad {
+                loss::xent_backward(da, a, target);
+            }
+            loss::xent_forward(a, target)
+        }
+        Loss::Squared => {
+            let z = &mut ws.z[..batch * nv];
+            z.copy_from_slice(a);
+            cfg.output_activation.forward(z);
+            if with_grad {
+                loss::squared_backward(da, z, target);
+                cfg.output_activation.backward(da, z);
+            }
+            loss::squared_forward(z, target)
+        }
+    };
+    let Some(grad) = grad else { return l };
+    let (gw, rest) = grad.split_at_mut(lay.b_hid.start);
+    let (gb_hid, rest) = rest.split_at_mut(nh);
+    let (gb_vis, gw_dec) = rest.split_at_mut(nv);
+    let dh = &mut ws.dh[..batch * nh];
+    match &lay.w_dec {
+        None => dense_backward(
+            Some(dh),
+            gw,
+            gb_vis,
+            da,
+            h,
+            &p[lay.w.clone()],
+            batch,
+            nh,
+            nv,
+            true,
+            par,
+        ),
+        Some(r) => dense_backward(
+            Some(dh),
+            gw_dec,
+            gb_vis,
+            da,
+            h,
+            &p[r.clone()],
+            batch,
+            nh,
+            nv,
+            false,
+            par,
+        ),
+    }
+    cfg.hidden_activation.backward(dh, h);
+    dense_backward(
+        None,
+        gw,
+        gb_hid,
+        dh,
+        input,
+        &p[lay.w.clone()],
+        batch,
+        nv,
+        nh,
+        false,
+        par,
+    );
+    l
+}
+
+/// The training objective of one batch: mean loss + ½·λ·‖weights‖². Writes
+/// its gradient into `grad` (overwriting); returns (mean loss, objective).
+pub fn objective<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    grad: &mut [T],
+    input: &[T],
+    target: &[T],
+    batch: usize,
+    weight_decay: T,
+    ws: &mut Workspace<T>,
+    par: Par,
+) -> (T, T) {
+    grad.fill(T::ZERO);
+    let loss_sum = batch_loss_grad(cfg, lay, p, Some(grad), input, target, batch, ws, par);
+    finish_objective(lay, p, grad, loss_sum, batch, weight_decay)
+}
+
+/// Turns a summed loss and gradient over `batch` examples into the mean plus
+/// weight decay (in place); returns (mean loss, objective).
+pub fn finish_objective<T: Real>(
+    lay: &Layout,
+    p: &[T],
+    grad: &mut [T],
+    loss_sum: T,
+    batch: usize,
+    weight_decay: T,
+) -> (T, T) {
+    let inv = T::ONE / T::of(batch as f64);
+    let mean_loss = loss_sum * inv;
+    let mut obj = mean_loss;
+    grad.iter_mut().for_each(|g| *g *= inv);
+    if weight_decay > T::ZERO {
+        for r in lay.weight_ranges() {
+            let mut sq = T::ZERO;
+            for (g, &w) in grad[r.clone()].iter_mut().zip(&p[r]) {
+                *g += weight_decay * w;
+                sq += w * w;
+            }
+            obj += T::of(0.5) * weight_decay * sq;
+        }
+    }
+    (mean_loss, obj)
+}

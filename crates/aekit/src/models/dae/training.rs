@@ -1,0 +1,359 @@
+//! How a DAE trains: the epoch plan (per-example kernels, data-parallel
+//! minibatches or the layer path), its objective for the shared loops, and
+//! `fit`, `fit_lbfgs` and `partial_fit`.
+
+use super::maths::*;
+use super::model::*;
+use crate::error::{Error, Result};
+use crate::layers::activation::Activation;
+use crate::per_example::{self, lockstep_workers, Plan, TiedShape};
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{seeded, Rng};
+use crate::train::{
+    fit_loop, lbfgs_fit, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer, Optimizer,
+    ParallelMode, Shuffle, StepRule,
+};
+use ndarray::ArrayView2;
+use std::ops::Range;
+use std::time::Instant;
+
+/// How one training epoch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochPlan {
+    /// Per-example SGD through the fused kernel (see [`crate::per_example`]).
+    PerExample(Plan),
+    /// Each minibatch split over this many threads.
+    Minibatch(usize),
+    /// The layer-by-layer path with this GEMM parallelism.
+    Layers(Par),
+}
+
+impl DenoisingAutoencoder {
+    /// Trains from the current weights (drawn first if needed) for
+    /// `train.epochs` epochs, with early stopping on `val` when given.
+    pub fn fit(
+        &mut self,
+        x: ArrayView2<f32>,
+        val: Option<ArrayView2<f32>>,
+        obs: &mut dyn Observer,
+    ) -> Result<FitReport> {
+        self.prepare_training(&x)?;
+        let plan = self.epoch_plan()?;
+        if let Some(v) = &val {
+            self.check_input(v, "validation data")?;
+        }
+        if x.nrows() == 0 {
+            return Err(Error::config("train_size", "no training examples"));
+        }
+        self.rng = seeded(self.train.seed);
+        self.opt = StepRule::new(&self.train);
+        let xs = x.as_standard_layout();
+        let vs = val.as_ref().map(|v| v.as_standard_layout());
+        let x = xs.as_slice().expect("standard layout");
+        let val = vs.as_ref().map(|v| v.as_slice().expect("standard layout"));
+        let mut run = DaeFit {
+            batches: self.minibatches(x, plan),
+            model: self,
+            x,
+            val,
+            plan,
+        };
+        obs.on_start(run.model.train.epochs, run.batches_per_epoch());
+        let (epochs, patience) = (run.model.train.epochs, run.model.train.patience);
+        fit_loop(&mut run, epochs, patience, obs, "train.lr")
+    }
+
+    /// Trains on the whole of `x` at once with L-BFGS. The corruption is drawn
+    /// once (seeded) and kept, so the objective is deterministic; weight decay
+    /// is part of it. Each iteration is reported as an "epoch" to `obs`.
+    pub fn fit_lbfgs(
+        &mut self,
+        x: ArrayView2<f32>,
+        lbfgs: &crate::optim::lbfgs::LbfgsConfig,
+        obs: &mut dyn Observer,
+    ) -> Result<crate::optim::lbfgs::LbfgsReport> {
+        self.prepare_training(&x)?;
+        if x.nrows() == 0 {
+            return Err(Error::config("train_size", "no training examples"));
+        }
+        let xs = x.as_standard_layout();
+        let par = self.par();
+        let objective = DaeObjective::new(
+            &self.config,
+            &self.layout,
+            xs.as_slice().expect("standard layout"),
+            self.train.weight_decay,
+        );
+        let start = Instant::now();
+        obs.on_start(lbfgs.max_iter, 1);
+        let mut rng = seeded(self.train.seed);
+        let report = lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, &mut |it| {
+            obs.on_epoch(&EpochMetrics {
+                epoch: it.iter,
+                train_loss: it.cost,
+                val_loss: None,
+                seconds: start.elapsed().as_secs_f64(),
+                updates: it.iter as u64,
+            });
+        });
+        obs.on_end();
+        Ok(report)
+    }
+
+    /// One more epoch over `x` with the current weights, optimizer state and
+    /// random stream; returns the mean training loss.
+    pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
+        self.prepare_training(&x)?;
+        let plan = self.epoch_plan()?;
+        let xs = x.as_standard_layout();
+        let x = xs.as_slice().expect("standard layout");
+        let mut batches = self.minibatches(x, plan);
+        Ok(self.run_epoch(x, plan, &mut batches, &mut crate::train::Silent).0)
+    }
+
+    /// Whether per-example epochs can run the fused kernel: batch 1, plain
+    /// SGD (no momentum), a tied sigmoid autoencoder.
+    pub fn uses_fused_kernel(&self) -> bool {
+        self.train.batch == 1
+            && self.train.optimizer == Optimizer::Sgd
+            && self.train.momentum == 0.0
+            && self.tied_shape().is_some()
+    }
+
+    /// The fused kernel's view of this model, if it is a tied sigmoid
+    /// autoencoder.
+    pub fn tied_shape(&self) -> Option<TiedShape> {
+        let c = &self.config;
+        (c.tied && c.hidden_activation == Activation::Sigmoid && c.output_activation == Activation::Sigmoid)
+            .then_some(TiedShape {
+                n_vis: c.n_vis,
+                n_hid: c.n_hid,
+                loss: c.loss,
+            })
+    }
+
+    /// How an epoch will run, given the batch, model and `train.parallel`.
+    /// Lock-step modes run at most one worker per core.
+    pub fn epoch_plan(&self) -> Result<EpochPlan> {
+        if self.train.optimizer == Optimizer::Lbfgs {
+            return Err(Error::config(
+                "train.optimizer",
+                "lbfgs trains the whole batch at once: use fit_lbfgs",
+            ));
+        }
+        let threads = self.train.resolved_threads();
+        let fused = self.uses_fused_kernel();
+        let need_fused = |mode: &str| {
+            Error::config(
+                "train.parallel",
+                format!("`{mode}` needs per-example SGD on a tied sigmoid autoencoder: batch 1, momentum 0"),
+            )
+        };
+        let lockstep = lockstep_workers(threads);
+        Ok(match self.train.parallel {
+            _ if threads == 1 && self.train.parallel != ParallelMode::Hogwild => {
+                if fused {
+                    EpochPlan::PerExample(Plan::Fused)
+                } else {
+                    EpochPlan::Layers(Par::Seq)
+                }
+            }
+            ParallelMode::Auto if fused => EpochPlan::PerExample(Plan::Rows(lockstep)),
+            ParallelMode::Balanced if fused => EpochPlan::PerExample(Plan::Balanced(lockstep)),
+            ParallelMode::Balanced => return Err(need_fused("balanced")),
+            ParallelMode::Auto | ParallelMode::Gemm => EpochPlan::Layers(Par::from_threads(threads)),
+            ParallelMode::Split if fused => EpochPlan::PerExample(Plan::Split(lockstep)),
+            ParallelMode::Split => return Err(need_fused("split")),
+            ParallelMode::Rows if fused => EpochPlan::PerExample(Plan::Rows(lockstep)),
+            ParallelMode::Rows => return Err(need_fused("rows")),
+            ParallelMode::Hogwild if fused => EpochPlan::PerExample(Plan::Hogwild(threads)),
+            ParallelMode::Hogwild => return Err(need_fused("hogwild")),
+            ParallelMode::Minibatch if self.train.batch >= 2 => {
+                EpochPlan::Minibatch(threads.min(self.train.batch))
+            }
+            ParallelMode::Minibatch => {
+                return Err(Error::config(
+                    "train.parallel",
+                    "`minibatch` splits each batch: use --batch 2 or more",
+                ))
+            }
+        })
+    }
+
+    /// The minibatch state for an epoch plan (`None` for per-example plans).
+    pub(crate) fn minibatches(&self, x: &[f32], plan: EpochPlan) -> Option<DaeBatches> {
+        let o = DaeObjective::new(&self.config, &self.layout, x, self.train.weight_decay);
+        match plan {
+            EpochPlan::PerExample(_) => None,
+            EpochPlan::Minibatch(t) => Some(Minibatches::new(
+                &o,
+                self.train.batch,
+                t,
+                Par::Seq,
+                Shuffle::Fresh,
+            )),
+            EpochPlan::Layers(par) => Some(Minibatches::new(&o, self.train.batch, 1, par, Shuffle::Fresh)),
+        }
+    }
+
+    /// One shuffled epoch by `plan`; (mean loss, updates).
+    pub(crate) fn run_epoch(
+        &mut self,
+        x: &[f32],
+        plan: EpochPlan,
+        batches: &mut Option<DaeBatches>,
+        obs: &mut dyn Observer,
+    ) -> (f64, u64) {
+        let n = x.len() / self.config.n_vis;
+        match (plan, batches) {
+            (EpochPlan::PerExample(plan), _) => {
+                let job = per_example::Job {
+                    shape: self.tied_shape().expect("checked by epoch_plan"),
+                    lr: self.train.lr,
+                    weight_decay: self.train.weight_decay,
+                    noise: self.config.noise,
+                };
+                let params = self.layout.tied_mut(&mut self.params);
+                let loss = per_example::run_epoch(&job, plan, params, x, &mut self.rng, obs);
+                (loss, n as u64)
+            }
+            (_, Some(b)) => {
+                let o = DaeObjective::new(&self.config, &self.layout, x, self.train.weight_decay);
+                b.run_epoch(&o, &mut self.params, &mut self.opt, &mut self.rng, obs)
+            }
+            (_, None) => unreachable!("minibatch plans carry their batches"),
+        }
+    }
+}
+
+/// The DAE's training objective on the rows of `x`: mean loss plus
+/// ½·λ·‖weights‖², each batch corrupted as it is loaded.
+pub struct DaeObjective<'a> {
+    cfg: &'a DaeConfig,
+    lay: &'a Layout,
+    x: &'a [f32],
+    weight_decay: f32,
+}
+
+impl<'a> DaeObjective<'a> {
+    pub fn new(cfg: &'a DaeConfig, lay: &'a Layout, x: &'a [f32], weight_decay: f32) -> DaeObjective<'a> {
+        DaeObjective {
+            cfg,
+            lay,
+            x,
+            weight_decay,
+        }
+    }
+}
+
+/// A loaded batch: clean targets and corrupted inputs, `[batch, n_vis]`.
+pub struct DaeBatch {
+    clean: Vec<f32>,
+    noisy: Vec<f32>,
+}
+
+impl Objective for DaeObjective<'_> {
+    type Batch = DaeBatch;
+    type Workspace = Workspace<f32>;
+
+    fn n_params(&self) -> usize {
+        self.lay.len
+    }
+
+    fn n_examples(&self) -> usize {
+        self.x.len() / self.cfg.n_vis
+    }
+
+    fn new_batch(&self, cap: usize) -> DaeBatch {
+        DaeBatch {
+            clean: Vec::with_capacity(cap * self.cfg.n_vis),
+            noisy: Vec::with_capacity(cap * self.cfg.n_vis),
+        }
+    }
+
+    fn new_workspace(&self, rows: usize) -> Workspace<f32> {
+        Workspace::new(self.cfg, rows)
+    }
+
+    fn load(&self, idx: &[usize], b: &mut DaeBatch, rng: &mut Rng) {
+        let nv = self.cfg.n_vis;
+        b.clean.clear();
+        for &i in idx {
+            b.clean.extend_from_slice(&self.x[i * nv..(i + 1) * nv]);
+        }
+        b.noisy.resize(b.clean.len(), 0.0);
+        self.cfg.noise.apply(&mut b.noisy, &b.clean, rng);
+    }
+
+    fn loss_grad_sum(
+        &self,
+        p: &[f32],
+        grad: Option<&mut [f32]>,
+        b: &DaeBatch,
+        rows: Range<usize>,
+        ws: &mut Workspace<f32>,
+        par: Par,
+    ) -> f64 {
+        let nv = self.cfg.n_vis;
+        let (lo, hi) = (rows.start * nv, rows.end * nv);
+        batch_loss_grad(
+            self.cfg,
+            self.lay,
+            p,
+            grad,
+            &b.noisy[lo..hi],
+            &b.clean[lo..hi],
+            rows.len(),
+            ws,
+            par,
+        ) as f64
+    }
+
+    fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
+        let (mean, objective) = finish_objective(self.lay, p, grad, loss_sum as f32, n, self.weight_decay);
+        Finished {
+            loss: mean as f64 * n as f64,
+            objective: objective as f64,
+        }
+    }
+}
+
+/// Minibatch state over the DAE's objective.
+pub(crate) type DaeBatches = Minibatches<DaeBatch, Workspace<f32>>;
+
+/// The DAE lent to the shared epoch loop.
+pub(crate) struct DaeFit<'m, 'x> {
+    model: &'m mut DenoisingAutoencoder,
+    x: &'x [f32],
+    val: Option<&'x [f32]>,
+    plan: EpochPlan,
+    batches: Option<DaeBatches>,
+}
+
+impl DaeFit<'_, '_> {
+    fn batches_per_epoch(&self) -> usize {
+        self.batches
+            .as_ref()
+            .map_or(self.x.len() / self.model.config.n_vis, |b| b.batches_per_epoch())
+    }
+}
+
+impl Fit for DaeFit<'_, '_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        Ok(self.model.run_epoch(self.x, self.plan, &mut self.batches, obs))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        Ok(self
+            .val
+            .map(|v| self.model.eval_slice(v, v.len() / self.model.config.n_vis).loss))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.model.params
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.model.params.copy_from_slice(p);
+    }
+}

@@ -1,0 +1,265 @@
+//! Supervised fine-tuning of the whole stack with a softmax layer.
+
+use super::model::*;
+use super::objective::*;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::models::deep::{deep_loss_grad, DeepLayout, DeepWorkspace, HeadKind};
+use crate::optim::Sgd;
+use crate::tensor::gemm::Par;
+use crate::tensor::rng::{seeded, Rng};
+use crate::train::{fit_loop, Fit, Minibatches, Observer, Optimizer, Shuffle, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+/// Fine-tuning settings: the loop (SGD), and a learning-rate decay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// The learning rate is multiplied by this after every epoch (1: constant).
+    pub lr_decay: f32,
+    /// The loop; patience counts epochs without a lower validation error.
+    pub train: TrainConfig,
+}
+
+impl FinetuneConfig {
+    /// The loop's ranges, plus the decay.
+    pub fn validate(&self) -> Result<()> {
+        if self.train.optimizer != Optimizer::Sgd {
+            return Err(Error::config("train.optimizer", "fine-tuning runs SGD"));
+        }
+        self.train.validate()?;
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig {
+            lr_decay: 1.0,
+            train: TrainConfig {
+                epochs: 30,
+                batch: 20,
+                lr: 0.1,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                patience: 10,
+                seed: 1,
+                threads: 1,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+/// One fine-tuning epoch.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Classification error on the validation set, %.
+    pub val_error: f64,
+    pub seconds: f64,
+}
+
+/// The result of fine-tuning.
+#[derive(Debug, Clone, Serialize)]
+pub struct FinetuneReport {
+    pub history: Vec<FinetuneEpoch>,
+    pub best_epoch: usize,
+    /// %, at the best epoch.
+    pub valid_error: f64,
+    pub test_error: f64,
+    /// `confusion[true][predicted]` on the test set.
+    pub confusion: Vec<Vec<u64>>,
+    pub train_seconds: f64,
+    pub updates: u64,
+}
+
+/// Predicted classes of `x` with trunk + softmax parameters `p`.
+pub(crate) fn predict(lay: &DeepLayout, p: &[f32], x: &Dataset, par: Par) -> Vec<u8> {
+    let mut ws = DeepWorkspace::default();
+    let k = lay.head.n_out();
+    let mut out = Vec::with_capacity(x.n);
+    for start in (0..x.n).step_by(1000) {
+        let b = 1000.min(x.n - start);
+        let xb = &x.x[start * x.dim..(start + b) * x.dim];
+        deep_loss_grad(lay, p, None, xb, &[], &vec![0u8; b], b, &mut ws, par);
+        let logits = &crate::models::deep::head_output(&ws)[..b * k];
+        out.extend(logits.chunks_exact(k).map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) },
+                )
+                .0 as u8
+        }));
+    }
+    out
+}
+
+pub(crate) fn error_pct(pred: &[u8], labels: &[u8]) -> f64 {
+    100.0 * pred.iter().zip(labels).filter(|(a, b)| a != b).count() as f64 / labels.len().max(1) as f64
+}
+
+impl StackedDae {
+    /// The class of each example, by the trunk and the fine-tuned softmax.
+    pub fn predict(&self, x: &Dataset, par: Par) -> Result<Vec<u8>> {
+        let Some((w, b)) = &self.classifier else {
+            return Err(Error::config(
+                "model",
+                "has no softmax layer: fine-tune it first (`aekit finetune`)",
+            ));
+        };
+        crate::models::check_columns("examples", self.sizes[0], x.dim)?;
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes: b.len() });
+        let p: Vec<f32> = self.trunk.iter().chain(w).chain(b).copied().collect();
+        Ok(predict(&lay, &p, x, par))
+    }
+
+    /// Fine-tunes trunk + a new softmax layer on labelled `train`, with early
+    /// stopping on `val`'s classification error (the best weights are kept,
+    /// trunk included), and reports on `test`. `obs` hears every epoch, its
+    /// `val_loss` being the validation error in %.
+    pub fn finetune(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        test: &Dataset,
+        cfg: &FinetuneConfig,
+        obs: &mut dyn Observer,
+    ) -> Result<FinetuneReport> {
+        let labels = |d: &Dataset, what: &str| -> Result<Vec<u8>> {
+            d.labels
+                .clone()
+                .ok_or_else(|| Error::config("data", format!("the {what} set has no labels")))
+        };
+        let (ytr, yva, yte) = (
+            labels(train, "training")?,
+            labels(val, "validation")?,
+            labels(test, "test")?,
+        );
+        if val.n == 0 || train.n == 0 {
+            return Err(Error::config(
+                "val_size",
+                "fine-tuning needs training and validation examples",
+            ));
+        }
+        let classes = ytr
+            .iter()
+            .chain(&yva)
+            .chain(&yte)
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(1);
+        cfg.validate()?;
+        let par = cfg.train.par();
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
+        let tl = lay.trunk_len();
+        let mut p = vec![0.0f32; lay.len];
+        p[..tl].copy_from_slice(&self.trunk);
+        let fill = |chunk: &[usize], bt: &mut Batch, _: &mut Rng| {
+            bt.input.clear();
+            bt.labels.clear();
+            for &i in chunk {
+                bt.input.extend_from_slice(train.row(i));
+                bt.labels.push(ytr[i]);
+            }
+        };
+        let o = DeepObjective {
+            lay: &lay,
+            n: train.n,
+            weight_decay: cfg.train.weight_decay,
+            fill: &fill,
+        };
+        let mut run = DeepFinetune {
+            batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
+            o: &o,
+            p,
+            sgd: Sgd::new(cfg.train.lr, cfg.train.momentum),
+            rng: seeded(cfg.train.seed ^ 0xf1e7),
+            lr_decay: cfg.lr_decay,
+            val,
+            yva: &yva,
+            par,
+        };
+        obs.on_start(cfg.train.epochs, run.batches.batches_per_epoch());
+        let fit = fit_loop(&mut run, cfg.train.epochs, cfg.train.patience, obs, "train.lr")?;
+        let best = run.p;
+        let pred = predict(&lay, &best, test, par);
+        let mut confusion = vec![vec![0u64; classes]; classes];
+        for (&t, &pr) in yte.iter().zip(&pred) {
+            confusion[t as usize][pr as usize] += 1;
+        }
+        self.trunk.copy_from_slice(&best[..tl]);
+        let (hw, hb) = &lay.layers[self.depth()];
+        self.classifier = Some((best[hw.clone()].to_vec(), best[hb.clone()].to_vec()));
+        // The trunk has moved: a decoder trained for the old codes no longer fits.
+        self.top_decoder = None;
+        let history: Vec<FinetuneEpoch> = fit
+            .history
+            .iter()
+            .map(|m| FinetuneEpoch {
+                epoch: m.epoch,
+                train_loss: m.train_loss,
+                val_error: m.val_loss.unwrap_or(f64::NAN),
+                seconds: m.seconds,
+            })
+            .collect();
+        Ok(FinetuneReport {
+            best_epoch: fit.best_epoch,
+            valid_error: history
+                .get(fit.best_epoch.wrapping_sub(1))
+                .map_or(f64::NAN, |e| e.val_error),
+            test_error: error_pct(&pred, &yte),
+            confusion,
+            history,
+            train_seconds: fit.train_seconds,
+            updates: fit.updates,
+        })
+    }
+}
+
+/// Fine-tuning lent to the shared epoch loop.
+pub(crate) struct DeepFinetune<'a> {
+    o: &'a DeepObjective<'a>,
+    batches: Minibatches<Batch, DeepWorkspace<f32>>,
+    p: Vec<f32>,
+    sgd: Sgd,
+    rng: Rng,
+    lr_decay: f32,
+    val: &'a Dataset,
+    yva: &'a [u8],
+    par: Par,
+}
+
+impl Fit for DeepFinetune<'_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        let r = self
+            .batches
+            .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs);
+        self.sgd.lr *= self.lr_decay;
+        Ok(r)
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        Ok(Some(error_pct(
+            &predict(self.o.lay, &self.p, self.val, self.par),
+            self.yva,
+        )))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.p
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.p.copy_from_slice(p);
+    }
+}
