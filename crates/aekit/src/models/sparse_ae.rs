@@ -231,6 +231,10 @@ pub fn sparse_cost<T: Real>(
 pub struct SparseAutoencoder {
     pub config: SparseConfig,
     params: Vec<f32>,
+    /// How [`Estimator::fit`](crate::models::Estimator::fit) trains it.
+    pub lbfgs: LbfgsConfig,
+    /// Threads for the matrix products; 0 = all cores.
+    pub threads: usize,
 }
 
 impl SparseAutoencoder {
@@ -238,6 +242,8 @@ impl SparseAutoencoder {
         let mut m = SparseAutoencoder {
             config,
             params: Vec::new(),
+            lbfgs: LbfgsConfig::default(),
+            threads: 1,
         };
         if m.config.n_vis > 0 {
             m.initialise();
@@ -337,6 +343,27 @@ impl SparseAutoencoder {
         );
         Activation::Sigmoid.forward(&mut a);
         Ok(ndarray::Array2::from_shape_vec((n, h), a).expect("shape"))
+    }
+
+    /// Reconstructions z = g(σ(x·W₁ + b₁)·W₂ + b₂) of `x`'s rows.
+    pub fn reconstruct(&self, x: ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        let codes = self.transform(x)?;
+        let (v, h, n) = (self.config.n_vis, self.config.n_hid, codes.nrows());
+        let lay = self.layout();
+        let mut z = vec![0.0f32; n * v];
+        dense_forward(
+            &mut z,
+            codes.as_slice().expect("owned"),
+            &self.params[lay.w2],
+            &self.params[lay.b2],
+            n,
+            h,
+            v,
+            false,
+            Par::Seq,
+        );
+        self.config.output_activation.forward(&mut z);
+        Ok(ndarray::Array2::from_shape_vec((n, v), z).expect("shape"))
     }
 
     /// Saves as safetensors: `encoder.weight` `[n_vis, n_hid]`, `encoder.bias`,

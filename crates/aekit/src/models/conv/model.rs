@@ -26,6 +26,9 @@ pub struct ConvAutoencoder {
     /// The flat parameter vector, layer by layer (weight then bias).
     pub params: Vec<f32>,
     pub loss: Loss,
+    /// How [`Estimator::fit`](crate::models::Estimator::fit) trains it
+    /// (`loss` and the seed as given to `new`, otherwise the defaults).
+    pub train: CaeTrainConfig,
 }
 
 impl ConvAutoencoder {
@@ -39,7 +42,17 @@ impl ConvAutoencoder {
             ));
         }
         let params = net.init_params(seed);
-        Ok(ConvAutoencoder { net, params, loss })
+        let mut train = CaeTrainConfig {
+            loss,
+            ..CaeTrainConfig::default()
+        };
+        train.train.seed = seed;
+        Ok(ConvAutoencoder {
+            net,
+            params,
+            loss,
+            train,
+        })
     }
 
     pub(crate) fn check(&self, data: &Dataset) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The stacked DAE: a deep sigmoid encoder with each layer's pretraining
 //! decoder bias, its codes, reconstruction and model files.
 
+use super::pretrain::PretrainConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
@@ -27,6 +28,9 @@ pub struct StackedDae {
     /// The softmax layer from fine-tuning (W `[n_L, classes]`, b `[classes]`),
     /// saved with the model so that it can classify.
     pub classifier: Option<(Vec<f32>, Vec<f32>)>,
+    /// How [`Estimator::fit`](crate::models::Estimator::fit) pretrains it
+    /// (the widths and seed as given to `new`, otherwise the defaults).
+    pub pretrain: PretrainConfig,
 }
 
 pub(crate) fn uniform(rng: &mut Rng, n: usize, r: f32) -> Vec<f32> {
@@ -51,12 +55,18 @@ impl StackedDae {
             trunk[w.clone()].copy_from_slice(&uniform(&mut rng, w.len(), r));
         }
         let decoder_bias = sizes[..sizes.len() - 1].iter().map(|&n| vec![0.0; n]).collect();
+        let mut pretrain = PretrainConfig {
+            layers: layers.to_vec(),
+            ..PretrainConfig::default()
+        };
+        pretrain.train.seed = seed;
         StackedDae {
             sizes,
             trunk,
             decoder_bias,
             top_decoder: None,
             classifier: None,
+            pretrain,
         }
     }
 
