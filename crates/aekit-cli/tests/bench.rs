@@ -89,8 +89,9 @@ fn two_core_checked(out: &Path, o: &std::process::Output) {
         assert_eq!(f[0], when);
         let v: Vec<f64> = f[1..].iter().map(|x| x.parse().unwrap()).collect();
         assert!(v.iter().all(|x| x.is_finite() && *x > 0.0), "{l}");
-        // The file holds what the bench printed, and two workers that share
-        // nothing do at most about twice the work of one.
+        // The file holds what the bench printed. (No bound on the figure
+        // itself: with other tests running, "alone" may be timed while the
+        // machine is busier than "together".)
         let err = stderr(o);
         let line = err
             .lines()
@@ -107,7 +108,7 @@ fn two_core_checked(out: &Path, o: &std::process::Output) {
             "printed {printed}, file {}",
             v[3]
         );
-        assert!(v[3] > 0.0 && v[3] <= 2.5, "{l}");
+        assert!(v[3] > 0.0, "{l}");
     }
 }
 
