@@ -30,7 +30,7 @@
 use super::isa::Isa;
 use super::simd;
 pub use super::state::FusedTiedSgd;
-use super::state::L;
+use super::state::{Buf, L};
 use super::sync::{RowSync, SplitLink};
 use crate::error::{Error, Result};
 use crate::layers::Loss;
@@ -61,11 +61,11 @@ impl FusedTiedSgd {
         let nv = shape.n_vis;
         let nh = hid.len();
         let hp = nh.div_ceil(L) * L;
-        let mut w = vec![0.0f32; nv * hp];
+        let mut w = Buf::zeros(nv * hp);
         for (dst, src) in w.chunks_exact_mut(hp).zip(p.w.chunks_exact(shape.n_hid)) {
             dst[..nh].copy_from_slice(&src[hid.clone()]);
         }
-        let mut b = vec![0.0f32; hp];
+        let mut b = Buf::zeros(hp);
         b[..nh].copy_from_slice(&p.b[hid.clone()]);
         Ok(FusedTiedSgd {
             n_vis: nv,
@@ -81,12 +81,12 @@ impl FusedTiedSgd {
             isa: Isa::detect(),
             pending: false,
             examples: 0,
-            h: vec![0.0; hp],
-            dh: vec![0.0; hp],
+            h: Buf::zeros(hp),
+            dh: Buf::zeros(hp),
             da: vec![0.0; nv],
             xt: vec![0.0; nv],
-            h_new: vec![0.0; hp],
-            dh_acc: vec![0.0; hp],
+            h_new: Buf::zeros(hp),
+            dh_acc: Buf::zeros(hp),
             da_new: vec![0.0; nv],
             part: vec![0.0; nv],
             gathered: Vec::new(),
@@ -115,7 +115,7 @@ impl FusedTiedSgd {
             "rows worker {me} does not fit its RowSync"
         );
         let hp = k.hp;
-        k.w = k.w[vis.start * hp..vis.end * hp].to_vec();
+        k.w = Buf::from_slice(&k.w[vis.start * hp..vis.end * hp]);
         k.c = k.c[vis.clone()].to_vec();
         let nv = vis.len();
         k.n_vis = nv;
