@@ -233,3 +233,42 @@ fn cae_cifar_trains_on_a_generated_cifar10_folder_with_rgb_pictures() {
     assert_eq!(s["n_train"].as_u64(), Some(80));
     assert!(s["test_loss"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn cae_reads_its_config_file_and_takes_all_cores_with_threads_0() {
+    let dir = tmp("cae-config");
+    let d = dir.path();
+    let cfg = d.join("cae.toml");
+    std::fs::write(
+        &cfg,
+        "arch = \"cae-mnist\"\n\n[data]\ntrain_size = 200\nval_size = 100\n\n\
+         [model]\nnoise = \"mask:0.1\"\n\n[train]\nepochs = 1\nbatch = 50\nlr = 0.003\nthreads = 0\n\n\
+         [classifier]\nkind = \"softmax\"\n\n[classifier.train]\nepochs = 3\n",
+    )
+    .unwrap();
+    let out = d.join("run");
+    let o = aekit(&[
+        "cae",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&out.join("summary.json"));
+    // threads = 0 means every core, as for every other verb.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(s["threads"], cores as u64);
+    assert_eq!(s["epochs"], 1);
+    assert!(s["test_error"].as_f64().unwrap() < 90.0, "{s}");
+    let written = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        written.contains("[classifier]") && written.contains("[train]"),
+        "{written}"
+    );
+    std::fs::write(d.join("bad.toml"), "[classifier]\nkind = \"forest\"\n").unwrap();
+    fails_with(
+        &aekit(&["cae", "--config", d.join("bad.toml").to_str().unwrap()]),
+        &["classifier.kind", "forest"],
+    );
+}

@@ -155,3 +155,109 @@ fn gradual_vs_stacked_experiment_writes_its_tables() {
     );
     assert!(!bad.join("pretrain.csv").exists());
 }
+
+#[test]
+fn pretrain_and_finetune_read_data_model_and_train_sections() {
+    let dir = tmp("stacked-config");
+    let d = dir.path();
+    let cfg = d.join("pre.toml");
+    std::fs::write(
+        &cfg,
+        "[data]\ntrain_size = 300\nval_size = 100\n\n\
+         [model]\nlayers = [24, 12]\nschedule = \"gradual\"\nnoise = [\"mask:0.2\"]\nlayer_epochs = 1\n\n\
+         [train]\nepochs = 1\nbatch = 30\nlr = 0.05\n",
+    )
+    .unwrap();
+    let pre = d.join("pre");
+    let o = aekit(&[
+        "pretrain",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        pre.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 300 examples in batches of 30: layer 1 one epoch, layer 2 one gradual epoch.
+    assert_eq!(json(&pre.join("summary.json"))["updates"], 10 * 2);
+    // The run's resolved config has the same sections, and runs again as given.
+    let written = std::fs::read_to_string(pre.join("config.toml")).unwrap();
+    for section in ["[data]", "[model]", "[train]"] {
+        assert!(written.contains(section), "{written}");
+    }
+    let again = d.join("again");
+    let o = aekit(&[
+        "pretrain",
+        "--config",
+        pre.join("config.toml").to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&again.join("summary.json"))["updates"], 10 * 2);
+    // A flag overrides the file: batches of 15 double the updates.
+    let flags = d.join("flags");
+    let o = aekit(&[
+        "pretrain",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--batch",
+        "15",
+        "--out",
+        flags.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&flags.join("summary.json"))["updates"], 20 * 2);
+    // Unknown keys, and a loop given twice, are refused naming the file.
+    std::fs::write(d.join("bad.toml"), "[model]\nlayerz = [3]\n").unwrap();
+    fails_with(
+        &aekit(&["pretrain", "--config", d.join("bad.toml").to_str().unwrap()]),
+        &["bad.toml", "layerz"],
+    );
+    std::fs::write(
+        d.join("twice.toml"),
+        "[model.train]\nepochs = 2\n[train]\nepochs = 3\n",
+    )
+    .unwrap();
+    fails_with(
+        &aekit(&[
+            "finetune",
+            "--model",
+            "x",
+            "--config",
+            d.join("twice.toml").to_str().unwrap(),
+        ]),
+        &["twice.toml", "[train] section"],
+    );
+    // Fine-tuning takes its [model] and [train] from a file too.
+    let ft_cfg = d.join("ft.toml");
+    std::fs::write(
+        &ft_cfg,
+        "[data]\ntrain_size = 300\nval_size = 100\n[model]\nlr_decay = 0.9\n[train]\nepochs = 2\npatience = 0\n",
+    )
+    .unwrap();
+    let ft = d.join("ft");
+    let o = aekit(&[
+        "finetune",
+        "--model",
+        pre.join("model.safetensors").to_str().unwrap(),
+        "--config",
+        ft_cfg.to_str().unwrap(),
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&ft.join("summary.json"))["epochs"], 2);
+    // Fine-tuning may not write over the model it starts from.
+    fails_with(
+        &aekit(&[
+            "finetune",
+            "--model",
+            pre.join("model.safetensors").to_str().unwrap(),
+            "--config",
+            ft_cfg.to_str().unwrap(),
+            "--out",
+            pre.to_str().unwrap(),
+        ]),
+        &["overwrite the pretrained model"],
+    );
+}

@@ -95,13 +95,15 @@ impl RunConfig {
 /// (its loop, which the model's settings embed as `train`), plus top-level
 /// keys and sections of the verb's own, which `T` declares. Unknown keys and
 /// sections are errors naming the file.
-pub fn read_sections<T: DeserializeOwned>(path: &Path) -> Result<T> {
+pub fn read_sections<T: DeserializeOwned + Serialize + Default>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read config", path, e))?;
     sections_from_toml(&text, path)
 }
 
-/// [`read_sections`] from text.
-pub fn sections_from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+/// [`read_sections`] from text. A key the file leaves out keeps the value of
+/// `T::default()` (so a partial `[train]` keeps the model's own loop
+/// defaults: Adam for a CAE, lr 0.01 for pretraining, …).
+pub fn sections_from_toml<T: DeserializeOwned + Serialize + Default>(text: &str, path: &Path) -> Result<T> {
     let bad =
         |e: &dyn std::fmt::Display| Error::format(path, format!("invalid config: {}", e.to_string().trim()));
     let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
@@ -116,7 +118,26 @@ pub fn sections_from_toml<T: DeserializeOwned>(text: &str, path: &Path) -> Resul
             _ => return Err(bad(&"give the loop once, as the [train] section")),
         }
     }
-    T::deserialize(toml::Value::Table(table)).map_err(|e| bad(&e))
+    let mut merged = toml::Value::try_from(T::default()).expect("configs always serialise");
+    merge(&mut merged, toml::Value::Table(table));
+    T::deserialize(merged).map_err(|e| bad(&e))
+}
+
+/// Lays `over` onto `base`, table by table; any other value replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
 }
 
 /// Writes `config` in the sections [`read_sections`] reads: `model.train`
