@@ -4,6 +4,7 @@ use super::{apply_data, apply_loop, parsed};
 use crate::cli::{CaeArgs, CaeModelArgs, ClassifierArgs, EnsembleArgs};
 use aekit::models::conv::CaeTrainConfig;
 use aekit::run::cae::{self, CaeRun, ClassifierRun, EnsembleRun};
+use aekit::run::Sections;
 use anyhow::Result;
 
 /// The model and classifier flags, over the file's or default settings.

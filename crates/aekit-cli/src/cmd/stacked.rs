@@ -3,6 +3,7 @@
 use super::{apply_data, apply_loop, parsed};
 use crate::cli::{FinetuneArgs, PretrainArgs};
 use aekit::run::stacked::{self, FinetuneRun, PretrainRun};
+use aekit::run::Sections;
 use anyhow::Result;
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {

@@ -132,21 +132,12 @@ impl Estimator for SparseAutoencoder {
     ) -> Result<FitReport> {
         let (cfg, par) = (self.lbfgs.clone(), Par::from_threads(threads(self.threads)));
         let t = std::time::Instant::now();
-        obs.on_start(cfg.max_iter, 1);
-        let mut rows = Vec::new();
-        let r = SparseAutoencoder::fit(self, x, &cfg, par, &mut |it| {
-            let m = EpochMetrics {
-                epoch: it.iter,
-                train_loss: it.cost,
-                val_loss: None,
-                seconds: t.elapsed().as_secs_f64(),
-                updates: it.iter as u64,
-            };
-            obs.on_epoch(&m);
-            rows.push(m);
-        });
-        obs.on_end();
-        let r = r?;
+        let mut rec = Recorder {
+            inner: obs,
+            rows: Vec::new(),
+        };
+        let r = SparseAutoencoder::fit(self, x, &cfg, par, &mut rec)?;
+        let rows = rec.rows;
         Ok(lbfgs_report(
             rows,
             t.elapsed().as_secs_f64(),

@@ -16,10 +16,11 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
-use crate::optim::lbfgs::{minimize, IterInfo, LbfgsConfig, LbfgsReport};
+use crate::optim::lbfgs::{minimize, LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::seeded;
 use crate::tensor::Real;
+use crate::train::{EpochMetrics, Observer};
 use ndarray::ArrayView2;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -287,7 +288,7 @@ impl SparseAutoencoder {
         x: ArrayView2<f32>,
         lbfgs: &LbfgsConfig,
         par: Par,
-        on_iter: &mut dyn FnMut(&IterInfo),
+        obs: &mut dyn Observer,
     ) -> Result<LbfgsReport> {
         self.config.validate()?;
         if self.config.n_vis == 0 || self.params.is_empty() {
@@ -303,7 +304,13 @@ impl SparseAutoencoder {
         let mut ws = SparseWorkspace::default();
         let cfg = self.config.clone();
         let f = |p: &[f32], g: &mut [f32]| sparse_cost(&cfg, p, Some(g), xd, m, &mut ws, par).total;
-        Ok(minimize(&mut self.params, f, lbfgs, on_iter))
+        let start = std::time::Instant::now();
+        obs.on_start(lbfgs.max_iter, 1);
+        let report = minimize(&mut self.params, f, lbfgs, &mut |it| {
+            obs.on_epoch(&EpochMetrics::iteration(it, start.elapsed().as_secs_f64()))
+        });
+        obs.on_end();
+        Ok(report)
     }
 
     /// The cost and its parts on `x`.

@@ -2,7 +2,7 @@
 //! optional classifier on its codes and a fine-tuning of both), and an eager
 //! ensemble of small ones.
 
-use super::config::{read_sections, sections_to_toml};
+use super::config::Sections;
 use super::dir::RunDir;
 use super::observe::{epoch_row, finetune_row, RunObserver};
 use crate::data::{DataConfig, Dataset, Splits};
@@ -139,15 +139,9 @@ impl Default for EnsembleRun {
 
 macro_rules! cae_run_common {
     ($t:ty) => {
+        impl Sections for $t {}
+
         impl $t {
-            pub fn read(path: &Path) -> Result<$t> {
-                read_sections(path)
-            }
-
-            pub fn to_toml(&self) -> String {
-                sections_to_toml(self)
-            }
-
             /// The architecture, checked to build with the loss; the settings
             /// checked. Nothing is loaded or written before this passes.
             pub fn spec(&self) -> Result<CaeSpec> {

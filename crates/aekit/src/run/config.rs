@@ -90,6 +90,20 @@ impl RunConfig {
     }
 }
 
+/// A verb's configuration in the common sections: read from a file over the
+/// verb's defaults, and written back in the same form.
+pub trait Sections: Serialize + DeserializeOwned + Default {
+    /// The file's settings over the defaults; flags may then override them.
+    fn read(path: &Path) -> Result<Self> {
+        read_sections(path)
+    }
+
+    /// The resolved configuration, as `config.toml` holds it.
+    fn to_toml(&self) -> String {
+        sections_to_toml(self)
+    }
+}
+
 /// Reads a training verb's configuration file. Every verb's file has the
 /// same sections: `[data]`, `[model]` (the model's settings) and `[train]`
 /// (its loop, which the model's settings embed as `train`), plus top-level

@@ -10,7 +10,7 @@ pub mod observe;
 pub mod stacked;
 pub mod train;
 
-pub use config::{ModelKind, RunConfig};
+pub use config::{ModelKind, RunConfig, Sections};
 pub use dir::RunDir;
 pub use observe::RunObserver;
 

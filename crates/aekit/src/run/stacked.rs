@@ -2,7 +2,7 @@
 //! pretrained layer by layer (stacked, gradual or hybrid), then fine-tuned
 //! with a softmax layer on the labels.
 
-use super::config::{read_sections, sections_to_toml};
+use super::config::Sections;
 use super::dir::RunDir;
 use super::observe::{finetune_row, PretrainObserver, RunObserver};
 use crate::data::DataConfig;
@@ -23,16 +23,9 @@ pub struct PretrainRun {
     pub model: PretrainConfig,
 }
 
+impl Sections for PretrainRun {}
+
 impl PretrainRun {
-    /// The file's settings; flags may then override them.
-    pub fn read(path: &Path) -> Result<PretrainRun> {
-        read_sections(path)
-    }
-
-    pub fn to_toml(&self) -> String {
-        sections_to_toml(self)
-    }
-
     pub fn validate(&self) -> Result<()> {
         self.data.source()?;
         self.model.validate()
@@ -48,15 +41,9 @@ pub struct FinetuneRun {
     pub model: FinetuneConfig,
 }
 
+impl Sections for FinetuneRun {}
+
 impl FinetuneRun {
-    pub fn read(path: &Path) -> Result<FinetuneRun> {
-        read_sections(path)
-    }
-
-    pub fn to_toml(&self) -> String {
-        sections_to_toml(self)
-    }
-
     pub fn validate(&self) -> Result<()> {
         self.data.source()?;
         self.model.validate()

@@ -12,7 +12,7 @@ use crate::models::sparse_ae::SparseAutoencoder;
 use crate::models::{DenoisingAutoencoder, Metrics};
 use crate::per_example::Plan;
 use crate::tensor::gemm::Par;
-use crate::train::{EpochMetrics, FitReport, Observer, Optimizer};
+use crate::train::{EpochMetrics, FitReport, Optimizer};
 use crate::viz;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -195,24 +195,8 @@ fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value>
     let par = Par::from_threads(cfg.train.resolved_threads());
     let mut model = SparseAutoencoder::new(s.clone());
     let t = std::time::Instant::now();
-    let (report, _) = with_metrics(run, |p| {
-        p.on_start(cfg.lbfgs.max_iter, 1);
-        let start = std::time::Instant::now();
-        let r = model.fit(splits.train.view(), &cfg.lbfgs, par, &mut |it| {
-            Observer::on_epoch(
-                p,
-                &EpochMetrics {
-                    epoch: it.iter,
-                    train_loss: it.cost,
-                    val_loss: None,
-                    seconds: start.elapsed().as_secs_f64(),
-                    updates: it.iter as u64,
-                },
-            )
-        });
-        p.on_end();
-        r
-    })?;
+    let (report, _) = with_metrics(run, |p| model.fit(splits.train.view(), &cfg.lbfgs, par, p))?;
+
     let secs = t.elapsed().as_secs_f64();
     let cost = model.cost(splits.train.view(), par)?;
     let test = model.cost(splits.test.view(), par)?;

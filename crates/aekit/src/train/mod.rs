@@ -32,6 +32,20 @@ pub struct EpochMetrics {
     pub updates: u64,
 }
 
+impl EpochMetrics {
+    /// An L-BFGS iteration reported as an epoch (its cost as the training
+    /// loss, iterations as updates).
+    pub fn iteration(it: &crate::optim::lbfgs::IterInfo, seconds: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch: it.iter,
+            train_loss: it.cost,
+            val_loss: None,
+            seconds,
+            updates: it.iter as u64,
+        }
+    }
+}
+
 /// The result of `fit`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FitReport {

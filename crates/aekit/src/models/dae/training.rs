@@ -88,13 +88,7 @@ impl DenoisingAutoencoder {
         obs.on_start(lbfgs.max_iter, 1);
         let mut rng = seeded(self.train.seed);
         let report = lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, &mut |it| {
-            obs.on_epoch(&EpochMetrics {
-                epoch: it.iter,
-                train_loss: it.cost,
-                val_loss: None,
-                seconds: start.elapsed().as_secs_f64(),
-                updates: it.iter as u64,
-            });
+            obs.on_epoch(&EpochMetrics::iteration(it, start.elapsed().as_secs_f64()));
         });
         obs.on_end();
         Ok(report)
