@@ -11,7 +11,7 @@ use crate::models::conv::ConvAutoencoder;
 use crate::models::sparse_ae::SparseAutoencoder;
 use crate::models::stacked::StackedDae;
 use crate::models::DenoisingAutoencoder;
-use crate::optim::lbfgs::LbfgsConfig;
+use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::Par;
 use crate::train::{EpochMetrics, FitReport, Observer, Optimizer, TrainConfig};
 use ndarray::{Array2, ArrayView2};
@@ -66,15 +66,25 @@ fn threads(t: usize) -> usize {
     .resolved_threads()
 }
 
-/// Iterations of L-BFGS reported as epochs.
-fn lbfgs_report(history: Vec<EpochMetrics>, seconds: f64, updates: u64) -> FitReport {
-    FitReport {
-        best_epoch: history.len(),
-        history,
+/// Runs an L-BFGS fit that reports to an observer, and reports its
+/// iterations as the epochs of a [`FitReport`].
+fn lbfgs_report(
+    obs: &mut dyn Observer,
+    fit: impl FnOnce(&mut dyn Observer) -> Result<LbfgsReport>,
+) -> Result<FitReport> {
+    let t = std::time::Instant::now();
+    let mut rec = Recorder {
+        inner: obs,
+        rows: Vec::new(),
+    };
+    let r = fit(&mut rec)?;
+    Ok(FitReport {
+        best_epoch: rec.rows.len(),
+        history: rec.rows,
         stopped_early: false,
-        train_seconds: seconds,
-        updates,
-    }
+        train_seconds: t.elapsed().as_secs_f64(),
+        updates: r.evaluations as u64,
+    })
 }
 
 impl Estimator for DenoisingAutoencoder {
@@ -93,17 +103,7 @@ impl Estimator for DenoisingAutoencoder {
             max_iter: self.train.epochs,
             ..LbfgsConfig::default()
         };
-        let t = std::time::Instant::now();
-        let mut rec = Recorder {
-            inner: obs,
-            rows: Vec::new(),
-        };
-        let r = self.fit_lbfgs(x, &cfg, &mut rec)?;
-        Ok(lbfgs_report(
-            rec.rows,
-            t.elapsed().as_secs_f64(),
-            r.evaluations as u64,
-        ))
+        lbfgs_report(obs, |rec| self.fit_lbfgs(x, &cfg, rec))
     }
     fn transform(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         DenoisingAutoencoder::transform(self, x)
@@ -131,18 +131,7 @@ impl Estimator for SparseAutoencoder {
         obs: &mut dyn Observer,
     ) -> Result<FitReport> {
         let (cfg, par) = (self.lbfgs.clone(), Par::from_threads(threads(self.threads)));
-        let t = std::time::Instant::now();
-        let mut rec = Recorder {
-            inner: obs,
-            rows: Vec::new(),
-        };
-        let r = SparseAutoencoder::fit(self, x, &cfg, par, &mut rec)?;
-        let rows = rec.rows;
-        Ok(lbfgs_report(
-            rows,
-            t.elapsed().as_secs_f64(),
-            r.evaluations as u64,
-        ))
+        lbfgs_report(obs, |rec| SparseAutoencoder::fit(self, x, &cfg, par, rec))
     }
     fn transform(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         SparseAutoencoder::transform(self, x)
