@@ -202,10 +202,3 @@ fn split_rows_and_balanced_with_exactly_3_workers_equal_one_thread() {
         }
     }
 }
-
-#[test]
-fn split_with_3_workers_really_runs_3_blocks() {
-    // 100 hidden units in 16-aligned blocks over 3 workers: 32, 32 and 36.
-    assert_eq!(per_example::hidden_blocks(100, 3), vec![0..32, 32..64, 64..100]);
-    assert_eq!(per_example::lockstep_workers_uncapped(3), 3);
-}

@@ -47,7 +47,7 @@ mod sync;
 pub use drivers::{run_epoch, Job, Plan};
 pub use hogwild::{HogwildParams, HogwildWorker};
 pub use kernel::{FusedTiedSgd, TiedParams, TiedParamsMut, TiedShape};
-pub use mode::{balance_every, hidden_blocks, lockstep_workers, lockstep_workers_uncapped, rebalanced};
+pub use mode::{balance_every, hidden_blocks, lockstep_workers, rebalanced};
 pub use simd::{axpy_rows, update_dot4, Isa};
 pub use sync::{Dispenser, RowSync, SpinBarrier, SplitLink, SplitSync};
 

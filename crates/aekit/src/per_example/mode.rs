@@ -4,18 +4,12 @@
 /// Workers the `split` and `rows` modes run for `threads`: at most one per
 /// core. Their workers move in lock step, many times per example, so two
 /// sharing a core wait for each other's time slices (measured on 2 cores, 10k
-/// examples: 0.38 s with 2 workers, 15.7 s with 4, 47 s with 8). Tests may
-/// ask for more workers than cores with [`lockstep_workers_uncapped`].
+/// examples: 0.38 s with 2 workers, 15.7 s with 4, 47 s with 8). The epoch
+/// drivers themselves run exactly the count they are given.
 pub fn lockstep_workers(threads: usize) -> usize {
     threads
         .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1)
-}
-
-/// [`lockstep_workers`] without the cap at the core count: exactly
-/// `threads` workers (at least one). Correct, but slow when oversubscribed.
-pub fn lockstep_workers_uncapped(threads: usize) -> usize {
-    threads.max(1)
 }
 
 /// Splits `n_hid` hidden units into at most `threads` blocks whose starts
