@@ -167,7 +167,22 @@ pub fn sections_to_toml<T: Serialize>(config: &T) -> String {
             t.insert("train".into(), train);
         }
     }
+    shortest_floats(&mut v);
     toml::to_string_pretty(&v).expect("configs always serialise")
+}
+
+/// Writes f32 settings as they were given (0.0002, not the f64 widening
+/// 0.00019999999494757503): a float that an f32 holds exactly takes the
+/// shortest decimal that reads back as that f32.
+fn shortest_floats(v: &mut toml::Value) {
+    match v {
+        toml::Value::Float(f) if (*f as f32) as f64 == *f => {
+            *f = format!("{}", *f as f32).parse().unwrap_or(*f);
+        }
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| shortest_floats(v)),
+        toml::Value::Array(a) => a.iter_mut().for_each(shortest_floats),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +218,31 @@ mod tests {
         assert!(c.validate().is_err());
         let e = RunConfig::from_toml("[model]\nnoise = \"mask:2\"\n", Path::new("n.toml")).unwrap_err();
         assert!(e.to_string().contains("not in [0, 1]"), "{e}");
+    }
+
+    #[test]
+    fn verb_configs_round_trip_in_common_sections_with_f32s_as_given() {
+        use crate::run::cae::CaeRun;
+        use crate::run::stacked::PretrainRun;
+        let c = CaeRun::default();
+        let text = c.to_toml();
+        for want in [
+            "arch = \"cae-mnist\"",
+            "[model]",
+            "[train]",
+            "lr = 0.001",
+            "[classifier.train]",
+        ] {
+            assert!(text.contains(want), "{want} not in\n{text}");
+        }
+        assert_eq!(
+            CaeRun::default(),
+            sections_from_toml::<CaeRun>(&text, Path::new("c.toml")).unwrap()
+        );
+        // A partial [train] keeps the model's own defaults for the rest.
+        let p: PretrainRun = sections_from_toml("[train]\nbatch = 7\n", Path::new("p.toml")).unwrap();
+        assert_eq!((p.model.train.batch, p.model.train.lr), (7, 0.01));
+        let c: CaeRun = sections_from_toml("[train]\nepochs = 2\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.model.train.optimizer, Optimizer::Adam);
     }
 }
