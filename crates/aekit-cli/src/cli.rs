@@ -106,9 +106,22 @@ pub struct LoopArgs {
 /// Where a run writes.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OutArgs {
-    /// Run directory (default: runs/<verb>-<unix time>).
+    /// Run directory (default: a new runs/<verb>-<unix time>). A folder that
+    /// already holds files is refused.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the earlier run in --out (its files are removed first).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl OutArgs {
+    pub fn out(&self) -> aekit::run::Out {
+        aekit::run::Out {
+            path: self.out.clone(),
+            force: self.force,
+        }
+    }
 }
 
 #[derive(Args, Debug)]

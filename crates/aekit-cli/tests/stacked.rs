@@ -258,6 +258,6 @@ fn pretrain_and_finetune_read_data_model_and_train_sections() {
             "--out",
             pre.to_str().unwrap(),
         ]),
-        &["overwrite the pretrained model"],
+        &["holds the pretrained model", "would overwrite"],
     );
 }

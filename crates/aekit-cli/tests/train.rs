@@ -161,3 +161,45 @@ fn lbfgs_trains_the_denoising_autoencoder_too() {
         &["sparsity_target"],
     );
 }
+
+#[test]
+fn a_run_directory_is_never_overwritten_unless_forced() {
+    let dir = tmp("one-run");
+    let d = dir.path();
+    let out = d.join("run");
+    let args = |hidden: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "train",
+            "--epochs",
+            "1",
+            "--train-size",
+            "200",
+            "--val-size",
+            "50",
+            "--hidden",
+            hidden,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(["--out".to_string(), out.to_str().unwrap().to_string()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |a: Vec<String>| aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(args("8", &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = std::fs::read(out.join("model.safetensors")).unwrap();
+    // A second run into the same folder is refused, and the first is intact.
+    let o = run(args("24", &[]));
+    fails_with(&o, &["already holds a run", "--force"]);
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), model);
+    assert!(!out.join(".lock").exists(), "a finished run leaves no lock");
+    // --force replaces it, stale files included.
+    std::fs::write(out.join("stale.png"), b"old").unwrap();
+    let o = run(args("24", &["--force"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.join("stale.png").exists());
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("n_hid = 24"), "{config}");
+}

@@ -20,7 +20,7 @@ pub fn threads(a: BenchThreadsArgs) -> Result<()> {
         seed: a.seed,
         rounds: a.rounds,
     };
-    commands::threads(&b, a.out.out.as_deref())?;
+    commands::threads(&b, &a.out.out())?;
     Ok(())
 }
 
@@ -38,7 +38,7 @@ pub fn curve(a: BenchCurveArgs) -> Result<()> {
         data_dir: a.data.data_dir,
         seed: a.seed,
     };
-    commands::curve(&b, a.out.out.as_deref())?;
+    commands::curve(&b, &a.out.out())?;
     Ok(())
 }
 

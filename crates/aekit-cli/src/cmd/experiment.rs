@@ -19,7 +19,7 @@ pub fn gradual_vs_stacked(a: GradualArgs) -> Result<()> {
         train_size: a.train_size,
         threads: a.threads,
     };
-    experiments::gradual_vs_stacked(&e, a.out.out.as_deref())?;
+    experiments::gradual_vs_stacked(&e, &a.out.out())?;
     Ok(())
 }
 
@@ -36,6 +36,6 @@ pub fn eager(a: EagerArgs) -> Result<()> {
         test_size: a.test_size,
         threads: a.threads,
     };
-    experiments::eager(&e, a.out.out.as_deref())?;
+    experiments::eager(&e, &a.out.out())?;
     Ok(())
 }

@@ -35,7 +35,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     if let Some(e) = a.layer_epochs {
         m.layer_epochs = e;
     }
-    stacked::pretrain(&c, a.out.out.as_deref())?;
+    stacked::pretrain(&c, &a.out.out())?;
     Ok(())
 }
 
@@ -49,6 +49,6 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;
     }
-    stacked::finetune(&c, &a.model, a.out.out.as_deref())?;
+    stacked::finetune(&c, &a.model, &a.out.out())?;
     Ok(())
 }

@@ -66,6 +66,6 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = resolve_config(&a)?;
-    aekit::run::train::train(cfg, a.out.out.as_deref())?;
+    aekit::run::train::train(cfg, &a.out.out())?;
     Ok(())
 }

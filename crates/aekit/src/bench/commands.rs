@@ -5,7 +5,7 @@
 use crate::bench;
 use crate::data::{load_train_test, DataSource, Dataset};
 use crate::error::{Error, Result};
-use crate::run::RunDir;
+use crate::run::{Out, RunDir};
 use crate::train::ParallelMode;
 use crate::viz::plot::{save_line_chart, Series};
 use std::path::{Path, PathBuf};
@@ -103,7 +103,7 @@ fn two_core(data: &Dataset, when: &str) -> Result<String> {
 
 /// Runs `aekit bench threads`, writing `bench.csv`, `bench.png` and
 /// `two_core_check.csv` into the run directory at `out`.
-pub fn threads(a: &BenchThreads, out: Option<&Path>) -> Result<RunDir> {
+pub fn threads(a: &BenchThreads, out: &Out) -> Result<RunDir> {
     check_threads(&a.threads)?;
     if a.hidden.is_empty() || a.hidden.contains(&0) {
         return Err(Error::config("hidden", "give one or more sizes of at least 1"));
@@ -113,7 +113,7 @@ pub fn threads(a: &BenchThreads, out: Option<&Path>) -> Result<RunDir> {
     }
     let modes = a.parallel.clone();
     let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
-    let run = RunDir::create(&RunDir::default_path(out, "bench-threads"))?;
+    let run = RunDir::claim(out, "bench-threads")?;
     let gemm = bench::gemm_gflops_one_core();
     eprintln!("GEMM (100×784·784×500, f32, one core): {gemm:.1} GFLOP/s");
     eprintln!(
@@ -203,14 +203,14 @@ pub fn threads(a: &BenchThreads, out: Option<&Path>) -> Result<RunDir> {
 
 /// Runs `aekit bench curve`, writing `curve.csv`, `curve.png` and
 /// `two_core_check.csv` into the run directory at `out`.
-pub fn curve(a: &BenchCurve, out: Option<&Path>) -> Result<RunDir> {
+pub fn curve(a: &BenchCurve, out: &Out) -> Result<RunDir> {
     check_threads(&a.threads)?;
     if a.epochs == 0 || a.hidden == 0 {
         return Err(Error::config("epochs, hidden", "must be at least 1"));
     }
     let mode = a.parallel;
     let data = training_examples(&a.data, a.data_dir.as_deref(), a.examples)?;
-    let run = RunDir::create(&RunDir::default_path(out, "bench-curve"))?;
+    let run = RunDir::claim(out, "bench-curve")?;
     let gemm = bench::gemm_gflops_one_core();
     eprintln!("GEMM (100×784·784×500, f32, one core): {gemm:.1} GFLOP/s");
     let mut checks = String::from(TWO_CORE_HEADER);

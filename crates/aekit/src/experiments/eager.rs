@@ -8,13 +8,13 @@ use crate::layers::Loss;
 use crate::models::classifier::ClassifierConfig;
 use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
 use crate::models::ensemble::{self, classify, member_seed};
-use crate::run::RunDir;
+use crate::run::{Out, RunDir};
 use crate::train::TrainConfig;
 use crate::viz;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// One evaluation point of the eager experiment.
@@ -83,7 +83,7 @@ impl Default for Eager {
 
 /// Runs the experiment, writing `eager.csv`, `eager.md` and charts into the
 /// run directory at `out` (default `runs/eager-<unix time>`).
-pub fn eager(a: &Eager, out: Option<&Path>) -> Result<RunDir> {
+pub fn eager(a: &Eager, out: &Out) -> Result<RunDir> {
     let settings: Vec<String> = a.settings.clone().unwrap_or_else(|| {
         if a.quick {
             vec!["4800/1200".into()]
@@ -115,7 +115,7 @@ pub fn eager(a: &Eager, out: Option<&Path>) -> Result<RunDir> {
     let mut cls = ClassifierConfig::default();
     (cls.train.epochs, cls.train.patience, cls.train.threads) = (if a.quick { 10 } else { 20 }, 3, threads);
     crate::tensor::init_threads(threads);
-    let run = RunDir::create(&RunDir::default_path(out, "eager"))?;
+    let run = RunDir::claim(out, "eager")?;
     let name = a.data.as_deref().unwrap_or("mnist");
     let source: DataSource = name
         .parse()

@@ -12,13 +12,13 @@ use crate::layers::loss::xent_minimum;
 use crate::layers::Corruption;
 use crate::layers::Loss;
 use crate::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDae};
-use crate::run::RunDir;
+use crate::run::{Out, RunDir};
 use crate::tensor::gemm::Par;
 use crate::train::{Silent, TrainConfig};
 use crate::viz::plot::{save_line_chart, Series};
 use std::cmp::Ordering;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 struct Plan {
     layers: Vec<usize>,
@@ -161,7 +161,7 @@ impl Default for GradualVsStacked {
 /// Runs the experiment, writing `pretrain.csv`, `finetune.csv`,
 /// `results.md` and two charts into the run directory at `out` (default
 /// `runs/gradual-vs-stacked-<unix time>`).
-pub fn gradual_vs_stacked(a: &GradualVsStacked, out: Option<&Path>) -> Result<RunDir> {
+pub fn gradual_vs_stacked(a: &GradualVsStacked, out: &Out) -> Result<RunDir> {
     let p = plan(a);
     if p.splits == 0 || p.fractions.iter().any(|f| !(0.0..=1.0).contains(f)) {
         return Err(Error::config(
@@ -181,7 +181,7 @@ pub fn gradual_vs_stacked(a: &GradualVsStacked, out: Option<&Path>) -> Result<Ru
         ..DataConfig::default()
     };
     let source: DataSource = data.source()?;
-    let run = RunDir::create(&RunDir::default_path(out, "gradual-vs-stacked"))?;
+    let run = RunDir::claim(out, "gradual-vs-stacked")?;
     let par = Par::from_threads(threads);
     let mut pre_csv = String::from("split,f,schedule,updates,test_xent,min_xent,relative_xent,seconds\n");
     let mut ft_csv = String::from("split,f,train_size,test_error,valid_error\n");

@@ -3,7 +3,7 @@
 //! ensemble of small ones.
 
 use super::config::Sections;
-use super::dir::RunDir;
+use super::dir::{Out, RunDir};
 use super::observe::{epoch_row, finetune_row, RunObserver};
 use crate::data::{DataConfig, Dataset, Splits};
 use crate::error::{Error, Result};
@@ -15,7 +15,6 @@ use crate::viz;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -194,13 +193,13 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 /// Trains a CAE as `c` says (then, if asked, a classifier on its codes and
 /// a fine-tuning of both), writing the run directory at `out` (default
 /// `runs/cae-<unix time>`).
-pub fn cae(c: &CaeRun, out: Option<&Path>) -> Result<RunDir> {
+pub fn cae(c: &CaeRun, out: &Out) -> Result<RunDir> {
     let (spec, cfg) = (c.spec()?, &c.model);
     let cls = c.classifier.config(&cfg.train)?;
     let threads = cfg.train.resolved_threads();
     crate::tensor::init_threads(threads);
     let s = splits(&c.data, cfg.train.seed, &spec)?;
-    let run = RunDir::create(&RunDir::default_path(out, "cae"))?;
+    let run = RunDir::claim(out, "cae")?;
     run.write_config(&c.to_toml())?;
     let mut model = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
     eprintln!(
@@ -314,7 +313,7 @@ pub fn cae(c: &CaeRun, out: Option<&Path>) -> Result<RunDir> {
 /// Trains an eager ensemble as `c` says (its members one thread each, all at
 /// once) and classifies with their joined codes and by majority vote,
 /// writing the run directory at `out` (default `runs/ensemble-<unix time>`).
-pub fn ensemble(c: &EnsembleRun, out: Option<&Path>) -> Result<RunDir> {
+pub fn ensemble(c: &EnsembleRun, out: &Out) -> Result<RunDir> {
     let (spec, cfg) = (c.spec()?, &c.model);
     let cls = c
         .classifier
@@ -332,7 +331,7 @@ pub fn ensemble(c: &EnsembleRun, out: Option<&Path>) -> Result<RunDir> {
             "an ensemble needs a validation split (--val-size > 0) for its eager stop and classifiers",
         ));
     }
-    let run = RunDir::create(&RunDir::default_path(out, "ensemble"))?;
+    let run = RunDir::claim(out, "ensemble")?;
     run.write_config(&c.to_toml())?;
     for k in 0..c.members {
         run.folder(&format!("members/{k}"))?;

@@ -8,29 +8,148 @@ use crate::models::stacked::{FinetuneEpoch, PretrainEpoch};
 use crate::train::EpochMetrics;
 use std::path::{Path, PathBuf};
 
-/// The folder a training command writes into.
-#[derive(Debug, Clone)]
+/// Where a run writes: a folder named by the user, or a fresh one under
+/// `runs/`; `force` lets a named folder that holds an earlier run be
+/// emptied and reused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Out {
+    pub path: Option<PathBuf>,
+    pub force: bool,
+}
+
+impl Out {
+    /// A named folder, not forced.
+    pub fn to(path: impl Into<PathBuf>) -> Out {
+        Out {
+            path: Some(path.into()),
+            force: false,
+        }
+    }
+}
+
+/// The lock file a run holds in its folder while it writes.
+pub const LOCK: &str = ".lock";
+
+/// The folder one training command writes into, and holds (a lock file)
+/// until it is dropped. A run directory belongs to one run: a named folder
+/// that already holds files is refused (or, with `force`, emptied if it holds
+/// an earlier run), a default name is never shared by two runs, and a second
+/// process cannot write a folder that another holds.
+#[derive(Debug)]
 pub struct RunDir {
     pub path: PathBuf,
+    lock: PathBuf,
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
 }
 
 impl RunDir {
-    /// Creates the folder (and parents) if needed.
-    pub fn create(path: &Path) -> Result<RunDir> {
-        std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create run directory", path, e))?;
-        Ok(RunDir {
-            path: path.to_path_buf(),
-        })
+    /// The folder `out` names (made if needed), or a new one under `runs/`
+    /// named `<prefix>-<unix time>` (with `-2`, `-3`, … when that is taken).
+    pub fn claim(out: &Out, prefix: &str) -> Result<RunDir> {
+        match &out.path {
+            None => Self::claim_new(Path::new("runs"), prefix),
+            Some(p) => Self::claim_named(p, out.force),
+        }
     }
 
-    /// `runs/<prefix>-<unix time>` unless a folder is given.
-    pub fn default_path(out: Option<&Path>, prefix: &str) -> PathBuf {
-        out.map(Path::to_path_buf).unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            PathBuf::from(format!("runs/{prefix}-{t}"))
-        })
+    /// A new folder under `parent`: the name is claimed by creating it, so
+    /// two runs started in the same second get two folders.
+    pub fn claim_new(parent: &Path, prefix: &str) -> Result<RunDir> {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create folder", parent, e))?;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for n in 1.. {
+            let name = if n == 1 {
+                format!("{prefix}-{t}")
+            } else {
+                format!("{prefix}-{t}-{n}")
+            };
+            let p = parent.join(name);
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Self::lock(p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("cannot create run directory", &p, e)),
+            }
+        }
+        unreachable!("some name is free")
+    }
+
+    fn claim_named(p: &Path, force: bool) -> Result<RunDir> {
+        if p.exists() {
+            if !p.is_dir() {
+                return Err(Error::config(
+                    "out",
+                    format!("{} exists and is not a folder", p.display()),
+                ));
+            }
+            if p.join(LOCK).exists() {
+                return Err(locked(p));
+            }
+            let entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::io("cannot read folder", p, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            if !entries.is_empty() {
+                let run = p.join("config.toml").is_file() || p.join("summary.json").is_file();
+                if !force {
+                    return Err(Error::config(
+                        "out",
+                        format!(
+                            "{} already holds {}; choose another --out, or give --force to replace {}",
+                            p.display(),
+                            if run { "a run" } else { "files" },
+                            if run {
+                                "it"
+                            } else {
+                                "them (only a run directory is replaced)"
+                            },
+                        ),
+                    ));
+                }
+                if !run {
+                    return Err(Error::config(
+                        "out",
+                        format!(
+                            "{} holds files but no run (no config.toml or summary.json): --force replaces only a run directory",
+                            p.display()
+                        ),
+                    ));
+                }
+                for e in entries {
+                    let r = if e.is_dir() && !e.is_symlink() {
+                        std::fs::remove_dir_all(&e)
+                    } else {
+                        std::fs::remove_file(&e)
+                    };
+                    r.map_err(|err| Error::io("cannot remove the earlier run's", &e, err))?;
+                }
+            }
+        } else {
+            std::fs::create_dir_all(p).map_err(|e| Error::io("cannot create run directory", p, e))?;
+        }
+        Self::lock(p.to_path_buf())
+    }
+
+    /// Takes the folder's lock, or says who holds it.
+    fn lock(path: PathBuf) -> Result<RunDir> {
+        let lock = path.join(LOCK);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => locked(&path),
+                _ => Error::io("cannot create the lock file", &lock, e),
+            })?;
+        use std::io::Write as _;
+        let _ = writeln!(f, "{}", std::process::id());
+        Ok(RunDir { path, lock })
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -78,6 +197,20 @@ impl RunDir {
     pub fn checkpoint(&self, folder: &str, epoch: usize) -> Result<PathBuf> {
         Ok(self.folder(folder)?.join(format!("epoch-{epoch}.safetensors")))
     }
+}
+
+/// The error for a folder another run holds.
+fn locked(p: &Path) -> Error {
+    let pid = std::fs::read_to_string(p.join(LOCK)).unwrap_or_default();
+    Error::config(
+        "out",
+        format!(
+            "{} is being written by another run (process {}); if no run is, remove {}",
+            p.display(),
+            pid.trim(),
+            p.join(LOCK).display()
+        ),
+    )
 }
 
 /// A row of a metrics file: its header and how it is written.
@@ -131,5 +264,81 @@ impl MetricsRow for FinetuneEpoch {
             "{},{:.6},{:.4},{:.3}",
             self.epoch, self.train_loss, self.val_error, self.seconds
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_directory_belongs_to_one_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("run");
+        // A new folder is made and locked while the run holds it.
+        let first = RunDir::claim(&Out::to(&p), "x").unwrap();
+        first.write_config("a = 1\n").unwrap();
+        let e = RunDir::claim(&Out::to(&p), "x").unwrap_err().to_string();
+        assert!(e.contains("another run") && e.contains(".lock"), "{e}");
+        drop(first);
+        assert!(!p.join(LOCK).exists(), "the lock goes with the run");
+        // The finished run is kept: a second run into it is refused, unless forced.
+        let e = RunDir::claim(&Out::to(&p), "x").unwrap_err().to_string();
+        assert!(e.contains("already holds a run") && e.contains("--force"), "{e}");
+        assert!(p.join("config.toml").is_file());
+        std::fs::create_dir_all(p.join("checkpoints")).unwrap();
+        std::fs::write(p.join("checkpoints/epoch-9.safetensors"), b"old").unwrap();
+        let forced = RunDir::claim(
+            &Out {
+                path: Some(p.clone()),
+                force: true,
+            },
+            "x",
+        )
+        .unwrap();
+        let left: Vec<_> = std::fs::read_dir(&p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from(LOCK)],
+            "the old run's files are gone"
+        );
+        drop(forced);
+        // --force replaces only a run: other files are refused even then.
+        let other = tmp.path().join("photos");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("a.png"), b"png").unwrap();
+        let e = RunDir::claim(
+            &Out {
+                path: Some(other.clone()),
+                force: true,
+            },
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no config.toml"), "{e}");
+        assert!(other.join("a.png").is_file());
+        // A file is not a folder.
+        let e = RunDir::claim(&Out::to(other.join("a.png")), "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a folder"), "{e}");
+    }
+
+    #[test]
+    fn default_names_are_never_shared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runs: Vec<RunDir> = (0..3)
+            .map(|_| RunDir::claim_new(tmp.path(), "train").unwrap())
+            .collect();
+        let mut names: Vec<&PathBuf> = runs.iter().map(|r| &r.path).collect();
+        names.dedup();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(runs
+            .iter()
+            .all(|r| r.path.starts_with(tmp.path()) && r.path.is_dir()));
     }
 }

@@ -11,7 +11,7 @@ pub mod stacked;
 pub mod train;
 
 pub use config::{ModelKind, RunConfig, Sections};
-pub use dir::RunDir;
+pub use dir::{Out, RunDir};
 pub use observe::RunObserver;
 
 use crate::data::{DataConfig, Splits};

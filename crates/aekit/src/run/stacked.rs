@@ -3,7 +3,7 @@
 //! with a softmax layer on the labels.
 
 use super::config::Sections;
-use super::dir::RunDir;
+use super::dir::{Out, RunDir};
 use super::observe::{finetune_row, PretrainObserver, RunObserver};
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
@@ -52,12 +52,12 @@ impl FinetuneRun {
 
 /// Pretrains as `cfg` says, writing the run directory at `out` (default
 /// `runs/pretrain-<unix time>`).
-pub fn pretrain(cfg: &PretrainRun, out: Option<&Path>) -> Result<RunDir> {
+pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
     let m = &cfg.model;
     crate::tensor::init_threads(m.train.resolved_threads());
     let s = super::load_splits(&cfg.data, m.train.seed)?;
-    let run = RunDir::create(&RunDir::default_path(out, "pretrain"))?;
+    let run = RunDir::claim(out, "pretrain")?;
     run.write_config(&cfg.to_toml())?;
     let mut model = StackedDae::new(s.train.dim, &m.layers, m.train.seed);
     eprintln!(
@@ -104,8 +104,30 @@ pub fn pretrain(cfg: &PretrainRun, out: Option<&Path>) -> Result<RunDir> {
 
 /// Fine-tunes the stack in `model_path` as `cfg` says, writing the run
 /// directory at `out` (default `runs/finetune-<unix time>`).
-pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: Option<&Path>) -> Result<RunDir> {
+pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
+    if let (Some(o), Some(dir)) = (&out.path, model_path.parent()) {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        if same(
+            o,
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            },
+        ) {
+            return Err(Error::config(
+                "out",
+                format!(
+                    "{} holds the pretrained model, which fine-tuning would overwrite",
+                    o.display()
+                ),
+            ));
+        }
+    }
     let t = &cfg.model.train;
     crate::tensor::init_threads(t.resolved_threads());
     let mut model = StackedDae::load(model_path)?;
@@ -117,13 +139,7 @@ pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: Option<&Path>) -> Res
             format!("{} inputs", s.train.dim),
         ));
     }
-    let run = RunDir::create(&RunDir::default_path(out, "finetune"))?;
-    if run.file("model.safetensors") == model_path {
-        return Err(Error::config(
-            "out",
-            format!("{} would overwrite the pretrained model", run.path.display()),
-        ));
-    }
+    let run = RunDir::claim(out, "finetune")?;
     run.write_config(&cfg.to_toml())?;
     eprintln!(
         "fine-tuning {:?} + softmax for up to {} epochs",

@@ -3,7 +3,7 @@
 //! directory.
 
 use super::config::{ModelKind, RunConfig};
-use super::dir::RunDir;
+use super::dir::{Out, RunDir};
 use super::observe::{epoch_row, RunObserver};
 use crate::data::{load_splits, Splits};
 use crate::error::Result;
@@ -15,7 +15,6 @@ use crate::tensor::gemm::Par;
 use crate::train::{EpochMetrics, FitReport, Optimizer};
 use crate::viz;
 use serde_json::{json, Value};
-use std::path::Path;
 
 /// The test figures shared by `train`'s summary.json and `eval`.
 pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
@@ -29,7 +28,7 @@ pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
 
 /// Trains as `cfg` says (validated here), writing the run directory at
 /// `out` (default `runs/train-<unix time>`).
-pub fn train(mut cfg: RunConfig, out: Option<&Path>) -> Result<RunDir> {
+pub fn train(mut cfg: RunConfig, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
     crate::tensor::init_threads(cfg.train.resolved_threads());
     let source = cfg.data.source()?;
@@ -49,7 +48,7 @@ pub fn train(mut cfg: RunConfig, out: Option<&Path>) -> Result<RunDir> {
         // A parallel mode that does not fit is refused before any file is written.
         DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone()).epoch_plan()?;
     }
-    let run = RunDir::create(&RunDir::default_path(out, "train"))?;
+    let run = RunDir::claim(out, "train")?;
     run.write_config(&cfg.to_toml())?;
     let mut summary = match cfg.kind {
         ModelKind::Dae => train_dae(&cfg, &splits, &run)?,
