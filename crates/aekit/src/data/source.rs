@@ -297,6 +297,23 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
                     "needs at least 2 rows (training and test)",
                 ));
             }
+            if dim == 0 {
+                return Err(crate::Error::format(
+                    f,
+                    "has 0 columns: there is nothing to learn from",
+                ));
+            }
+            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+                return Err(crate::Error::format(
+                    f,
+                    format!(
+                        "row {}, column {} is {} (data must be finite)",
+                        i / dim,
+                        i % dim,
+                        x[i]
+                    ),
+                ));
+            }
             let all = Dataset {
                 x,
                 labels: None,
@@ -516,5 +533,26 @@ mod tests {
             e.contains("lbls") && e.contains("4 labels") && e.contains("imgs has 3 images"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn npy_data_that_is_not_finite_or_has_no_columns_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("x.npy");
+        let mut v = vec![0.25f32; 20 * 3];
+        v[3 * 3 + 2] = f32::INFINITY;
+        crate::data::npy::write_npy(&f, &[20, 3], &v).unwrap();
+        let e = load_train_test(&DataSource::Npy(f.clone()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("x.npy") && e.contains("row 3, column 2") && e.contains("finite"),
+            "{e}"
+        );
+        crate::data::npy::write_npy(&f, &[20, 0], &[]).unwrap();
+        let e = load_train_test(&DataSource::Npy(f), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0 columns"), "{e}");
     }
 }

@@ -14,8 +14,21 @@ pub struct NamedTensor<'a> {
     pub data: &'a [f32],
 }
 
-/// Writes tensors and string metadata to `path`, atomically.
+/// Writes tensors and string metadata to `path`, atomically. A tensor with a
+/// non-finite value is refused: a model that diverged is never saved as if
+/// it were usable.
 pub fn save(path: &Path, tensors: &[NamedTensor<'_>], metadata: HashMap<String, String>) -> Result<()> {
+    for t in tensors {
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "not saved: tensor `{}` holds {} at position {i} (did training diverge?)",
+                    t.name, t.data[i]
+                ),
+            ));
+        }
+    }
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
@@ -52,6 +65,15 @@ impl Loaded {
             return Err(Error::format(
                 &self.path,
                 format!("tensor `{name}` has shape {s:?}, expected {shape:?}"),
+            ));
+        }
+        if let Some(i) = d.iter().position(|v| !v.is_finite()) {
+            return Err(Error::format(
+                &self.path,
+                format!(
+                    "tensor `{name}` holds {} at position {i}: the model is not usable (did its training diverge?)",
+                    d[i]
+                ),
             ));
         }
         Ok(d)

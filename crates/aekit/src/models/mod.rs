@@ -24,3 +24,29 @@ pub(crate) fn check_columns(what: &str, expected: usize, got: usize) -> crate::R
     }
     Ok(())
 }
+
+/// Refuses data the model cannot learn from: a non-finite value anywhere,
+/// or (for cross-entropy, whose targets are probabilities) a value outside
+/// [0, 1]. Names the first bad row and column.
+pub(crate) fn check_values(what: &str, x: &[f32], dim: usize, unit: bool) -> crate::Result<()> {
+    let bad = x
+        .iter()
+        .position(|v| !v.is_finite() || (unit && !(0.0..=1.0).contains(v)));
+    match bad {
+        None => Ok(()),
+        Some(i) => Err(crate::Error::config(
+            what,
+            format!(
+                "row {}, column {} is {}: {}",
+                i / dim.max(1),
+                i % dim.max(1),
+                x[i],
+                if x[i].is_finite() {
+                    "cross-entropy needs values in [0, 1] (use --loss squared for other data)"
+                } else {
+                    "the data must be finite"
+                }
+            ),
+        )),
+    }
+}

@@ -13,6 +13,12 @@ pub trait Fit {
     /// The figure early stopping watches (lower is better), or `None`
     /// without validation data.
     fn validate(&mut self) -> Result<Option<f64>>;
+    /// The loss before any training, on (part of) the training data, where
+    /// the model can tell it cheaply: the scale against which a runaway loss
+    /// is judged from the first epoch on.
+    fn start_loss(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
     /// The parameters, to keep the best epoch's.
     fn params(&self) -> &[f32];
     fn set_params(&mut self, p: &[f32]);
@@ -46,6 +52,11 @@ pub fn fit_loop(
     let mut best: Option<Vec<f32>> = None;
     let mut updates = 0u64;
     let mut stopped_early = false;
+    // A loss that grows a million times past where it started (the loss
+    // before training where the model tells it, else the first epoch's; and
+    // at least past 10⁶) has run away even while it stays finite.
+    let runaway = |start: f64| 1e6 * start.abs().max(1.0);
+    let mut bound = f.start_loss()?.map_or(f64::INFINITY, runaway);
     for epoch in 1..=epochs {
         let (train_loss, u) = f.epoch(obs)?;
         updates += u;
@@ -59,12 +70,15 @@ pub fn fit_loop(
         };
         obs.on_epoch(&m);
         history.push(m);
-        if !train_loss.is_finite() {
+        if !train_loss.is_finite() || train_loss > bound {
             obs.on_end();
             return Err(Error::config(
                 lr_field,
                 format!("training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"),
             ));
+        }
+        if epoch == 1 && bound.is_infinite() {
+            bound = runaway(train_loss);
         }
         let best_before = stop.best;
         let mut halt = false;

@@ -201,8 +201,11 @@ impl ConvAutoencoder {
     ) -> Result<FitReport> {
         cfg.validate()?;
         self.check(train)?;
+        let unit = self.loss == Loss::CrossEntropy;
+        crate::models::check_values("training data", &train.x, train.dim, unit)?;
         if val.n > 0 {
             self.check(val)?;
+            crate::models::check_values("validation data", &val.x, val.dim, unit)?;
         }
         let mut run = CaeFit {
             trainer: Trainer::new(self.clone(), train, cfg)?,

@@ -5,7 +5,7 @@ use super::maths::*;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
-use crate::layers::loss::{self};
+use crate::layers::loss::{self, Loss};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{StepRule, TrainConfig};
@@ -108,7 +108,15 @@ impl DenoisingAutoencoder {
             self.config.n_vis = x.ncols();
             self.initialise();
         }
-        self.check_input(x, "training data")
+        self.check_input(x, "training data")?;
+        self.check_data(x, "training data")
+    }
+
+    /// Finite values, in [0, 1] under cross-entropy.
+    pub(crate) fn check_data(&self, x: &ArrayView2<f32>, what: &str) -> Result<()> {
+        let xs = x.as_standard_layout();
+        let unit = self.config.loss == Loss::CrossEntropy;
+        crate::models::check_values(what, xs.as_slice().expect("standard layout"), x.ncols(), unit)
     }
 }
 

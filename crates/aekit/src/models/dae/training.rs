@@ -41,6 +41,7 @@ impl DenoisingAutoencoder {
         let plan = self.epoch_plan()?;
         if let Some(v) = &val {
             self.check_input(v, "validation data")?;
+            self.check_data(v, "validation data")?;
         }
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
@@ -341,6 +342,13 @@ impl Fit for DaeFit<'_, '_> {
         Ok(self
             .val
             .map(|v| self.model.eval_slice(v, v.len() / self.model.config.n_vis).loss))
+    }
+
+    /// The loss of the first (up to) 500 training examples, clean.
+    fn start_loss(&mut self) -> Result<Option<f64>> {
+        let nv = self.model.config.n_vis;
+        let n = (self.x.len() / nv).min(500);
+        Ok(Some(self.model.eval_slice(&self.x[..n * nv], n).loss))
     }
 
     fn params(&self) -> &[f32] {
