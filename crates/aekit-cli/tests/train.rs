@@ -203,3 +203,37 @@ fn a_run_directory_is_never_overwritten_unless_forced() {
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains("n_hid = 24"), "{config}");
 }
+
+#[test]
+fn sizes_the_machine_cannot_hold_are_refused_before_allocating() {
+    let dir = tmp("huge");
+    let d = dir.path();
+    let out = d.join("run");
+    let o = aekit(&["train", "--hidden", "1000000000", "--out", out.to_str().unwrap()]);
+    fails_with(&o, &["model.n_hid", "GiB", "more than this machine"]);
+    assert!(!out.exists(), "nothing written");
+    let o = aekit(&[
+        "pretrain",
+        "--layers",
+        "1000000000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["model.layers", "GiB"]);
+    let arch = d.join("wide.toml");
+    std::fs::write(
+        &arch,
+        "input = [1, 28, 28]\nencoder = [ { type = \"conv\", out = 100000, kernel = 3, pad = 1 }, { type = \"relu\" } ]\n\
+         decoder = [ { type = \"conv\", out = 1, kernel = 3, pad = 1 }, { type = \"sigmoid\" } ]\n",
+    )
+    .unwrap();
+    let o = aekit(&[
+        "cae",
+        "--arch",
+        arch.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["train.batch", "GiB"]);
+    assert!(!out.exists(), "nothing written");
+}

@@ -113,3 +113,51 @@ fn non_finite_weights_are_never_saved_nor_loaded() {
     );
     DenoisingAutoencoder::load(&good).unwrap();
 }
+
+/// `path` written again with its metadata entry `key` passed through `edit`.
+fn rewrite_metadata(path: &std::path::Path, out: &std::path::Path, key: &str, edit: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(path).unwrap();
+    let f = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut md: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
+    let v = edit(&md[key]);
+    md.insert(key.into(), v);
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = f.tensors();
+    std::fs::write(out, safetensors::serialize(views, Some(md)).unwrap()).unwrap();
+}
+
+#[test]
+fn sizes_are_checked_before_anything_is_allocated() {
+    // A model the machine cannot hold is refused with what it would need.
+    let mut m = DenoisingAutoencoder::new(
+        DaeConfig {
+            n_hid: 1_000_000_000,
+            ..DaeConfig::default()
+        },
+        TrainConfig::default(),
+    );
+    let e = m
+        .fit(digits(10).view(), None, &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.n_hid") && e.contains("GiB") && e.contains("memory"),
+        "{e}"
+    );
+    // A small model file whose metadata declares a huge model is refused by
+    // its tensors' shapes, not allocated from the metadata.
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.safetensors");
+    let mut small = dae(Loss::Squared, 0.1);
+    small.fit(digits(50).view(), None, &mut Silent).unwrap();
+    small.save(&good).unwrap();
+    let lying = tmp.path().join("lying.safetensors");
+    rewrite_metadata(&good, &lying, "config", |c| {
+        c.replace("n_hid = 16", "n_hid = 1000000000")
+    });
+    let e = DenoisingAutoencoder::load(&lying).unwrap_err().to_string();
+    assert!(
+        e.contains("lying.safetensors") && e.contains("1000000000") && e.contains("encoder.weight"),
+        "{e}"
+    );
+}

@@ -147,7 +147,8 @@ macro_rules! cae_run_common {
                 self.data.source()?;
                 self.model.validate()?;
                 let spec = CaeSpec::load(&self.arch)?;
-                ConvAutoencoder::new(&spec, self.model.loss, self.model.train.seed)?;
+                let m = ConvAutoencoder::new(&spec, self.model.loss, self.model.train.seed)?;
+                self.model.check_memory(&m.net, self.model.train.batch)?;
                 self.classifier.config(&self.model.train)?;
                 Ok(spec)
             }

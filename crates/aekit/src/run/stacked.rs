@@ -57,6 +57,14 @@ pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
     let m = &cfg.model;
     crate::tensor::init_threads(m.train.resolved_threads());
     let s = super::load_splits(&cfg.data, m.train.seed)?;
+    let weights: u128 = std::iter::once(s.train.dim)
+        .chain(m.layers.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[0] as u128 * w[1] as u128)
+        .sum();
+    // The stack, and gradual training's copy with its gradient and momentum.
+    crate::tensor::memory::check_f32s("model.layers", 5 * weights)?;
     let run = RunDir::claim(out, "pretrain")?;
     run.write_config(&cfg.to_toml())?;
     let mut model = StackedDae::new(s.train.dim, &m.layers, m.train.seed);

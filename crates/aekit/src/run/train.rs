@@ -43,6 +43,13 @@ pub fn train(mut cfg: RunConfig, out: &Out) -> Result<RunDir> {
     eprintln!("data: {}", splits.description);
     cfg.model.n_vis = splits.train.dim;
     cfg.sparse.n_vis = splits.train.dim;
+    match cfg.kind {
+        ModelKind::Dae => cfg.model.check_size()?,
+        ModelKind::Sparse => crate::tensor::memory::check_f32s(
+            "sparse.n_hid",
+            6 * 2 * cfg.sparse.n_vis as u128 * cfg.sparse.n_hid as u128,
+        )?,
+    }
     cfg.data.val_size = Some(val_size);
     if cfg.kind == ModelKind::Dae && cfg.train.optimizer != Optimizer::Lbfgs {
         // A parallel mode that does not fit is refused before any file is written.

@@ -4,6 +4,7 @@
 
 pub mod gemm;
 pub mod im2col;
+pub mod memory;
 pub mod rng;
 pub mod vmath;
 

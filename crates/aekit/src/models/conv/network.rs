@@ -200,13 +200,36 @@ impl Network {
                 ),
             ));
         }
-        Ok(Network {
+        let net = Network {
             spec: spec.clone(),
             n_enc: spec.encoder.len(),
             n_pools: pools.len(),
             nodes,
             n_params: off,
-        })
+        };
+        // Parameters, gradient and Adam's two moments, and one image's
+        // activations, before any of them is allocated.
+        crate::tensor::memory::check_f32s("arch", 4 * off as u128 + net.floats_per_image(1))?;
+        Ok(net)
+    }
+
+    /// Floats a workspace for `cap` images holds: activations of every
+    /// layer, two gradient buffers, and the widest im2col matrix.
+    pub fn floats_per_image(&self, cap: usize) -> u128 {
+        let cap = cap as u128;
+        let (mut acts, mut widest, mut col) = (
+            cap * len3(self.spec.input) as u128,
+            len3(self.spec.input) as u128,
+            0u128,
+        );
+        for n in &self.nodes {
+            acts += cap * len3(n.out) as u128;
+            widest = widest.max(len3(n.out) as u128);
+            if let Op::Conv { g, .. } | Op::ConvT { g, .. } = n.op {
+                col = col.max((g.col_rows() * g.col_cols()) as u128);
+            }
+        }
+        acts + 2 * cap * widest + col
     }
 
     /// Parameters in the flat vector.

@@ -49,6 +49,18 @@ impl Default for CaeTrainConfig {
 }
 
 impl CaeTrainConfig {
+    /// Refuses a batch whose workspaces (one per worker: activations of
+    /// every layer and a gradient) the machine cannot hold, before any is
+    /// allocated.
+    pub fn check_memory(&self, net: &Network, batch: usize) -> Result<()> {
+        let workers = self.train.resolved_threads().clamp(1, batch.max(1));
+        let chunk = batch.div_ceil(workers);
+        crate::tensor::memory::check_f32s(
+            "train.batch",
+            workers as u128 * (net.floats_per_image(chunk) + net.n_params() as u128),
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.train.validate()?;
         if self.train.optimizer != Optimizer::Adam {
@@ -88,6 +100,7 @@ impl<'d> Trainer<'d> {
         }
         let batch = cfg.train.batch.min(data.n);
         let workers = cfg.train.resolved_threads().min(batch);
+        cfg.check_memory(&model.net, batch)?;
         let o = CaeObjective::new(&model.net, model.loss, data, cfg);
         let batches = Minibatches::new(&o, batch, workers, Par::Seq, Shuffle::Carried);
         Ok(Trainer {

@@ -53,6 +53,14 @@ impl Default for DaeConfig {
 }
 
 impl DaeConfig {
+    /// Refuses a model the machine cannot hold (its parameters, gradient,
+    /// optimizer state and best-epoch copy), before anything is allocated.
+    pub fn check_size(&self) -> Result<()> {
+        let (v, h) = (self.n_vis as u128, self.n_hid as u128);
+        let weights = v * h * if self.tied { 1 } else { 2 };
+        crate::tensor::memory::check_f32s("model.n_hid", 4 * (weights + v + h))
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.n_hid == 0 {
             return Err(Error::config("model.n_hid", "hidden units must be at least 1"));

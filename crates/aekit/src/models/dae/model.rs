@@ -106,6 +106,7 @@ impl DenoisingAutoencoder {
         self.train.validate()?;
         if self.config.n_vis == 0 || self.params.is_empty() {
             self.config.n_vis = x.ncols();
+            self.config.check_size()?;
             self.initialise();
         }
         self.check_input(x, "training data")?;
@@ -290,6 +291,20 @@ impl DenoisingAutoencoder {
             .map_err(|e| Error::format(path, e.to_string()))?;
         if config.n_vis == 0 {
             return Err(Error::format(path, "model config has n_vis = 0"));
+        }
+        // The sizes the metadata declares must be those of the tensors, before
+        // a model of that size is allocated.
+        let declared = vec![config.n_vis, config.n_hid];
+        if f.shape_of("encoder.weight").as_ref() != Some(&declared) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "its config declares {}×{} units but `encoder.weight` has shape {:?}",
+                    config.n_vis,
+                    config.n_hid,
+                    f.shape_of("encoder.weight")
+                ),
+            ));
         }
         let mut m = DenoisingAutoencoder::new(config, train);
         let (v, h) = (m.config.n_vis, m.config.n_hid);

@@ -244,6 +244,20 @@ impl StackedDae {
         if sizes.len() < 2 || sizes.contains(&0) {
             return Err(Error::format(path, format!("bad layer widths {sizes:?}")));
         }
+        // The widths the metadata declares must be those of the tensors,
+        // before a stack of that size is allocated.
+        for (j, w) in sizes.windows(2).enumerate() {
+            let want = vec![w[0], w[1]];
+            let got = f.shape_of(&format!("layers.{j}.weight"));
+            if got.as_ref() != Some(&want) {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "its `sizes` declare layer {j} as {want:?} but `layers.{j}.weight` has shape {got:?}"
+                    ),
+                ));
+            }
+        }
         let mut m = StackedDae::new(sizes[0], &sizes[1..], 0);
         let lay = m.layout(m.depth(), HeadKind::Softmax { classes: 1 });
         for j in 0..m.depth() {
