@@ -23,17 +23,19 @@
 //!
 //! The files: `spec.rs` (the architecture), `network.rs` (resolved layers,
 //! workspace, forward and backward), `model.rs` (the estimator and its
-//! fine-tuning), `trainer.rs` (settings, objective, trainer).
+//! fine-tuning), `settings.rs`, `trainer.rs` (objective, trainer, `fit`).
 
 mod model;
 mod network;
+mod settings;
 mod spec;
 mod trainer;
 
 pub use model::{ConvAutoencoder, FinetuneReport};
 pub use network::{Network, Workspace};
+pub use settings::CaeTrainConfig;
 pub use spec::{CaeSpec, LayerSpec, PRESETS};
-pub use trainer::{CaeBatch, CaeObjective, CaeTrainConfig, Trainer};
+pub use trainer::{CaeBatch, CaeObjective, Trainer};
 
 #[cfg(test)]
 mod tests {

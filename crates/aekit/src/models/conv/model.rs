@@ -3,8 +3,8 @@
 //! fine-tuning of its encoder.
 
 use super::network::*;
+use super::settings::*;
 use super::spec::*;
-use super::trainer::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
@@ -12,7 +12,7 @@ use crate::layers::Loss;
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use crate::optim::Adam;
 use crate::tensor::rng::{seeded, shuffle};
-use crate::train::{fit_loop, EarlyStopping, EpochMetrics, Fit, FitReport, Observer};
+use crate::train::{EarlyStopping, EpochMetrics, Observer};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -185,96 +185,6 @@ impl ConvAutoencoder {
             m.params[n.b].copy_from_slice(&b);
         }
         Ok(m)
-    }
-
-    /// Trains on `train` with Adam, validating on `val` (when not empty) after
-    /// each epoch; `checkpoint` sees the model after every epoch (to save
-    /// it). With patience or an eager threshold, the best epoch's weights are
-    /// kept.
-    pub fn fit(
-        &mut self,
-        train: &Dataset,
-        val: &Dataset,
-        cfg: &CaeTrainConfig,
-        observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
-    ) -> Result<FitReport> {
-        cfg.validate()?;
-        self.check(train)?;
-        let unit = self.loss == Loss::CrossEntropy;
-        crate::models::check_values("training data", &train.x, train.dim, unit)?;
-        if val.n > 0 {
-            self.check(val)?;
-            crate::models::check_values("validation data", &val.x, val.dim, unit)?;
-        }
-        let mut run = CaeFit {
-            trainer: Trainer::new(self.clone(), train, cfg)?,
-            val,
-            threads: cfg.train.resolved_threads(),
-            min_improvement: cfg.min_improvement,
-            checkpoint,
-        };
-        observer.on_start(cfg.train.epochs, run.trainer.batches_per_epoch());
-        let report = fit_loop(
-            &mut run,
-            cfg.train.epochs,
-            cfg.train.patience,
-            observer,
-            "train.lr",
-        )?;
-        *self = run.trainer.model;
-        Ok(report)
-    }
-}
-
-/// A CAE lent to the shared epoch loop.
-struct CaeFit<'d, 'c> {
-    trainer: Trainer<'d>,
-    val: &'d Dataset,
-    threads: usize,
-    min_improvement: f64,
-    checkpoint: &'c mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
-}
-
-impl Fit for CaeFit<'_, '_> {
-    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
-        let before = self.trainer.updates;
-        let loss = self.trainer.run_epoch(|done, total| obs.on_progress(done, total));
-        Ok((loss, self.trainer.updates - before))
-    }
-
-    fn validate(&mut self) -> Result<Option<f64>> {
-        if self.val.n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(self.trainer.model.score(self.val, self.threads)?))
-    }
-
-    fn params(&self) -> &[f32] {
-        &self.trainer.model.params
-    }
-
-    fn set_params(&mut self, p: &[f32]) {
-        self.trainer.model.params.copy_from_slice(p);
-    }
-
-    /// Training time only, not validation.
-    fn seconds(&self, _wall: f64) -> f64 {
-        self.trainer.seconds
-    }
-
-    /// Saves the checkpoint, then stops eagerly once an epoch improved the
-    /// validation loss by less than `min_improvement` of the best before it.
-    fn after_epoch(&mut self, m: &EpochMetrics, best_before: f64) -> Result<bool> {
-        (self.checkpoint)(&self.trainer.model, m)?;
-        Ok(match m.val_loss {
-            Some(v) => {
-                self.min_improvement > 0.0
-                    && best_before.is_finite()
-                    && (best_before - v) < self.min_improvement * best_before
-            }
-            None => false,
-        })
     }
 }
 

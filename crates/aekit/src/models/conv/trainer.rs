@@ -3,6 +3,7 @@
 
 use super::model::*;
 use super::network::*;
+use super::settings::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layers::Corruption;
@@ -10,68 +11,10 @@ use crate::layers::Loss;
 use crate::optim::Adam;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
-use crate::train::{Finished, Minibatches, Objective, Optimizer, Shuffle, TrainConfig};
-use serde::{Deserialize, Serialize};
+use crate::train::{
+    fit_loop, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer, Shuffle, TrainConfig,
+};
 use std::ops::Range;
-
-/// How a CAE is trained: its loss and corruption, an eager stop, and the
-/// loop (Adam by default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CaeTrainConfig {
-    /// `squared` (½·Σ(x − z)² per image) or `xent` (needs a final sigmoid).
-    pub loss: Loss,
-    /// Input corruption for a denoising CAE (`none`, `mask:P`, `gauss:S`, …).
-    pub noise: Corruption,
-    /// Eager stop: end training once an epoch improves the validation loss
-    /// by less than this fraction of the previous best; 0 disables.
-    pub min_improvement: f64,
-    /// The loop: `threads` workers split each batch (1 for ensemble
-    /// members; 0 = all cores); `patience` counts epochs without a better
-    /// validation loss.
-    pub train: TrainConfig,
-}
-
-impl Default for CaeTrainConfig {
-    fn default() -> Self {
-        CaeTrainConfig {
-            loss: Loss::Squared,
-            noise: Corruption::None,
-            min_improvement: 0.0,
-            train: TrainConfig {
-                epochs: 10,
-                batch: 100,
-                patience: 0,
-                ..TrainConfig::adam(1e-3)
-            },
-        }
-    }
-}
-
-impl CaeTrainConfig {
-    /// Refuses a batch whose workspaces (one per worker: activations of
-    /// every layer and a gradient) the machine cannot hold, before any is
-    /// allocated.
-    pub fn check_memory(&self, net: &Network, batch: usize) -> Result<()> {
-        let workers = self.train.resolved_threads().clamp(1, batch.max(1));
-        let chunk = batch.div_ceil(workers);
-        crate::tensor::memory::check_f32s(
-            "train.batch",
-            workers as u128 * (net.floats_per_image(chunk) + net.n_params() as u128),
-        )
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        self.train.validate()?;
-        if self.train.optimizer != Optimizer::Adam {
-            return Err(Error::config("train.optimizer", "a CAE trains with adam"));
-        }
-        if !(0.0..1.0).contains(&self.min_improvement) {
-            return Err(Error::config("train.min_improvement", "must be in [0, 1)"));
-        }
-        self.noise.validate("train.noise")
-    }
-}
 
 /// Resumable Adam training of one CAE: epochs, or any number of batches
 /// (for comparisons at equal wall-clock time). `seconds` counts training time
@@ -277,5 +220,97 @@ impl Objective for CaeObjective<'_> {
             loss: loss_sum,
             objective: loss_sum / n as f64 + penalty,
         }
+    }
+}
+
+impl ConvAutoencoder {
+    /// Trains on `train` with Adam, validating on `val` (when not empty) after
+    /// each epoch; `checkpoint` sees the model after every epoch (to save
+    /// it). With patience or an eager threshold, the best epoch's weights are
+    /// kept.
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        cfg: &CaeTrainConfig,
+        observer: &mut dyn Observer,
+        checkpoint: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+    ) -> Result<FitReport> {
+        cfg.validate()?;
+        self.check(train)?;
+        let unit = self.loss == Loss::CrossEntropy;
+        crate::models::check_values("training data", &train.x, train.dim, unit)?;
+        if val.n > 0 {
+            self.check(val)?;
+            crate::models::check_values("validation data", &val.x, val.dim, unit)?;
+        }
+        let mut run = CaeFit {
+            trainer: Trainer::new(self.clone(), train, cfg)?,
+            val,
+            threads: cfg.train.resolved_threads(),
+            min_improvement: cfg.min_improvement,
+            checkpoint,
+        };
+        observer.on_start(cfg.train.epochs, run.trainer.batches_per_epoch());
+        let report = fit_loop(
+            &mut run,
+            cfg.train.epochs,
+            cfg.train.patience,
+            observer,
+            "train.lr",
+        )?;
+        *self = run.trainer.model;
+        Ok(report)
+    }
+}
+
+/// A CAE lent to the shared epoch loop.
+struct CaeFit<'d, 'c> {
+    trainer: Trainer<'d>,
+    val: &'d Dataset,
+    threads: usize,
+    min_improvement: f64,
+    checkpoint: &'c mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+}
+
+impl Fit for CaeFit<'_, '_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        let before = self.trainer.updates;
+        let loss = self.trainer.run_epoch(|done, total| obs.on_progress(done, total));
+        Ok((loss, self.trainer.updates - before))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        if self.val.n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.trainer.model.score(self.val, self.threads)?))
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.trainer.model.params
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.trainer.model.params.copy_from_slice(p);
+    }
+
+    /// Training time only, not validation.
+    fn seconds(&self, _wall: f64) -> f64 {
+        self.trainer.seconds
+    }
+
+    /// Saves the checkpoint, then stops eagerly once an epoch improved the
+    /// validation loss by less than `min_improvement` of the best before it.
+    fn after_epoch(&mut self, m: &EpochMetrics, best_before: f64) -> Result<bool> {
+        (self.checkpoint)(&self.trainer.model, m)?;
+        Ok(match m.val_loss {
+            Some(v) => {
+                self.min_improvement > 0.0
+                    && best_before.is_finite()
+                    && (best_before - v) < self.min_improvement * best_before
+            }
+            None => false,
+        })
     }
 }

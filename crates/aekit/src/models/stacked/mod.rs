@@ -27,5 +27,5 @@ mod schedule;
 
 pub use finetune::{FinetuneConfig, FinetuneEpoch, FinetuneReport};
 pub use model::StackedDae;
-pub use pretrain::{PretrainConfig, PretrainEpoch, PretrainLog};
-pub use schedule::Schedule;
+pub use pretrain::{PretrainEpoch, PretrainLog};
+pub use schedule::{PretrainConfig, Schedule};

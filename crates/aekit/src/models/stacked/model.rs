@@ -1,7 +1,7 @@
 //! The stacked DAE: a deep sigmoid encoder with each layer's pretraining
 //! decoder bias, its codes, reconstruction and model files.
 
-use super::pretrain::PretrainConfig;
+use super::schedule::PretrainConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};

@@ -1,5 +1,9 @@
-//! Pretraining schedules: stacked, gradual, and hybrid f.
+//! How a stack is pretrained: the schedule (stacked, gradual, hybrid f)
+//! and the pretraining settings.
 
+use crate::error::{Error, Result};
+use crate::layers::{Corruption, Loss};
+use crate::train::{Optimizer, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 /// A pretraining schedule.
@@ -68,5 +72,83 @@ impl TryFrom<String> for Schedule {
 impl From<Schedule> for String {
     fn from(s: Schedule) -> String {
         s.to_string()
+    }
+}
+
+/// Pretraining settings: the stack, and the training loop of each layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Hidden layer widths, bottom first.
+    pub layers: Vec<usize>,
+    pub schedule: Schedule,
+    /// Corruption of each layer's input when that layer is trained stacked
+    /// (one entry: the same for every layer). Gradual training corrupts x
+    /// with the first entry.
+    pub noise: Vec<Corruption>,
+    pub loss: Loss,
+    /// Budget n of each later layer (see [`Schedule::split`]).
+    pub layer_epochs: usize,
+    /// The loop of every layer (SGD): `train.epochs` is the first layer's
+    /// epochs; patience is not used (pretraining has no validation).
+    pub train: TrainConfig,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            layers: vec![1000, 1000, 1000],
+            schedule: Schedule::Stacked,
+            noise: vec![
+                Corruption::Mask(0.1),
+                Corruption::Mask(0.2),
+                Corruption::Mask(0.3),
+            ],
+            loss: Loss::CrossEntropy,
+            layer_epochs: 15,
+            train: TrainConfig {
+                epochs: 15,
+                batch: 20,
+                lr: 0.01,
+                momentum: 0.0,
+                weight_decay: 0.0,
+                patience: 0,
+                seed: 1,
+                threads: 1,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+impl PretrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.is_empty() || self.layers.contains(&0) {
+            return Err(Error::config("layers", "give one or more widths of at least 1"));
+        }
+        if self.noise.is_empty() {
+            return Err(Error::config("noise", "give at least one corruption"));
+        }
+        for n in &self.noise {
+            n.validate("noise")?;
+        }
+        if self.train.optimizer != Optimizer::Sgd {
+            return Err(Error::config("train.optimizer", "pretraining runs SGD"));
+        }
+        self.train.validate()
+    }
+
+    pub(crate) fn noise_for(&self, layer: usize) -> Corruption {
+        self.noise[layer.min(self.noise.len() - 1)]
+    }
+
+    /// The loop of one layer's DAE: these settings with `epochs`, no early
+    /// stopping.
+    pub(crate) fn train_config(&self, epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            patience: 0,
+            ..self.train.clone()
+        }
     }
 }
