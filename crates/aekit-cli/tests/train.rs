@@ -237,3 +237,45 @@ fn sizes_the_machine_cannot_hold_are_refused_before_allocating() {
     fails_with(&o, &["train.batch", "GiB"]);
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn threads_beyond_the_cores_are_refused_for_lock_step_modes_and_capped_elsewhere() {
+    let dir = tmp("threads");
+    let d = dir.path();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let out = d.join("rows");
+    let o = aekit(&[
+        "train",
+        "--batch",
+        "1",
+        "--lr",
+        "0.01",
+        "--threads",
+        "100000",
+        "--parallel",
+        "rows",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["train.threads", "100000", "cores"]);
+    assert!(!out.exists(), "nothing written");
+    let out = d.join("capped");
+    let o = aekit(&[
+        "train",
+        "--epochs",
+        "1",
+        "--train-size",
+        "200",
+        "--val-size",
+        "50",
+        "--hidden",
+        "8",
+        "--threads",
+        "100000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("capped"), "{}", stderr(&o));
+    assert_eq!(json(&out.join("summary.json"))["threads"], cores as u64);
+}

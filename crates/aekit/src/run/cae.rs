@@ -195,6 +195,9 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 /// a fine-tuning of both), writing the run directory at `out` (default
 /// `runs/cae-<unix time>`).
 pub fn cae(c: &CaeRun, out: &Out) -> Result<RunDir> {
+    let mut c = c.clone();
+    c.model.train.hold_threads_to_cores()?;
+    let c = &c;
     let (spec, cfg) = (c.spec()?, &c.model);
     let cls = c.classifier.config(&cfg.train)?;
     let threads = cfg.train.resolved_threads();
@@ -315,6 +318,9 @@ pub fn cae(c: &CaeRun, out: &Out) -> Result<RunDir> {
 /// once) and classifies with their joined codes and by majority vote,
 /// writing the run directory at `out` (default `runs/ensemble-<unix time>`).
 pub fn ensemble(c: &EnsembleRun, out: &Out) -> Result<RunDir> {
+    let mut c = c.clone();
+    c.model.train.hold_threads_to_cores()?;
+    let c = &c;
     let (spec, cfg) = (c.spec()?, &c.model);
     let cls = c
         .classifier

@@ -54,6 +54,9 @@ impl FinetuneRun {
 /// `runs/pretrain-<unix time>`).
 pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
+    let mut cfg = cfg.clone();
+    cfg.model.train.hold_threads_to_cores()?;
+    let cfg = &cfg;
     let m = &cfg.model;
     crate::tensor::init_threads(m.train.resolved_threads());
     let s = super::load_splits(&cfg.data, m.train.seed)?;
@@ -114,6 +117,9 @@ pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
 /// directory at `out` (default `runs/finetune-<unix time>`).
 pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
+    let mut cfg = cfg.clone();
+    cfg.model.train.hold_threads_to_cores()?;
+    let cfg = &cfg;
     if let (Some(o), Some(dir)) = (&out.path, model_path.parent()) {
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,

@@ -30,6 +30,7 @@ pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
 /// `out` (default `runs/train-<unix time>`).
 pub fn train(mut cfg: RunConfig, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
+    cfg.train.hold_threads_to_cores()?;
     crate::tensor::init_threads(cfg.train.resolved_threads());
     let source = cfg.data.source()?;
     let val_size = cfg.data.val_size()?;

@@ -161,6 +161,36 @@ impl TrainConfig {
         }
     }
 
+    /// Holds `threads` to the machine: more threads than cores is refused
+    /// for the lock-step per-example modes (`split`, `rows`, `balanced`: their
+    /// workers wait for each other and slow to a crawl when they share cores)
+    /// and capped at the core count, with a note on stderr, elsewhere. The
+    /// benchmarks, which time oversubscription on purpose, do not call this.
+    pub fn hold_threads_to_cores(&mut self) -> Result<()> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads <= cores {
+            return Ok(());
+        }
+        if matches!(
+            self.parallel,
+            ParallelMode::Split | ParallelMode::Rows | ParallelMode::Balanced
+        ) {
+            return Err(Error::config(
+                "train.threads",
+                format!(
+                    "{} threads for `{}` on a machine with {cores} cores: lock-step workers must each have a core",
+                    self.threads, self.parallel
+                ),
+            ));
+        }
+        eprintln!(
+            "note: {} threads capped at this machine's {cores} cores",
+            self.threads
+        );
+        self.threads = cores;
+        Ok(())
+    }
+
     /// Parallelism inside the matrix products for these threads.
     pub fn par(&self) -> Par {
         Par::from_threads(self.resolved_threads())
