@@ -261,3 +261,58 @@ fn pretrain_and_finetune_read_data_model_and_train_sections() {
         &["holds the pretrained model", "would overwrite"],
     );
 }
+
+#[test]
+fn pretrain_refuses_what_it_would_ignore_and_files_it_cannot_read() {
+    let dir = tmp("stacked-bad");
+    let d = dir.path();
+    // More corruptions than layers used to be dropped silently.
+    fails_with(
+        &aekit(&[
+            "pretrain",
+            "--layers",
+            "8,4",
+            "--noise",
+            "mask:0.1,mask:0.2,mask:0.3",
+        ]),
+        &["noise", "3 corruptions for 2 layers"],
+    );
+    // No first-layer epochs would write an untrained model.
+    fails_with(
+        &aekit(&["pretrain", "--first-epochs", "0"]),
+        &["train.epochs", "at least 1"],
+    );
+    // The default corruptions follow a --layers given without --noise.
+    let out = d.join("two");
+    let o = aekit(&[
+        "pretrain",
+        "--layers",
+        "8,4",
+        "--first-epochs",
+        "1",
+        "--layer-epochs",
+        "1",
+        "--train-size",
+        "100",
+        "--val-size",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A model path that is not a regular file is refused, not read without end.
+    fails_with(
+        &aekit(&[
+            "finetune",
+            "--model",
+            "/dev/zero",
+            "--out",
+            d.join("ft").to_str().unwrap(),
+        ]),
+        &["/dev/zero", "not a regular file"],
+    );
+    fails_with(
+        &aekit(&["eval", "--model", d.to_str().unwrap()]),
+        &["not a regular file"],
+    );
+}

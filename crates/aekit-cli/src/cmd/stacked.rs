@@ -19,6 +19,10 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     }
     if let Some(l) = &a.layers {
         m.layers = l.clone();
+        // The default corruptions follow the layers given: one per layer.
+        if a.noise.is_none() && a.config.is_none() {
+            m.noise.truncate(m.layers.len());
+        }
     }
     if let Some(s) = parsed(&a.schedule, "--schedule")? {
         m.schedule = s;

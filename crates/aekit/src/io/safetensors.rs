@@ -100,7 +100,7 @@ impl Loaded {
 
 /// Reads every f32 tensor and the metadata of a safetensors file.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let bytes = crate::tensor::memory::read_bounded(path, "model file")?;
     let bad =
         |e: safetensors::SafeTensorError| Error::format(path, format!("not a valid safetensors file: {e}"));
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(bad)?;

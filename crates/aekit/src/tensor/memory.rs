@@ -36,6 +36,29 @@ pub fn check_f32s(what: &str, floats: u128) -> Result<()> {
     Ok(())
 }
 
+/// Reads a whole file that must be a regular file no larger than the
+/// machine's memory (`/dev/zero` or a FIFO would otherwise be read without
+/// end); `what` names the kind of file in errors.
+pub fn read_bounded(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::format(
+            path,
+            format!("is not a regular file, so not a {what}"),
+        ));
+    }
+    if meta.len() as u128 > physical_bytes() {
+        return Err(Error::format(
+            path,
+            format!(
+                "is {}, more than this machine's memory",
+                human(meta.len() as u128)
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
 fn human(b: u128) -> String {
     let gib = b as f64 / (1u64 << 30) as f64;
     if gib >= 1.0 {

@@ -36,7 +36,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Reads a little-endian f32 C-order `.npy` file: (shape, data).
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let b = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let b = crate::tensor::memory::read_bounded(path, ".npy file")?;
     let bad = |d: &str| Error::format(path, format!("not an f32 NPY file: {d}"));
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
         return Err(bad("missing \\x93NUMPY magic"));

@@ -59,6 +59,8 @@ impl StackedDae {
             layers: layers.to_vec(),
             ..PretrainConfig::default()
         };
+        // The default corruptions, one per layer given.
+        pretrain.noise.truncate(layers.len().max(1));
         pretrain.train.seed = seed;
         StackedDae {
             sizes,

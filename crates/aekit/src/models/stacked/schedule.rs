@@ -129,6 +129,16 @@ impl PretrainConfig {
         if self.noise.is_empty() {
             return Err(Error::config("noise", "give at least one corruption"));
         }
+        if self.noise.len() > self.layers.len() {
+            return Err(Error::config(
+                "noise",
+                format!(
+                    "{} corruptions for {} layers: give at most one per layer (the last one serves every layer after it)",
+                    self.noise.len(),
+                    self.layers.len()
+                ),
+            ));
+        }
         for n in &self.noise {
             n.validate("noise")?;
         }
