@@ -22,7 +22,7 @@ pub struct IdxArray {
 
 /// Reads an IDX file, gzipped (detected by its magic 1f 8b) or raw.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let bytes = crate::tensor::memory::read_bounded(path, "IDX file")?;
     parse_idx(&bytes, path)
 }
 
