@@ -53,7 +53,7 @@ pub fn cae(a: CaeArgs) -> Result<()> {
     apply_data(&mut c.data, &a.data, &a.split);
     apply_loop(&mut c.model.train, &a.train);
     apply_model(&mut c.arch, &mut c.model, &mut c.classifier, &a.model, &a.cls)?;
-    cae::cae(&c, &a.out.out())?;
+    cae::cae(c, &a.out.out())?;
     Ok(())
 }
 
@@ -68,6 +68,6 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     if let Some(k) = a.members {
         c.members = k;
     }
-    cae::ensemble(&c, &a.out.out())?;
+    cae::ensemble(c, &a.out.out())?;
     Ok(())
 }

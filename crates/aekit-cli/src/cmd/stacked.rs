@@ -18,10 +18,11 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         m.train.epochs = e;
     }
     if let Some(l) = &a.layers {
-        m.layers = l.clone();
-        // The default corruptions follow the layers given: one per layer.
         if a.noise.is_none() && a.config.is_none() {
-            m.noise.truncate(m.layers.len());
+            // The default corruptions follow the layers given.
+            *m = m.clone().with_layers(l);
+        } else {
+            m.layers = l.clone();
         }
     }
     if let Some(s) = parsed(&a.schedule, "--schedule")? {
@@ -39,7 +40,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     if let Some(e) = a.layer_epochs {
         m.layer_epochs = e;
     }
-    stacked::pretrain(&c, &a.out.out())?;
+    stacked::pretrain(c, &a.out.out())?;
     Ok(())
 }
 
@@ -53,6 +54,6 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;
     }
-    stacked::finetune(&c, &a.model, &a.out.out())?;
+    stacked::finetune(c, &a.model, &a.out.out())?;
     Ok(())
 }

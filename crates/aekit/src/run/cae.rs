@@ -194,8 +194,7 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 /// Trains a CAE as `c` says (then, if asked, a classifier on its codes and
 /// a fine-tuning of both), writing the run directory at `out` (default
 /// `runs/cae-<unix time>`).
-pub fn cae(c: &CaeRun, out: &Out) -> Result<RunDir> {
-    let mut c = c.clone();
+pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
     c.model.train.hold_threads_to_cores()?;
     let c = &c;
     let (spec, cfg) = (c.spec()?, &c.model);
@@ -317,8 +316,7 @@ pub fn cae(c: &CaeRun, out: &Out) -> Result<RunDir> {
 /// Trains an eager ensemble as `c` says (its members one thread each, all at
 /// once) and classifies with their joined codes and by majority vote,
 /// writing the run directory at `out` (default `runs/ensemble-<unix time>`).
-pub fn ensemble(c: &EnsembleRun, out: &Out) -> Result<RunDir> {
-    let mut c = c.clone();
+pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
     c.model.train.hold_threads_to_cores()?;
     let c = &c;
     let (spec, cfg) = (c.spec()?, &c.model);

@@ -52,9 +52,8 @@ impl FinetuneRun {
 
 /// Pretrains as `cfg` says, writing the run directory at `out` (default
 /// `runs/pretrain-<unix time>`).
-pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
+pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
-    let mut cfg = cfg.clone();
     cfg.model.train.hold_threads_to_cores()?;
     let cfg = &cfg;
     let m = &cfg.model;
@@ -115,9 +114,8 @@ pub fn pretrain(cfg: &PretrainRun, out: &Out) -> Result<RunDir> {
 
 /// Fine-tunes the stack in `model_path` as `cfg` says, writing the run
 /// directory at `out` (default `runs/finetune-<unix time>`).
-pub fn finetune(cfg: &FinetuneRun, model_path: &Path, out: &Out) -> Result<RunDir> {
+pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<RunDir> {
     cfg.validate()?;
-    let mut cfg = cfg.clone();
     cfg.model.train.hold_threads_to_cores()?;
     let cfg = &cfg;
     if let (Some(o), Some(dir)) = (&out.path, model_path.parent()) {

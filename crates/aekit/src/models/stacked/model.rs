@@ -55,12 +55,7 @@ impl StackedDae {
             trunk[w.clone()].copy_from_slice(&uniform(&mut rng, w.len(), r));
         }
         let decoder_bias = sizes[..sizes.len() - 1].iter().map(|&n| vec![0.0; n]).collect();
-        let mut pretrain = PretrainConfig {
-            layers: layers.to_vec(),
-            ..PretrainConfig::default()
-        };
-        // The default corruptions, one per layer given.
-        pretrain.noise.truncate(layers.len().max(1));
+        let mut pretrain = PretrainConfig::default().with_layers(layers);
         pretrain.train.seed = seed;
         StackedDae {
             sizes,

@@ -148,6 +148,14 @@ impl PretrainConfig {
         self.train.validate()
     }
 
+    /// These settings for the stack `layers`, with the corruptions cut to
+    /// one per layer (so the defaults, written for three layers, fit fewer).
+    pub fn with_layers(mut self, layers: &[usize]) -> PretrainConfig {
+        self.layers = layers.to_vec();
+        self.noise.truncate(layers.len().max(1));
+        self
+    }
+
     pub(crate) fn noise_for(&self, layer: usize) -> Corruption {
         self.noise[layer.min(self.noise.len() - 1)]
     }
