@@ -115,6 +115,47 @@ pub struct OutArgs {
     pub force: bool,
 }
 
+/// Continuing a stopped run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResumeArgs {
+    /// Continue the stopped run in this folder from its last checkpoint, with
+    /// the settings in its config.toml (no other setting may be given).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["out", "force"])]
+    pub resume: Option<PathBuf>,
+}
+
+/// With `--resume`, every setting comes from the run's config.toml: a
+/// setting also given on the command line is refused, not ignored.
+pub fn check_resume(m: &clap::ArgMatches) -> Result<(), String> {
+    use clap::parser::ValueSource;
+    let Some((verb, sub)) = m.subcommand() else {
+        return Ok(());
+    };
+    let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+    if !sub.try_contains_id("resume").unwrap_or(false) || !given("resume") {
+        return Ok(());
+    }
+    // Argument ids only (flattened groups have ids too).
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let args: Vec<String> = cmd
+        .find_subcommand(verb)
+        .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+        .unwrap_or_default();
+    let others: Vec<String> = sub
+        .ids()
+        .map(|id| id.as_str())
+        .filter(|&id| id != "resume" && args.iter().any(|a| a == id) && given(id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "`aekit {verb} --resume` continues a run with the settings in its config.toml; drop {}",
+        others.join(", ")
+    ))
+}
+
 impl OutArgs {
     pub fn out(&self) -> aekit::run::Out {
         aekit::run::Out {
@@ -138,6 +179,8 @@ pub struct TrainArgs {
     pub train: LoopArgs,
     #[command(flatten)]
     pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// Hidden units.
     #[arg(long)]
     pub hidden: Option<usize>,
@@ -185,7 +228,8 @@ pub enum Split {
 
 #[derive(Args, Debug)]
 pub struct ModelData {
-    /// A model.safetensors written by `aekit train`.
+    /// A model.safetensors written by `aekit train`, a checkpoint folder, or
+    /// a run folder (its model, or its last checkpoint's while it runs).
     #[arg(long)]
     pub model: PathBuf,
     #[command(flatten)]
@@ -280,6 +324,8 @@ pub struct PretrainArgs {
     pub train: LoopArgs,
     #[command(flatten)]
     pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// Hidden layer widths, bottom first (default 1000,1000,1000).
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
@@ -302,9 +348,10 @@ pub struct PretrainArgs {
 
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
-    /// A model.safetensors written by `aekit pretrain`.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// A model.safetensors written by `aekit pretrain` (or its run folder,
+    /// or one of its checkpoints).
+    #[arg(long, required_unless_present = "resume")]
+    pub model: Option<PathBuf>,
     /// A TOML file with [data], [model] and [train] sections; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -316,6 +363,8 @@ pub struct FinetuneArgs {
     pub train: LoopArgs,
     #[command(flatten)]
     pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// Multiply the learning rate by this after every epoch (1: constant).
     #[arg(long)]
     pub lr_decay: Option<f32>,
@@ -383,6 +432,8 @@ pub struct CaeArgs {
     #[command(flatten)]
     pub out: OutArgs,
     #[command(flatten)]
+    pub resume: ResumeArgs,
+    #[command(flatten)]
     pub model: CaeModelArgs,
     #[command(flatten)]
     pub cls: ClassifierArgs,
@@ -402,6 +453,8 @@ pub struct EnsembleArgs {
     pub train: LoopArgs,
     #[command(flatten)]
     pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     #[command(flatten)]
     pub model: CaeModelArgs,
     #[command(flatten)]

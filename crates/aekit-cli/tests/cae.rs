@@ -39,8 +39,9 @@ fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
         "summary.json",
         "model.safetensors",
         "reconstructions.png",
-        "checkpoints/epoch-1.safetensors",
-        "checkpoints/epoch-2.safetensors",
+        "checkpoints/epoch-1/model.safetensors",
+        "checkpoints/epoch-2/model.safetensors",
+        "checkpoints/epoch-2/state.safetensors",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
@@ -52,7 +53,8 @@ fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
     assert!(err > 0.0 && err < 60.0, "test error {err}");
     assert!(s["test_loss"].as_f64().unwrap() > 0.0);
     // A checkpoint is a complete model: the library loads it.
-    let m = aekit::models::conv::ConvAutoencoder::load(&out.join("checkpoints/epoch-1.safetensors")).unwrap();
+    let m = aekit::models::conv::ConvAutoencoder::load(&out.join("checkpoints/epoch-1/model.safetensors"))
+        .unwrap();
     assert_eq!(m.net.code_shape(), [32, 7, 7]);
 }
 
@@ -126,8 +128,8 @@ fn ensemble_saves_every_member_epoch_and_reports_both_errors() {
     assert!(o.status.success(), "{}", stderr(&o));
     for k in 0..3 {
         for f in [
-            "epoch-1.safetensors",
-            "epoch-2.safetensors",
+            "checkpoints/epoch-1/model.safetensors",
+            "checkpoints/epoch-2/state.safetensors",
             "metrics.csv",
             "model.safetensors",
         ] {

@@ -73,7 +73,7 @@ fn pretrain_then_finetune_on_builtin_data() {
     let m = pre.join("model.safetensors");
     fails_with(
         &aekit(&["eval", "--model", m.to_str().unwrap()]),
-        &["aekit.stacked", "not a denoising autoencoder"],
+        &["is a stacked autoencoder", "needs a dense denoising autoencoder"],
     );
 }
 
@@ -311,8 +311,9 @@ fn pretrain_refuses_what_it_would_ignore_and_files_it_cannot_read() {
         ]),
         &["/dev/zero", "not a regular file"],
     );
+    // A folder is read as a run: its model, or its last checkpoint's.
     fails_with(
         &aekit(&["eval", "--model", d.to_str().unwrap()]),
-        &["not a regular file"],
+        &["folder with no model.safetensors and no checkpoint"],
     );
 }

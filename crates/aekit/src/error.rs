@@ -27,6 +27,10 @@ pub enum Error {
     /// A configuration value outside its allowed range.
     #[error("invalid setting `{field}`: {reason}")]
     Config { field: String, reason: String },
+    /// Training stopped on request (Ctrl-C, SIGTERM); the last complete
+    /// checkpoint is kept.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// A dataset that could not be fetched or failed its checksum.
     #[error("{0}")]
     Download(String),

@@ -46,6 +46,10 @@ fn apply_model(
 }
 
 pub fn cae(a: CaeArgs) -> Result<()> {
+    if let Some(dir) = &a.resume.resume {
+        cae::resume_cae(dir)?;
+        return Ok(());
+    }
     let mut c = match &a.config {
         Some(p) => CaeRun::read(p)?,
         None => CaeRun::default(),
@@ -58,6 +62,10 @@ pub fn cae(a: CaeArgs) -> Result<()> {
 }
 
 pub fn ensemble(a: EnsembleArgs) -> Result<()> {
+    if let Some(dir) = &a.resume.resume {
+        cae::resume_ensemble(dir)?;
+        return Ok(());
+    }
     let mut c = match &a.config {
         Some(p) => EnsembleRun::read(p)?,
         None => EnsembleRun::default(),

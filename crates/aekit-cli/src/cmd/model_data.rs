@@ -6,7 +6,7 @@ use aekit::models::DenoisingAutoencoder;
 use anyhow::{Context, Result};
 
 fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
-    let model = DenoisingAutoencoder::load(&input.model)?;
+    let model = DenoisingAutoencoder::load(&aekit::run::dir::model_file(&input.model)?)?;
     let name = input.data.data.as_deref().unwrap_or("builtin");
     let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
     let (train, test) = load_train_test(&source, input.data.data_dir.as_deref())

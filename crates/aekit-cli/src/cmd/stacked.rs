@@ -7,6 +7,10 @@ use aekit::run::Sections;
 use anyhow::Result;
 
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
+    if let Some(dir) = &a.resume.resume {
+        stacked::resume_pretrain(dir)?;
+        return Ok(());
+    }
     let mut c = match &a.config {
         Some(p) => PretrainRun::read(p)?,
         None => PretrainRun::default(),
@@ -45,6 +49,10 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
 }
 
 pub fn finetune(a: FinetuneArgs) -> Result<()> {
+    if let Some(dir) = &a.resume.resume {
+        stacked::resume_finetune(dir)?;
+        return Ok(());
+    }
     let mut c = match &a.config {
         Some(p) => FinetuneRun::read(p)?,
         None => FinetuneRun::default(),
@@ -54,6 +62,10 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;
     }
-    stacked::finetune(c, &a.model, &a.out.out())?;
+    let model = a
+        .model
+        .as_deref()
+        .expect("clap requires --model without --resume");
+    stacked::finetune(c, &aekit::run::dir::model_file(model)?, &a.out.out())?;
     Ok(())
 }

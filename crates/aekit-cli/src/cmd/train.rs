@@ -65,6 +65,10 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    if let Some(dir) = &a.resume.resume {
+        aekit::run::train::resume(dir)?;
+        return Ok(());
+    }
     let cfg = resolve_config(&a)?;
     aekit::run::train::train(cfg, &a.out.out())?;
     Ok(())

@@ -44,7 +44,27 @@ pub fn save(path: &Path, tensors: &[NamedTensor<'_>], metadata: HashMap<String, 
         .collect::<Result<_>>()?;
     let out = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?;
-    super::atomic_write(path, &out)
+    super::atomic_write(path, &canonical(out))
+}
+
+/// The same file with its header's keys in sorted order (the metadata
+/// arrives in a hash map's order, which differs from run to run), so that
+/// equal models are equal files.
+fn canonical(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]) else {
+        return bytes;
+    };
+    // serde_json's maps are sorted by key; the data offsets do not change.
+    let mut h = serde_json::to_vec(&header).expect("JSON values serialise");
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// A loaded safetensors file.
@@ -84,9 +104,43 @@ impl Loaded {
         self.tensors.get(name).map(|(s, _)| s.clone())
     }
 
+    /// The names of the tensors (still) there, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.tensors.keys().cloned().collect();
+        n.sort();
+        n
+    }
+
     /// Whether a tensor of that name is (still) there.
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
+    }
+
+    /// Checks that this is an aekit file of kind `want` (`aekit.dae`,
+    /// `aekit.stacked`, `aekit.sparse` or `aekit.cae`), or says what it is
+    /// instead and which command makes the wanted kind.
+    pub fn expect_kind(&self, want: &str) -> Result<()> {
+        let got = match (self.metadata.get("format"), self.metadata.get("model")) {
+            (Some(f), _) => f.as_str(),
+            (None, Some(m)) if m == "cae" => "aekit.cae",
+            _ if self.metadata.contains_key("aekit_state") => "aekit.state",
+            _ => "",
+        };
+        if got == want {
+            return Ok(());
+        }
+        let name = |k: &str| match k {
+            "aekit.dae" => "a dense denoising autoencoder (from `aekit train`)",
+            "aekit.stacked" => "a stacked autoencoder (from `aekit pretrain` or `aekit finetune`)",
+            "aekit.sparse" => "a sparse autoencoder (from `aekit train --kind sparse`)",
+            "aekit.cae" => "a convolutional autoencoder (from `aekit cae` or `aekit ensemble`)",
+            "aekit.state" => "a checkpoint's resume state (its model is the model.safetensors beside it)",
+            _ => "not an aekit model (no `format` in its metadata)",
+        };
+        Err(Error::format(
+            &self.path,
+            format!("is {}; this needs {}", name(got), name(want)),
+        ))
     }
 
     /// A metadata entry, or an error naming the file.

@@ -12,11 +12,12 @@ use crate::models::classifier::{
     error_percent, majority_vote, softmax_rows, ClassifierConfig, FeatureClassifier,
 };
 use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder, Trainer};
-use crate::train::{EpochMetrics, FitReport, Silent};
+use crate::train::{Checkpointing, EpochMetrics, FitReport, Silent, State};
 
 /// Called after every epoch of every member (from the member's thread):
-/// `(member index, model, metrics)`; used to write checkpoints and logs.
-pub type MemberHook<'a> = dyn Fn(usize, &ConvAutoencoder, &EpochMetrics) -> Result<()> + Sync + 'a;
+/// `(member index, its training state, metrics)`; used to write checkpoints
+/// and logs.
+pub type MemberHook<'a> = dyn Fn(usize, State, &EpochMetrics) -> Result<()> + Sync + 'a;
 
 /// Member k's seed: the run's seed plus k, so members start apart.
 pub fn member_seed(seed: u64, k: usize) -> u64 {
@@ -24,8 +25,9 @@ pub fn member_seed(seed: u64, k: usize) -> u64 {
 }
 
 /// Trains `k` members concurrently, each with `cfg` (one worker each) and
-/// its own seed, with the eager stop and patience of `cfg`. Returns the
-/// members (best epoch's weights) and their reports, in order.
+/// its own seed, with the eager stop and patience of `cfg`; member `k`
+/// continues from `resume[k]` when it is given. Returns the members (best
+/// epoch's weights) and their reports, in order.
 pub fn train_members(
     spec: &CaeSpec,
     loss: Loss,
@@ -34,20 +36,28 @@ pub fn train_members(
     val: &Dataset,
     cfg: &CaeTrainConfig,
     hook: &MemberHook<'_>,
+    resume: Vec<Option<State>>,
 ) -> Result<Vec<(ConvAutoencoder, FitReport)>> {
     if k == 0 {
         return Err(Error::config("members", "must be at least 1"));
     }
     cfg.validate()?;
     let results: Vec<Result<(ConvAutoencoder, FitReport)>> = std::thread::scope(|s| {
+        let mut resume = resume.into_iter();
         let handles: Vec<_> = (0..k)
             .map(|m| {
+                let from = resume.next().flatten();
                 s.spawn(move || {
                     let seed = member_seed(cfg.train.seed, m);
                     let mut mcfg = cfg.clone();
                     (mcfg.train.seed, mcfg.train.threads) = (seed, 1);
                     let mut model = ConvAutoencoder::new(spec, loss, seed)?;
-                    let report = model.fit(train, val, &mcfg, &mut Silent, &mut |mm, e| hook(m, mm, e))?;
+                    let mut save = |st: State, e: &EpochMetrics| hook(m, st, e);
+                    let ck = Checkpointing {
+                        resume: from,
+                        save: Some(&mut save),
+                    };
+                    let report = model.fit(train, val, &mcfg, &mut Silent, ck)?;
                     Ok((model, report))
                 })
             })
@@ -188,10 +198,19 @@ mod tests {
             ..CaeTrainConfig::default()
         };
         let seen = Mutex::new(Vec::new());
-        let members = train_members(&spec, Loss::Squared, 3, &train, &val, &cfg, &|k, _, e| {
-            seen.lock().unwrap().push((k, e.epoch));
-            Ok(())
-        })
+        let members = train_members(
+            &spec,
+            Loss::Squared,
+            3,
+            &train,
+            &val,
+            &cfg,
+            &|k, _, e| {
+                seen.lock().unwrap().push((k, e.epoch));
+                Ok(())
+            },
+            vec![],
+        )
         .unwrap();
         assert_eq!(members.len(), 3);
         assert_ne!(members[0].0.params, members[1].0.params, "different seeds");

@@ -164,7 +164,7 @@ impl Estimator for ConvAutoencoder {
                 .unwrap_or_else(|| owned(x.slice(ndarray::s![..0, ..]))),
         );
         let cfg = self.train.clone();
-        ConvAutoencoder::fit(self, &train, &val, &cfg, obs, &mut |_, _| Ok(()))
+        ConvAutoencoder::fit(self, &train, &val, &cfg, obs, Default::default())
     }
     fn transform(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         Ok(array(

@@ -76,6 +76,18 @@ impl Adam {
         self.t
     }
 
+    /// The moments and step count, to save: (m, v, t).
+    pub fn moments(&self) -> (&[f32], &[f32], u32) {
+        (&self.m, &self.v, self.t)
+    }
+
+    /// Restores what [`Adam::moments`] gave.
+    pub fn set_moments(&mut self, m: &[f32], v: &[f32], t: u32) {
+        self.m = m.to_vec();
+        self.v = v.to_vec();
+        self.t = t;
+    }
+
     /// One update of `params` along `grad`.
     pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
         assert_eq!(params.len(), grad.len());

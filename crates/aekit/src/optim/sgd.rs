@@ -40,6 +40,16 @@ impl Sgd {
         }
     }
 
+    /// The velocity (empty before the first step with momentum).
+    pub fn velocity(&self) -> &[f32] {
+        &self.velocity
+    }
+
+    /// Restores a velocity saved with [`Sgd::velocity`].
+    pub fn set_velocity(&mut self, v: &[f32]) {
+        self.velocity = v.to_vec();
+    }
+
     /// Forgets the velocity (a new `fit`).
     pub fn reset(&mut self) {
         self.velocity.clear();

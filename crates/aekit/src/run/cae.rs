@@ -3,18 +3,19 @@
 //! ensemble of small ones.
 
 use super::config::Sections;
-use super::dir::{Out, RunDir};
+use super::dir::{resume_hint, Out, RunDir};
 use super::observe::{epoch_row, finetune_row, RunObserver};
 use crate::data::{DataConfig, Dataset, Splits};
 use crate::error::{Error, Result};
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
 use crate::models::ensemble::{self, classify};
-use crate::train::TrainConfig;
+use crate::train::{Checkpointing, EpochMetrics, State, TrainConfig};
 use crate::viz;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -195,15 +196,44 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 /// a fine-tuning of both), writing the run directory at `out` (default
 /// `runs/cae-<unix time>`).
 pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
+    let s = prepare_cae(&mut c)?;
+    let run = RunDir::claim(out, "cae")?;
+    run.write_config(&c.to_toml())?;
+    cae_in(&c, &s, run, None)
+}
+
+/// Continues the stopped `cae` run in `dir` with the settings in its
+/// `config.toml`, from its last checkpoint. A one-thread run ends
+/// bit-for-bit as it would have without the stop.
+pub fn resume_cae(dir: &Path) -> Result<RunDir> {
+    let run = RunDir::reopen(dir)?;
+    let mut c = CaeRun::read(&run.file("config.toml"))?;
+    let s = prepare_cae(&mut c)?;
+    let state = super::train::checked_state(&run, "cae")?;
+    cae_in(&c, &s, run, state)
+}
+
+/// Checks `c` and loads its data, before any file is written.
+fn prepare_cae(c: &mut CaeRun) -> Result<Splits> {
     c.model.train.hold_threads_to_cores()?;
-    let c = &c;
+    let spec = c.spec()?;
+    c.classifier.config(&c.model.train)?;
+    crate::tensor::init_threads(c.model.train.resolved_threads());
+    splits(&c.data, c.model.train.seed, &spec)
+}
+
+/// A model like `template` with the parameters of a checkpoint's state.
+fn cae_snapshot(template: &ConvAutoencoder, s: &State) -> Result<ConvAutoencoder> {
+    let mut m = template.clone();
+    let n = m.params.len();
+    m.params.copy_from_slice(s.tensor("params", n)?);
+    Ok(m)
+}
+
+fn cae_in(c: &CaeRun, s: &Splits, run: RunDir, state: Option<State>) -> Result<RunDir> {
     let (spec, cfg) = (c.spec()?, &c.model);
     let cls = c.classifier.config(&cfg.train)?;
     let threads = cfg.train.resolved_threads();
-    crate::tensor::init_threads(threads);
-    let s = splits(&c.data, cfg.train.seed, &spec)?;
-    let run = RunDir::claim(out, "cae")?;
-    run.write_config(&c.to_toml())?;
     let mut model = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
     eprintln!(
         "training {} ({} parameters, code {:?}) for up to {} epochs on {} images, {} worker(s)",
@@ -215,9 +245,20 @@ pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
         threads
     );
     let mut obs = RunObserver::new(&run, epoch_row);
-    let report = model.fit(&s.train, &s.val, cfg, &mut obs, &mut |m, e| {
-        m.save(&run.checkpoint("checkpoints", e.epoch)?, HashMap::new())
-    })?;
+    let template = model.clone();
+    let mut save = |mut st: State, e: &EpochMetrics| {
+        st.put("verb", "cae");
+        let snap = cae_snapshot(&template, &st)?;
+        run.save_checkpoint(e.epoch, |p| snap.save(p, HashMap::new()), &st)
+            .map(drop)
+    };
+    let ck = Checkpointing {
+        resume: state,
+        save: Some(&mut save),
+    };
+    let report = model
+        .fit(&s.train, &s.val, cfg, &mut obs, ck)
+        .map_err(|e| resume_hint(e, &run, "cae"))?;
     obs.finish()?;
     model.save(&run.file("model.safetensors"), HashMap::new())?;
     let test_loss = model.score(&s.test, threads)?;
@@ -317,37 +358,81 @@ pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
 /// once) and classifies with their joined codes and by majority vote,
 /// writing the run directory at `out` (default `runs/ensemble-<unix time>`).
 pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
+    let s = prepare_ensemble(&mut c)?;
+    let run = RunDir::claim(out, "ensemble")?;
+    run.write_config(&c.to_toml())?;
+    ensemble_in(&c, &s, run, false)
+}
+
+/// Continues the stopped `ensemble` run in `dir` with the settings in its
+/// `config.toml`: each member from its own last checkpoint (members train
+/// one thread each, so each ends bit-for-bit as it would have).
+pub fn resume_ensemble(dir: &Path) -> Result<RunDir> {
+    let run = RunDir::reopen(dir)?;
+    let mut c = EnsembleRun::read(&run.file("config.toml"))?;
+    let s = prepare_ensemble(&mut c)?;
+    ensemble_in(&c, &s, run, true)
+}
+
+/// Checks `c` and loads its data, before any file is written.
+fn prepare_ensemble(c: &mut EnsembleRun) -> Result<Splits> {
     c.model.train.hold_threads_to_cores()?;
-    let c = &c;
-    let (spec, cfg) = (c.spec()?, &c.model);
-    let cls = c
-        .classifier
-        .config(&cfg.train)?
+    let spec = c.spec()?;
+    c.classifier
+        .config(&c.model.train)?
         .ok_or_else(|| Error::config("classifier", "an ensemble needs a classifier (softmax or mlp:H)"))?;
     if c.members == 0 {
         return Err(Error::config("members", "must be at least 1"));
     }
-    let threads = cfg.train.resolved_threads();
-    crate::tensor::init_threads(threads);
-    let s = splits(&c.data, cfg.train.seed, &spec)?;
+    crate::tensor::init_threads(c.model.train.resolved_threads());
+    let s = splits(&c.data, c.model.train.seed, &spec)?;
     if s.val.n == 0 {
         return Err(Error::config(
             "data.val_size",
             "an ensemble needs a validation split (--val-size > 0) for its eager stop and classifiers",
         ));
     }
-    let run = RunDir::claim(out, "ensemble")?;
-    run.write_config(&c.to_toml())?;
+    Ok(s)
+}
+
+fn ensemble_in(c: &EnsembleRun, s: &Splits, run: RunDir, resume: bool) -> Result<RunDir> {
+    let (spec, cfg) = (c.spec()?, &c.model);
+    let cls = c
+        .classifier
+        .config(&cfg.train)?
+        .expect("checked by prepare_ensemble");
+    let threads = cfg.train.resolved_threads();
+    let mut states = Vec::new();
     for k in 0..c.members {
-        run.folder(&format!("members/{k}"))?;
+        let folder = run.folder(&format!("members/{k}"))?;
+        let state = if resume {
+            super::dir::last_state(&folder)?.map(|(_, st)| st)
+        } else {
+            None
+        };
+        if let Some(st) = &state {
+            let by: String = st.get("verb")?;
+            if by != "ensemble" {
+                return Err(Error::config(
+                    "resume",
+                    format!("member {k} holds a `{by}` checkpoint"),
+                ));
+            }
+        }
+        states.push(state);
     }
+    let histories: Vec<Vec<EpochMetrics>> = states
+        .iter()
+        .map(|st| st.as_ref().map_or(Ok(Vec::new()), |st| st.get("fit.history")))
+        .collect::<Result<_>>()?;
+    let template = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
     eprintln!(
         "training {} members of {} at once for up to {} epochs (eager threshold {}, patience {})",
         c.members, c.arch, cfg.train.epochs, cfg.min_improvement, cfg.train.patience
     );
-    let histories = Mutex::new(vec![Vec::new(); c.members]);
+    let histories = Mutex::new(histories);
     let t = Instant::now();
-    let members = ensemble::train_members(&spec, cfg.loss, c.members, &s.train, &s.val, cfg, &|k, m, e| {
+    let hook = |k: usize, mut st: State, e: &EpochMetrics| {
         eprintln!(
             "member {k} epoch {}: train loss {:.4}, validation loss {:.4} ({:.1} s)",
             e.epoch,
@@ -355,14 +440,22 @@ pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
             e.val_loss.unwrap_or(f64::NAN),
             e.seconds
         );
-        m.save(
-            &run.file(&format!("members/{k}/epoch-{}.safetensors", e.epoch)),
-            HashMap::new(),
-        )?;
+        st.put("verb", "ensemble");
+        let snap = cae_snapshot(&template, &st)?;
         let mut h = histories.lock().expect("not poisoned");
         h[k].push(*e);
-        run.write_rows(&format!("members/{k}/metrics.csv"), &h[k])
-    })?;
+        run.write_rows(&format!("members/{k}/metrics.csv"), &h[k])?;
+        drop(h);
+        super::dir::save_checkpoint(
+            &run.file(&format!("members/{k}")),
+            e.epoch,
+            |p| snap.save(p, HashMap::new()),
+            &st,
+        )
+        .map(drop)
+    };
+    let members = ensemble::train_members(&spec, cfg.loss, c.members, &s.train, &s.val, cfg, &hook, states)
+        .map_err(|e| resume_hint(e, &run, "ensemble"))?;
     let train_seconds = t.elapsed().as_secs_f64();
     for (k, (m, _)) in members.iter().enumerate() {
         m.save(

@@ -193,9 +193,180 @@ impl RunDir {
         self.write_rows("metrics.csv", rows)
     }
 
-    /// Where epoch `epoch`'s complete model is saved.
-    pub fn checkpoint(&self, folder: &str, epoch: usize) -> Result<PathBuf> {
-        Ok(self.folder(folder)?.join(format!("epoch-{epoch}.safetensors")))
+    /// Writes checkpoint `n` (the run's `n`th epoch, counted over all its
+    /// stages): `checkpoints/epoch-<n>/` holding `model.safetensors` (written
+    /// by `model`, a model file every verb reads) and `state.safetensors`
+    /// (what `--resume` needs). The folder is filled under a temporary name
+    /// and renamed into place, so it is complete or absent; the checkpoints
+    /// older than the last [`KEEP`] are then removed.
+    pub fn save_checkpoint(
+        &self,
+        n: usize,
+        model: impl FnOnce(&Path) -> Result<()>,
+        state: &crate::train::State,
+    ) -> Result<PathBuf> {
+        save_checkpoint(&self.path, n, model, state)
+    }
+
+    /// Reopens the run directory `path` to continue it: it must hold a run
+    /// (its `config.toml`) that has not finished (no `summary.json`), and no
+    /// live process may hold it (a lock left by a killed run is taken over).
+    pub fn reopen(path: &Path) -> Result<RunDir> {
+        if !path.join("config.toml").is_file() {
+            return Err(Error::config(
+                "resume",
+                format!("{} holds no run to resume (no config.toml)", path.display()),
+            ));
+        }
+        if path.join("summary.json").is_file() {
+            return Err(Error::config(
+                "resume",
+                format!(
+                    "the run in {} has finished (it has a summary.json): nothing to resume",
+                    path.display()
+                ),
+            ));
+        }
+        let lock = path.join(LOCK);
+        if lock.exists() {
+            let pid = std::fs::read_to_string(&lock).unwrap_or_default();
+            let alive = pid
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|p| p != std::process::id() && process_alive(p));
+            if alive || !Path::new("/proc/self").exists() {
+                return Err(locked(path));
+            }
+            std::fs::remove_file(&lock).map_err(|e| Error::io("cannot remove the stale lock", &lock, e))?;
+        }
+        Self::lock(path.to_path_buf())
+    }
+
+    /// The last complete checkpoint's state and number, if there is one.
+    pub fn last_state(&self) -> Result<Option<(usize, crate::train::State)>> {
+        last_state(&self.path)
+    }
+}
+
+/// [`RunDir::save_checkpoint`] into the run (or member) folder `run`.
+pub fn save_checkpoint(
+    run: &Path,
+    n: usize,
+    model: impl FnOnce(&Path) -> Result<()>,
+    state: &crate::train::State,
+) -> Result<PathBuf> {
+    let root = run.join(CHECKPOINTS);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io("cannot create folder", &root, e))?;
+    let tmp = root.join(format!(".epoch-{n}.partial"));
+    let done = root.join(format!("epoch-{n}"));
+    for p in [&tmp, &done] {
+        if p.exists() {
+            std::fs::remove_dir_all(p).map_err(|e| Error::io("cannot remove", p, e))?;
+        }
+    }
+    std::fs::create_dir(&tmp).map_err(|e| Error::io("cannot create folder", &tmp, e))?;
+    model(&tmp.join("model.safetensors"))?;
+    state.save(&tmp.join(STATE))?;
+    std::fs::rename(&tmp, &done)
+        .map_err(|e| Error::io("cannot move the checkpoint into place:", &done, e))?;
+    for (k, old) in checkpoints(run)? {
+        if k + KEEP <= n {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    // Fault injection for the tests of resuming: die here, as `kill -9`
+    // would, once checkpoint `n` is written.
+    if std::env::var(KILL_AFTER).ok().and_then(|v| v.parse().ok()) == Some(n) {
+        std::process::abort();
+    }
+    Ok(done)
+}
+
+/// The environment variable that makes a run abort right after writing the
+/// checkpoint it names (for tests of resuming after a kill).
+pub const KILL_AFTER: &str = "AEKIT_KILL_AFTER_CHECKPOINT";
+
+/// The last complete checkpoint's state in the run (or member) folder
+/// `run`, and its number.
+pub fn last_state(run: &Path) -> Result<Option<(usize, crate::train::State)>> {
+    match checkpoints(run)?.pop() {
+        Some((n, p)) => Ok(Some((n, crate::train::State::load(&p.join(STATE))?))),
+        None => Ok(None),
+    }
+}
+
+/// Whether process `pid` runs (and is not a zombie: killed, not yet reaped).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// The folder of a run's checkpoints.
+pub const CHECKPOINTS: &str = "checkpoints";
+/// A checkpoint's resume state, beside its `model.safetensors`.
+pub const STATE: &str = "state.safetensors";
+/// How many of the newest checkpoints a run keeps.
+pub const KEEP: usize = 2;
+
+/// The complete checkpoints of the run in `run`, oldest first.
+pub fn checkpoints(run: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let root = run.join(CHECKPOINTS);
+    if !root.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<(usize, PathBuf)> = std::fs::read_dir(&root)
+        .map_err(|e| Error::io("cannot read folder", &root, e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n = name.strip_prefix("epoch-")?.parse().ok()?;
+            e.path().join(STATE).is_file().then(|| (n, e.path()))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The model file a `--model` path means: a file as it is; a checkpoint
+/// folder's `model.safetensors`; a run directory's `model.safetensors`, or,
+/// for a run that has not finished, its last checkpoint's (said on stderr).
+pub fn model_file(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let direct = path.join("model.safetensors");
+    if direct.is_file() {
+        return Ok(direct);
+    }
+    if let Some((n, p)) = checkpoints(path)?.pop() {
+        eprintln!(
+            "note: {} has no final model; using checkpoint {n}",
+            path.display()
+        );
+        return Ok(p.join("model.safetensors"));
+    }
+    Err(Error::config(
+        "model",
+        format!(
+            "{} is a folder with no model.safetensors and no checkpoint",
+            path.display()
+        ),
+    ))
+}
+
+/// Adds to an interruption how to continue the run in `run`.
+pub fn resume_hint(e: Error, run: &RunDir, verb: &str) -> Error {
+    match e {
+        Error::Interrupted(why) => Error::Interrupted(format!(
+            "{why}; the last complete checkpoint is kept: continue with `aekit {verb} --resume {}`",
+            run.path.display()
+        )),
+        e => e,
     }
 }
 

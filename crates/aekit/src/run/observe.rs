@@ -62,6 +62,17 @@ impl<R: MetricsRow> Observer for RunObserver<'_, R> {
             self.error.get_or_insert(e);
         }
     }
+    /// The file starts again from the checkpoint's rows (an epoch written
+    /// after the checkpoint, by the run that was stopped, is dropped).
+    fn on_resume(&mut self, history: &[EpochMetrics]) {
+        self.rows = history.iter().map(self.row).collect();
+        if let Some(m) = history.last() {
+            eprintln!("resuming after epoch {}", m.epoch);
+        }
+        if let Err(e) = self.run.write_rows(&self.file, &self.rows) {
+            self.error.get_or_insert(e);
+        }
+    }
     fn on_end(&mut self) {
         self.progress.on_end();
     }
@@ -123,5 +134,16 @@ impl Observer for PretrainObserver<'_> {
     }
     fn on_end(&mut self) {
         self.log.on_end();
+    }
+    fn save_state(&self, s: &mut crate::train::State) {
+        self.log.save_state(s);
+    }
+    /// The log starts again from the checkpoint's rows.
+    fn load_state(&mut self, s: &crate::train::State) -> Result<()> {
+        self.log.load_state(s)?;
+        if let Err(e) = self.run.write_metrics(&self.log.rows) {
+            self.error.get_or_insert(e);
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,12 @@
 //! with a softmax layer on the labels.
 
 use super::config::Sections;
-use super::dir::{Out, RunDir};
+use super::dir::{resume_hint, Out, RunDir};
 use super::observe::{finetune_row, PretrainObserver, RunObserver};
 use crate::data::DataConfig;
 use crate::error::{Error, Result};
 use crate::models::stacked::{FinetuneConfig, PretrainConfig, StackedDae};
-use crate::train::Progress;
+use crate::train::{Checkpointing, EpochMetrics, Progress, State};
 use crate::viz;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,6 +37,9 @@ impl PretrainRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneRun {
+    /// The pretrained stack this run started from (recorded so that
+    /// `--resume` can load it again; `--model` gives it).
+    pub pretrained: Option<std::path::PathBuf>,
     pub data: DataConfig,
     pub model: FinetuneConfig,
 }
@@ -53,9 +56,28 @@ impl FinetuneRun {
 /// Pretrains as `cfg` says, writing the run directory at `out` (default
 /// `runs/pretrain-<unix time>`).
 pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
+    let s = prepare_pretrain(&mut cfg)?;
+    let run = RunDir::claim(out, "pretrain")?;
+    run.write_config(&cfg.to_toml())?;
+    pretrain_in(&cfg, &s, run, None)
+}
+
+/// Continues the stopped `pretrain` run in `dir` with the settings in its
+/// `config.toml`, from its last checkpoint (in the middle of a layer's
+/// stage, or between two). A one-thread run ends bit-for-bit as it would
+/// have without the stop.
+pub fn resume_pretrain(dir: &Path) -> Result<RunDir> {
+    let run = RunDir::reopen(dir)?;
+    let mut cfg = PretrainRun::read(&run.file("config.toml"))?;
+    let s = prepare_pretrain(&mut cfg)?;
+    let state = super::train::checked_state(&run, "pretrain")?;
+    pretrain_in(&cfg, &s, run, state)
+}
+
+/// Checks `cfg` and loads its data, before any file is written.
+fn prepare_pretrain(cfg: &mut PretrainRun) -> Result<crate::data::Splits> {
     cfg.validate()?;
     cfg.model.train.hold_threads_to_cores()?;
-    let cfg = &cfg;
     let m = &cfg.model;
     crate::tensor::init_threads(m.train.resolved_threads());
     let s = super::load_splits(&cfg.data, m.train.seed)?;
@@ -67,8 +89,16 @@ pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
         .sum();
     // The stack, and gradual training's copy with its gradient and momentum.
     crate::tensor::memory::check_f32s("model.layers", 5 * weights)?;
-    let run = RunDir::claim(out, "pretrain")?;
-    run.write_config(&cfg.to_toml())?;
+    Ok(s)
+}
+
+fn pretrain_in(
+    cfg: &PretrainRun,
+    s: &crate::data::Splits,
+    run: RunDir,
+    state: Option<State>,
+) -> Result<RunDir> {
+    let m = &cfg.model;
     let mut model = StackedDae::new(s.train.dim, &m.layers, m.train.seed);
     eprintln!(
         "pretraining {:?} with the {} schedule ({} epochs for layer 1, a budget of {} for each later layer)",
@@ -77,7 +107,25 @@ pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
     let start = std::time::Instant::now();
     let mut progress = Progress::new();
     let mut obs = PretrainObserver::new(&run, &mut progress);
-    let updates = model.pretrain(&s.train, m, &mut obs)?;
+    let template = model.clone();
+    let mut save = |mut st: State, e: &EpochMetrics| {
+        st.put("verb", "pretrain");
+        let snap = template.pretrain_snapshot(&st, m)?;
+        let mut meta = HashMap::new();
+        meta.insert(
+            "pretrain".into(),
+            toml::to_string(m).expect("configs always serialise"),
+        );
+        run.save_checkpoint(e.epoch, |p| snap.save(p, meta), &st)
+            .map(drop)
+    };
+    let ck = Checkpointing {
+        resume: state,
+        save: Some(&mut save),
+    };
+    let updates = model
+        .pretrain_with(&s.train, m, &mut obs, ck)
+        .map_err(|e| resume_hint(e, &run, "pretrain"))?;
     obs.finish()?;
     let secs = start.elapsed().as_secs_f64();
     let mut meta = HashMap::new();
@@ -140,9 +188,40 @@ pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<Ru
             ));
         }
     }
+    let mut cfg = cfg.clone();
+    cfg.pretrained = Some(
+        model_path
+            .canonicalize()
+            .unwrap_or_else(|_| model_path.to_path_buf()),
+    );
+    let (model, s) = prepare_finetune(&cfg)?;
+    let run = RunDir::claim(out, "finetune")?;
+    run.write_config(&cfg.to_toml())?;
+    finetune_in(&cfg, model, &s, run, None)
+}
+
+/// Continues the stopped `finetune` run in `dir` with the settings in its
+/// `config.toml` (the pretrained stack read again from where it was), from
+/// its last checkpoint. A one-thread run ends bit-for-bit as it would have
+/// without the stop.
+pub fn resume_finetune(dir: &Path) -> Result<RunDir> {
+    let run = RunDir::reopen(dir)?;
+    let cfg = FinetuneRun::read(&run.file("config.toml"))?;
+    cfg.validate()?;
+    let (model, s) = prepare_finetune(&cfg)?;
+    let state = super::train::checked_state(&run, "finetune")?;
+    finetune_in(&cfg, model, &s, run, state)
+}
+
+/// The pretrained stack and the data, checked against each other.
+fn prepare_finetune(cfg: &FinetuneRun) -> Result<(StackedDae, crate::data::Splits)> {
+    let model_path = cfg
+        .pretrained
+        .as_deref()
+        .ok_or_else(|| Error::config("pretrained", "fine-tuning needs a pretrained stack (--model)"))?;
     let t = &cfg.model.train;
     crate::tensor::init_threads(t.resolved_threads());
-    let mut model = StackedDae::load(model_path)?;
+    let model = StackedDae::load(model_path)?;
     let s = super::load_splits(&cfg.data, t.seed)?;
     if s.train.dim != model.sizes[0] {
         return Err(Error::shape(
@@ -151,14 +230,36 @@ pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<Ru
             format!("{} inputs", s.train.dim),
         ));
     }
-    let run = RunDir::claim(out, "finetune")?;
-    run.write_config(&cfg.to_toml())?;
+    Ok((model, s))
+}
+
+fn finetune_in(
+    cfg: &FinetuneRun,
+    mut model: StackedDae,
+    s: &crate::data::Splits,
+    run: RunDir,
+    state: Option<State>,
+) -> Result<RunDir> {
+    let t = &cfg.model.train;
     eprintln!(
         "fine-tuning {:?} + softmax for up to {} epochs",
         model.sizes, t.epochs
     );
     let mut obs = RunObserver::new(&run, finetune_row);
-    let r = model.finetune(&s.train, &s.val, &s.test, &cfg.model, &mut obs)?;
+    let template = model.clone();
+    let mut save = |mut st: State, e: &EpochMetrics| {
+        st.put("verb", "finetune");
+        let snap = template.finetuned(st.tensor_any("params")?)?;
+        run.save_checkpoint(e.epoch, |p| snap.save(p, HashMap::new()), &st)
+            .map(drop)
+    };
+    let ck = Checkpointing {
+        resume: state,
+        save: Some(&mut save),
+    };
+    let r = model
+        .finetune_with(&s.train, &s.val, &s.test, &cfg.model, &mut obs, ck)
+        .map_err(|e| resume_hint(e, &run, "finetune"))?;
     obs.finish()?;
     model.save(&run.file("model.safetensors"), HashMap::new())?;
     let curve: Vec<(f64, f64)> = r.history.iter().map(|e| (e.epoch as f64, e.val_error)).collect();

@@ -3,7 +3,7 @@
 //! directory.
 
 use super::config::{ModelKind, RunConfig};
-use super::dir::{Out, RunDir};
+use super::dir::{resume_hint, Out, RunDir};
 use super::observe::{epoch_row, RunObserver};
 use crate::data::{load_splits, Splits};
 use crate::error::Result;
@@ -12,9 +12,10 @@ use crate::models::sparse_ae::SparseAutoencoder;
 use crate::models::{DenoisingAutoencoder, Metrics};
 use crate::per_example::Plan;
 use crate::tensor::gemm::Par;
-use crate::train::{EpochMetrics, FitReport, Optimizer};
+use crate::train::{Checkpointing, EpochMetrics, FitReport, Optimizer, State};
 use crate::viz;
 use serde_json::{json, Value};
+use std::path::Path;
 
 /// The test figures shared by `train`'s summary.json and `eval`.
 pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
@@ -28,7 +29,50 @@ pub fn test_metrics_json(m: &Metrics, n: usize) -> Value {
 
 /// Trains as `cfg` says (validated here), writing the run directory at
 /// `out` (default `runs/train-<unix time>`).
-pub fn train(mut cfg: RunConfig, out: &Out) -> Result<RunDir> {
+pub fn train(cfg: RunConfig, out: &Out) -> Result<RunDir> {
+    let (cfg, splits) = prepare(cfg)?;
+    let run = RunDir::claim(out, "train")?;
+    run.write_config(&cfg.to_toml())?;
+    finish(cfg, &splits, run, None)
+}
+
+/// Continues the stopped `train` run in `dir` with the settings in its
+/// `config.toml`, from its last checkpoint (from the start when it has none,
+/// as L-BFGS runs never do). A one-thread run ends bit-for-bit as it would
+/// have without the stop.
+pub fn resume(dir: &Path) -> Result<RunDir> {
+    let run = RunDir::reopen(dir)?;
+    let cfg = RunConfig::read(&run.file("config.toml"))?;
+    let (cfg, splits) = prepare(cfg)?;
+    let state = checked_state(&run, "train")?;
+    finish(cfg, &splits, run, state)
+}
+
+/// The run's last checkpoint, which must have been written by `verb`.
+pub(crate) fn checked_state(run: &RunDir, verb: &str) -> Result<Option<State>> {
+    let Some((n, s)) = run.last_state()? else {
+        eprintln!(
+            "no checkpoint in {}: starting from the beginning",
+            run.path.display()
+        );
+        return Ok(None);
+    };
+    let by: String = s.get("verb")?;
+    if by != verb {
+        return Err(crate::Error::config(
+            "resume",
+            format!(
+                "{} holds a `{by}` run; resume it with `aekit {by} --resume`",
+                run.path.display()
+            ),
+        ));
+    }
+    eprintln!("resuming from checkpoint {n} in {}", run.path.display());
+    Ok(Some(s))
+}
+
+/// Validates `cfg` and loads its data, before any file is written.
+fn prepare(mut cfg: RunConfig) -> Result<(RunConfig, Splits)> {
     cfg.validate()?;
     cfg.train.hold_threads_to_cores()?;
     crate::tensor::init_threads(cfg.train.resolved_threads());
@@ -56,12 +100,17 @@ pub fn train(mut cfg: RunConfig, out: &Out) -> Result<RunDir> {
         // A parallel mode that does not fit is refused before any file is written.
         DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone()).epoch_plan()?;
     }
-    let run = RunDir::claim(out, "train")?;
-    run.write_config(&cfg.to_toml())?;
-    let mut summary = match cfg.kind {
-        ModelKind::Dae => train_dae(&cfg, &splits, &run)?,
-        ModelKind::Sparse => train_sparse(&cfg, &splits, &run)?,
+    Ok((cfg, splits))
+}
+
+/// Trains (from `state` when resuming) into `run`, then writes the model,
+/// pictures and summary.
+fn finish(cfg: RunConfig, splits: &Splits, run: RunDir, state: Option<State>) -> Result<RunDir> {
+    let summary = match cfg.kind {
+        ModelKind::Dae => train_dae(&cfg, splits, &run, state),
+        ModelKind::Sparse => train_sparse(&cfg, splits, &run),
     };
+    let mut summary = summary.map_err(|e| resume_hint(e, &run, "train"))?;
     let extra = json!({
         "n_train": splits.train.n,
         "n_val": splits.val.n,
@@ -89,7 +138,7 @@ fn with_metrics<T>(
     Ok((out, obs.finish()?))
 }
 
-fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
+fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<State>) -> Result<Value> {
     let mut model = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
     eprintln!(
         "training a {} {}→{} denoising autoencoder ({} loss, noise {}) with {}, on {} thread(s)",
@@ -114,7 +163,18 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
     let mut summary = match cfg.train.optimizer {
         Optimizer::Sgd | Optimizer::Adam => {
             let val = (splits.val.n > 0).then(|| splits.val.view());
-            let (report, _) = with_metrics(run, |p| model.fit(splits.train.view(), val, p))?;
+            let n = model.params().len();
+            let mut save = |mut s: State, m: &EpochMetrics| {
+                s.put("verb", "train");
+                let mut snap = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
+                snap.params_mut().copy_from_slice(s.tensor("params", n)?);
+                run.save_checkpoint(m.epoch, |p| snap.save(p), &s).map(drop)
+            };
+            let ck = Checkpointing {
+                resume,
+                save: Some(&mut save),
+            };
+            let (report, _) = with_metrics(run, |p| model.fit_with(splits.train.view(), val, p, ck))?;
             sgd_summary(&report, &model, cfg.train.optimizer)?
         }
         Optimizer::Lbfgs => {

@@ -145,8 +145,50 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         done
     }
 
+    /// The state at the end of an epoch (counters, and the carried order),
+    /// into `s`.
+    pub fn save_state(&self, s: &mut super::State) {
+        debug_assert_eq!(self.pos, 0, "saved between epochs");
+        s.put("epochs", &self.epochs);
+        s.put("updates", &self.updates);
+        s.put("seconds", &self.seconds);
+        if self.shuffle == Shuffle::Carried {
+            s.put("order", &self.order);
+        }
+    }
+
+    /// Restores what [`Minibatches::save_state`] wrote.
+    pub fn load_state(&mut self, s: &super::State) -> crate::Result<()> {
+        self.epochs = s.get("epochs")?;
+        self.updates = s.get("updates")?;
+        self.seconds = s.get("seconds")?;
+        if self.shuffle == Shuffle::Carried {
+            let order: Vec<usize> = s.get("order")?;
+            let mut seen = vec![false; self.order.len()];
+            let ok = order.len() == self.order.len()
+                && order
+                    .iter()
+                    .all(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true));
+            if !ok {
+                return Err(crate::Error::config(
+                    "resume",
+                    format!(
+                        "the checkpoint's example order is not a permutation of this run's {} examples",
+                        self.order.len()
+                    ),
+                ));
+            }
+            self.order = order;
+        }
+        self.pos = 0;
+        self.epoch_loss = 0.0;
+        Ok(())
+    }
+
     /// Runs to the end of the current epoch, reporting progress about 100
-    /// times; returns (the epoch's mean training loss, updates made).
+    /// times; returns (the epoch's mean training loss, updates made). Stops
+    /// early, mid-epoch, when a stop is requested
+    /// ([`super::checkpoint::stop_requested`]); the caller checks for that.
     pub fn run_epoch<O: Objective<Batch = B, Workspace = W>>(
         &mut self,
         o: &O,
@@ -160,6 +202,9 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         let before = self.updates;
         let mut k = 0;
         loop {
+            if super::checkpoint::stop_requested() {
+                return (f64::NAN, self.updates - before);
+            }
             let done = self.step(o, params, opt, rng);
             k += 1;
             if k % every == 0 || done.is_some() {

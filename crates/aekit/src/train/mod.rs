@@ -4,12 +4,14 @@
 //! ([`lbfgs_fit`]), the epoch loop with early stopping ([`fit_loop`]), and
 //! observers (progress bars, log lines, metric files).
 
+pub mod checkpoint;
 mod fit;
 mod minibatch;
 mod objective;
 mod settings;
 
-pub use fit::{fit_loop, Fit};
+pub use checkpoint::State;
+pub use fit::{fit_loop, fit_loop_with, Checkpointing, Fit, SaveState};
 pub use minibatch::{Minibatches, Shuffle};
 pub use objective::{lbfgs_fit, Finished, Objective, Step, StepRule};
 pub use settings::{Optimizer, ParallelMode, TrainConfig};
@@ -17,7 +19,7 @@ pub use settings::{Optimizer, ParallelMode, TrainConfig};
 use serde::Serialize;
 
 /// What one epoch did.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     /// 1-based.
     pub epoch: usize,
@@ -65,7 +67,7 @@ pub struct EarlyStopping {
     pub patience: usize,
     pub best: f64,
     pub best_epoch: Option<usize>,
-    bad_epochs: usize,
+    pub(crate) bad_epochs: usize,
 }
 
 impl EarlyStopping {
@@ -103,7 +105,17 @@ pub trait Observer {
     /// Called about 100 times an epoch with batches done so far.
     fn on_progress(&mut self, _done: usize, _total: usize) {}
     fn on_epoch(&mut self, _m: &EpochMetrics) {}
+    /// A resumed fit's epochs before this run, reported once before the
+    /// first new epoch (a metrics file takes them as its first rows).
+    fn on_resume(&mut self, _history: &[EpochMetrics]) {}
     fn on_end(&mut self) {}
+    /// What an observer that keeps a record across several fits (a
+    /// pretraining log) needs to continue it, into a checkpoint's state.
+    fn save_state(&self, _s: &mut State) {}
+    /// Restores what [`Observer::save_state`] wrote.
+    fn load_state(&mut self, _s: &State) -> crate::Result<()> {
+        Ok(())
+    }
 }
 
 /// Observes nothing.

@@ -118,6 +118,49 @@ impl StepRule {
         }
     }
 
+    /// The optimizer's state (velocity, or Adam's moments and step count,
+    /// and the step size, which a decay may have changed) into `s`.
+    pub fn save_state(&self, s: &mut super::State) {
+        match self {
+            StepRule::Sgd(g) => {
+                s.put("lr", &g.lr);
+                s.put_tensor("velocity", g.velocity());
+            }
+            StepRule::Adam(a) => {
+                let (m, v, t) = a.moments();
+                s.put("lr", &a.config.lr);
+                s.put_tensor("m", m);
+                s.put_tensor("v", v);
+                s.put("t", &t);
+            }
+        }
+    }
+
+    /// Restores what [`StepRule::save_state`] wrote, for `n` parameters.
+    pub fn load_state(&mut self, s: &super::State, n: usize) -> crate::Result<()> {
+        // A moment is empty until the first step that needs it.
+        let len = |name: &str| {
+            if s.tensor_any(name).is_ok_and(|t| t.is_empty()) {
+                0
+            } else {
+                n
+            }
+        };
+        match self {
+            StepRule::Sgd(g) => {
+                g.lr = s.get("lr")?;
+                g.set_velocity(s.tensor("velocity", len("velocity"))?);
+            }
+            StepRule::Adam(a) => {
+                a.config.lr = s.get("lr")?;
+                let m = s.tensor("m", len("m"))?;
+                let v = s.tensor("v", len("v"))?;
+                a.set_moments(m, v, s.get("t")?);
+            }
+        }
+        Ok(())
+    }
+
     /// Multiplies the step size by `factor` (a learning-rate decay).
     pub fn scale_lr(&mut self, factor: f32) {
         match self {

@@ -193,7 +193,7 @@ mod tests {
             cfg.train.threads = threads;
             let empty = data.select(&[]);
             let r = m
-                .fit(&data, &empty, &cfg, &mut crate::train::Silent, &mut |_, _| Ok(()))
+                .fit(&data, &empty, &cfg, &mut crate::train::Silent, Default::default())
                 .unwrap();
             assert_eq!(r.updates, 12);
             runs.push(m);

@@ -161,12 +161,7 @@ impl ConvAutoencoder {
     /// Loads a file written by [`ConvAutoencoder::save`].
     pub fn load(path: &Path) -> Result<ConvAutoencoder> {
         let mut f = st::load(path)?;
-        if f.meta("model")? != "cae" {
-            return Err(Error::format(
-                path,
-                "is not a convolutional autoencoder (metadata `model` is not `cae`)",
-            ));
-        }
+        f.expect_kind("aekit.cae")?;
         let spec: CaeSpec = toml::from_str(f.meta("spec")?)
             .map_err(|e| Error::format(path, format!("bad `spec` metadata: {e}")))?;
         let loss: Loss = f

@@ -12,7 +12,8 @@ use crate::optim::Adam;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{
-    fit_loop, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer, Shuffle, TrainConfig,
+    fit_loop_with, Checkpointing, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer,
+    Shuffle, State, TrainConfig,
 };
 use std::ops::Range;
 
@@ -225,16 +226,16 @@ impl Objective for CaeObjective<'_> {
 
 impl ConvAutoencoder {
     /// Trains on `train` with Adam, validating on `val` (when not empty) after
-    /// each epoch; `checkpoint` sees the model after every epoch (to save
-    /// it). With patience or an eager threshold, the best epoch's weights are
-    /// kept.
+    /// each epoch, checkpointed after each epoch and resumed from a
+    /// checkpoint as `ck` says. With patience or an eager threshold, the best
+    /// epoch's weights are kept.
     pub fn fit(
         &mut self,
         train: &Dataset,
         val: &Dataset,
         cfg: &CaeTrainConfig,
         observer: &mut dyn Observer,
-        checkpoint: &mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
+        ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
         cfg.validate()?;
         self.check(train)?;
@@ -249,15 +250,15 @@ impl ConvAutoencoder {
             val,
             threads: cfg.train.resolved_threads(),
             min_improvement: cfg.min_improvement,
-            checkpoint,
         };
         observer.on_start(cfg.train.epochs, run.trainer.batches_per_epoch());
-        let report = fit_loop(
+        let report = fit_loop_with(
             &mut run,
             cfg.train.epochs,
             cfg.train.patience,
             observer,
             "train.lr",
+            ck,
         )?;
         *self = run.trainer.model;
         Ok(report)
@@ -265,15 +266,14 @@ impl ConvAutoencoder {
 }
 
 /// A CAE lent to the shared epoch loop.
-struct CaeFit<'d, 'c> {
+struct CaeFit<'d> {
     trainer: Trainer<'d>,
     val: &'d Dataset,
     threads: usize,
     min_improvement: f64,
-    checkpoint: &'c mut dyn FnMut(&ConvAutoencoder, &EpochMetrics) -> Result<()>,
 }
 
-impl Fit for CaeFit<'_, '_> {
+impl Fit for CaeFit<'_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
         let before = self.trainer.updates;
         let loss = self.trainer.run_epoch(|done, total| obs.on_progress(done, total));
@@ -300,10 +300,9 @@ impl Fit for CaeFit<'_, '_> {
         self.trainer.seconds
     }
 
-    /// Saves the checkpoint, then stops eagerly once an epoch improved the
-    /// validation loss by less than `min_improvement` of the best before it.
+    /// Stops eagerly once an epoch improved the validation loss by less
+    /// than `min_improvement` of the best before it.
     fn after_epoch(&mut self, m: &EpochMetrics, best_before: f64) -> Result<bool> {
-        (self.checkpoint)(&self.trainer.model, m)?;
         Ok(match m.val_loss {
             Some(v) => {
                 self.min_improvement > 0.0
@@ -312,5 +311,33 @@ impl Fit for CaeFit<'_, '_> {
             }
             None => false,
         })
+    }
+
+    fn save_state(&self, s: &mut State) -> Result<()> {
+        let t = &self.trainer;
+        s.put_tensor("params", &t.model.params);
+        s.put_rng("rng", &t.rng);
+        let (m, v, steps) = t.adam.moments();
+        s.put_tensor("adam.m", m);
+        s.put_tensor("adam.v", v);
+        s.put("adam.t", &steps);
+        let mut b = State::new();
+        t.batches.save_state(&mut b);
+        s.nest("batches", b);
+        Ok(())
+    }
+
+    fn load_state(&mut self, s: &State) -> Result<()> {
+        let t = &mut self.trainer;
+        let n = t.model.params.len();
+        t.model.params.copy_from_slice(s.tensor("params", n)?);
+        t.rng = s.rng("rng")?;
+        let steps: u32 = s.get("adam.t")?;
+        let len = if steps == 0 { 0 } else { n };
+        t.adam
+            .set_moments(s.tensor("adam.m", len)?, s.tensor("adam.v", len)?, steps);
+        t.batches.load_state(&s.inner("batches").unwrap_or_default())?;
+        t.sync();
+        Ok(())
     }
 }

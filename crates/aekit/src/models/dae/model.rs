@@ -275,13 +275,7 @@ impl DenoisingAutoencoder {
     /// Loads a model saved by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<DenoisingAutoencoder> {
         let mut f = st::load(path)?;
-        let fmt = f.meta("format")?;
-        if fmt != "aekit.dae" {
-            return Err(Error::format(
-                path,
-                format!("holds a `{fmt}` model, not a denoising autoencoder"),
-            ));
-        }
+        f.expect_kind("aekit.dae")?;
         let config: DaeConfig = toml::from_str(f.meta("config")?)
             .map_err(|e| Error::format(path, format!("bad model config in metadata: {e}")))?;
         let train: TrainConfig = toml::from_str(f.meta("train")?)

@@ -10,8 +10,8 @@ use crate::per_example::{self, lockstep_workers, Plan, TiedShape};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{
-    fit_loop, lbfgs_fit, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective, Observer, Optimizer,
-    ParallelMode, Shuffle, StepRule,
+    fit_loop_with, lbfgs_fit, Checkpointing, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective,
+    Observer, Optimizer, ParallelMode, Shuffle, State, StepRule,
 };
 use ndarray::ArrayView2;
 use std::ops::Range;
@@ -37,6 +37,18 @@ impl DenoisingAutoencoder {
         val: Option<ArrayView2<f32>>,
         obs: &mut dyn Observer,
     ) -> Result<FitReport> {
+        self.fit_with(x, val, obs, Checkpointing::default())
+    }
+
+    /// [`DenoisingAutoencoder::fit`], checkpointed after each epoch and
+    /// resumed from a checkpoint as `ck` says.
+    pub fn fit_with(
+        &mut self,
+        x: ArrayView2<f32>,
+        val: Option<ArrayView2<f32>>,
+        obs: &mut dyn Observer,
+        ck: Checkpointing<'_>,
+    ) -> Result<FitReport> {
         self.prepare_training(&x)?;
         let plan = self.epoch_plan()?;
         if let Some(v) = &val {
@@ -61,7 +73,7 @@ impl DenoisingAutoencoder {
         };
         obs.on_start(run.model.train.epochs, run.batches_per_epoch());
         let (epochs, patience) = (run.model.train.epochs, run.model.train.patience);
-        fit_loop(&mut run, epochs, patience, obs, "train.lr")
+        fit_loop_with(&mut run, epochs, patience, obs, "train.lr", ck)
     }
 
     /// Trains on the whole of `x` at once with L-BFGS. The corruption is drawn
@@ -357,5 +369,32 @@ impl Fit for DaeFit<'_, '_> {
 
     fn set_params(&mut self, p: &[f32]) {
         self.model.params.copy_from_slice(p);
+    }
+
+    fn save_state(&self, s: &mut State) -> Result<()> {
+        s.put_tensor("params", &self.model.params);
+        s.put_rng("rng", &self.model.rng);
+        let mut o = State::new();
+        self.model.opt.save_state(&mut o);
+        s.nest("opt", o);
+        if let Some(b) = &self.batches {
+            let mut bs = State::new();
+            b.save_state(&mut bs);
+            s.nest("batches", bs);
+        }
+        Ok(())
+    }
+
+    fn load_state(&mut self, s: &State) -> Result<()> {
+        let n = self.model.params.len();
+        self.model.params.copy_from_slice(s.tensor("params", n)?);
+        self.model.rng = s.rng("rng")?;
+        self.model
+            .opt
+            .load_state(&s.inner("opt").unwrap_or_default(), n)?;
+        if let Some(b) = &mut self.batches {
+            b.load_state(&s.inner("batches").unwrap_or_default())?;
+        }
+        Ok(())
     }
 }

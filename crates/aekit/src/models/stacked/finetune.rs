@@ -8,7 +8,9 @@ use crate::models::deep::{deep_loss_grad, DeepLayout, DeepWorkspace, HeadKind};
 use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
-use crate::train::{fit_loop, Fit, Minibatches, Observer, Optimizer, Shuffle, TrainConfig};
+use crate::train::{
+    fit_loop_with, Checkpointing, Fit, Minibatches, Observer, Optimizer, Shuffle, State, TrainConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// Fine-tuning settings: the loop (SGD), and a learning-rate decay.
@@ -135,6 +137,21 @@ impl StackedDae {
         cfg: &FinetuneConfig,
         obs: &mut dyn Observer,
     ) -> Result<FinetuneReport> {
+        self.finetune_with(train, val, test, cfg, obs, Checkpointing::default())
+    }
+
+    /// [`StackedDae::finetune`], checkpointed after each epoch and resumed
+    /// from a checkpoint as `ck` says (the state's `params` are the trunk
+    /// and softmax layer: [`StackedDae::finetuned`] makes a model of them).
+    pub fn finetune_with(
+        &mut self,
+        train: &Dataset,
+        val: &Dataset,
+        test: &Dataset,
+        cfg: &FinetuneConfig,
+        obs: &mut dyn Observer,
+        ck: Checkpointing<'_>,
+    ) -> Result<FinetuneReport> {
         let labels = |d: &Dataset, what: &str| -> Result<Vec<u8>> {
             d.labels
                 .clone()
@@ -190,18 +207,21 @@ impl StackedDae {
             par,
         };
         obs.on_start(cfg.train.epochs, run.batches.batches_per_epoch());
-        let fit = fit_loop(&mut run, cfg.train.epochs, cfg.train.patience, obs, "train.lr")?;
+        let fit = fit_loop_with(
+            &mut run,
+            cfg.train.epochs,
+            cfg.train.patience,
+            obs,
+            "train.lr",
+            ck,
+        )?;
         let best = run.p;
         let pred = predict(&lay, &best, test, par);
         let mut confusion = vec![vec![0u64; classes]; classes];
         for (&t, &pr) in yte.iter().zip(&pred) {
             confusion[t as usize][pr as usize] += 1;
         }
-        self.trunk.copy_from_slice(&best[..tl]);
-        let (hw, hb) = &lay.layers[self.depth()];
-        self.classifier = Some((best[hw.clone()].to_vec(), best[hb.clone()].to_vec()));
-        // The trunk has moved: a decoder trained for the old codes no longer fits.
-        self.top_decoder = None;
+        *self = self.finetuned(&best)?;
         let history: Vec<FinetuneEpoch> = fit
             .history
             .iter()
@@ -223,6 +243,32 @@ impl StackedDae {
             train_seconds: fit.train_seconds,
             updates: fit.updates,
         })
+    }
+}
+
+impl StackedDae {
+    /// This stack with the trunk and softmax layer of fine-tuning's
+    /// parameter vector `p` (as [`StackedDae::finetune_with`]'s states hold
+    /// it).
+    pub fn finetuned(&self, p: &[f32]) -> Result<StackedDae> {
+        let tl = self.trunk.len();
+        let top = self.sizes[self.depth()];
+        let classes = p.len().saturating_sub(tl) / (top + 1);
+        if p.len() < tl || classes == 0 || tl + classes * (top + 1) != p.len() {
+            return Err(Error::shape(
+                "fine-tuned parameters",
+                format!("{tl} trunk values and a softmax layer on {top} units"),
+                format!("{} values", p.len()),
+            ));
+        }
+        let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
+        let mut m = self.clone();
+        m.trunk.copy_from_slice(&p[..tl]);
+        let (hw, hb) = &lay.layers[self.depth()];
+        m.classifier = Some((p[hw.clone()].to_vec(), p[hb.clone()].to_vec()));
+        // The trunk has moved: a decoder trained for the old codes no longer fits.
+        m.top_decoder = None;
+        Ok(m)
     }
 }
 
@@ -261,5 +307,30 @@ impl Fit for DeepFinetune<'_> {
 
     fn set_params(&mut self, p: &[f32]) {
         self.p.copy_from_slice(p);
+    }
+
+    fn save_state(&self, s: &mut State) -> Result<()> {
+        s.put_tensor("params", &self.p);
+        s.put_rng("rng", &self.rng);
+        s.put("sgd.lr", &self.sgd.lr);
+        s.put_tensor("sgd.velocity", self.sgd.velocity());
+        let mut b = State::new();
+        self.batches.save_state(&mut b);
+        s.nest("batches", b);
+        Ok(())
+    }
+
+    fn load_state(&mut self, s: &State) -> Result<()> {
+        let n = self.p.len();
+        self.p.copy_from_slice(s.tensor("params", n)?);
+        self.rng = s.rng("rng")?;
+        self.sgd.lr = s.get("sgd.lr")?;
+        let vlen = if s.tensor_any("sgd.velocity")?.is_empty() {
+            0
+        } else {
+            n
+        };
+        self.sgd.set_velocity(s.tensor("sgd.velocity", vlen)?);
+        self.batches.load_state(&s.inner("batches").unwrap_or_default())
     }
 }

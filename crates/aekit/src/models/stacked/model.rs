@@ -223,13 +223,7 @@ impl StackedDae {
     /// Loads a model saved by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<StackedDae> {
         let mut f = st::load(path)?;
-        let fmt = f.meta("format")?.to_string();
-        if fmt != "aekit.stacked" {
-            return Err(Error::format(
-                path,
-                format!("holds a `{fmt}` model, not a stacked autoencoder (make one with `aekit pretrain`)"),
-            ));
-        }
+        f.expect_kind("aekit.stacked")?;
         let sizes: Vec<usize> = f
             .meta("sizes")?
             .split(',')

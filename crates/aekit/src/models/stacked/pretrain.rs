@@ -6,15 +6,18 @@ use super::schedule::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::dae::{DaeConfig, DenoisingAutoencoder};
+use crate::models::deep::DeepLayout;
 use crate::models::deep::HeadKind;
 use crate::optim::Sgd;
 use crate::tensor::rng::{seeded, Rng};
-use crate::train::{EpochMetrics, Minibatches, Observer, Shuffle};
-use serde::Serialize;
+use crate::train::{
+    fit_loop_with, Checkpointing, EpochMetrics, Fit, Minibatches, Observer, SaveState, Shuffle, State,
+};
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// One epoch of pretraining, as `metrics.csv` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainEpoch {
     pub layer: usize,
     /// `stacked` or `gradual`.
@@ -81,21 +84,57 @@ impl Observer for PretrainLog<'_> {
     fn on_end(&mut self) {
         self.inner.on_end();
     }
+    fn save_state(&self, s: &mut State) {
+        s.put("log.rows", &self.rows);
+        s.put("log.base", &self.base);
+        s.put("log.last", &self.last);
+        s.put("log.seconds", &self.start.elapsed().as_secs_f64());
+    }
+    fn load_state(&mut self, s: &State) -> Result<()> {
+        self.rows = s.get("log.rows")?;
+        self.base = s.get("log.base")?;
+        self.last = s.get("log.last")?;
+        let secs: f64 = s.get("log.seconds")?;
+        self.start = Instant::now()
+            .checked_sub(std::time::Duration::from_secs_f64(secs))
+            .unwrap_or(self.start);
+        Ok(())
+    }
+}
+
+/// A stage's checkpointing: the state of the whole pretraining as the
+/// stage began (`outer`), the epochs of the stages before it, the stage's
+/// own state to resume from, and where complete states go.
+struct StageCk<'s, 'a> {
+    outer: State,
+    epochs_before: usize,
+    resume: Option<State>,
+    save: &'s mut Option<&'a mut SaveState<'a>>,
+}
+
+impl StageCk<'_, '_> {
+    /// The stage's fit state inside the whole, with the epoch counted over
+    /// the whole pretraining, to `save`.
+    fn save(&mut self, inner: State, m: &EpochMetrics) -> Result<()> {
+        let Some(save) = self.save.as_mut() else {
+            return Ok(());
+        };
+        let mut full = self.outer.clone();
+        full.nest("inner", inner);
+        save(
+            full,
+            &EpochMetrics {
+                epoch: self.epochs_before + m.epoch,
+                ..*m
+            },
+        )
+    }
 }
 
 impl StackedDae {
-    /// Trains layer `k` (1-based) as a tied DAE on the clean code of the
-    /// layers below, corrupted; returns updates made.
-    pub(crate) fn train_stacked(
-        &mut self,
-        x: &Dataset,
-        k: usize,
-        epochs: usize,
-        cfg: &PretrainConfig,
-        obs: &mut dyn Observer,
-    ) -> Result<u64> {
-        let par = cfg.train.par();
-        let input = self.encode(&x.x, x.n, k - 1, par);
+    /// Layer `k`'s tied DAE for stacked training, holding the layer's
+    /// current weights.
+    fn stacked_dae(&self, k: usize, epochs: usize, cfg: &PretrainConfig) -> DenoisingAutoencoder {
         let (n_in, n_out) = (self.sizes[k - 1], self.sizes[k]);
         let dae_cfg = DaeConfig {
             n_vis: n_in,
@@ -110,26 +149,147 @@ impl StackedDae {
         let mut dae = DenoisingAutoencoder::new(dae_cfg, tc);
         let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
         let (w, b) = lay.layers[k - 1].clone();
-        {
-            let dl = dae.layout().clone();
-            let p = dae.params_mut();
-            p[dl.w.clone()].copy_from_slice(&self.trunk[w.clone()]);
-            p[dl.b_hid.clone()].copy_from_slice(&self.trunk[b.clone()]);
-            p[dl.b_vis.clone()].copy_from_slice(&self.decoder_bias[k - 1]);
-        }
-        let view = ndarray::ArrayView2::from_shape((x.n, n_in), &input).expect("shape");
-        let report = dae.fit(view, None, obs)?;
+        let dl = dae.layout().clone();
+        let p = dae.params_mut();
+        p[dl.w.clone()].copy_from_slice(&self.trunk[w]);
+        p[dl.b_hid.clone()].copy_from_slice(&self.trunk[b]);
+        p[dl.b_vis.clone()].copy_from_slice(&self.decoder_bias[k - 1]);
+        dae
+    }
+
+    /// Layer `k` takes the weights of its DAE.
+    fn take_stacked(&mut self, k: usize, dae: &DenoisingAutoencoder) {
+        let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
+        let (w, b) = lay.layers[k - 1].clone();
         let dl = dae.layout().clone();
         let p = dae.params();
         self.trunk[w].copy_from_slice(&p[dl.w.clone()]);
         self.trunk[b].copy_from_slice(&p[dl.b_hid.clone()]);
         self.decoder_bias[k - 1].copy_from_slice(&p[dl.b_vis]);
+    }
+
+    /// The layout of gradual training up to layer `k`: layers 1..k and a
+    /// decoder from layer k to x.
+    fn gradual_layout(&self, k: usize, cfg: &PretrainConfig) -> DeepLayout {
+        self.layout(
+            k,
+            HeadKind::Reconstruct {
+                n_out: self.sizes[0],
+                loss: cfg.loss,
+            },
+        )
+    }
+
+    /// Layers 1..k and the top decoder take gradual training's parameters.
+    fn take_gradual(&mut self, k: usize, lay: &DeepLayout, p: &[f32]) {
+        let tl = lay.trunk_len();
+        self.trunk[..tl].copy_from_slice(&p[..tl]);
+        let (hw, hb) = lay.layers[k].clone();
+        self.top_decoder = Some((p[hw].to_vec(), p[hb].to_vec()));
+    }
+
+    /// The stack's weights into `s` (under `stack.`).
+    fn put_stack(&self, s: &mut State) {
+        s.put_tensor("stack.trunk", &self.trunk);
+        for (i, b) in self.decoder_bias.iter().enumerate() {
+            s.put_tensor(&format!("stack.decoder_bias.{i}"), b);
+        }
+        if let Some((w, b)) = &self.top_decoder {
+            s.put_tensor("stack.top_decoder.w", w);
+            s.put_tensor("stack.top_decoder.b", b);
+        }
+    }
+
+    /// Restores what [`StackedDae::put_stack`] wrote.
+    fn take_stack(&mut self, s: &State) -> Result<()> {
+        let n = self.trunk.len();
+        self.trunk.copy_from_slice(s.tensor("stack.trunk", n)?);
+        for (i, b) in self.decoder_bias.iter_mut().enumerate() {
+            let n = b.len();
+            b.copy_from_slice(s.tensor(&format!("stack.decoder_bias.{i}"), n)?);
+        }
+        // A lower layer's decoder (gradual training ended there) may stand
+        // in the middle of pretraining.
+        self.top_decoder = if s.has_tensor("stack.top_decoder.w") {
+            let nv = self.sizes[0];
+            let w = s.tensor_any("stack.top_decoder.w")?;
+            if !self.sizes[1..].iter().any(|&h| h * nv == w.len()) {
+                return Err(Error::config(
+                    "resume",
+                    "the checkpoint's top decoder fits no layer",
+                ));
+            }
+            Some((w.to_vec(), s.tensor("stack.top_decoder.b", nv)?.to_vec()))
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// The stack a pretraining checkpoint's state holds, with the weights of
+    /// the stage it was in the middle of (for the checkpoint's model file).
+    pub fn pretrain_snapshot(&self, s: &State, cfg: &PretrainConfig) -> Result<StackedDae> {
+        let mut m = self.clone();
+        m.take_stack(s)?;
+        let (k, phase): (usize, usize) = (s.get("stage.k")?, s.get("stage.phase")?);
+        if k == 0 || k > m.depth() {
+            return Err(Error::config(
+                "resume",
+                format!("the checkpoint's layer {k} is not in this stack"),
+            ));
+        }
+        let inner = s.inner("inner").unwrap_or_default();
+        if phase == 0 {
+            let mut dae = m.stacked_dae(k, 1, cfg);
+            let n = dae.params().len();
+            dae.params_mut().copy_from_slice(inner.tensor("params", n)?);
+            m.take_stacked(k, &dae);
+        } else {
+            let lay = m.gradual_layout(k, cfg);
+            m.take_gradual(k, &lay, inner.tensor("params", lay.len)?);
+        }
+        // The model file reconstructs through a decoder from the top layer
+        // only; below it, through the tied decoders.
+        let (top, nv) = (m.sizes[m.depth()], m.sizes[0]);
+        if m.top_decoder.as_ref().is_some_and(|(w, _)| w.len() != top * nv) {
+            m.top_decoder = None;
+        }
+        Ok(m)
+    }
+
+    /// Trains layer `k` (1-based) as a tied DAE on the clean code of the
+    /// layers below, corrupted; returns updates made.
+    fn train_stacked(
+        &mut self,
+        x: &Dataset,
+        k: usize,
+        epochs: usize,
+        cfg: &PretrainConfig,
+        obs: &mut dyn Observer,
+        mut ck: StageCk<'_, '_>,
+    ) -> Result<u64> {
+        let par = cfg.train.par();
+        let input = self.encode(&x.x, x.n, k - 1, par);
+        let mut dae = self.stacked_dae(k, epochs, cfg);
+        let view = ndarray::ArrayView2::from_shape((x.n, self.sizes[k - 1]), &input).expect("shape");
+        let resume = ck.resume.take();
+        let mut save = |inner: State, m: &EpochMetrics| ck.save(inner, m);
+        let report = dae.fit_with(
+            view,
+            None,
+            obs,
+            Checkpointing {
+                resume,
+                save: Some(&mut save),
+            },
+        )?;
+        self.take_stacked(k, &dae);
         Ok(report.updates)
     }
 
     /// Trains layers 1..k jointly to reconstruct x from h_k through a new
     /// decoder; returns updates made.
-    pub(crate) fn train_gradual(
+    fn train_gradual(
         &mut self,
         x: &Dataset,
         k: usize,
@@ -137,24 +297,19 @@ impl StackedDae {
         cfg: &PretrainConfig,
         rng: &mut Rng,
         obs: &mut dyn Observer,
+        mut ck: StageCk<'_, '_>,
     ) -> Result<u64> {
         let par = cfg.train.par();
-        let lay = self.layout(
-            k,
-            HeadKind::Reconstruct {
-                n_out: self.sizes[0],
-                loss: cfg.loss,
-            },
-        );
+        let lay = self.gradual_layout(k, cfg);
         let tl = lay.trunk_len();
         let mut p = vec![0.0f32; lay.len];
         p[..tl].copy_from_slice(&self.trunk[..tl]);
         let (hw, _) = lay.layers[k].clone();
-        p[hw.clone()].copy_from_slice(&uniform(rng, hw.len(), init_range(self.sizes[k], self.sizes[0])));
+        if ck.resume.is_none() {
+            p[hw.clone()].copy_from_slice(&uniform(rng, hw.len(), init_range(self.sizes[k], self.sizes[0])));
+        }
         let noise = cfg.noise_for(0);
         let nv = self.sizes[0];
-        let mut sgd = Sgd::new(cfg.train.lr, cfg.train.momentum);
-        let mut updates = 0;
         // Noise on x only; the target is the clean x.
         let fill = |chunk: &[usize], bt: &mut Batch, rng: &mut Rng| {
             bt.target.clear();
@@ -170,38 +325,56 @@ impl StackedDae {
             weight_decay: cfg.train.weight_decay,
             fill: &fill,
         };
-        let mut batches = Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh);
-        let start = Instant::now();
-        obs.on_start(epochs, batches.batches_per_epoch());
-        for epoch in 1..=epochs {
-            let (mean, u) = batches.run_epoch(&o, &mut p, &mut sgd, rng, obs);
-            updates += u;
-            obs.on_epoch(&EpochMetrics {
-                epoch,
-                train_loss: mean,
-                val_loss: None,
-                seconds: start.elapsed().as_secs_f64(),
-                updates,
-            });
-            if !mean.is_finite() {
-                obs.on_end();
-                return Err(Error::config(
-                    "train.lr",
-                    format!("gradual training diverged at layer {k}, epoch {epoch}"),
-                ));
-            }
-        }
-        obs.on_end();
-        self.trunk[..tl].copy_from_slice(&p[..tl]);
-        let (hw, hb) = lay.layers[k].clone();
-        self.top_decoder = Some((p[hw].to_vec(), p[hb].to_vec()));
-        Ok(updates)
+        let mut run = GradualFit {
+            batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
+            o: &o,
+            p,
+            sgd: Sgd::new(cfg.train.lr, cfg.train.momentum),
+            rng,
+        };
+        obs.on_start(epochs, run.batches.batches_per_epoch());
+        let resume = ck.resume.take();
+        let mut save = |inner: State, m: &EpochMetrics| ck.save(inner, m);
+        let report = fit_loop_with(
+            &mut run,
+            epochs,
+            0,
+            obs,
+            "train.lr",
+            Checkpointing {
+                resume,
+                save: Some(&mut save),
+            },
+        )
+        .map_err(|e| match e {
+            Error::Config { field, reason } if reason.starts_with("training diverged") => Error::Config {
+                field,
+                reason: format!("gradual training of layer {k}: {reason}"),
+            },
+            e => e,
+        })?;
+        let p = std::mem::take(&mut run.p);
+        self.take_gradual(k, &lay, &p);
+        Ok(report.updates)
     }
 
     /// Pretrains every layer by `cfg.schedule` on `x`. `obs` hears each
     /// layer's phases as stages (`on_stage`) and every epoch of them.
     /// Returns the total number of weight updates.
     pub fn pretrain(&mut self, x: &Dataset, cfg: &PretrainConfig, obs: &mut dyn Observer) -> Result<u64> {
+        self.pretrain_with(x, cfg, obs, Checkpointing::default())
+    }
+
+    /// [`StackedDae::pretrain`], checkpointed after every epoch of every
+    /// stage and resumed from a checkpoint as `ck` says. The epoch a saved
+    /// state is reported with counts over the whole pretraining.
+    pub fn pretrain_with(
+        &mut self,
+        x: &Dataset,
+        cfg: &PretrainConfig,
+        obs: &mut dyn Observer,
+        mut ck: Checkpointing<'_>,
+    ) -> Result<u64> {
         cfg.validate()?;
         if x.dim != self.sizes[0] {
             return Err(Error::shape(
@@ -214,26 +387,109 @@ impl StackedDae {
         self.classifier = None;
         let mut rng = seeded(cfg.train.seed ^ 0x6a4d);
         let mut updates = 0u64;
+        let mut epochs_before = 0usize;
+        // Where a resumed pretraining starts: its stage, and that stage's state.
+        let mut from = (1usize, 0usize);
+        let mut inner = None;
+        if let Some(s) = ck.resume.take() {
+            self.take_stack(&s)?;
+            from = (s.get("stage.k")?, s.get("stage.phase")?);
+            updates = s.get("stage.updates")?;
+            epochs_before = s.get("stage.epochs_before")?;
+            rng = s.rng("stage.rng")?;
+            inner = s.inner("inner");
+        }
         for k in 1..=self.depth() {
-            // A decoder from a lower layer's code no longer fits.
-            self.top_decoder = None;
             let (s_epochs, g_epochs) = if k == 1 {
                 (cfg.train.epochs, 0)
             } else {
                 cfg.schedule.split(cfg.layer_epochs)
             };
-            for (phase, epochs) in [("stacked", s_epochs), ("gradual", g_epochs)] {
-                if epochs == 0 {
+            for (phase, epochs) in [(0, s_epochs), (1, g_epochs)] {
+                if epochs == 0 || (k, phase) < from {
                     continue;
                 }
-                obs.on_stage(k, phase);
-                updates += if phase == "stacked" {
-                    self.train_stacked(x, k, epochs, cfg, obs)?
-                } else {
-                    self.train_gradual(x, k, epochs, cfg, &mut rng, obs)?
+                let resume = if (k, phase) == from { inner.take() } else { None };
+                if resume.is_none() && phase == 0 {
+                    // A decoder from a lower layer's code no longer fits.
+                    self.top_decoder = None;
+                }
+                let name = ["stacked", "gradual"][phase];
+                obs.on_stage(k, name);
+                let mut outer = State::new();
+                self.put_stack(&mut outer);
+                outer.put("stage.k", &k);
+                outer.put("stage.phase", &phase);
+                outer.put("stage.updates", &updates);
+                outer.put("stage.epochs_before", &epochs_before);
+                outer.put_rng("stage.rng", &rng);
+                let stage = StageCk {
+                    outer,
+                    epochs_before,
+                    resume,
+                    save: &mut ck.save,
                 };
+                updates += if phase == 0 {
+                    self.train_stacked(x, k, epochs, cfg, obs, stage)?
+                } else {
+                    self.train_gradual(x, k, epochs, cfg, &mut rng, obs, stage)?
+                };
+                epochs_before += epochs;
             }
         }
         Ok(updates)
+    }
+}
+
+/// Gradual training lent to the shared epoch loop: no validation, the
+/// pretraining's random stream.
+struct GradualFit<'a, 'r> {
+    o: &'a DeepObjective<'a>,
+    batches: Minibatches<Batch, crate::models::deep::DeepWorkspace<f32>>,
+    p: Vec<f32>,
+    sgd: Sgd,
+    rng: &'r mut Rng,
+}
+
+impl Fit for GradualFit<'_, '_> {
+    fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
+        Ok(self
+            .batches
+            .run_epoch(self.o, &mut self.p, &mut self.sgd, self.rng, obs))
+    }
+
+    fn validate(&mut self) -> Result<Option<f64>> {
+        Ok(None)
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.p
+    }
+
+    fn set_params(&mut self, p: &[f32]) {
+        self.p.copy_from_slice(p);
+    }
+
+    fn save_state(&self, s: &mut State) -> Result<()> {
+        s.put_tensor("params", &self.p);
+        s.put_rng("rng", self.rng);
+        s.put_tensor("sgd.velocity", self.sgd.velocity());
+        let mut b = State::new();
+        self.batches.save_state(&mut b);
+        s.nest("batches", b);
+        Ok(())
+    }
+
+    fn load_state(&mut self, s: &State) -> Result<()> {
+        let n = self.p.len();
+        self.p.copy_from_slice(s.tensor("params", n)?);
+        *self.rng = s.rng("rng")?;
+        let vlen = if s.tensor_any("sgd.velocity")?.is_empty() {
+            0
+        } else {
+            n
+        };
+        self.sgd.set_velocity(s.tensor("sgd.velocity", vlen)?);
+        self.batches.load_state(&s.inner("batches").unwrap_or_default())
     }
 }
