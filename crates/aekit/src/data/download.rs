@@ -317,16 +317,66 @@ fn extract<'a>(ds: &'a RemoteArchive, bytes: &[u8], url: &str) -> Result<Vec<(&'
     Ok(out)
 }
 
+/// The file that records which cached files passed their checksum (name,
+/// size and modification time), so that each is hashed once, not every run.
+const VERIFIED: &str = ".verified";
+
+/// Checks a file already in the cache against its published checksum (once:
+/// a file that passed is listed in `dir/.verified` with its size and
+/// modification time; a cache that cannot be written is hashed every time).
+fn verify_cached(path: &Path, sha256: &str, dir: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let line = format!("{name} {} {mtime} {sha256}", meta.len());
+    let stamp = dir.join(VERIFIED);
+    let known = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if known.lines().any(|l| l == line) {
+        return Ok(());
+    }
+    let bytes = crate::tensor::memory::read_bounded(path, "dataset file")?;
+    let sum = content_sha256(&bytes).map_err(|e| Error::format(path, format!("not valid gzip ({e})")))?;
+    if sum != sha256 {
+        return Err(Error::Download(format!(
+            "{}: the cached file does not match its published checksum (SHA-256 of content {sum}, expected {sha256}); \
+             remove it to download it again, or pass --data {} to use the folder as it is",
+            path.display(),
+            dir.display()
+        )));
+    }
+    // A cache folder marked read-only is left as it is.
+    let read_only = std::fs::metadata(dir).is_ok_and(|m| m.permissions().readonly());
+    if read_only {
+        return Ok(());
+    }
+    let mut text: String = known
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{name} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&line);
+    text.push('\n');
+    let _ = crate::io::atomic_write(&stamp, text.as_bytes());
+    Ok(())
+}
+
 /// Downloads each of `files` that `dir` lacks from the first mirror that
-/// serves it with the right checksum.
+/// serves it with the right checksum; checks those it has.
 pub fn ensure_files(what: &str, files: &[RemoteFile], mirrors: &[String], dir: &Path) -> Result<()> {
     for f in files {
         let target = dir.join(&f.name);
         let raw = dir.join(f.name.trim_end_matches(".gz"));
-        if target.is_file() || raw.is_file() {
+        if let Some(have) = [&target, &raw].into_iter().find(|p| p.is_file()) {
+            verify_cached(have, &f.sha256, dir)?;
             continue;
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
         let mut tried = Vec::new();
         let mut done = false;
         for m in mirrors {
@@ -341,6 +391,7 @@ pub fn ensure_files(what: &str, files: &[RemoteFile], mirrors: &[String], dir: &
                         f.sha256
                     )),
                     Ok(_) => {
+                        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
                         atomic_write(&target, &bytes)?;
                         done = true;
                         break;
@@ -441,6 +492,31 @@ mod tests {
             .to_string();
         assert!(
             e.contains("could not fetch mnist file a.gz") && e.contains("offline"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_cached_file_is_checked_once_and_a_bad_one_refused() {
+        let cache = tmp("cached");
+        let good = RemoteFile {
+            name: "a.gz".into(),
+            sha256: content_sha256(b"hello").unwrap(),
+        };
+        std::fs::write(cache.path().join("a.gz"), gz(b"hello")).unwrap();
+        ensure_files("test", std::slice::from_ref(&good), &[], cache.path()).unwrap();
+        let stamp = std::fs::read_to_string(cache.path().join(VERIFIED)).unwrap();
+        assert!(
+            stamp.starts_with("a.gz ") && stamp.contains(&good.sha256),
+            "{stamp}"
+        );
+        // A file changed in the cache is checked again, and refused.
+        std::fs::write(cache.path().join("a.gz"), gz(b"hellO!")).unwrap();
+        let e = ensure_files("test", &[good], &[], cache.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not match its published checksum") && e.contains("a.gz"),
             "{e}"
         );
     }

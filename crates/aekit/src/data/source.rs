@@ -169,8 +169,9 @@ pub fn find_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
     ))
 }
 
-/// The official train and test sets of an IDX directory.
-pub fn read_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+/// The official train and test sets of an IDX directory; `classes`, when
+/// the dataset is known (MNIST, Fashion-MNIST: 10), bounds the labels.
+pub fn read_idx_dir(dir: &Path, classes: Option<usize>) -> Result<(Dataset, Dataset)> {
     if !dir.is_dir() {
         return Err(Error::format(dir, "is not a directory of IDX files"));
     }
@@ -181,15 +182,64 @@ pub fn read_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     let train = Dataset::read_idx_pair(&p[0], Some(&p[1]))?;
     let test = Dataset::read_idx_pair(&p[2], Some(&p[3]))?;
     if train.dim != test.dim {
+        let shape = |d: &Dataset| match d.image {
+            Some((h, w)) => format!("{h}×{w} images"),
+            None => format!("rows of {}", d.dim),
+        };
         return Err(Error::format(
-            &p[2],
+            dir,
             format!(
-                "test images have {} features but training images have {}",
-                test.dim, train.dim
+                "the training images ({}) are {} but the test images ({}) are {}: the files come from different datasets",
+                p[0].display(),
+                shape(&train),
+                p[2].display(),
+                shape(&test)
             ),
         ));
     }
+    check_labels(&train, &p[1], &test, &p[3], classes)?;
     Ok((train, test))
+}
+
+/// Labels must name classes: below `classes` when the dataset's class count
+/// is known; otherwise counted from 0 without gaps wider than the classes
+/// that appear (labels up to 200 with 4 distinct values are a broken file,
+/// not a 201-class problem).
+fn check_labels(
+    train: &Dataset,
+    train_path: &Path,
+    test: &Dataset,
+    test_path: &Path,
+    classes: Option<usize>,
+) -> Result<()> {
+    let (Some(a), Some(b)) = (&train.labels, &test.labels) else {
+        return Ok(());
+    };
+    let mut seen = [false; 256];
+    a.iter().chain(b).for_each(|&l| seen[l as usize] = true);
+    let distinct = seen.iter().filter(|&&s| s).count();
+    let max = seen.iter().rposition(|&s| s).unwrap_or(0);
+    let limit = match classes {
+        Some(c) => c,
+        None if max >= 10 && max + 1 > 2 * distinct => distinct,
+        None => return Ok(()),
+    };
+    for (labels, path) in [(a, train_path), (b, test_path)] {
+        if let Some(i) = labels.iter().position(|&l| l as usize >= limit) {
+            let why = match classes {
+                Some(c) => format!("this dataset has {c} classes (0 to {})", c - 1),
+                None => format!(
+                    "labels run up to {max} but only {distinct} distinct values appear: \
+                     classes must be numbered from 0 without gaps"
+                ),
+            };
+            return Err(Error::format(
+                path,
+                format!("label {} at position {i} is out of range: {why}", labels[i]),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The official train and test sets of a data directory: CIFAR-10 when it
@@ -202,7 +252,7 @@ pub fn read_data_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
             return cifar::read_cifar_dir(dir, kind);
         }
     }
-    read_idx_dir(dir)
+    read_idx_dir(dir, None)
 }
 
 /// Splits a training pool into training and validation parts: a seeded
@@ -232,7 +282,11 @@ pub fn split_pool(
         Some(s) if s > rest.n => {
             return Err(Error::config(
                 "train_size",
-                format!("{s} is more than the {} examples left after validation", rest.n),
+                format!(
+                    "{s} is more than the {} examples left of {} after holding {val_size} out for validation \
+                     (val_size; set it with --val-size)",
+                    rest.n, pool.n
+                ),
             ))
         }
         Some(s) => match &rest.labels {
@@ -276,10 +330,11 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
             let test = all.select(&(s..all.n).collect::<Vec<_>>());
             Ok((train, test))
         }
-        DataSource::Mnist => read_idx_dir(&download::ensure_dataset(&download::mnist(), &root())?),
-        DataSource::FashionMnist => {
-            read_idx_dir(&download::ensure_dataset(&download::fashion_mnist(), &root())?)
-        }
+        DataSource::Mnist => read_idx_dir(&download::ensure_dataset(&download::mnist(), &root())?, Some(10)),
+        DataSource::FashionMnist => read_idx_dir(
+            &download::ensure_dataset(&download::fashion_mnist(), &root())?,
+            Some(10),
+        ),
         DataSource::Cifar10 => cifar::read_cifar10_dir(&download::ensure_cifar10(&root())?),
         DataSource::Cifar100 => cifar::read_cifar100_dir(&download::ensure_cifar100(&root())?),
         DataSource::Dir(d) => read_data_dir(d),
@@ -531,6 +586,69 @@ mod tests {
             .to_string();
         assert!(
             e.contains("lbls") && e.contains("4 labels") && e.contains("imgs has 3 images"),
+            "{e}"
+        );
+    }
+
+    /// An IDX folder: 8×8 training images with `train` labels, `test_hw`
+    /// test images with `test` labels.
+    fn idx_folder(train: &[u8], test: &[u8], test_hw: usize) -> tempfile::TempDir {
+        use crate::data::idx::encode_idx;
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (train.len(), test.len());
+        let files = [
+            (IDX_NAMES[0], encode_idx(&[a, 8, 8], &vec![7; a * 64])),
+            (IDX_NAMES[1], encode_idx(&[a], train)),
+            (
+                IDX_NAMES[2],
+                encode_idx(&[b, test_hw, test_hw], &vec![7; b * test_hw * test_hw]),
+            ),
+            (IDX_NAMES[3], encode_idx(&[b], test)),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(d.path().join(name), bytes).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn labels_outside_the_classes_are_refused_with_file_and_position() {
+        // A known dataset: 10 classes.
+        let d = idx_folder(&[0, 1, 2, 12], &[0, 1], 8);
+        let e = read_idx_dir(d.path(), Some(10)).unwrap_err().to_string();
+        assert!(
+            e.contains("train-labels") && e.contains("label 12 at position 3") && e.contains("10 classes"),
+            "{e}"
+        );
+        // A folder of unknown data: labels with wide gaps are a broken file…
+        let d = idx_folder(&[0, 1, 200, 2], &[0, 1], 8);
+        let e = read_idx_dir(d.path(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("label 200 at position 2") && e.contains("4 distinct"),
+            "{e}"
+        );
+        // …but 47 classes, all present, are fine.
+        let many: Vec<u8> = (0..47).collect();
+        let (train, _) = read_idx_dir(idx_folder(&many, &[0, 46], 8).path(), None).unwrap();
+        assert_eq!(train.n_classes(), 47);
+    }
+
+    #[test]
+    fn a_train_test_width_mismatch_names_both_files() {
+        let d = idx_folder(&[0, 1], &[0, 1], 5);
+        let e = read_idx_dir(d.path(), None).unwrap_err().to_string();
+        assert!(
+            e.contains("train-images") && e.contains("8×8") && e.contains("t10k-images") && e.contains("5×5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_train_size_too_large_names_the_validation_hold_out() {
+        let pool = labelled((0..100).map(|i| (i % 4) as u8).collect());
+        let e = split_pool(&pool, Some(95), 10, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("90 examples left of 100 after holding 10 out") && e.contains("--val-size"),
             "{e}"
         );
     }

@@ -8,8 +8,20 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder,
 /// flushed to disk, then renamed over `path`: readers see the old file or the
-/// new one, never half of one.
+/// new one, never half of one. A symbolic link is written through: its
+/// target is replaced, the link stays.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let resolved;
+    let path = if path.is_symlink() {
+        let target = std::fs::read_link(path).map_err(|e| Error::io("cannot read the link", path, e))?;
+        resolved = match path.parent() {
+            Some(d) if target.is_relative() => d.join(target),
+            _ => target,
+        };
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -55,5 +67,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing/f.txt"), "{e}");
+    }
+
+    #[test]
+    fn a_link_is_written_through_not_replaced() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path();
+        std::fs::create_dir(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink("real/t.txt", dir.join("link.txt")).unwrap();
+        atomic_write(&dir.join("link.txt"), b"through").unwrap();
+        assert!(dir.join("link.txt").is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read(dir.join("real/t.txt")).unwrap(), b"through");
     }
 }

@@ -29,8 +29,16 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// Parses IDX bytes (gzipped or raw); `path` only names the source in errors.
 pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut dec = GzDecoder::new(bytes);
-        read_stream(&mut dec, None, path, true)
+        // Decompressed whole first (bounded), so that a gzip stream that is
+        // fine but holds a short or long IDX payload is blamed on the
+        // payload, not on gzip.
+        let mut raw = Vec::new();
+        GzDecoder::new(bytes)
+            .take(MAX_ELEMENTS + 4 + 16 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| gz_err(path, e))?;
+        let mut r = &raw[..];
+        read_stream(&mut r, Some(raw.len() as u64), path, true)
     } else {
         let mut r = bytes;
         read_stream(&mut r, Some(bytes.len() as u64), path, false)
@@ -42,9 +50,11 @@ fn gz_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 fn read_stream(r: &mut dyn Read, total_len: Option<u64>, path: &Path, gz: bool) -> Result<IdxArray> {
-    let short = |what: &str| Error::format(path, format!("file ends inside the IDX header ({what})"));
+    // A gzipped file arrives decompressed: its sizes are the content's.
+    let file = if gz { "decompressed content" } else { "file" };
+    let short = |what: &str| Error::format(path, format!("{file} ends inside the IDX header ({what})"));
     let mut magic = [0u8; 4];
-    read_full(r, &mut magic).map_err(|e| if gz { gz_err(path, e) } else { short("magic") })?;
+    read_full(r, &mut magic).map_err(|_| short("magic"))?;
     if magic[0] != 0 || magic[1] != 0 {
         return Err(Error::format(
             path,
@@ -80,7 +90,7 @@ fn read_stream(r: &mut dyn Read, total_len: Option<u64>, path: &Path, gz: bool) 
     let mut count: u64 = 1;
     for i in 0..ndim {
         let mut d = [0u8; 4];
-        read_full(r, &mut d).map_err(|e| if gz { gz_err(path, e) } else { short("dims") })?;
+        read_full(r, &mut d).map_err(|_| short("dims"))?;
         let d = u32::from_be_bytes(d) as u64;
         count = count.saturating_mul(d);
         if count > MAX_ELEMENTS {
@@ -97,7 +107,7 @@ fn read_stream(r: &mut dyn Read, total_len: Option<u64>, path: &Path, gz: bool) 
             return Err(Error::format(
                 path,
                 format!(
-                    "file is {total} bytes but its header {dims:?} needs {} ({})",
+                    "{file} is {total} bytes but its header {dims:?} needs {} ({})",
                     header + count,
                     if total < header + count {
                         "truncated"
@@ -109,26 +119,12 @@ fn read_stream(r: &mut dyn Read, total_len: Option<u64>, path: &Path, gz: bool) 
         }
     }
     let mut data = vec![0u8; count as usize];
-    read_full(r, &mut data).map_err(|e| {
-        if gz {
-            gz_err(path, e)
-        } else {
-            Error::format(path, "file is shorter than its header says (truncated)")
-        }
+    read_full(r, &mut data).map_err(|_| {
+        Error::format(
+            path,
+            format!("{file} is shorter than its header says (truncated)"),
+        )
     })?;
-    if gz {
-        let mut extra = [0u8; 1];
-        match r.read(&mut extra) {
-            Ok(0) => {}
-            Ok(_) => {
-                return Err(Error::format(
-                    path,
-                    format!("data continues past the {count} elements its header {dims:?} declares"),
-                ))
-            }
-            Err(e) => return Err(gz_err(path, e)),
-        }
-    }
     Ok(IdxArray { dims, data })
 }
 
@@ -275,7 +271,17 @@ mod tests {
         let z = gz(&encode_idx(&[100, 10], &[3; 1000]));
         let e = err(&z[..z.len() / 2]);
         assert!(e.contains("truncated or corrupt gzip"), "{e}");
+    }
+
+    #[test]
+    fn a_short_or_long_payload_in_sound_gzip_is_blamed_on_the_payload() {
+        let full = encode_idx(&[100, 10], &[3; 1000]);
+        let e = err(&gz(&full[..full.len() - 10]));
+        assert!(
+            !e.contains("gzip") && e.contains("decompressed content is 1002 bytes") && e.contains("truncated"),
+            "{e}"
+        );
         let long = gz(&[encode_idx(&[2], &[1, 2]), vec![5]].concat());
-        assert!(err(&long).contains("past the 2 elements"));
+        assert!(err(&long).contains("trailing bytes"), "{}", err(&long));
     }
 }
