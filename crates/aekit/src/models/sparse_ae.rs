@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
-use crate::optim::lbfgs::{minimize, LbfgsConfig, LbfgsReport};
+use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::seeded;
 use crate::tensor::Real;
-use crate::train::{EpochMetrics, Observer};
+use crate::train::Observer;
 use ndarray::ArrayView2;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -269,6 +269,19 @@ impl SparseAutoencoder {
         &self.params
     }
 
+    /// Sets the parameters (as [`SparseAutoencoder::params`] gave them).
+    pub fn set_params(&mut self, p: &[f32]) -> Result<()> {
+        if p.len() != self.params.len() {
+            return Err(Error::shape(
+                "sparse autoencoder parameters",
+                self.params.len(),
+                p.len(),
+            ));
+        }
+        self.params.copy_from_slice(p);
+        Ok(())
+    }
+
     pub fn layout(&self) -> SparseLayout {
         SparseLayout::new(self.config.n_vis, self.config.n_hid)
     }
@@ -282,13 +295,26 @@ impl SparseAutoencoder {
         super::check_columns("data", self.config.n_vis, x.ncols())
     }
 
-    /// Minimises the cost on `x` with L-BFGS; `on_iter` sees each iteration.
+    /// Minimises the cost on `x` with L-BFGS; `obs` sees each iteration.
     pub fn fit(
         &mut self,
         x: ArrayView2<f32>,
         lbfgs: &LbfgsConfig,
         par: Par,
         obs: &mut dyn Observer,
+    ) -> Result<LbfgsReport> {
+        self.fit_with(x, lbfgs, par, obs, crate::train::Checkpointing::default())
+    }
+
+    /// [`SparseAutoencoder::fit`], checkpointed after each iteration and
+    /// resumed from a checkpoint as `ck` says.
+    pub fn fit_with(
+        &mut self,
+        x: ArrayView2<f32>,
+        lbfgs: &LbfgsConfig,
+        par: Par,
+        obs: &mut dyn Observer,
+        ck: crate::train::Checkpointing<'_>,
     ) -> Result<LbfgsReport> {
         self.config.validate()?;
         if self.config.n_vis == 0 || self.params.is_empty() {
@@ -304,13 +330,7 @@ impl SparseAutoencoder {
         let mut ws = SparseWorkspace::default();
         let cfg = self.config.clone();
         let f = |p: &[f32], g: &mut [f32]| sparse_cost(&cfg, p, Some(g), xd, m, &mut ws, par).total;
-        let start = std::time::Instant::now();
-        obs.on_start(lbfgs.max_iter, 1);
-        let report = minimize(&mut self.params, f, lbfgs, &mut |it| {
-            obs.on_epoch(&EpochMetrics::iteration(it, start.elapsed().as_secs_f64()))
-        });
-        obs.on_end();
-        Ok(report)
+        crate::train::lbfgs_run(&mut self.params, f, lbfgs, obs, ck)
     }
 
     /// The cost and its parts on `x`.

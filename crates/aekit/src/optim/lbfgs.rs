@@ -43,7 +43,7 @@ impl Default for LbfgsConfig {
 }
 
 /// Why the optimizer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stop {
     GradientTolerance,
@@ -52,6 +52,26 @@ pub enum Stop {
     /// No step satisfied the Wolfe conditions (often: the cost is already at
     /// the precision of its arithmetic).
     LineSearchFailed,
+    /// The caller asked to stop (an interrupt).
+    Halted,
+}
+
+/// Where L-BFGS stands after an iteration: with the parameters, everything
+/// the next iteration depends on, so that a run continued from it goes on
+/// exactly as it would have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    pub iter: usize,
+    pub evals: usize,
+    pub cost: f64,
+    /// The gradient at the parameters.
+    pub g: Vec<f32>,
+    /// The kept pairs, oldest first, and their 1/(s·y).
+    pub s: Vec<Vec<f32>>,
+    pub y: Vec<Vec<f32>>,
+    pub rho: Vec<f64>,
+    /// Set when the iteration met a stopping test.
+    pub stop: Option<Stop>,
 }
 
 /// One iteration, as an observer sees it.
@@ -86,27 +106,61 @@ fn inf_norm(g: &[f32]) -> f64 {
 /// writes the gradient into `g`.
 pub fn minimize(
     x: &mut [f32],
-    mut f: impl FnMut(&[f32], &mut [f32]) -> f64,
+    f: impl FnMut(&[f32], &mut [f32]) -> f64,
     cfg: &LbfgsConfig,
     on_iter: &mut dyn FnMut(&IterInfo),
 ) -> LbfgsReport {
+    minimize_from(x, f, cfg, None, &mut |it, _, _| {
+        on_iter(it);
+        true
+    })
+}
+
+/// [`minimize`], continuing from `from` (saved with the `x` it belongs to)
+/// when given; after each iteration `on_iter` sees it, its [`Memory`] and
+/// the parameters, and returns `false` to stop there ([`Stop::Halted`]).
+pub fn minimize_from(
+    x: &mut [f32],
+    mut f: impl FnMut(&[f32], &mut [f32]) -> f64,
+    cfg: &LbfgsConfig,
+    from: Option<Memory>,
+    on_iter: &mut dyn FnMut(&IterInfo, &Memory, &[f32]) -> bool,
+) -> LbfgsReport {
     let n = x.len();
-    let mut g = vec![0.0f32; n];
-    let mut cost = f(x, &mut g);
-    let mut evals = 1;
     let m = cfg.memory.max(1);
-    let mut s_hist: Vec<Vec<f32>> = Vec::with_capacity(m);
-    let mut y_hist: Vec<Vec<f32>> = Vec::with_capacity(m);
-    let mut rho: Vec<f64> = Vec::with_capacity(m);
+    let mem = match from {
+        Some(mem) => mem,
+        None => {
+            let mut g = vec![0.0f32; n];
+            let cost = f(x, &mut g);
+            let stop = (inf_norm(&g) <= cfg.grad_tol).then_some(Stop::GradientTolerance);
+            Memory {
+                iter: 0,
+                evals: 1,
+                cost,
+                g,
+                s: Vec::with_capacity(m),
+                y: Vec::with_capacity(m),
+                rho: Vec::with_capacity(m),
+                stop,
+            }
+        }
+    };
+    let mut stop = mem.stop.unwrap_or(Stop::MaxIterations);
+    let Memory {
+        mut iter,
+        mut evals,
+        mut cost,
+        mut g,
+        s: mut s_hist,
+        y: mut y_hist,
+        mut rho,
+        ..
+    } = mem;
     let mut d = vec![0.0f32; n];
     let mut x_new = vec![0.0f32; n];
     let mut g_new = vec![0.0f32; n];
     let mut alpha_buf = vec![0.0f64; m];
-    let mut stop = Stop::MaxIterations;
-    let mut iter = 0;
-    if inf_norm(&g) <= cfg.grad_tol {
-        stop = Stop::GradientTolerance;
-    }
     while stop == Stop::MaxIterations && iter < cfg.max_iter {
         // Two-loop recursion: d = −H·g.
         d.iter_mut().zip(&g).for_each(|(d, &g)| *d = -g);
@@ -171,17 +225,35 @@ pub fn minimize(
         let old = cost;
         cost = new_cost;
         let gn = inf_norm(&g);
-        on_iter(&IterInfo {
-            iter,
-            cost,
-            grad_norm: gn,
-            step,
-            evaluations: evals,
-        });
         if gn <= cfg.grad_tol {
             stop = Stop::GradientTolerance;
         } else if (old - cost).abs() <= cfg.cost_tol * old.abs().max(cost.abs()).max(1.0) {
             stop = Stop::CostTolerance;
+        }
+        let now = Memory {
+            iter,
+            evals,
+            cost,
+            g,
+            s: s_hist,
+            y: y_hist,
+            rho,
+            stop: (stop != Stop::MaxIterations).then_some(stop),
+        };
+        let go_on = on_iter(
+            &IterInfo {
+                iter,
+                cost,
+                grad_norm: gn,
+                step,
+                evaluations: evals,
+            },
+            &now,
+            x,
+        );
+        (g, s_hist, y_hist, rho) = (now.g, now.s, now.y, now.rho);
+        if !go_on && stop == Stop::MaxIterations {
+            stop = Stop::Halted;
         }
     }
     LbfgsReport {

@@ -108,7 +108,7 @@ fn prepare(mut cfg: RunConfig) -> Result<(RunConfig, Splits)> {
 fn finish(cfg: RunConfig, splits: &Splits, run: RunDir, state: Option<State>) -> Result<RunDir> {
     let summary = match cfg.kind {
         ModelKind::Dae => train_dae(&cfg, splits, &run, state),
-        ModelKind::Sparse => train_sparse(&cfg, splits, &run),
+        ModelKind::Sparse => train_sparse(&cfg, splits, &run, state),
     };
     let mut summary = summary.map_err(|e| resume_hint(e, &run, "train"))?;
     let extra = json!({
@@ -160,26 +160,28 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<Stat
         },
         cfg.train.resolved_threads(),
     );
+    let n = model.params().len();
+    let mut save = |mut s: State, m: &EpochMetrics| {
+        s.put("verb", "train");
+        let mut snap = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
+        snap.params_mut().copy_from_slice(s.tensor("params", n)?);
+        run.save_checkpoint(m.epoch, |p| snap.save(p), &s).map(drop)
+    };
+    let ck = Checkpointing {
+        resume,
+        save: Some(&mut save),
+    };
     let mut summary = match cfg.train.optimizer {
         Optimizer::Sgd | Optimizer::Adam => {
             let val = (splits.val.n > 0).then(|| splits.val.view());
-            let n = model.params().len();
-            let mut save = |mut s: State, m: &EpochMetrics| {
-                s.put("verb", "train");
-                let mut snap = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
-                snap.params_mut().copy_from_slice(s.tensor("params", n)?);
-                run.save_checkpoint(m.epoch, |p| snap.save(p), &s).map(drop)
-            };
-            let ck = Checkpointing {
-                resume,
-                save: Some(&mut save),
-            };
             let (report, _) = with_metrics(run, |p| model.fit_with(splits.train.view(), val, p, ck))?;
             sgd_summary(&report, &model, cfg.train.optimizer)?
         }
         Optimizer::Lbfgs => {
             let t = std::time::Instant::now();
-            let (report, _) = with_metrics(run, |p| model.fit_lbfgs(splits.train.view(), &cfg.lbfgs, p))?;
+            let (report, _) = with_metrics(run, |p| {
+                model.fit_lbfgs_with(splits.train.view(), &cfg.lbfgs, p, ck)
+            })?;
             let secs = t.elapsed().as_secs_f64();
             json!({
                 "optimizer": "lbfgs",
@@ -247,7 +249,7 @@ fn sgd_summary(report: &FitReport, model: &DenoisingAutoencoder, optimizer: Opti
     }))
 }
 
-fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value> {
+fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<State>) -> Result<Value> {
     let s = &cfg.sparse;
     eprintln!(
         "training a sparse {}→{} autoencoder (ρ = {}, β = {}, λ = {}, {} output) with full-batch L-BFGS, up to {} iterations",
@@ -262,7 +264,19 @@ fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir) -> Result<Value>
     let par = Par::from_threads(cfg.train.resolved_threads());
     let mut model = SparseAutoencoder::new(s.clone());
     let t = std::time::Instant::now();
-    let (report, _) = with_metrics(run, |p| model.fit(splits.train.view(), &cfg.lbfgs, par, p))?;
+    let mut save = |mut st: State, m: &EpochMetrics| {
+        st.put("verb", "train");
+        let mut snap = SparseAutoencoder::new(s.clone());
+        snap.set_params(st.tensor_any("params")?)?;
+        run.save_checkpoint(m.epoch, |p| snap.save(p), &st).map(drop)
+    };
+    let ck = Checkpointing {
+        resume,
+        save: Some(&mut save),
+    };
+    let (report, _) = with_metrics(run, |p| {
+        model.fit_with(splits.train.view(), &cfg.lbfgs, par, p, ck)
+    })?;
 
     let secs = t.elapsed().as_secs_f64();
     let cost = model.cost(splits.train.view(), par)?;

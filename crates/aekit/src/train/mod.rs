@@ -13,7 +13,7 @@ mod settings;
 pub use checkpoint::State;
 pub use fit::{fit_loop, fit_loop_with, Checkpointing, Fit, SaveState};
 pub use minibatch::{Minibatches, Shuffle};
-pub use objective::{lbfgs_fit, Finished, Objective, Step, StepRule};
+pub use objective::{lbfgs_fit, lbfgs_run, Finished, Objective, Step, StepRule};
 pub use settings::{Optimizer, ParallelMode, TrainConfig};
 
 use serde::Serialize;

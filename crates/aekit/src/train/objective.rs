@@ -63,15 +63,16 @@ pub struct Finished {
 
 /// Full-batch L-BFGS on `o` from `params`: the whole training set is loaded
 /// once (so its corruption is drawn once, from `rng`, and kept: the
-/// objective is deterministic); each iteration is reported to `on_iter`.
+/// objective is deterministic); see [`lbfgs_run`].
 pub fn lbfgs_fit<O: Objective>(
     o: &O,
     params: &mut [f32],
     cfg: &crate::optim::lbfgs::LbfgsConfig,
     rng: &mut Rng,
     par: Par,
-    on_iter: &mut dyn FnMut(&crate::optim::lbfgs::IterInfo),
-) -> crate::optim::lbfgs::LbfgsReport {
+    obs: &mut dyn super::Observer,
+    ck: super::Checkpointing<'_>,
+) -> crate::Result<crate::optim::lbfgs::LbfgsReport> {
     let n = o.n_examples();
     let mut batch = o.new_batch(n);
     o.load(&(0..n).collect::<Vec<_>>(), &mut batch, rng);
@@ -81,7 +82,91 @@ pub fn lbfgs_fit<O: Objective>(
         let sum = o.loss_grad_sum(p, Some(g), &batch, 0..n, &mut ws, par);
         o.finish(p, g, sum, n).objective
     };
-    crate::optim::lbfgs::minimize(params, f, cfg, on_iter)
+    lbfgs_run(params, f, cfg, obs, ck)
+}
+
+/// Full-batch L-BFGS of `f` (cost, and gradient into its second argument)
+/// from `params`, each iteration reported to `obs` as an epoch, the state
+/// saved after each and resumed from as `ck` says (bit-for-bit: the cost is
+/// deterministic). A stop request ends it after the current iteration with
+/// [`crate::Error::Interrupted`].
+pub fn lbfgs_run(
+    params: &mut [f32],
+    f: impl FnMut(&[f32], &mut [f32]) -> f64,
+    cfg: &crate::optim::lbfgs::LbfgsConfig,
+    obs: &mut dyn super::Observer,
+    mut ck: super::Checkpointing<'_>,
+) -> crate::Result<crate::optim::lbfgs::LbfgsReport> {
+    use super::{EpochMetrics, State};
+    use crate::optim::lbfgs::{minimize_from, Memory, Stop};
+    let n = params.len();
+    let mut start = std::time::Instant::now();
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let from = match ck.resume.take() {
+        None => None,
+        Some(s) => {
+            params.copy_from_slice(s.tensor("params", n)?);
+            history = s.get("fit.history")?;
+            let wall: f64 = s.get("fit.wall")?;
+            start = std::time::Instant::now()
+                .checked_sub(std::time::Duration::from_secs_f64(wall))
+                .unwrap_or(start);
+            let pairs: usize = s.get("lbfgs.pairs")?;
+            let mut mem = Memory {
+                iter: s.get("lbfgs.iter")?,
+                evals: s.get("lbfgs.evals")?,
+                cost: s.get("lbfgs.cost")?,
+                g: s.tensor("lbfgs.g", n)?.to_vec(),
+                s: Vec::new(),
+                y: Vec::new(),
+                rho: s.get("lbfgs.rho")?,
+                stop: s.get("lbfgs.stop")?,
+            };
+            for i in 0..pairs {
+                mem.s.push(s.tensor(&format!("lbfgs.s.{i}"), n)?.to_vec());
+                mem.y.push(s.tensor(&format!("lbfgs.y.{i}"), n)?.to_vec());
+            }
+            obs.on_resume(&history);
+            Some(mem)
+        }
+    };
+    obs.on_start(cfg.max_iter, 1);
+    let mut failed = None;
+    let report = minimize_from(params, f, cfg, from, &mut |it, mem, x| {
+        let m = EpochMetrics::iteration(it, start.elapsed().as_secs_f64());
+        obs.on_epoch(&m);
+        history.push(m);
+        if let Some(save) = ck.save.as_mut() {
+            let mut s = State::new();
+            s.put_tensor("params", x);
+            s.put("fit.history", &history);
+            s.put("fit.wall", &start.elapsed().as_secs_f64());
+            s.put("lbfgs.iter", &mem.iter);
+            s.put("lbfgs.evals", &mem.evals);
+            s.put("lbfgs.cost", &mem.cost);
+            s.put("lbfgs.rho", &mem.rho);
+            s.put("lbfgs.stop", &mem.stop);
+            s.put("lbfgs.pairs", &mem.s.len());
+            s.put_tensor("lbfgs.g", &mem.g);
+            for (i, (a, b)) in mem.s.iter().zip(&mem.y).enumerate() {
+                s.put_tensor(&format!("lbfgs.s.{i}"), a);
+                s.put_tensor(&format!("lbfgs.y.{i}"), b);
+            }
+            if let Err(e) = save(s, &m) {
+                failed = Some(e);
+                return false;
+            }
+        }
+        !super::checkpoint::stop_requested()
+    });
+    obs.on_end();
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if report.stop == Stop::Halted {
+        return Err(super::checkpoint::interrupted(report.iterations));
+    }
+    Ok(report)
 }
 
 /// An optimizer that steps from a gradient.

@@ -278,7 +278,9 @@ mod tests {
         let full = encode_idx(&[100, 10], &[3; 1000]);
         let e = err(&gz(&full[..full.len() - 10]));
         assert!(
-            !e.contains("gzip") && e.contains("decompressed content is 1002 bytes") && e.contains("truncated"),
+            !e.contains("gzip")
+                && e.contains("decompressed content is 1002 bytes")
+                && e.contains("truncated"),
             "{e}"
         );
         let long = gz(&[encode_idx(&[2], &[1, 2]), vec![5]].concat());

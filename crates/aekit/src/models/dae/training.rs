@@ -10,12 +10,11 @@ use crate::per_example::{self, lockstep_workers, Plan, TiedShape};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{
-    fit_loop_with, lbfgs_fit, Checkpointing, EpochMetrics, Finished, Fit, FitReport, Minibatches, Objective,
-    Observer, Optimizer, ParallelMode, Shuffle, State, StepRule,
+    fit_loop_with, lbfgs_fit, Checkpointing, Finished, Fit, FitReport, Minibatches, Objective, Observer,
+    Optimizer, ParallelMode, Shuffle, State, StepRule,
 };
 use ndarray::ArrayView2;
 use std::ops::Range;
-use std::time::Instant;
 
 /// How one training epoch runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +84,18 @@ impl DenoisingAutoencoder {
         lbfgs: &crate::optim::lbfgs::LbfgsConfig,
         obs: &mut dyn Observer,
     ) -> Result<crate::optim::lbfgs::LbfgsReport> {
+        self.fit_lbfgs_with(x, lbfgs, obs, Checkpointing::default())
+    }
+
+    /// [`DenoisingAutoencoder::fit_lbfgs`], checkpointed after each
+    /// iteration and resumed from a checkpoint as `ck` says.
+    pub fn fit_lbfgs_with(
+        &mut self,
+        x: ArrayView2<f32>,
+        lbfgs: &crate::optim::lbfgs::LbfgsConfig,
+        obs: &mut dyn Observer,
+        ck: Checkpointing<'_>,
+    ) -> Result<crate::optim::lbfgs::LbfgsReport> {
         self.prepare_training(&x)?;
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
@@ -97,14 +108,8 @@ impl DenoisingAutoencoder {
             xs.as_slice().expect("standard layout"),
             self.train.weight_decay,
         );
-        let start = Instant::now();
-        obs.on_start(lbfgs.max_iter, 1);
         let mut rng = seeded(self.train.seed);
-        let report = lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, &mut |it| {
-            obs.on_epoch(&EpochMetrics::iteration(it, start.elapsed().as_secs_f64()));
-        });
-        obs.on_end();
-        Ok(report)
+        lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, obs, ck)
     }
 
     /// One more epoch over `x` with the current weights, optimizer state and
