@@ -349,8 +349,8 @@ pub struct PretrainArgs {
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
     /// A model.safetensors written by `aekit pretrain` (or its run folder,
-    /// or one of its checkpoints).
-    #[arg(long, required_unless_present = "resume")]
+    /// or one of its checkpoints); or `pretrained` in the config file.
+    #[arg(long)]
     pub model: Option<PathBuf>,
     /// A TOML file with [data], [model] and [train] sections; flags override it.
     #[arg(long)]

@@ -62,10 +62,9 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;
     }
-    let model = a
-        .model
-        .as_deref()
-        .expect("clap requires --model without --resume");
-    stacked::finetune(c, &aekit::run::dir::model_file(model)?, &a.out.out())?;
+    let model = a.model.clone().or_else(|| c.pretrained.clone()).ok_or_else(|| {
+        anyhow::anyhow!("--model: fine-tuning needs a pretrained stack (from `aekit pretrain`)")
+    })?;
+    stacked::finetune(c, &aekit::run::dir::model_file(&model)?, &a.out.out())?;
     Ok(())
 }
