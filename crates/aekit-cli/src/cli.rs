@@ -37,6 +37,9 @@ pub enum Command {
     /// Train K small CAEs at once, stop them eagerly, and classify with their
     /// joined codes and by majority vote.
     Ensemble(Box<EnsembleArgs>),
+    /// Fill the missing cells of a CSV table with a denoising autoencoder
+    /// (MIDAS); `impute fit` and `impute apply` split fitting from filling.
+    Impute(Box<ImputeArgs>),
     /// Experiments that reproduce the source papers.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -618,4 +621,131 @@ pub struct BenchCurveArgs {
     pub seed: u64,
     #[command(flatten)]
     pub out: OutArgs,
+}
+
+/// `aekit impute`: fit and fill in one go, or `fit` / `apply`.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ImputeArgs {
+    #[command(subcommand)]
+    pub cmd: Option<ImputeCommand>,
+    #[command(flatten)]
+    pub fit: ImputeFitArgs,
+    /// The filled table (with --m: FILE-1.csv, FILE-2.csv, …).
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub fill: FillArgs,
+    /// First hide this fraction of the observed cells, fill them and report
+    /// the error per column (OUT-overimpute.csv and .png).
+    #[arg(long)]
+    pub overimpute: Option<f64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImputeCommand {
+    /// Fit an imputer to a table and write a run directory with its model.
+    Fit(Box<ImputeFitCommand>),
+    /// Fill a table with a fitted imputer.
+    Apply(ImputeApplyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImputeFitCommand {
+    #[command(flatten)]
+    pub fit: ImputeFitArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
+}
+
+/// The table and how to fit to it.
+#[derive(Args, Debug, Default)]
+pub struct ImputeFitArgs {
+    /// A TOML file with [data], [columns], [model] and [train]; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The CSV table (a header row, then one row per record).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// `,`, `;` or `tab` (default: detected from the header line).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// More texts that mean missing (besides empty, NA, NaN, ?, null).
+    #[arg(long, value_delimiter = ',')]
+    pub missing: Option<Vec<String>>,
+    /// Columns to treat as categorical.
+    #[arg(long, value_delimiter = ',')]
+    pub categorical: Option<Vec<String>>,
+    /// Columns to treat as binary.
+    #[arg(long, value_delimiter = ',')]
+    pub binary: Option<Vec<String>>,
+    /// Columns to treat as continuous.
+    #[arg(long, value_delimiter = ',')]
+    pub continuous: Option<Vec<String>>,
+    /// Columns to copy through unchanged.
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Option<Vec<String>>,
+    /// Copy columns with no observed cell through (with a warning) instead of refusing them.
+    #[arg(long)]
+    pub drop_empty: bool,
+    /// midas (layers mirrored) or mida (n+7, n+14, n+21, tanh).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Encoder widths, e.g. 256,256,256.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Hidden activation: elu, relu or tanh.
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// Fraction of observed cells dropped from each training row's input.
+    #[arg(long)]
+    pub corruption: Option<f32>,
+    /// Dropout rate after each hidden layer.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[command(flatten)]
+    pub train: LoopArgs,
+}
+
+/// How filled tables are written.
+#[derive(Args, Debug, Default)]
+pub struct FillArgs {
+    /// Write this many imputations (dropout on, levels drawn from their probabilities).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// With --m: one long file with an `.imp` column instead of one file each.
+    #[arg(long)]
+    pub long: bool,
+    /// With --m: binaries and categoricals take their most likely level.
+    #[arg(long)]
+    pub mode: bool,
+    /// Refuse a level the model never saw (default: treat it as missing, with a warning).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImputeApplyArgs {
+    /// A model.safetensors from `aekit impute fit` (or its run folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The CSV table to fill.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// `,`, `;` or `tab` (default: detected).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// More texts that mean missing.
+    #[arg(long, value_delimiter = ',')]
+    pub missing: Option<Vec<String>>,
+    /// The filled table (with --m: FILE-1.csv, …).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub fill: FillArgs,
+    /// Seed of the draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cae;
 mod experiment;
 mod gradcheck;
+mod impute;
 mod model_data;
 mod stacked;
 mod train;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
         Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
+        Command::Impute(a) => impute::run(*a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),

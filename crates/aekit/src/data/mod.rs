@@ -8,6 +8,7 @@ pub mod download;
 pub mod formats;
 pub mod patches;
 pub mod source;
+pub mod table;
 
 pub use formats::{cifar, idx, npy, tar};
 

@@ -17,6 +17,8 @@ pub enum Activation {
     Relu,
     Tanh,
     Identity,
+    /// x for x > 0, eˣ − 1 below.
+    Elu,
 }
 
 impl std::str::FromStr for Activation {
@@ -27,8 +29,9 @@ impl std::str::FromStr for Activation {
             "relu" => Ok(Activation::Relu),
             "tanh" => Ok(Activation::Tanh),
             "identity" | "linear" => Ok(Activation::Identity),
+            "elu" => Ok(Activation::Elu),
             _ => Err(format!(
-                "unknown activation `{s}` (expected sigmoid, relu, tanh or identity)"
+                "unknown activation `{s}` (expected sigmoid, relu, tanh, elu or identity)"
             )),
         }
     }
@@ -48,6 +51,11 @@ impl Activation {
             Activation::Relu => y.iter_mut().for_each(|v| *v = v.max_(T::ZERO)),
             Activation::Tanh => y.iter_mut().for_each(|v| *v = v.tanh_fast()),
             Activation::Identity => {}
+            Activation::Elu => y.iter_mut().for_each(|v| {
+                if *v <= T::ZERO {
+                    *v = v.exp_() - T::ONE
+                }
+            }),
         }
     }
 
@@ -63,6 +71,12 @@ impl Activation {
             }),
             Activation::Tanh => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= T::ONE - y * y),
             Activation::Identity => {}
+            // Below 0, f′ = eˣ = y + 1.
+            Activation::Elu => d.iter_mut().zip(y).for_each(|(d, &y)| {
+                if y <= T::ZERO {
+                    *d *= y + T::ONE
+                }
+            }),
         }
     }
 }
@@ -79,6 +93,7 @@ mod tests {
             Activation::Relu,
             Activation::Tanh,
             Activation::Identity,
+            Activation::Elu,
         ] {
             let mut a = random_vec(40, 3.0, 1);
             // Keep ReLU inputs away from its kink, where no derivative exists.

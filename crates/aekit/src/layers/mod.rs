@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod conv;
 pub mod dense;
+pub mod dropout;
 pub mod loss;
 pub mod noise;
 pub mod pool;

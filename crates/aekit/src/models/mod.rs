@@ -8,6 +8,7 @@ pub mod deep;
 pub mod ensemble;
 pub mod estimator;
 pub mod gradcheck;
+pub mod impute;
 pub mod sparse_ae;
 pub mod stacked;
 pub use dae::{DaeConfig, DenoisingAutoencoder, Metrics};

@@ -6,6 +6,7 @@
 pub mod cae;
 pub mod config;
 pub mod dir;
+pub mod impute;
 pub mod observe;
 pub mod stacked;
 pub mod train;

@@ -1,0 +1,328 @@
+//! Tables with holes: a CSV file read with the `csv` crate into its header
+//! and its cells' exact text (so that an observed cell is written back as it
+//! was read), with the delimiter detected, a UTF-8 byte-order mark skipped,
+//! and the usual markers of a missing cell recognised.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The texts that mean "missing" besides those a user adds: an empty (or
+/// blank) cell, `NA`, `NaN`, `?`, `null` (and their lower/upper-case forms).
+pub const MISSING: &[&str] = &[
+    "", "NA", "na", "N/A", "NaN", "nan", "NAN", "?", "null", "NULL", "None",
+];
+
+/// How a CSV file is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CsvOptions {
+    /// The field delimiter; detected from the header line (comma, semicolon
+    /// or tab) when `None`.
+    pub delimiter: Option<u8>,
+    /// Extra texts that mean "missing".
+    pub missing: Vec<String>,
+}
+
+/// A table: its header and its cells' text, row-major, held in one buffer
+/// (8 bytes of offset per cell beside the text itself).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub header: Vec<String>,
+    text: String,
+    /// Cell k's text is `text[ends[k - 1]..ends[k]]` (`ends[-1]` = 0).
+    ends: Vec<usize>,
+    pub delimiter: u8,
+    pub path: PathBuf,
+    missing: Vec<String>,
+}
+
+impl Table {
+    /// A table from its header and rows of cells (for tests and callers that
+    /// hold their data already); `path` names it in messages.
+    pub fn from_rows(header: Vec<String>, rows: &[Vec<String>], path: &Path) -> Result<Table> {
+        let mut t = Table {
+            header,
+            text: String::new(),
+            ends: Vec::new(),
+            delimiter: b',',
+            path: path.to_path_buf(),
+            missing: Vec::new(),
+        };
+        check_header(&t.header, path)?;
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != t.header.len() {
+                return Err(ragged(path, r, t.header.len(), row.len()));
+            }
+            for c in row {
+                t.text.push_str(c);
+                t.ends.push(t.text.len());
+            }
+        }
+        Ok(t)
+    }
+
+    /// Reads `path` as `opts` says. Refused, with the row and column: a file
+    /// that is not UTF-8, rows of different lengths, a header with an empty
+    /// or repeated name, no data rows.
+    pub fn read(path: &Path, opts: &CsvOptions) -> Result<Table> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+        if !meta.is_file() {
+            return Err(Error::format(path, "is not a regular file"));
+        }
+        let delimiter = match opts.delimiter {
+            Some(d) => d,
+            None => sniff(path)?,
+        };
+        let mut rd = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(true)
+            .flexible(false)
+            .from_path(path)
+            .map_err(|e| Error::format(path, e.to_string()))?;
+        let header: Vec<String> = rd
+            .headers()
+            .map_err(|e| csv_error(path, e))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = if i == 0 {
+                    h.trim_start_matches('\u{feff}')
+                } else {
+                    h
+                };
+                h.trim().to_string()
+            })
+            .collect();
+        check_header(&header, path)?;
+        let mut t = Table {
+            header,
+            text: String::with_capacity(meta.len() as usize),
+            ends: Vec::new(),
+            delimiter,
+            path: path.to_path_buf(),
+            missing: opts.missing.clone(),
+        };
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match rd.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {
+                    for f in rec.iter() {
+                        t.text.push_str(f);
+                        t.ends.push(t.text.len());
+                    }
+                }
+                Err(e) => return Err(csv_error(path, e)),
+            }
+        }
+        if t.n_rows() == 0 {
+            return Err(Error::format(path, "has a header but no data rows"));
+        }
+        t.text.shrink_to_fit();
+        Ok(t)
+    }
+
+    /// The same table with `missing` as its extra missing markers.
+    pub fn with_missing(mut self, missing: &[String]) -> Table {
+        self.missing = missing.to_vec();
+        self
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.ends.len() / self.header.len().max(1)
+    }
+
+    pub fn n_cols(&self) -> usize {
+        self.header.len()
+    }
+
+    /// The text of row `r`, column `c`, exactly as read.
+    pub fn cell(&self, r: usize, c: usize) -> &str {
+        let k = r * self.n_cols() + c;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.text[start..self.ends[k]]
+    }
+
+    /// Whether a cell's text means "missing" (trimmed; see [`MISSING`] and
+    /// [`CsvOptions::missing`]).
+    pub fn is_missing(&self, text: &str) -> bool {
+        let t = text.trim();
+        MISSING.contains(&t) || self.missing.iter().any(|m| m == t)
+    }
+
+    /// The index of the column named `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// Writes the header and `rows` (each a cell text per column) to `path`
+    /// with this table's delimiter, quoting only where CSV needs it,
+    /// atomically.
+    pub fn write_rows<'a>(
+        &self,
+        path: &Path,
+        header: &[String],
+        rows: impl Iterator<Item = Vec<&'a str>>,
+    ) -> Result<()> {
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .quote_style(csv::QuoteStyle::Necessary)
+            .from_writer(Vec::with_capacity(self.text.len() + self.ends.len() * 2));
+        let bad = |e: csv::Error| Error::format(path, format!("cannot write CSV: {e}"));
+        w.write_record(header).map_err(bad)?;
+        for row in rows {
+            w.write_record(&row).map_err(bad)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| Error::format(path, format!("cannot write CSV: {e}")))?;
+        crate::io::atomic_write(path, &bytes)
+    }
+}
+
+/// The delimiter of the header line: whichever of comma, semicolon and tab
+/// appears most often outside quotes (comma when none does).
+fn sniff(path: &Path) -> Result<u8> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut head = vec![0u8; 64 * 1024];
+    let n = f.read(&mut head).map_err(|e| Error::io("cannot read", path, e))?;
+    let line = head[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|&i| (counts[i], 3 - i)).expect("three");
+    Ok([b',', b';', b'\t'][best])
+}
+
+fn check_header(header: &[String], path: &Path) -> Result<()> {
+    if header.is_empty() || header.iter().all(|h| h.is_empty()) {
+        return Err(Error::format(
+            path,
+            "has no header row (the first line must name the columns)",
+        ));
+    }
+    for (i, h) in header.iter().enumerate() {
+        if h.is_empty() {
+            return Err(Error::format(
+                path,
+                format!("header: column {} has no name", i + 1),
+            ));
+        }
+        if let Some(j) = header[..i].iter().position(|g| g == h) {
+            return Err(Error::format(
+                path,
+                format!("header: columns {} and {} are both named `{h}`", j + 1, i + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn ragged(path: &Path, row: usize, want: usize, got: usize) -> Error {
+    Error::format(
+        path,
+        format!("data row {}: {got} fields, but the header has {want}", row + 1),
+    )
+}
+
+/// A `csv` error with the line (and field) it happened at.
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => Error::format(
+            path,
+            format!(
+                "line {}: {len} fields, but the header has {expected_len}",
+                pos.as_ref().map_or(0, |p| p.line())
+            ),
+        ),
+        csv::ErrorKind::Utf8 { pos, err } => Error::format(
+            path,
+            format!(
+                "line {}, field {}: not UTF-8 text ({err}); save the file as UTF-8",
+                pos.as_ref().map_or(0, |p| p.line()),
+                err.field() + 1
+            ),
+        ),
+        csv::ErrorKind::Io(io) => Error::format(path, format!("cannot read: {io}")),
+        _ => Error::format(path, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8], opts: &CsvOptions) -> Result<Table> {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(&p, text).unwrap();
+        Table::read(&p, opts)
+    }
+
+    #[test]
+    fn delimiters_quotes_bom_and_markers() {
+        let o = CsvOptions::default();
+        let t = read(b"\xef\xbb\xbfa;b;c\n1,5;\"x;y\";NA\n2;?;z\n", &o).unwrap();
+        assert_eq!(t.delimiter, b';');
+        assert_eq!(t.header, ["a", "b", "c"]);
+        assert_eq!((t.n_rows(), t.cell(0, 0), t.cell(0, 1)), (2, "1,5", "x;y"));
+        assert!(t.is_missing(t.cell(0, 2)) && t.is_missing(t.cell(1, 1)));
+        assert!(!t.is_missing(t.cell(1, 2)));
+        let t = read(b"a\tb\n1\t\n", &o).unwrap();
+        assert_eq!((t.delimiter, t.cell(0, 1)), (b'\t', ""));
+        let t = read(
+            b"a,b\n-99,1\n",
+            &CsvOptions {
+                missing: vec!["-99".into()],
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        assert!(t.is_missing(t.cell(0, 0)));
+    }
+
+    #[test]
+    fn bad_tables_name_the_line_and_what_is_wrong() {
+        let o = CsvOptions::default();
+        let e = |b: &[u8]| read(b, &o).unwrap_err().to_string();
+        let m = e(b"a,b\n1,2\n3\n");
+        assert!(
+            m.contains("line 3") && m.contains("1 fields") && m.contains("has 2"),
+            "{m}"
+        );
+        let m = e(b"a,b\n1,\xff\n");
+        assert!(
+            m.contains("line 2") && m.contains("field 2") && m.contains("UTF-8"),
+            "{m}"
+        );
+        let m = e(b"a,b,a\n1,2,3\n");
+        assert!(m.contains("columns 1 and 3") && m.contains("`a`"), "{m}");
+        let m = e(b"a,b\n");
+        assert!(m.contains("no data rows"), "{m}");
+        let m = e(b"a,,c\n1,2,3\n");
+        assert!(m.contains("column 2 has no name"), "{m}");
+    }
+
+    #[test]
+    fn cells_are_written_back_as_read() {
+        let src = b"id,v,w\n1,0.50,\"a,b\"\n2,1e3,plain\n";
+        let t = read(src, &CsvOptions::default()).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("o.csv");
+        let rows = (0..t.n_rows()).map(|r| (0..t.n_cols()).map(|c| t.cell(r, c)).collect());
+        t.write_rows(&out, &t.header, rows).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), src);
+    }
+}
