@@ -381,6 +381,47 @@ pub enum ExperimentCommand {
     /// The eager-training paper: a K-member CAE ensemble against one wider
     /// CAE at equal wall-clock time, on small and large MNIST splits.
     Eager(Box<EagerArgs>),
+    /// Imputation: the MIDAS imputer against mean imputation and (through
+    /// bench/impute_baselines.py) MICE and k-NN, on shipped tables and MNIST.
+    Imputation(Box<ImputationArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct ImputationArgs {
+    /// Datasets: wine, breast_cancer, diabetes, mnist.
+    #[arg(long, value_delimiter = ',')]
+    pub datasets: Option<Vec<String>>,
+    /// MCAR rates.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<f64>>,
+    /// Repeats per setting.
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Leave MIDA's MNAR pattern out.
+    #[arg(long)]
+    pub no_mnar: bool,
+    /// Leave the Python baselines (MICE, k-NN) out.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Epochs for MNIST (10,000 rows × 784 columns).
+    #[arg(long)]
+    pub mnist_epochs: Option<usize>,
+    /// Encoder widths.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Dropout rate after each hidden layer.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Fraction of observed cells hidden from each training row's input.
+    #[arg(long)]
+    pub corruption: Option<f32>,
+    /// The loss counts every `observed` cell (default) or the `hidden` ones only.
+    #[arg(long)]
+    pub loss_on: Option<String>,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
 }
 
 /// How a CAE is built and trained (shared by `cae` and `ensemble`).
@@ -705,6 +746,9 @@ pub struct ImputeFitArgs {
     /// Dropout rate after each hidden layer.
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// The loss counts every `observed` cell (MIDAS, the default) or the `hidden` ones only.
+    #[arg(long)]
+    pub loss_on: Option<String>,
     #[command(flatten)]
     pub train: LoopArgs,
 }

@@ -388,3 +388,47 @@ fn bad_tables_are_refused_naming_the_row_and_column_and_nothing_is_written() {
     assert!(stderr(&o).contains("warning") && stderr(&o).contains("`b`"));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "a,b\n1,\n2,NA\n3,?\n");
 }
+
+#[test]
+fn the_imputation_experiment_writes_its_tables_and_charts() {
+    let d = tmp("impute-experiment");
+    let out = d.path().join("ex");
+    let o = aekit(&[
+        "experiment",
+        "imputation",
+        "--datasets",
+        "wine,diabetes",
+        "--rates",
+        "0.2",
+        "--repeats",
+        "1",
+        "--no-baselines",
+        "--epochs",
+        "5",
+        "--layers",
+        "32",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    // mean and aekit, for MCAR 0.2 and MNAR, on two tables.
+    assert_eq!(results.lines().count(), 1 + 2 * 2 * 2, "{results}");
+    for f in [
+        "summary.csv",
+        "results.md",
+        "rmse-wine.png",
+        "rmse-diabetes.png",
+        "masks/wine-truth.csv",
+        "masks/wine-mcar-0.2-0.csv",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // The masked table hides about a fifth of the cells.
+    let masked = std::fs::read_to_string(out.join("masks/wine-mcar-0.2-0.csv")).unwrap();
+    let cells: Vec<&str> = masked.lines().skip(1).flat_map(|l| l.split(',')).collect();
+    let empty = cells.iter().filter(|c| c.is_empty()).count() as f64 / cells.len() as f64;
+    assert!((0.15..0.25).contains(&empty), "{empty}");
+}

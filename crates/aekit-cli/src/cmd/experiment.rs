@@ -1,6 +1,6 @@
 //! `aekit experiment gradual-vs-stacked` and `aekit experiment eager`.
 
-use crate::cli::{EagerArgs, GradualArgs};
+use crate::cli::{EagerArgs, GradualArgs, ImputationArgs};
 use aekit::experiments::{self, Eager, GradualVsStacked};
 use anyhow::Result;
 
@@ -37,5 +37,38 @@ pub fn eager(a: EagerArgs) -> Result<()> {
         threads: a.threads,
     };
     experiments::eager(&e, &a.out.out())?;
+    Ok(())
+}
+
+pub fn imputation(a: ImputationArgs) -> Result<()> {
+    let mut e = experiments::Imputation::default();
+    if let Some(d) = a.datasets {
+        e.datasets = d;
+    }
+    if let Some(r) = a.rates {
+        e.rates = r;
+    }
+    if let Some(r) = a.repeats {
+        e.repeats = r;
+    }
+    e.mnar = !a.no_mnar;
+    e.baselines = !a.no_baselines;
+    if let Some(m) = a.mnist_epochs {
+        e.mnist_epochs = m;
+    }
+    if let Some(l) = a.layers {
+        e.model.layers = l;
+    }
+    if let Some(d) = a.dropout {
+        e.model.dropout = d;
+    }
+    if let Some(c) = a.corruption {
+        e.model.corruption = c;
+    }
+    if let Some(l) = super::parsed(&a.loss_on, "--loss-on")? {
+        e.model.loss_on = l;
+    }
+    super::apply_loop(&mut e.model.train, &a.train);
+    experiments::imputation(&e, &a.out.out())?;
     Ok(())
 }

@@ -50,6 +50,9 @@ fn resolve(a: &ImputeFitArgs) -> Result<ImputeRun> {
     if let Some(v) = a.dropout {
         c.model.dropout = v;
     }
+    if let Some(l) = parsed(&a.loss_on, "--loss-on")? {
+        c.model.loss_on = l;
+    }
     apply_loop(&mut c.model.train, &a.train);
     Ok(c)
 }

@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             experiment::gradual_vs_stacked(*a)
         }
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::Imputation(a)) => experiment::imputation(*a),
         Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
         Command::Impute(a) => impute::run(*a),

@@ -3,6 +3,8 @@
 
 pub mod eager;
 pub mod gradual_vs_stacked;
+pub mod imputation;
 
 pub use eager::{eager, Eager};
 pub use gradual_vs_stacked::{gradual_vs_stacked, GradualVsStacked};
+pub use imputation::{imputation, Imputation};

@@ -47,6 +47,29 @@ impl std::str::FromStr for Arch {
     }
 }
 
+/// Which observed cells the training loss counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LossOn {
+    /// Those the corruption hid from the input.
+    Hidden,
+    /// All of them (MIDAS; the default: measured better on the shipped
+    /// tables, see docs/results/imputation.md).
+    #[default]
+    Observed,
+}
+
+impl std::str::FromStr for LossOn {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "hidden" => Ok(LossOn::Hidden),
+            "observed" => Ok(LossOn::Observed),
+            _ => Err(format!("unknown loss `{s}` (expected hidden or observed)")),
+        }
+    }
+}
+
 /// The imputer's settings (`[model]` of `aekit impute`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -64,6 +87,10 @@ pub struct ImputerConfig {
     /// Fraction of the observed cells held out to stop training early (0:
     /// train for every epoch).
     pub val_fraction: f32,
+    /// The loss: `observed` counts every observed cell, as MIDAS does;
+    /// `hidden` only those the corruption hid from the input (the
+    /// imputation task alone).
+    pub loss_on: LossOn,
     /// The loop (`[train]`): Adam, step 1e-3, batch 16, up to 200 epochs,
     /// patience 10 by default.
     pub train: TrainConfig,
@@ -78,6 +105,7 @@ impl Default for ImputerConfig {
             corruption: 0.2,
             dropout: 0.5,
             val_fraction: 0.1,
+            loss_on: LossOn::Observed,
             train: ImputerConfig::default_train(),
         }
     }
@@ -105,6 +133,12 @@ impl ImputerConfig {
             Ok(())
         };
         frac(self.corruption, "model.corruption", 1.0)?;
+        if self.loss_on == LossOn::Hidden && self.corruption == 0.0 {
+            return Err(Error::config(
+                "model.corruption",
+                "is 0, so no cell is hidden for the loss to count: raise it, or set loss_on = \"observed\"",
+            ));
+        }
         frac(self.dropout, "model.dropout", 1.0)?;
         frac(self.val_fraction, "model.val_fraction", 0.9)?;
         self.train.validate_in("train")?;
@@ -157,7 +191,9 @@ impl Imputer {
             .as_ref()
             .ok_or_else(|| Error::config("model", "the imputer is not fitted yet"))?;
         let w = s.width();
-        let mut sizes = vec![w];
+        // The input is each row's values (0 where missing) and its mask, so
+        // that a missing cell is not read as the column's mean.
+        let mut sizes = vec![2 * w];
         sizes.extend(self.config.hidden(w));
         sizes.push(w);
         let act = match self.config.arch {
@@ -224,7 +260,7 @@ impl Imputer {
             }
         }
         // The training input: observed cells only (held-out cells hidden too).
-        let input: Vec<f32> = data.x.iter().zip(&train_mask).map(|(&x, &m)| x * m).collect();
+        let input = net_input(&data.x, &train_mask, data.width);
         let o = ImputeObjective {
             net: &net,
             input: &input,
@@ -234,6 +270,7 @@ impl Imputer {
             width: data.width,
             corruption: self.config.corruption,
             dropout: self.config.dropout,
+            loss_on: self.config.loss_on,
         };
         let par = Par::from_threads(self.config.train.resolved_threads());
         let mut run = ImputeFit {
@@ -256,10 +293,10 @@ impl Imputer {
     /// observed cells; with `mc`, dropout stays on, drawn from it.
     pub fn predict(&self, data: &Encoded, mc: Option<&mut Rng>) -> Result<Vec<f32>> {
         let net = self.net()?;
-        if data.width != net.sizes[0] {
-            return Err(Error::shape("encoded rows", net.sizes[0], data.width));
+        if 2 * data.width != net.sizes[0] {
+            return Err(Error::shape("encoded rows", net.sizes[0] / 2, data.width));
         }
-        let input: Vec<f32> = data.x.iter().zip(&data.mask).map(|(&x, &m)| x * m).collect();
+        let input = net_input(&data.x, &data.mask, data.width);
         let chunk = 1024.min(data.n.max(1));
         let mut ws = net.workspace(chunk);
         let mut out = vec![0.0f32; data.n * data.width];
@@ -268,7 +305,7 @@ impl Imputer {
         let mut masks: Vec<Vec<f32>> = vec![Vec::new(); net.depth() - 1];
         for start in (0..data.n).step_by(chunk) {
             let rows = chunk.min(data.n - start);
-            let x = &input[start * data.width..(start + rows) * data.width];
+            let x = &input[start * 2 * data.width..(start + rows) * 2 * data.width];
             let drop: Option<Vec<&[f32]>> = match mc.as_deref_mut() {
                 Some(rng) => {
                     for (j, m) in masks.iter_mut().enumerate() {
@@ -390,6 +427,16 @@ impl Imputer {
     }
 }
 
+/// The network's input rows: `[values · mask, mask]`, `[n, 2·width]`.
+fn net_input(x: &[f32], mask: &[f32], width: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(2 * x.len());
+    for (xr, mr) in x.chunks_exact(width).zip(mask.chunks_exact(width)) {
+        out.extend(xr.iter().zip(mr).map(|(&v, &m)| v * m));
+        out.extend_from_slice(mr);
+    }
+    out
+}
+
 /// Training batches: the corrupted input, the target, the loss mask and
 /// each hidden layer's dropout mask.
 pub struct ImputeBatch {
@@ -409,6 +456,7 @@ pub struct ImputeObjective<'a> {
     width: usize,
     corruption: f32,
     dropout: f32,
+    loss_on: LossOn,
 }
 
 impl Objective for ImputeObjective<'_> {
@@ -425,7 +473,7 @@ impl Objective for ImputeObjective<'_> {
 
     fn new_batch(&self, cap: usize) -> ImputeBatch {
         ImputeBatch {
-            input: Vec::with_capacity(cap * self.width),
+            input: Vec::with_capacity(cap * 2 * self.width),
             target: Vec::with_capacity(cap * self.width),
             mask: Vec::with_capacity(cap * self.width),
             drop: vec![Vec::new(); self.net.depth() - 1],
@@ -443,14 +491,21 @@ impl Objective for ImputeObjective<'_> {
         b.mask.clear();
         for &i in idx {
             let row = i * w..(i + 1) * w;
-            let start = b.input.len();
-            b.input.extend_from_slice(&self.input[row.clone()]);
+            let (start, at) = (b.target.len(), b.input.len());
+            b.input.extend_from_slice(&self.input[2 * i * w..2 * (i + 1) * w]);
             b.target.extend_from_slice(&self.target[row.clone()]);
             b.mask.extend_from_slice(&self.mask[row]);
-            // Drop observed cells from the input (whole one-hot groups).
+            // Drop observed cells from the input (whole one-hot groups:
+            // value and mask).
             for g in self.groups {
-                if b.mask[start + g.start] == 1.0 && rng.random::<f32>() < self.corruption {
-                    b.input[start + g.start..start + g.end].fill(0.0);
+                if b.mask[start + g.start] != 1.0 {
+                    continue;
+                }
+                if rng.random::<f32>() < self.corruption {
+                    b.input[at + g.start..at + g.end].fill(0.0);
+                    b.input[at + w + g.start..at + w + g.end].fill(0.0);
+                } else if self.loss_on == LossOn::Hidden {
+                    b.mask[start + g.start..start + g.end].fill(0.0);
                 }
             }
         }
@@ -471,6 +526,7 @@ impl Objective for ImputeObjective<'_> {
         let w = self.width;
         let n = rows.len();
         let span = rows.start * w..rows.end * w;
+        let in_span = 2 * rows.start * w..2 * rows.end * w;
         let drop: Vec<&[f32]> = b
             .drop
             .iter()
@@ -480,8 +536,7 @@ impl Objective for ImputeObjective<'_> {
                 &m[rows.start * h..rows.end * h]
             })
             .collect();
-        self.net
-            .forward(p, &b.input[span.clone()], n, Some(&drop), ws, par);
+        self.net.forward(p, &b.input[in_span], n, Some(&drop), ws, par);
         match grad {
             Some(g) => {
                 ws.grad.fill(0.0);
@@ -550,7 +605,7 @@ impl Fit for ImputeFit<'_> {
             let span = start * w..(start + rows) * w;
             net.forward(
                 &self.params,
-                &self.o.input[span.clone()],
+                &self.o.input[2 * start * w..2 * (start + rows) * w],
                 rows,
                 None,
                 &mut ws,
@@ -597,5 +652,260 @@ impl Fit for ImputeFit<'_> {
         self.rng = s.rng("rng")?;
         self.opt.load_state(&s.inner("opt").unwrap_or_default(), n)?;
         self.batches.load_state(&s.inner("batches").unwrap_or_default())
+    }
+}
+
+/// Arrays with NaN for missing cells, every column continuous: the face the
+/// Python bindings and the [`Estimator`](crate::models::Estimator) surface
+/// use.
+impl Imputer {
+    /// A continuous-only schema fitted to `x`'s observed (non-NaN) cells.
+    fn array_schema(x: &ndarray::ArrayView2<f32>) -> Result<Schema> {
+        let mut columns = Vec::with_capacity(x.ncols());
+        for (j, col) in x.columns().into_iter().enumerate() {
+            let v: Vec<f64> = col.iter().filter(|v| !v.is_nan()).map(|&v| v as f64).collect();
+            if v.is_empty() {
+                return Err(Error::config(
+                    "x",
+                    format!("column {j} has no observed (non-NaN) value"),
+                ));
+            }
+            if let Some(bad) = v.iter().find(|v| !v.is_finite()) {
+                return Err(Error::config(
+                    "x",
+                    format!("column {j} holds {bad}: only NaN may mark a missing cell"),
+                ));
+            }
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            columns.push(schema::Column {
+                name: format!("x{j}"),
+                kind: Kind::Continuous {
+                    mean,
+                    sd: if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 },
+                    decimals: 6,
+                },
+            });
+        }
+        Ok(Schema {
+            columns,
+            missing: Vec::new(),
+        })
+    }
+
+    /// `x` encoded by the fitted (continuous-only) schema: NaN is missing.
+    fn encode_array(&self, x: &ndarray::ArrayView2<f32>) -> Result<Encoded> {
+        let s = self
+            .schema
+            .as_ref()
+            .ok_or_else(|| Error::config("model", "the imputer is not fitted yet"))?;
+        crate::models::check_columns("x", s.columns.len(), x.ncols())?;
+        let mut e = Encoded {
+            x: vec![0.0; x.len()],
+            mask: vec![0.0; x.len()],
+            n: x.nrows(),
+            width: x.ncols(),
+        };
+        for (k, &v) in x.iter().enumerate() {
+            let j = k % e.width;
+            let Kind::Continuous { mean, sd, .. } = s.columns[j].kind else {
+                return Err(Error::config(
+                    "model",
+                    "arrays need a model fitted to arrays (continuous columns)",
+                ));
+            };
+            if v.is_nan() {
+                continue;
+            }
+            if !v.is_finite() {
+                return Err(Error::config(
+                    "x",
+                    format!("row {}, column {j} is {v}", k / e.width),
+                ));
+            }
+            e.x[k] = ((v as f64 - mean) / sd) as f32;
+            e.mask[k] = 1.0;
+        }
+        Ok(e)
+    }
+
+    /// Fits to an array whose NaN cells are missing.
+    pub fn fit_array(&mut self, x: ndarray::ArrayView2<f32>, obs: &mut dyn Observer) -> Result<FitReport> {
+        let schema = Imputer::array_schema(&x)?;
+        self.schema = Some(schema.clone());
+        let data = self.encode_array(&x)?;
+        self.fit(schema, &data, obs, Checkpointing::default())
+    }
+
+    /// The network's estimate of every cell, in the columns' units.
+    pub fn estimate_array(&self, x: ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        let data = self.encode_array(&x)?;
+        let out = self.predict(&data, None)?;
+        let s = self.schema.as_ref().expect("encoded above");
+        let v: Vec<f32> = out
+            .iter()
+            .enumerate()
+            .map(|(k, &z)| match s.columns[k % data.width].kind {
+                Kind::Continuous { mean, sd, .. } => (z as f64 * sd + mean) as f32,
+                _ => z,
+            })
+            .collect();
+        Ok(ndarray::Array2::from_shape_vec((data.n, data.width), v).expect("n × width"))
+    }
+
+    /// `x` with its NaN cells filled (observed cells as they are).
+    pub fn transform_array(&self, x: ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        let est = self.estimate_array(x)?;
+        Ok(ndarray::Zip::from(&est)
+            .and(&x)
+            .map_collect(|&e, &v| if v.is_nan() { e } else { v }))
+    }
+
+    /// `m` fillings of `x`, dropout on (multiple imputation), `[m, n, d]`.
+    pub fn transform_multiple(
+        &self,
+        x: ndarray::ArrayView2<f32>,
+        m: usize,
+        seed: u64,
+    ) -> Result<ndarray::Array3<f32>> {
+        let data = self.encode_array(&x)?;
+        let s = self.schema.as_ref().expect("encoded above");
+        let mut rng = seeded(seed ^ 0x1397_a7e5);
+        let mut all = Vec::with_capacity(m * x.len());
+        for _ in 0..m {
+            let out = self.predict(&data, Some(&mut rng))?;
+            all.extend(out.iter().zip(x.iter()).enumerate().map(|(k, (&z, &v))| {
+                if !v.is_nan() {
+                    return v;
+                }
+                match s.columns[k % data.width].kind {
+                    Kind::Continuous { mean, sd, .. } => (z as f64 * sd + mean) as f32,
+                    _ => z,
+                }
+            }));
+        }
+        Ok(ndarray::Array3::from_shape_vec((m, data.n, data.width), all).expect("m × n × width"))
+    }
+
+    /// The mean loss per observed cell of `x` (NaN cells aside), the
+    /// network seeing every observed cell (lower is better).
+    pub fn score_array(&self, x: ndarray::ArrayView2<f32>) -> Result<f64> {
+        let data = self.encode_array(&x)?;
+        let out = self.predict(&data, None)?;
+        let (mut se, mut n) = (0.0f64, 0usize);
+        for k in 0..out.len() {
+            if data.mask[k] == 1.0 {
+                se += 0.5 * ((out[k] - data.x[k]) as f64).powi(2);
+                n += 1;
+            }
+        }
+        Ok(se / n.max(1) as f64)
+    }
+}
+
+impl crate::models::Estimator for Imputer {
+    /// Fits to `x` (NaN: missing); `val` is not used (the imputer holds out
+    /// observed cells of `x` itself).
+    fn fit(
+        &mut self,
+        x: ndarray::ArrayView2<f32>,
+        _val: Option<ndarray::ArrayView2<f32>>,
+        obs: &mut dyn Observer,
+    ) -> Result<FitReport> {
+        self.fit_array(x, obs)
+    }
+    /// `x` with its missing cells filled (not codes: an imputer's output is
+    /// the table, as scikit-learn's imputers give it).
+    fn transform(&self, x: ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        self.transform_array(x)
+    }
+    /// Every cell as the network estimates it.
+    fn reconstruct(&self, x: ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        self.estimate_array(x)
+    }
+    fn score(&self, x: ndarray::ArrayView2<f32>) -> Result<f64> {
+        self.score_array(x)
+    }
+    fn set_threads(&mut self, threads: usize) {
+        self.config.train.threads = threads;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::Estimator;
+
+    /// Three columns where the third is the sum of the first two: an
+    /// imputer that learns the relation fills the third far better than its
+    /// mean does.
+    #[test]
+    fn the_array_face_fills_nan_cells_from_the_other_columns() {
+        let mut rng = seeded(4);
+        let n = 400;
+        let mut x = ndarray::Array2::<f32>::zeros((n, 3));
+        for r in 0..n {
+            let (a, b): (f32, f32) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
+            x[[r, 0]] = a;
+            x[[r, 1]] = b;
+            x[[r, 2]] = a + b;
+        }
+        let truth = x.clone();
+        for r in (0..n).step_by(5) {
+            x[[r, 2]] = f32::NAN;
+        }
+        let cfg = ImputerConfig {
+            layers: vec![32, 16],
+            dropout: 0.1,
+            train: TrainConfig {
+                epochs: 60,
+                threads: 1,
+                ..ImputerConfig::default_train()
+            },
+            ..ImputerConfig::default()
+        };
+        let mut imp = Imputer::new(cfg);
+        Estimator::fit(&mut imp, x.view(), None, &mut crate::train::Silent).unwrap();
+        let filled = Estimator::transform(&imp, x.view()).unwrap();
+        let (mut se, mut se_mean, mut k) = (0.0f64, 0.0f64, 0);
+        let mean = (0..n)
+            .filter(|r| r % 5 != 0)
+            .map(|r| truth[[r, 2]] as f64)
+            .sum::<f64>()
+            / (n - n / 5) as f64;
+        for r in 0..n {
+            if r % 5 == 0 {
+                se += ((filled[[r, 2]] - truth[[r, 2]]) as f64).powi(2);
+                se_mean += (mean - truth[[r, 2]] as f64).powi(2);
+                k += 1;
+            } else {
+                assert_eq!(filled.row(r), x.row(r), "observed cells stay");
+            }
+        }
+        let (rmse, rmse_mean) = ((se / k as f64).sqrt(), (se_mean / k as f64).sqrt());
+        assert!(
+            rmse < 0.5 * rmse_mean,
+            "RMSE {rmse} against the mean's {rmse_mean}"
+        );
+        // Multiple imputation: draws differ on the missing cells only.
+        let draws = imp.transform_multiple(x.view(), 3, 7).unwrap();
+        for r in 0..n {
+            for c in 0..3 {
+                let v: Vec<f32> = (0..3).map(|m| draws[[m, r, c]]).collect();
+                if x[[r, c]].is_nan() {
+                    assert!(v[0] != v[1] || v[1] != v[2], "row {r}: draws equal");
+                } else {
+                    assert!(v.iter().all(|&d| d == x[[r, c]]));
+                }
+            }
+        }
+        assert!(Estimator::score(&imp, x.view()).unwrap().is_finite());
+        // Infinity is not a missing marker.
+        let mut bad = x.clone();
+        bad[[1, 0]] = f32::INFINITY;
+        assert!(Estimator::transform(&imp, bad.view())
+            .unwrap_err()
+            .to_string()
+            .contains("row 1, column 0"));
     }
 }
