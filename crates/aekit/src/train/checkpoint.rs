@@ -154,6 +154,41 @@ fn missing(name: &str) -> Error {
     )
 }
 
+/// The state a minibatch fit keeps beside its loop's: its parameters,
+/// random stream, optimizer (under `opt.`) and batch counters (under
+/// `batches.`).
+pub fn save_minibatch_fit<B: Send + Sync, W: Send>(
+    s: &mut State,
+    params: &[f32],
+    rng: &Rng,
+    opt: &super::StepRule,
+    batches: &super::Minibatches<B, W>,
+) {
+    s.put_tensor("params", params);
+    s.put_rng("rng", rng);
+    let mut o = State::new();
+    opt.save_state(&mut o);
+    s.nest("opt", o);
+    let mut b = State::new();
+    batches.save_state(&mut b);
+    s.nest("batches", b);
+}
+
+/// Restores what [`save_minibatch_fit`] wrote.
+pub fn load_minibatch_fit<B: Send + Sync, W: Send>(
+    s: &State,
+    params: &mut [f32],
+    rng: &mut Rng,
+    opt: &mut super::StepRule,
+    batches: &mut super::Minibatches<B, W>,
+) -> Result<()> {
+    let n = params.len();
+    params.copy_from_slice(s.tensor("params", n)?);
+    *rng = s.rng("rng")?;
+    opt.load_state(&s.inner("opt").unwrap_or_default(), n)?;
+    batches.load_state(&s.inner("batches").unwrap_or_default())
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Asks every training loop to stop at its next step (called from a Ctrl-C

@@ -635,23 +635,18 @@ impl Fit for ImputeFit<'_> {
     }
 
     fn save_state(&self, s: &mut State) -> Result<()> {
-        s.put_tensor("params", &self.params);
-        s.put_rng("rng", &self.rng);
-        let mut o = State::new();
-        self.opt.save_state(&mut o);
-        s.nest("opt", o);
-        let mut b = State::new();
-        self.batches.save_state(&mut b);
-        s.nest("batches", b);
+        crate::train::checkpoint::save_minibatch_fit(s, &self.params, &self.rng, &self.opt, &self.batches);
         Ok(())
     }
 
     fn load_state(&mut self, s: &State) -> Result<()> {
-        let n = self.params.len();
-        self.params.copy_from_slice(s.tensor("params", n)?);
-        self.rng = s.rng("rng")?;
-        self.opt.load_state(&s.inner("opt").unwrap_or_default(), n)?;
-        self.batches.load_state(&s.inner("batches").unwrap_or_default())
+        crate::train::checkpoint::load_minibatch_fit(
+            s,
+            &mut self.params,
+            &mut self.rng,
+            &mut self.opt,
+            &mut self.batches,
+        )
     }
 }
 

@@ -8,8 +8,10 @@ use crate::models::deep::{deep_loss_grad, DeepLayout, DeepWorkspace, HeadKind};
 use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
+use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
 use crate::train::{
-    fit_loop_with, Checkpointing, Fit, Minibatches, Observer, Optimizer, Shuffle, State, TrainConfig,
+    fit_loop_with, Checkpointing, Fit, Minibatches, Observer, Optimizer, Shuffle, State, StepRule,
+    TrainConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -199,7 +201,7 @@ impl StackedDae {
             batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
             o: &o,
             p,
-            sgd: Sgd::new(cfg.train.lr, cfg.train.momentum),
+            sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
             rng: seeded(cfg.train.seed ^ 0xf1e7),
             lr_decay: cfg.lr_decay,
             val,
@@ -277,7 +279,7 @@ pub(crate) struct DeepFinetune<'a> {
     o: &'a DeepObjective<'a>,
     batches: Minibatches<Batch, DeepWorkspace<f32>>,
     p: Vec<f32>,
-    sgd: Sgd,
+    sgd: StepRule,
     rng: Rng,
     lr_decay: f32,
     val: &'a Dataset,
@@ -290,7 +292,7 @@ impl Fit for DeepFinetune<'_> {
         let r = self
             .batches
             .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs);
-        self.sgd.lr *= self.lr_decay;
+        self.sgd.scale_lr(self.lr_decay);
         Ok(r)
     }
 
@@ -310,27 +312,11 @@ impl Fit for DeepFinetune<'_> {
     }
 
     fn save_state(&self, s: &mut State) -> Result<()> {
-        s.put_tensor("params", &self.p);
-        s.put_rng("rng", &self.rng);
-        s.put("sgd.lr", &self.sgd.lr);
-        s.put_tensor("sgd.velocity", self.sgd.velocity());
-        let mut b = State::new();
-        self.batches.save_state(&mut b);
-        s.nest("batches", b);
+        save_minibatch_fit(s, &self.p, &self.rng, &self.sgd, &self.batches);
         Ok(())
     }
 
     fn load_state(&mut self, s: &State) -> Result<()> {
-        let n = self.p.len();
-        self.p.copy_from_slice(s.tensor("params", n)?);
-        self.rng = s.rng("rng")?;
-        self.sgd.lr = s.get("sgd.lr")?;
-        let vlen = if s.tensor_any("sgd.velocity")?.is_empty() {
-            0
-        } else {
-            n
-        };
-        self.sgd.set_velocity(s.tensor("sgd.velocity", vlen)?);
-        self.batches.load_state(&s.inner("batches").unwrap_or_default())
+        load_minibatch_fit(s, &mut self.p, &mut self.rng, &mut self.sgd, &mut self.batches)
     }
 }

@@ -10,8 +10,10 @@ use crate::models::deep::DeepLayout;
 use crate::models::deep::HeadKind;
 use crate::optim::Sgd;
 use crate::tensor::rng::{seeded, Rng};
+use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
 use crate::train::{
     fit_loop_with, Checkpointing, EpochMetrics, Fit, Minibatches, Observer, SaveState, Shuffle, State,
+    StepRule,
 };
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -329,7 +331,7 @@ impl StackedDae {
             batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
             o: &o,
             p,
-            sgd: Sgd::new(cfg.train.lr, cfg.train.momentum),
+            sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
             rng,
         };
         obs.on_start(epochs, run.batches.batches_per_epoch());
@@ -447,7 +449,7 @@ struct GradualFit<'a, 'r> {
     o: &'a DeepObjective<'a>,
     batches: Minibatches<Batch, crate::models::deep::DeepWorkspace<f32>>,
     p: Vec<f32>,
-    sgd: Sgd,
+    sgd: StepRule,
     rng: &'r mut Rng,
 }
 
@@ -471,25 +473,11 @@ impl Fit for GradualFit<'_, '_> {
     }
 
     fn save_state(&self, s: &mut State) -> Result<()> {
-        s.put_tensor("params", &self.p);
-        s.put_rng("rng", self.rng);
-        s.put_tensor("sgd.velocity", self.sgd.velocity());
-        let mut b = State::new();
-        self.batches.save_state(&mut b);
-        s.nest("batches", b);
+        save_minibatch_fit(s, &self.p, self.rng, &self.sgd, &self.batches);
         Ok(())
     }
 
     fn load_state(&mut self, s: &State) -> Result<()> {
-        let n = self.p.len();
-        self.p.copy_from_slice(s.tensor("params", n)?);
-        *self.rng = s.rng("rng")?;
-        let vlen = if s.tensor_any("sgd.velocity")?.is_empty() {
-            0
-        } else {
-            n
-        };
-        self.sgd.set_velocity(s.tensor("sgd.velocity", vlen)?);
-        self.batches.load_state(&s.inner("batches").unwrap_or_default())
+        load_minibatch_fit(s, &mut self.p, self.rng, &mut self.sgd, &mut self.batches)
     }
 }
