@@ -83,15 +83,20 @@ pub struct Fill {
     pub strict: bool,
 }
 
-/// Reads and encodes the table, then fits; returns the fitted imputer.
+/// Encodes the table by `schema` (inferred from it when `None`), then
+/// fits; returns the fitted imputer.
 fn fit_table(
     cfg: &ImputeRun,
     t: &Table,
+    schema: Option<Schema>,
     obs: &mut dyn Observer,
     ck: Checkpointing<'_>,
 ) -> Result<(Imputer, FitReport)> {
     cfg.model.validate()?;
-    let schema = Schema::infer(t, &cfg.columns, &cfg.data.missing)?;
+    let schema = match schema {
+        Some(s) => s,
+        None => Schema::infer(t, &cfg.columns, &cfg.data.missing)?,
+    };
     let data = schema.encode(t, false)?;
     describe(&schema, t, &data);
     let mut imp = Imputer::new(cfg.model.clone());
@@ -119,10 +124,11 @@ fn describe(schema: &Schema, t: &Table, data: &crate::models::impute::schema::En
 pub fn fit(cfg: ImputeRun, out: &Out) -> Result<RunDir> {
     let t = cfg.data.read()?;
     cfg.model.validate()?;
-    Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
+    // Inferred before the run directory is made: a bad table writes nothing.
+    let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
     let run = RunDir::claim(out, "impute")?;
     run.write_config(&cfg.to_toml())?;
-    fit_in(&cfg, &t, run, None)
+    fit_in(&cfg, &t, schema, run, None)
 }
 
 /// Continues the stopped `impute fit` run in `dir` from its last checkpoint.
@@ -130,14 +136,13 @@ pub fn resume_fit(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir)?;
     let cfg = ImputeRun::read(&run.file("config.toml"))?;
     let t = cfg.data.read()?;
+    let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
     let state = super::train::checked_state(&run, "impute")?;
-    fit_in(&cfg, &t, run, state)
+    fit_in(&cfg, &t, schema, run, state)
 }
 
-fn fit_in(cfg: &ImputeRun, t: &Table, run: RunDir, state: Option<State>) -> Result<RunDir> {
+fn fit_in(cfg: &ImputeRun, t: &Table, schema: Schema, run: RunDir, state: Option<State>) -> Result<RunDir> {
     let mut obs = RunObserver::new(&run, epoch_row);
-    // The schema a checkpoint's model needs is the one fitting infers.
-    let schema = Schema::infer(t, &cfg.columns, &cfg.data.missing)?;
     let mut save = |mut st: State, e: &EpochMetrics| {
         st.put("verb", "impute");
         let mut snap = Imputer::new(cfg.model.clone());
@@ -150,7 +155,8 @@ fn fit_in(cfg: &ImputeRun, t: &Table, run: RunDir, state: Option<State>) -> Resu
         save: Some(&mut save),
     };
     let t0 = std::time::Instant::now();
-    let (imp, report) = fit_table(cfg, t, &mut obs, ck).map_err(|e| resume_hint(e, &run, "impute fit"))?;
+    let (imp, report) = fit_table(cfg, t, Some(schema.clone()), &mut obs, ck)
+        .map_err(|e| resume_hint(e, &run, "impute fit"))?;
     obs.finish()?;
     imp.save(&run.file("model.safetensors"))?;
     let best = report.history.iter().filter_map(|m| m.val_loss).reduce(f64::min);
@@ -262,7 +268,7 @@ pub fn impute(
         eprintln!("overimputation: {} and {}", csv.display(), png.display());
     }
     let mut progress = Progress::new();
-    let (imp, report) = fit_table(&cfg, &t, &mut progress, Checkpointing::default())?;
+    let (imp, report) = fit_table(&cfg, &t, None, &mut progress, Checkpointing::default())?;
     eprintln!(
         "fitted: {} epochs, best {}",
         report.history.len(),
@@ -368,7 +374,7 @@ pub fn overimpute(cfg: &ImputeRun, t: &Table, frac: f64) -> Result<OverimputeRep
     let mut quiet = crate::train::Silent;
     // Fitted on the masked table, whose own schema may differ a little
     // (fewer cells); the comparison is in the full table's terms.
-    let (imp, _) = fit_table(cfg, &masked, &mut quiet, Checkpointing::default())?;
+    let (imp, _) = fit_table(cfg, &masked, None, &mut quiet, Checkpointing::default())?;
     let filled = imp.impute(&masked, None, false, cfg.model.train.seed, false)?;
     let mut out = Vec::new();
     for (j, col) in schema.columns.iter().enumerate() {

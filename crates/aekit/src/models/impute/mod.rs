@@ -673,11 +673,14 @@ impl Imputer {
             }
             let mean = v.iter().sum::<f64>() / v.len() as f64;
             let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64;
+            let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &a| {
+                (l.min(a), h.max(a))
+            });
             columns.push(schema::Column {
                 name: format!("x{j}"),
                 kind: Kind::Continuous {
                     mean,
-                    sd: if var.sqrt() > 1e-12 { var.sqrt() } else { 1.0 },
+                    sd: schema::scale(var.sqrt(), hi - lo, mean),
                     decimals: 6,
                 },
             });

@@ -80,6 +80,20 @@ impl Column {
     }
 }
 
+/// The scale a continuous column is standardised by: its standard
+/// deviation, but at least a tenth of its range (a column that is nearly
+/// constant, such as a border pixel that is 0 in all but a few images, would
+/// otherwise turn its rare values into hundreds of units and swamp the loss),
+/// and 1 for a constant column.
+pub fn scale(sd: f64, range: f64, mean: f64) -> f64 {
+    let s = sd.max(range / 10.0);
+    if s > 1e-12 * mean.abs().max(1.0) {
+        s
+    } else {
+        1.0
+    }
+}
+
 /// Digits after the decimal point in a number's text (none for `1e3`).
 fn decimals(t: &str) -> usize {
     let mant = t.split(['e', 'E']).next().unwrap_or("");
@@ -141,6 +155,7 @@ impl Schema {
             let mut integer = true;
             let (mut sum, mut sum2, mut count, mut dec) = (0.0f64, 0.0f64, 0usize, 0usize);
             let mut first_text: Option<(usize, String)> = None;
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for r in 0..t.n_rows() {
                 let cell = t.cell(r, c);
                 if t.is_missing(cell) {
@@ -155,6 +170,8 @@ impl Schema {
                         integer &= x.fract() == 0.0;
                         sum += x;
                         sum2 += x * x;
+                        lo = lo.min(x);
+                        hi = hi.max(x);
                         count += 1;
                         dec = dec.max(decimals(v));
                     }
@@ -192,11 +209,7 @@ impl Schema {
                 }
                 let mean = sum / count as f64;
                 let var = (sum2 / count as f64 - mean * mean).max(0.0);
-                let sd = if var.sqrt() > 1e-12 * mean.abs().max(1.0) {
-                    var.sqrt()
-                } else {
-                    1.0
-                };
+                let sd = scale(var.sqrt(), hi - lo, mean);
                 Ok(Kind::Continuous {
                     mean,
                     sd,
@@ -519,6 +532,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("fitted on [x, c]"));
+    }
+
+    #[test]
+    fn a_nearly_constant_column_is_scaled_by_a_tenth_of_its_range() {
+        let mut rows: Vec<Vec<&str>> = vec![vec!["p"]];
+        rows.extend(std::iter::repeat_n(vec!["0"], 999));
+        rows.push(vec!["0.5"]);
+        let refs: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+        let t = table(&refs);
+        let s = Schema::infer(
+            &t,
+            &Declared {
+                continuous: vec!["p".into()],
+                ..Declared::default()
+            },
+            &[],
+        )
+        .unwrap();
+        let Kind::Continuous { sd, .. } = s.columns[0].kind else {
+            panic!()
+        };
+        assert!((sd - 0.05).abs() < 1e-12, "{sd}");
+        assert_eq!(scale(0.0, 0.0, 3.0), 1.0, "constant");
+        assert_eq!(scale(2.0, 10.0, 0.0), 2.0, "an ordinary column keeps its sd");
     }
 
     #[test]
