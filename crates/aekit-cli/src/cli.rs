@@ -40,6 +40,9 @@ pub enum Command {
     /// Fill the missing cells of a CSV table with a denoising autoencoder
     /// (MIDAS); `impute fit` and `impute apply` split fitting from filling.
     Impute(Box<ImputeArgs>),
+    /// Principal components of a dataset: explained variance, error against
+    /// the number of components, a digit rebuilt from 1, 10, 50, 250.
+    Pca(Box<PcaArgs>),
     /// Experiments that reproduce the source papers.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -792,4 +795,26 @@ pub struct ImputeApplyArgs {
     /// Seed of the draws.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct PcaArgs {
+    /// A TOML file with [data] and [model]; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    /// Components to keep.
+    #[arg(long)]
+    pub components: Option<usize>,
+    /// Scale each code to unit variance.
+    #[arg(long)]
+    pub whiten: bool,
+    /// Threads; 0 = all cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub out: OutArgs,
 }

@@ -30,6 +30,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
         Command::Impute(a) => impute::run(*a),
+        Command::Pca(a) => {
+            use aekit::run::Sections;
+            let mut c = match &a.config {
+                Some(p) => aekit::run::pca::PcaRun::read(p)?,
+                None => aekit::run::pca::PcaRun::default(),
+            };
+            apply_data(&mut c.data, &a.data, &a.split);
+            if let Some(k) = a.components {
+                c.model.components = k;
+            }
+            if a.whiten {
+                c.model.whiten = true;
+            }
+            if let Some(t) = a.threads {
+                c.model.threads = t;
+            }
+            aekit::run::pca::pca(c, &a.out.out())?;
+            Ok(())
+        }
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),

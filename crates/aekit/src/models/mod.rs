@@ -9,6 +9,7 @@ pub mod ensemble;
 pub mod estimator;
 pub mod gradcheck;
 pub mod impute;
+pub mod pca;
 pub mod sparse_ae;
 pub mod stacked;
 pub use dae::{DaeConfig, DenoisingAutoencoder, Metrics};

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dir;
 pub mod impute;
 pub mod observe;
+pub mod pca;
 pub mod stacked;
 pub mod train;
 
