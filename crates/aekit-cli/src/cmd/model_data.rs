@@ -2,30 +2,53 @@
 
 use crate::cli::{EncodeArgs, EvalArgs, ModelData, ReconstructArgs, Split};
 use aekit::data::{load_train_test, DataSource, Dataset};
-use aekit::models::DenoisingAutoencoder;
+use aekit::models::pca::Pca;
+use aekit::models::{DenoisingAutoencoder, Estimator};
 use anyhow::{Context, Result};
 
-fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
-    let model = DenoisingAutoencoder::load(&aekit::run::dir::model_file(&input.model)?)?;
+/// A PCA model file, if `input.model` names one (else a DAE is expected).
+fn load_pca(input: &ModelData) -> Result<Option<(Pca, Dataset)>> {
+    let path = aekit::run::dir::model_file(&input.model)?;
+    let f = aekit::io::safetensors::load(&path)?;
+    if f.metadata.get("format").map(String::as_str) != Some("aekit.pca") {
+        return Ok(None);
+    }
+    let pca = Pca::load(&path)?;
+    let data = load_data(input, pca.dim())?;
+    Ok(Some((pca, data)))
+}
+
+/// The dataset `input` names, checked to have `dim` columns.
+fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
     let name = input.data.data.as_deref().unwrap_or("builtin");
     let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
     let (train, test) = load_train_test(&source, input.data.data_dir.as_deref())
         .with_context(|| format!("loading data `{name}`"))?;
     let data = if input.split == Split::Train { train } else { test };
-    if data.dim != model.config.n_vis {
+    if data.dim != dim {
         anyhow::bail!(
-            "{} expects {} inputs but data `{name}` has {} features per example",
+            "{} expects {dim} inputs but data `{name}` has {} features per example",
             input.model.display(),
-            model.config.n_vis,
             data.dim
         );
     }
+    Ok(data)
+}
+
+fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
+    let model = DenoisingAutoencoder::load(&aekit::run::dir::model_file(&input.model)?)?;
+    let data = load_data(input, model.config.n_vis)?;
     Ok((model, data))
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
-    let (model, data) = load(&a.input)?;
-    let codes = model.transform(data.view())?;
+    let codes = match load_pca(&a.input)? {
+        Some((pca, data)) => Estimator::transform(&pca, data.view())?,
+        None => {
+            let (model, data) = load(&a.input)?;
+            model.transform(data.view())?
+        }
+    };
     let (n, h) = codes.dim();
     aekit::data::npy::write_npy(&a.out, &[n, h], codes.as_slice().expect("owned"))?;
     eprintln!("wrote {n}×{h} codes to {}", a.out.display());
@@ -33,6 +56,21 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
 }
 
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
+    if let Some((pca, data)) = load_pca(&a.input)? {
+        // Originals above their reconstructions.
+        let n = a.count.min(data.n);
+        let sample = data.select(&(0..n).collect::<Vec<_>>());
+        let rec = Estimator::reconstruct(&pca, sample.view())?;
+        let tiles: Vec<Vec<f32>> = (0..n)
+            .map(|i| sample.row(i).to_vec())
+            .chain(rec.rows().into_iter().map(|r| r.to_vec()))
+            .collect();
+        let (h, w) = aekit::viz::tile_shape(data.dim, data.image);
+        let img = aekit::viz::tile_grid(&tiles, h, w, n.max(1), aekit::viz::Scale::Unit, 2);
+        aekit::viz::save_png(&a.out, &img)?;
+        eprintln!("wrote {}", a.out.display());
+        return Ok(());
+    }
     let (model, data) = load(&a.input)?;
     let img = aekit::viz::reconstructions_picture(&model, data.view(), a.count, a.seed, data.image)?;
     aekit::viz::save_png(&a.out, &img)?;
@@ -41,9 +79,18 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let (model, data) = load(&a.input)?;
-    let m = model.evaluate(data.view())?;
-    let mut j = aekit::run::train::test_metrics_json(&m, data.n);
+    let mut j = match load_pca(&a.input)? {
+        Some((pca, data)) => serde_json::json!({
+            "n_test": data.n,
+            "components": pca.k,
+            "test_squared_error": Estimator::score(&pca, data.view())?,
+        }),
+        None => {
+            let (model, data) = load(&a.input)?;
+            let m = model.evaluate(data.view())?;
+            aekit::run::train::test_metrics_json(&m, data.n)
+        }
+    };
     j["model"] = a.input.model.display().to_string().into();
     j["data"] = a.input.data.data.unwrap_or_else(|| "builtin".into()).into();
     j["split"] = format!("{:?}", a.input.split).to_lowercase().into();
