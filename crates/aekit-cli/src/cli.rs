@@ -812,6 +812,9 @@ pub struct PcaArgs {
     /// Scale each code to unit variance.
     #[arg(long)]
     pub whiten: bool,
+    /// exact (the covariance's eigendecomposition) or randomized (for wide data, few components).
+    #[arg(long)]
+    pub solver: Option<String>,
     /// Threads; 0 = all cores.
     #[arg(long)]
     pub threads: Option<usize>,

@@ -43,6 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if a.whiten {
                 c.model.whiten = true;
             }
+            if let Some(sv) = parsed(&a.solver, "--solver")? {
+                c.model.solver = sv;
+            }
             if let Some(t) = a.threads {
                 c.model.threads = t;
             }

@@ -8,12 +8,39 @@ use crate::train::{FitReport, Observer};
 use ndarray::{Array2, ArrayView2};
 use std::path::Path;
 
+/// How the components are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Solver {
+    /// The covariance's eigendecomposition: exact; d × d memory and d³ work.
+    #[default]
+    Exact,
+    /// Halko, Martinsson & Tropp's randomized range finder (k + 10 columns,
+    /// 4 power iterations), then the SVD of the small projected matrix: for
+    /// wide data where only a few components are wanted.
+    Randomized,
+}
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "exact" => Ok(Solver::Exact),
+            "randomized" => Ok(Solver::Randomized),
+            _ => Err(format!("unknown solver `{s}` (expected exact or randomized)")),
+        }
+    }
+}
+
 /// A fitted PCA: the mean, `k` unit components (rows, largest variance
 /// first) and their variances.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
     /// Components to keep.
     pub k: usize,
+    pub solver: Solver,
+    /// Seeds the randomized solver.
+    pub seed: u64,
     /// Divide each code by its component's standard deviation.
     pub whiten: bool,
     pub threads: usize,
@@ -28,6 +55,8 @@ impl Pca {
     pub fn new(k: usize, whiten: bool) -> Pca {
         Pca {
             k,
+            solver: Solver::Exact,
+            seed: 1,
             whiten,
             threads: 1,
             mean: Vec::new(),
@@ -95,44 +124,21 @@ impl Pca {
                 xc[r * d + j] = v as f64 - mean[j];
             }
         }
-        let mut cov = vec![0.0f64; d * d];
         let par = Par::from_threads(self.threads);
-        gemm(
-            d,
-            d,
-            n,
-            1.0 / (n - 1) as f64,
-            &xc,
-            true,
-            &xc,
-            false,
-            false,
-            &mut cov,
-            par,
-        );
+        let total = xc.iter().map(|v| v * v).sum::<f64>() / (n - 1) as f64;
+        let (mut components, variance) = match self.solver {
+            Solver::Exact => exact(&xc, n, d, self.k, par)?,
+            Solver::Randomized => randomized(&xc, n, d, self.k, par, self.seed)?,
+        };
         drop(xc);
-        let total: f64 = (0..d).map(|j| cov[j * d + j]).sum();
-        let m = faer::Mat::<f64>::from_fn(d, d, |i, j| cov[i * d + j]);
-        let evd = m.self_adjoint_eigen(faer::Side::Lower).map_err(|e| {
-            Error::config(
-                "data",
-                format!("the covariance's eigendecomposition failed: {e:?}"),
-            )
-        })?;
-        let (u, s) = (evd.U(), evd.S().column_vector());
-        // Eigenvalues come in ascending order: take the last k, largest first.
-        let mut components = Vec::with_capacity(self.k * d);
-        let mut variance = Vec::with_capacity(self.k);
-        for c in (d - self.k..d).rev() {
-            let mut v: Vec<f64> = (0..d).map(|i| u[(i, c)]).collect();
-            let big = v
+        // Each component signed so that its largest entry is positive.
+        for c in components.chunks_exact_mut(d) {
+            let big = c
                 .iter()
                 .fold(0.0f64, |b, &a| if a.abs() > b.abs() { a } else { b });
             if big < 0.0 {
-                v.iter_mut().for_each(|a| *a = -*a);
+                c.iter_mut().for_each(|a| *a = -*a);
             }
-            components.extend(v);
-            variance.push(s[c].max(0.0));
         }
         (self.mean, self.components, self.variance, self.total_variance) =
             (mean, components, variance, total);
@@ -295,6 +301,91 @@ impl Pca {
     }
 }
 
+/// The top `k` eigenvectors (rows) and eigenvalues of the covariance of
+/// the centred rows `xc` `[n, d]`.
+fn exact(xc: &[f64], n: usize, d: usize, k: usize, par: Par) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut cov = vec![0.0f64; d * d];
+    gemm(
+        d,
+        d,
+        n,
+        1.0 / (n - 1) as f64,
+        xc,
+        true,
+        xc,
+        false,
+        false,
+        &mut cov,
+        par,
+    );
+    let m = faer::Mat::<f64>::from_fn(d, d, |i, j| cov[i * d + j]);
+    let evd = m.self_adjoint_eigen(faer::Side::Lower).map_err(|e| {
+        Error::config(
+            "data",
+            format!("the covariance's eigendecomposition failed: {e:?}"),
+        )
+    })?;
+    let (u, s) = (evd.U(), evd.S().column_vector());
+    // Eigenvalues come in ascending order: the last k, largest first.
+    let mut comps = Vec::with_capacity(k * d);
+    let mut var = Vec::with_capacity(k);
+    for c in (d - k..d).rev() {
+        comps.extend((0..d).map(|i| u[(i, c)]));
+        var.push(s[c].max(0.0));
+    }
+    Ok((comps, var))
+}
+
+/// An orthonormal basis of the columns of the row-major `[rows, cols]` matrix.
+fn orth(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let m = faer::Mat::<f64>::from_fn(rows, cols, |i, j| a[i * cols + j]);
+    let q = m.qr().compute_thin_Q();
+    let mut out = vec![0.0; rows * cols];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[i * cols + j] = q[(i, j)];
+        }
+    }
+    out
+}
+
+/// The randomized solver: a basis Q of the range of `xc` from `k + 10`
+/// random directions refined by 4 power iterations, then the SVD of
+/// `Qᵀ·xc`.
+fn randomized(xc: &[f64], n: usize, d: usize, k: usize, par: Par, seed: u64) -> Result<(Vec<f64>, Vec<f64>)> {
+    use rand::Rng as _;
+    let l = (k + 10).min(d).min(n);
+    let mut rng = crate::tensor::rng::seeded(seed);
+    let omega: Vec<f64> = (0..d * l).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut y = vec![0.0f64; n * l];
+    gemm(n, l, d, 1.0, xc, false, &omega, false, false, &mut y, par);
+    let mut z = vec![0.0f64; d * l];
+    for _ in 0..4 {
+        let q = orth(&y, n, l);
+        gemm(d, l, n, 1.0, xc, true, &q, false, false, &mut z, par);
+        let q2 = orth(&z, d, l);
+        gemm(n, l, d, 1.0, xc, false, &q2, false, false, &mut y, par);
+    }
+    let q = orth(&y, n, l);
+    // B = Qᵀ·xc, [l, d]; its right singular vectors are the components.
+    let mut b = vec![0.0f64; l * d];
+    gemm(l, d, n, 1.0, &q, true, xc, false, false, &mut b, par);
+    let bm = faer::Mat::<f64>::from_fn(l, d, |i, j| b[i * d + j]);
+    let svd = bm
+        .thin_svd()
+        .map_err(|e| Error::config("data", format!("the randomized SVD failed: {e:?}")))?;
+    let (v, s) = (svd.V(), svd.S().column_vector());
+    let mut order: Vec<usize> = (0..l).collect();
+    order.sort_by(|&a, &c| s[c].partial_cmp(&s[a]).unwrap_or(std::cmp::Ordering::Equal));
+    let mut comps = Vec::with_capacity(k * d);
+    let mut var = Vec::with_capacity(k);
+    for &c in order.iter().take(k) {
+        comps.extend((0..d).map(|i| v[(i, c)]));
+        var.push(s[c] * s[c] / (n - 1) as f64);
+    }
+    Ok((comps, var))
+}
+
 impl crate::models::Estimator for Pca {
     /// Fits in one pass (the report has no epochs); `val` is not used.
     fn fit(
@@ -405,6 +496,35 @@ mod tests {
         }
         let dot: f64 = v.iter().zip(p.component(0)).map(|(a, b)| a * b).sum();
         assert!((dot.abs() - 1.0).abs() < 1e-9, "{dot}");
+    }
+
+    /// On data of low rank plus noise, the randomized solver finds the
+    /// exact solver's components and variances.
+    #[test]
+    fn the_randomized_solver_agrees_with_the_exact_one() {
+        let x = Array2::from_shape_fn((400, 60), |(i, j)| {
+            let (a, b) = ((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos());
+            (a * (j as f64 * 0.2).cos()
+                + 0.5 * b * (j as f64 * 0.05).sin()
+                + 0.001 * ((i * 7 + j * 13) % 17) as f64) as f32
+        });
+        let mut e = Pca::new(2, false);
+        e.fit_rows(x.view()).unwrap();
+        let mut r = Pca::new(2, false);
+        r.solver = Solver::Randomized;
+        r.fit_rows(x.view()).unwrap();
+        for i in 0..2 {
+            let (ve, vr) = (e.explained_variance()[i], r.explained_variance()[i]);
+            assert!((ve - vr).abs() < 1e-6 * ve, "{ve} against {vr}");
+            let dot: f64 = e
+                .component(i)
+                .iter()
+                .zip(r.component(i))
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((dot - 1.0).abs() < 1e-6, "component {i}: {dot}");
+        }
+        assert!((e.total_variance() - r.total_variance()).abs() < 1e-9 * e.total_variance());
     }
 
     #[test]

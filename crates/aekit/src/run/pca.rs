@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 #[serde(default, deny_unknown_fields)]
 pub struct PcaSettings {
     pub components: usize,
+    /// `exact` (the covariance's eigendecomposition) or `randomized`.
+    pub solver: crate::models::pca::Solver,
     pub whiten: bool,
     /// Threads for the covariance product; 0 = all cores.
     pub threads: usize,
@@ -27,6 +29,7 @@ impl Default for PcaSettings {
     fn default() -> Self {
         PcaSettings {
             components: 30,
+            solver: crate::models::pca::Solver::Exact,
             whiten: false,
             threads: 1,
         }
@@ -59,6 +62,7 @@ pub fn pca(mut cfg: PcaRun, out: &Out) -> Result<RunDir> {
     let s = super::load_splits(&cfg.data, 1)?;
     let mut model = Pca::new(cfg.model.components, cfg.model.whiten);
     model.threads = threads;
+    model.solver = cfg.model.solver;
     if cfg.model.components == 0 || cfg.model.components > s.train.dim {
         return Err(crate::Error::config(
             "model.components",
@@ -128,6 +132,7 @@ pub fn pca(mut cfg: PcaRun, out: &Out) -> Result<RunDir> {
     run.write_summary(&json!({
         "components": k,
         "whiten": cfg.model.whiten,
+        "solver": cfg.model.solver,
         "explained_variance_ratio": cum,
         "train_error": train_error,
         "test_error": test_error,
