@@ -357,10 +357,10 @@ impl Imputer {
             for r in 0..t.n_rows() {
                 for (c, col) in schema.columns.iter().enumerate() {
                     let text = t.cell(r, c);
-                    let filled = !matches!(col.kind, Kind::Ignored) && t.is_missing(text)
-                        || (!matches!(col.kind, Kind::Ignored)
-                            && !t.is_missing(text)
-                            && data.mask[r * data.width + offsets[c]] == 0.0);
+                    // Missing cells, and levels never seen in fitting, are
+                    // those the encoding masked.
+                    let filled =
+                        !matches!(col.kind, Kind::Ignored) && data.mask[r * data.width + offsets[c]] == 0.0;
                     if filled {
                         let o = r * data.width + offsets[c];
                         let u = (draws.is_some() && !mode).then(|| rng.random::<f64>());
