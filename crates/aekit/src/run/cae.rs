@@ -209,7 +209,7 @@ pub fn resume_cae(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir)?;
     let mut c = CaeRun::read(&run.file("config.toml"))?;
     let s = prepare_cae(&mut c)?;
-    let state = super::train::checked_state(&run, "cae")?;
+    let state = super::dir::resume_state(&run.path, "cae")?;
     cae_in(&c, &s, run, state)
 }
 
@@ -406,19 +406,10 @@ fn ensemble_in(c: &EnsembleRun, s: &Splits, run: RunDir, resume: bool) -> Result
     for k in 0..c.members {
         let folder = run.folder(&format!("members/{k}"))?;
         let state = if resume {
-            super::dir::last_state(&folder)?.map(|(_, st)| st)
+            super::dir::resume_state(&folder, "ensemble")?
         } else {
             None
         };
-        if let Some(st) = &state {
-            let by: String = st.get("verb")?;
-            if by != "ensemble" {
-                return Err(Error::config(
-                    "resume",
-                    format!("member {k} holds a `{by}` checkpoint"),
-                ));
-            }
-        }
         states.push(state);
     }
     let histories: Vec<Vec<EpochMetrics>> = states

@@ -241,11 +241,6 @@ impl RunDir {
         }
         Self::lock(path.to_path_buf())
     }
-
-    /// The last complete checkpoint's state and number, if there is one.
-    pub fn last_state(&self) -> Result<Option<(usize, crate::train::State)>> {
-        last_state(&self.path)
-    }
 }
 
 /// [`RunDir::save_checkpoint`] into the run (or member) folder `run`.
@@ -285,6 +280,31 @@ pub fn save_checkpoint(
 /// The environment variable that makes a run abort right after writing the
 /// checkpoint it names (for tests of resuming after a kill).
 pub const KILL_AFTER: &str = "AEKIT_KILL_AFTER_CHECKPOINT";
+
+/// The state to resume the run (or ensemble member) in `folder` from: its
+/// last complete checkpoint, which must have been written by `verb`; `None`
+/// (said on stderr) when it has none, and the run starts from the beginning.
+pub fn resume_state(folder: &Path, verb: &str) -> Result<Option<crate::train::State>> {
+    let Some((n, s)) = last_state(folder)? else {
+        eprintln!(
+            "no checkpoint in {}: starting from the beginning",
+            folder.display()
+        );
+        return Ok(None);
+    };
+    let by: String = s.get("verb")?;
+    if by != verb {
+        return Err(Error::config(
+            "resume",
+            format!(
+                "{} holds a `{by}` run; resume it with `aekit {by} --resume`",
+                folder.display()
+            ),
+        ));
+    }
+    eprintln!("resuming from checkpoint {n} in {}", folder.display());
+    Ok(Some(s))
+}
 
 /// The last complete checkpoint's state in the run (or member) folder
 /// `run`, and its number.

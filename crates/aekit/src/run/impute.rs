@@ -137,7 +137,7 @@ pub fn resume_fit(dir: &Path) -> Result<RunDir> {
     let cfg = ImputeRun::read(&run.file("config.toml"))?;
     let t = cfg.data.read()?;
     let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
-    let state = super::train::checked_state(&run, "impute")?;
+    let state = super::dir::resume_state(&run.path, "impute")?;
     fit_in(&cfg, &t, schema, run, state)
 }
 

@@ -70,7 +70,7 @@ pub fn resume_pretrain(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir)?;
     let mut cfg = PretrainRun::read(&run.file("config.toml"))?;
     let s = prepare_pretrain(&mut cfg)?;
-    let state = super::train::checked_state(&run, "pretrain")?;
+    let state = super::dir::resume_state(&run.path, "pretrain")?;
     pretrain_in(&cfg, &s, run, state)
 }
 
@@ -209,7 +209,7 @@ pub fn resume_finetune(dir: &Path) -> Result<RunDir> {
     let cfg = FinetuneRun::read(&run.file("config.toml"))?;
     cfg.validate()?;
     let (model, s) = prepare_finetune(&cfg)?;
-    let state = super::train::checked_state(&run, "finetune")?;
+    let state = super::dir::resume_state(&run.path, "finetune")?;
     finetune_in(&cfg, model, &s, run, state)
 }
 

@@ -44,31 +44,8 @@ pub fn resume(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir)?;
     let cfg = RunConfig::read(&run.file("config.toml"))?;
     let (cfg, splits) = prepare(cfg)?;
-    let state = checked_state(&run, "train")?;
+    let state = super::dir::resume_state(&run.path, "train")?;
     finish(cfg, &splits, run, state)
-}
-
-/// The run's last checkpoint, which must have been written by `verb`.
-pub(crate) fn checked_state(run: &RunDir, verb: &str) -> Result<Option<State>> {
-    let Some((n, s)) = run.last_state()? else {
-        eprintln!(
-            "no checkpoint in {}: starting from the beginning",
-            run.path.display()
-        );
-        return Ok(None);
-    };
-    let by: String = s.get("verb")?;
-    if by != verb {
-        return Err(crate::Error::config(
-            "resume",
-            format!(
-                "{} holds a `{by}` run; resume it with `aekit {by} --resume`",
-                run.path.display()
-            ),
-        ));
-    }
-    eprintln!("resuming from checkpoint {n} in {}", run.path.display());
-    Ok(Some(s))
 }
 
 /// Validates `cfg` and loads its data, before any file is written.
