@@ -43,6 +43,9 @@ pub enum Command {
     /// Principal components of a dataset: explained variance, error against
     /// the number of components, a digit rebuilt from 1, 10, 50, 250.
     Pca(Box<PcaArgs>),
+    /// Hinton & Salakhutdinov's deep autoencoder (784-1000-500-250-30),
+    /// pretrained as RBMs or DAEs (or not), then fine-tuned; with PCA beside it.
+    DeepAe(Box<DeepAeArgs>),
     /// Experiments that reproduce the source papers.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -820,4 +823,50 @@ pub struct PcaArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DeepAeArgs {
+    /// A TOML file with [data] and [model] ([model.rbm], [model.dae],
+    /// [model.train]); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
+    /// Fine-tuning's loop.
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    #[command(flatten)]
+    pub resume: ResumeArgs,
+    /// Encoder widths after the input, the code last (default 1000,500,250,30).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// The code units: linear or logistic.
+    #[arg(long)]
+    pub code: Option<String>,
+    /// rbm, dae or none.
+    #[arg(long)]
+    pub pretrain: Option<String>,
+    /// Epochs of each RBM or DAE in pretraining.
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
+    /// Gibbs steps of contrastive divergence (CD-k).
+    #[arg(long)]
+    pub cd_k: Option<usize>,
+    /// Fine-tuning: adam, sgd or lbfgs (a few iterations per batch).
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// With lbfgs: iterations per batch.
+    #[arg(long)]
+    pub line_searches: Option<usize>,
+    /// Fine-tuning loss: xent or squared.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// A run of a few minutes: 10,000 images, 2 pretraining and 5 fine-tuning epochs.
+    #[arg(long)]
+    pub quick: bool,
 }

@@ -154,6 +154,46 @@ fn pretrain_resumed_inside_and_across_layers_is_bit_for_bit_the_same() {
 }
 
 #[test]
+fn deep_ae_resumed_inside_and_across_stages_is_bit_for_bit_the_same() {
+    let base = [
+        "--train-size",
+        "200",
+        "--layers",
+        "24,12,3",
+        "--pretrain-epochs",
+        "2",
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+    ];
+    // Epochs: layers 1-3 pretrained in 1-2, 3-4, 5-6; fine-tuning 7-9.
+    // RBMs killed inside the first, at its end and in fine-tuning; the DAE
+    // stack inside its second layer; L-BFGS fine-tuning in its middle.
+    let cases: [(&[&str], &[usize]); 3] = [
+        (&["--pretrain", "rbm", "--batch", "50"], &[1, 2, 7]),
+        (&["--pretrain", "dae", "--batch", "50"], &[3]),
+        (
+            &["--pretrain", "none", "--optimizer", "lbfgs", "--batch", "100"],
+            &[1],
+        ),
+    ];
+    for (extra, kills) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        for &at in kills {
+            killed_and_resumed_equals_uninterrupted(
+                "deep-ae",
+                &args,
+                at,
+                &["model.safetensors"],
+                &["metrics.csv"],
+            );
+        }
+    }
+}
+
+#[test]
 fn finetune_resumed_after_a_kill_is_bit_for_bit_the_same() {
     let data = common::idx_dir("resume-finetune-data", false);
     let d = data.path().to_str().unwrap();

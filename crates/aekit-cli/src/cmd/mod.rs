@@ -3,6 +3,7 @@
 
 mod bench;
 mod cae;
+mod deep_ae;
 mod experiment;
 mod gradcheck;
 mod impute;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             aekit::run::pca::pca(c, &a.out.out())?;
             Ok(())
         }
+        Command::DeepAe(a) => deep_ae::run(*a),
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),

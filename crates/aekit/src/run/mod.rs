@@ -5,6 +5,7 @@
 
 pub mod cae;
 pub mod config;
+pub mod deep_ae;
 pub mod dir;
 pub mod impute;
 pub mod observe;

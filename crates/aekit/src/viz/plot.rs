@@ -98,6 +98,100 @@ pub fn save_line_chart(
     crate::io::atomic_write(path, &png)
 }
 
+/// One panel of a scatter chart: a title and points `(x, y, class)`.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub points: Vec<(f64, f64, u8)>,
+}
+
+/// Ten colours that stay apart (Tableau's palette), one per class.
+const CLASS_COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// Panels side by side, each a scatter of its points coloured by class
+/// (classes past 9 reuse the colours), with a legend of the classes in the
+/// first panel; returns PNG bytes.
+pub fn scatter_panels(panels: &[Panel]) -> Result<Vec<u8>> {
+    register_font();
+    if panels.is_empty() {
+        return Err(Error::config("chart", "no panels to draw"));
+    }
+    let (pw, h) = (700u32, 700u32);
+    let w = pw * panels.len() as u32;
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let draw = |buf: &mut [u8]| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::with_buffer(buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let areas = root.split_evenly((1, panels.len()));
+        for (k, (area, p)) in areas.iter().zip(panels).enumerate() {
+            let pts: Vec<&(f64, f64, u8)> = p
+                .points
+                .iter()
+                .filter(|(x, y, _)| x.is_finite() && y.is_finite())
+                .collect();
+            let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+            for &&(x, y, _) in &pts {
+                (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+            }
+            if x0 > x1 {
+                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            }
+            let (px, py) = (((x1 - x0) * 0.05).max(1e-6), ((y1 - y0) * 0.05).max(1e-6));
+            let mut chart = ChartBuilder::on(area)
+                .caption(&p.title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(35)
+                .y_label_area_size(50)
+                .build_cartesian_2d((x0 - px)..(x1 + px), (y0 - py)..(y1 + py))?;
+            chart.configure_mesh().label_style(("sans-serif", 12)).draw()?;
+            let colour = |c: u8| {
+                let (r, g, b) = CLASS_COLOURS[c as usize % 10];
+                RGBColor(r, g, b)
+            };
+            chart.draw_series(
+                pts.iter()
+                    .map(|&&(x, y, c)| Circle::new((x, y), 2, colour(c).mix(0.7).filled())),
+            )?;
+            if k == 0 {
+                let mut classes: Vec<u8> = pts.iter().map(|p| p.2).collect();
+                classes.sort_unstable();
+                classes.dedup();
+                for c in classes {
+                    chart
+                        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                        .label(c.to_string())
+                        .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour(c).filled()));
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 13))
+                    .draw()?;
+            }
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw(&mut buf).map_err(|e| Error::config("chart", format!("drawing failed: {e}")))?;
+    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer is w·h·3");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding to memory");
+    Ok(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +214,29 @@ mod tests {
         let dark = img.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count();
         assert!(dark > 500, "axes and text are drawn ({dark} dark pixels)");
         assert!(line_chart("t", "x", "y", &[]).is_err());
+    }
+
+    #[test]
+    fn scatter_panels_colour_each_class() {
+        let p = |t: &str| Panel {
+            title: t.into(),
+            points: (0..200)
+                .map(|i| ((i % 17) as f64, (i % 13) as f64, (i % 10) as u8))
+                .collect(),
+        };
+        let png = scatter_panels(&[p("a"), p("b")]).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (1400, 700));
+        // Every class's colour shows up (blended with white at 0.7).
+        for &(r, g, b) in &CLASS_COLOURS {
+            let near = |p: &image::Rgb<u8>| {
+                let m = |c: u8| (0.7 * c as f64 + 0.3 * 255.0) as i32;
+                (p.0[0] as i32 - m(r)).abs() < 12
+                    && (p.0[1] as i32 - m(g)).abs() < 12
+                    && (p.0[2] as i32 - m(b)).abs() < 12
+            };
+            assert!(img.pixels().any(near), "colour {r},{g},{b} drawn");
+        }
+        assert!(scatter_panels(&[]).is_err());
     }
 }
