@@ -338,7 +338,7 @@ pub struct PretrainArgs {
     /// Hidden layer widths, bottom first (default 1000,1000,1000).
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
-    /// stacked, gradual or hybrid:F.
+    /// stacked, gradual, rbm (a stack of RBMs) or hybrid:F.
     #[arg(long)]
     pub schedule: Option<String>,
     /// Corruption per layer (one value: every layer), e.g. mask:0.1,mask:0.2,mask:0.3.

@@ -194,6 +194,45 @@ fn deep_ae_resumed_inside_and_across_stages_is_bit_for_bit_the_same() {
 }
 
 #[test]
+fn rbm_pretraining_resumed_inside_a_layer_is_bit_for_bit_the_same() {
+    let data = common::idx_dir("resume-pretrain-rbm-data", false);
+    let d = data.path().to_str().unwrap();
+    let args = [
+        "--data",
+        d,
+        "--val-size",
+        "12",
+        "--layers",
+        "16,8",
+        "--schedule",
+        "rbm",
+        "--epochs",
+        "2",
+        "--layer-epochs",
+        "2",
+        "--threads",
+        "1",
+    ];
+    // Layer 1: epochs 1-2 (an RBM each); layer 2: epochs 3-6 (the stacked
+    // schedule's 2n). Killed inside layer 2.
+    killed_and_resumed_equals_uninterrupted("pretrain", &args, 4, &["model.safetensors"], &["metrics.csv"]);
+    let dir = tmp("pretrain-rbm-phases");
+    let out = dir.path().join("run");
+    let mut a = args.to_vec();
+    a.extend(["--out", out.to_str().unwrap()]);
+    let mut full = vec!["pretrain"];
+    full.extend(a);
+    let o = aekit(&full);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let phases: Vec<String> = rows(&out, "metrics.csv")
+        .iter()
+        .skip(1)
+        .map(|r| r.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(phases, ["1,rbm", "1,rbm", "2,rbm", "2,rbm", "2,rbm", "2,rbm"]);
+}
+
+#[test]
 fn finetune_resumed_after_a_kill_is_bit_for_bit_the_same() {
     let data = common::idx_dir("resume-finetune-data", false);
     let d = data.path().to_str().unwrap();

@@ -217,6 +217,7 @@ pub fn gradual_vs_stacked(a: &GradualVsStacked, out: &Out) -> Result<RunDir> {
                     threads,
                     ..TrainConfig::default()
                 },
+                ..PretrainConfig::default()
             };
             let t = std::time::Instant::now();
             let mut m = StackedDae::new(s.train.dim, &p.layers, seed);

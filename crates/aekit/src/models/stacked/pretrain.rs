@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::models::dae::{DaeConfig, DenoisingAutoencoder};
 use crate::models::deep::DeepLayout;
 use crate::models::deep::HeadKind;
+use crate::models::rbm::{Hidden, Rbm, RbmConfig};
 use crate::optim::Sgd;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
@@ -170,6 +171,64 @@ impl StackedDae {
         self.decoder_bias[k - 1].copy_from_slice(&p[dl.b_vis]);
     }
 
+    /// Layer `k`'s RBM (binary hidden units), with fresh weights.
+    fn stage_rbm(&self, k: usize, cfg: &PretrainConfig) -> (Rbm, RbmConfig) {
+        let rc = RbmConfig {
+            seed: cfg.train.seed.wrapping_add(k as u64 * 7919),
+            threads: cfg.train.threads,
+            ..cfg.rbm.clone()
+        };
+        let mut rng = seeded(rc.seed);
+        let rbm = Rbm::new(
+            self.sizes[k - 1],
+            self.sizes[k],
+            Hidden::Binary,
+            rc.init_scale,
+            &mut rng,
+        );
+        (rbm, rc)
+    }
+
+    /// Layer `k` takes its RBM's weights and hidden biases; its decoder
+    /// bias is the visible bias.
+    fn take_rbm(&mut self, k: usize, rbm: &Rbm) {
+        let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
+        let (w, b) = lay.layers[k - 1].clone();
+        self.trunk[w].copy_from_slice(rbm.weights());
+        self.trunk[b].copy_from_slice(rbm.hidden_bias());
+        self.decoder_bias[k - 1].copy_from_slice(rbm.visible_bias());
+    }
+
+    /// Trains layer `k` as an RBM on the codes of the layers below; returns
+    /// updates made.
+    fn train_rbm(
+        &mut self,
+        x: &Dataset,
+        k: usize,
+        epochs: usize,
+        cfg: &PretrainConfig,
+        obs: &mut dyn Observer,
+        mut ck: StageCk<'_, '_>,
+    ) -> Result<u64> {
+        let par = cfg.train.par();
+        let input = self.encode(&x.x, x.n, k - 1, par);
+        let (mut rbm, mut rc) = self.stage_rbm(k, cfg);
+        rc.epochs = epochs;
+        let resume = ck.resume.take();
+        let mut save = |inner: State, m: &EpochMetrics| ck.save(inner, m);
+        let report = rbm.fit(
+            &input,
+            &rc,
+            obs,
+            Checkpointing {
+                resume,
+                save: Some(&mut save),
+            },
+        )?;
+        self.take_rbm(k, &rbm);
+        Ok(report.updates)
+    }
+
     /// The layout of gradual training up to layer `k`: layers 1..k and a
     /// decoder from layer k to x.
     fn gradual_layout(&self, k: usize, cfg: &PretrainConfig) -> DeepLayout {
@@ -241,7 +300,12 @@ impl StackedDae {
             ));
         }
         let inner = s.inner("inner").unwrap_or_default();
-        if phase == 0 {
+        if phase == 0 && cfg.schedule == Schedule::Rbm {
+            let (mut rbm, _) = m.stage_rbm(k, cfg);
+            let n = rbm.params.len();
+            rbm.params.copy_from_slice(inner.tensor("params", n)?);
+            m.take_rbm(k, &rbm);
+        } else if phase == 0 {
             let mut dae = m.stacked_dae(k, 1, cfg);
             let n = dae.params().len();
             dae.params_mut().copy_from_slice(inner.tensor("params", n)?);
@@ -416,7 +480,11 @@ impl StackedDae {
                     // A decoder from a lower layer's code no longer fits.
                     self.top_decoder = None;
                 }
-                let name = ["stacked", "gradual"][phase];
+                let name = match (phase, cfg.schedule) {
+                    (0, Schedule::Rbm) => "rbm",
+                    (0, _) => "stacked",
+                    _ => "gradual",
+                };
                 obs.on_stage(k, name);
                 let mut outer = State::new();
                 self.put_stack(&mut outer);
@@ -431,7 +499,9 @@ impl StackedDae {
                     resume,
                     save: &mut ck.save,
                 };
-                updates += if phase == 0 {
+                updates += if phase == 0 && cfg.schedule == Schedule::Rbm {
+                    self.train_rbm(x, k, epochs, cfg, obs, stage)?
+                } else if phase == 0 {
                     self.train_stacked(x, k, epochs, cfg, obs, stage)?
                 } else {
                     self.train_gradual(x, k, epochs, cfg, &mut rng, obs, stage)?

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub enum Schedule {
     Stacked,
     Gradual,
+    /// Each layer an RBM trained by contrastive divergence on the codes of
+    /// the layers below (the `[model.rbm]` settings), with the stacked
+    /// schedule's epochs.
+    Rbm,
     /// Fraction f of each new layer's budget spent stacked (see module docs).
     Hybrid(f64),
 }
@@ -20,7 +24,7 @@ impl Schedule {
     /// (stacked epochs, gradual epochs) for a new layer's budget of n epochs.
     pub fn split(&self, n: usize) -> (usize, usize) {
         let f = match *self {
-            Schedule::Stacked => 1.0,
+            Schedule::Stacked | Schedule::Rbm => 1.0,
             Schedule::Gradual => 0.0,
             Schedule::Hybrid(f) => f,
         };
@@ -37,11 +41,12 @@ impl std::str::FromStr for Schedule {
         match s {
             "stacked" => Ok(Schedule::Stacked),
             "gradual" => Ok(Schedule::Gradual),
+            "rbm" => Ok(Schedule::Rbm),
             _ => {
                 let f = s
                     .strip_prefix("hybrid:")
                     .and_then(|f| f.parse::<f64>().ok())
-                    .ok_or_else(|| format!("schedule `{s}` should be stacked, gradual or hybrid:F"))?;
+                    .ok_or_else(|| format!("schedule `{s}` should be stacked, gradual, rbm or hybrid:F"))?;
                 if (0.0..=1.0).contains(&f) {
                     Ok(Schedule::Hybrid(f))
                 } else {
@@ -57,6 +62,7 @@ impl std::fmt::Display for Schedule {
         match self {
             Schedule::Stacked => write!(f, "stacked"),
             Schedule::Gradual => write!(f, "gradual"),
+            Schedule::Rbm => write!(f, "rbm"),
             Schedule::Hybrid(x) => write!(f, "hybrid:{x}"),
         }
     }
@@ -92,6 +98,9 @@ pub struct PretrainConfig {
     /// The loop of every layer (SGD): `train.epochs` is the first layer's
     /// epochs; patience is not used (pretraining has no validation).
     pub train: TrainConfig,
+    /// The RBMs of the `rbm` schedule (their epochs come from the schedule,
+    /// their threads and seed from `train`).
+    pub rbm: crate::models::rbm::RbmConfig,
 }
 
 impl Default for PretrainConfig {
@@ -117,6 +126,7 @@ impl Default for PretrainConfig {
                 threads: 1,
                 ..TrainConfig::default()
             },
+            rbm: crate::models::rbm::RbmConfig::default(),
         }
     }
 }
@@ -141,6 +151,9 @@ impl PretrainConfig {
         }
         for n in &self.noise {
             n.validate("noise")?;
+        }
+        if self.schedule == Schedule::Rbm {
+            self.rbm.validate("model.rbm")?;
         }
         if self.train.optimizer != Optimizer::Sgd {
             return Err(Error::config("train.optimizer", "pretraining runs SGD"));
