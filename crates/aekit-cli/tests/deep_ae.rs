@@ -54,14 +54,33 @@ fn deep_ae_trains_every_stage_and_writes_the_pictures() {
     let s = json(&out.join("summary.json"));
     let m = DeepAutoencoder::load(&out.join("model.safetensors")).unwrap();
     assert_eq!(m.sizes, vec![784, 64, 32, 2, 32, 64, 784]);
-    let test = aekit::data::load_splits(&aekit::data::DataSource::Builtin, None, Some(1000), 0, 1)
-        .unwrap()
-        .test;
-    let err = m.squared_error(&test.x, aekit::tensor::gemm::Par::Seq);
     let reported = s["test_error"].as_f64().unwrap();
+    let o = aekit(&["eval", "--model", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let err = e["test_squared_error"].as_f64().unwrap();
     assert!(
         (err - reported).abs() < 1e-3 * reported,
         "{err} against {reported}"
+    );
+    assert_eq!(
+        e["n_test"].as_u64().unwrap() as usize,
+        s["n_test"].as_u64().unwrap() as usize
+    );
+    // encode writes the 2-d codes of every test image.
+    let npy = d.path().join("codes.npy");
+    let o = aekit(&[
+        "encode",
+        "--model",
+        out.to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("wrote {}×2 codes", s["n_test"])),
+        "{}",
+        stderr(&o)
     );
     // Two linear code units beat two principal components (Hinton's Fig. 3
     // point: the codes separate where PCA's overlap), even this small.

@@ -2,20 +2,67 @@
 
 use crate::cli::{EncodeArgs, EvalArgs, ModelData, ReconstructArgs, Split};
 use aekit::data::{load_train_test, DataSource, Dataset};
+use aekit::models::deep_ae::DeepAutoencoder;
 use aekit::models::pca::Pca;
 use aekit::models::{DenoisingAutoencoder, Estimator};
+use aekit::ndarray::Array2;
+use aekit::tensor::gemm::Par;
 use anyhow::{Context, Result};
 
-/// A PCA model file, if `input.model` names one (else a DAE is expected).
-fn load_pca(input: &ModelData) -> Result<Option<(Pca, Dataset)>> {
+/// The models besides the DAE that these verbs apply: PCA and the deep
+/// autoencoder.
+enum Other {
+    Pca(Pca),
+    Deep(DeepAutoencoder),
+}
+
+impl Other {
+    fn dim(&self) -> usize {
+        match self {
+            Other::Pca(p) => p.dim(),
+            Other::Deep(d) => d.sizes[0],
+        }
+    }
+    fn transform(&self, x: &Dataset) -> Result<Array2<f32>> {
+        Ok(match self {
+            Other::Pca(p) => Estimator::transform(p, x.view())?,
+            Other::Deep(d) => Array2::from_shape_vec((x.n, d.code_width()), d.encode(&x.x, Par::Seq))?,
+        })
+    }
+    fn reconstruct(&self, x: &Dataset) -> Result<Array2<f32>> {
+        Ok(match self {
+            Other::Pca(p) => Estimator::reconstruct(p, x.view())?,
+            Other::Deep(d) => Array2::from_shape_vec((x.n, x.dim), d.reconstruct(&x.x, Par::Seq))?,
+        })
+    }
+    fn json(&self, x: &Dataset) -> Result<serde_json::Value> {
+        Ok(match self {
+            Other::Pca(p) => serde_json::json!({
+                "n_test": x.n,
+                "components": p.k,
+                "test_squared_error": Estimator::score(p, x.view())?,
+            }),
+            Other::Deep(d) => serde_json::json!({
+                "n_test": x.n,
+                "sizes": d.sizes,
+                "test_squared_error": d.squared_error(&x.x, Par::Seq),
+            }),
+        })
+    }
+}
+
+/// A PCA or deep autoencoder model file, if `input.model` names one (else
+/// a DAE is expected).
+fn load_other(input: &ModelData) -> Result<Option<(Other, Dataset)>> {
     let path = aekit::run::dir::model_file(&input.model)?;
     let f = aekit::io::safetensors::load(&path)?;
-    if f.metadata.get("format").map(String::as_str) != Some("aekit.pca") {
-        return Ok(None);
-    }
-    let pca = Pca::load(&path)?;
-    let data = load_data(input, pca.dim())?;
-    Ok(Some((pca, data)))
+    let m = match f.metadata.get("format").map(String::as_str) {
+        Some("aekit.pca") => Other::Pca(Pca::load(&path)?),
+        Some("aekit.deep_ae") => Other::Deep(DeepAutoencoder::load(&path)?),
+        _ => return Ok(None),
+    };
+    let data = load_data(input, m.dim())?;
+    Ok(Some((m, data)))
 }
 
 /// The dataset `input` names, checked to have `dim` columns.
@@ -42,8 +89,8 @@ fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
-    let codes = match load_pca(&a.input)? {
-        Some((pca, data)) => Estimator::transform(&pca, data.view())?,
+    let codes = match load_other(&a.input)? {
+        Some((m, data)) => m.transform(&data)?,
         None => {
             let (model, data) = load(&a.input)?;
             model.transform(data.view())?
@@ -56,11 +103,11 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
 }
 
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
-    if let Some((pca, data)) = load_pca(&a.input)? {
+    if let Some((m, data)) = load_other(&a.input)? {
         // Originals above their reconstructions.
         let n = a.count.min(data.n);
         let sample = data.select(&(0..n).collect::<Vec<_>>());
-        let rec = Estimator::reconstruct(&pca, sample.view())?;
+        let rec = m.reconstruct(&sample)?;
         let tiles: Vec<Vec<f32>> = (0..n)
             .map(|i| sample.row(i).to_vec())
             .chain(rec.rows().into_iter().map(|r| r.to_vec()))
@@ -79,12 +126,8 @@ pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let mut j = match load_pca(&a.input)? {
-        Some((pca, data)) => serde_json::json!({
-            "n_test": data.n,
-            "components": pca.k,
-            "test_squared_error": Estimator::score(&pca, data.view())?,
-        }),
+    let mut j = match load_other(&a.input)? {
+        Some((m, data)) => m.json(&data)?,
         None => {
             let (model, data) = load(&a.input)?;
             let m = model.evaluate(data.view())?;
