@@ -212,12 +212,19 @@ pub struct TrainArgs {
     /// dae (denoising autoencoder) or sparse (sparse autoencoder, L-BFGS).
     #[arg(long)]
     pub kind: Option<String>,
-    /// sgd, adam or lbfgs (full batch).
+    /// sgd, adam, lbfgs (full batch), ga (genetic algorithm) or es
+    /// (evolution strategy); ga and es use no gradients.
     #[arg(long)]
     pub optimizer: Option<String>,
     /// L-BFGS iterations at most.
     #[arg(long)]
     pub max_iter: Option<usize>,
+    /// GA: individuals; ES: evaluations per generation (twice the pairs).
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// GA: mutation step; ES: perturbation scale.
+    #[arg(long)]
+    pub sigma: Option<f32>,
     /// Sparse autoencoder: target mean activation ρ.
     #[arg(long)]
     pub sparsity: Option<f64>,

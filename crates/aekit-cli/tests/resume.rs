@@ -118,6 +118,42 @@ fn train_resumed_after_a_kill_is_bit_for_bit_the_same() {
 }
 
 #[test]
+fn genetic_and_evolution_strategy_runs_resume_bit_for_bit() {
+    let data = common::idx_dir("resume-evolve-data", false);
+    let d = data.path().to_str().unwrap();
+    for extra in [
+        &["--optimizer", "ga", "--sigma", "0.05", "--population", "6"][..],
+        &[
+            "--optimizer",
+            "es",
+            "--sigma",
+            "0.05",
+            "--population",
+            "6",
+            "--lr",
+            "0.01",
+        ][..],
+    ] {
+        let mut args = vec![
+            "--data",
+            d,
+            "--val-size",
+            "12",
+            "--epochs",
+            "4",
+            "--hidden",
+            "8",
+            "--batch",
+            "10",
+            "--threads",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        killed_and_resumed_equals_uninterrupted("train", &args, 2, &["model.safetensors"], &["metrics.csv"]);
+    }
+}
+
+#[test]
 fn pretrain_resumed_inside_and_across_layers_is_bit_for_bit_the_same() {
     let data = common::idx_dir("resume-pretrain-data", false);
     let d = data.path().to_str().unwrap();

@@ -279,3 +279,50 @@ fn threads_beyond_the_cores_are_refused_for_lock_step_modes_and_capped_elsewhere
     assert!(stderr(&o).contains("capped"), "{}", stderr(&o));
     assert_eq!(json(&out.join("summary.json"))["threads"], cores as u64);
 }
+
+#[test]
+fn gradient_free_training_lowers_the_validation_loss_on_digits() {
+    // The GA (seed chains) and the ES on 1000 built-in digits, a 784→16 DAE.
+    for (opt, extra) in [
+        ("ga", &["--sigma", "0.05"][..]),
+        ("es", &["--sigma", "0.05", "--lr", "0.01"][..]),
+    ] {
+        let d = tmp(&format!("train-{opt}"));
+        let out = d.path().join("run");
+        let mut args = vec![
+            "train",
+            "--optimizer",
+            opt,
+            "--hidden",
+            "16",
+            "--epochs",
+            "6",
+            "--batch",
+            "50",
+            "--train-size",
+            "1000",
+            "--val-size",
+            "200",
+            "--threads",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = aekit(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let val: Vec<f64> = std::fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(val.len(), 6);
+        assert!(val[5] < val[0] - 10.0, "{opt}: validation loss {val:?}");
+        let s = json(&out.join("summary.json"));
+        assert_eq!(s["optimizer"], opt);
+        assert_eq!(s["generations"], 60);
+        // 32 individuals (GA) or 16 antithetic pairs (ES) a generation, 50 examples each.
+        assert_eq!(s["examples_evaluated"].as_u64().unwrap(), 60 * 32 * 50);
+    }
+}

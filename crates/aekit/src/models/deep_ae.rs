@@ -170,6 +170,12 @@ impl DeepAeConfig {
         }
         self.dae.train.validate_in("model.dae.train")?;
         self.train.validate_in("model.train")?;
+        if matches!(self.train.optimizer, Optimizer::Ga | Optimizer::Es) {
+            return Err(Error::config(
+                "model.train.optimizer",
+                "the deep autoencoder fine-tunes with adam, sgd or lbfgs",
+            ));
+        }
         if self.train.optimizer == Optimizer::Lbfgs && self.line_searches == 0 {
             return Err(Error::config("model.line_searches", "must be at least 1"));
         }

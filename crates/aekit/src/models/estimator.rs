@@ -96,6 +96,10 @@ impl Estimator for DenoisingAutoencoder {
         val: Option<ArrayView2<f32>>,
         obs: &mut dyn Observer,
     ) -> Result<FitReport> {
+        if matches!(self.train.optimizer, Optimizer::Ga | Optimizer::Es) {
+            let (ga, es) = Default::default();
+            return Ok(self.fit_evolve_with(x, val, &ga, &es, obs, Default::default())?.0);
+        }
         if self.train.optimizer != Optimizer::Lbfgs {
             return DenoisingAutoencoder::fit(self, x, val, obs);
         }

@@ -50,6 +50,10 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// L-BFGS settings (optimizer = "lbfgs").
     pub lbfgs: LbfgsConfig,
+    /// Genetic algorithm settings (optimizer = "ga").
+    pub ga: crate::train::evolve::GaConfig,
+    /// Evolution strategy settings (optimizer = "es").
+    pub es: crate::train::evolve::EsConfig,
 }
 
 impl RunConfig {
@@ -82,6 +86,11 @@ impl RunConfig {
                     ));
                 }
             }
+        }
+        match self.train.optimizer {
+            Optimizer::Ga => self.ga.validate()?,
+            Optimizer::Es => self.es.validate()?,
+            _ => {}
         }
         if self.lbfgs.memory == 0 || self.lbfgs.max_iter == 0 {
             return Err(Error::config("lbfgs", "memory and max_iter must be at least 1"));

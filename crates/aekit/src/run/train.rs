@@ -73,7 +73,12 @@ fn prepare(mut cfg: RunConfig) -> Result<(RunConfig, Splits)> {
         )?,
     }
     cfg.data.val_size = Some(val_size);
-    if cfg.kind == ModelKind::Dae && cfg.train.optimizer != Optimizer::Lbfgs {
+    if cfg.kind == ModelKind::Dae
+        && !matches!(
+            cfg.train.optimizer,
+            Optimizer::Lbfgs | Optimizer::Ga | Optimizer::Es
+        )
+    {
         // A parallel mode that does not fit is refused before any file is written.
         DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone()).epoch_plan()?;
     }
@@ -134,6 +139,14 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<Stat
                 cfg.train.epochs, cfg.train.batch
             ),
             Optimizer::Lbfgs => format!("full-batch L-BFGS for up to {} iterations", cfg.lbfgs.max_iter),
+            Optimizer::Ga => format!(
+                "a genetic algorithm ({} individuals, {} generations per epoch, {} epochs, minibatch {})",
+                cfg.ga.population, cfg.ga.generations_per_epoch, cfg.train.epochs, cfg.train.batch
+            ),
+            Optimizer::Es => format!(
+                "an evolution strategy ({} antithetic pairs, {} generations per epoch, {} epochs, minibatch {})",
+                cfg.es.pairs, cfg.es.generations_per_epoch, cfg.train.epochs, cfg.train.batch
+            ),
         },
         cfg.train.resolved_threads(),
     );
@@ -153,6 +166,20 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<Stat
             let val = (splits.val.n > 0).then(|| splits.val.view());
             let (report, _) = with_metrics(run, |p| model.fit_with(splits.train.view(), val, p, ck))?;
             sgd_summary(&report, &model, cfg.train.optimizer)?
+        }
+        Optimizer::Ga | Optimizer::Es => {
+            let val = (splits.val.n > 0).then(|| splits.val.view());
+            let ((report, evaluated), _) = with_metrics(run, |p| {
+                model.fit_evolve_with(splits.train.view(), val, &cfg.ga, &cfg.es, p, ck)
+            })?;
+            json!({
+                "optimizer": cfg.train.optimizer.to_string(),
+                "train_seconds": report.train_seconds,
+                "epochs": report.history.len(),
+                "best_epoch": report.best_epoch,
+                "generations": report.updates,
+                "examples_evaluated": evaluated,
+            })
         }
         Optimizer::Lbfgs => {
             let t = std::time::Instant::now();
@@ -188,7 +215,10 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<Stat
             .expect("object")
             .clone(),
     );
-    if cfg.train.optimizer != Optimizer::Lbfgs {
+    if !matches!(
+        cfg.train.optimizer,
+        Optimizer::Lbfgs | Optimizer::Ga | Optimizer::Es
+    ) {
         let plan = model.epoch_plan()?;
         if let EpochPlan::PerExample(Plan::Split(w) | Plan::Rows(w) | Plan::Balanced(w)) = plan {
             let t = cfg.train.resolved_threads();

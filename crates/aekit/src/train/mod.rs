@@ -5,6 +5,7 @@
 //! observers (progress bars, log lines, metric files).
 
 pub mod checkpoint;
+pub mod evolve;
 mod fit;
 mod minibatch;
 mod objective;

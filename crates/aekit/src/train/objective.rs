@@ -199,7 +199,9 @@ impl StepRule {
     pub fn new(cfg: &super::TrainConfig) -> StepRule {
         match cfg.optimizer {
             super::Optimizer::Adam => StepRule::Adam(Adam::new(cfg.adam_config())),
-            super::Optimizer::Sgd | super::Optimizer::Lbfgs => StepRule::Sgd(Sgd::new(cfg.lr, cfg.momentum)),
+            super::Optimizer::Sgd | super::Optimizer::Lbfgs | super::Optimizer::Ga | super::Optimizer::Es => {
+                StepRule::Sgd(Sgd::new(cfg.lr, cfg.momentum))
+            }
         }
     }
 

@@ -57,6 +57,10 @@ pub enum Optimizer {
     Adam,
     /// Full-batch L-BFGS.
     Lbfgs,
+    /// A genetic algorithm (the `[ga]` settings), no gradients.
+    Ga,
+    /// An evolution strategy (the `[es]` settings; Adam at `lr`).
+    Es,
 }
 
 impl std::str::FromStr for Optimizer {
@@ -66,7 +70,11 @@ impl std::str::FromStr for Optimizer {
             "sgd" => Ok(Optimizer::Sgd),
             "adam" => Ok(Optimizer::Adam),
             "lbfgs" | "l-bfgs" => Ok(Optimizer::Lbfgs),
-            _ => Err(format!("unknown optimizer `{s}` (expected sgd, adam or lbfgs)")),
+            "ga" => Ok(Optimizer::Ga),
+            "es" => Ok(Optimizer::Es),
+            _ => Err(format!(
+                "unknown optimizer `{s}` (expected sgd, adam, lbfgs, ga or es)"
+            )),
         }
     }
 }
@@ -77,6 +85,8 @@ impl std::fmt::Display for Optimizer {
             Optimizer::Sgd => "sgd",
             Optimizer::Adam => "adam",
             Optimizer::Lbfgs => "lbfgs",
+            Optimizer::Ga => "ga",
+            Optimizer::Es => "es",
         })
     }
 }

@@ -112,6 +112,73 @@ impl DenoisingAutoencoder {
         lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, obs, ck)
     }
 
+    /// Trains by the genetic algorithm (`train.optimizer = "ga"`, settings
+    /// `ga`) or the evolution strategy (`"es"`, settings `es`, Adam at
+    /// `train.lr`): no gradients, the loss on a minibatch of `train.batch`
+    /// drawn each generation; an epoch is a block of generations, and
+    /// `val`'s clean loss is that of the best individual (GA) or the centre
+    /// (ES). Returns the report and the examples run through the model.
+    pub fn fit_evolve_with(
+        &mut self,
+        x: ArrayView2<f32>,
+        val: Option<ArrayView2<f32>>,
+        ga: &crate::train::evolve::GaConfig,
+        es: &crate::train::evolve::EsConfig,
+        obs: &mut dyn Observer,
+        ck: Checkpointing<'_>,
+    ) -> Result<(FitReport, u64)> {
+        use crate::train::evolve::EvolveFit;
+        self.prepare_training(&x)?;
+        if x.nrows() == 0 {
+            return Err(Error::config("train_size", "no training examples"));
+        }
+        let xs = x.as_standard_layout();
+        let objective = DaeObjective::new(
+            &self.config,
+            &self.layout,
+            xs.as_slice().expect("standard layout"),
+            self.train.weight_decay,
+        );
+        let vs = val.map(|v| v.as_standard_layout().to_owned());
+        let probe = self.clone();
+        let score = |p: &[f32]| {
+            let v = vs.as_ref().expect("validation data");
+            let mut m = probe.clone();
+            m.params.copy_from_slice(p);
+            m.eval_slice(v.as_slice().expect("standard layout"), v.nrows())
+                .loss
+        };
+        let val_fn: Option<&crate::train::evolve::Score<'_>> = vs.as_ref().map(|_| &score as _);
+        let (t, theta0) = (&self.train, self.params.clone());
+        let mut run = match t.optimizer {
+            Optimizer::Ga => EvolveFit::ga(&objective, theta0, ga.clone(), t.batch, t.seed, val_fn)?,
+            Optimizer::Es => EvolveFit::es(
+                &objective,
+                theta0,
+                es.clone(),
+                t.adam_config(),
+                t.batch,
+                t.seed,
+                val_fn,
+            )?,
+            o => {
+                return Err(Error::config(
+                    "train.optimizer",
+                    format!("fit_evolve_with runs ga or es, not {o}"),
+                ))
+            }
+        };
+        let per = match t.optimizer {
+            Optimizer::Ga => ga.generations_per_epoch,
+            _ => es.generations_per_epoch,
+        };
+        obs.on_start(t.epochs, per);
+        let report = crate::train::fit_loop_with(&mut run, t.epochs, t.patience, obs, "train.lr", ck)?;
+        let evaluated = run.evaluated;
+        self.params.copy_from_slice(crate::train::Fit::params(&run));
+        Ok((report, evaluated))
+    }
+
     /// One more epoch over `x` with the current weights, optimizer state and
     /// random stream; returns the mean training loss.
     pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
@@ -151,6 +218,15 @@ impl DenoisingAutoencoder {
             return Err(Error::config(
                 "train.optimizer",
                 "lbfgs trains the whole batch at once: use fit_lbfgs",
+            ));
+        }
+        if matches!(self.train.optimizer, Optimizer::Ga | Optimizer::Es) {
+            return Err(Error::config(
+                "train.optimizer",
+                format!(
+                    "{} evolves a population: use fit_evolve_with",
+                    self.train.optimizer
+                ),
             ));
         }
         let threads = self.train.resolved_threads();

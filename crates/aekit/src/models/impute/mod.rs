@@ -142,6 +142,12 @@ impl ImputerConfig {
         frac(self.dropout, "model.dropout", 1.0)?;
         frac(self.val_fraction, "model.val_fraction", 0.9)?;
         self.train.validate_in("train")?;
+        if !matches!(self.train.optimizer, Optimizer::Adam | Optimizer::Sgd) {
+            return Err(Error::config(
+                "train.optimizer",
+                "the imputer trains with adam or sgd",
+            ));
+        }
         if self.arch == Arch::Midas && (self.layers.is_empty() || self.layers.contains(&0)) {
             return Err(Error::config(
                 "model.layers",
