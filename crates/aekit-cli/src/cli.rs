@@ -397,6 +397,9 @@ pub enum ExperimentCommand {
     /// Imputation: the MIDAS imputer against mean imputation and (through
     /// bench/impute_baselines.py) MICE and k-NN, on shipped tables and MNIST.
     Imputation(Box<ImputationArgs>),
+    /// The parallel-SGD paper's plan: a genetic algorithm and an evolution
+    /// strategy against per-example SGD on tied DAEs, at equal wall time.
+    GaVsSgd(Box<GaVsSgdArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -519,6 +522,36 @@ pub struct EnsembleArgs {
     /// Members trained at once, one thread each (default 5).
     #[arg(long)]
     pub members: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct GaVsSgdArgs {
+    /// A preset that runs in under a minute: 7000 built-in images, the
+    /// 784→64 DAE only, 8 s per method.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Hidden widths of the tied DAEs compared (default 500,64).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Seconds each method trains each model (default 120).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Training images (default: all).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// GA: individuals; ES: evaluations per generation.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// GA: mutation step (default 0.01); ES: perturbation scale (default 0.02).
+    #[arg(long)]
+    pub sigma: Option<f32>,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

@@ -326,3 +326,57 @@ fn gradient_free_training_lowers_the_validation_loss_on_digits() {
         assert_eq!(s["examples_evaluated"].as_u64().unwrap(), 60 * 32 * 50);
     }
 }
+
+#[test]
+fn ga_vs_sgd_experiment_writes_every_method_and_chart() {
+    let d = tmp("ga-vs-sgd");
+    let out = d.path().join("run");
+    let o = aekit(&[
+        "experiment",
+        "ga-vs-sgd",
+        "--quick",
+        "--seconds",
+        "1",
+        "--train-size",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "points.csv",
+        "results.md",
+        "loss-vs-seconds-64.png",
+        "loss-vs-examples-64.png",
+        "summary.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    for m in ["sgd", "ga", "es"] {
+        let losses: Vec<f64> = csv
+            .lines()
+            .filter(|l| l.split(',').nth(1) == Some(m))
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(losses.len() >= 2, "{m}: {csv}");
+        // Every method starts from the same weights.
+        assert_eq!(
+            losses[0],
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .rsplit(',')
+                .next()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        );
+        assert!(
+            losses[losses.len() - 1] < losses[0],
+            "{m} lowered the test loss: {losses:?}"
+        );
+    }
+    let s = json(&out.join("summary.json"));
+    assert!(s["ga_fitness_seconds"]["speedup"].as_f64().unwrap() > 0.0);
+}

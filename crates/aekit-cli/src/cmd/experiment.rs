@@ -1,6 +1,6 @@
-//! `aekit experiment gradual-vs-stacked` and `aekit experiment eager`.
+//! `aekit experiment gradual-vs-stacked`, `eager`, `imputation` and `ga-vs-sgd`.
 
-use crate::cli::{EagerArgs, GradualArgs, ImputationArgs};
+use crate::cli::{EagerArgs, GaVsSgdArgs, GradualArgs, ImputationArgs};
 use aekit::experiments::{self, Eager, GradualVsStacked};
 use anyhow::Result;
 
@@ -70,5 +70,29 @@ pub fn imputation(a: ImputationArgs) -> Result<()> {
     }
     super::apply_loop(&mut e.model.train, &a.train);
     experiments::imputation(&e, &a.out.out())?;
+    Ok(())
+}
+
+pub fn ga_vs_sgd(a: GaVsSgdArgs) -> Result<()> {
+    let mut e = experiments::GaVsSgd {
+        quick: a.quick,
+        data: a.data.data,
+        data_dir: a.data.data_dir,
+        hidden: a.hidden,
+        seconds: a.seconds,
+        train_size: a.train_size,
+        threads: a.threads,
+        ..Default::default()
+    };
+    if let Some(n) = a.population {
+        e.ga.population = n;
+        e.ga.parents = e.ga.parents.min((n / 4).max(1));
+        e.es.pairs = n.div_ceil(2);
+    }
+    if let Some(s) = a.sigma {
+        e.ga.sigma = s;
+        e.es.sigma = s;
+    }
+    experiments::ga_vs_sgd(&e, &a.out.out())?;
     Ok(())
 }

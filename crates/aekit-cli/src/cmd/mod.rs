@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
         Command::Experiment(crate::cli::ExperimentCommand::Imputation(a)) => experiment::imputation(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::GaVsSgd(a)) => experiment::ga_vs_sgd(*a),
         Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
         Command::Impute(a) => impute::run(*a),

@@ -357,6 +357,23 @@ impl<'a, O: Objective> EvolveFit<'a, O> {
         }
     }
 
+    /// The GA population's losses on a freshly drawn minibatch, without
+    /// selection (for timing the parallel fitness evaluation; the run's
+    /// random stream moves on).
+    pub fn population_fitness(&mut self) -> Vec<f64> {
+        let mut ev = Evaluator {
+            o: self.o,
+            batch: self.o.new_batch(self.batch.max(1)),
+            rows: 0,
+        };
+        ev.rows = draw_batch(self.o, &mut ev.batch, self.batch, &mut self.rng);
+        let theta0 = &self.theta0;
+        match &self.method {
+            Method::Ga { pop, .. } => ev.losses(pop.par_iter().map(|g| g.weights_or_rebuild(theta0))),
+            Method::Es { .. } => ev.losses(rayon::iter::once(std::borrow::Cow::Borrowed(&self.best[..]))),
+        }
+    }
+
     /// One GA generation; returns the best loss on its batch.
     fn ga_generation(&mut self, ev: &mut Evaluator<'_, O>) -> f64 {
         let Method::Ga { cfg, pop } = &mut self.method else {
