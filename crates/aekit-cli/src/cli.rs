@@ -46,6 +46,9 @@ pub enum Command {
     /// Hinton & Salakhutdinov's deep autoencoder (784-1000-500-250-30),
     /// pretrained as RBMs or DAEs (or not), then fine-tuned; with PCA beside it.
     DeepAe(Box<DeepAeArgs>),
+    /// Make datasets: the harder MNIST variants of Larochelle et al.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Experiments that reproduce the source papers.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -909,4 +912,35 @@ pub struct DeepAeArgs {
     /// A run of a few minutes: 10,000 images, 2 pretraining and 5 fine-tuning epochs.
     #[arg(long)]
     pub quick: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Write an MNIST variant (rot, bg-rand, bg-img, bg-img-rot or basic) as
+    /// IDX files that `--data DIR` reads, with Larochelle et al.'s sizes.
+    Variants(VariantsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VariantsArgs {
+    /// basic, rot, bg-rand, bg-img or bg-img-rot.
+    #[arg(long)]
+    pub kind: String,
+    /// The digits: mnist (default), fashion-mnist, builtin or an IDX folder.
+    #[arg(long, default_value = "mnist")]
+    pub source: String,
+    /// Where downloaded datasets are cached.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training images: the first of the source's training set.
+    #[arg(long, default_value_t = 12_000)]
+    pub train: usize,
+    /// Test images, drawn from the rest.
+    #[arg(long, default_value_t = 50_000)]
+    pub test: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

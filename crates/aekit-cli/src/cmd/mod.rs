@@ -55,6 +55,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DeepAe(a) => deep_ae::run(*a),
+        Command::Data(crate::cli::DataCommand::Variants(a)) => {
+            let kind: aekit::data::variants::Variant = a
+                .kind
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--kind: {e}"))?;
+            let source: aekit::data::DataSource = a
+                .source
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
+            aekit::data::variants::write_variant(
+                kind,
+                &source,
+                a.data_dir.as_deref(),
+                &a.out,
+                a.train,
+                a.test,
+                a.seed,
+            )?;
+            eprintln!(
+                "wrote {kind}: {} training and {} test images, and examples.png, to {}",
+                a.train,
+                a.test,
+                a.out.display()
+            );
+            Ok(())
+        }
         Command::Gradcheck(a) => gradcheck::run(a),
         Command::Patches(a) => gradcheck::patches(a),
         Command::Bench(crate::cli::BenchCommand::Threads(a)) => bench::threads(a),

@@ -9,6 +9,7 @@ pub mod formats;
 pub mod patches;
 pub mod source;
 pub mod table;
+pub mod variants;
 
 pub use formats::{cifar, idx, npy, tar};
 

@@ -247,6 +247,9 @@ fn check_labels(
 /// CIFAR-100 when it holds `train.bin` (directly or in `cifar-100-binary/`),
 /// IDX files otherwise.
 pub fn read_data_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    if crate::data::formats::amat::find_amat_pair(dir).is_some() {
+        return crate::data::formats::amat::read_amat_dir(dir);
+    }
     for kind in [CifarKind::Cifar10, CifarKind::Cifar100] {
         if cifar::find_cifar_dir(dir, kind).is_some() {
             return cifar::read_cifar_dir(dir, kind);

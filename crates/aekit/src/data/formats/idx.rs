@@ -20,6 +20,19 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
+/// An unsigned-byte IDX file (magic, big-endian dims, data), gzipped.
+pub fn encode_idx_gz(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut raw = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        raw.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    raw.extend_from_slice(data);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
 /// Reads an IDX file, gzipped (detected by its magic 1f 8b) or raw.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let bytes = crate::tensor::memory::read_bounded(path, "IDX file")?;

@@ -1,0 +1,104 @@
+//! `aekit data variants` writes IDX folders that every verb reads.
+
+mod common;
+
+use aekit::data::{load_train_test, DataSource};
+use common::{aekit, fails_with, stderr, tmp};
+
+#[test]
+fn every_variant_is_written_readable_and_labelled_as_its_source() {
+    let d = tmp("variants");
+    let (src_train, _) = load_train_test(&DataSource::Builtin, None).unwrap();
+    for kind in ["basic", "rot", "bg-rand", "bg-img", "bg-img-rot"] {
+        let out = d.path().join(kind);
+        let o = aekit(&[
+            "data",
+            "variants",
+            "--kind",
+            kind,
+            "--source",
+            "builtin",
+            "--train",
+            "500",
+            "--test",
+            "300",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.join("examples.png").is_file());
+        let (train, test) = load_train_test(&DataSource::Dir(out.clone()), None).unwrap();
+        assert_eq!((train.n, test.n, train.dim), (500, 300, 784));
+        // The first 500 source digits, in order, with their labels.
+        assert_eq!(
+            train.labels.as_deref(),
+            Some(&src_train.labels.as_ref().unwrap()[..500])
+        );
+        let changed = train
+            .x
+            .iter()
+            .zip(&src_train.x[..500 * 784])
+            .filter(|(a, b)| (**a - **b).abs() > 1.0 / 255.0)
+            .count();
+        if kind == "basic" {
+            assert_eq!(changed, 0);
+        } else {
+            assert!(changed > 500 * 784 / 20, "{kind}: {changed} pixels changed");
+        }
+        if kind.starts_with("bg") {
+            // The background fills in: far fewer black pixels than in MNIST.
+            let black = train.x.iter().filter(|&&v| v == 0.0).count() as f64 / train.x.len() as f64;
+            assert!(black < 0.3, "{kind}: {black} of the pixels are black");
+        }
+    }
+    // A model trains on a variant folder like on any IDX folder.
+    let out = d.path().join("bg-img-rot");
+    let run = d.path().join("run");
+    let o = aekit(&[
+        "train",
+        "--data",
+        out.to_str().unwrap(),
+        "--val-size",
+        "100",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_variant_requests_are_refused() {
+    let d = tmp("variants-bad");
+    let out = d.path().join("x");
+    let o = aekit(&[
+        "data",
+        "variants",
+        "--kind",
+        "upside-down",
+        "--source",
+        "builtin",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["--kind", "basic, rot, bg-rand, bg-img or bg-img-rot"]);
+    let o = aekit(&[
+        "data",
+        "variants",
+        "--kind",
+        "rot",
+        "--source",
+        "builtin",
+        "--train",
+        "500",
+        "--test",
+        "100000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["test", "left after the training ones"]);
+    assert!(!out.exists());
+}
