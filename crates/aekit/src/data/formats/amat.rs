@@ -67,7 +67,7 @@ pub fn read_amat(path: &Path, transposed: bool) -> Result<Dataset> {
             ));
         }
         let l = label[0];
-        if !(l >= 0.0 && l < 256.0 && l.fract() == 0.0) {
+        if !((0.0..256.0).contains(&l) && l.fract() == 0.0) {
             return Err(Error::format(
                 path,
                 format!("line {}: the label {l} is not a class number", k + 1),
