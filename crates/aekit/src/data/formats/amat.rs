@@ -3,8 +3,9 @@
 //! as decimal numbers separated by spaces. In the rotated and the
 //! image-background sets the pixels are stored column by column
 //! (transposed); [`read_amat`] turns them back when told to, and
-//! [`read_amat_dir`] tells it from the archive's file names
-//! (`rotation`, `back_image`).
+//! [`read_amat_dir`] tells it from the archives' file names (`rotation`,
+//! `background_images`: `mnist_all_rotation_normalized_float_*`,
+//! `mnist_background_images_*`, `mnist_all_background_images_rotation_*`).
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -102,7 +103,7 @@ pub fn is_transposed(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    name.contains("rotation") || name.contains("back_image")
+    name.contains("rotation") || name.contains("background_images")
 }
 
 /// The `.amat` training and test files in `dir` (names containing `train`
@@ -188,7 +189,9 @@ mod tests {
         assert_eq!(train.x, vec![1.0, 0.0, 0.0, 1.0, 0.0, 0.5, 1.0, 0.0, 0.0]);
         assert_eq!((test.n, test.labels.clone().unwrap()), (2, vec![7, 1]));
         assert_eq!(train.image, Some((3, 3)));
-        // Without "rotation" or "back_image" in the name: stored as read.
+        assert!(is_transposed(Path::new("mnist_background_images_test.amat")));
+        assert!(!is_transposed(Path::new("mnist_background_random_test.amat")));
+        // Without "rotation" or "background_images" in the name: stored as read.
         let p = write(dir.path(), "plain_train.amat", &[(vec![0.0, 1.0, 0.0, 0.0], 2)]);
         assert_eq!(
             read_amat(&p, is_transposed(&p)).unwrap().x,
