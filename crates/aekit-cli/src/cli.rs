@@ -403,6 +403,35 @@ pub enum ExperimentCommand {
     /// The parallel-SGD paper's plan: a genetic algorithm and an evolution
     /// strategy against per-example SGD on tied DAEs, at equal wall time.
     GaVsSgd(Box<GaVsSgdArgs>),
+    /// The MNIST variants: SdA-3 on rot, bg-rand, bg-img, bg-img-rot beside
+    /// Vincent et al.; depth 1-4 with and without pretraining on basic and rot.
+    Variants(Box<VariantsExpArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct VariantsExpArgs {
+    /// Built-in digits (2000/400/1000), 3×256 units, depths 1-2, 2 + 8 epochs.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Units in every hidden layer (default 1000).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Pretraining epochs per layer (default 15).
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
+    /// Fine-tuning epochs at most (default 60).
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// Skip the depth table (SdA-3 and the DAE only).
+    #[arg(long)]
+    pub no_table: bool,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

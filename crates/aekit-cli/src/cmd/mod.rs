@@ -29,6 +29,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
         Command::Experiment(crate::cli::ExperimentCommand::Imputation(a)) => experiment::imputation(*a),
         Command::Experiment(crate::cli::ExperimentCommand::GaVsSgd(a)) => experiment::ga_vs_sgd(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::Variants(a)) => {
+            let e = aekit::experiments::Variants {
+                quick: a.quick,
+                data: a.data.data,
+                data_dir: a.data.data_dir,
+                width: a.width,
+                pretrain_epochs: a.pretrain_epochs,
+                finetune_epochs: a.finetune_epochs,
+                table: !a.no_table,
+                threads: a.threads,
+                ..Default::default()
+            };
+            aekit::experiments::variants(&e, &a.out.out())?;
+            Ok(())
+        }
         Command::Cae(a) => cae::cae(*a),
         Command::Ensemble(a) => cae::ensemble(*a),
         Command::Impute(a) => impute::run(*a),

@@ -174,20 +174,18 @@ pub fn make_all(v: Variant, d: &Dataset, rng: &mut Rng) -> Result<Dataset> {
     Ok(Dataset { x, ..d.clone() })
 }
 
-/// Writes variant `v` of `source` into `out` as IDX files that `--data out`
-/// reads: `n_train` training images (the first of the source's training
-/// set) and `n_test` test images drawn from the rest, plus
-/// `examples.png` (ten digits, one per class, above their variant).
-pub fn write_variant(
+/// Variant `v` of a source's training and test sets, with the original
+/// sizes: the first `n_train` training digits (returned as they are, then
+/// made into the variant) and `n_test` drawn from the rest, made into the
+/// variant.
+pub fn make_split(
     v: Variant,
-    source: &DataSource,
-    data_dir: Option<&Path>,
-    out: &Path,
+    train: &Dataset,
+    test: &Dataset,
     n_train: usize,
     n_test: usize,
     seed: u64,
-) -> Result<()> {
-    let (train, test) = load_train_test(source, data_dir)?;
+) -> Result<(Dataset, Dataset, Dataset)> {
     if train.labels.is_none() || test.labels.is_none() {
         return Err(Error::config("data", "the variants need labelled digits"));
     }
@@ -238,6 +236,24 @@ pub fn write_variant(
     }
     let tr_v = make_all(v, &tr, &mut rng)?;
     let te_v = make_all(v, &te, &mut rng)?;
+    Ok((tr, tr_v, te_v))
+}
+
+/// Writes variant `v` of `source` into `out` as IDX files that `--data out`
+/// reads: `n_train` training images (the first of the source's training
+/// set) and `n_test` test images drawn from the rest, plus
+/// `examples.png` (ten digits, one per class, above their variant).
+pub fn write_variant(
+    v: Variant,
+    source: &DataSource,
+    data_dir: Option<&Path>,
+    out: &Path,
+    n_train: usize,
+    n_test: usize,
+    seed: u64,
+) -> Result<()> {
+    let (train, test) = load_train_test(source, data_dir)?;
+    let (tr, tr_v, te_v) = make_split(v, &train, &test, n_train, n_test, seed)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create folder", out, e))?;
     let (h, w) = tr.image.expect("square images");
     let bytes = |d: &Dataset| -> Vec<u8> {

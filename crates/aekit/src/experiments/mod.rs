@@ -5,8 +5,10 @@ pub mod eager;
 pub mod ga_vs_sgd;
 pub mod gradual_vs_stacked;
 pub mod imputation;
+pub mod variants;
 
 pub use eager::{eager, Eager};
 pub use ga_vs_sgd::{ga_vs_sgd, GaVsSgd};
 pub use gradual_vs_stacked::{gradual_vs_stacked, GradualVsStacked};
 pub use imputation::{imputation, Imputation};
+pub use variants::{variants, Variants};
