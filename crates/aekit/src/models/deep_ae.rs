@@ -927,25 +927,7 @@ impl Fit for AeFit<'_> {
         m.params.copy_from_slice(&self.params);
         Ok(Some(m.squared_error(v, self.par)))
     }
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-    fn set_params(&mut self, p: &[f32]) {
-        self.params.copy_from_slice(p);
-    }
-    fn save_state(&self, s: &mut State) -> Result<()> {
-        crate::train::checkpoint::save_minibatch_fit(s, &self.params, &self.rng, &self.opt, &self.batches);
-        Ok(())
-    }
-    fn load_state(&mut self, s: &State) -> Result<()> {
-        crate::train::checkpoint::load_minibatch_fit(
-            s,
-            &mut self.params,
-            &mut self.rng,
-            &mut self.opt,
-            &mut self.batches,
-        )
-    }
+    crate::train::minibatch_fit_state!(params, rng, opt, batches);
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::tensor::gemm::{gemm, Par};
 use crate::tensor::rng::{seeded, Rng};
 use crate::tensor::{add_column_sums, add_row_bias};
 use crate::train::{
-    fit_loop_with, Checkpointing, Finished, Fit, FitReport, Minibatches, Objective, Observer, Shuffle, State,
+    fit_loop_with, Checkpointing, Finished, Fit, FitReport, Minibatches, Objective, Observer, Shuffle,
     StepRule,
 };
 use rand::Rng as _;
@@ -582,25 +582,7 @@ impl Fit for RbmFit<'_> {
     fn validate(&mut self) -> Result<Option<f64>> {
         Ok(None)
     }
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-    fn set_params(&mut self, p: &[f32]) {
-        self.params.copy_from_slice(p);
-    }
-    fn save_state(&self, s: &mut State) -> Result<()> {
-        crate::train::checkpoint::save_minibatch_fit(s, &self.params, &self.rng, &self.opt, &self.batches);
-        Ok(())
-    }
-    fn load_state(&mut self, s: &State) -> Result<()> {
-        crate::train::checkpoint::load_minibatch_fit(
-            s,
-            &mut self.params,
-            &mut self.rng,
-            &mut self.opt,
-            &mut self.batches,
-        )
-    }
+    crate::train::minibatch_fit_state!(params, rng, opt, batches);
 }
 
 #[cfg(test)]

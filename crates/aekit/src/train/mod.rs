@@ -4,6 +4,39 @@
 //! ([`lbfgs_fit`]), the epoch loop with early stopping ([`fit_loop`]), and
 //! observers (progress bars, log lines, metric files).
 
+/// The four [`Fit`] methods of a minibatch fit that keeps its parameters,
+/// random stream, step rule and batch counters in the named fields.
+macro_rules! minibatch_fit_state {
+    ($params:ident, $rng:ident, $opt:ident, $batches:ident) => {
+        fn params(&self) -> &[f32] {
+            &self.$params
+        }
+        fn set_params(&mut self, p: &[f32]) {
+            self.$params.copy_from_slice(p);
+        }
+        fn save_state(&self, s: &mut $crate::train::State) -> $crate::Result<()> {
+            $crate::train::checkpoint::save_minibatch_fit(
+                s,
+                &self.$params,
+                &self.$rng,
+                &self.$opt,
+                &self.$batches,
+            );
+            Ok(())
+        }
+        fn load_state(&mut self, s: &$crate::train::State) -> $crate::Result<()> {
+            $crate::train::checkpoint::load_minibatch_fit(
+                s,
+                &mut self.$params,
+                &mut self.$rng,
+                &mut self.$opt,
+                &mut self.$batches,
+            )
+        }
+    };
+}
+pub(crate) use minibatch_fit_state;
+
 pub mod checkpoint;
 pub mod evolve;
 mod fit;

@@ -16,7 +16,7 @@ use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{
     fit_loop_with, Checkpointing, Finished, Fit, FitReport, Minibatches, Objective, Observer, Optimizer,
-    Shuffle, State, StepRule, TrainConfig,
+    Shuffle, StepRule, TrainConfig,
 };
 use network::{Head, Net, Workspace};
 use rand::Rng as _;
@@ -632,28 +632,7 @@ impl Fit for ImputeFit<'_> {
         Ok(Some(loss / held as f64))
     }
 
-    fn params(&self) -> &[f32] {
-        &self.params
-    }
-
-    fn set_params(&mut self, p: &[f32]) {
-        self.params.copy_from_slice(p);
-    }
-
-    fn save_state(&self, s: &mut State) -> Result<()> {
-        crate::train::checkpoint::save_minibatch_fit(s, &self.params, &self.rng, &self.opt, &self.batches);
-        Ok(())
-    }
-
-    fn load_state(&mut self, s: &State) -> Result<()> {
-        crate::train::checkpoint::load_minibatch_fit(
-            s,
-            &mut self.params,
-            &mut self.rng,
-            &mut self.opt,
-            &mut self.batches,
-        )
-    }
+    crate::train::minibatch_fit_state!(params, rng, opt, batches);
 }
 
 /// Arrays with NaN for missing cells, every column continuous: the face the

@@ -11,7 +11,6 @@ use crate::models::deep::HeadKind;
 use crate::models::rbm::{Hidden, Rbm, RbmConfig};
 use crate::optim::Sgd;
 use crate::tensor::rng::{seeded, Rng};
-use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
 use crate::train::{
     fit_loop_with, Checkpointing, EpochMetrics, Fit, Minibatches, Observer, SaveState, Shuffle, State,
     StepRule,
@@ -534,20 +533,5 @@ impl Fit for GradualFit<'_, '_> {
         Ok(None)
     }
 
-    fn params(&self) -> &[f32] {
-        &self.p
-    }
-
-    fn set_params(&mut self, p: &[f32]) {
-        self.p.copy_from_slice(p);
-    }
-
-    fn save_state(&self, s: &mut State) -> Result<()> {
-        save_minibatch_fit(s, &self.p, self.rng, &self.sgd, &self.batches);
-        Ok(())
-    }
-
-    fn load_state(&mut self, s: &State) -> Result<()> {
-        load_minibatch_fit(s, &mut self.p, self.rng, &mut self.sgd, &mut self.batches)
-    }
+    crate::train::minibatch_fit_state!(p, rng, sgd, batches);
 }
