@@ -84,15 +84,7 @@ pub fn ga_vs_sgd(a: GaVsSgdArgs) -> Result<()> {
         threads: a.threads,
         ..Default::default()
     };
-    if let Some(n) = a.population {
-        e.ga.population = n;
-        e.ga.parents = e.ga.parents.min((n / 4).max(1));
-        e.es.pairs = n.div_ceil(2);
-    }
-    if let Some(s) = a.sigma {
-        e.ga.sigma = s;
-        e.es.sigma = s;
-    }
+    aekit::train::evolve::apply_flags(&mut e.ga, &mut e.es, a.population, a.sigma);
     experiments::ga_vs_sgd(&e, &a.out.out())?;
     Ok(())
 }

@@ -54,16 +54,7 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(w) = a.train.weight_decay {
         s.weight_decay = w as f64;
     }
-    if let Some(n) = a.population {
-        c.ga.population = n;
-        // Parents: the best quarter at most, as in the defaults (8 of 32).
-        c.ga.parents = c.ga.parents.min((n / 4).max(1));
-        c.es.pairs = n.div_ceil(2);
-    }
-    if let Some(s) = a.sigma {
-        c.ga.sigma = s;
-        c.es.sigma = s;
-    }
+    aekit::train::evolve::apply_flags(&mut c.ga, &mut c.es, a.population, a.sigma);
     if let Some(i) = a.max_iter {
         c.lbfgs.max_iter = i;
     }

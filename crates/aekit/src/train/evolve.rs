@@ -181,6 +181,21 @@ impl EsConfig {
     }
 }
 
+/// The command line's `--population N` and `--sigma S`: N individuals
+/// (the best quarter at most as parents, as in the defaults' 8 of 32) or
+/// ⌈N/2⌉ antithetic pairs, and σ for both.
+pub fn apply_flags(ga: &mut GaConfig, es: &mut EsConfig, population: Option<usize>, sigma: Option<f32>) {
+    if let Some(n) = population {
+        ga.population = n;
+        ga.parents = ga.parents.min((n / 4).max(1));
+        es.pairs = n.div_ceil(2);
+    }
+    if let Some(s) = sigma {
+        ga.sigma = s;
+        es.sigma = s;
+    }
+}
+
 /// θ += σ·ε with ε ~ N(0, I) drawn from `seed`.
 pub fn add_noise(p: &mut [f32], seed: u64, sigma: f32) {
     let mut r = seeded(seed);
