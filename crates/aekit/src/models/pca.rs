@@ -66,6 +66,53 @@ impl Pca {
         }
     }
 
+    /// The training rows' mean.
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// The components, `[k, d]` row-major, largest variance first.
+    pub fn components(&self) -> &[f64] {
+        &self.components
+    }
+
+    /// The fitted state in full precision (the model file keeps f32):
+    /// mean, components, variances and total variance.
+    pub fn parts(&self) -> (Vec<f64>, Vec<f64>, Vec<f64>, f64) {
+        (
+            self.mean.clone(),
+            self.components.clone(),
+            self.variance.clone(),
+            self.total_variance,
+        )
+    }
+
+    /// A fitted PCA from [`Pca::parts`]; the shapes must agree.
+    pub fn from_parts(
+        k: usize,
+        whiten: bool,
+        mean: Vec<f64>,
+        components: Vec<f64>,
+        variance: Vec<f64>,
+        total_variance: f64,
+    ) -> Result<Pca> {
+        let d = mean.len();
+        if components.len() != k * d || variance.len() != k {
+            return Err(Error::shape(
+                "PCA parts",
+                format!("{k}×{d} components and {k} variances"),
+                format!("{} components and {} variances", components.len(), variance.len()),
+            ));
+        }
+        Ok(Pca {
+            mean,
+            components,
+            variance,
+            total_variance,
+            ..Pca::new(k, whiten)
+        })
+    }
+
     /// Input width (0 before fitting).
     pub fn dim(&self) -> usize {
         self.mean.len()

@@ -1,0 +1,347 @@
+"""aekit: autoencoders as scikit-learn estimators over a Rust core.
+
+Every estimator takes NumPy arrays (float32 or float64, any order; rows are
+examples), trains with the interpreter released, stops at the next step on
+Ctrl-C (``KeyboardInterrupt``), pickles as its parameters plus the model's
+safetensors bytes, and saves the same ``.safetensors`` files as the
+``aekit`` command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _aekit
+
+__all__ = ["DenoisingAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
+__version__ = _aekit.__version__
+
+
+def builtin_digits():
+    """The 10,000 MNIST test images shipped in aekit: ``(X, y)``, X of shape
+    (10000, 784) in [0, 1] as float32, y the labels 0-9."""
+    x, y = _aekit.builtin_digits()
+    return x, np.frombuffer(bytes(y), dtype=np.uint8).astype(np.int64)
+
+
+def _seed(random_state):
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state) % (2**63)
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def _threads(n_jobs):
+    return 0 if n_jobs is None or n_jobs < 0 else int(n_jobs)
+
+
+class _Pickled:
+    """Pickling: the parameters and fitted attributes, with the native
+    model as its safetensors bytes."""
+
+    _core_class = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "model_" in state:
+            state["model_"] = state["model_"].to_bytes()
+        return state
+
+    def __setstate__(self, state):
+        if "model_" in state and isinstance(state["model_"], (bytes, bytearray)):
+            state["model_"] = self._core_class.from_bytes(bytes(state["model_"]))
+        self.__dict__.update(state)
+
+
+class DenoisingAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+    """A denoising autoencoder: h = f(x̃·W + b), z = g(h·W′ + b′) with
+    W′ = Wᵀ when ``tied``, x̃ the input corrupted by ``noise``, trained to
+    minimise the loss between z and the clean x (``"xent"``, the Bernoulli
+    cross-entropy, for data in [0, 1]; ``"squared"``, ½‖z − x‖², for any
+    data, usually with ``output_activation="identity"``).
+
+    ``transform`` gives h of clean inputs, ``inverse_transform`` decodes h,
+    ``score`` is minus the mean loss per example (higher is better, as
+    scikit-learn expects). The parameters are ``aekit train``'s.
+    """
+
+    _core_class = _aekit.Dae
+
+    def __init__(
+        self,
+        n_hidden=500,
+        *,
+        noise="mask:0.25",
+        loss="xent",
+        tied=True,
+        hidden_activation="sigmoid",
+        output_activation="sigmoid",
+        optimizer="sgd",
+        max_iter=15,
+        batch_size=20,
+        learning_rate=0.1,
+        momentum=0.0,
+        weight_decay=0.0,
+        random_state=None,
+        n_jobs=1,
+        verbose=0,
+    ):
+        self.n_hidden = n_hidden
+        self.noise = noise
+        self.loss = loss
+        self.tied = tied
+        self.hidden_activation = hidden_activation
+        self.output_activation = output_activation
+        self.optimizer = optimizer
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _settings(self, n_features):
+        act = {"identity": "identity", "linear": "identity", "sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh"}
+        for name in ("hidden_activation", "output_activation"):
+            if getattr(self, name) not in act:
+                raise ValueError(f"{name} must be one of {sorted(act)}, got {getattr(self, name)!r}")
+        return {
+            "model": {
+                "n_vis": int(n_features),
+                "n_hid": int(self.n_hidden),
+                "tied": bool(self.tied),
+                "hidden_activation": act[self.hidden_activation],
+                "output_activation": act[self.output_activation],
+                "loss": self.loss,
+                "noise": self.noise,
+            },
+            "train": {
+                "epochs": int(self.max_iter),
+                "batch": int(self.batch_size),
+                "optimizer": self.optimizer,
+                "lr": float(self.learning_rate),
+                "momentum": float(self.momentum),
+                "weight_decay": float(self.weight_decay),
+                "patience": 0,
+                "seed": _seed(self.random_state),
+                "threads": _threads(self.n_jobs),
+            },
+        }
+
+    def fit(self, X, y=None):
+        """Trains on the rows of X; returns self."""
+        X = validate_data(self, X, dtype=np.float32, order="C")
+        core = _aekit.Dae(json.dumps(self._settings(X.shape[1])))
+        core.set_threads(_threads(self.n_jobs))
+        self.history_ = core.fit(X, None, bool(self.verbose))
+        self.model_ = core
+        self.n_iter_ = len(self.history_)
+        return self
+
+    @property
+    def components_(self):
+        """The encoder's weights, shape (n_hidden, n_features)."""
+        check_is_fitted(self, "model_")
+        return self.model_.weights().T
+
+    def transform(self, X):
+        """The codes h of the rows of X, shape (n_samples, n_hidden)."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.transform(X)
+
+    def inverse_transform(self, X):
+        """Decodes codes back to inputs."""
+        check_is_fitted(self, "model_")
+        X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+        if X.ndim != 2 or X.shape[1] != self.model_.n_hid:
+            raise ValueError(f"codes must have shape (n, {self.model_.n_hid}), got {X.shape}")
+        return self.model_.inverse_transform(X)
+
+    def reconstruct(self, X):
+        """Reconstructions of the clean rows of X."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.reconstruct(X)
+
+    def score(self, X, y=None):
+        """Minus the mean loss per example on clean X (higher is better)."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return -self.model_.loss(X)
+
+    def save(self, path):
+        """Writes the model as ``aekit train`` does (safetensors)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class PCA(_Pickled, TransformerMixin, BaseEstimator):
+    """Principal component analysis: the covariance's top eigenvectors
+    (``svd_solver="exact"``, through faer) or a randomized SVD; with
+    ``whiten`` the codes have unit variance. ``score`` is minus Hinton's
+    reconstruction error (the squared error per row, summed over columns)."""
+
+    _core_class = _aekit.PcaCore
+
+    def __init__(self, n_components=None, *, whiten=False, svd_solver="exact", n_jobs=1):
+        self.n_components = n_components
+        self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.n_jobs = n_jobs
+
+    # Pickled in full precision (the model file keeps f32).
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "model_" in state:
+            state["model_"] = ("pca-state", state["model_"].state())
+        return state
+
+    def __setstate__(self, state):
+        m = state.get("model_")
+        if isinstance(m, tuple) and m and m[0] == "pca-state":
+            state["model_"] = _aekit.PcaCore.from_state(*m[1])
+        self.__dict__.update(state)
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float32, order="C")
+        n, d = X.shape
+        if n < 2:
+            raise ValueError(f"PCA needs at least 2 samples, got n_samples = {n}")
+        k = min(n, d) if self.n_components is None else int(self.n_components)
+        if not 1 <= k <= d:
+            raise ValueError(f"n_components={k} must be between 1 and n_features={d}")
+        core = _aekit.PcaCore(k, bool(self.whiten), self.svd_solver, max(1, _threads(self.n_jobs) or 1))
+        core.fit(X)
+        self.model_ = core
+        self.n_components_ = k
+        var = np.asarray(core.explained_variance())
+        self.explained_variance_ = var
+        self.explained_variance_ratio_ = var / core.total_variance() if core.total_variance() > 0 else np.zeros_like(var)
+        self.mean_ = np.asarray(core.mean())
+        return self
+
+    @property
+    def components_(self):
+        check_is_fitted(self, "model_")
+        return self.model_.components()
+
+    def transform(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.transform(X)
+
+    def inverse_transform(self, X):
+        check_is_fitted(self, "model_")
+        X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+        if X.ndim != 2 or X.shape[1] != self.n_components_:
+            raise ValueError(f"codes must have shape (n, {self.n_components_}), got {X.shape}")
+        return self.model_.inverse_transform(X)
+
+    def score(self, X, y=None):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return -self.model_.error(X)
+
+    def save(self, path):
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class Imputer(_Pickled, TransformerMixin, BaseEstimator):
+    """The MIDAS imputer: a denoising autoencoder over the observed cells
+    (NaN marks a missing one); ``transform`` returns X with its NaN cells
+    filled and every observed cell unchanged. Parameters are
+    ``aekit impute``'s ``[model]`` and ``[train]``."""
+
+    _core_class = _aekit.ImputerCore
+
+    def __init__(
+        self,
+        *,
+        layers=(256, 256, 256),
+        corruption=0.2,
+        dropout=0.5,
+        max_iter=200,
+        batch_size=16,
+        learning_rate=1e-3,
+        patience=10,
+        random_state=None,
+        n_jobs=1,
+        verbose=0,
+    ):
+        self.layers = layers
+        self.corruption = corruption
+        self.dropout = dropout
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float32, order="C", ensure_all_finite="allow-nan")
+        if np.isinf(X).any():
+            raise ValueError("Input X contains infinity: only NaN may mark a missing cell")
+        settings = {
+            "layers": [int(w) for w in self.layers],
+            "corruption": float(self.corruption),
+            "dropout": float(self.dropout),
+            "train": {
+                "epochs": int(self.max_iter),
+                "batch": int(self.batch_size),
+                "optimizer": "adam",
+                "lr": float(self.learning_rate),
+                "patience": int(self.patience),
+                "seed": _seed(self.random_state),
+                "threads": _threads(self.n_jobs),
+            },
+        }
+        core = _aekit.ImputerCore(json.dumps(settings))
+        self.history_ = core.fit(X, bool(self.verbose))
+        self.model_ = core
+        self.n_iter_ = len(self.history_)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False, ensure_all_finite="allow-nan")
+        if np.isinf(X).any():
+            raise ValueError("Input X contains infinity: only NaN may mark a missing cell")
+        return self.model_.transform(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+def load(path):
+    """A model file written by ``aekit train`` or ``save`` (a dense DAE), as
+    a fitted :class:`DenoisingAutoencoder`."""
+    core = _aekit.Dae.load(str(path))
+    est = DenoisingAutoencoder(n_hidden=core.n_hid)
+    est.model_ = core
+    est.n_features_in_ = core.n_vis
+    est.history_ = []
+    est.n_iter_ = 0
+    return est

@@ -1,0 +1,447 @@
+//! The native core of the `aekit` Python package: thin classes over the
+//! library's models that take and give NumPy arrays. The scikit-learn face
+//! (parameters, validation, pickling) is the Python module `aekit`.
+//!
+//! Training releases the interpreter (other Python threads run meanwhile)
+//! and looks for Ctrl-C about a hundred times an epoch: a `KeyboardInterrupt`
+//! stops it at the next step, the model keeping the weights of the last
+//! complete epoch... or, for the first epoch, its starting weights.
+
+use aekit::models::impute::{Imputer, ImputerConfig};
+use aekit::models::pca::{Pca, Solver};
+use aekit::models::{DaeConfig, DenoisingAutoencoder, Estimator};
+use aekit::train::{EpochMetrics, Observer, TrainConfig};
+use ndarray::{Array2, ArrayView2};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// A library error as the Python exception a user expects.
+fn py_err(e: aekit::Error) -> PyErr {
+    match e {
+        aekit::Error::Interrupted(m) => PyKeyboardInterrupt::new_err(m),
+        aekit::Error::Config { .. } | aekit::Error::Shape { .. } => PyValueError::new_err(e.to_string()),
+        e => PyRuntimeError::new_err(e.to_string()),
+    }
+}
+
+/// Reports epochs (when verbose) and checks for Ctrl-C from time to time.
+struct PyObserver {
+    verbose: bool,
+    history: Vec<EpochMetrics>,
+}
+
+impl Observer for PyObserver {
+    fn on_progress(&mut self, _done: usize, _total: usize) {
+        let interrupted = Python::attach(|py| py.check_signals().is_err());
+        if interrupted {
+            aekit::train::checkpoint::request_stop();
+        }
+    }
+    fn on_epoch(&mut self, m: &EpochMetrics) {
+        if self.verbose {
+            match m.val_loss {
+                Some(v) => eprintln!(
+                    "epoch {}: train loss {:.4}, validation loss {v:.4} ({:.1} s)",
+                    m.epoch, m.train_loss, m.seconds
+                ),
+                None => eprintln!(
+                    "epoch {}: train loss {:.4} ({:.1} s)",
+                    m.epoch, m.train_loss, m.seconds
+                ),
+            }
+        }
+        self.history.push(*m);
+    }
+}
+
+/// Runs `f` (a training) with the interpreter released, a fresh stop flag,
+/// and the observer; a Ctrl-C becomes `KeyboardInterrupt`.
+fn train<T: Send>(
+    py: Python<'_>,
+    verbose: bool,
+    f: impl FnOnce(&mut PyObserver) -> aekit::Result<T> + Send,
+) -> PyResult<(T, Vec<EpochMetrics>)> {
+    aekit::train::checkpoint::clear_stop();
+    let mut obs = PyObserver {
+        verbose,
+        history: Vec::new(),
+    };
+    let r = py.detach(|| f(&mut obs));
+    aekit::train::checkpoint::clear_stop();
+    Ok((r.map_err(py_err)?, obs.history))
+}
+
+/// The epochs as a list of (epoch, train loss, validation loss or None,
+/// seconds).
+type History = Vec<(usize, f64, Option<f64>, f64)>;
+
+fn history(h: &[EpochMetrics]) -> History {
+    h.iter()
+        .map(|m| (m.epoch, m.train_loss, m.val_loss, m.seconds))
+        .collect()
+}
+
+/// A C-ordered float32 view of `x`, or an error naming `what`.
+fn rows<'a>(x: &'a PyReadonlyArray2<'_, f32>, what: &str) -> PyResult<ArrayView2<'a, f32>> {
+    let v = x.as_array();
+    if !v.is_standard_layout() {
+        return Err(PyValueError::new_err(format!(
+            "{what}: expected a C-ordered array (the Python layer makes one)"
+        )));
+    }
+    Ok(v)
+}
+
+fn out<'py>(py: Python<'py>, a: Array2<f32>) -> Bound<'py, PyArray2<f32>> {
+    a.into_pyarray(py)
+}
+
+/// Reads a model's bytes through a temporary file (the library reads and
+/// writes safetensors files).
+fn via_file<T>(f: impl FnOnce(&std::path::Path) -> aekit::Result<T>) -> PyResult<T> {
+    let dir = std::env::temp_dir().join(format!(
+        "aekit-py-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let path = dir.join("model.safetensors");
+    let r = f(&path).map_err(py_err);
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+/// The dense denoising autoencoder.
+#[pyclass(module = "aekit._aekit")]
+struct Dae {
+    model: DenoisingAutoencoder,
+}
+
+#[pymethods]
+impl Dae {
+    /// A model from JSON settings `{"model": {...}, "train": {...}}` (the
+    /// `[model]` and `[train]` keys of `aekit train`).
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default, deny_unknown_fields)]
+        struct Settings {
+            model: DaeConfig,
+            train: TrainConfig,
+        }
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
+        s.model.validate().map_err(py_err)?;
+        s.train.validate().map_err(py_err)?;
+        Ok(Dae {
+            model: DenoisingAutoencoder::new(s.model, s.train),
+        })
+    }
+
+    /// Trains on `x` (validating on `val`); returns the epochs.
+    #[pyo3(signature = (x, val=None, verbose=false))]
+    fn fit(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray2<'_, f32>,
+        val: Option<PyReadonlyArray2<'_, f32>>,
+        verbose: bool,
+    ) -> PyResult<History> {
+        let xv = rows(&x, "X")?;
+        let vv = match &val {
+            Some(v) => Some(rows(v, "validation X")?),
+            None => None,
+        };
+        let model = &mut self.model;
+        let (_, h) = train(py, verbose, move |obs| Estimator::fit(model, xv, vv, obs))?;
+        Ok(history(&h))
+    }
+
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&x, "X")?;
+        let r = py.detach(|| self.model.transform(v)).map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    fn inverse_transform<'py>(
+        &self,
+        py: Python<'py>,
+        h: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&h, "codes")?;
+        let r = py.detach(|| self.model.inverse_transform(v)).map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&x, "X")?;
+        let r = py.detach(|| self.model.reconstruct(v)).map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    /// The mean loss per example on clean `x` (lower is better).
+    fn loss(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<f64> {
+        let v = rows(&x, "X")?;
+        py.detach(|| self.model.score(v)).map_err(py_err)
+    }
+
+    fn weights<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
+        let c = &self.model.config;
+        let w = Array2::from_shape_vec((c.n_vis, c.n_hid), self.model.weights().to_vec())
+            .expect("W is n_vis × n_hid");
+        out(py, w)
+    }
+
+    fn set_threads(&mut self, threads: usize) {
+        Estimator::set_threads(&mut self.model, threads);
+    }
+
+    /// The model as safetensors bytes (what `aekit train` writes).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = via_file(|p| {
+            self.model.save(p)?;
+            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
+        })?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        let model = via_file(|p| {
+            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
+            DenoisingAutoencoder::load(p)
+        })?;
+        Ok(Dae { model })
+    }
+
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(Dae {
+            model: DenoisingAutoencoder::load(std::path::Path::new(path)).map_err(py_err)?,
+        })
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model.save(std::path::Path::new(path)).map_err(py_err)
+    }
+
+    #[getter]
+    fn n_vis(&self) -> usize {
+        self.model.config.n_vis
+    }
+
+    #[getter]
+    fn n_hid(&self) -> usize {
+        self.model.config.n_hid
+    }
+}
+
+/// Principal components.
+#[pyclass(module = "aekit._aekit")]
+struct PcaCore {
+    model: Pca,
+}
+
+#[pymethods]
+impl PcaCore {
+    #[new]
+    #[pyo3(signature = (n_components, whiten=false, solver="exact", threads=1))]
+    fn new(n_components: usize, whiten: bool, solver: &str, threads: usize) -> PyResult<Self> {
+        let mut model = Pca::new(n_components, whiten);
+        model.solver = match solver {
+            "exact" | "full" | "auto" => Solver::Exact,
+            "randomized" => Solver::Randomized,
+            s => {
+                return Err(PyValueError::new_err(format!(
+                    "svd_solver `{s}` should be exact or randomized"
+                )))
+            }
+        };
+        model.threads = threads.max(1);
+        Ok(PcaCore { model })
+    }
+
+    fn fit(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<()> {
+        let v = rows(&x, "X")?;
+        let model = &mut self.model;
+        py.detach(move || model.fit_rows(v)).map_err(py_err)
+    }
+
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&x, "X")?;
+        let r = py
+            .detach(|| Estimator::transform(&self.model, v))
+            .map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    fn inverse_transform<'py>(
+        &self,
+        py: Python<'py>,
+        z: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&z, "codes")?;
+        let r = py
+            .detach(|| Estimator::inverse_transform(&self.model, v))
+            .map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    /// Hinton's error: the squared error per row, summed over columns.
+    fn error(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<f64> {
+        let v = rows(&x, "X")?;
+        py.detach(|| Estimator::score(&self.model, v)).map_err(py_err)
+    }
+
+    fn components<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
+        let (k, d) = (self.model.k, self.model.dim());
+        let c: Vec<f32> = self.model.components().iter().map(|&v| v as f32).collect();
+        out(py, Array2::from_shape_vec((k, d), c).expect("k × d"))
+    }
+
+    fn mean(&self) -> Vec<f64> {
+        self.model.mean().to_vec()
+    }
+
+    fn explained_variance(&self) -> Vec<f64> {
+        self.model.explained_variance().to_vec()
+    }
+
+    fn total_variance(&self) -> f64 {
+        self.model.total_variance()
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = via_file(|p| {
+            self.model.save(p)?;
+            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
+        })?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        let model = via_file(|p| {
+            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
+            Pca::load(p)
+        })?;
+        Ok(PcaCore { model })
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model.save(std::path::Path::new(path)).map_err(py_err)
+    }
+
+    /// The fitted state in full precision, for pickling: (k, whiten, mean,
+    /// components, variances, total variance).
+    #[allow(clippy::type_complexity)]
+    fn state(&self) -> (usize, bool, Vec<f64>, Vec<f64>, Vec<f64>, f64) {
+        let (m, c, v, t) = self.model.parts();
+        (self.model.k, self.model.whiten, m, c, v, t)
+    }
+
+    #[staticmethod]
+    fn from_state(
+        k: usize,
+        whiten: bool,
+        mean: Vec<f64>,
+        components: Vec<f64>,
+        variance: Vec<f64>,
+        total: f64,
+    ) -> PyResult<Self> {
+        Ok(PcaCore {
+            model: Pca::from_parts(k, whiten, mean, components, variance, total).map_err(py_err)?,
+        })
+    }
+}
+
+/// The MIDAS imputer on arrays (NaN marks a missing cell; every column
+/// continuous).
+#[pyclass(module = "aekit._aekit")]
+struct ImputerCore {
+    model: Imputer,
+}
+
+#[pymethods]
+impl ImputerCore {
+    /// From JSON settings: the keys of `aekit impute`'s `[model]`, with
+    /// `train` inside.
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        let c: ImputerConfig =
+            serde_json::from_str(settings).map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
+        c.validate().map_err(py_err)?;
+        Ok(ImputerCore {
+            model: Imputer::new(c),
+        })
+    }
+
+    #[pyo3(signature = (x, verbose=false))]
+    fn fit(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, verbose: bool) -> PyResult<History> {
+        let v = rows(&x, "X")?;
+        let model = &mut self.model;
+        let (_, h) = train(py, verbose, move |obs| model.fit_array(v, obs))?;
+        Ok(history(&h))
+    }
+
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let v = rows(&x, "X")?;
+        let r = py.detach(|| self.model.transform_array(v)).map_err(py_err)?;
+        Ok(out(py, r))
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let b = via_file(|p| {
+            self.model.save(p)?;
+            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
+        })?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        let model = via_file(|p| {
+            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
+            Imputer::load(p)
+        })?;
+        Ok(ImputerCore { model })
+    }
+}
+
+/// The 10,000 MNIST test images shipped in aekit, `(X [10000, 784] in
+/// [0, 1], labels)`.
+#[pyfunction]
+fn builtin_digits<'py>(py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<u8>)> {
+    let d = aekit::data::builtin::builtin_mnist().map_err(py_err)?;
+    let labels = d.labels.clone().unwrap_or_default();
+    let x = Array2::from_shape_vec((d.n, d.dim), d.x).expect("n × dim");
+    Ok((out(py, x), labels))
+}
+
+#[pymodule]
+fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Dae>()?;
+    m.add_class::<PcaCore>()?;
+    m.add_class::<ImputerCore>()?;
+    m.add_function(wrap_pyfunction!(builtin_digits, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

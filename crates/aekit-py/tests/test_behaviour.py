@@ -1,0 +1,107 @@
+"""What users rely on beyond scikit-learn's checks: pipelines and grid
+search on real digits, NumPy dtypes and orders, clear errors, pickling,
+the CLI's model files, Ctrl-C."""
+
+import os
+import pickle
+import signal
+import threading
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+import aekit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = aekit.builtin_digits()
+    return X, y
+
+
+def test_dae_codes_feed_a_classifier_in_a_grid_search(digits):
+    X, y = digits
+    pipe = Pipeline([
+        ("dae", aekit.DenoisingAutoencoder(max_iter=3, random_state=0)),
+        ("clf", LogisticRegression(max_iter=300)),
+    ])
+    grid = GridSearchCV(pipe, {"dae__n_hidden": [32, 64]}, cv=2)
+    grid.fit(X[:1500], y[:1500])
+    acc = grid.score(X[8000:9000], y[8000:9000])
+    assert grid.best_params_["dae__n_hidden"] in (32, 64)
+    assert acc > 0.8, acc
+
+
+def test_dtypes_and_orders_give_the_same_codes(digits):
+    X, _ = digits
+    m = aekit.DenoisingAutoencoder(16, max_iter=1, random_state=1).fit(X[:500])
+    ref = m.transform(X[:50])
+    assert ref.dtype == np.float32 and ref.shape == (50, 16)
+    for variant in (X[:50].astype(np.float64), np.asfortranarray(X[:50])):
+        np.testing.assert_allclose(m.transform(variant), ref, rtol=1e-6)
+    # A strided view (every other row) is read as its rows.
+    np.testing.assert_allclose(m.transform(X[:100][::2]), m.transform(np.ascontiguousarray(X[:100][::2])), rtol=1e-6)
+
+
+def test_bad_input_raises_value_error(digits):
+    X, _ = digits
+    m = aekit.DenoisingAutoencoder(8, max_iter=1).fit(X[:200])
+    with pytest.raises(ValueError, match="features"):
+        m.transform(X[:5, :100])
+    bad = X[:10].copy()
+    bad[3, 7] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.transform(bad)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        aekit.DenoisingAutoencoder(8, max_iter=1).fit(X[:50] * 3)
+    with pytest.raises(ValueError, match="noise"):
+        aekit.DenoisingAutoencoder(8, noise="blur:3").fit(X[:50])
+    with pytest.raises(ValueError, match="n_components"):
+        aekit.PCA(1000).fit(X[:50])
+
+
+def test_pickle_and_the_cli_model_file_round_trip(digits, tmp_path):
+    X, _ = digits
+    for est in (aekit.DenoisingAutoencoder(16, max_iter=1, random_state=2), aekit.PCA(10)):
+        est.fit(X[:600])
+        back = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(back.transform(X[:20]), est.transform(X[:20]))
+    dae = aekit.DenoisingAutoencoder(16, max_iter=1, random_state=2).fit(X[:600])
+    path = tmp_path / "model.safetensors"
+    dae.save(path)
+    loaded = aekit.load(path)
+    np.testing.assert_array_equal(loaded.transform(X[:20]), dae.transform(X[:20]))
+    assert loaded.n_features_in_ == 784
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header
+
+
+def test_imputer_fills_only_the_holes(digits):
+    X, _ = digits
+    rng = np.random.default_rng(0)
+    Xm = X[:800].copy()
+    Xm[rng.random(Xm.shape) < 0.2] = np.nan
+    imp = aekit.Imputer(layers=(64,), max_iter=5, random_state=0).fit(Xm)
+    F = imp.transform(Xm)
+    seen = ~np.isnan(Xm)
+    assert not np.isnan(F).any()
+    np.testing.assert_array_equal(F[seen], Xm[seen])
+    # Better than the column means on the hidden cells.
+    truth = X[:800][~seen]
+    mean_fill = np.broadcast_to(np.nanmean(Xm, axis=0), Xm.shape)[~seen]
+    assert np.sqrt(np.mean((F[~seen] - truth) ** 2)) < np.sqrt(np.mean((mean_fill - truth) ** 2))
+
+
+def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits):
+    X, _ = digits
+    m = aekit.DenoisingAutoencoder(256, max_iter=500, batch_size=20)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(X)
+    timer.cancel()
+    m.set_params(max_iter=1, n_hidden=8)
+    m.fit(X[:200])
+    assert m.transform(X[:3]).shape == (3, 8)
