@@ -96,12 +96,30 @@ def test_imputer_fills_only_the_holes(digits):
 
 def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits):
     X, _ = digits
-    m = aekit.DenoisingAutoencoder(256, max_iter=500, batch_size=20)
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        m.fit(X)
-    timer.cancel()
+    # At most 40 epochs, so that a missed signal fails the test instead of
+    # hanging it; Ctrl-C is pressed every half second until fit returns.
+    m = aekit.DenoisingAutoencoder(256, max_iter=40, batch_size=20)
+    done = threading.Event()
+
+    def press():
+        while not done.wait(0.5):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        # A press that comes after fit has returned is ignored.
+        if not done.is_set():
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    presser = threading.Thread(target=press, daemon=True)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            m.fit(X)
+    finally:
+        done.set()
+        presser.join()
+        signal.signal(signal.SIGINT, previous)
     m.set_params(max_iter=1, n_hidden=8)
     m.fit(X[:200])
     assert m.transform(X[:3]).shape == (3, 8)
