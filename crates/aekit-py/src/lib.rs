@@ -3,9 +3,10 @@
 //! (parameters, validation, pickling) is the Python module `aekit`.
 //!
 //! Training releases the interpreter (other Python threads run meanwhile)
-//! and looks for Ctrl-C about a hundred times an epoch: a `KeyboardInterrupt`
-//! stops it at the next step, the model keeping the weights of the last
-//! complete epoch... or, for the first epoch, its starting weights.
+//! and looks for Ctrl-C about a hundred times an epoch: it stops at the
+//! next step with `KeyboardInterrupt`, and the Python estimator keeps what
+//! it had before that `fit` (its fitted attributes are set only when a fit
+//! returns).
 
 use aekit::models::impute::{Imputer, ImputerConfig};
 use aekit::models::pca::{Pca, Solver};
@@ -98,8 +99,28 @@ fn out<'py>(py: Python<'py>, a: Array2<f32>) -> Bound<'py, PyArray2<f32>> {
     a.into_pyarray(py)
 }
 
-/// Reads a model's bytes through a temporary file (the library reads and
-/// writes safetensors files).
+/// A model's safetensors bytes, written by `save` into a temporary file.
+fn model_bytes<'py>(
+    py: Python<'py>,
+    save: impl FnOnce(&std::path::Path) -> aekit::Result<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let b = via_file(|p| {
+        save(p)?;
+        std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
+    })?;
+    Ok(PyBytes::new(py, &b))
+}
+
+/// A model read by `load` from safetensors bytes (through a temporary file).
+fn from_model_bytes<T>(b: &[u8], load: impl FnOnce(&std::path::Path) -> aekit::Result<T>) -> PyResult<T> {
+    via_file(|p| {
+        std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
+        load(p)
+    })
+}
+
+/// Runs `f` on a path in a fresh temporary folder (the library reads and
+/// writes safetensors files), then removes the folder.
 fn via_file<T>(f: impl FnOnce(&std::path::Path) -> aekit::Result<T>) -> PyResult<T> {
     let dir = std::env::temp_dir().join(format!(
         "aekit-py-{}-{:?}",
@@ -208,20 +229,14 @@ impl Dae {
 
     /// The model as safetensors bytes (what `aekit train` writes).
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = via_file(|p| {
-            self.model.save(p)?;
-            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
-        })?;
-        Ok(PyBytes::new(py, &b))
+        model_bytes(py, |p| self.model.save(p))
     }
 
     #[staticmethod]
     fn from_bytes(b: &[u8]) -> PyResult<Self> {
-        let model = via_file(|p| {
-            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
-            DenoisingAutoencoder::load(p)
-        })?;
-        Ok(Dae { model })
+        Ok(Dae {
+            model: from_model_bytes(b, DenoisingAutoencoder::load)?,
+        })
     }
 
     #[staticmethod]
@@ -326,20 +341,14 @@ impl PcaCore {
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = via_file(|p| {
-            self.model.save(p)?;
-            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
-        })?;
-        Ok(PyBytes::new(py, &b))
+        model_bytes(py, |p| self.model.save(p))
     }
 
     #[staticmethod]
     fn from_bytes(b: &[u8]) -> PyResult<Self> {
-        let model = via_file(|p| {
-            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
-            Pca::load(p)
-        })?;
-        Ok(PcaCore { model })
+        Ok(PcaCore {
+            model: from_model_bytes(b, Pca::load)?,
+        })
     }
 
     fn save(&self, path: &str) -> PyResult<()> {
@@ -409,20 +418,14 @@ impl ImputerCore {
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = via_file(|p| {
-            self.model.save(p)?;
-            std::fs::read(p).map_err(|e| aekit::Error::io("cannot read back", p, e))
-        })?;
-        Ok(PyBytes::new(py, &b))
+        model_bytes(py, |p| self.model.save(p))
     }
 
     #[staticmethod]
     fn from_bytes(b: &[u8]) -> PyResult<Self> {
-        let model = via_file(|p| {
-            std::fs::write(p, b).map_err(|e| aekit::Error::io("cannot write", p, e))?;
-            Imputer::load(p)
-        })?;
-        Ok(ImputerCore { model })
+        Ok(ImputerCore {
+            model: from_model_bytes(b, Imputer::load)?,
+        })
     }
 }
 
