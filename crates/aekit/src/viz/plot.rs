@@ -15,6 +15,21 @@ fn register_font() {
     });
 }
 
+/// A `w`×`h` RGB picture drawn by `draw` into its pixel buffer, as PNG bytes.
+fn render_png(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(&mut [u8]) -> std::result::Result<(), Box<dyn std::error::Error>>,
+) -> Result<Vec<u8>> {
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    draw(&mut buf).map_err(|e| Error::config("chart", format!("drawing failed: {e}")))?;
+    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer is w·h·3");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encoding to memory");
+    Ok(out.into_inner())
+}
+
 /// One labelled line.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -26,7 +41,6 @@ pub struct Series {
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<Vec<u8>> {
     register_font();
     let (w, h) = (900u32, 600u32);
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     let pts = || series.iter().flat_map(|s| s.points.iter().copied());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in pts().filter(|(x, y)| x.is_finite() && y.is_finite()) {
@@ -78,12 +92,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         root.present()?;
         Ok(())
     };
-    draw(&mut buf).map_err(|e| Error::config("chart", format!("drawing failed: {e}")))?;
-    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer is w·h·3");
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("PNG encoding to memory");
-    Ok(out.into_inner())
+    render_png(w, h, draw)
 }
 
 /// [`line_chart`] written to `path` atomically.
@@ -129,7 +138,6 @@ pub fn scatter_panels(panels: &[Panel]) -> Result<Vec<u8>> {
     }
     let (pw, h) = (700u32, 700u32);
     let w = pw * panels.len() as u32;
-    let mut buf = vec![255u8; (w * h * 3) as usize];
     let draw = |buf: &mut [u8]| -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::with_buffer(buf, (w, h)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -184,12 +192,7 @@ pub fn scatter_panels(panels: &[Panel]) -> Result<Vec<u8>> {
         root.present()?;
         Ok(())
     };
-    draw(&mut buf).map_err(|e| Error::config("chart", format!("drawing failed: {e}")))?;
-    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer is w·h·3");
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .expect("PNG encoding to memory");
-    Ok(out.into_inner())
+    render_png(w, h, draw)
 }
 
 #[cfg(test)]
