@@ -99,6 +99,19 @@ fn out<'py>(py: Python<'py>, a: Array2<f32>) -> Bound<'py, PyArray2<f32>> {
     a.into_pyarray(py)
 }
 
+/// `f` of the rows of `x` (named `what` in errors), run with the
+/// interpreter released, as a NumPy array.
+fn map_rows<'py>(
+    py: Python<'py>,
+    x: &PyReadonlyArray2<'_, f32>,
+    what: &str,
+    f: impl FnOnce(ArrayView2<'_, f32>) -> aekit::Result<Array2<f32>> + Send,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let v = rows(x, what)?;
+    let r = py.detach(|| f(v)).map_err(py_err)?;
+    Ok(out(py, r))
+}
+
 /// A model's safetensors bytes, written by `save` into a temporary file.
 fn model_bytes<'py>(
     py: Python<'py>,
@@ -185,9 +198,7 @@ impl Dae {
         py: Python<'py>,
         x: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&x, "X")?;
-        let r = py.detach(|| self.model.transform(v)).map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &x, "X", |v| self.model.transform(v))
     }
 
     fn inverse_transform<'py>(
@@ -195,9 +206,7 @@ impl Dae {
         py: Python<'py>,
         h: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&h, "codes")?;
-        let r = py.detach(|| self.model.inverse_transform(v)).map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &h, "codes", |v| self.model.inverse_transform(v))
     }
 
     fn reconstruct<'py>(
@@ -205,9 +214,7 @@ impl Dae {
         py: Python<'py>,
         x: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&x, "X")?;
-        let r = py.detach(|| self.model.reconstruct(v)).map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &x, "X", |v| self.model.reconstruct(v))
     }
 
     /// The mean loss per example on clean `x` (lower is better).
@@ -297,11 +304,7 @@ impl PcaCore {
         py: Python<'py>,
         x: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&x, "X")?;
-        let r = py
-            .detach(|| Estimator::transform(&self.model, v))
-            .map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &x, "X", |v| Estimator::transform(&self.model, v))
     }
 
     fn inverse_transform<'py>(
@@ -309,11 +312,7 @@ impl PcaCore {
         py: Python<'py>,
         z: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&z, "codes")?;
-        let r = py
-            .detach(|| Estimator::inverse_transform(&self.model, v))
-            .map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &z, "codes", |v| Estimator::inverse_transform(&self.model, v))
     }
 
     /// Hinton's error: the squared error per row, summed over columns.
@@ -412,9 +411,7 @@ impl ImputerCore {
         py: Python<'py>,
         x: PyReadonlyArray2<'_, f32>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let v = rows(&x, "X")?;
-        let r = py.detach(|| self.model.transform_array(v)).map_err(py_err)?;
-        Ok(out(py, r))
+        map_rows(py, &x, "X", |v| self.model.transform_array(v))
     }
 
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
