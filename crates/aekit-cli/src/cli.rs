@@ -113,6 +113,9 @@ pub struct LoopArgs {
     /// Threads; 0 = all cores. One thread is bit-for-bit reproducible.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where to train: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+    #[arg(long)]
+    pub device: Option<aekit::train::Device>,
 }
 
 /// Where a run writes.

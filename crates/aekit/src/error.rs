@@ -34,6 +34,10 @@ pub enum Error {
     /// A dataset that could not be fetched or failed its checksum.
     #[error("{0}")]
     Download(String),
+    /// A GPU that cannot be used (no driver, no such device) or a failure
+    /// on it.
+    #[error("GPU: {0}")]
+    Device(String),
 }
 
 /// The library's result type.

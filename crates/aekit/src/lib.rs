@@ -17,6 +17,8 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod experiments;
+#[cfg(feature = "cuda")]
+pub mod gpu;
 pub mod io;
 pub mod layers;
 pub mod models;

@@ -132,5 +132,15 @@ fn apply_loop(t: &mut TrainConfig, a: &LoopArgs) {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = a.$f { t.$f = v; } )* };
     }
-    set!(epochs, batch, lr, momentum, weight_decay, patience, seed, threads);
+    set!(
+        epochs,
+        batch,
+        lr,
+        momentum,
+        weight_decay,
+        patience,
+        seed,
+        threads,
+        device
+    );
 }

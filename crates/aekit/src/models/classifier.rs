@@ -271,6 +271,7 @@ impl FeatureClassifier {
         cfg: &ClassifierConfig,
     ) -> Result<FeatureClassifier> {
         cfg.validate()?;
+        cfg.train.require_cpu("the code classifier")?;
         let n = labels.len();
         if d == 0 || n == 0 || x.len() != n * d || val_x.len() != val_labels.len() * d {
             return Err(Error::shape(

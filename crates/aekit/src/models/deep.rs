@@ -72,6 +72,42 @@ impl DeepLayout {
         }
     }
 
+    /// The GPU trainer's view: sigmoid trunk layers, then the head's layer.
+    #[cfg(feature = "cuda")]
+    pub fn gpu_spec(&self) -> crate::gpu::net::NetSpec {
+        use crate::gpu::net::{Head, Layer, NetSpec};
+        let l = self.depth();
+        let layers = (0..=l)
+            .map(|j| Layer {
+                w: self.layers[j].0.start,
+                b: self.layers[j].1.start,
+                n_in: self.sizes[j],
+                n_out: self.layers[j].1.len(),
+                trans: false,
+                act: if j < l {
+                    Activation::Sigmoid
+                } else {
+                    Activation::Identity
+                },
+            })
+            .collect();
+        NetSpec {
+            layers,
+            head: match self.head {
+                HeadKind::Reconstruct {
+                    loss: Loss::CrossEntropy,
+                    ..
+                } => Head::Xent,
+                HeadKind::Reconstruct {
+                    loss: Loss::Squared, ..
+                } => Head::Squared(Activation::Sigmoid),
+                HeadKind::Softmax { .. } => Head::Softmax,
+            },
+            n_params: self.len,
+            decayed: self.layers.iter().map(|(w, _)| w.clone()).collect(),
+        }
+    }
+
     /// Trunk layers (without the head).
     pub fn depth(&self) -> usize {
         self.sizes.len() - 1

@@ -510,6 +510,7 @@ impl DeepAutoencoder {
         mut ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
         cfg.validate()?;
+        cfg.train.require_cpu("the deep autoencoder's fine-tuning")?;
         let n0 = self.sizes[0];
         crate::models::check_values("deep autoencoder data", x, n0, true)?;
         if x.len() < n0 {

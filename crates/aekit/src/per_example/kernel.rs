@@ -300,7 +300,7 @@ impl TiedParamsMut<'_> {
 }
 
 impl TiedParams<'_> {
-    fn check(&self, s: TiedShape) -> Result<()> {
+    pub(crate) fn check(&self, s: TiedShape) -> Result<()> {
         let want = [s.n_vis * s.n_hid, s.n_hid, s.n_vis];
         let got = [self.w.len(), self.b.len(), self.c.len()];
         if want != got || s.n_vis == 0 || s.n_hid == 0 {

@@ -123,7 +123,7 @@ fn with_metrics<T>(
 fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<State>) -> Result<Value> {
     let mut model = DenoisingAutoencoder::new(cfg.model.clone(), cfg.train.clone());
     eprintln!(
-        "training a {} {}→{} denoising autoencoder ({} loss, noise {}) with {}, on {} thread(s)",
+        "training a {} {}→{} denoising autoencoder ({} loss, noise {}) with {}, on {}",
         if cfg.model.tied { "tied" } else { "untied" },
         cfg.model.n_vis,
         cfg.model.n_hid,
@@ -148,7 +148,10 @@ fn train_dae(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<Stat
                 cfg.es.pairs, cfg.es.generations_per_epoch, cfg.train.epochs, cfg.train.batch
             ),
         },
-        cfg.train.resolved_threads(),
+        match cfg.train.device {
+            crate::train::Device::Cpu => format!("{} thread(s)", cfg.train.resolved_threads()),
+            gpu => gpu.to_string(),
+        },
     );
     let n = model.params().len();
     let mut save = |mut s: State, m: &EpochMetrics| {

@@ -48,7 +48,7 @@ pub use checkpoint::State;
 pub use fit::{fit_loop, fit_loop_with, Checkpointing, Fit, SaveState};
 pub use minibatch::{Minibatches, Shuffle};
 pub use objective::{lbfgs_fit, lbfgs_run, Finished, Objective, Step, StepRule};
-pub use settings::{Optimizer, ParallelMode, TrainConfig};
+pub use settings::{Device, Optimizer, ParallelMode, TrainConfig};
 
 use serde::Serialize;
 

@@ -44,6 +44,56 @@ pub struct TrainConfig {
     /// How threads are used by the dense autoencoder: `auto`, `rows`,
     /// `balanced`, `split`, `hogwild`, `minibatch` or `gemm`.
     pub parallel: ParallelMode,
+    /// Where training runs: `cpu`, or `cuda` / `cuda:N` (GPU N; an aekit
+    /// built with the `cuda` feature).
+    pub device: Device,
+}
+
+/// Where a model trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// The NVIDIA GPU of this ordinal.
+    Cuda(usize),
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Device {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Device> for String {
+    fn from(d: Device) -> String {
+        d.to_string()
+    }
 }
 
 /// The optimizer of a training loop.
@@ -109,6 +159,7 @@ impl Default for TrainConfig {
             seed: 1,
             threads: 1,
             parallel: ParallelMode::Auto,
+            device: Device::Cpu,
         }
     }
 }
@@ -159,7 +210,31 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("weight_decay", format!("{} must be ≥ 0", self.weight_decay));
         }
+        if self.device != Device::Cpu && !cfg!(feature = "cuda") {
+            return bad(
+                "device",
+                format!(
+                    "{} needs an aekit built with the `cuda` feature (cargo build --release --features cuda)",
+                    self.device
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// Refuses a GPU for `what`, which trains on the CPU only.
+    pub fn require_cpu(&self, what: &str) -> Result<()> {
+        if self.device == Device::Cpu {
+            return Ok(());
+        }
+        Err(Error::config(
+            "train.device",
+            format!(
+                "{what} trains on the CPU only; the GPU ({}) trains the dense autoencoder and the stacks' \
+                 pretraining (see docs/gpu.md)",
+                self.device
+            ),
+        ))
     }
 
     /// Threads actually used (0 resolved to the core count).

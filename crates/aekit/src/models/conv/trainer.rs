@@ -238,6 +238,7 @@ impl ConvAutoencoder {
         ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
         cfg.validate()?;
+        cfg.train.require_cpu("the convolutional autoencoder")?;
         self.check(train)?;
         let unit = self.loss == Loss::CrossEntropy;
         crate::models::check_values("training data", &train.x, train.dim, unit)?;

@@ -17,6 +17,8 @@
 //! `model.rs` (the estimator), `training.rs` (epoch plans and the objective
 //! the shared loops train).
 
+#[cfg(feature = "cuda")]
+pub mod gpu;
 mod maths;
 mod model;
 mod training;

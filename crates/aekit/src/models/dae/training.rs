@@ -63,6 +63,15 @@ impl DenoisingAutoencoder {
         let vs = val.as_ref().map(|v| v.as_standard_layout());
         let x = xs.as_slice().expect("standard layout");
         let val = vs.as_ref().map(|v| v.as_slice().expect("standard layout"));
+        if let crate::train::Device::Cuda(ordinal) = self.train.device {
+            #[cfg(feature = "cuda")]
+            return self.fit_gpu(ordinal, x, val, obs, ck);
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::config(
+                "train.device",
+                format!("cuda:{ordinal} needs an aekit built with the `cuda` feature"),
+            ));
+        }
         let mut run = DaeFit {
             batches: self.minibatches(x, plan),
             model: self,
@@ -97,6 +106,7 @@ impl DenoisingAutoencoder {
         ck: Checkpointing<'_>,
     ) -> Result<crate::optim::lbfgs::LbfgsReport> {
         self.prepare_training(&x)?;
+        self.train.require_cpu("L-BFGS")?;
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
@@ -129,6 +139,8 @@ impl DenoisingAutoencoder {
     ) -> Result<(FitReport, u64)> {
         use crate::train::evolve::EvolveFit;
         self.prepare_training(&x)?;
+        self.train
+            .require_cpu("the genetic algorithm and the evolution strategy")?;
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }

@@ -236,6 +236,7 @@ impl Imputer {
         ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
         self.config.validate()?;
+        self.config.train.require_cpu("the imputer")?;
         if data.n == 0 {
             return Err(Error::config("data", "no rows to fit"));
         }

@@ -178,6 +178,7 @@ impl StackedDae {
             .max()
             .unwrap_or(1);
         cfg.validate()?;
+        cfg.train.require_cpu("fine-tuning")?;
         let par = cfg.train.par();
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
         let tl = lay.trunk_len();

@@ -209,6 +209,7 @@ impl StackedDae {
         obs: &mut dyn Observer,
         mut ck: StageCk<'_, '_>,
     ) -> Result<u64> {
+        cfg.train.require_cpu("RBM pretraining")?;
         let par = cfg.train.par();
         let input = self.encode(&x.x, x.n, k - 1, par);
         let (mut rbm, mut rc) = self.stage_rbm(k, cfg);
@@ -390,6 +391,35 @@ impl StackedDae {
             weight_decay: cfg.train.weight_decay,
             fill: &fill,
         };
+        let resume = ck.resume.take();
+        let mut save = |inner: State, m: &EpochMetrics| ck.save(inner, m);
+        let ck = Checkpointing {
+            resume,
+            save: Some(&mut save),
+        };
+        let gradual_err = |e| match e {
+            Error::Config { field, reason } if reason.starts_with("training diverged") => Error::Config {
+                field,
+                reason: format!("gradual training of layer {k}: {reason}"),
+            },
+            e => e,
+        };
+        #[cfg(feature = "cuda")]
+        if let crate::train::Device::Cuda(ordinal) = cfg.train.device {
+            use crate::gpu::fit::{NetFit, Rows};
+            let gpu = crate::gpu::Gpu::open(ordinal)?;
+            let rows = Rows {
+                x: &x.x,
+                dim: nv,
+                labels: None,
+            };
+            let seed = cfg.train.seed ^ (k as u64) << 32;
+            let mut run = NetFit::new(&gpu, lay.gpu_spec(), &p, &cfg.train, noise, seed, rows, None, rng)?;
+            obs.on_start(epochs, run.batches_per_epoch());
+            let report = fit_loop_with(&mut run, epochs, 0, obs, "train.lr", ck).map_err(gradual_err)?;
+            self.take_gradual(k, &lay, &run.p);
+            return Ok(report.updates);
+        }
         let mut run = GradualFit {
             batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
             o: &o,
@@ -398,26 +428,7 @@ impl StackedDae {
             rng,
         };
         obs.on_start(epochs, run.batches.batches_per_epoch());
-        let resume = ck.resume.take();
-        let mut save = |inner: State, m: &EpochMetrics| ck.save(inner, m);
-        let report = fit_loop_with(
-            &mut run,
-            epochs,
-            0,
-            obs,
-            "train.lr",
-            Checkpointing {
-                resume,
-                save: Some(&mut save),
-            },
-        )
-        .map_err(|e| match e {
-            Error::Config { field, reason } if reason.starts_with("training diverged") => Error::Config {
-                field,
-                reason: format!("gradual training of layer {k}: {reason}"),
-            },
-            e => e,
-        })?;
+        let report = fit_loop_with(&mut run, epochs, 0, obs, "train.lr", ck).map_err(gradual_err)?;
         let p = std::mem::take(&mut run.p);
         self.take_gradual(k, &lay, &p);
         Ok(report.updates)

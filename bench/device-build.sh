@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds what bench/device.sh runs on a GPU machine that has no Rust: the
+# aekit binary with the `cuda` feature and the GPU test binary, stripped,
+# into .device/ with MNIST's files (from $MNIST_DIR, default
+# ../shared/datasets/mnist). .device/ is ignored by git.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MNIST_DIR=${MNIST_DIR:-../shared/datasets/mnist}
+mkdir -p .device/mnist
+grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+cargo build --release --features cuda -p aekit-cli
+cp target/release/aekit .device/aekit
+tests=$(cargo test --release --features cuda -p aekit --test gpu --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
+        print(m["executable"])' | tail -1)
+cp "$tests" .device/gpu-tests
+strip .device/aekit .device/gpu-tests
+cp "$MNIST_DIR"/train-images-idx3-ubyte.gz "$MNIST_DIR"/train-labels-idx1-ubyte.gz \
+    "$MNIST_DIR"/t10k-images-idx3-ubyte.gz "$MNIST_DIR"/t10k-labels-idx1-ubyte.gz .device/mnist/
+du -sh .device

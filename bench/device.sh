@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# aekit on a GPU machine: the GPU tests, then seconds per 60k-image epoch of
+# the reference workloads with aekit's CUDA backend and with PyTorch on the
+# same GPU, then the many-core CPU runs (aekit and PyTorch, 16 threads).
+#
+# Nothing is built here (such a machine may have no Rust): build elsewhere
+# with `bench/device-build.sh`, which puts into .device/ the stripped aekit
+# binary (--features cuda), the GPU test binary and MNIST's files. Needs
+# python3 with torch and numpy for the PyTorch side. Writes log.txt and
+# table.md into $OUT (default ./device-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-device-out}
+D=${D:-.device}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1
+BIN=$D/aekit
+MNIST=$D/mnist
+RUNS=$(mktemp -d)
+THREADS=${THREADS:-16}
+
+# CUDA's libraries: the driver's folder, the toolkit's, and pip's wheels.
+for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+    $(python3 -c 'import nvidia, os; p = list(nvidia.__path__)[0]; print(" ".join(os.path.join(p, s, "lib") for s in os.listdir(p)))' 2>/dev/null); do
+    [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$d"
+done
+export LD_LIBRARY_PATH
+
+echo "== machine"
+nvidia-smi -L 2>&1 | head -2
+lscpu | grep -E 'Model name|^CPU\(s\)|L2 cache' | sed 's/  */ /g'
+python3 -c 'import torch; print("torch", torch.__version__)'
+
+echo "== GPU tests"
+"$D/gpu-tests" --nocapture --test-threads 1 2>&1 | tail -40
+
+# Seconds of epoch N minus epoch N−1 (the second skips start-up) from a
+# metrics.csv, by column position of `seconds` (last) and rows `match`.
+epoch_secs() { # file, awk filter
+    awk -F, -v f="$2" 'NR > 1 && $0 ~ f { t[++n] = $NF } END { if (n >= 2) printf "%.3f\n", t[n] - t[n-1]; else if (n == 1) printf "%.3f\n", t[1]; else print "nan" }' "$1"
+}
+row() { echo "RESULT|$1|$2|$3"; }
+
+echo "== aekit on the GPU"
+run_train() { # name, args...
+    local name=$1; shift
+    timeout 120 "$BIN" train --data "$MNIST" --val-size 0 --out "$RUNS/$name" --force "$@" 2>&1 | grep -E 'epoch|error' | tail -3
+    row "$name" aekit "$(epoch_secs "$RUNS/$name/metrics.csv" .)"
+}
+run_train gpu-W1 --device cuda --batch 1 --lr 0.01 --epochs 3
+run_train gpu-W2 --device cuda --batch 100 --lr 0.1 --epochs 3
+run_train gpu-W2b1000 --device cuda --batch 1000 --lr 0.1 --epochs 3
+timeout 180 "$BIN" pretrain --data "$MNIST" --val-size 0 --out "$RUNS/gpu-W3" --force --device cuda \
+    --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 3 --batch 20 --lr 0.01 --momentum 0.9 \
+    --noise mask:0.25 2>&1 | grep -E 'epoch|error|done' | tail -4
+row gpu-W3 aekit "$(epoch_secs "$RUNS/gpu-W3/metrics.csv" '^2,gradual')"
+
+echo "== PyTorch on the GPU"
+PYTHONUNBUFFERED=1 timeout 240 python3 bench/torch_ref.py "$MNIST" --device cuda | sed 's/^/TORCH|/'
+
+echo "== many cores: aekit"
+run_train cpu-W1-1 --batch 1 --lr 0.01 --epochs 2 --threads 1
+run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
+run_train cpu-W2-1 --batch 100 --lr 0.1 --epochs 2 --threads 1
+run_train cpu-W2-$THREADS --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS"
+timeout 180 "$BIN" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W3" --force \
+    --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
+    --lr 0.01 --momentum 0.9 --noise mask:0.25 2>&1 | grep -E 'error|done' | tail -2
+row "cpu-W3-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RUNS/cpu-W3/metrics.csv" '^2,gradual') * 6}")"
+
+echo "== many cores: PyTorch"
+PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
+    --examples 10000 --only W1,W2,W3 | sed 's/^/TORCH|/'
+
+echo "== table"
+grep -E '^(RESULT|TORCH)\|' "$OUT/log.txt" | tee "$OUT/table.md"
+rm -rf "$RUNS"

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""PyTorch's side of aekit's GPU and many-core comparisons (run by hand or by
+bench/device.sh; needs torch and numpy).
+
+The workloads, each on MNIST's 60k training images scaled to [0, 1]:
+  W1  tied 784→500 DAE, per-example SGD (batch 1), masking noise 0.25,
+      cross-entropy, hand-written steps: eagerly, and 200 steps per CUDA graph
+  W2  the same model at batch 100 (hand-written steps)
+  W3  the 784-1000-1000 gradual phase: two sigmoid layers and a decoder to
+      784, masking noise 0.25 on x, batch 20, SGD lr 0.01 momentum 0.9, BCE
+      (torch.nn + autograd + torch.optim)
+
+Prints one JSON object per line: {"workload", "device", "threads",
+"examples", "seconds", "sec_per_60k"}. Usage:
+  torch_ref.py MNIST_DIR --device cuda [--only W2,W3] [--examples N]
+  torch_ref.py MNIST_DIR --device cpu --threads 16 --examples 10000
+"""
+
+import argparse
+import gzip
+import json
+import math
+import time
+
+import numpy as np
+import torch
+
+
+def load_mnist(folder):
+    with gzip.open(f"{folder}/train-images-idx3-ubyte.gz", "rb") as f:
+        raw = f.read()
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(-1, 784).astype(np.float32) / 255.0
+
+
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def report(workload, dev, threads, examples, seconds):
+    print(
+        json.dumps(
+            {
+                "workload": workload,
+                "device": str(dev),
+                "threads": threads,
+                "examples": examples,
+                "seconds": round(seconds, 4),
+                "sec_per_60k": round(seconds * 60000 / examples, 4),
+            }
+        ),
+        flush=True,
+    )
+
+
+def tied_params(dev, nv=784, nh=500, seed=1):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    r = 4 * math.sqrt(6 / (nv + nh))
+    w = ((torch.rand(nv, nh, generator=g) * 2 - 1) * r).to(dev)
+    return w, torch.zeros(nh, device=dev), torch.zeros(nv, device=dev)
+
+
+def tied_step(x, w, b, c, lr):
+    """One SGD step of the tied DAE on the rows of x (in place)."""
+    xt = x * (torch.rand_like(x) >= 0.25)
+    h = torch.sigmoid(xt @ w + b)
+    a = h @ w.t() + c
+    n = x.shape[0]
+    da = (torch.sigmoid(a) - x) / n
+    dh = (da @ w) * h * (1 - h)
+    w.sub_(lr * (xt.t() @ dh + da.t() @ h))
+    b.sub_(lr * dh.sum(0))
+    c.sub_(lr * da.sum(0))
+
+
+def w_tied(X, dev, batch, examples, lr):
+    w, b, c = tied_params(dev)
+    perm = torch.randperm(X.shape[0], device=dev)[:examples]
+    for i in range(0, 20 * batch, batch):  # warm-up
+        tied_step(X[perm[i : i + batch]], w, b, c, lr)
+    sync(dev)
+    t0 = time.perf_counter()
+    for i in range(0, examples, batch):
+        tied_step(X[perm[i : i + batch]], w, b, c, lr)
+    sync(dev)
+    return time.perf_counter() - t0
+
+
+def w1_graph(X, dev, examples, steps=200):
+    """Per-example SGD with `steps` steps captured per CUDA graph."""
+    w, b, c = tied_params(dev)
+    static = torch.zeros(steps, 784, device=dev)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for t in range(3):
+            tied_step(static[t : t + 1], w, b, c, 0.01)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for t in range(steps):
+            tied_step(static[t : t + 1], w, b, c, 0.01)
+    perm = torch.randperm(X.shape[0], device=dev)
+    examples -= examples % steps
+    sync(dev)
+    t0 = time.perf_counter()
+    for i in range(0, examples, steps):
+        static.copy_(X[perm[i : i + steps]])
+        g.replay()
+    sync(dev)
+    return time.perf_counter() - t0, examples
+
+
+def w3(X, dev, examples):
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, 1000),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(1000, 1000),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(1000, 784),
+    ).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    lossf = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    perm = torch.randperm(X.shape[0], device=dev)[:examples]
+
+    def step(x):
+        xt = x * (torch.rand_like(x) >= 0.25)
+        opt.zero_grad(set_to_none=True)
+        loss = lossf(net(xt), x) / x.shape[0]
+        loss.backward()
+        opt.step()
+
+    for i in range(0, 400, 20):
+        step(X[perm[i : i + 20]])
+    sync(dev)
+    t0 = time.perf_counter()
+    for i in range(0, examples, 20):
+        step(X[perm[i : i + 20]])
+    sync(dev)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mnist")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--examples", type=int, default=60000)
+    ap.add_argument("--only", default="W1,W1graph,W2,W2b1000,W3")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    X = torch.from_numpy(load_mnist(a.mnist)).to(dev)
+    n = min(a.examples, X.shape[0])
+    only = a.only.split(",")
+    th = torch.get_num_threads()
+    if "W1" in only:
+        m = min(n, 3000)
+        report("W1 eager, batch 1", dev, th, m, w_tied(X, dev, 1, m, 0.01))
+    if "W1graph" in only and dev.type == "cuda":
+        secs, m = w1_graph(X, dev, n)
+        report("W1, 200 steps per CUDA graph", dev, th, m, secs)
+    if "W2" in only:
+        report("W2, batch 100", dev, th, n, w_tied(X, dev, 100, n, 0.1))
+    if "W2b1000" in only:
+        report("W2, batch 1000", dev, th, n, w_tied(X, dev, 1000, n, 0.1))
+    if "W3" in only:
+        report("W3 gradual 784-1000-1000, batch 20", dev, th, n, w3(X, dev, n))
+
+
+if __name__ == "__main__":
+    main()

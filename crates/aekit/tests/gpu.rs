@@ -1,0 +1,260 @@
+//! The GPU backend against the CPU reference. Built with `--features cuda`;
+//! each test that needs a GPU prints why it skips without one (CI has none:
+//! `bench/device.sh` runs them on one). Odd shapes (783 inputs, 37 hidden
+//! units, batches of 7) catch any kernel that assumes round sizes.
+#![cfg(feature = "cuda")]
+
+use aekit::data::Dataset;
+use aekit::gpu::Gpu;
+use aekit::layers::activation::Activation;
+use aekit::layers::{Corruption, Loss};
+use aekit::models::stacked::{PretrainConfig, Schedule, StackedDae};
+use aekit::models::{DaeConfig, DenoisingAutoencoder};
+use aekit::train::{Device, Optimizer, Silent, TrainConfig};
+use rand::Rng as _;
+
+/// Whether a GPU is here; prints why not.
+fn have_gpu() -> bool {
+    match Gpu::open(0) {
+        Ok(g) => {
+            eprintln!("GPU: {} ({} multiprocessors)", g.name(), g.multiprocessors());
+            true
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+/// `n` rows of `dim` values in [0, 1], a third of them 0 (like images).
+fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = aekit::tensor::rng::seeded(seed);
+    (0..n * dim)
+        .map(|_| {
+            let v: f32 = rng.random();
+            if v < 0.33 {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+/// The largest |a − b| relative to the largest |a|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// A trained model's parameters and its epochs' training losses.
+type Trained = (Vec<f32>, Vec<f64>);
+
+/// Trains the same DAE on the CPU and on the GPU.
+fn both(cfg: DaeConfig, train: TrainConfig, x: &[f32], nv: usize) -> (Trained, Trained) {
+    let view = ndarray::ArrayView2::from_shape((x.len() / nv, nv), x).unwrap();
+    let run = |device| {
+        let mut m = DenoisingAutoencoder::new(
+            cfg.clone(),
+            TrainConfig {
+                device,
+                ..train.clone()
+            },
+        );
+        let r = m.fit(view, None, &mut Silent).unwrap();
+        (
+            m.params().to_vec(),
+            r.history.iter().map(|e| e.train_loss).collect(),
+        )
+    };
+    (run(Device::Cpu), run(Device::Cuda(0)))
+}
+
+#[test]
+fn kernels_compile_with_nvrtc() {
+    match aekit::gpu::compile_kernels(Some("compute_90")) {
+        Ok(_) => {}
+        Err(aekit::Error::Device(why)) if why.contains("not found") => eprintln!("skipped: {why}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_missing_gpu_is_an_error_not_a_panic() {
+    // On a machine without CUDA this says which library is missing; with a
+    // GPU, ordinal 99 does not exist.
+    let e = Gpu::open(99).err().expect("no GPU 99");
+    let msg = e.to_string();
+    assert!(msg.contains("cuda:99"), "{msg}");
+}
+
+#[test]
+fn minibatch_steps_match_the_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    let (nv, n) = (783, 35);
+    let x = data(n, nv, 1);
+    let cases = [
+        // tied, cross-entropy, SGD with momentum and weight decay
+        (
+            DaeConfig {
+                n_hid: 37,
+                noise: Corruption::None,
+                ..DaeConfig::default()
+            },
+            TrainConfig {
+                epochs: 3,
+                batch: 7,
+                lr: 0.05,
+                momentum: 0.5,
+                weight_decay: 0.01,
+                patience: 0,
+                ..TrainConfig::default()
+            },
+        ),
+        // untied, squared error of sigmoid outputs, tanh hidden units, Adam
+        (
+            DaeConfig {
+                n_hid: 37,
+                tied: false,
+                hidden_activation: Activation::Tanh,
+                loss: Loss::Squared,
+                noise: Corruption::None,
+                ..DaeConfig::default()
+            },
+            TrainConfig {
+                epochs: 3,
+                batch: 7,
+                optimizer: Optimizer::Adam,
+                lr: 0.003,
+                weight_decay: 0.001,
+                patience: 0,
+                ..TrainConfig::default()
+            },
+        ),
+    ];
+    for (cfg, train) in cases {
+        let ((pc, lc), (pg, lg)) = both(cfg, train, &x, nv);
+        let d = rel_diff(&pc, &pg);
+        eprintln!("parameters differ by {d:.2e} (relative); CPU losses {lc:?}, GPU {lg:?}");
+        assert!(d < 1e-4, "GPU parameters differ from the CPU's by {d}");
+        for (a, b) in lc.iter().zip(&lg) {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs(),
+                "epoch losses {a} (CPU) and {b} (GPU)"
+            );
+        }
+    }
+}
+
+#[test]
+fn per_example_kernel_is_the_cpus_sgd() {
+    if !have_gpu() {
+        return;
+    }
+    // 783×37 (several rows per block), and 100×1100 (more hidden units than
+    // threads in a block).
+    for (nv, nh, n) in [(783usize, 37usize, 60usize), (100, 1100, 40)] {
+        let x = data(n, nv, 2);
+        let cfg = DaeConfig {
+            n_hid: nh,
+            noise: Corruption::None,
+            ..DaeConfig::default()
+        };
+        let train = TrainConfig {
+            epochs: 2,
+            batch: 1,
+            lr: 0.02,
+            weight_decay: 0.001,
+            patience: 0,
+            ..TrainConfig::default()
+        };
+        let ((pc, lc), (pg, lg)) = both(cfg, train, &x, nv);
+        let d = rel_diff(&pc, &pg);
+        eprintln!("{nv}x{nh}: parameters differ by {d:.2e}; CPU losses {lc:?}, GPU {lg:?}");
+        assert!(d < 1e-4, "GPU parameters differ from the CPU's by {d}");
+        for (a, b) in lc.iter().zip(&lg) {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs(),
+                "epoch losses {a} (CPU) and {b} (GPU)"
+            );
+        }
+    }
+}
+
+#[test]
+fn gradual_pretraining_matches_the_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    let (nv, n) = (783, 42);
+    let x = Dataset {
+        x: data(n, nv, 3),
+        labels: None,
+        n,
+        dim: nv,
+        image: None,
+    };
+    let run = |device| {
+        let mut s = StackedDae::new(nv, &[37, 29], 5);
+        let cfg = PretrainConfig {
+            layers: vec![37, 29],
+            schedule: Schedule::Gradual,
+            noise: vec![Corruption::None],
+            layer_epochs: 2,
+            train: TrainConfig {
+                epochs: 2,
+                batch: 7,
+                lr: 0.05,
+                momentum: 0.5,
+                device,
+                ..TrainConfig::default()
+            },
+            ..PretrainConfig::default()
+        };
+        s.pretrain(&x, &cfg, &mut Silent).unwrap();
+        s.trunk.clone()
+    };
+    let (c, g) = (run(Device::Cpu), run(Device::Cuda(0)));
+    let d = rel_diff(&c, &g);
+    eprintln!("trunks differ by {d:.2e}");
+    assert!(d < 1e-4, "GPU trunk differs from the CPU's by {d}");
+}
+
+#[test]
+fn training_curves_with_noise_match_the_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    // Masking noise from different streams: the curves agree in law, not
+    // step for step. 2000 real MNIST digits, 3 epochs.
+    let d = aekit::data::builtin::builtin_mnist().unwrap();
+    let n = 2000;
+    let x = &d.x[..n * d.dim];
+    for batch in [1usize, 20] {
+        let cfg = DaeConfig {
+            n_hid: 200,
+            noise: Corruption::Mask(0.25),
+            ..DaeConfig::default()
+        };
+        let train = TrainConfig {
+            epochs: 3,
+            batch,
+            lr: if batch == 1 { 0.01 } else { 0.1 },
+            patience: 0,
+            ..TrainConfig::default()
+        };
+        let ((_, lc), (_, lg)) = both(cfg, train, x, d.dim);
+        eprintln!("batch {batch}: CPU losses {lc:?}, GPU {lg:?}");
+        for (a, b) in lc.iter().zip(&lg) {
+            assert!(
+                (a - b).abs() <= 0.02 * a,
+                "epoch losses {a} (CPU) and {b} (GPU) differ by over 2%"
+            );
+        }
+        assert!(lg[2] < lg[0], "the GPU's loss did not fall: {lg:?}");
+    }
+}
