@@ -7,7 +7,10 @@
 # with `bench/device-build.sh`, which puts into .device/ the stripped aekit
 # binary (--features cuda), the GPU test binary and MNIST's files. Needs
 # python3 with torch and numpy for the PyTorch side. Writes log.txt and
-# table.md into $OUT (default ./device-out).
+# table.md into $OUT (default ./device-out). PARTS picks the sections
+# (default: tests,gpu,torch,cpu,protocol); `protocol` times one split and
+# one fraction of the gradual-vs-stacked protocol on the GPU (a fifteenth
+# of the whole).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
@@ -18,6 +21,8 @@ BIN=$D/aekit
 MNIST=$D/mnist
 RUNS=$(mktemp -d)
 THREADS=${THREADS:-16}
+PARTS=${PARTS:-tests,gpu,torch,cpu,protocol}
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
 
 # CUDA's libraries: the driver's folder, the toolkit's, and pip's wheels.
 for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
@@ -31,8 +36,10 @@ nvidia-smi -L 2>&1 | head -2
 lscpu | grep -E 'Model name|^CPU\(s\)|L2 cache' | sed 's/  */ /g'
 python3 -c 'import torch; print("torch", torch.__version__)'
 
+if part tests; then
 echo "== GPU tests"
 "$D/gpu-tests" --nocapture --test-threads 1 2>&1 | tail -40
+fi
 
 # Seconds of epoch N minus epoch N−1 (the second skips start-up) from a
 # metrics.csv, by column position of `seconds` (last) and rows `match`.
@@ -41,12 +48,13 @@ epoch_secs() { # file, awk filter
 }
 row() { echo "RESULT|$1|$2|$3"; }
 
-echo "== aekit on the GPU"
 run_train() { # name, args...
     local name=$1; shift
     timeout 120 "$BIN" train --data "$MNIST" --val-size 0 --out "$RUNS/$name" --force "$@" 2>&1 | grep -E 'epoch|error' | tail -3
     row "$name" aekit "$(epoch_secs "$RUNS/$name/metrics.csv" .)"
 }
+if part gpu; then
+echo "== aekit on the GPU"
 run_train gpu-W1 --device cuda --batch 1 --lr 0.01 --epochs 3
 run_train gpu-W2 --device cuda --batch 100 --lr 0.1 --epochs 3
 run_train gpu-W2b1000 --device cuda --batch 1000 --lr 0.1 --epochs 3
@@ -54,10 +62,14 @@ timeout 180 "$BIN" pretrain --data "$MNIST" --val-size 0 --out "$RUNS/gpu-W3" --
     --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 3 --batch 20 --lr 0.01 --momentum 0.9 \
     --noise mask:0.25 2>&1 | grep -E 'epoch|error|done' | tail -4
 row gpu-W3 aekit "$(epoch_secs "$RUNS/gpu-W3/metrics.csv" '^2,gradual')"
+fi
 
+if part torch; then
 echo "== PyTorch on the GPU"
 PYTHONUNBUFFERED=1 timeout 240 python3 bench/torch_ref.py "$MNIST" --device cuda | sed 's/^/TORCH|/'
+fi
 
+if part cpu; then
 echo "== many cores: aekit"
 run_train cpu-W1-1 --batch 1 --lr 0.01 --epochs 2 --threads 1
 run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
@@ -71,6 +83,15 @@ row "cpu-W3-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RU
 echo "== many cores: PyTorch"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
     --examples 10000 --only W1,W2,W3 | sed 's/^/TORCH|/'
+fi
+
+if part protocol; then
+echo "== one fifteenth of the gradual-vs-stacked protocol on the GPU (split 1, f = 0.5)"
+t0=$(date +%s.%N)
+timeout 400 "$BIN" experiment gradual-vs-stacked --data "$MNIST" --device cuda --threads "$THREADS" \
+    --splits 1 --fractions 0.5 --out "$RUNS/protocol" 2>&1 | tail -8
+row "protocol, 1 split x 1 fraction (x15 for the whole)" aekit "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+fi
 
 echo "== table"
 grep -E '^(RESULT|TORCH)\|' "$OUT/log.txt" | tee "$OUT/table.md"

@@ -659,6 +659,9 @@ pub struct GradualArgs {
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Where to pretrain and fine-tune: cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: aekit::train::Device,
 }
 
 #[derive(Subcommand, Debug)]

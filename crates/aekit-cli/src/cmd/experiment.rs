@@ -18,6 +18,7 @@ pub fn gradual_vs_stacked(a: GradualArgs) -> Result<()> {
         finetune_epochs: a.finetune_epochs,
         train_size: a.train_size,
         threads: a.threads,
+        device: a.device,
     };
     experiments::gradual_vs_stacked(&e, &a.out.out())?;
     Ok(())

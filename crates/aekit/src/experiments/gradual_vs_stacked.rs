@@ -137,6 +137,8 @@ pub struct GradualVsStacked {
     pub train_size: Option<usize>,
     /// Threads; 0 = all cores.
     pub threads: usize,
+    /// Where pretraining and fine-tuning run.
+    pub device: crate::train::Device,
 }
 
 impl Default for GradualVsStacked {
@@ -154,6 +156,7 @@ impl Default for GradualVsStacked {
             finetune_epochs: None,
             train_size: None,
             threads: 2,
+            device: crate::train::Device::Cpu,
         }
     }
 }
@@ -215,6 +218,7 @@ pub fn gradual_vs_stacked(a: &GradualVsStacked, out: &Out) -> Result<RunDir> {
                     patience: 0,
                     seed,
                     threads,
+                    device: a.device,
                     ..TrainConfig::default()
                 },
                 ..PretrainConfig::default()
@@ -250,6 +254,7 @@ pub fn gradual_vs_stacked(a: &GradualVsStacked, out: &Out) -> Result<RunDir> {
                         patience: 5,
                         seed,
                         threads,
+                        device: a.device,
                         ..FinetuneConfig::default().train
                     },
                     ..FinetuneConfig::default()

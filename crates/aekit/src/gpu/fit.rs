@@ -48,6 +48,10 @@ pub struct NetFit<'g, 'r> {
     updates: u64,
     /// Seconds spent in epochs (not in checkpoints or validation).
     busy: f64,
+    /// The step size's factor after each epoch.
+    lr_decay: f32,
+    /// Validate by classification error instead of loss.
+    error: bool,
 }
 
 impl<'g, 'r> NetFit<'g, 'r> {
@@ -79,7 +83,21 @@ impl<'g, 'r> NetFit<'g, 'r> {
             epochs: 0,
             updates: 0,
             busy: 0.0,
+            lr_decay: 1.0,
+            error: false,
         })
+    }
+
+    /// Multiplies the step size by `f` after every epoch.
+    pub fn with_lr_decay(mut self, f: f32) -> Self {
+        self.lr_decay = f;
+        self
+    }
+
+    /// Validates by the classification error (%) on the validation rows.
+    pub fn with_error_validation(mut self) -> Self {
+        self.error = true;
+        self
     }
 
     /// Batches in one epoch.
@@ -108,6 +126,8 @@ impl Fit for NetFit<'_, '_> {
         self.epochs += 1;
         self.updates += out.1;
         self.busy += t0.elapsed().as_secs_f64();
+        let lr = self.net.lr() * self.lr_decay;
+        self.net.set_lr(lr);
         Ok(out)
     }
 
@@ -118,6 +138,7 @@ impl Fit for NetFit<'_, '_> {
 
     fn validate(&mut self) -> Result<Option<f64>> {
         match &self.val {
+            Some(v) if self.error => Ok(Some(self.net.error_pct(v)?)),
             Some(v) => Ok(Some(self.net.eval(v)?)),
             None => Ok(None),
         }
@@ -149,8 +170,14 @@ impl Fit for NetFit<'_, '_> {
         let (m, v) = self.net.read_state()?;
         let mut rule = StepRule::new(&self.train);
         match &mut rule {
-            StepRule::Sgd(g) => g.set_velocity(&m),
-            StepRule::Adam(a) => a.set_moments(&m, &v, self.net.t),
+            StepRule::Sgd(g) => {
+                g.set_velocity(&m);
+                g.lr = self.net.lr();
+            }
+            StepRule::Adam(a) => {
+                a.set_moments(&m, &v, self.net.t);
+                a.config.lr = self.net.lr();
+            }
         }
         let mut o = State::new();
         rule.save_state(&mut o);
@@ -172,11 +199,15 @@ impl Fit for NetFit<'_, '_> {
         let mut rule = StepRule::new(&self.train);
         rule.load_state(&s.inner("opt").unwrap_or_default(), n)?;
         match &rule {
-            StepRule::Sgd(g) => self.net.write_state(g.velocity(), &[])?,
+            StepRule::Sgd(g) => {
+                self.net.write_state(g.velocity(), &[])?;
+                self.net.set_lr(g.lr);
+            }
             StepRule::Adam(a) => {
                 let (m, v, t) = a.moments();
                 self.net.write_state(m, v)?;
                 self.net.t = t;
+                self.net.set_lr(a.config.lr);
             }
         }
         let b = s.inner("batches").unwrap_or_default();

@@ -152,6 +152,20 @@ extern "C" __global__ void head_softmax(const float* z, const int* labels, float
     block_add(s, acc);
 }
 
+// Adds the rows whose largest logit is not at their label (the first
+// largest, as the CPU's argmax) into *acc.
+extern "C" __global__ void count_errors(const float* z, const int* labels, int rows, int classes, double* acc) {
+    double s = 0.0;
+    GRID_LOOP(r, rows) {
+        const float* zr = z + r * classes;
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (zr[c] > zr[best]) best = c;
+        s += best != labels[r] ? 1.0 : 0.0;
+    }
+    block_add(s, acc);
+}
+
 // db[j] = Σ_r d[r, j].
 extern "C" __global__ void col_sum(const float* d, float* db, int rows, int cols) {
     GRID_LOOP(j, cols) {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 const SOURCE: &str = include_str!("kernels.cu");
 
 /// The kernels of `kernels.cu`, by name.
-const KERNELS: [&str; 11] = [
+const KERNELS: [&str; 12] = [
     "gather_corrupt",
     "gather_labels",
     "bias_act",
@@ -41,6 +41,7 @@ const KERNELS: [&str; 11] = [
     "sgd_step",
     "adam_step",
     "tied_sgd_epoch",
+    "count_errors",
 ];
 
 fn gpu_err(what: &str, e: impl std::fmt::Debug) -> Error {

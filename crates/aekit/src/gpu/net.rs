@@ -213,6 +213,20 @@ impl<'g> GpuNet<'g> {
         })
     }
 
+    /// The step size in force.
+    pub fn lr(&self) -> f32 {
+        match self.rule {
+            Rule::Sgd { lr, .. } | Rule::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// Sets the step size (a decay between epochs).
+    pub fn set_lr(&mut self, v: f32) {
+        match &mut self.rule {
+            Rule::Sgd { lr, .. } | Rule::Adam { lr, .. } => *lr = v,
+        }
+    }
+
     /// The parameters, copied back.
     pub fn read_params(&self, out: &mut [f32]) -> Result<()> {
         self.gpu.read(&self.params, out)
@@ -565,6 +579,39 @@ impl<'g> GpuNet<'g> {
         let mut l = [0.0f64];
         self.gpu.read(&self.loss, &mut l)?;
         Ok(Some((l[0] / data.n as f64, updates)))
+    }
+
+    /// The percentage of `data`'s rows whose largest output is not at their
+    /// label (a softmax head's classification error).
+    pub fn error_pct(&mut self, data: &GpuData) -> Result<f64> {
+        self.check(data)?;
+        if self.spec.head != Head::Softmax {
+            return Err(Error::config(
+                "labels",
+                "a classification error needs a softmax head",
+            ));
+        }
+        self.gpu.clear(&mut self.loss)?;
+        let last = self.spec.layers.len() - 1;
+        for pos in (0..data.n).step_by(self.cap) {
+            let rows = self.cap.min(data.n - pos);
+            self.load(data, &data.order, pos, rows, false)?;
+            self.forward(self.a(&self.input), rows)?;
+            self.gpu.launch(
+                "count_errors",
+                rows,
+                &[
+                    Arg::U64(self.a(&self.acts[last])),
+                    Arg::U64(self.a(&self.labels)),
+                    Arg::I32(rows as i32),
+                    Arg::I32(self.spec.n_out() as i32),
+                    Arg::U64(self.a(&self.loss)),
+                ],
+            )?;
+        }
+        let mut l = [0.0f64];
+        self.gpu.read(&self.loss, &mut l)?;
+        Ok(100.0 * l[0] / data.n as f64)
     }
 
     /// The mean clean loss over all of `data`.

@@ -46,6 +46,12 @@ pub fn sigmoid<T: Real>(a: T) -> T {
 impl Activation {
     /// y = f(a), in place.
     pub fn forward<T: Real>(self, y: &mut [T]) {
+        if self != Activation::Identity {
+            crate::tensor::par::chunks(y, |_, c| self.forward_seq(c));
+        }
+    }
+
+    fn forward_seq<T: Real>(self, y: &mut [T]) {
         match self {
             Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
             Activation::Relu => y.iter_mut().for_each(|v| *v = v.max_(T::ZERO)),

@@ -74,9 +74,11 @@ pub fn xent_forward<T: Real>(a: &[T], x: &[T]) -> T {
 /// da = σ(a) − x.
 pub fn xent_backward<T: Real>(da: &mut [T], a: &[T], x: &[T]) {
     assert!(da.len() == a.len() && a.len() == x.len());
-    for ((d, &a), &x) in da.iter_mut().zip(a).zip(x) {
-        *d = sigmoid(a) - x;
-    }
+    crate::tensor::par::chunks(da, |at, da| {
+        for ((d, &a), &x) in da.iter_mut().zip(&a[at..]).zip(&x[at..]) {
+            *d = sigmoid(a) - x;
+        }
+    });
 }
 
 /// −Σ[x·ln z + (1−x)·ln(1−z)] from outputs z, with z clamped into

@@ -25,19 +25,23 @@ impl Sgd {
         assert_eq!(params.len(), grad.len());
         let lr = self.lr;
         if self.momentum == 0.0 {
-            for (p, &g) in params.iter_mut().zip(grad) {
-                *p -= lr * g;
-            }
+            crate::tensor::par::chunks(params, |at, p| {
+                for (p, &g) in p.iter_mut().zip(&grad[at..]) {
+                    *p -= lr * g;
+                }
+            });
             return;
         }
         if self.velocity.len() != params.len() {
             self.velocity = vec![0.0; params.len()];
         }
         let mu = self.momentum;
-        for ((p, v), &g) in params.iter_mut().zip(&mut self.velocity).zip(grad) {
-            *v = mu * *v - lr * g;
-            *p += *v;
-        }
+        crate::tensor::par::chunks2(params, &mut self.velocity, |at, p, v| {
+            for ((p, v), &g) in p.iter_mut().zip(v).zip(&grad[at..]) {
+                *v = mu * *v - lr * g;
+                *p += *v;
+            }
+        });
     }
 
     /// The velocity (empty before the first step with momentum).

@@ -5,6 +5,7 @@
 pub mod gemm;
 pub mod im2col;
 pub mod memory;
+pub mod par;
 pub mod rng;
 pub mod vmath;
 

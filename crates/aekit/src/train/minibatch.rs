@@ -108,7 +108,7 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         let (loaded, par, p) = (&self.loaded, self.par, &*params);
         let work = |k: usize, (ws, g, l): &mut (W, Vec<f32>, f64)| {
             let rows = (k * chunk).min(b)..((k + 1) * chunk).min(b);
-            g.fill(0.0);
+            crate::tensor::par::chunks(g, |_, c| c.fill(0.0));
             *l = if rows.is_empty() {
                 0.0
             } else {

@@ -178,7 +178,6 @@ impl StackedDae {
             .max()
             .unwrap_or(1);
         cfg.validate()?;
-        cfg.train.require_cpu("fine-tuning")?;
         let par = cfg.train.par();
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes });
         let tl = lay.trunk_len();
@@ -198,27 +197,71 @@ impl StackedDae {
             weight_decay: cfg.train.weight_decay,
             fill: &fill,
         };
-        let mut run = DeepFinetune {
-            batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
-            o: &o,
-            p,
-            sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
-            rng: seeded(cfg.train.seed ^ 0xf1e7),
-            lr_decay: cfg.lr_decay,
-            val,
-            yva: &yva,
-            par,
+        let (fit, best) = match cfg.train.device {
+            #[cfg(feature = "cuda")]
+            crate::train::Device::Cuda(ordinal) => {
+                use crate::gpu::fit::{NetFit, Rows};
+                let gpu = crate::gpu::Gpu::open(ordinal)?;
+                let rows = Rows {
+                    x: &train.x,
+                    dim: train.dim,
+                    labels: Some(&ytr),
+                };
+                let vrows = Rows {
+                    x: &val.x,
+                    dim: val.dim,
+                    labels: Some(&yva),
+                };
+                let mut rng = seeded(cfg.train.seed ^ 0xf1e7);
+                let none = crate::layers::Corruption::None;
+                let mut run = NetFit::new(
+                    &gpu,
+                    lay.gpu_spec(),
+                    &p,
+                    &cfg.train,
+                    none,
+                    0,
+                    rows,
+                    Some(vrows),
+                    &mut rng,
+                )?
+                .with_lr_decay(cfg.lr_decay)
+                .with_error_validation();
+                obs.on_start(cfg.train.epochs, run.batches_per_epoch());
+                let fit = fit_loop_with(
+                    &mut run,
+                    cfg.train.epochs,
+                    cfg.train.patience,
+                    obs,
+                    "train.lr",
+                    ck,
+                )?;
+                (fit, run.p)
+            }
+            _ => {
+                let mut run = DeepFinetune {
+                    batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
+                    o: &o,
+                    p,
+                    sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
+                    rng: seeded(cfg.train.seed ^ 0xf1e7),
+                    lr_decay: cfg.lr_decay,
+                    val,
+                    yva: &yva,
+                    par,
+                };
+                obs.on_start(cfg.train.epochs, run.batches.batches_per_epoch());
+                let fit = fit_loop_with(
+                    &mut run,
+                    cfg.train.epochs,
+                    cfg.train.patience,
+                    obs,
+                    "train.lr",
+                    ck,
+                )?;
+                (fit, run.p)
+            }
         };
-        obs.on_start(cfg.train.epochs, run.batches.batches_per_epoch());
-        let fit = fit_loop_with(
-            &mut run,
-            cfg.train.epochs,
-            cfg.train.patience,
-            obs,
-            "train.lr",
-            ck,
-        )?;
-        let best = run.p;
         let pred = predict(&lay, &best, test, par);
         let mut confusion = vec![vec![0u64; classes]; classes];
         for (&t, &pr) in yte.iter().zip(&pred) {

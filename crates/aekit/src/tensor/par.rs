@@ -1,0 +1,89 @@
+//! Element-wise passes over long slices (the optimizer's update, the
+//! activations, clearing a gradient) split over rayon's pool. Each element is
+//! computed alone, so a result never depends on the split or the thread
+//! count; short slices, and a pool of one thread, run in place in order.
+
+use rayon::prelude::*;
+
+/// Elements per parallel piece.
+const CHUNK: usize = 1 << 13;
+
+/// Whether a pass over `len` elements is worth splitting.
+fn split(len: usize) -> bool {
+    len >= 4 * CHUNK && rayon::current_num_threads() > 1
+}
+
+/// `f(offset, piece)` over the pieces of `a`.
+pub fn chunks<T: Send>(a: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if split(a.len()) {
+        a.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, c)| f(i * CHUNK, c));
+    } else {
+        f(0, a);
+    }
+}
+
+/// `f(offset, a_piece, b_piece)` over matching pieces of two slices of one
+/// length.
+pub fn chunks2<T: Send, U: Send>(
+    a: &mut [T],
+    b: &mut [U],
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync + Send,
+) {
+    assert_eq!(a.len(), b.len());
+    if split(a.len()) {
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i * CHUNK, x, y));
+    } else {
+        f(0, a, b);
+    }
+}
+
+/// `f(offset, a_piece, b_piece, c_piece)` over matching pieces of three
+/// slices of one length.
+pub fn chunks3<T: Send, U: Send, V: Send>(
+    a: &mut [T],
+    b: &mut [U],
+    c: &mut [V],
+    f: impl Fn(usize, &mut [T], &mut [U], &mut [V]) + Sync + Send,
+) {
+    assert!(a.len() == b.len() && b.len() == c.len());
+    if split(a.len()) {
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .zip(c.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, ((x, y), z))| f(i * CHUNK, x, y, z));
+    } else {
+        f(0, a, b, c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_element_is_visited_once_at_its_offset() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for n in [0usize, 5, 4 * CHUNK + 17] {
+            let mut a = vec![0usize; n];
+            let mut b = vec![0u32; n];
+            let mut c = vec![0u8; n];
+            pool.install(|| {
+                chunks3(&mut a, &mut b, &mut c, |off, x, y, z| {
+                    for (k, ((x, y), z)) in x.iter_mut().zip(y.iter_mut()).zip(z.iter_mut()).enumerate() {
+                        *x += off + k;
+                        *y += 1;
+                        *z += 1;
+                    }
+                })
+            });
+            assert!(a.iter().enumerate().all(|(i, &v)| v == i));
+            assert!(b.iter().all(|&v| v == 1) && c.iter().all(|&v| v == 1));
+        }
+    }
+}
