@@ -62,6 +62,9 @@ timeout 180 "$BIN" pretrain --data "$MNIST" --val-size 0 --out "$RUNS/gpu-W3" --
     --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 3 --batch 20 --lr 0.01 --momentum 0.9 \
     --noise mask:0.25 2>&1 | grep -E 'epoch|error|done' | tail -4
 row gpu-W3 aekit "$(epoch_secs "$RUNS/gpu-W3/metrics.csv" '^2,gradual')"
+timeout 120 "$BIN" cae --data "$MNIST" --val-size 0 --out "$RUNS/gpu-W4" --force --device cuda \
+    --batch 100 --epochs 3 2>&1 | grep -E 'epoch|error' | tail -3
+row gpu-W4 aekit "$(epoch_secs "$RUNS/gpu-W4/metrics.csv" .)"
 fi
 
 if part torch; then
@@ -75,6 +78,9 @@ run_train cpu-W1-1 --batch 1 --lr 0.01 --epochs 2 --threads 1
 run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
 run_train cpu-W2-1 --batch 100 --lr 0.1 --epochs 2 --threads 1
 run_train cpu-W2-$THREADS --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS"
+timeout 120 "$BIN" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W4" --force \
+    --threads "$THREADS" --batch 100 --epochs 2 2>&1 | grep -E 'error' | tail -2
+row "cpu-W4-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RUNS/cpu-W4/metrics.csv" .) * 6}")"
 timeout 180 "$BIN" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W3" --force \
     --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
     --lr 0.01 --momentum 0.9 --noise mask:0.25 2>&1 | grep -E 'error|done' | tail -2
@@ -82,7 +88,7 @@ row "cpu-W3-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RU
 
 echo "== many cores: PyTorch"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
-    --examples 10000 --only W1,W2,W3 | sed 's/^/TORCH|/'
+    --examples 10000 --only W1,W2,W3,W4 | sed 's/^/TORCH|/'
 fi
 
 if part protocol; then

@@ -9,6 +9,10 @@ The workloads, each on MNIST's 60k training images scaled to [0, 1]:
   W3  the 784-1000-1000 gradual phase: two sigmoid layers and a decoder to
       784, masking noise 0.25 on x, batch 20, SGD lr 0.01 momentum 0.9, BCE
       (torch.nn + autograd + torch.optim)
+  W4  `cae-mnist`: conv 1→16 3×3 pad 1, ReLU, maxpool 2, conv 16→32, ReLU,
+      maxpool 2, ConvTranspose 32→16 and 16→1 (3×3, stride 2, pad 1,
+      output_padding 1) with a ReLU between, sigmoid; ½·squared error per
+      image, batch 100, Adam lr 1e-3 (cuDNN autotuned on the GPU)
 
 Prints one JSON object per line: {"workload", "device", "threads",
 "examples", "seconds", "sec_per_60k"}. Usage:
@@ -141,13 +145,49 @@ def w3(X, dev, examples):
     return time.perf_counter() - t0
 
 
+def w4(X, dev, examples):
+    torch.manual_seed(1)
+    torch.backends.cudnn.benchmark = True
+    nn = torch.nn
+    net = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
+        nn.Sigmoid(),
+    ).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    Xi = X.view(-1, 1, 28, 28)
+    perm = torch.randperm(X.shape[0], device=dev)[:examples]
+
+    def step(x):
+        opt.zero_grad(set_to_none=True)
+        loss = 0.5 * ((net(x) - x) ** 2).sum() / x.shape[0]
+        loss.backward()
+        opt.step()
+
+    for i in range(0, 2000, 100):
+        step(Xi[perm[i : i + 100]])
+    sync(dev)
+    t0 = time.perf_counter()
+    for i in range(0, examples, 100):
+        step(Xi[perm[i : i + 100]])
+    sync(dev)
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mnist")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--examples", type=int, default=60000)
-    ap.add_argument("--only", default="W1,W1graph,W2,W2b1000,W3")
+    ap.add_argument("--only", default="W1,W1graph,W2,W2b1000,W3,W4")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -168,6 +208,8 @@ def main():
         report("W2, batch 1000", dev, th, n, w_tied(X, dev, 1000, n, 0.1))
     if "W3" in only:
         report("W3 gradual 784-1000-1000, batch 20", dev, th, n, w3(X, dev, n))
+    if "W4" in only:
+        report("W4 cae-mnist, batch 100, Adam", dev, th, n, w4(X, dev, n))
 
 
 if __name__ == "__main__":

@@ -321,3 +321,58 @@ fn finetuning_matches_the_cpu() {
     }
     assert_eq!(c.2, g.2, "test errors differ");
 }
+
+#[test]
+fn convolutional_training_matches_the_cpu() {
+    if !have_gpu() {
+        return;
+    }
+    use aekit::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
+    let all = aekit::data::builtin::builtin_mnist().unwrap();
+    let train = all.select(&(0..150).collect::<Vec<_>>());
+    let val = all.select(&(150..190).collect::<Vec<_>>());
+    // Every layer kind: transposed convs (cae-mnist), max-unpooling and
+    // nearest upsampling; both losses; batches of 7 (a ragged last batch).
+    for (preset, loss) in [
+        ("cae-mnist", Loss::Squared),
+        ("cae-mnist-unpool", Loss::CrossEntropy),
+        ("cae-mnist-upsample", Loss::Squared),
+    ] {
+        let run = |device| {
+            let mut m = ConvAutoencoder::new(&CaeSpec::preset(preset).unwrap(), loss, 3).unwrap();
+            let cfg = CaeTrainConfig {
+                loss,
+                train: TrainConfig {
+                    epochs: 2,
+                    batch: 7,
+                    lr: 2e-3,
+                    weight_decay: 1e-4,
+                    threads: 1,
+                    device,
+                    ..CaeTrainConfig::default().train
+                },
+                ..CaeTrainConfig::default()
+            };
+            let r = m
+                .fit(&train, &val, &cfg, &mut Silent, Default::default())
+                .unwrap();
+            let losses: Vec<f64> = r.history.iter().map(|e| e.train_loss).collect();
+            let vals: Vec<f64> = r.history.iter().map(|e| e.val_loss.unwrap()).collect();
+            (m.params, losses, vals)
+        };
+        let (c, g) = (run(Device::Cpu), run(Device::Cuda(0)));
+        let d = rel_diff(&c.0, &g.0);
+        eprintln!(
+            "{preset}: parameters differ by {d:.2e}; CPU losses {:?} val {:?}, GPU {:?} val {:?}",
+            c.1, c.2, g.1, g.2
+        );
+        // Adam's bound, as for the dense models.
+        assert!(d < 1e-3, "{preset}: GPU parameters differ from the CPU's by {d}");
+        for (a, b) in c.1.iter().chain(&c.2).zip(g.1.iter().chain(&g.2)) {
+            assert!(
+                (a - b).abs() <= 1e-3 * a.abs(),
+                "{preset}: losses {a} (CPU) and {b} (GPU)"
+            );
+        }
+    }
+}

@@ -126,8 +126,8 @@ impl Fit for NetFit<'_, '_> {
         self.epochs += 1;
         self.updates += out.1;
         self.busy += t0.elapsed().as_secs_f64();
-        let lr = self.net.lr() * self.lr_decay;
-        self.net.set_lr(lr);
+        let lr = self.net.opt.lr() * self.lr_decay;
+        self.net.opt.set_lr(lr);
         Ok(out)
     }
 
@@ -167,16 +167,16 @@ impl Fit for NetFit<'_, '_> {
         s.put_rng("rng", self.rng);
         s.put("gpu_seed", &self.net.seed);
         s.put("gpu_ctr", &self.net.ctr);
-        let (m, v) = self.net.read_state()?;
+        let (m, v) = self.net.opt.read_state(self.net.gpu())?;
         let mut rule = StepRule::new(&self.train);
         match &mut rule {
             StepRule::Sgd(g) => {
                 g.set_velocity(&m);
-                g.lr = self.net.lr();
+                g.lr = self.net.opt.lr();
             }
             StepRule::Adam(a) => {
-                a.set_moments(&m, &v, self.net.t);
-                a.config.lr = self.net.lr();
+                a.set_moments(&m, &v, self.net.opt.t);
+                a.config.lr = self.net.opt.lr();
             }
         }
         let mut o = State::new();
@@ -198,16 +198,17 @@ impl Fit for NetFit<'_, '_> {
         self.net.ctr = s.get("gpu_ctr")?;
         let mut rule = StepRule::new(&self.train);
         rule.load_state(&s.inner("opt").unwrap_or_default(), n)?;
+        let gpu = self.net.gpu();
         match &rule {
             StepRule::Sgd(g) => {
-                self.net.write_state(g.velocity(), &[])?;
-                self.net.set_lr(g.lr);
+                self.net.opt.write_state(gpu, g.velocity(), &[])?;
+                self.net.opt.set_lr(g.lr);
             }
             StepRule::Adam(a) => {
                 let (m, v, t) = a.moments();
-                self.net.write_state(m, v)?;
-                self.net.t = t;
-                self.net.set_lr(a.config.lr);
+                self.net.opt.write_state(gpu, m, v)?;
+                self.net.opt.t = t;
+                self.net.opt.set_lr(a.config.lr);
             }
         }
         let b = s.inner("batches").unwrap_or_default();

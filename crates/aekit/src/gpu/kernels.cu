@@ -205,6 +205,191 @@ extern "C" __global__ void adam_step(float* p, const float* g, float* m, float* 
 }
 
 // ---------------------------------------------------------------------------
+// Convolutional layers over NCHW batches, as im2col and one GEMM per batch.
+// The batch's col matrix is [c·k·k, n·oh·ow] (row (ci·k + ky)·k + kx, column
+// i·oh·ow + oy·ow + ox), so a layer's product covers every image at once;
+// CNHW is the [c, n·plane] layout the product reads and writes.
+
+// col from x [n, c, h, w] for a conv of kernel k, stride s, padding p.
+extern "C" __global__ void im2col_b(float* col, const float* x, int n, int c, int h, int w, int k, int s, int p,
+                                    int oh, int ow) {
+    long long P = (long long)oh * ow, cols = n * P, total = (long long)c * k * k * cols;
+    GRID_LOOP(e, total) {
+        long long row = e / cols, cc = e - row * cols;
+        int i = (int)(cc / P), q = (int)(cc - (long long)i * P);
+        int oy = q / ow, ox = q - oy * ow;
+        int ci = (int)(row / (k * k)), r = (int)(row - (long long)ci * k * k);
+        int ky = r / k, kx = r - ky * k;
+        int y = oy * s - p + ky, xx = ox * s - p + kx;
+        col[e] = (y >= 0 && y < h && xx >= 0 && xx < w) ? x[(((long long)i * c + ci) * h + y) * w + xx] : 0.0f;
+    }
+}
+
+// x [n, c, h, w] = the sum over col of every entry read from each pixel
+// (the adjoint of im2col_b), one thread per pixel: no atomics, a fixed order.
+extern "C" __global__ void col2im_b(float* x, const float* col, int n, int c, int h, int w, int k, int s, int p,
+                                    int oh, int ow) {
+    long long P = (long long)oh * ow, cols = n * P, total = (long long)n * c * h * w;
+    GRID_LOOP(e, total) {
+        int xx = (int)(e % w);
+        long long t = e / w;
+        int y = (int)(t % h);
+        t /= h;
+        int ci = (int)(t % c), i = (int)(t / c);
+        float acc = 0.0f;
+        for (int ky = 0; ky < k; ky++) {
+            int ty = y + p - ky;
+            if (ty < 0 || ty % s) continue;
+            int oy = ty / s;
+            if (oy >= oh) continue;
+            for (int kx = 0; kx < k; kx++) {
+                int tx = xx + p - kx;
+                if (tx < 0 || tx % s) continue;
+                int ox = tx / s;
+                if (ox >= ow) continue;
+                long long row = ((long long)ci * k + ky) * k + kx;
+                acc += col[row * cols + (long long)i * P + oy * ow + ox];
+            }
+        }
+        x[e] = acc;
+    }
+}
+
+// dst [c, n·P] from src [n, c, P].
+extern "C" __global__ void nchw_to_cnhw(float* dst, const float* src, int n, int c, int P) {
+    long long total = (long long)n * c * P;
+    GRID_LOOP(e, total) {
+        int q = (int)(e % P);
+        long long t = e / P;
+        int ci = (int)(t % c), i = (int)(t / c);
+        dst[((long long)ci * n + i) * P + q] = src[e];
+    }
+}
+
+// dst [n, c, P] from src [c, n·P], plus bias[c] when bias is not null.
+extern "C" __global__ void cnhw_to_nchw(float* dst, const float* src, const float* bias, int n, int c, int P) {
+    long long total = (long long)n * c * P;
+    GRID_LOOP(e, total) {
+        int q = (int)(e % P);
+        long long t = e / P;
+        int ci = (int)(t % c), i = (int)(t / c);
+        dst[e] = src[((long long)ci * n + i) * P + q] + (bias ? bias[ci] : 0.0f);
+    }
+}
+
+// y [n, c, P] += bias[c].
+extern "C" __global__ void add_channel_bias(float* y, const float* bias, int n, int c, int P) {
+    long long total = (long long)n * c * P;
+    GRID_LOOP(e, total) { y[e] += bias[(e / P) % c]; }
+}
+
+// db[ci] = Σ over images and positions of dy [n, c, P]; one block per channel.
+extern "C" __global__ void channel_sum(float* db, const float* dy, int n, int c, int P) {
+    __shared__ float part[32];
+    for (int ci = blockIdx.x; ci < c; ci += gridDim.x) {
+        float v = 0.0f;
+        for (long long e = threadIdx.x; e < (long long)n * P; e += blockDim.x) {
+            long long i = e / P, q = e - i * P;
+            v += dy[(i * c + ci) * P + q];
+        }
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        int lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+        if (lane == 0) part[wp] = v;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float t = 0.0f;
+            for (int q = 0; q < (int)((blockDim.x + 31) / 32); q++) t += part[q];
+            db[ci] = t;
+        }
+        __syncthreads();
+    }
+}
+
+// Max pooling (kernel = stride = s, floor) of x [planes, h, w]; idx is the
+// flat index of the max within its plane (the first in scan order on a tie).
+extern "C" __global__ void maxpool_fwd(float* y, int* idx, const float* x, int planes, int h, int w, int s) {
+    int oh = h / s, ow = w / s;
+    long long total = (long long)planes * oh * ow;
+    GRID_LOOP(e, total) {
+        int ox = (int)(e % ow);
+        long long t = e / ow;
+        int oy = (int)(t % oh);
+        long long pl = t / oh;
+        const float* xp = x + pl * h * w;
+        int best = oy * s * w + ox * s;
+        float bv = xp[best];
+        for (int dy = 0; dy < s; dy++)
+            for (int dx = 0; dx < s; dx++) {
+                int at = (oy * s + dy) * w + ox * s + dx;
+                if (xp[at] > bv) {
+                    bv = xp[at];
+                    best = at;
+                }
+            }
+        y[e] = bv;
+        idx[e] = best;
+    }
+}
+
+// dx [planes, h, w] (cleared first) gets dy at the forward's indices; the
+// windows do not overlap, so no two outputs write one input.
+extern "C" __global__ void maxpool_bwd(float* dx, const float* dy, const int* idx, long long outs, int per_plane,
+                                       int plane_in) {
+    GRID_LOOP(e, outs) { dx[(e / per_plane) * plane_in + idx[e]] = dy[e]; }
+}
+
+// Max unpooling: y [planes, H, W] (cleared first) gets x at the indices.
+extern "C" __global__ void unpool_fwd(float* y, const float* x, const int* idx, long long ins, int per_plane,
+                                      int plane_out) {
+    GRID_LOOP(e, ins) { y[(e / per_plane) * plane_out + idx[e]] = x[e]; }
+}
+
+// dx = dy at the indices.
+extern "C" __global__ void unpool_bwd(float* dx, const float* dy, const int* idx, long long ins, int per_plane,
+                                      int plane_out) {
+    GRID_LOOP(e, ins) { dx[e] = dy[(e / per_plane) * plane_out + idx[e]]; }
+}
+
+// Nearest upsampling by s of x [planes, h, w].
+extern "C" __global__ void upsample_fwd(float* y, const float* x, int planes, int h, int w, int s) {
+    int H = h * s, W = w * s;
+    long long total = (long long)planes * H * W;
+    GRID_LOOP(e, total) {
+        int X = (int)(e % W);
+        long long t = e / W;
+        int Y = (int)(t % H);
+        long long pl = t / H;
+        y[e] = x[(pl * h + Y / s) * w + X / s];
+    }
+}
+
+// dx [planes, h, w] = the sum of dy over each pixel's s×s block.
+extern "C" __global__ void upsample_bwd(float* dx, const float* dy, int planes, int h, int w, int s) {
+    int W = w * s;
+    long long total = (long long)planes * h * w;
+    GRID_LOOP(e, total) {
+        int xx = (int)(e % w);
+        long long t = e / w;
+        int y = (int)(t % h);
+        long long pl = t / h;
+        float acc = 0.0f;
+        for (int a = 0; a < s; a++)
+            for (int b2 = 0; b2 < s; b2++) acc += dy[(pl * h * s + y * s + a) * W + xx * s + b2];
+        dx[e] = acc;
+    }
+}
+
+// y = act(x).
+extern "C" __global__ void act_fwd(float* y, const float* x, long long n, int act) {
+    GRID_LOOP(k, n) { y[k] = act_f(x[k], act); }
+}
+
+// dx = dy · act'(y).
+extern "C" __global__ void act_bwd(float* dx, const float* dy, const float* y, long long n, int act) {
+    GRID_LOOP(k, n) { dx[k] = dy[k] * act_d(y[k], act); }
+}
+
+// ---------------------------------------------------------------------------
 // Exact per-example SGD on the tied sigmoid autoencoder in one persistent
 // kernel. W is [nv, nh] (row i: visible unit i). Each block owns a run of
 // rows of W, kept in shared memory for the whole epoch, and its entries of

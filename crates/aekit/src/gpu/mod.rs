@@ -15,8 +15,10 @@
 //! because each trainer synchronises the stream before it returns.
 #![allow(unsafe_code)]
 
+pub mod conv;
 pub mod fit;
 pub mod net;
+pub mod opt;
 pub mod tied;
 
 use crate::error::{Error, Result};
@@ -29,7 +31,7 @@ use std::sync::Arc;
 const SOURCE: &str = include_str!("kernels.cu");
 
 /// The kernels of `kernels.cu`, by name.
-const KERNELS: [&str; 12] = [
+const KERNELS: [&str; 26] = [
     "gather_corrupt",
     "gather_labels",
     "bias_act",
@@ -42,6 +44,20 @@ const KERNELS: [&str; 12] = [
     "adam_step",
     "tied_sgd_epoch",
     "count_errors",
+    "im2col_b",
+    "col2im_b",
+    "nchw_to_cnhw",
+    "cnhw_to_nchw",
+    "add_channel_bias",
+    "channel_sum",
+    "maxpool_fwd",
+    "maxpool_bwd",
+    "unpool_fwd",
+    "unpool_bwd",
+    "upsample_fwd",
+    "upsample_bwd",
+    "act_fwd",
+    "act_bwd",
 ];
 
 fn gpu_err(what: &str, e: impl std::fmt::Debug) -> Error {
@@ -212,6 +228,13 @@ impl Gpu {
     ) -> Result<()> {
         self.stream
             .memset_zeros(buf)
+            .map_err(|e| gpu_err("clearing a GPU buffer", e))
+    }
+
+    /// Zeroes `n` f32s from device address `at` (within a live buffer).
+    pub(crate) fn stream_memset(&self, at: u64, n: usize) -> Result<()> {
+        // SAFETY: callers pass an address and length inside one of their buffers.
+        unsafe { cudarc::driver::result::memset_d8_async(at, 0, 4 * n, self.stream.cu_stream()) }
             .map_err(|e| gpu_err("clearing a GPU buffer", e))
     }
 

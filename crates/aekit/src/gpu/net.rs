@@ -11,11 +11,12 @@
 //! on the CPU; corruption comes from a counter-based stream on the device
 //! (the same corruption law, other draws).
 
+use super::opt::DeviceParams;
 use super::{activation_code, corruption_code, Arg, Gpu};
 use crate::error::{Error, Result};
 use crate::layers::activation::Activation;
 use crate::layers::Corruption;
-use crate::train::{Optimizer, TrainConfig};
+use crate::train::TrainConfig;
 use cudarc::driver::CudaSlice;
 use std::ops::Range;
 
@@ -106,13 +107,11 @@ impl GpuData {
     pub(crate) fn x(&self) -> &CudaSlice<f32> {
         &self.x
     }
-}
 
-/// How the optimizer steps.
-#[derive(Debug, Clone, Copy)]
-enum Rule {
-    Sgd { lr: f32, momentum: f32 },
-    Adam { lr: f32, b1: f32, b2: f32, eps: f32 },
+    /// 0, 1, …, n − 1 on the device.
+    pub(crate) fn order(&self) -> &CudaSlice<i32> {
+        &self.order
+    }
 }
 
 /// A model's parameters, gradient, optimizer state and activations on the
@@ -121,20 +120,14 @@ pub struct GpuNet<'g> {
     gpu: &'g Gpu,
     spec: NetSpec,
     cap: usize,
-    params: CudaSlice<f32>,
-    grad: CudaSlice<f32>,
-    m: CudaSlice<f32>,
-    v: CudaSlice<f32>,
-    decay: CudaSlice<f32>,
+    /// Parameters, gradient and optimizer state.
+    pub opt: DeviceParams,
     acts: Vec<CudaSlice<f32>>,
     deltas: Vec<CudaSlice<f32>>,
     input: CudaSlice<f32>,
     target: CudaSlice<f32>,
     labels: CudaSlice<i32>,
     loss: CudaSlice<f64>,
-    rule: Rule,
-    /// Adam's step count.
-    pub t: u32,
     /// The corruption: code, level, stream seed and the stream position.
     noise: (i32, f32),
     pub seed: u64,
@@ -156,30 +149,7 @@ impl<'g> GpuNet<'g> {
         if p.len() != spec.n_params {
             return Err(Error::shape("GPU parameters", spec.n_params, p.len()));
         }
-        let rule = match train.optimizer {
-            Optimizer::Sgd => Rule::Sgd {
-                lr: train.lr,
-                momentum: train.momentum,
-            },
-            Optimizer::Adam => Rule::Adam {
-                lr: train.lr,
-                b1: train.beta1,
-                b2: train.beta2,
-                eps: train.eps,
-            },
-            o => {
-                return Err(Error::config(
-                    "train.optimizer",
-                    format!("the GPU backend trains with sgd or adam, not {o}"),
-                ))
-            }
-        };
         let cap = train.batch.max(1024);
-        let mut mask = vec![0.0f32; spec.n_params];
-        for r in &spec.decayed {
-            mask[r.clone()].fill(train.weight_decay);
-        }
-        let n = spec.n_params;
         let acts = spec
             .layers
             .iter()
@@ -193,19 +163,14 @@ impl<'g> GpuNet<'g> {
         Ok(GpuNet {
             gpu,
             cap,
-            params: gpu.upload(p)?,
-            grad: gpu.zeros(n)?,
-            m: gpu.zeros(n)?,
-            v: gpu.zeros(if matches!(rule, Rule::Adam { .. }) { n } else { 1 })?,
-            decay: gpu.upload(&mask)?,
+            opt: DeviceParams::new(gpu, p, train, &spec.decayed)?,
             acts,
             deltas,
             input: gpu.zeros(cap * spec.n_in())?,
-            target: gpu.zeros(cap * spec.n_out())?,
+            // The clean input, as loaded (a reconstruction head's target).
+            target: gpu.zeros(cap * spec.n_in())?,
             labels: gpu.zeros(cap)?,
             loss: gpu.zeros(1)?,
-            rule,
-            t: 0,
             noise: corruption_code(noise),
             seed,
             ctr: 0,
@@ -213,58 +178,19 @@ impl<'g> GpuNet<'g> {
         })
     }
 
-    /// The step size in force.
-    pub fn lr(&self) -> f32 {
-        match self.rule {
-            Rule::Sgd { lr, .. } | Rule::Adam { lr, .. } => lr,
-        }
-    }
-
-    /// Sets the step size (a decay between epochs).
-    pub fn set_lr(&mut self, v: f32) {
-        match &mut self.rule {
-            Rule::Sgd { lr, .. } | Rule::Adam { lr, .. } => *lr = v,
-        }
+    /// The GPU this net lives on.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
     }
 
     /// The parameters, copied back.
     pub fn read_params(&self, out: &mut [f32]) -> Result<()> {
-        self.gpu.read(&self.params, out)
+        self.opt.read(self.gpu, out)
     }
 
     /// Overwrites the parameters.
     pub fn write_params(&mut self, p: &[f32]) -> Result<()> {
-        self.gpu.write(p, &mut self.params)
-    }
-
-    /// The optimizer's state: the velocity (SGD) or the moments (Adam).
-    pub fn read_state(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n = self.spec.n_params;
-        let mut m = vec![0.0; n];
-        self.gpu.read(&self.m, &mut m)?;
-        let mut v = vec![
-            0.0;
-            if matches!(self.rule, Rule::Adam { .. }) {
-                n
-            } else {
-                0
-            }
-        ];
-        if !v.is_empty() {
-            self.gpu.read(&self.v, &mut v)?;
-        }
-        Ok((m, v))
-    }
-
-    /// Restores what [`GpuNet::read_state`] gave (empty slices: zeros).
-    pub fn write_state(&mut self, m: &[f32], v: &[f32]) -> Result<()> {
-        if m.len() == self.spec.n_params {
-            self.gpu.write(m, &mut self.m)?;
-        }
-        if v.len() == self.spec.n_params && matches!(self.rule, Rule::Adam { .. }) {
-            self.gpu.write(v, &mut self.v)?;
-        }
-        Ok(())
+        self.opt.write(self.gpu, p)
     }
 
     fn a<T>(&self, buf: &CudaSlice<T>) -> u64 {
@@ -274,7 +200,7 @@ impl<'g> GpuNet<'g> {
     /// Forward through every layer from `x` (`rows` rows at address `x`).
     fn forward(&self, x: u64, rows: usize) -> Result<()> {
         let g = self.gpu;
-        let pa = self.a(&self.params);
+        let pa = self.a(&self.opt.params);
         let mut prev = x;
         for (l, layer) in self.spec.layers.iter().enumerate() {
             let y = self.a(&self.acts[l]);
@@ -363,7 +289,7 @@ impl<'g> GpuNet<'g> {
     /// `grad` (overwritten; a weight used twice, as a tied one, adds up).
     fn backward(&self, x: u64, rows: usize) -> Result<()> {
         let g = self.gpu;
-        let (pa, ga) = (self.a(&self.params), self.a(&self.grad));
+        let (pa, ga) = (self.a(&self.opt.params), self.a(&self.opt.grad));
         let mut written: Vec<usize> = Vec::new();
         for l in (0..self.spec.layers.len()).rev() {
             let layer = &self.spec.layers[l];
@@ -416,56 +342,6 @@ impl<'g> GpuNet<'g> {
             }
         }
         Ok(())
-    }
-
-    /// One optimizer step along the gradient (weight decay added here).
-    fn update(&mut self) -> Result<()> {
-        let n = self.spec.n_params;
-        let (p, gr, m, v, dm) = (
-            self.a(&self.params),
-            self.a(&self.grad),
-            self.a(&self.m),
-            self.a(&self.v),
-            self.a(&self.decay),
-        );
-        match self.rule {
-            Rule::Sgd { lr, momentum } => self.gpu.launch(
-                "sgd_step",
-                n,
-                &[
-                    Arg::U64(p),
-                    Arg::U64(gr),
-                    Arg::U64(m),
-                    Arg::U64(dm),
-                    Arg::I64(n as i64),
-                    Arg::F32(lr),
-                    Arg::F32(momentum),
-                ],
-            ),
-            Rule::Adam { lr, b1, b2, eps } => {
-                self.t += 1;
-                let bc1 = 1.0 - b1.powi(self.t as i32);
-                let bc2 = 1.0 - b2.powi(self.t as i32);
-                self.gpu.launch(
-                    "adam_step",
-                    n,
-                    &[
-                        Arg::U64(p),
-                        Arg::U64(gr),
-                        Arg::U64(m),
-                        Arg::U64(v),
-                        Arg::U64(dm),
-                        Arg::I64(n as i64),
-                        Arg::F32(lr),
-                        Arg::F32(b1),
-                        Arg::F32(b2),
-                        Arg::F32(eps),
-                        Arg::F32(bc1),
-                        Arg::F32(bc2),
-                    ],
-                )
-            }
-        }
     }
 
     /// Loads rows `order[pos..pos+rows]` of `data` (corrupted when `noisy`)
@@ -538,7 +414,7 @@ impl<'g> GpuNet<'g> {
         self.forward(x, rows)?;
         self.head(rows, t, lab, true, 1.0 / rows as f32)?;
         self.backward(x, rows)?;
-        self.update()
+        self.opt.step(self.gpu)
     }
 
     /// One epoch in the given example order, in batches of `batch`; calls

@@ -25,6 +25,8 @@
 //! workspace, forward and backward), `model.rs` (the estimator and its
 //! fine-tuning), `settings.rs`, `trainer.rs` (objective, trainer, `fit`).
 
+#[cfg(feature = "cuda")]
+pub mod gpu;
 mod model;
 mod network;
 mod settings;

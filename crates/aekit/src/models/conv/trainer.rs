@@ -238,13 +238,21 @@ impl ConvAutoencoder {
         ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
         cfg.validate()?;
-        cfg.train.require_cpu("the convolutional autoencoder")?;
         self.check(train)?;
         let unit = self.loss == Loss::CrossEntropy;
         crate::models::check_values("training data", &train.x, train.dim, unit)?;
         if val.n > 0 {
             self.check(val)?;
             crate::models::check_values("validation data", &val.x, val.dim, unit)?;
+        }
+        if let crate::train::Device::Cuda(ordinal) = cfg.train.device {
+            #[cfg(feature = "cuda")]
+            return self.fit_gpu(ordinal, train, val, cfg, observer, ck);
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::config(
+                "train.device",
+                format!("cuda:{ordinal} needs an aekit built with the `cuda` feature"),
+            ));
         }
         let mut run = CaeFit {
             trainer: Trainer::new(self.clone(), train, cfg)?,
@@ -263,6 +271,19 @@ impl ConvAutoencoder {
         )?;
         *self = run.trainer.model;
         Ok(report)
+    }
+}
+
+/// The eager stop: an epoch that improved the validation loss by less than
+/// `min_improvement` of the best before it ends training.
+pub(crate) fn eager_stop(min_improvement: f64, m: &EpochMetrics, best_before: f64) -> bool {
+    match m.val_loss {
+        Some(v) => {
+            min_improvement > 0.0
+                && best_before.is_finite()
+                && (best_before - v) < min_improvement * best_before
+        }
+        None => false,
     }
 }
 
@@ -301,17 +322,8 @@ impl Fit for CaeFit<'_> {
         self.trainer.seconds
     }
 
-    /// Stops eagerly once an epoch improved the validation loss by less
-    /// than `min_improvement` of the best before it.
     fn after_epoch(&mut self, m: &EpochMetrics, best_before: f64) -> Result<bool> {
-        Ok(match m.val_loss {
-            Some(v) => {
-                self.min_improvement > 0.0
-                    && best_before.is_finite()
-                    && (best_before - v) < self.min_improvement * best_before
-            }
-            None => false,
-        })
+        Ok(eager_stop(self.min_improvement, m, best_before))
     }
 
     fn save_state(&self, s: &mut State) -> Result<()> {
