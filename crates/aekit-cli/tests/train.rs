@@ -380,3 +380,38 @@ fn ga_vs_sgd_experiment_writes_every_method_and_chart() {
     let s = json(&out.join("summary.json"));
     assert!(s["ga_fitness_seconds"]["speedup"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn a_gpu_that_cannot_be_used_is_a_clear_error() {
+    // Without the `cuda` feature the setting is refused when read; with it,
+    // on a machine without CUDA, opening the GPU says what is missing. A
+    // device name that is not one is refused either way.
+    let dir = tmp("device");
+    let run = dir.path().join("run");
+    let o = aekit(&[
+        "train",
+        "--device",
+        "cuda",
+        "--epochs",
+        "1",
+        "--train-size",
+        "100",
+        "--val-size",
+        "0",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    if cfg!(feature = "cuda") && o.status.success() {
+        return; // a machine with a GPU
+    }
+    assert!(!o.status.success());
+    assert!(
+        e.contains("`cuda` feature") || e.contains("GPU: cannot use cuda:0"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    let o = aekit(&["train", "--device", "tpu", "--epochs", "1"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown device `tpu`"), "{}", stderr(&o));
+}

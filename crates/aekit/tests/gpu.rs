@@ -366,11 +366,17 @@ fn convolutional_training_matches_the_cpu() {
             "{preset}: parameters differ by {d:.2e}; CPU losses {:?} val {:?}, GPU {:?} val {:?}",
             c.1, c.2, g.1, g.2
         );
-        // Adam's bound, as for the dense models.
-        assert!(d < 1e-3, "{preset}: GPU parameters differ from the CPU's by {d}");
+        // Adam's bound, as for the dense models. Max-unpooling puts each
+        // code value where its pooling window's maximum was: a near-tie
+        // that a rounding-level difference decides the other way moves a
+        // value a whole pixel, and Adam's normalised steps carry it on (an
+        // H200 run: 1.4e-3 here, 4e-6 for cae-mnist, with every epoch's
+        // losses within 1e-5), so that decoder's weights get 1e-2.
+        let bound = if preset == "cae-mnist-unpool" { 1e-2 } else { 1e-3 };
+        assert!(d < bound, "{preset}: GPU parameters differ from the CPU's by {d}");
         for (a, b) in c.1.iter().chain(&c.2).zip(g.1.iter().chain(&g.2)) {
             assert!(
-                (a - b).abs() <= 1e-3 * a.abs(),
+                (a - b).abs() <= 1e-4 * a.abs(),
                 "{preset}: losses {a} (CPU) and {b} (GPU)"
             );
         }

@@ -230,8 +230,8 @@ impl TrainConfig {
         Err(Error::config(
             "train.device",
             format!(
-                "{what} trains on the CPU only; the GPU ({}) trains the dense autoencoder and the stacks' \
-                 pretraining (see docs/gpu.md)",
+                "{what} trains on the CPU only; the GPU ({}) trains the dense autoencoder, the stacks' \
+                 pretraining and fine-tuning, and the convolutional autoencoder (see docs/gpu.md)",
                 self.device
             ),
         ))
