@@ -178,6 +178,33 @@ impl<'g> GpuCae<'g> {
         self.gpu.launch(name, b * c * plane, &args)
     }
 
+    /// A pooling index kernel (`maxpool_bwd`, `unpool_fwd`, `unpool_bwd`):
+    /// `count` entries of planes shaped `small`, indexing planes shaped
+    /// `large`, through pooling slot `slot`.
+    fn by_index(
+        &self,
+        name: &str,
+        dst: u64,
+        src: u64,
+        slot: usize,
+        count: usize,
+        small: [usize; 3],
+        large: [usize; 3],
+    ) -> Result<()> {
+        self.gpu.launch(
+            name,
+            count,
+            &[
+                Arg::U64(dst),
+                Arg::U64(src),
+                Arg::U64(self.a(&self.idx[slot])),
+                Arg::I64(count as i64),
+                Arg::I32((small[1] * small[2]) as i32),
+                Arg::I32((large[1] * large[2]) as i32),
+            ],
+        )
+    }
+
     fn channel_sum(&self, db: u64, dy: u64, b: usize, c: usize, plane: usize) -> Result<()> {
         self.gpu.launch_with(
             "channel_sum",
@@ -244,18 +271,7 @@ impl<'g> GpuCae<'g> {
                 )?,
                 ConvLayer::Unpool { slot } => {
                     self.gpu.stream_memset(y, b * len3(n.out))?;
-                    g_.launch(
-                        "unpool_fwd",
-                        b * len3(n.inp),
-                        &[
-                            Arg::U64(y),
-                            Arg::U64(x),
-                            Arg::U64(self.a(&self.idx[slot])),
-                            Arg::I64((b * len3(n.inp)) as i64),
-                            Arg::I32((n.inp[1] * n.inp[2]) as i32),
-                            Arg::I32((n.out[1] * n.out[2]) as i32),
-                        ],
-                    )?;
+                    self.by_index("unpool_fwd", y, x, slot, b * len3(n.inp), n.inp, n.out)?;
                 }
                 ConvLayer::Upsample { s } => g_.launch(
                     "upsample_fwd",
@@ -366,31 +382,11 @@ impl<'g> GpuCae<'g> {
                 _ if i == 0 => {}
                 ConvLayer::Pool { slot, .. } => {
                     g_.stream_memset(dx, b * len3(n.inp))?;
-                    g_.launch(
-                        "maxpool_bwd",
-                        b * len3(n.out),
-                        &[
-                            Arg::U64(dx),
-                            Arg::U64(dy),
-                            Arg::U64(self.a(&self.idx[slot])),
-                            Arg::I64((b * len3(n.out)) as i64),
-                            Arg::I32((n.out[1] * n.out[2]) as i32),
-                            Arg::I32((n.inp[1] * n.inp[2]) as i32),
-                        ],
-                    )?;
+                    self.by_index("maxpool_bwd", dx, dy, slot, b * len3(n.out), n.out, n.inp)?;
                 }
-                ConvLayer::Unpool { slot } => g_.launch(
-                    "unpool_bwd",
-                    b * len3(n.inp),
-                    &[
-                        Arg::U64(dx),
-                        Arg::U64(dy),
-                        Arg::U64(self.a(&self.idx[slot])),
-                        Arg::I64((b * len3(n.inp)) as i64),
-                        Arg::I32((n.inp[1] * n.inp[2]) as i32),
-                        Arg::I32((n.out[1] * n.out[2]) as i32),
-                    ],
-                )?,
+                ConvLayer::Unpool { slot } => {
+                    self.by_index("unpool_bwd", dx, dy, slot, b * len3(n.inp), n.inp, n.out)?
+                }
                 ConvLayer::Upsample { s } => g_.launch(
                     "upsample_bwd",
                     b * len3(n.inp),

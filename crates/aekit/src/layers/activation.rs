@@ -53,7 +53,7 @@ impl Activation {
 
     fn forward_seq<T: Real>(self, y: &mut [T]) {
         match self {
-            Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
+            Activation::Sigmoid => T::sigmoid_slice(y),
             Activation::Relu => y.iter_mut().for_each(|v| *v = v.max_(T::ZERO)),
             Activation::Tanh => y.iter_mut().for_each(|v| *v = v.tanh_fast()),
             Activation::Identity => {}

@@ -71,6 +71,25 @@ pub fn xent_forward<T: Real>(a: &[T], x: &[T]) -> T {
     s
 }
 
+/// [`xent_forward`] and, when `da` is given, [`xent_backward`] in one pass
+/// over pieces split across the pool ([`Real::xent_slice`]: the vectorised
+/// loop for f32); the sum is added in piece order, so it does not depend on
+/// the thread count.
+pub fn xent<T: Real>(da: Option<&mut [T]>, a: &[T], x: &[T]) -> T {
+    assert_eq!(a.len(), x.len());
+    let s = match da {
+        Some(da) => {
+            assert_eq!(da.len(), a.len());
+            crate::tensor::par::chunks_sum(da, |at, d| {
+                let r = at..at + d.len();
+                T::xent_slice(d, &a[r.clone()], &x[r])
+            })
+        }
+        None => crate::tensor::par::ranges_sum(a.len(), |r| T::xent_slice(&mut [], &a[r.clone()], &x[r])),
+    };
+    T::of(s)
+}
+
 /// da = σ(a) − x.
 pub fn xent_backward<T: Real>(da: &mut [T], a: &[T], x: &[T]) {
     assert!(da.len() == a.len() && a.len() == x.len());

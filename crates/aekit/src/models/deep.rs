@@ -204,12 +204,7 @@ pub fn deep_loss_grad<T: Real>(
         HeadKind::Reconstruct {
             loss: Loss::CrossEntropy,
             ..
-        } => {
-            if want_grad {
-                loss::xent_backward(&mut ws.d_out, &ws.out, target);
-            }
-            loss::xent_forward(&ws.out, target)
-        }
+        } => loss::xent(want_grad.then_some(&mut ws.d_out[..]), &ws.out, target),
         HeadKind::Reconstruct {
             loss: Loss::Squared, ..
         } => {

@@ -78,7 +78,7 @@ impl FusedTiedSgd {
             lr,
             decay: weight_decay,
             loss: shape.loss,
-            isa: Isa::detect(),
+            isa: Isa::active(),
             pending: false,
             examples: 0,
             h: Buf::zeros(hp),

@@ -4,9 +4,11 @@
 
 pub mod gemm;
 pub mod im2col;
+pub mod isa;
 pub mod memory;
 pub mod par;
 pub mod rng;
+pub mod simd;
 pub mod vmath;
 
 use std::fmt::Debug;
@@ -46,10 +48,32 @@ pub trait Real:
     fn sigmoid_(self) -> Self;
     /// tanh x, likewise.
     fn tanh_fast(self) -> Self;
+    /// y ← σ(y) over a slice: f32 runs [`simd::sigmoid`] (AVX-512, AVX2 or
+    /// portable, as [`isa::Isa::active`] says).
+    fn sigmoid_slice(y: &mut [Self]);
+    /// Σ softplus(a) − x·a (the cross-entropy of σ(a) against x) and, when
+    /// `da` is not empty, da = σ(a) − x, in one pass; f32 runs
+    /// [`simd::xent`].
+    fn xent_slice(da: &mut [Self], a: &[Self], x: &[Self]) -> f64;
+}
+
+fn sigmoid_slice_scalar<T: Real>(y: &mut [T]) {
+    y.iter_mut().for_each(|v| *v = v.sigmoid_());
+}
+
+fn xent_slice_scalar<T: Real>(da: &mut [T], a: &[T], x: &[T]) -> f64 {
+    let mut s = 0.0f64;
+    for (&a, &x) in a.iter().zip(x) {
+        s += (a.max_(T::ZERO) - x * a + (-a.abs_()).exp_().ln_1p_()).f64();
+    }
+    for ((d, &a), &x) in da.iter_mut().zip(a).zip(x) {
+        *d = a.sigmoid_() - x;
+    }
+    s
 }
 
 macro_rules! impl_real {
-    ($t:ty, $sigmoid:expr, $tanh:expr) => {
+    ($t:ty, $sigmoid:expr, $tanh:expr, $sig_slice:expr, $xent:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -93,6 +117,12 @@ macro_rules! impl_real {
             fn tanh_fast(self) -> Self {
                 $tanh(self)
             }
+            fn sigmoid_slice(y: &mut [Self]) {
+                $sig_slice(y)
+            }
+            fn xent_slice(da: &mut [Self], a: &[Self], x: &[Self]) -> f64 {
+                $xent(da, a, x)
+            }
         }
     };
 }
@@ -108,10 +138,14 @@ fn sigmoid64(a: f64) -> f64 {
     }
 }
 
-impl_real!(f32, self::vmath::sigmoid, |x: f32| 2.0
-    * self::vmath::sigmoid(2.0 * x)
-    - 1.0);
-impl_real!(f64, sigmoid64, f64::tanh);
+impl_real!(
+    f32,
+    self::vmath::sigmoid,
+    |x: f32| 2.0 * self::vmath::sigmoid(2.0 * x) - 1.0,
+    self::simd::sigmoid,
+    self::simd::xent
+);
+impl_real!(f64, sigmoid64, f64::tanh, sigmoid_slice_scalar, xent_slice_scalar);
 
 /// Converts a slice between precisions (f32 parameters into an f64 check).
 pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {

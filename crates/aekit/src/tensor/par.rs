@@ -62,9 +62,60 @@ pub fn chunks3<T: Send, U: Send, V: Send>(
     }
 }
 
+/// The sum of `f(offset, piece)` over the pieces of `a`, added in piece
+/// order: the same value for any number of threads.
+pub fn chunks_sum<T: Send>(a: &mut [T], f: impl Fn(usize, &mut [T]) -> f64 + Sync + Send) -> f64 {
+    if split(a.len()) {
+        let parts: Vec<f64> = a
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .map(|(i, c)| f(i * CHUNK, c))
+            .collect();
+        parts.iter().sum()
+    } else {
+        a.chunks_mut(CHUNK)
+            .enumerate()
+            .map(|(i, c)| f(i * CHUNK, c))
+            .sum()
+    }
+}
+
+/// The sum of `f(range)` over the pieces of `0..len`, in piece order.
+pub fn ranges_sum(len: usize, f: impl Fn(std::ops::Range<usize>) -> f64 + Sync + Send) -> f64 {
+    let piece = |i: usize| i * CHUNK..((i + 1) * CHUNK).min(len);
+    let n = len.div_ceil(CHUNK);
+    if split(len) {
+        let parts: Vec<f64> = (0..n).into_par_iter().map(|i| f(piece(i))).collect();
+        parts.iter().sum()
+    } else {
+        (0..n).map(|i| f(piece(i))).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_do_not_depend_on_the_thread_count() {
+        let n = 5 * CHUNK + 3;
+        let x: Vec<f64> = (0..n).map(|i| 1.0 / (1.0 + i as f64)).collect();
+        let sum = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut a = vec![0u8; n];
+                let s1 = chunks_sum(&mut a, |at, c| x[at..at + c.len()].iter().sum());
+                let s2 = ranges_sum(n, |r| x[r].iter().sum());
+                (s1, s2)
+            })
+        };
+        let (one, three) = (sum(1), sum(3));
+        assert_eq!(one, three);
+        assert_eq!(one.0, one.1);
+    }
 
     #[test]
     fn every_element_is_visited_once_at_its_offset() {

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::layers::conv::{
     conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward, conv_transpose_geom,
 };
-use crate::layers::loss::{squared_backward, squared_forward, xent_backward, xent_forward};
+use crate::layers::loss::{squared_backward, squared_forward, xent};
 use crate::layers::pool::{
     max_unpool2d_backward, max_unpool2d_forward, maxpool2d_backward, maxpool2d_forward, upsample_backward,
     upsample_forward,
@@ -398,10 +398,7 @@ pub(crate) fn loss_backward<T: Real>(
     // With cross-entropy on a final sigmoid the gradient enters at its logits.
     let (l, start) = if loss == Loss::CrossEntropy {
         let a = &ws.acts[ws.offs[last]..ws.offs[last] + n_out];
-        let l = xent_forward(a, target).f64();
-        if grad {
-            xent_backward(&mut ws.d0[..n_out], a, target);
-        }
+        let l = xent(grad.then_some(&mut ws.d0[..n_out]), a, target).f64();
         (l, last)
     } else {
         let l = squared_forward(z, target).f64();

@@ -153,15 +153,11 @@ impl Fit for TiedFit<'_, '_> {
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {
-        Ok(self
-            .val
-            .map(|v| self.model.eval_slice(v, v.len() / self.model.config.n_vis).loss))
+        Ok(self.val.map(|v| self.model.clean_loss(v, usize::MAX)))
     }
 
     fn start_loss(&mut self) -> Result<Option<f64>> {
-        let nv = self.model.config.n_vis;
-        let n = (self.x.len() / nv).min(500);
-        Ok(Some(self.model.eval_slice(&self.x[..n * nv], n).loss))
+        Ok(Some(self.model.clean_loss(self.x, 500)))
     }
 
     fn params(&self) -> &[f32] {

@@ -250,12 +250,7 @@ pub fn batch_loss_grad<T: Real>(
     decode_pre(cfg, lay, p, a, h, batch, par);
     let with_grad = grad.is_some();
     let l = match cfg.loss {
-        Loss::CrossEntropy => {
-            if with_grad {
-                loss::xent_backward(da, a, target);
-            }
-            loss::xent_forward(a, target)
-        }
+        Loss::CrossEntropy => loss::xent(with_grad.then_some(da), a, target),
         Loss::Squared => {
             let z = &mut ws.z[..batch * nv];
             z.copy_from_slice(a);

@@ -147,7 +147,7 @@ impl DenoisingAutoencoder {
             self.config.output_activation.forward(z);
             se += 2.0 * loss::squared_forward(z, xb) as f64;
             ce += if self.config.output_activation == Activation::Sigmoid {
-                loss::xent_forward(a, xb) as f64
+                loss::xent(None, a, xb) as f64
             } else {
                 loss::xent_from_outputs(z, xb) as f64
             };

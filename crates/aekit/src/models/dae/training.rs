@@ -326,6 +326,16 @@ impl DenoisingAutoencoder {
     }
 }
 
+impl DenoisingAutoencoder {
+    /// The mean clean loss of the first (up to) `most` examples of `x`: the
+    /// validation figure, and the scale a runaway loss is judged against.
+    pub(crate) fn clean_loss(&self, x: &[f32], most: usize) -> f64 {
+        let nv = self.config.n_vis;
+        let n = (x.len() / nv).min(most);
+        self.eval_slice(&x[..n * nv], n).loss
+    }
+}
+
 /// The DAE's training objective on the rows of `x`: mean loss plus
 /// ½·λ·‖weights‖², each batch corrupted as it is loaded.
 pub struct DaeObjective<'a> {
@@ -444,16 +454,11 @@ impl Fit for DaeFit<'_, '_> {
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {
-        Ok(self
-            .val
-            .map(|v| self.model.eval_slice(v, v.len() / self.model.config.n_vis).loss))
+        Ok(self.val.map(|v| self.model.clean_loss(v, usize::MAX)))
     }
 
-    /// The loss of the first (up to) 500 training examples, clean.
     fn start_loss(&mut self) -> Result<Option<f64>> {
-        let nv = self.model.config.n_vis;
-        let n = (self.x.len() / nv).min(500);
-        Ok(Some(self.model.eval_slice(&self.x[..n * nv], n).loss))
+        Ok(Some(self.model.clean_loss(self.x, 500)))
     }
 
     fn params(&self) -> &[f32] {
