@@ -27,6 +27,9 @@ pub enum Command {
     Reconstruct(ReconstructArgs),
     /// Print a model's reconstruction metrics on a dataset as JSON.
     Eval(EvalArgs),
+    /// Denoise images with a trained DAE or CAE: a user's noisy images, or
+    /// clean ones corrupted first (--noise) with PSNR and SSIM against them.
+    Denoise(DenoiseArgs),
     /// Pretrain a stacked denoising autoencoder: stacked, gradual or hybrid.
     Pretrain(Box<PretrainArgs>),
     /// Fine-tune a pretrained stack with a softmax layer on the labels.
@@ -246,6 +249,8 @@ pub struct TrainArgs {
 pub enum Split {
     Train,
     Test,
+    /// Both parts, training pool first (every row of a user's file).
+    All,
 }
 
 #[derive(Args, Debug)]
@@ -257,7 +262,7 @@ pub struct ModelData {
     #[command(flatten)]
     pub data: DataArgs,
     /// Which part of the data: the official test set (for builtin, its
-    /// held-out last 2000 images) or the training pool.
+    /// held-out last 2000 images), the training pool, or all of it.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
 }
@@ -284,6 +289,28 @@ pub struct ReconstructArgs {
     /// Seed of the corruption shown.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct DenoiseArgs {
+    #[command(flatten)]
+    pub input: ModelData,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Corrupt the (clean) images first, e.g. gauss:0.5, saltpepper:0.2 or
+    /// mask:0.5, and report PSNR and SSIM against them; without it the
+    /// images are taken as noisy already.
+    #[arg(long)]
+    pub noise: Option<String>,
+    /// Seed of that corruption.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Images in the picture.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    /// Threads (a CAE's batches); 0 = all cores.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
 }
 
 #[derive(Args, Debug)]

@@ -21,6 +21,7 @@ pub mod experiments;
 pub mod gpu;
 pub mod io;
 pub mod layers;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod per_example;

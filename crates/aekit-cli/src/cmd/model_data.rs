@@ -1,6 +1,6 @@
 //! The verbs that apply a trained model to a dataset: encode, reconstruct, eval.
 
-use crate::cli::{EncodeArgs, EvalArgs, ModelData, ReconstructArgs, Split};
+use crate::cli::{DenoiseArgs, EncodeArgs, EvalArgs, ModelData, ReconstructArgs, Split};
 use aekit::data::{load_train_test, DataSource, Dataset};
 use aekit::models::deep_ae::DeepAutoencoder;
 use aekit::models::pca::Pca;
@@ -71,7 +71,20 @@ fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
     let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
     let (train, test) = load_train_test(&source, input.data.data_dir.as_deref())
         .with_context(|| format!("loading data `{name}`"))?;
-    let data = if input.split == Split::Train { train } else { test };
+    let data = match input.split {
+        Split::Train => train,
+        Split::Test => test,
+        Split::All => {
+            let mut all = train;
+            all.x.extend_from_slice(&test.x);
+            all.labels = all.labels.zip(test.labels).map(|(mut a, b)| {
+                a.extend(b);
+                a
+            });
+            all.n += test.n;
+            all
+        }
+    };
     if data.dim != dim {
         anyhow::bail!(
             "{} expects {dim} inputs but data `{name}` has {} features per example",
@@ -138,5 +151,35 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     j["data"] = a.input.data.data.unwrap_or_else(|| "builtin".into()).into();
     j["split"] = format!("{:?}", a.input.split).to_lowercase().into();
     println!("{}", serde_json::to_string_pretty(&j)?);
+    Ok(())
+}
+
+pub fn denoise(a: DenoiseArgs) -> Result<()> {
+    let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
+    let data = load_data(&a.input, model.dim())?;
+    let noise = a
+        .noise
+        .as_deref()
+        .map(|s| s.parse::<aekit::layers::Corruption>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--noise: {e}"))?;
+    if let Some(c) = &noise {
+        c.validate("--noise")?;
+    }
+    let threads = aekit::train::TrainConfig {
+        threads: a.threads,
+        ..Default::default()
+    }
+    .resolved_threads();
+    aekit::tensor::init_threads(threads);
+    let job = aekit::run::denoise::DenoiseJob {
+        model: &a.input.model,
+        data: &data,
+        noise,
+        seed: a.seed,
+        count: a.count,
+        threads,
+    };
+    aekit::run::denoise::denoise(&job, &a.out.out())?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod cae;
 pub mod config;
 pub mod deep_ae;
+pub mod denoise;
 pub mod dir;
 pub mod impute;
 pub mod observe;
