@@ -30,6 +30,9 @@ pub enum Command {
     /// Denoise images with a trained DAE or CAE: a user's noisy images, or
     /// clean ones corrupted first (--noise) with PSNR and SSIM against them.
     Denoise(DenoiseArgs),
+    /// Fill missing pixels (a mask drawn per image) with a trained DAE or
+    /// CAE, keeping the known ones, against mean and nearest-pixel fills.
+    Inpaint(InpaintArgs),
     /// Pretrain a stacked denoising autoencoder: stacked, gradual or hybrid.
     Pretrain(Box<PretrainArgs>),
     /// Fine-tune a pretrained stack with a softmax layer on the labels.
@@ -303,6 +306,29 @@ pub struct DenoiseArgs {
     #[arg(long)]
     pub noise: Option<String>,
     /// Seed of that corruption.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Images in the picture.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    /// Threads (a CAE's batches); 0 = all cores.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct InpaintArgs {
+    #[command(flatten)]
+    pub input: ModelData,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// block:S (one S×S square), blocks:K:S, random:P or lines:K.
+    #[arg(long, default_value = "block:12")]
+    pub mask: String,
+    /// Passes of the model, the known pixels put back after each.
+    #[arg(long, default_value_t = 1)]
+    pub iterations: usize,
+    /// Seed of the masks.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Images in the picture.

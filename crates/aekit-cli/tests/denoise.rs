@@ -114,3 +114,59 @@ fn bad_inputs_are_refused_with_what_is_wrong() {
     let o = aekit(&["denoise", "--model", pca.to_str().unwrap()]);
     fails_with(&o, &["aekit.pca", "does not denoise"]);
 }
+
+#[test]
+fn inpainting_keeps_known_pixels_and_beats_the_mean_fill() {
+    let dir = tmp("inpaint");
+    let model = dir.path().join("model");
+    let o = aekit(&[
+        "train",
+        "--noise",
+        "mask:0.5",
+        "--hidden",
+        "128",
+        "--epochs",
+        "3",
+        "--train-size",
+        "3000",
+        "--val-size",
+        "0",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("ip");
+    let o = aekit(&[
+        "inpaint",
+        "--model",
+        model.to_str().unwrap(),
+        "--mask",
+        "random:0.5",
+        "--iterations",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&out.join("summary.json"));
+    let mse = &s["masked_mse"];
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!(f(&mse["inpainted"]) < f(&mse["mean_fill"]), "{mse}");
+    assert!((0.45..0.55).contains(&f(&s["missing_fraction"])), "{s}");
+    assert_eq!(s["masked_mse_per_pass"].as_array().unwrap().len(), 2);
+    // Every known pixel is the test image's own.
+    let (_, filled) = aekit::data::npy::read_npy(&out.join("inpainted.npy")).unwrap();
+    let d = aekit::data::builtin::builtin_mnist().unwrap();
+    let test = &d.x[8000 * 784..];
+    let same = filled.iter().zip(test).filter(|(a, b)| a == b).count();
+    let known = ((1.0 - f(&s["missing_fraction"])) * filled.len() as f64).round() as usize;
+    assert!(same >= known, "{same} pixels as they were, {known} known");
+    let o = aekit(&[
+        "inpaint",
+        "--model",
+        model.to_str().unwrap(),
+        "--mask",
+        "square:3",
+    ]);
+    fails_with(&o, &["--mask", "unknown mask"]);
+}

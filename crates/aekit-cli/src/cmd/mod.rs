@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconstruct(a) => model_data::reconstruct(a),
         Command::Eval(a) => model_data::eval(a),
         Command::Denoise(a) => model_data::denoise(a),
+        Command::Inpaint(a) => model_data::inpaint(a),
         Command::Pretrain(a) => stacked::pretrain(*a),
         Command::Finetune(a) => stacked::finetune(*a),
         Command::Experiment(crate::cli::ExperimentCommand::GradualVsStacked(a)) => {

@@ -1,6 +1,6 @@
 //! The verbs that apply a trained model to a dataset: encode, reconstruct, eval.
 
-use crate::cli::{DenoiseArgs, EncodeArgs, EvalArgs, ModelData, ReconstructArgs, Split};
+use crate::cli::{DenoiseArgs, EncodeArgs, EvalArgs, InpaintArgs, ModelData, ReconstructArgs, Split};
 use aekit::data::{load_train_test, DataSource, Dataset};
 use aekit::models::deep_ae::DeepAutoencoder;
 use aekit::models::pca::Pca;
@@ -181,5 +181,31 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
         threads,
     };
     aekit::run::denoise::denoise(&job, &a.out.out())?;
+    Ok(())
+}
+
+pub fn inpaint(a: InpaintArgs) -> Result<()> {
+    let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
+    let data = load_data(&a.input, model.dim())?;
+    let mask = a
+        .mask
+        .parse::<aekit::run::inpaint::MaskKind>()
+        .map_err(|e| anyhow::anyhow!("--mask: {e}"))?;
+    let threads = aekit::train::TrainConfig {
+        threads: a.threads,
+        ..Default::default()
+    }
+    .resolved_threads();
+    aekit::tensor::init_threads(threads);
+    let job = aekit::run::inpaint::InpaintJob {
+        model: &a.input.model,
+        data: &data,
+        mask,
+        seed: a.seed,
+        iterations: a.iterations,
+        count: a.count,
+        threads,
+    };
+    aekit::run::inpaint::inpaint(&job, &a.out.out())?;
     Ok(())
 }

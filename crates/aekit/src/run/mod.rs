@@ -9,6 +9,7 @@ pub mod deep_ae;
 pub mod denoise;
 pub mod dir;
 pub mod impute;
+pub mod inpaint;
 pub mod observe;
 pub mod pca;
 pub mod stacked;
