@@ -132,7 +132,7 @@ impl<'g> GpuCae<'g> {
             tmp: gpu.zeros(cap * widest)?,
             target: gpu.zeros(cap * input)?,
             loss: gpu.zeros(1)?,
-            noise: corruption_code(noise),
+            noise: corruption_code(noise)?,
             seed,
             ctr: 0,
             spec,

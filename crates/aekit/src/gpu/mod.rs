@@ -370,14 +370,20 @@ pub fn open(ordinal: usize) -> Result<Gpu> {
 }
 
 /// The counter-based stream's code of a corruption: (kind, level).
-pub(crate) fn corruption_code(c: crate::layers::Corruption) -> (i32, f32) {
+pub(crate) fn corruption_code(c: crate::layers::Corruption) -> Result<(i32, f32)> {
     use crate::layers::Corruption;
-    match c {
+    Ok(match c {
         Corruption::None => (0, 0.0),
         Corruption::Mask(p) => (1, p),
         Corruption::Gauss(s) => (2, s),
         Corruption::SaltPepper(p) => (3, p),
-    }
+        Corruption::Block(_) => {
+            return Err(Error::config(
+                "noise",
+                "block noise trains on the CPU only (the GPU corrupts mask, gauss and saltpepper)",
+            ))
+        }
+    })
 }
 
 /// The kernels' code of an activation.

@@ -171,7 +171,7 @@ impl<'g> GpuNet<'g> {
             target: gpu.zeros(cap * spec.n_in())?,
             labels: gpu.zeros(cap)?,
             loss: gpu.zeros(1)?,
-            noise: corruption_code(noise),
+            noise: corruption_code(noise)?,
             seed,
             ctr: 0,
             spec,

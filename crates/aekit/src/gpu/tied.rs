@@ -86,7 +86,7 @@ impl<'g> TiedGpu<'g> {
             smem,
             lr,
             decay,
-            noise: corruption_code(noise),
+            noise: corruption_code(noise)?,
             seed,
             ctr: 0,
         })

@@ -4,7 +4,10 @@
 //! - masking(p): each input is set to 0 with probability p;
 //! - gauss(σ): x̃ = x + N(0, σ²), not clipped;
 //! - saltpepper(p): with probability p an input is replaced by 0 or 1, each
-//!   with probability ½ (Vincent et al. 2010).
+//!   with probability ½ (Vincent et al. 2010);
+//! - block(s): one s×s square at a random place set to 0, the example read
+//!   as a square one-channel image (an example whose length is not a
+//!   square: a run of s² consecutive inputs), to train for inpainting.
 
 use crate::error::{Error, Result};
 use crate::tensor::rng::Rng;
@@ -13,8 +16,8 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A corruption process, written `none`, `mask:P`, `gauss:SIGMA` or
-/// `saltpepper:P` in configs and on the command line.
+/// A corruption process, written `none`, `mask:P`, `gauss:SIGMA`,
+/// `saltpepper:P` or `block:S` in configs and on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Corruption {
@@ -23,6 +26,8 @@ pub enum Corruption {
     Mask(f32),
     Gauss(f32),
     SaltPepper(f32),
+    /// One S×S square of zeros.
+    Block(u32),
 }
 
 impl Corruption {
@@ -60,6 +65,24 @@ impl Corruption {
                     *o = x + sigma * n;
                 }
             }
+            Corruption::Block(s) => {
+                out.copy_from_slice(clean);
+                let n = clean.len();
+                let side = (n as f64).sqrt().round() as usize;
+                let (h, w) = if side * side == n { (side, side) } else { (1, n) };
+                let s = s as usize;
+                if side * side == n {
+                    let s = s.min(side);
+                    let (y0, x0) = (rng.random_range(0..=h - s), rng.random_range(0..=w - s));
+                    for y in y0..y0 + s {
+                        out[y * w + x0..y * w + x0 + s].fill(0.0);
+                    }
+                } else {
+                    let run = (s * s).min(n);
+                    let at = rng.random_range(0..=n - run);
+                    out[at..at + run].fill(0.0);
+                }
+            }
             Corruption::SaltPepper(p) => {
                 for (o, &x) in out.iter_mut().zip(clean) {
                     *o = if rng.random::<f32>() < p {
@@ -94,6 +117,7 @@ impl Corruption {
                     Err(Error::config(field, format!("sigma {s} must be finite and ≥ 0")))
                 }
             }
+            Corruption::Block(_) => Ok(()),
         }
     }
 }
@@ -105,6 +129,7 @@ impl fmt::Display for Corruption {
             Corruption::Mask(p) => write!(f, "mask:{p}"),
             Corruption::Gauss(s) => write!(f, "gauss:{s}"),
             Corruption::SaltPepper(p) => write!(f, "saltpepper:{p}"),
+            Corruption::Block(s) => write!(f, "block:{s}"),
         }
     }
 }
@@ -115,9 +140,17 @@ impl std::str::FromStr for Corruption {
         if s == "none" {
             return Ok(Corruption::None);
         }
-        let (kind, level) = s
-            .split_once(':')
-            .ok_or_else(|| format!("noise `{s}` should be none, mask:P, gauss:SIGMA or saltpepper:P"))?;
+        let (kind, level) = s.split_once(':').ok_or_else(|| {
+            format!("noise `{s}` should be none, mask:P, gauss:SIGMA, saltpepper:P or block:S")
+        })?;
+        if kind == "block" {
+            return level
+                .parse::<u32>()
+                .ok()
+                .filter(|&s| s >= 1)
+                .map(Corruption::Block)
+                .ok_or_else(|| format!("block side `{level}` in `{s}` is not a whole number of at least 1"));
+        }
         let v: f32 = level
             .parse()
             .map_err(|_| format!("noise level `{level}` in `{s}` is not a number"))?;
@@ -127,7 +160,7 @@ impl std::str::FromStr for Corruption {
             "saltpepper" => Corruption::SaltPepper(v),
             _ => {
                 return Err(format!(
-                    "unknown noise kind `{kind}` (expected mask, gauss or saltpepper)"
+                    "unknown noise kind `{kind}` (expected mask, gauss, saltpepper or block)"
                 ))
             }
         };
@@ -242,11 +275,38 @@ mod tests {
     fn none_is_the_identity_and_specs_round_trip() {
         let clean = vec![0.25f32, 0.75];
         assert_eq!(run(Corruption::None, &clean), clean);
-        for s in ["none", "mask:0.25", "gauss:0.1", "saltpepper:0.1"] {
+        for s in ["none", "mask:0.25", "gauss:0.1", "saltpepper:0.1", "block:8"] {
             assert_eq!(s.parse::<Corruption>().unwrap().to_string(), s);
         }
         assert!("mask:1.5".parse::<Corruption>().is_err());
         assert!("blur:0.1".parse::<Corruption>().is_err());
         assert!("mask".parse::<Corruption>().is_err());
+        assert!("block:0".parse::<Corruption>().is_err());
+        assert!("block:2.5".parse::<Corruption>().is_err());
+    }
+
+    #[test]
+    fn a_block_zeroes_one_square_of_a_square_image() {
+        let clean = vec![1.0f32; 28 * 28];
+        let mut rng = seeded(3);
+        let mut out = vec![0.0; clean.len()];
+        for _ in 0..50 {
+            Corruption::Block(12).apply(&mut out, &clean, &mut rng);
+            let zeros: Vec<usize> = (0..out.len()).filter(|&i| out[i] == 0.0).collect();
+            assert_eq!(zeros.len(), 144);
+            // One square: the zeros' bounding box is 12×12.
+            let (ys, xs): (Vec<usize>, Vec<usize>) = zeros.iter().map(|&i| (i / 28, i % 28)).unzip();
+            assert_eq!(ys.iter().max().unwrap() - ys.iter().min().unwrap(), 11);
+            assert_eq!(xs.iter().max().unwrap() - xs.iter().min().unwrap(), 11);
+        }
+        // Not a square: a run of s² inputs; a block larger than the image: all of it.
+        let clean = vec![1.0f32; 30];
+        let mut out = vec![0.0; 30];
+        Corruption::Block(3).apply(&mut out, &clean, &mut rng);
+        assert_eq!(out.iter().filter(|&&v| v == 0.0).count(), 9);
+        let clean = vec![1.0f32; 16];
+        let mut out = vec![0.0; 16];
+        Corruption::Block(9).apply(&mut out, &clean, &mut rng);
+        assert!(out.iter().all(|&v| v == 0.0));
     }
 }
