@@ -173,7 +173,8 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
     .resolved_threads();
     aekit::tensor::init_threads(threads);
     let job = aekit::run::denoise::DenoiseJob {
-        model: &a.input.model,
+        model: &model,
+        model_path: &a.input.model,
         data: &data,
         noise,
         seed: a.seed,
@@ -198,7 +199,8 @@ pub fn inpaint(a: InpaintArgs) -> Result<()> {
     .resolved_threads();
     aekit::tensor::init_threads(threads);
     let job = aekit::run::inpaint::InpaintJob {
-        model: &a.input.model,
+        model: &model,
+        model_path: &a.input.model,
         data: &data,
         mask,
         seed: a.seed,

@@ -70,7 +70,9 @@ impl Restorer {
 
 /// What `aekit denoise` does.
 pub struct DenoiseJob<'a> {
-    pub model: &'a Path,
+    /// The model, and the file or folder it came from (for the summary).
+    pub model: &'a Restorer,
+    pub model_path: &'a Path,
     /// The images: noisy already, or clean when `noise` is given.
     pub data: &'a Dataset,
     /// Corrupt the clean images first (seeded) and measure against them.
@@ -98,14 +100,14 @@ fn quality(clean: &[f32], x: &[f32], shape: [usize; 3]) -> (f64, f64) {
 /// of clean, noisy and denoised images, or noisy and denoised) and
 /// `summary.json`.
 pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
-    let model = Restorer::load(job.model)?;
+    let model = job.model;
     let data = job.data;
     if data.n == 0 {
         return Err(Error::config("data", "no images to denoise"));
     }
     if data.dim != model.dim() {
         return Err(Error::shape(
-            &format!("the images for {}", job.model.display()),
+            &format!("the images for {}", job.model_path.display()),
             format!("{} values per image, as the model was trained", model.dim()),
             format!("{} values per image", data.dim),
         ));
@@ -148,7 +150,7 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
         viz::save_png(&run.file("denoised.png"), &pic)?;
     }
     let mut summary = json!({
-        "model": job.model.display().to_string(),
+        "model": job.model_path.display().to_string(),
         "n": data.n,
         "image": shape,
         "seconds": seconds,

@@ -87,7 +87,9 @@ impl MaskKind {
 
 /// What `aekit inpaint` does.
 pub struct InpaintJob<'a> {
-    pub model: &'a Path,
+    /// The model, and the file or folder it came from (for the summary).
+    pub model: &'a Restorer,
+    pub model_path: &'a Path,
     pub data: &'a Dataset,
     pub mask: MaskKind,
     pub seed: u64,
@@ -147,14 +149,14 @@ fn nearest_fill(img: &mut [f32], missing: &[bool], h: usize, w: usize) {
 /// a pixel was missing), `inpainted.png` (rows of original, masked and
 /// filled images) and `summary.json`.
 pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
-    let model = Restorer::load(job.model)?;
+    let model = job.model;
     let data = job.data;
     if data.n == 0 {
         return Err(Error::config("data", "no images to inpaint"));
     }
     if data.dim != model.dim() {
         return Err(Error::shape(
-            &format!("the images for {}", job.model.display()),
+            &format!("the images for {}", job.model_path.display()),
             format!("{} values per image, as the model was trained", model.dim()),
             format!("{} values per image", data.dim),
         ));
@@ -227,7 +229,7 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
     let (ea, pa) = masked_error(&data.x, &filled.x, &missing);
     let frac = missing.iter().filter(|&&m| m).count() as f64 / missing.len() as f64;
     run.write_summary(&json!({
-        "model": job.model.display().to_string(),
+        "model": job.model_path.display().to_string(),
         "n": data.n,
         "missing_fraction": frac,
         "iterations": job.iterations.max(1),
