@@ -3,8 +3,11 @@
 //! they are checked once, by the library's `validate()`. The argument groups
 //! every training verb shares are flattened: data, split, loop, output.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+mod apply;
+pub use apply::*;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -246,103 +249,6 @@ pub struct TrainArgs {
     /// Output units: sigmoid, or identity (linear, for real-valued data).
     #[arg(long)]
     pub output: Option<String>,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Test,
-    /// Both parts, training pool first (every row of a user's file).
-    All,
-}
-
-#[derive(Args, Debug)]
-pub struct ModelData {
-    /// A model.safetensors written by `aekit train`, a checkpoint folder, or
-    /// a run folder (its model, or its last checkpoint's while it runs).
-    #[arg(long)]
-    pub model: PathBuf,
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Which part of the data: the official test set (for builtin, its
-    /// held-out last 2000 images), the training pool, or all of it.
-    #[arg(long, value_enum, default_value_t = Split::Test)]
-    pub split: Split,
-}
-
-#[derive(Args, Debug)]
-pub struct EncodeArgs {
-    #[command(flatten)]
-    pub input: ModelData,
-    /// Output .npy file, shape [n, hidden], f32.
-    #[arg(long)]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct ReconstructArgs {
-    #[command(flatten)]
-    pub input: ModelData,
-    /// Output PNG.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Examples shown.
-    #[arg(long, default_value_t = 10)]
-    pub count: usize,
-    /// Seed of the corruption shown.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-}
-
-#[derive(Args, Debug)]
-pub struct DenoiseArgs {
-    #[command(flatten)]
-    pub input: ModelData,
-    #[command(flatten)]
-    pub out: OutArgs,
-    /// Corrupt the (clean) images first, e.g. gauss:0.5, saltpepper:0.2 or
-    /// mask:0.5, and report PSNR and SSIM against them; without it the
-    /// images are taken as noisy already.
-    #[arg(long)]
-    pub noise: Option<String>,
-    /// Seed of that corruption.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Images in the picture.
-    #[arg(long, default_value_t = 10)]
-    pub count: usize,
-    /// Threads (a CAE's batches); 0 = all cores.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-}
-
-#[derive(Args, Debug)]
-pub struct InpaintArgs {
-    #[command(flatten)]
-    pub input: ModelData,
-    #[command(flatten)]
-    pub out: OutArgs,
-    /// block:S (one S×S square), blocks:K:S, random:P or lines:K.
-    #[arg(long, default_value = "block:12")]
-    pub mask: String,
-    /// Passes of the model, the known pixels put back after each.
-    #[arg(long, default_value_t = 1)]
-    pub iterations: usize,
-    /// Seed of the masks.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Images in the picture.
-    #[arg(long, default_value_t = 10)]
-    pub count: usize,
-    /// Threads (a CAE's batches); 0 = all cores.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-}
-
-#[derive(Args, Debug)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub input: ModelData,
 }
 
 #[derive(Args, Debug)]
