@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds what bench/device.sh runs on a GPU machine that has no Rust: the
-# aekit binary with the `cuda` feature and the GPU test binary, stripped,
+# aekit binary with the `cuda` feature, the GPU test binary and the library's
+# unit-test binary (for its ignored speed tests), stripped,
 # into .device/ with MNIST's files (from $MNIST_DIR, default
 # ../shared/datasets/mnist). .device/ is ignored by git.
 set -euo pipefail
@@ -17,7 +18,14 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
         print(m["executable"])' | tail -1)
 cp "$tests" .device/gpu-tests
-strip .device/aekit .device/gpu-tests
+lib=$(cargo test --release -p aekit --lib --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["lib"]:
+        print(m["executable"])' | tail -1)
+cp "$lib" .device/lib-tests
+strip .device/aekit .device/gpu-tests .device/lib-tests
 cp "$MNIST_DIR"/train-images-idx3-ubyte.gz "$MNIST_DIR"/train-labels-idx1-ubyte.gz \
     "$MNIST_DIR"/t10k-images-idx3-ubyte.gz "$MNIST_DIR"/t10k-labels-idx1-ubyte.gz .device/mnist/
 du -sh .device

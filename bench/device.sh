@@ -8,7 +8,8 @@
 # binary (--features cuda), the GPU test binary and MNIST's files. Needs
 # python3 with torch and numpy for the PyTorch side. Writes log.txt and
 # table.md into $OUT (default ./device-out). PARTS picks the sections
-# (default: tests,gpu,torch,cpu,protocol); `protocol` times one split and
+# (default: tests,gpu,torch,cpu,protocol); `tests` also times the short
+# GEMMs on THREADS threads (the lib's ignored speed test); `protocol` times one split and
 # one fraction of the gradual-vs-stacked protocol on the GPU (a fifteenth
 # of the whole).
 set -uo pipefail
@@ -39,6 +40,8 @@ python3 -c 'import torch; print("torch", torch.__version__)'
 if part tests; then
 echo "== GPU tests"
 "$D/gpu-tests" --nocapture --test-threads 1 2>&1 | tail -40
+echo "== the short products on $THREADS threads: faer's threading against the split over columns"
+RAYON_NUM_THREADS=$THREADS "$D/lib-tests" --ignored --nocapture --test-threads 1 small_m 2>&1 | grep 'm='
 fi
 
 # Seconds of epoch N minus epoch N−1 (the second skips start-up) from a
@@ -48,6 +51,15 @@ epoch_secs() { # file, awk filter
 }
 row() { echo "RESULT|$1|$2|$3"; }
 
+# The sparse exercise (784->196, 10k images, 400 L-BFGS iterations): whole seconds.
+run_sparse() { # name, args...
+    local name=$1; shift
+    local log
+    log=$(timeout 200 "$BIN" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
+        --sparsity 0.1 --beta 3 --weight-decay 3e-3 --max-iter 400 --out "$RUNS/$name" --force "$@" 2>&1)
+    echo "$log" | grep -E 'done in|cost |error' | tail -3
+    row "$name" aekit "$(echo "$log" | sed -n 's/.*done in \([0-9.]*\) s.*/\1/p' | tail -1)"
+}
 run_train() { # name, args...
     local name=$1; shift
     timeout 120 "$BIN" train --data "$MNIST" --val-size 0 --out "$RUNS/$name" --force "$@" 2>&1 | grep -E 'epoch|error' | tail -3
@@ -65,6 +77,7 @@ row gpu-W3 aekit "$(epoch_secs "$RUNS/gpu-W3/metrics.csv" '^2,gradual')"
 timeout 120 "$BIN" cae --data "$MNIST" --val-size 0 --out "$RUNS/gpu-W4" --force --device cuda \
     --batch 100 --epochs 3 2>&1 | grep -E 'epoch|error' | tail -3
 row gpu-W4 aekit "$(epoch_secs "$RUNS/gpu-W4/metrics.csv" .)"
+run_sparse gpu-sparse-400 --device cuda
 fi
 
 if part torch; then
@@ -75,6 +88,7 @@ fi
 if part cpu; then
 echo "== many cores: aekit"
 run_train cpu-W1-1 --batch 1 --lr 0.01 --epochs 2 --threads 1
+run_train cpu-W1-8 --batch 1 --lr 0.01 --epochs 2 --threads 8 --parallel rows
 run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
 run_train cpu-W2-1 --batch 100 --lr 0.1 --epochs 2 --threads 1
 run_train cpu-W2-$THREADS --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS"
@@ -85,6 +99,7 @@ timeout 180 "$BIN" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --ou
     --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
     --lr 0.01 --momentum 0.9 --noise mask:0.25 2>&1 | grep -E 'error|done' | tail -2
 row "cpu-W3-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RUNS/cpu-W3/metrics.csv" '^2,gradual') * 6}")"
+run_sparse "cpu-sparse-400-$THREADS" --threads "$THREADS"
 
 echo "== many cores: PyTorch"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \

@@ -382,3 +382,97 @@ fn convolutional_training_matches_the_cpu() {
         }
     }
 }
+
+#[test]
+fn sparse_cost_and_gradient_match_the_cpu() {
+    use aekit::models::sparse_ae::{sparse_cost, SparseConfig, SparseLayout, SparseWorkspace};
+    use aekit::tensor::gemm::Par;
+    if !have_gpu() {
+        return;
+    }
+    let gpu = Gpu::open(0).unwrap();
+    let (nv, nh, m) = (783, 37, 7);
+    let x = data(m, nv, 11);
+    for out in [Activation::Sigmoid, Activation::Identity] {
+        for (beta, lambda) in [(3.0, 3e-3), (0.0, 0.0), (3.0, 0.0)] {
+            let cfg = SparseConfig {
+                n_vis: nv,
+                n_hid: nh,
+                sparsity_weight: beta,
+                weight_decay: lambda,
+                output_activation: out,
+                ..SparseConfig::default()
+            };
+            let len = SparseLayout::new(nv, nh).len;
+            let mut rng = aekit::tensor::rng::seeded(5);
+            let p: Vec<f32> = (0..len).map(|_| rng.random_range(-0.1f32..0.1)).collect();
+            let mut g_cpu = vec![0.0f32; len];
+            let c_cpu = sparse_cost(
+                &cfg,
+                &p,
+                Some(&mut g_cpu),
+                &x,
+                m,
+                &mut SparseWorkspace::default(),
+                Par::Seq,
+            );
+            let mut sg = aekit::gpu::sparse::SparseGpu::new(&gpu, &cfg, &x, m).unwrap();
+            let mut g_gpu = vec![0.0f32; len];
+            let c_gpu = sg.cost(&p, Some(&mut g_gpu)).unwrap();
+            let without = sg.cost(&p, None).unwrap();
+            let what = format!("{out:?} output, β = {beta}, λ = {lambda}");
+            for (name, a, b) in [
+                ("total", c_cpu.total, c_gpu.total),
+                ("reconstruction", c_cpu.reconstruction, c_gpu.reconstruction),
+                ("weight decay", c_cpu.weight_decay, c_gpu.weight_decay),
+                ("sparsity", c_cpu.sparsity, c_gpu.sparsity),
+                ("mean activation", c_cpu.mean_activation, c_gpu.mean_activation),
+                ("total without gradient", c_cpu.total, without.total),
+            ] {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                    "{what}: {name} {a} (CPU) vs {b} (GPU)"
+                );
+            }
+            let d = rel_diff(&g_cpu, &g_gpu);
+            assert!(d < 1e-4, "{what}: gradient differs by {d} of its largest entry");
+        }
+    }
+}
+
+#[test]
+fn sparse_lbfgs_fit_matches_the_cpu() {
+    use aekit::models::sparse_ae::{SparseAutoencoder, SparseConfig};
+    use aekit::optim::lbfgs::LbfgsConfig;
+    use aekit::tensor::gemm::Par;
+    if !have_gpu() {
+        return;
+    }
+    let (nv, nh, m) = (783, 37, 301);
+    let x = data(m, nv, 12);
+    let view = ndarray::ArrayView2::from_shape((m, nv), &x[..]).unwrap();
+    let lbfgs = LbfgsConfig {
+        max_iter: 20,
+        ..LbfgsConfig::default()
+    };
+    let fit = |device| {
+        let mut s = SparseAutoencoder::new(SparseConfig {
+            n_vis: nv,
+            n_hid: nh,
+            ..SparseConfig::default()
+        });
+        s.device = device;
+        let start = s.cost(view, Par::Seq).unwrap().total;
+        s.fit(view, &lbfgs, Par::Seq, &mut Silent).unwrap();
+        (start, s.cost(view, Par::Seq).unwrap().total, s.params().to_vec())
+    };
+    let (start, cpu, p_cpu) = fit(Device::Cpu);
+    let (_, gpu, p_gpu) = fit(Device::Cuda(0));
+    eprintln!(
+        "sparse 783-37 on 301 rows, 20 L-BFGS iterations: cost {start:.4} -> CPU {cpu:.6}, GPU {gpu:.6}"
+    );
+    assert!(cpu < 0.5 * start, "the CPU fit did not learn: {start} -> {cpu}");
+    assert!((cpu - gpu).abs() <= 1e-3 * cpu, "CPU {cpu} vs GPU {gpu}");
+    let d = rel_diff(&p_cpu, &p_gpu);
+    assert!(d < 1e-2, "parameters differ by {d} of the largest");
+}

@@ -176,8 +176,8 @@ fn epoch(plan: Plan, cfg: &DaeConfig, lay: &Layout, p0: &[f32], x: &[f32]) -> Ve
 }
 
 #[test]
-fn split_rows_and_balanced_with_exactly_3_workers_equal_one_thread() {
-    // 3 workers even on a 2-core machine: the drivers take the count as
+fn split_rows_and_balanced_with_3_to_5_workers_equal_one_thread() {
+    // 3 to 5 workers even on a 2-core machine: the drivers take the count as
     // given (only the model caps it at the cores, for speed).
     let d = builtin_mnist().unwrap();
     let x = &d.x[..450 * 784];
@@ -189,7 +189,10 @@ fn split_rows_and_balanced_with_exactly_3_workers_equal_one_thread() {
             Plan::Split(3),
             Plan::Rows(2),
             Plan::Rows(3),
+            // From 4 workers, the all-reduction runs in two phases.
+            Plan::Rows(5),
             Plan::Balanced(3),
+            Plan::Balanced(4),
         ] {
             let many = epoch(plan, &cfg, &lay, &p0, x);
             // Same examples, same noise, same SGD; only the order in which

@@ -542,3 +542,39 @@ extern "C" __global__ void tied_sgd_epoch(float* W, float* b, float* c, const fl
         loss_out[blockIdx.x] = tot;
     }
 }
+
+// The sparse autoencoder's penalty from r = ρ̂ (the batch-mean activations,
+// h of them): acc[0] += Σ KL(ρ‖r_j), acc[1] += Σ r_j, and
+// sp[j] = scale·(−ρ/r_j + (1−ρ)/(1−r_j)), the term its gradient adds to δ₂.
+extern "C" __global__ void sparse_kl(const float* r, float* sp, int h, float rho, float scale, double* acc) {
+    double kl = 0.0, sum = 0.0;
+    GRID_LOOP(j, h) {
+        double q = (double)r[j], p = (double)rho;
+        kl += p * log(p / q) + (1.0 - p) * log((1.0 - p) / (1.0 - q));
+        sum += q;
+        sp[j] = scale * (-rho / r[j] + (1.0f - rho) / (1.0f - r[j]));
+    }
+    block_add(kl, acc);
+    block_add(sum, acc + 1);
+}
+
+// δ₂ = (δ₂ + sp[j])·a(1 − a) over rows of h (sigmoid hidden units).
+extern "C" __global__ void sparse_delta(float* d, const float* a, const float* sp, int rows, int h) {
+    long long n = (long long)rows * h;
+    GRID_LOOP(k, n) {
+        float y = a[k];
+        d[k] = (d[k] + sp[k % h]) * y * (1.0f - y);
+    }
+}
+
+// Weight decay: acc += Σ w², and g += λ·w when want_grad.
+extern "C" __global__ void decay_sq(float* g, const float* w, long long n, float lambda, int want_grad,
+                                    double* acc) {
+    double s = 0.0;
+    GRID_LOOP(k, n) {
+        float v = w[k];
+        s += (double)v * (double)v;
+        if (want_grad) g[k] += lambda * v;
+    }
+    block_add(s, acc);
+}

@@ -1,9 +1,10 @@
 //! The CUDA backend (cargo feature `cuda`): one device handle with its
 //! stream, cuBLAS and the element-wise kernels compiled by NVRTC, the GPU's
 //! GEMM door, and two trainers over it: [`net`] (minibatch training of the
-//! dense models, parameters and optimizer state resident on the device) and
+//! dense models, parameters and optimizer state resident on the device),
 //! [`tied`] (exact per-example SGD of the tied autoencoder in one
-//! persistent kernel).
+//! persistent kernel), and [`sparse`] (the sparse autoencoder's full-batch
+//! cost and gradient, for L-BFGS on the host).
 //!
 //! CUDA is loaded at run time, so a build needs none installed; [`Gpu::open`]
 //! checks that the driver, cuBLAS and NVRTC libraries are present before it
@@ -19,6 +20,7 @@ pub mod conv;
 pub mod fit;
 pub mod net;
 pub mod opt;
+pub mod sparse;
 pub mod tied;
 
 use crate::error::{Error, Result};
@@ -31,7 +33,7 @@ use std::sync::Arc;
 const SOURCE: &str = include_str!("kernels.cu");
 
 /// The kernels of `kernels.cu`, by name.
-const KERNELS: [&str; 26] = [
+const KERNELS: [&str; 29] = [
     "gather_corrupt",
     "gather_labels",
     "bias_act",
@@ -58,6 +60,9 @@ const KERNELS: [&str; 26] = [
     "upsample_bwd",
     "act_fwd",
     "act_bwd",
+    "sparse_kl",
+    "sparse_delta",
+    "decay_sq",
 ];
 
 fn gpu_err(what: &str, e: impl std::fmt::Debug) -> Error {

@@ -68,6 +68,12 @@ impl Activation {
     /// Turns dL/dy into dL/da in place, given the forward output y.
     pub fn backward<T: Real>(self, d: &mut [T], y: &[T]) {
         assert_eq!(d.len(), y.len());
+        if self != Activation::Identity {
+            crate::tensor::par::chunks(d, |off, c| self.backward_seq(c, &y[off..off + c.len()]));
+        }
+    }
+
+    fn backward_seq<T: Real>(self, d: &mut [T], y: &[T]) {
         match self {
             Activation::Sigmoid => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (T::ONE - y)),
             Activation::Relu => d.iter_mut().zip(y).for_each(|(d, &y)| {

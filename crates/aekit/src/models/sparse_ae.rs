@@ -18,6 +18,7 @@ use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
 use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::Par;
+use crate::tensor::par;
 use crate::tensor::rng::seeded;
 use crate::tensor::Real;
 use crate::train::Observer;
@@ -165,13 +166,17 @@ pub fn sparse_cost<T: Real>(
     cfg.output_activation.forward(&mut ws.z);
     let inv_m = T::ONE / T::of(m as f64);
     // Reconstruction: (1/2m)·Σ‖x − z‖²; δ₃ = (z − x)·g′/m.
-    let mut rec = T::ZERO;
-    for ((d, &z), &xv) in ws.d3.iter_mut().zip(&ws.z).zip(x) {
-        let e = z - xv;
-        rec += e * e;
-        *d = e * inv_m;
-    }
-    let rec = T::of(0.5) * rec * inv_m;
+    let zs = &ws.z;
+    let rec = par::chunks_sum(&mut ws.d3, |off, d| {
+        let mut s = T::ZERO;
+        for ((d, &z), &xv) in d.iter_mut().zip(&zs[off..]).zip(&x[off..]) {
+            let e = z - xv;
+            s += e * e;
+            *d = e * inv_m;
+        }
+        s.f64()
+    });
+    let rec = T::of(0.5 * rec) * inv_m;
     cfg.output_activation.backward(&mut ws.d3, &ws.z);
     // ρ̂ over the whole batch.
     ws.rho_hat.fill(z0);
@@ -184,11 +189,8 @@ pub fn sparse_cost<T: Real>(
     for &r in &ws.rho_hat {
         kl += rho * (rho / r).ln_() + (T::ONE - rho) * ((T::ONE - rho) / (T::ONE - r)).ln_();
     }
-    let mut wsq = T::ZERO;
-    for &w in w1.iter().chain(w2) {
-        wsq += w * w;
-    }
-    let decay = T::of(0.5) * lambda * wsq;
+    let sq = |w: &[T]| par::ranges_sum(w.len(), |r| w[r].iter().map(|&v| (v * v).f64()).sum());
+    let decay = T::of(0.5 * (sq(w1) + sq(w2))) * lambda;
     let sparsity = beta * kl;
     let mean_act = ws.rho_hat.iter().map(|r| r.f64()).sum::<f64>() / h.max(1) as f64;
     let cost = SparseCost {
@@ -199,7 +201,7 @@ pub fn sparse_cost<T: Real>(
         mean_activation: mean_act,
     };
     let Some(grad) = grad else { return cost };
-    grad.fill(z0);
+    par::chunks(grad, |_, g| g.fill(z0));
     let (g1, rest) = grad.split_at_mut(lay.b1.start);
     let (gb1, rest) = rest.split_at_mut(h);
     let (g2, gb2) = rest.split_at_mut(h * v);
@@ -211,18 +213,13 @@ pub fn sparse_cost<T: Real>(
         .iter()
         .map(|&r| beta * inv_m * (-rho / r + (T::ONE - rho) / (T::ONE - r)))
         .collect();
-    for row in ws.d2.chunks_exact_mut(h) {
-        for (d, &s) in row.iter_mut().zip(&sp) {
-            *d += s;
-        }
-    }
+    crate::tensor::add_row_bias(&mut ws.d2, &sp, h);
     Activation::Sigmoid.backward(&mut ws.d2, &ws.a);
     dense_backward(None, g1, gb1, &ws.d2, x, w1, m, v, h, false, par);
-    for (g, &w) in g1.iter_mut().zip(w1) {
-        *g += lambda * w;
-    }
-    for (g, &w) in g2.iter_mut().zip(w2) {
-        *g += lambda * w;
+    for (g, w) in [(g1, w1), (g2, w2)] {
+        par::chunks(g, |off, g| {
+            g.iter_mut().zip(&w[off..]).for_each(|(g, &w)| *g += lambda * w)
+        });
     }
     cost
 }
@@ -236,6 +233,8 @@ pub struct SparseAutoencoder {
     pub lbfgs: LbfgsConfig,
     /// Threads for the matrix products; 0 = all cores.
     pub threads: usize,
+    /// Where the cost and gradient are computed (L-BFGS stays on the host).
+    pub device: crate::train::Device,
 }
 
 impl SparseAutoencoder {
@@ -245,6 +244,7 @@ impl SparseAutoencoder {
             params: Vec::new(),
             lbfgs: LbfgsConfig::default(),
             threads: 1,
+            device: crate::train::Device::Cpu,
         };
         if m.config.n_vis > 0 {
             m.initialise();
@@ -327,10 +327,61 @@ impl SparseAutoencoder {
         }
         let xs = x.as_standard_layout();
         let (xd, m) = (xs.as_slice().expect("standard layout"), xs.nrows());
-        let mut ws = SparseWorkspace::default();
         let cfg = self.config.clone();
-        let f = |p: &[f32], g: &mut [f32]| sparse_cost(&cfg, p, Some(g), xd, m, &mut ws, par).total;
-        crate::train::lbfgs_run(&mut self.params, f, lbfgs, obs, ck)
+        match self.device {
+            crate::train::Device::Cpu => {
+                let mut ws = SparseWorkspace::default();
+                let f = |p: &[f32], g: &mut [f32]| sparse_cost(&cfg, p, Some(g), xd, m, &mut ws, par).total;
+                crate::train::lbfgs_run(&mut self.params, f, lbfgs, obs, ck)
+            }
+            crate::train::Device::Cuda(ordinal) => self.fit_gpu(ordinal, xd, m, lbfgs, obs, ck),
+        }
+    }
+
+    /// L-BFGS on the host over the GPU's cost and gradient. A GPU error
+    /// mid-fit makes the cost NaN, which ends the line search; the error is
+    /// then returned.
+    #[cfg(feature = "cuda")]
+    fn fit_gpu(
+        &mut self,
+        ordinal: usize,
+        x: &[f32],
+        m: usize,
+        lbfgs: &LbfgsConfig,
+        obs: &mut dyn Observer,
+        ck: crate::train::Checkpointing<'_>,
+    ) -> Result<LbfgsReport> {
+        let gpu = crate::gpu::open(ordinal)?;
+        let mut sg = crate::gpu::sparse::SparseGpu::new(&gpu, &self.config, x, m)?;
+        let mut failed = None;
+        let f = |p: &[f32], g: &mut [f32]| match sg.cost(p, Some(g)) {
+            Ok(c) => c.total,
+            Err(e) => {
+                failed.get_or_insert(e);
+                f64::NAN
+            }
+        };
+        let report = crate::train::lbfgs_run(&mut self.params, f, lbfgs, obs, ck);
+        match failed {
+            Some(e) => Err(e),
+            None => report,
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn fit_gpu(
+        &mut self,
+        _: usize,
+        _: &[f32],
+        _: usize,
+        _: &LbfgsConfig,
+        _: &mut dyn Observer,
+        _: crate::train::Checkpointing<'_>,
+    ) -> Result<LbfgsReport> {
+        Err(Error::config(
+            "train.device",
+            "the GPU needs an aekit built with the `cuda` feature (cargo build --release --features cuda)",
+        ))
     }
 
     /// The cost and its parts on `x`.

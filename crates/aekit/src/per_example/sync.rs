@@ -94,18 +94,30 @@ pub struct SplitLink<'a> {
 /// visible units (whole rows of W, every hidden unit), so the workers only
 /// need to add up, once per example, two hidden-length vectors (the last
 /// example's back-propagated δh and the next one's partial pre-activation)
-/// and two scalars (see the module notes). Each worker publishes its
-/// partial vector, then every worker adds all of them in worker order, so all
-/// hold the same bits.
+/// and two scalars (see the module notes).
+///
+/// With few workers each publishes its partial vector and every worker adds
+/// all of them (`flat`: each reads P payloads, one wait). From
+/// [`RowSync::TWO_PHASE_FROM`] workers on, the reduction is split in two
+/// (reduce-scatter, then all-gather): worker k adds up only its share of
+/// the cache lines from every peer and publishes that share of the total,
+/// then every worker reads the P shares. Each worker then reads two
+/// payloads whatever P is, for one more wait. Either way every line is
+/// added in worker order from zero, so all workers hold the same bits, and
+/// the same bits under both schemes.
 pub struct RowSync {
     pub(super) threads: usize,
-    /// `[threads][2 parities][hp]` f32 bits, whole cache lines.
+    /// `[threads][2 parities][payload]` f32 bits, whole cache lines.
     pub(super) slots: Vec<Line>,
-    /// All-reductions published by each worker.
+    /// `[threads][2 parities][payload]`: the shares of the total (two-phase).
+    pub(super) totals: Vec<Line>,
+    /// Phases published by each worker: 2·seq − 1 after its partial sums,
+    /// 2·seq after its share of the total (flat: 2·seq at once).
     pub(super) progress: Vec<Padded>,
     /// Nanoseconds each worker has spent waiting for its peers.
     pub(super) waits: Vec<Padded>,
     pub(super) hp: usize,
+    pub(super) two_phase: bool,
 }
 
 impl std::fmt::Debug for RowSync {
@@ -118,15 +130,30 @@ impl RowSync {
     /// For `threads` workers and hidden vectors of padded length `hp` (a
     /// multiple of 16).
     pub fn new(threads: usize, hp: usize) -> RowSync {
+        RowSync::with_scheme(threads, hp, threads >= Self::TWO_PHASE_FROM)
+    }
+
+    /// Workers from which the all-reduction runs in two phases: at 2 a
+    /// worker reads one peer's payload either way, and the second wait
+    /// costs more than the reads it saves.
+    pub const TWO_PHASE_FROM: usize = 4;
+
+    /// As [`RowSync::new`], with the scheme chosen.
+    pub fn with_scheme(threads: usize, hp: usize, two_phase: bool) -> RowSync {
         assert_eq!(hp % 16, 0, "the hidden length is padded to 16");
+        let lines = |k: usize| {
+            (0..k * 2 * Self::payload(hp) / 16)
+                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
+                .collect()
+        };
         RowSync {
             threads,
-            slots: (0..threads * 2 * Self::payload(hp) / 16)
-                .map(|_| Line(std::array::from_fn(|_| AtomicU32::new(0))))
-                .collect(),
+            slots: lines(threads),
+            totals: lines(if two_phase { threads } else { 0 }),
             progress: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
             waits: (0..threads).map(|_| Padded(AtomicUsize::new(0))).collect(),
             hp,
+            two_phase,
         }
     }
 
@@ -149,19 +176,50 @@ impl RowSync {
         let lines = Self::payload(self.hp) / 16;
         assert_eq!(buf.len(), 16 * lines);
         let base = |w: usize| (w * 2 + seq % 2) * lines;
-        for (line, chunk) in self.slots[base(me)..base(me) + lines]
-            .iter()
-            .zip(buf.chunks_exact(16))
-        {
-            for (slot, &v) in line.0.iter().zip(chunk) {
-                slot.store(v.to_bits(), Ordering::Relaxed);
+        publish(&self.slots[base(me)..base(me) + lines], buf);
+        if !self.two_phase {
+            self.announce_and_wait(me, 2 * seq);
+            for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
+                let sum = self.line_sum(me, chunk, |w| &self.slots[base(w) + l]);
+                chunk.copy_from_slice(&sum);
+            }
+            return;
+        }
+        // Reduce-scatter: this worker's share of the lines, from every peer.
+        self.announce_and_wait(me, 2 * seq - 1);
+        let share = |w: usize| w * lines / self.threads..(w + 1) * lines / self.threads;
+        let mine = share(me);
+        for l in mine.clone() {
+            let chunk = &mut buf[16 * l..16 * (l + 1)];
+            let sum = self.line_sum(me, chunk, |w| &self.slots[base(w) + l]);
+            chunk.copy_from_slice(&sum);
+        }
+        publish(
+            &self.totals[base(me) + mine.start..base(me) + mine.end],
+            &buf[16 * mine.start..16 * mine.end],
+        );
+        // All-gather: every other worker's share of the total.
+        self.announce_and_wait(me, 2 * seq);
+        for w in (0..self.threads).filter(|&w| w != me) {
+            for l in share(w) {
+                for (v, slot) in buf[16 * l..16 * (l + 1)]
+                    .iter_mut()
+                    .zip(&self.totals[base(w) + l].0)
+                {
+                    *v = f32::from_bits(slot.load(Ordering::Relaxed));
+                }
             }
         }
-        self.progress[me].0.store(seq, Ordering::Release);
+    }
+
+    /// Publishes phase `phase` of worker `me` and waits for every peer to
+    /// reach it, adding the time waited to `me`'s count.
+    fn announce_and_wait(&self, me: usize, phase: usize) {
+        self.progress[me].0.store(phase, Ordering::Release);
         // The clock is read only when a peer is still behind.
-        if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < seq) {
+        if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < phase) {
             let t0 = std::time::Instant::now();
-            wait_all(&self.progress, seq);
+            wait_all(&self.progress, phase);
             // Only worker `me` writes its own counter.
             let w = &self.waits[me].0;
             w.store(
@@ -169,19 +227,30 @@ impl RowSync {
                 Ordering::Relaxed,
             );
         }
-        for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
-            let mut sum = [0.0f32; 16];
-            for w in 0..self.threads {
-                if w == me {
-                    sum.iter_mut().zip(chunk.iter()).for_each(|(s, &v)| *s += v);
-                } else {
-                    let line = &self.slots[base(w) + l].0;
-                    sum.iter_mut()
-                        .zip(line)
-                        .for_each(|(s, v)| *s += f32::from_bits(v.load(Ordering::Relaxed)));
-                }
+    }
+
+    /// One line of the total, added in worker order from zero (`own` is
+    /// worker `me`'s line, `line(w)` any other's published one).
+    fn line_sum<'s>(&self, me: usize, own: &[f32], line: impl Fn(usize) -> &'s Line) -> [f32; 16] {
+        let mut sum = [0.0f32; 16];
+        for w in 0..self.threads {
+            if w == me {
+                sum.iter_mut().zip(own).for_each(|(s, &v)| *s += v);
+            } else {
+                sum.iter_mut()
+                    .zip(&line(w).0)
+                    .for_each(|(s, v)| *s += f32::from_bits(v.load(Ordering::Relaxed)));
             }
-            chunk.copy_from_slice(&sum);
+        }
+        sum
+    }
+}
+
+/// Stores `values` into `lines`, 16 to a line.
+fn publish(lines: &[Line], values: &[f32]) {
+    for (line, chunk) in lines.iter().zip(values.chunks_exact(16)) {
+        for (slot, &v) in line.0.iter().zip(chunk) {
+            slot.store(v.to_bits(), Ordering::Relaxed);
         }
     }
 }
@@ -261,5 +330,67 @@ mod tests {
             }
         });
         assert_eq!(counter.load(Relaxed), n * rounds);
+    }
+
+    /// Every worker's total over `rounds` reductions, under one scheme.
+    fn reduce_all(threads: usize, hp: usize, two_phase: bool, rounds: usize) -> Vec<Vec<Vec<f32>>> {
+        let sync = RowSync::with_scheme(threads, hp, two_phase);
+        let len = RowSync::payload(hp);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|me| {
+                    let sync = &sync;
+                    s.spawn(move || {
+                        (1..=rounds)
+                            .map(|seq| {
+                                // Values whose sum depends on the order of addition.
+                                let mut buf: Vec<f32> = (0..len)
+                                    .map(|i| {
+                                        ((me * 7919 + i * 104_729 + seq * 31) % 1000) as f32 * 1e-3
+                                            + 1e4 * (me % 2) as f32
+                                    })
+                                    .collect();
+                                sync.allreduce(me, seq, &mut buf);
+                                buf
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    #[test]
+    fn both_reduction_schemes_give_every_worker_the_same_bits() {
+        let (hp, rounds) = (48, 25);
+        for threads in [1, 2, 3, 5] {
+            let flat = reduce_all(threads, hp, false, rounds);
+            let two = reduce_all(threads, hp, true, rounds);
+            for seq in 0..rounds {
+                for w in 0..threads {
+                    assert_eq!(flat[w][seq], flat[0][seq], "flat, {threads} workers, worker {w}");
+                    assert_eq!(
+                        two[w][seq], flat[0][seq],
+                        "two-phase, {threads} workers, worker {w}"
+                    );
+                }
+                // The total against a sum in f64: right up to f32 rounding.
+                let len = RowSync::payload(hp);
+                for i in 0..len {
+                    let want: f64 = (0..threads)
+                        .map(|me| {
+                            ((me * 7919 + i * 104_729 + (seq + 1) * 31) % 1000) as f64 * 1e-3
+                                + 1e4 * (me % 2) as f64
+                        })
+                        .sum();
+                    let got = flat[0][seq][i] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-6 * want.abs().max(1.0) * threads as f64 + 1e-6,
+                        "{got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }

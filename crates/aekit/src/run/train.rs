@@ -273,6 +273,7 @@ fn train_sparse(cfg: &RunConfig, splits: &Splits, run: &RunDir, resume: Option<S
     );
     let par = Par::from_threads(cfg.train.resolved_threads());
     let mut model = SparseAutoencoder::new(s.clone());
+    model.device = cfg.train.device;
     let t = std::time::Instant::now();
     let mut save = |mut st: State, m: &EpochMetrics| {
         st.put("verb", "train");

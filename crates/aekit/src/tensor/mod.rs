@@ -156,11 +156,13 @@ pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {
 pub fn add_column_sums<T: Real>(dst: &mut [T], src: &[T], rows: usize, cols: usize) {
     assert_eq!(dst.len(), cols);
     assert_eq!(src.len(), rows * cols);
-    for row in src.chunks_exact(cols.max(1)).take(rows) {
-        for (d, &s) in dst.iter_mut().zip(row) {
-            *d += s;
+    par::column_blocks(dst, rows, |c0, d| {
+        for row in src.chunks_exact(cols.max(1)).take(rows) {
+            for (d, &s) in d.iter_mut().zip(&row[c0..]) {
+                *d += s;
+            }
         }
-    }
+    });
 }
 
 /// Adds `bias` (`[cols]`) to every row of `dst` (`[rows, cols]`).
@@ -170,11 +172,16 @@ pub fn add_row_bias<T: Real>(dst: &mut [T], bias: &[T], cols: usize) {
         return;
     }
     assert_eq!(dst.len() % cols, 0);
-    for row in dst.chunks_exact_mut(cols) {
-        for (d, &b) in row.iter_mut().zip(bias) {
-            *d += b;
+    par::chunks(dst, |off, piece| {
+        // The piece may start and end mid-row.
+        let j0 = off % cols;
+        let head = if j0 == 0 { 0 } else { (cols - j0).min(piece.len()) };
+        let (first, rest) = piece.split_at_mut(head);
+        first.iter_mut().zip(&bias[j0..]).for_each(|(d, &b)| *d += b);
+        for row in rest.chunks_mut(cols) {
+            row.iter_mut().zip(bias).for_each(|(d, &b)| *d += b);
         }
-    }
+    });
 }
 
 /// Sizes rayon's global pool (used by multi-threaded GEMM) once per process;

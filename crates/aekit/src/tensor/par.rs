@@ -62,6 +62,23 @@ pub fn chunks3<T: Send, U: Send, V: Send>(
     }
 }
 
+/// `f(first_column, piece)` over blocks of `dst`'s columns (a multiple of
+/// 16 wide, one or two per thread), for per-column work over `rows` rows
+/// (column sums): each column is still handled by one thread in row order,
+/// so the result does not depend on the split.
+pub fn column_blocks<T: Send>(dst: &mut [T], rows: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    let cols = dst.len();
+    let threads = rayon::current_num_threads();
+    if split(rows * cols) && cols >= 32 {
+        let width = cols.div_ceil(2 * threads).div_ceil(16).max(1) * 16;
+        dst.par_chunks_mut(width)
+            .enumerate()
+            .for_each(|(i, c)| f(i * width, c));
+    } else {
+        f(0, dst);
+    }
+}
+
 /// The sum of `f(offset, piece)` over the pieces of `a`, added in piece
 /// order: the same value for any number of threads.
 pub fn chunks_sum<T: Send>(a: &mut [T], f: impl Fn(usize, &mut [T]) -> f64 + Sync + Send) -> f64 {

@@ -85,11 +85,19 @@ pub fn lbfgs_fit<O: Objective>(
     lbfgs_run(params, f, cfg, obs, ck)
 }
 
+/// Work between two L-BFGS checkpoints, in multiples of the time one took.
+pub const SAVE_RATIO: u32 = 20;
+
 /// Full-batch L-BFGS of `f` (cost, and gradient into its second argument)
-/// from `params`, each iteration reported to `obs` as an epoch, the state
-/// saved after each and resumed from as `ck` says (bit-for-bit: the cost is
-/// deterministic). A stop request ends it after the current iteration with
-/// [`crate::Error::Interrupted`].
+/// from `params`, each iteration reported to `obs` as an epoch, and resumed
+/// from a checkpoint as `ck` says (bit-for-bit: the cost is deterministic).
+/// The state (parameters and the whole L-BFGS memory, tens of MB for a big
+/// model) is saved after the first iteration, after the one a stop request
+/// ends, and otherwise once the iterations since the last save have taken
+/// [`SAVE_RATIO`] times as long as writing it did: a run spends at most
+/// about 5% of its time writing checkpoints and a kill loses at most that
+/// many times one write. A stop request ends the fit after the current
+/// iteration with [`crate::Error::Interrupted`].
 pub fn lbfgs_run(
     params: &mut [f32],
     f: impl FnMut(&[f32], &mut [f32]) -> f64,
@@ -132,11 +140,19 @@ pub fn lbfgs_run(
     };
     obs.on_start(cfg.max_iter, 1);
     let mut failed = None;
+    // When the last checkpoint was finished, and how long it took to write.
+    let mut last_save: Option<(std::time::Instant, std::time::Duration)> = None;
     let report = minimize_from(params, f, cfg, from, &mut |it, mem, x| {
         let m = EpochMetrics::iteration(it, start.elapsed().as_secs_f64());
         obs.on_epoch(&m);
         history.push(m);
-        if let Some(save) = ck.save.as_mut() {
+        let halting = super::checkpoint::stop_requested();
+        let due = match last_save {
+            None => true,
+            Some((at, took)) => halting || at.elapsed() >= took * SAVE_RATIO,
+        };
+        if let Some(save) = ck.save.as_mut().filter(|_| due) {
+            let t0 = std::time::Instant::now();
             let mut s = State::new();
             s.put_tensor("params", x);
             s.put("fit.history", &history);
@@ -156,8 +172,9 @@ pub fn lbfgs_run(
                 failed = Some(e);
                 return false;
             }
+            last_save = Some((std::time::Instant::now(), t0.elapsed()));
         }
-        !super::checkpoint::stop_requested()
+        !halting
     });
     obs.on_end();
     if let Some(e) = failed {
