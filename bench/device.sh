@@ -90,6 +90,7 @@ echo "== many cores: aekit"
 run_train cpu-W1-1 --batch 1 --lr 0.01 --epochs 2 --threads 1
 run_train cpu-W1-8 --batch 1 --lr 0.01 --epochs 2 --threads 8 --parallel rows
 run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
+AEKIT_PIN=0 run_train "cpu-W1-$THREADS-unpinned" --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
 run_train cpu-W2-1 --batch 100 --lr 0.1 --epochs 2 --threads 1
 run_train cpu-W2-$THREADS --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS"
 timeout 120 "$BIN" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W4" --force \

@@ -257,11 +257,18 @@ fn lockstep(
     };
     let mut rng0 = rng.clone();
     let (run, barrier) = (&run, &barrier);
+    // Worker k on the k-th allowed CPU; this thread gets its CPUs back after.
+    let cpus = super::pin::plan(t);
+    let home = super::pin::allowed_cpus();
+    let cpus = &cpus;
     let total = std::thread::scope(|s| {
         let handles: Vec<_> = (1..t)
             .map(|k| {
                 let mut rng = rng.clone();
                 s.spawn(move || {
+                    if let Some(c) = cpus {
+                        super::pin::pin_to(&c[k..k + 1]);
+                    }
                     let mut noisy = vec![0.0f32; nv];
                     let mut total = 0.0f64;
                     for chunk in order.chunks(segment.max(1)) {
@@ -273,6 +280,9 @@ fn lockstep(
                 })
             })
             .collect();
+        if let Some(c) = cpus {
+            super::pin::pin_to(&c[..1]);
+        }
         let mut noisy = vec![0.0f32; nv];
         let mut total = 0.0f64;
         for (s, chunk) in order.chunks(segment.max(1)).enumerate() {
@@ -307,6 +317,9 @@ fn lockstep(
                 .map(|h| h.join().expect("a worker panicked"))
                 .sum::<f64>()
     });
+    if cpus.is_some() {
+        super::pin::pin_to(&home);
+    }
     *rng = rng0;
     total
 }

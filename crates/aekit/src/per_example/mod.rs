@@ -40,6 +40,7 @@ mod hogwild;
 mod isa;
 mod kernel;
 mod mode;
+mod pin;
 mod simd;
 mod state;
 mod sync;

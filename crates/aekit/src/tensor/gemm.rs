@@ -78,30 +78,66 @@ pub fn gemm<T: Real>(
     let c = MatMut::from_row_major_slice_mut(c, m, n);
     let accum = if accumulate { Accum::Add } else { Accum::Replace };
     match par {
-        Par::Threads(t) if splits_columns(m, n, k, t) => by_columns(c, accum, a, b, alpha, t),
-        _ => faer::linalg::matmul::matmul(c, accum, a, b, alpha, par.faer()),
+        Par::Seq => faer::linalg::matmul::matmul(c, accum, a, b, alpha, faer::Par::Seq),
+        Par::Threads(t) => match split_for(m, n, k, t) {
+            Split::Faer => faer::linalg::matmul::matmul(c, accum, a, b, alpha, par.faer()),
+            Split::Columns => by_columns(c, accum, a, b, alpha, t),
+            Split::Rows => by_rows(c, accum, a, b, alpha, t),
+        },
     }
 }
 
-/// A threaded product whose output has at most this many rows (the
-/// minibatch's forward and backward products at batch 20–100), or whose
-/// inner dimension is at most this (the weight gradients, K = the batch),
-/// is split over its output's columns instead of left to faer, which
-/// threads such thin products poorly: at M = N = 1000, K = 20 on 2 Zen 5
-/// cores faer's two threads ran slower than one (91 against 100 GFLOP/s),
-/// the split 143.
-const SMALL: usize = 128;
-/// Output columns each thread gets at least when splitting.
-const MIN_COLUMNS: usize = 64;
+/// How a threaded product is shared out: by faer, or cut by the door into
+/// one slab of the output per thread (see [`split_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    Faer,
+    Columns,
+    Rows,
+}
 
-fn splits_columns(m: usize, n: usize, k: usize, threads: usize) -> bool {
-    threads > 1 && (m <= SMALL || k <= SMALL) && n >= 2 * MIN_COLUMNS
+/// Output rows up to which a product counts as short (the minibatch's
+/// forward and backward products at batch 20–100).
+const SHORT_M: usize = 128;
+/// Inner dimension up to which a product counts as thin (the weight
+/// gradients at batch 20).
+const THIN_K: usize = 32;
+/// Rows or columns each slab gets at least.
+const MIN_SLAB: usize = 64;
+
+/// faer threads short, thin and long-inner products poorly; the door cuts
+/// those into slabs. Measured as GFLOP/s, faer's threads against the slabs
+/// (the ignored speed test below): on 16 Xeon cores M = 20, N = 1000,
+/// K = 784: 245 against 552; M = 100, N = 784, K = 500 with b transposed:
+/// 361 against 782; M = 196, N = 784, K = 10,000 (a sparse-autoencoder
+/// gradient): 387 against 596; at M = N = 1000, K = 20 on 2 Zen 5 cores
+/// faer's two threads ran slower than one (91 against 100), the slabs 143.
+/// Square-ish products (M = 784, N = 500, K = 100: faer 649, slabs 443)
+/// stay with faer.
+fn split_for(m: usize, n: usize, k: usize, threads: usize) -> Split {
+    let cols = n >= 2 * MIN_SLAB;
+    let rows = m >= 2 * MIN_SLAB;
+    if threads <= 1 {
+        Split::Faer
+    } else if (m <= SHORT_M || k <= THIN_K) && cols {
+        Split::Columns
+    } else if k >= 4 * m.max(n) && (cols || rows) {
+        // A long inner dimension: cut the longer side.
+        if cols && n >= m {
+            Split::Columns
+        } else if rows {
+            Split::Rows
+        } else {
+            Split::Columns
+        }
+    } else {
+        Split::Faer
+    }
 }
 
 /// `c = accum(c) + α·a·b` with the columns of `c` and `b` cut into one
-/// slab per thread (up to `threads`, each at least [`MIN_COLUMNS`] wide
-/// and a multiple of 16), each slab a sequential faer product on the
-/// rayon pool. Every output element is computed exactly as by one thread.
+/// slab per thread (up to `threads`, each at least [`MIN_SLAB`] wide and a
+/// multiple of 16), each slab a sequential faer product on the rayon pool.
 fn by_columns<T: Real>(
     c: MatMut<'_, T>,
     accum: Accum,
@@ -112,7 +148,7 @@ fn by_columns<T: Real>(
 ) {
     use rayon::prelude::*;
     let n = c.ncols();
-    let slabs = threads.min(n / MIN_COLUMNS).max(1);
+    let slabs = threads.min(n / MIN_SLAB).max(1);
     let width = n.div_ceil(slabs).div_ceil(16) * 16;
     let mut parts = Vec::with_capacity(slabs);
     let (mut rest, mut start) = (c, 0);
@@ -125,6 +161,33 @@ fn by_columns<T: Real>(
     }
     parts.into_par_iter().for_each(|(start, w, c)| {
         faer::linalg::matmul::matmul(c, accum, a, b.subcols(start, w), alpha, faer::Par::Seq);
+    });
+}
+
+/// As [`by_columns`], cutting the rows of `c` and `a` instead.
+fn by_rows<T: Real>(
+    c: MatMut<'_, T>,
+    accum: Accum,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    alpha: T,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let m = c.nrows();
+    let slabs = threads.min(m / MIN_SLAB).max(1);
+    let height = m.div_ceil(slabs).div_ceil(16) * 16;
+    let mut parts = Vec::with_capacity(slabs);
+    let (mut rest, mut start) = (c, 0);
+    while start < m {
+        let h = height.min(m - start);
+        let (top, bottom) = rest.split_at_row_mut(h);
+        parts.push((start, h, top));
+        rest = bottom;
+        start += h;
+    }
+    parts.into_par_iter().for_each(|(start, h, c)| {
+        faer::linalg::matmul::matmul(c, accum, a.subrows(start, h), b, alpha, faer::Par::Seq);
     });
 }
 
@@ -211,18 +274,21 @@ mod tests {
     }
 
     #[test]
-    fn column_split_products_match_one_thread_bit_for_bit() {
-        // Thin products (M or K ≤ 128) split over the output's columns: every
-        // element is the same sequential dot product as on one thread.
+    fn products_cut_into_slabs_match_one_thread_bit_for_bit() {
+        // Products cut into slabs of the output: every element is the same
+        // sequential dot product as on one thread.
         let mut rng = crate::tensor::rng::seeded(9);
-        for &(m, n, k) in &[
-            (20, 1000, 784),
-            (7, 130, 33),
-            (100, 784, 500),
-            (128, 200, 1),
-            (1000, 300, 20),
+        for &(m, n, k, split) in &[
+            (20, 1000, 784, Split::Columns),
+            (7, 130, 33, Split::Columns),
+            (100, 784, 500, Split::Columns),
+            (128, 200, 1, Split::Columns),
+            (1000, 300, 20, Split::Columns),
+            (196, 784, 3200, Split::Columns),
+            (784, 196, 3200, Split::Rows),
+            (131, 20, 600, Split::Rows),
         ] {
-            assert!(splits_columns(m, n, k, 3));
+            assert_eq!(split_for(m, n, k, 3), split, "m={m} n={n} k={k}");
             for flags in 0..8 {
                 let (ta, tb, acc) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
                 let a = random(m * k, &mut rng);
@@ -291,6 +357,9 @@ mod speed {
             (1000, 1000, 20, true, false),
             (196, 784, 10000, true, false),
             (784, 196, 10000, true, false),
+            (10000, 196, 784, false, false),
+            (10000, 784, 196, false, false),
+            (10000, 196, 784, false, true),
         ] {
             let a = vec![0.5f32; m * k];
             let b = vec![0.25f32; k * n];
@@ -320,12 +389,19 @@ mod speed {
                 let c = MatMut::from_row_major_slice_mut(c, m, n);
                 faer::linalg::matmul::matmul(c, Accum::Replace, a_ref, b_ref, 1.0, faer::Par::rayon(t))
             });
-            let split = time(&mut |c| {
+            let cols = time(&mut |c| {
                 let c = MatMut::from_row_major_slice_mut(c, m, n);
                 by_columns(c, Accum::Replace, a_ref, b_ref, 1.0, t)
             });
+            let rows = time(&mut |c| {
+                let c = MatMut::from_row_major_slice_mut(c, m, n);
+                by_rows(c, Accum::Replace, a_ref, b_ref, 1.0, t)
+            });
+            let door = time(&mut |c| gemm(m, n, k, 1.0, &a, ta, &b, tb, false, c, Par::Threads(t)));
             println!(
-                "m={m} n={n} k={k} ta={ta} tb={tb}: 1 thread {one:.1}, {t} threads: faer {faer_t:.1}, columns {split:.1} GFLOP/s"
+                "m={m} n={n} k={k} ta={ta} tb={tb}: 1 thread {one:.1}, {t} threads: faer {faer_t:.1}, \
+                 columns {cols:.1}, rows {rows:.1}, the door ({:?}) {door:.1} GFLOP/s",
+                split_for(m, n, k, t)
             );
         }
     }
