@@ -110,17 +110,27 @@ const MIN_SLAB: usize = 64;
 /// (the ignored speed test below): on 16 Xeon cores M = 20, N = 1000,
 /// K = 784: 245 against 552; M = 100, N = 784, K = 500 with b transposed:
 /// 361 against 782; M = 196, N = 784, K = 10,000 (a sparse-autoencoder
-/// gradient): 387 against 596; at M = N = 1000, K = 20 on 2 Zen 5 cores
-/// faer's two threads ran slower than one (91 against 100), the slabs 143.
-/// Square-ish products (M = 784, N = 500, K = 100: faer 649, slabs 443)
-/// stay with faer.
+/// gradient): 387 against 596; M = N = 1000, K = 20: 320 against 557 in
+/// rows (376 in columns), and on 2 Zen 5 cores faer's two threads ran
+/// slower than one (91 against 100), the slabs 143. Square-ish products
+/// (M = 784, N = 500, K = 100: faer 713, slabs 421–643) and tall ones
+/// (M = 10,000: faer 1,070–1,190) stay with faer. Thin and long-inner
+/// products are cut along their longer side.
 fn split_for(m: usize, n: usize, k: usize, threads: usize) -> Split {
     let cols = n >= 2 * MIN_SLAB;
     let rows = m >= 2 * MIN_SLAB;
     if threads <= 1 {
         Split::Faer
-    } else if (m <= SHORT_M || k <= THIN_K) && cols {
+    } else if m <= SHORT_M && cols {
         Split::Columns
+    } else if k <= THIN_K && (cols || rows) {
+        if rows && m >= n {
+            Split::Rows
+        } else if cols {
+            Split::Columns
+        } else {
+            Split::Rows
+        }
     } else if k >= 4 * m.max(n) && (cols || rows) {
         // A long inner dimension: cut the longer side.
         if cols && n >= m {
@@ -283,7 +293,8 @@ mod tests {
             (7, 130, 33, Split::Columns),
             (100, 784, 500, Split::Columns),
             (128, 200, 1, Split::Columns),
-            (1000, 300, 20, Split::Columns),
+            (1000, 300, 20, Split::Rows),
+            (300, 1000, 20, Split::Columns),
             (196, 784, 3200, Split::Columns),
             (784, 196, 3200, Split::Rows),
             (131, 20, 600, Split::Rows),

@@ -231,7 +231,8 @@ impl TrainConfig {
             "train.device",
             format!(
                 "{what} trains on the CPU only; the GPU ({}) trains the dense autoencoder, the stacks' \
-                 pretraining and fine-tuning, and the convolutional autoencoder (see docs/gpu.md)",
+                 pretraining and fine-tuning, the sparse autoencoder and the convolutional autoencoder \
+                 (see docs/gpu.md)",
                 self.device
             ),
         ))
