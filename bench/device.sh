@@ -9,7 +9,8 @@
 # python3 with torch and numpy for the PyTorch side. Writes log.txt and
 # table.md into $OUT (default ./device-out). PARTS picks the sections
 # (default: tests,gpu,torch,cpu,protocol); `tests` also times the short
-# GEMMs on THREADS threads (the lib's ignored speed test); `protocol` times one split and
+# GEMMs on THREADS threads (the lib's ignored speed test); `profile` runs
+# W2 under perf when the machine has it; `protocol` times one split and
 # one fraction of the gradual-vs-stacked protocol on the GPU (a fifteenth
 # of the whole).
 set -uo pipefail
@@ -105,6 +106,17 @@ run_sparse "cpu-sparse-400-$THREADS" --threads "$THREADS"
 echo "== many cores: PyTorch"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
     --examples 10000 --only W1,W2,W3,W4 | sed 's/^/TORCH|/'
+fi
+
+if part profile; then
+echo "== where W2 spends its time on $THREADS threads (perf, if installed)"
+if command -v perf >/dev/null; then
+    perf record -q -o "$RUNS/perf.data" -- "$BIN" train --data "$MNIST" --train-size 20000 --val-size 0 \
+        --out "$RUNS/prof-W2" --force --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS" >/dev/null 2>&1
+    perf report -i "$RUNS/perf.data" --no-children --percent-limit 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -30
+else
+    echo "no perf on this machine"
+fi
 fi
 
 if part protocol; then
