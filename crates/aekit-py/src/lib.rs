@@ -10,6 +10,7 @@
 
 use aekit::models::impute::{Imputer, ImputerConfig};
 use aekit::models::pca::{Pca, Solver};
+use aekit::models::sparse_ae::{SparseAutoencoder, SparseConfig};
 use aekit::models::{DaeConfig, DenoisingAutoencoder, Estimator};
 use aekit::train::{EpochMetrics, Observer, TrainConfig};
 use ndarray::{Array2, ArrayView2};
@@ -41,6 +42,8 @@ impl Observer for PyObserver {
         }
     }
     fn on_epoch(&mut self, m: &EpochMetrics) {
+        // L-BFGS reports no progress inside an iteration: look here too.
+        self.on_progress(0, 0);
         if self.verbose {
             match m.val_loss {
                 Some(v) => eprintln!(
@@ -426,6 +429,124 @@ impl ImputerCore {
     }
 }
 
+/// The sparse autoencoder of the UFLDL exercise, trained by L-BFGS.
+#[pyclass(module = "aekit._aekit")]
+struct SparseCore {
+    model: SparseAutoencoder,
+}
+
+#[pymethods]
+impl SparseCore {
+    /// From JSON settings `{"model": {...}, "max_iter": N, "threads": T}`
+    /// (the `[sparse]` keys of `aekit train --kind sparse`).
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            model: SparseConfig,
+            max_iter: usize,
+            threads: usize,
+        }
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
+        s.model.validate().map_err(py_err)?;
+        let mut model = SparseAutoencoder::new(s.model);
+        model.lbfgs.max_iter = s.max_iter;
+        model.threads = s.threads;
+        Ok(SparseCore { model })
+    }
+
+    /// Minimises the cost on `x`; returns the iterations as epochs.
+    #[pyo3(signature = (x, verbose=false))]
+    fn fit(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, verbose: bool) -> PyResult<History> {
+        let v = rows(&x, "X")?;
+        let model = &mut self.model;
+        let (_, h) = train(py, verbose, move |obs| Estimator::fit(model, v, None, obs))?;
+        Ok(history(&h))
+    }
+
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        map_rows(py, &x, "X", |v| self.model.transform(v))
+    }
+
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        map_rows(py, &x, "X", |v| self.model.reconstruct(v))
+    }
+
+    /// The cost's parts on `x`: (total, reconstruction, weight decay,
+    /// sparsity, mean activation).
+    fn cost(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<(f64, f64, f64, f64, f64)> {
+        let v = rows(&x, "X")?;
+        let par = aekit::tensor::gemm::Par::from_threads(self.model.threads);
+        let c = py.detach(|| self.model.cost(v, par)).map_err(py_err)?;
+        Ok((
+            c.total,
+            c.reconstruction,
+            c.weight_decay,
+            c.sparsity,
+            c.mean_activation,
+        ))
+    }
+
+    fn weights<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray2<f32>> {
+        let c = &self.model.config;
+        let w = Array2::from_shape_vec((c.n_vis, c.n_hid), self.model.weights().to_vec())
+            .expect("W₁ is n_vis × n_hid");
+        out(py, w)
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        model_bytes(py, |p| self.model.save(p))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        Ok(SparseCore {
+            model: from_model_bytes(b, SparseAutoencoder::load)?,
+        })
+    }
+
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(SparseCore {
+            model: SparseAutoencoder::load(std::path::Path::new(path)).map_err(py_err)?,
+        })
+    }
+
+    /// The model's settings as `SparseCore::new` takes them (JSON).
+    fn settings(&self) -> String {
+        serde_json::json!({
+            "model": self.model.config,
+            "max_iter": self.model.lbfgs.max_iter,
+            "threads": self.model.threads,
+        })
+        .to_string()
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model.save(std::path::Path::new(path)).map_err(py_err)
+    }
+
+    #[getter]
+    fn n_vis(&self) -> usize {
+        self.model.config.n_vis
+    }
+
+    #[getter]
+    fn n_hid(&self) -> usize {
+        self.model.config.n_hid
+    }
+}
+
 /// The 10,000 MNIST test images shipped in aekit, `(X [10000, 784] in
 /// [0, 1], labels)`.
 #[pyfunction]
@@ -436,12 +557,22 @@ fn builtin_digits<'py>(py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<f32>>, 
     Ok((out(py, x), labels))
 }
 
+/// The kind of model a safetensors file written by aekit holds (its
+/// `format` metadata: `aekit.dae`, `aekit.sparse`, ...).
+#[pyfunction]
+fn model_format(path: &str) -> PyResult<String> {
+    let f = aekit::io::safetensors::load(std::path::Path::new(path)).map_err(py_err)?;
+    Ok(f.meta("format").map_err(py_err)?.to_string())
+}
+
 #[pymodule]
 fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Dae>()?;
     m.add_class::<PcaCore>()?;
     m.add_class::<ImputerCore>()?;
+    m.add_class::<SparseCore>()?;
     m.add_function(wrap_pyfunction!(builtin_digits, m)?)?;
+    m.add_function(wrap_pyfunction!(model_format, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -123,3 +123,50 @@ def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits):
     m.set_params(max_iter=1, n_hidden=8)
     m.fit(X[:200])
     assert m.transform(X[:3]).shape == (3, 8)
+
+
+def test_sparse_autoencoder_learns_sparse_codes_and_round_trips(digits, tmp_path):
+    X, _ = digits
+    sae = aekit.SparseAutoencoder(25, max_iter=40, random_state=1).fit(X[:1000])
+    assert sae.n_iter_ == 40 and len(sae.history_) == 40
+    costs = [h[1] for h in sae.history_]
+    assert costs[-1] < 0.5 * costs[0], costs
+    parts = sae.cost(X[:1000])
+    assert abs(parts["total"] - (parts["reconstruction"] + parts["weight_decay"] + parts["sparsity"])) < 1e-4
+    # The KL penalty pulls the mean activation towards rho = 0.1.
+    assert abs(parts["mean_activation"] - 0.1) < 0.05, parts
+    codes = sae.transform(X[:10])
+    assert codes.shape == (10, 25) and sae.components_.shape == (25, 784)
+    assert sae.score(X[1000:1200]) == -sae.cost(X[1000:1200])["reconstruction"]
+    back = pickle.loads(pickle.dumps(sae))
+    np.testing.assert_array_equal(back.transform(X[:20]), sae.transform(X[:20]))
+    path = tmp_path / "sparse.safetensors"
+    sae.save(path)
+    loaded = aekit.load(path)
+    assert isinstance(loaded, aekit.SparseAutoencoder) and loaded.n_hidden == 25
+    np.testing.assert_array_equal(loaded.transform(X[:20]), sae.transform(X[:20]))
+    with pytest.raises(ValueError, match="output_activation"):
+        aekit.SparseAutoencoder(4, output_activation="relu").fit(X[:20])
+
+
+def test_the_type_stubs_name_everything_the_native_core_has():
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from aekit import _aekit
+
+    stub = ast.parse((Path(aekit.__file__).parent / "_aekit.pyi").read_text())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
+    functions = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
+    for name, obj in vars(_aekit).items():
+        if name.startswith("_"):
+            continue
+        if inspect.isclass(obj):
+            assert name in classes, f"class {name} has no stub"
+            stubbed = {n.name for n in classes[name].body if isinstance(n, ast.FunctionDef)}
+            public = {m for m in dir(obj) if not m.startswith("_")}
+            assert public <= stubbed, f"{name}: {sorted(public - stubbed)} have no stub"
+        elif callable(obj):
+            assert name in functions, f"function {name} has no stub"
+    assert (Path(aekit.__file__).parent / "py.typed").exists()

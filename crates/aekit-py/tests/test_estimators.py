@@ -19,6 +19,7 @@ ESTIMATORS = [
         8, loss="squared", output_activation="identity", noise="gauss:0.1",
         max_iter=3, batch_size=10, learning_rate=0.01, random_state=0,
     ),
+    aekit.SparseAutoencoder(4, output_activation="identity", max_iter=20, random_state=0),
     aekit.PCA(n_components=1),
     aekit.Imputer(layers=(8,), max_iter=3, random_state=0),
 ]

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _aekit
 
-__all__ = ["DenoisingAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
+__all__ = ["DenoisingAutoencoder", "SparseAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
 __version__ = _aekit.__version__
 
 
@@ -187,6 +187,114 @@ class DenoisingAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
         return tags
 
 
+class SparseAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+    """The sparse autoencoder of the UFLDL exercise, trained full-batch by
+    L-BFGS. For the m rows of X:
+
+        A = σ(X·W₁ + b₁),   Z = g(A·W₂ + b₂),   ρ̂ⱼ = mean over rows of Aᵢⱼ,
+        J = (1/2m)·Σ‖x − z‖² + (λ/2)·(‖W₁‖² + ‖W₂‖²) + β·Σⱼ KL(ρ‖ρ̂ⱼ),
+
+    with g the sigmoid (``output_activation="sigmoid"``, data in [0, 1]) or
+    the identity (``"identity"``, e.g. whitened data); ρ is
+    ``sparsity_target``, β ``sparsity_weight``, λ ``weight_decay`` (the
+    weights only). ``transform`` gives A, ``score`` is minus the
+    reconstruction term (1/2m)·Σ‖x − z‖² (higher is better). The
+    parameters are ``aekit train --kind sparse``'s.
+    """
+
+    _core_class = _aekit.SparseCore
+
+    def __init__(
+        self,
+        n_hidden=196,
+        *,
+        sparsity_target=0.1,
+        sparsity_weight=3.0,
+        weight_decay=3e-3,
+        output_activation="sigmoid",
+        max_iter=400,
+        random_state=None,
+        n_jobs=1,
+        verbose=0,
+    ):
+        self.n_hidden = n_hidden
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+        self.weight_decay = weight_decay
+        self.output_activation = output_activation
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Minimises J on the rows of X with L-BFGS; returns self."""
+        X = validate_data(self, X, dtype=np.float32, order="C")
+        out = {"sigmoid": "sigmoid", "identity": "identity", "linear": "identity"}
+        if self.output_activation not in out:
+            raise ValueError(f"output_activation must be one of {sorted(out)}, got {self.output_activation!r}")
+        settings = {
+            "model": {
+                "n_vis": int(X.shape[1]),
+                "n_hid": int(self.n_hidden),
+                "sparsity_target": float(self.sparsity_target),
+                "sparsity_weight": float(self.sparsity_weight),
+                "weight_decay": float(self.weight_decay),
+                "output_activation": out[self.output_activation],
+                "seed": _seed(self.random_state),
+            },
+            "max_iter": int(self.max_iter),
+            "threads": _threads(self.n_jobs),
+        }
+        core = _aekit.SparseCore(json.dumps(settings))
+        self.history_ = core.fit(X, bool(self.verbose))
+        self.model_ = core
+        self.n_iter_ = len(self.history_)
+        return self
+
+    @property
+    def components_(self):
+        """The encoder's weights W₁ᵀ, shape (n_hidden, n_features): row j is
+        hidden unit j's filter."""
+        check_is_fitted(self, "model_")
+        return self.model_.weights().T
+
+    def transform(self, X):
+        """The hidden activations A of the rows of X."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.transform(X)
+
+    def reconstruct(self, X):
+        """Z, the reconstructions of the rows of X."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.reconstruct(X)
+
+    def cost(self, X):
+        """J on X and its parts: a dict with ``total``, ``reconstruction``,
+        ``weight_decay``, ``sparsity`` and ``mean_activation`` (the mean of
+        ρ̂ over the hidden units)."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        keys = ("total", "reconstruction", "weight_decay", "sparsity", "mean_activation")
+        return dict(zip(keys, self.model_.cost(X)))
+
+    def score(self, X, y=None):
+        """Minus (1/2m)·Σ‖x − z‖² on X (higher is better)."""
+        return -self.cost(X)["reconstruction"]
+
+    def save(self, path):
+        """Writes the model as ``aekit train --kind sparse`` does."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
 class PCA(_Pickled, TransformerMixin, BaseEstimator):
     """Principal component analysis: the covariance's top eigenvectors
     (``svd_solver="exact"``, through faer) or a randomized SVD; with
@@ -336,10 +444,25 @@ class Imputer(_Pickled, TransformerMixin, BaseEstimator):
 
 
 def load(path):
-    """A model file written by ``aekit train`` or ``save`` (a dense DAE), as
-    a fitted :class:`DenoisingAutoencoder`."""
-    core = _aekit.Dae.load(str(path))
-    est = DenoisingAutoencoder(n_hidden=core.n_hid)
+    """A model file written by ``aekit train`` or by ``save``, as a fitted
+    estimator: a :class:`DenoisingAutoencoder` (``aekit train``'s dense
+    DAE) or a :class:`SparseAutoencoder` (``aekit train --kind sparse``)."""
+    kind = _aekit.model_format(str(path))
+    if kind == "aekit.sparse":
+        core = _aekit.SparseCore.load(str(path))
+        m = json.loads(core.settings())["model"]
+        est = SparseAutoencoder(
+            n_hidden=core.n_hid,
+            sparsity_target=m["sparsity_target"],
+            sparsity_weight=m["sparsity_weight"],
+            weight_decay=m["weight_decay"],
+            output_activation=m["output_activation"],
+        )
+    elif kind == "aekit.dae":
+        core = _aekit.Dae.load(str(path))
+        est = DenoisingAutoencoder(n_hidden=core.n_hid)
+    else:
+        raise ValueError(f"{path}: a `{kind}` model; aekit.load reads dense and sparse autoencoders")
     est.model_ = core
     est.n_features_in_ = core.n_vis
     est.history_ = []

@@ -481,6 +481,35 @@ impl SparseAutoencoder {
         );
         st::save(path, &t, meta)
     }
+
+    /// Loads a model written by [`SparseAutoencoder::save`] (what
+    /// `aekit train --kind sparse` writes).
+    pub fn load(path: &Path) -> Result<SparseAutoencoder> {
+        let mut f = st::load(path)?;
+        f.expect_kind("aekit.sparse")?;
+        let config: SparseConfig = toml::from_str(f.meta("config")?)
+            .map_err(|e| Error::format(path, format!("bad model config in metadata: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| Error::format(path, e.to_string()))?;
+        let (v, h) = (config.n_vis, config.n_hid);
+        if v == 0 || f.shape_of("encoder.weight") != Some(vec![v, h]) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "its config declares {v}×{h} units but `encoder.weight` has shape {:?}",
+                    f.shape_of("encoder.weight")
+                ),
+            ));
+        }
+        let mut m = SparseAutoencoder::new(config);
+        let l = m.layout();
+        m.params[l.w1].copy_from_slice(&f.take("encoder.weight", &[v, h])?);
+        m.params[l.b1].copy_from_slice(&f.take("encoder.bias", &[h])?);
+        m.params[l.w2].copy_from_slice(&f.take("decoder.weight", &[h, v])?);
+        m.params[l.b2].copy_from_slice(&f.take("decoder.bias", &[v])?);
+        Ok(m)
+    }
 }
 
 /// The same cost and gradient computed the plain way: one example at a
@@ -562,6 +591,37 @@ pub fn sparse_cost_plain(cfg: &SparseConfig, p: &[f64], grad: &mut [f64], x: &[f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_model_loads_back_whole_and_a_wrong_file_is_refused() {
+        let mut m = SparseAutoencoder::new(SparseConfig {
+            n_vis: 11,
+            n_hid: 5,
+            output_activation: Activation::Identity,
+            ..SparseConfig::default()
+        });
+        let p: Vec<f32> = (0..m.params().len()).map(|i| (i as f32 * 0.7).sin()).collect();
+        m.set_params(&p).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.safetensors");
+        m.save(&path).unwrap();
+        let back = SparseAutoencoder::load(&path).unwrap();
+        assert_eq!(back.config, m.config);
+        assert_eq!(back.params(), m.params());
+        // A DAE's file is not a sparse autoencoder's.
+        let dae = crate::models::DenoisingAutoencoder::new(
+            crate::models::DaeConfig {
+                n_vis: 11,
+                n_hid: 5,
+                ..Default::default()
+            },
+            Default::default(),
+        );
+        let other = dir.path().join("dae.safetensors");
+        dae.save(&other).unwrap();
+        let e = SparseAutoencoder::load(&other).unwrap_err().to_string();
+        assert!(e.contains("dae.safetensors"), "{e}");
+    }
 
     #[test]
     fn gemm_path_matches_the_plain_per_example_path() {
