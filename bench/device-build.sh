@@ -26,6 +26,9 @@ for line in sys.stdin:
         print(m["executable"])' | tail -1)
 cp "$lib" .device/lib-tests
 strip .device/aekit .device/gpu-tests .device/lib-tests
+# The Python extension, for bench/python_vs_torch.py (scripts/python-tests.sh builds it).
+so=crates/aekit-py/python/aekit/_aekit.abi3.so
+if [ -f "$so" ]; then cp "$so" .device/; else echo "no $so: run scripts/python-tests.sh first for the python part"; fi
 cp "$MNIST_DIR"/train-images-idx3-ubyte.gz "$MNIST_DIR"/train-labels-idx1-ubyte.gz \
     "$MNIST_DIR"/t10k-images-idx3-ubyte.gz "$MNIST_DIR"/t10k-labels-idx1-ubyte.gz .device/mnist/
 du -sh .device

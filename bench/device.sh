@@ -10,7 +10,8 @@
 # table.md into $OUT (default ./device-out). PARTS picks the sections
 # (default: tests,gpu,torch,cpu,protocol); `tests` also times the short
 # GEMMs on THREADS threads (the lib's ignored speed test); `profile` runs
-# W2 under perf when the machine has it; `protocol` times one split and
+# W2 under perf when the machine has it; `python` times aekit's DAE from
+# Python against PyTorch on the CPU; `protocol` times one split and
 # one fraction of the gradual-vs-stacked protocol on the GPU (a fifteenth
 # of the whole).
 set -uo pipefail
@@ -108,6 +109,14 @@ PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu 
     --examples 10000 --only W1,W2,W3,W4 | sed 's/^/TORCH|/'
 fi
 
+if part python; then
+echo "== aekit from Python against PyTorch on the CPU, $THREADS threads"
+for t in 1 "$THREADS"; do
+    PYTHONUNBUFFERED=1 timeout 150 python3 bench/python_vs_torch.py "$MNIST" --threads "$t" \
+        --core "$D/_aekit.abi3.so" | sed 's/^/PYTHON|/'
+done
+fi
+
 if part profile; then
 echo "== where W2 spends its time on $THREADS threads (perf, if installed)"
 if command -v perf >/dev/null; then
@@ -128,5 +137,5 @@ row "protocol, 1 split x 1 fraction (x15 for the whole)" aekit "$(awk -v a="$t0"
 fi
 
 echo "== table"
-grep -E '^(RESULT|TORCH)\|' "$OUT/log.txt" | tee "$OUT/table.md"
+grep -E '^(RESULT|TORCH|PYTHON)\|' "$OUT/log.txt" | tee "$OUT/table.md"
 rm -rf "$RUNS"
