@@ -8,6 +8,7 @@
 //! it had before that `fit` (its fitted attributes are set only when a fit
 //! returns).
 
+use aekit::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
 use aekit::models::impute::{Imputer, ImputerConfig};
 use aekit::models::pca::{Pca, Solver};
 use aekit::models::sparse_ae::{SparseAutoencoder, SparseConfig};
@@ -547,6 +548,137 @@ impl SparseCore {
     }
 }
 
+/// A convolutional autoencoder (rows are flattened `[C, H, W]` images).
+#[pyclass(module = "aekit._aekit")]
+struct ConvCore {
+    model: ConvAutoencoder,
+}
+
+#[pymethods]
+impl ConvCore {
+    /// From JSON settings `{"architecture": preset name or spec, "loss",
+    /// "seed", "train": {...}}` (`aekit cae`'s `[model]` and `[train]`).
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Architecture {
+            Preset(String),
+            Spec(CaeSpec),
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            architecture: Architecture,
+            seed: u64,
+            train: CaeTrainConfig,
+        }
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
+        let spec = match s.architecture {
+            Architecture::Spec(spec) => spec,
+            Architecture::Preset(name) => CaeSpec::preset(&name).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "architecture `{name}` is not one of {:?} (or give the layers as a dict)",
+                    aekit::models::conv::PRESETS
+                ))
+            })?,
+        };
+        s.train.train.validate().map_err(py_err)?;
+        let mut model = ConvAutoencoder::new(&spec, s.train.loss, s.seed).map_err(py_err)?;
+        model.train = s.train;
+        model.train.train.seed = s.seed;
+        Ok(ConvCore { model })
+    }
+
+    /// The input shape `[C, H, W]` the architecture takes.
+    #[getter]
+    fn input_shape(&self) -> (usize, usize, usize) {
+        let [c, h, w] = self.model.net.spec.input;
+        (c, h, w)
+    }
+
+    #[getter]
+    fn code_len(&self) -> usize {
+        self.model.net.code_len()
+    }
+
+    /// Values per image, C·H·W.
+    #[getter]
+    fn n_vis(&self) -> usize {
+        self.model.net.input_len()
+    }
+
+    /// Trains on `x` (validating on `val`); returns the epochs.
+    #[pyo3(signature = (x, val=None, verbose=false))]
+    fn fit(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray2<'_, f32>,
+        val: Option<PyReadonlyArray2<'_, f32>>,
+        verbose: bool,
+    ) -> PyResult<History> {
+        let xv = rows(&x, "X")?;
+        let vv = match &val {
+            Some(v) => Some(rows(v, "validation X")?),
+            None => None,
+        };
+        let model = &mut self.model;
+        let (_, h) = train(py, verbose, move |obs| Estimator::fit(model, xv, vv, obs))?;
+        Ok(history(&h))
+    }
+
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        map_rows(py, &x, "X", |v| Estimator::transform(&self.model, v))
+    }
+
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        map_rows(py, &x, "X", |v| Estimator::reconstruct(&self.model, v))
+    }
+
+    /// The mean loss per image on clean `x` (lower is better).
+    fn loss(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<f64> {
+        let v = rows(&x, "X")?;
+        py.detach(|| Estimator::score(&self.model, v)).map_err(py_err)
+    }
+
+    fn set_threads(&mut self, threads: usize) {
+        Estimator::set_threads(&mut self.model, threads);
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        model_bytes(py, |p| self.model.save(p, Default::default()))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        Ok(ConvCore {
+            model: from_model_bytes(b, ConvAutoencoder::load)?,
+        })
+    }
+
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(ConvCore {
+            model: ConvAutoencoder::load(std::path::Path::new(path)).map_err(py_err)?,
+        })
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model
+            .save(std::path::Path::new(path), Default::default())
+            .map_err(py_err)
+    }
+}
+
 /// The 10,000 MNIST test images shipped in aekit, `(X [10000, 784] in
 /// [0, 1], labels)`.
 #[pyfunction]
@@ -562,6 +694,10 @@ fn builtin_digits<'py>(py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<f32>>, 
 #[pyfunction]
 fn model_format(path: &str) -> PyResult<String> {
     let f = aekit::io::safetensors::load(std::path::Path::new(path)).map_err(py_err)?;
+    // Convolutional autoencoders name themselves `model = cae`.
+    if f.meta("model").is_ok_and(|m| m == "cae") {
+        return Ok("aekit.cae".into());
+    }
     Ok(f.meta("format").map_err(py_err)?.to_string())
 }
 
@@ -571,6 +707,7 @@ fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PcaCore>()?;
     m.add_class::<ImputerCore>()?;
     m.add_class::<SparseCore>()?;
+    m.add_class::<ConvCore>()?;
     m.add_function(wrap_pyfunction!(builtin_digits, m)?)?;
     m.add_function(wrap_pyfunction!(model_format, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

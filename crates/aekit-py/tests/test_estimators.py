@@ -20,6 +20,11 @@ ESTIMATORS = [
         max_iter=3, batch_size=10, learning_rate=0.01, random_state=0,
     ),
     aekit.SparseAutoencoder(4, output_activation="identity", max_iter=20, random_state=0),
+    aekit.ConvAutoencoder(
+        {"encoder": [{"type": "conv", "out": 3, "kernel": 1}, {"type": "relu"}],
+         "decoder": [{"type": "conv", "out": 1, "kernel": 1}]},
+        max_iter=3, batch_size=10, learning_rate=0.01, random_state=0,
+    ),
     aekit.PCA(n_components=1),
     aekit.Imputer(layers=(8,), max_iter=3, random_state=0),
 ]

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _aekit
 
-__all__ = ["DenoisingAutoencoder", "SparseAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
+__all__ = ["DenoisingAutoencoder", "SparseAutoencoder", "ConvAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
 __version__ = _aekit.__version__
 
 
@@ -295,6 +295,135 @@ class SparseAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
         return tags
 
 
+class ConvAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+    """A convolutional autoencoder: an encoder of convolutions, activations
+    and pooling, a decoder of transposed convolutions (or unpooling,
+    upsampling and convolutions), trained by Adam to minimise ½‖z − x‖² per
+    image (``loss="squared"``) or the cross-entropy (``"xent"``, for a
+    sigmoid output and data in [0, 1]) between z and the clean x, the
+    input corrupted by ``noise`` first.
+
+    ``architecture`` is a preset of ``aekit cae`` (``"cae-mnist"``,
+    ``"cae-mnist-unpool"``, ``"cae-mnist-upsample"``, ``"cae-cifar"``) or a
+    dict ``{"input": [C, H, W], "encoder": [...], "decoder": [...]}`` of
+    layers as in a ``[model]`` TOML (e.g. ``{"type": "conv", "out": 16,
+    "kernel": 3, "pad": 1}``; ``input`` may be left out). X is either
+    (n, C, H, W) or flat (n, C·H·W) images, read as ``image_shape`` (or the
+    architecture's input; a dict with no input and flat X is read as
+    1×1×n_features). ``transform`` gives the flattened codes,
+    ``reconstruct`` images in X's form, ``score`` minus the mean loss per
+    image.
+    """
+
+    _core_class = _aekit.ConvCore
+
+    def __init__(
+        self,
+        architecture="cae-mnist",
+        *,
+        image_shape=None,
+        noise="none",
+        loss="squared",
+        max_iter=10,
+        batch_size=100,
+        learning_rate=1e-3,
+        random_state=None,
+        n_jobs=1,
+        verbose=0,
+    ):
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.noise = noise
+        self.loss = loss
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _flat(self, X, reset):
+        """X as C-ordered float32 rows, and whether it came as images."""
+        images = getattr(X, "ndim", None) == 4
+        if images:
+            X = np.asarray(X)
+            if reset:
+                self._image_shape = tuple(int(d) for d in X.shape[1:])
+            elif tuple(X.shape[1:]) != self.image_shape_:
+                raise ValueError(f"images of shape {tuple(X.shape[1:])}; this model takes {self.image_shape_}")
+            X = X.reshape(X.shape[0], -1)
+        elif reset:
+            self._image_shape = None
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=reset)
+        return X, images
+
+    def fit(self, X, y=None):
+        """Trains on the images of X; returns self."""
+        X, _ = self._flat(X, reset=True)
+        shape = self._image_shape or (tuple(self.image_shape) if self.image_shape is not None else None)
+        arch = self.architecture
+        if isinstance(arch, dict):
+            arch = dict(arch)
+            arch.setdefault("input", list(shape) if shape else [1, 1, X.shape[1]])
+        settings = {
+            "architecture": arch,
+            "seed": _seed(self.random_state),
+            "train": {
+                "loss": self.loss,
+                "noise": self.noise,
+                "train": {
+                    "epochs": int(self.max_iter),
+                    "batch": int(self.batch_size),
+                    "optimizer": "adam",
+                    "lr": float(self.learning_rate),
+                    "patience": 0,
+                    "threads": _threads(self.n_jobs),
+                },
+            },
+        }
+        core = _aekit.ConvCore(json.dumps(settings))
+        want = tuple(core.input_shape)
+        if shape is not None and tuple(shape) != want:
+            raise ValueError(f"images of shape {tuple(shape)}; the architecture takes {want}")
+        if int(np.prod(want)) != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features; the architecture takes {want} = {int(np.prod(want))}")
+        core.set_threads(_threads(self.n_jobs))
+        self.history_ = core.fit(X, None, bool(self.verbose))
+        self.model_ = core
+        self.image_shape_ = want
+        self.n_iter_ = len(self.history_)
+        return self
+
+    def transform(self, X):
+        """The codes of the images of X, flattened: (n_samples, code length)."""
+        check_is_fitted(self, "model_")
+        X, _ = self._flat(X, reset=False)
+        return self.model_.transform(X)
+
+    def reconstruct(self, X):
+        """Reconstructions of the clean images of X, in X's form."""
+        check_is_fitted(self, "model_")
+        X, images = self._flat(X, reset=False)
+        Z = self.model_.reconstruct(X)
+        return Z.reshape((-1,) + self.image_shape_) if images else Z
+
+    def score(self, X, y=None):
+        """Minus the mean loss per image on clean X (higher is better)."""
+        check_is_fitted(self, "model_")
+        X, _ = self._flat(X, reset=False)
+        return -self.model_.loss(X)
+
+    def save(self, path):
+        """Writes the model as ``aekit cae`` does (safetensors)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
 class PCA(_Pickled, TransformerMixin, BaseEstimator):
     """Principal component analysis: the covariance's top eigenvectors
     (``svd_solver="exact"``, through faer) or a randomized SVD; with
@@ -444,9 +573,10 @@ class Imputer(_Pickled, TransformerMixin, BaseEstimator):
 
 
 def load(path):
-    """A model file written by ``aekit train`` or by ``save``, as a fitted
+    """A model file written by the command or by ``save``, as a fitted
     estimator: a :class:`DenoisingAutoencoder` (``aekit train``'s dense
-    DAE) or a :class:`SparseAutoencoder` (``aekit train --kind sparse``)."""
+    DAE), a :class:`SparseAutoencoder` (``aekit train --kind sparse``) or a
+    :class:`ConvAutoencoder` (``aekit cae``)."""
     kind = _aekit.model_format(str(path))
     if kind == "aekit.sparse":
         core = _aekit.SparseCore.load(str(path))
@@ -458,11 +588,15 @@ def load(path):
             weight_decay=m["weight_decay"],
             output_activation=m["output_activation"],
         )
+    elif kind == "aekit.cae":
+        core = _aekit.ConvCore.load(str(path))
+        est = ConvAutoencoder()
+        est.image_shape_ = tuple(core.input_shape)
     elif kind == "aekit.dae":
         core = _aekit.Dae.load(str(path))
         est = DenoisingAutoencoder(n_hidden=core.n_hid)
     else:
-        raise ValueError(f"{path}: a `{kind}` model; aekit.load reads dense and sparse autoencoders")
+        raise ValueError(f"{path}: a `{kind}` model; aekit.load reads dense, sparse and convolutional autoencoders")
     est.model_ = core
     est.n_features_in_ = core.n_vis
     est.history_ = []
