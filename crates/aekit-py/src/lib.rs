@@ -8,10 +8,12 @@
 //! it had before that `fit` (its fitted attributes are set only when a fit
 //! returns).
 
+use aekit::data::Dataset;
 use aekit::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
 use aekit::models::impute::{Imputer, ImputerConfig};
 use aekit::models::pca::{Pca, Solver};
 use aekit::models::sparse_ae::{SparseAutoencoder, SparseConfig};
+use aekit::models::stacked::{FinetuneConfig, PretrainConfig, StackedDae};
 use aekit::models::{DaeConfig, DenoisingAutoencoder, Estimator};
 use aekit::train::{EpochMetrics, Observer, TrainConfig};
 use ndarray::{Array2, ArrayView2};
@@ -679,6 +681,147 @@ impl ConvCore {
     }
 }
 
+/// The stacked denoising autoencoder: layer-wise pretraining, then
+/// (optionally) supervised fine-tuning with a softmax layer.
+#[pyclass(module = "aekit._aekit")]
+struct StackedCore {
+    model: StackedDae,
+    finetune: FinetuneConfig,
+}
+
+/// Rows and class indices as the library's data set.
+fn labelled(x: ArrayView2<'_, f32>, y: &[u8]) -> PyResult<Dataset> {
+    if y.len() != x.nrows() {
+        return Err(PyValueError::new_err(format!(
+            "{} labels for {} rows",
+            y.len(),
+            x.nrows()
+        )));
+    }
+    Ok(Dataset {
+        x: x.iter().copied().collect(),
+        labels: Some(y.to_vec()),
+        n: x.nrows(),
+        dim: x.ncols(),
+        image: None,
+    })
+}
+
+#[pymethods]
+impl StackedCore {
+    /// From JSON settings `{"n_vis", "seed", "pretrain": {...},
+    /// "finetune": {...}}` (`aekit pretrain`'s and `aekit finetune`'s keys).
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            n_vis: usize,
+            seed: u64,
+            pretrain: PretrainConfig,
+            finetune: FinetuneConfig,
+        }
+        let s: Settings =
+            serde_json::from_str(settings).map_err(|e| PyValueError::new_err(format!("settings: {e}")))?;
+        s.pretrain.validate().map_err(py_err)?;
+        s.finetune.validate().map_err(py_err)?;
+        if s.n_vis == 0 {
+            return Err(PyValueError::new_err("n_vis must be at least 1"));
+        }
+        let mut model = StackedDae::new(s.n_vis, &s.pretrain.layers, s.seed);
+        model.pretrain = s.pretrain;
+        model.pretrain.train.seed = s.seed;
+        Ok(StackedCore {
+            model,
+            finetune: s.finetune,
+        })
+    }
+
+    /// Pretrains on `x`, layer after layer; returns every layer's epochs.
+    #[pyo3(signature = (x, verbose=false))]
+    fn pretrain(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, verbose: bool) -> PyResult<History> {
+        let v = rows(&x, "X")?;
+        let model = &mut self.model;
+        let (_, h) = train(py, verbose, move |obs| Estimator::fit(model, v, None, obs))?;
+        Ok(history(&h))
+    }
+
+    /// Fine-tunes the stack and a softmax layer on classes `y` (0, 1, …),
+    /// stopping early on the validation rows' error; returns the epochs
+    /// (their validation loss is the validation error in %).
+    #[pyo3(signature = (x, y, x_val, y_val, verbose=false))]
+    fn finetune(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray2<'_, f32>,
+        y: Vec<u8>,
+        x_val: PyReadonlyArray2<'_, f32>,
+        y_val: Vec<u8>,
+        verbose: bool,
+    ) -> PyResult<History> {
+        let train_set = labelled(rows(&x, "X")?, &y)?;
+        let val = labelled(rows(&x_val, "validation X")?, &y_val)?;
+        let (model, cfg) = (&mut self.model, &self.finetune);
+        let (_, h) = train(py, verbose, move |obs| {
+            model.finetune(&train_set, &val, &val, cfg, obs)
+        })?;
+        Ok(history(&h))
+    }
+
+    /// The top layer's codes.
+    fn transform<'py>(
+        &self,
+        py: Python<'py>,
+        x: PyReadonlyArray2<'_, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        map_rows(py, &x, "X", |v| Estimator::transform(&self.model, v))
+    }
+
+    /// The class index of each row, by the fine-tuned softmax layer.
+    fn predict(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Vec<u8>> {
+        let d = labelled(rows(&x, "X")?, &vec![0; x.as_array().nrows()])?;
+        let par = aekit::tensor::gemm::Par::from_threads(self.finetune.train.threads.max(1));
+        py.detach(|| self.model.predict(&d, par)).map_err(py_err)
+    }
+
+    /// The softmax layer (W `[top width, classes]`, b), once fine-tuned.
+    fn classifier<'py>(&self, py: Python<'py>) -> Option<(Bound<'py, PyArray2<f32>>, Vec<f32>)> {
+        let (w, b) = self.model.classifier.as_ref()?;
+        let top = *self.model.sizes.last().expect("a stack has layers");
+        let w = Array2::from_shape_vec((top, b.len()), w.clone()).expect("top × classes");
+        Some((out(py, w), b.clone()))
+    }
+
+    /// The mean cross-entropy of reconstructing `x` from the top layer.
+    fn loss(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>) -> PyResult<f64> {
+        let v = rows(&x, "X")?;
+        py.detach(|| Estimator::score(&self.model, v)).map_err(py_err)
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        model_bytes(py, |p| self.model.save(p, Default::default()))
+    }
+
+    #[staticmethod]
+    fn from_bytes(b: &[u8]) -> PyResult<Self> {
+        Ok(StackedCore {
+            model: from_model_bytes(b, StackedDae::load)?,
+            finetune: FinetuneConfig::default(),
+        })
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model
+            .save(std::path::Path::new(path), Default::default())
+            .map_err(py_err)
+    }
+
+    #[getter]
+    fn n_vis(&self) -> usize {
+        self.model.sizes[0]
+    }
+}
+
 /// The 10,000 MNIST test images shipped in aekit, `(X [10000, 784] in
 /// [0, 1], labels)`.
 #[pyfunction]
@@ -708,6 +851,7 @@ fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ImputerCore>()?;
     m.add_class::<SparseCore>()?;
     m.add_class::<ConvCore>()?;
+    m.add_class::<StackedCore>()?;
     m.add_function(wrap_pyfunction!(builtin_digits, m)?)?;
     m.add_function(wrap_pyfunction!(model_format, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -202,3 +202,32 @@ def test_conv_autoencoder_takes_images_or_rows_and_round_trips(digits, tmp_path)
         aekit.ConvAutoencoder("cae-mnist").fit(X[:10, :700])
     with pytest.raises(ValueError, match="shape"):
         cae.transform(X[:4].reshape(-1, 1, 14, 56))
+
+
+def test_stacked_dae_pretrains_then_classifies(digits, tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = digits
+    labels = np.array(list("abcdefghij"))[y]  # any labels, mapped back in predict
+    sda = aekit.StackedDenoisingAutoencoder(
+        (256, 128), pretrain_epochs=2, max_iter=10, learning_rate=0.1, random_state=0, n_jobs=2
+    )
+    sda.fit(X[:4000], labels[:4000])
+    assert list(sda.classes_) == list("abcdefghij")
+    # Layer 1 trains 2 epochs; under the stacked schedule a later layer gets
+    # the budget of 2 n (`aekit pretrain`'s rule).
+    assert len(sda.history_) == 2 + 4 and 1 <= len(sda.finetune_history_) <= 10
+    assert sda.transform(X[:5]).shape == (5, 128)
+    acc = sda.score(X[4000:6000], labels[4000:6000])
+    assert acc > 0.85, acc
+    proba = sda.predict_proba(X[4000:4100])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(sda.classes_[proba.argmax(axis=1)], sda.predict(X[4000:4100]))
+    back = pickle.loads(pickle.dumps(sda))
+    np.testing.assert_array_equal(back.predict(X[:50]), sda.predict(X[:50]))
+    sda.save(tmp_path / "sda.safetensors")
+    # Pretrained only: a transformer, not yet a classifier.
+    plain = aekit.StackedDenoisingAutoencoder((32,), pretrain_epochs=1, random_state=0).fit(X[:500])
+    assert plain.transform(X[:3]).shape == (3, 32) and plain.score(X[:200]) < 0
+    with pytest.raises(NotFittedError):
+        plain.predict(X[:3])

@@ -25,6 +25,10 @@ ESTIMATORS = [
          "decoder": [{"type": "conv", "out": 1, "kernel": 1}]},
         max_iter=3, batch_size=10, learning_rate=0.01, random_state=0,
     ),
+    aekit.StackedDenoisingAutoencoder(
+        (8,), noise="gauss:0.1", loss="squared", pretrain_epochs=2, max_iter=40, batch_size=10,
+        validation_fraction=0.2, random_state=0,
+    ),
     aekit.PCA(n_components=1),
     aekit.Imputer(layers=(8,), max_iter=3, random_state=0),
 ]

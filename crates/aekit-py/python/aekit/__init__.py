@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils import check_random_state
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _aekit
 
-__all__ = ["DenoisingAutoencoder", "SparseAutoencoder", "ConvAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
+__all__ = ["DenoisingAutoencoder", "SparseAutoencoder", "ConvAutoencoder", "StackedDenoisingAutoencoder", "PCA", "Imputer", "load", "builtin_digits"]
 __version__ = _aekit.__version__
 
 
@@ -415,6 +417,173 @@ class ConvAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
 
     def save(self, path):
         """Writes the model as ``aekit cae`` does (safetensors)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class StackedDenoisingAutoencoder(_Pickled, ClassifierMixin, TransformerMixin, BaseEstimator):
+    """A stacked denoising autoencoder (SdA): sigmoid layers
+    hⱼ = σ(hⱼ₋₁·Wⱼ + bⱼ) of widths ``hidden_layer_sizes``, each pretrained
+    as a tied DAE on the codes of the layers below it (``schedule``
+    ``"stacked"``, ``"gradual"`` or ``"rbm"``: ``aekit pretrain``'s), its
+    input corrupted by ``noise`` (one entry per layer, or one for all; by
+    default masking 0.1, 0.2 and 0.3 as in SdA-3).
+
+    ``pretrain_epochs`` is the first layer's epochs and each later layer's
+    budget n (under ``"stacked"`` a later layer trains 2n epochs, as in
+    ``aekit pretrain``); ``max_iter`` bounds the fine-tuning epochs.
+
+    ``fit(X)`` pretrains and the estimator is a transformer: ``transform``
+    gives the top layer's codes. ``fit(X, y)`` then fine-tunes the whole
+    stack with a softmax layer p(y | x) = softmax(h_L·V + c) by SGD on the
+    cross-entropy, keeping the weights of the epoch with the lowest error
+    on ``validation_fraction`` of the rows (stratified), and it is also a
+    classifier: ``predict``, ``predict_proba``, and ``score`` as accuracy.
+    Without y, ``score`` is minus the mean reconstruction cross-entropy.
+    """
+
+    _core_class = _aekit.StackedCore
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(1000, 1000, 1000),
+        *,
+        schedule="stacked",
+        noise=None,
+        loss="xent",
+        pretrain_epochs=15,
+        pretrain_learning_rate=0.01,
+        max_iter=30,
+        learning_rate=0.1,
+        batch_size=20,
+        validation_fraction=0.1,
+        patience=10,
+        random_state=None,
+        n_jobs=1,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.schedule = schedule
+        self.noise = noise
+        self.loss = loss
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    def _settings(self, n_features, seed):
+        layers = [int(w) for w in np.atleast_1d(self.hidden_layer_sizes)]
+        if self.noise is None:
+            # SdA-3's masking levels, one per layer (the last serves the rest).
+            noise = ["mask:0.1", "mask:0.2", "mask:0.3"][: len(layers)]
+        elif isinstance(self.noise, str):
+            noise = [self.noise]
+        else:
+            noise = list(self.noise)
+        loop = {"batch": int(self.batch_size), "seed": seed, "threads": _threads(self.n_jobs)}
+        return {
+            "n_vis": int(n_features),
+            "seed": seed,
+            "pretrain": {
+                "layers": layers,
+                "schedule": self.schedule,
+                "noise": noise,
+                "loss": self.loss,
+                "layer_epochs": int(self.pretrain_epochs),
+                "train": dict(loop, epochs=int(self.pretrain_epochs), lr=float(self.pretrain_learning_rate)),
+            },
+            "finetune": {
+                "train": dict(
+                    loop, epochs=int(self.max_iter), lr=float(self.learning_rate), patience=int(self.patience)
+                ),
+            },
+        }
+
+    def fit(self, X, y=None):
+        """Pretrains on X; with y, fine-tunes on the labels too. Returns self."""
+        if y is None:
+            X = validate_data(self, X, dtype=np.float32, order="C")
+        else:
+            X, y = validate_data(self, X, y, dtype=np.float32, order="C")
+            check_classification_targets(y)
+        seed = _seed(self.random_state)
+        core = _aekit.StackedCore(json.dumps(self._settings(X.shape[1], seed)))
+        self.history_ = core.pretrain(X, bool(self.verbose))
+        self.finetune_history_ = []
+        if y is not None:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            if len(self.classes_) > 256:
+                raise ValueError(f"{len(self.classes_)} classes; at most 256 are supported")
+            if len(self.classes_) == 1:
+                # Nothing to learn: every prediction is the one class.
+                self.finetune_history_ = []
+            else:
+                fraction = float(self.validation_fraction)
+                counts = np.bincount(codes)
+                strat = codes if counts.min() >= 2 and fraction * len(codes) >= len(counts) else None
+                tr, va = train_test_split(
+                    np.arange(len(codes)), test_size=fraction, random_state=seed % (2**32), stratify=strat
+                )
+                c8 = codes.astype(np.uint8)
+                self.finetune_history_ = core.finetune(
+                    X[tr], c8[tr].tolist(), X[va], c8[va].tolist(), bool(self.verbose)
+                )
+        self.model_ = core
+        self.n_iter_ = len(self.history_) + len(self.finetune_history_)
+        return self
+
+    def _classifier(self):
+        check_is_fitted(self, "classes_")
+
+    def transform(self, X):
+        """The top layer's codes of the rows of X."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return self.model_.transform(X)
+
+    def predict_proba(self, X):
+        """p(class | x) by the fine-tuned softmax layer, columns in the order
+        of ``classes_``."""
+        self._classifier()
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        if len(self.classes_) == 1:
+            return np.ones((X.shape[0], 1))
+        W, b = self.model_.classifier()
+        z = self.model_.transform(X).astype(np.float64) @ W + np.asarray(b)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """The most probable class of each row of X."""
+        self._classifier()
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        if len(self.classes_) == 1:
+            return np.repeat(self.classes_, X.shape[0])
+        return self.classes_[np.frombuffer(bytes(self.model_.predict(X)), dtype=np.uint8)]
+
+    def score(self, X, y=None):
+        """Accuracy on (X, y); without y, minus the mean cross-entropy of
+        reconstructing X from the top layer."""
+        if y is not None:
+            return ClassifierMixin.score(self, X, y)
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        return -self.model_.loss(X)
+
+    def save(self, path):
+        """Writes the model as ``aekit pretrain`` / ``aekit finetune`` do."""
         check_is_fitted(self, "model_")
         self.model_.save(str(path))
 

@@ -8,6 +8,7 @@
 
 use super::{activation_code, Arg, Gpu};
 use crate::error::{Error, Result};
+use crate::layers::activation::Activation;
 use crate::models::sparse_ae::{SparseConfig, SparseCost, SparseLayout};
 use cudarc::driver::CudaSlice;
 
@@ -87,30 +88,24 @@ impl<'g> SparseGpu<'g> {
         let inv_m = 1.0 / m as f32;
         let want = grad.is_some();
         // A = σ(X·W₁ + b₁), then the output's pre-activation A·W₂ + b₂.
+        // y = act(y + b) over m rows of `cols`.
+        let bias_act = |y: u64, b: usize, cols: usize, act: Activation| {
+            gpu.launch(
+                "bias_act",
+                m * cols,
+                &[
+                    Arg::U64(y),
+                    Arg::U64(pa(b)),
+                    Arg::I32(m as i32),
+                    Arg::I32(cols as i32),
+                    Arg::I32(activation_code(act)),
+                ],
+            )
+        };
         gpu.gemm(m, h, v, 1.0, x, false, pa(lay.w1.start), false, 0.0, a)?;
-        gpu.launch(
-            "bias_act",
-            m * h,
-            &[
-                Arg::U64(a),
-                Arg::U64(pa(lay.b1.start)),
-                Arg::I32(m as i32),
-                Arg::I32(h as i32),
-                Arg::I32(activation_code(crate::layers::activation::Activation::Sigmoid)),
-            ],
-        )?;
+        bias_act(a, lay.b1.start, h, Activation::Sigmoid)?;
         gpu.gemm(m, v, h, 1.0, a, false, pa(lay.w2.start), false, 0.0, z)?;
-        gpu.launch(
-            "bias_act",
-            m * v,
-            &[
-                Arg::U64(z),
-                Arg::U64(pa(lay.b2.start)),
-                Arg::I32(m as i32),
-                Arg::I32(v as i32),
-                Arg::I32(activation_code(crate::layers::activation::Activation::Identity)),
-            ],
-        )?;
+        bias_act(z, lay.b2.start, v, Activation::Identity)?;
         // ½Σ‖z − x‖² into acc[0]; δ₃ = (z − x)·g′/m.
         gpu.launch(
             "head_squared",

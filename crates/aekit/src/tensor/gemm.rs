@@ -174,7 +174,8 @@ fn by_columns<T: Real>(
     });
 }
 
-/// As [`by_columns`], cutting the rows of `c` and `a` instead.
+/// As [`by_columns`], cutting the rows of `c` and `a` instead: the slabs of
+/// cᵀ = bᵀ·aᵀ by its columns.
 fn by_rows<T: Real>(
     c: MatMut<'_, T>,
     accum: Accum,
@@ -183,22 +184,14 @@ fn by_rows<T: Real>(
     alpha: T,
     threads: usize,
 ) {
-    use rayon::prelude::*;
-    let m = c.nrows();
-    let slabs = threads.min(m / MIN_SLAB).max(1);
-    let height = m.div_ceil(slabs).div_ceil(16) * 16;
-    let mut parts = Vec::with_capacity(slabs);
-    let (mut rest, mut start) = (c, 0);
-    while start < m {
-        let h = height.min(m - start);
-        let (top, bottom) = rest.split_at_row_mut(h);
-        parts.push((start, h, top));
-        rest = bottom;
-        start += h;
-    }
-    parts.into_par_iter().for_each(|(start, h, c)| {
-        faer::linalg::matmul::matmul(c, accum, a.subrows(start, h), b, alpha, faer::Par::Seq);
-    });
+    by_columns(
+        c.transpose_mut(),
+        accum,
+        b.transpose(),
+        a.transpose(),
+        alpha,
+        threads,
+    );
 }
 
 /// The naive triple loop that [`gemm`] is tested against (f64 accumulation).
