@@ -356,6 +356,13 @@ impl PcaCore {
         })
     }
 
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(PcaCore {
+            model: Pca::load(std::path::Path::new(path)).map_err(py_err)?,
+        })
+    }
+
     fn save(&self, path: &str) -> PyResult<()> {
         self.model.save(std::path::Path::new(path)).map_err(py_err)
     }
@@ -429,6 +436,23 @@ impl ImputerCore {
         Ok(ImputerCore {
             model: from_model_bytes(b, Imputer::load)?,
         })
+    }
+
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(ImputerCore {
+            model: Imputer::load(std::path::Path::new(path)).map_err(py_err)?,
+        })
+    }
+
+    fn save(&self, path: &str) -> PyResult<()> {
+        self.model.save(std::path::Path::new(path)).map_err(py_err)
+    }
+
+    /// Columns of the table it was fitted on (0 before a fit).
+    #[getter]
+    fn n_vis(&self) -> usize {
+        self.model.schema.as_ref().map_or(0, |s| s.columns.len())
     }
 }
 
@@ -810,6 +834,14 @@ impl StackedCore {
         })
     }
 
+    #[staticmethod]
+    fn load(path: &str) -> PyResult<Self> {
+        Ok(StackedCore {
+            model: StackedDae::load(std::path::Path::new(path)).map_err(py_err)?,
+            finetune: FinetuneConfig::default(),
+        })
+    }
+
     fn save(&self, path: &str) -> PyResult<()> {
         self.model
             .save(std::path::Path::new(path), Default::default())
@@ -819,6 +851,12 @@ impl StackedCore {
     #[getter]
     fn n_vis(&self) -> usize {
         self.model.sizes[0]
+    }
+
+    /// The hidden layers' widths, bottom first.
+    #[getter]
+    fn layers(&self) -> Vec<usize> {
+        self.model.sizes[1..].to_vec()
     }
 }
 

@@ -231,3 +231,30 @@ def test_stacked_dae_pretrains_then_classifies(digits, tmp_path):
     assert plain.transform(X[:3]).shape == (3, 32) and plain.score(X[:200]) < 0
     with pytest.raises(NotFittedError):
         plain.predict(X[:3])
+
+
+def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_path):
+    X, y = digits
+    Xn = X[:400].copy()
+    Xn[np.random.default_rng(1).random(Xn.shape) < 0.1] = np.nan
+    fitted = [
+        (aekit.DenoisingAutoencoder(16, max_iter=1, random_state=0).fit(X[:400]), X),
+        (aekit.SparseAutoencoder(8, max_iter=5, random_state=0).fit(X[:400]), X),
+        (aekit.ConvAutoencoder("cae-mnist", max_iter=1, random_state=0).fit(X[:300]), X),
+        (aekit.StackedDenoisingAutoencoder((16,), pretrain_epochs=1, max_iter=2, random_state=0).fit(X[:400], y[:400]), X),
+        (aekit.PCA(5).fit(X[:400]), X),
+        (aekit.Imputer(layers=(16,), max_iter=2, random_state=0).fit(Xn), Xn),
+    ]
+    for i, (est, data) in enumerate(fitted):
+        path = tmp_path / f"model-{i}.safetensors"
+        est.save(path)
+        back = aekit.load(path)
+        assert type(back) is type(est)
+        assert back.n_features_in_ == 784
+        if isinstance(est, aekit.PCA):
+            # The file keeps the f64 components as f32 (pickling keeps f64).
+            np.testing.assert_allclose(back.transform(data[:30]), est.transform(data[:30]), rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(back.transform(data[:30]), est.transform(data[:30]))
+    sda, loaded = fitted[3][0], aekit.load(tmp_path / "model-3.safetensors")
+    np.testing.assert_array_equal(loaded.predict(X[:30]), sda.predict(X[:30]))

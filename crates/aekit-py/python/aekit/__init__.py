@@ -630,6 +630,9 @@ class PCA(_Pickled, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_components={k} must be between 1 and n_features={d}")
         core = _aekit.PcaCore(k, bool(self.whiten), self.svd_solver, max(1, _threads(self.n_jobs) or 1))
         core.fit(X)
+        return self._fitted(core, k)
+
+    def _fitted(self, core, k):
         self.model_ = core
         self.n_components_ = k
         var = np.asarray(core.explained_variance())
@@ -734,6 +737,11 @@ class Imputer(_Pickled, TransformerMixin, BaseEstimator):
             raise ValueError("Input X contains infinity: only NaN may mark a missing cell")
         return self.model_.transform(X)
 
+    def save(self, path):
+        """Writes the model as ``aekit impute fit`` does (safetensors)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -744,8 +752,11 @@ class Imputer(_Pickled, TransformerMixin, BaseEstimator):
 def load(path):
     """A model file written by the command or by ``save``, as a fitted
     estimator: a :class:`DenoisingAutoencoder` (``aekit train``'s dense
-    DAE), a :class:`SparseAutoencoder` (``aekit train --kind sparse``) or a
-    :class:`ConvAutoencoder` (``aekit cae``)."""
+    DAE), :class:`SparseAutoencoder` (``aekit train --kind sparse``),
+    :class:`ConvAutoencoder` (``aekit cae``),
+    :class:`StackedDenoisingAutoencoder` (``aekit pretrain``/``finetune``;
+    a fine-tuned one predicts class indices 0, 1, …), :class:`PCA` or
+    :class:`Imputer` (``aekit impute fit``)."""
     kind = _aekit.model_format(str(path))
     if kind == "aekit.sparse":
         core = _aekit.SparseCore.load(str(path))
@@ -764,8 +775,24 @@ def load(path):
     elif kind == "aekit.dae":
         core = _aekit.Dae.load(str(path))
         est = DenoisingAutoencoder(n_hidden=core.n_hid)
+    elif kind == "aekit.stacked":
+        core = _aekit.StackedCore.load(str(path))
+        est = StackedDenoisingAutoencoder(hidden_layer_sizes=tuple(core.layers))
+        clf = core.classifier()
+        if clf is not None:
+            # The file keeps class indices, not the labels they stood for.
+            est.classes_ = np.arange(len(clf[1]))
+    elif kind == "aekit.pca":
+        core = _aekit.PcaCore.load(str(path))
+        state = core.state()
+        est = PCA(n_components=state[0], whiten=state[1])._fitted(core, state[0])
+        est.n_features_in_ = len(state[2])
+        return est
+    elif kind == "aekit.imputer":
+        core = _aekit.ImputerCore.load(str(path))
+        est = Imputer()
     else:
-        raise ValueError(f"{path}: a `{kind}` model; aekit.load reads dense, sparse and convolutional autoencoders")
+        raise ValueError(f"{path}: a `{kind}` model, which aekit.load does not read")
     est.model_ = core
     est.n_features_in_ = core.n_vis
     est.history_ = []
