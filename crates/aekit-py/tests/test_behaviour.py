@@ -94,11 +94,20 @@ def test_imputer_fills_only_the_holes(digits):
     assert np.sqrt(np.mean((F[~seen] - truth) ** 2)) < np.sqrt(np.mean((mean_fill - truth) ** 2))
 
 
-def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits):
+@pytest.mark.parametrize(
+    "make",
+    [
+        # At most 40 epochs (or 2000 L-BFGS iterations, a minute), so that a
+        # missed signal fails the test instead of hanging it.
+        lambda: aekit.DenoisingAutoencoder(256, max_iter=40, batch_size=20),
+        lambda: aekit.SparseAutoencoder(196, max_iter=2000),
+    ],
+    ids=["dae-sgd", "sparse-lbfgs"],
+)
+def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits, make):
     X, _ = digits
-    # At most 40 epochs, so that a missed signal fails the test instead of
-    # hanging it; Ctrl-C is pressed every half second until fit returns.
-    m = aekit.DenoisingAutoencoder(256, max_iter=40, batch_size=20)
+    # Ctrl-C is pressed every half second until fit returns.
+    m = make()
     done = threading.Event()
 
     def press():
@@ -120,6 +129,7 @@ def test_ctrl_c_stops_fit_and_leaves_the_estimator_usable(digits):
         done.set()
         presser.join()
         signal.signal(signal.SIGINT, previous)
+    assert not hasattr(m, "model_")
     m.set_params(max_iter=1, n_hidden=8)
     m.fit(X[:200])
     assert m.transform(X[:3]).shape == (3, 8)
