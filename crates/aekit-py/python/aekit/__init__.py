@@ -59,7 +59,31 @@ class _Pickled:
         self.__dict__.update(state)
 
 
-class DenoisingAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+class _Model(_Pickled):
+    """What the estimators share: rows checked against the fit, the codes
+    and reconstructions of the native model, its file, and float32 out."""
+
+    def _rows(self, X, **kw):
+        """X checked as at fit time, as C-ordered float32 rows."""
+        check_is_fitted(self, "model_")
+        return validate_data(self, X, dtype=np.float32, order="C", reset=False, **kw)
+
+    def transform(self, X):
+        """The codes of the rows of X."""
+        return self.model_.transform(self._rows(X))
+
+    def save(self, path):
+        """Writes the model file, the command's format (safetensors)."""
+        check_is_fitted(self, "model_")
+        self.model_.save(str(path))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class DenoisingAutoencoder(_Model, TransformerMixin, BaseEstimator):
     """A denoising autoencoder: h = f(x̃·W + b), z = g(h·W′ + b′) with
     W′ = Wᵀ when ``tied``, x̃ the input corrupted by ``noise``, trained to
     minimise the loss between z and the clean x (``"xent"``, the Bernoulli
@@ -152,12 +176,6 @@ class DenoisingAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.model_.weights().T
 
-    def transform(self, X):
-        """The codes h of the rows of X, shape (n_samples, n_hidden)."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.transform(X)
-
     def inverse_transform(self, X):
         """Decodes codes back to inputs."""
         check_is_fitted(self, "model_")
@@ -168,28 +186,14 @@ class DenoisingAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
 
     def reconstruct(self, X):
         """Reconstructions of the clean rows of X."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.reconstruct(X)
+        return self.model_.reconstruct(self._rows(X))
 
     def score(self, X, y=None):
         """Minus the mean loss per example on clean X (higher is better)."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return -self.model_.loss(X)
-
-    def save(self, path):
-        """Writes the model as ``aekit train`` does (safetensors)."""
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return -self.model_.loss(self._rows(X))
 
 
-class SparseAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+class SparseAutoencoder(_Model, TransformerMixin, BaseEstimator):
     """The sparse autoencoder of the UFLDL exercise, trained full-batch by
     L-BFGS. For the m rows of X:
 
@@ -261,43 +265,23 @@ class SparseAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.model_.weights().T
 
-    def transform(self, X):
-        """The hidden activations A of the rows of X."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.transform(X)
-
     def reconstruct(self, X):
         """Z, the reconstructions of the rows of X."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.reconstruct(X)
+        return self.model_.reconstruct(self._rows(X))
 
     def cost(self, X):
         """J on X and its parts: a dict with ``total``, ``reconstruction``,
         ``weight_decay``, ``sparsity`` and ``mean_activation`` (the mean of
         ρ̂ over the hidden units)."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
         keys = ("total", "reconstruction", "weight_decay", "sparsity", "mean_activation")
-        return dict(zip(keys, self.model_.cost(X)))
+        return dict(zip(keys, self.model_.cost(self._rows(X))))
 
     def score(self, X, y=None):
         """Minus (1/2m)·Σ‖x − z‖² on X (higher is better)."""
         return -self.cost(X)["reconstruction"]
 
-    def save(self, path):
-        """Writes the model as ``aekit train --kind sparse`` does."""
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
-
-
-class ConvAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
+class ConvAutoencoder(_Model, TransformerMixin, BaseEstimator):
     """A convolutional autoencoder: an encoder of convolutions, activations
     and pooling, a decoder of transposed convolutions (or unpooling,
     upsampling and convolutions), trained by Adam to minimise ½‖z − x‖² per
@@ -415,18 +399,8 @@ class ConvAutoencoder(_Pickled, TransformerMixin, BaseEstimator):
         X, _ = self._flat(X, reset=False)
         return -self.model_.loss(X)
 
-    def save(self, path):
-        """Writes the model as ``aekit cae`` does (safetensors)."""
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
-
-
-class StackedDenoisingAutoencoder(_Pickled, ClassifierMixin, TransformerMixin, BaseEstimator):
+class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, BaseEstimator):
     """A stacked denoising autoencoder (SdA): sigmoid layers
     hⱼ = σ(hⱼ₋₁·Wⱼ + bⱼ) of widths ``hidden_layer_sizes``, each pretrained
     as a tied DAE on the codes of the layers below it (``schedule``
@@ -546,17 +520,11 @@ class StackedDenoisingAutoencoder(_Pickled, ClassifierMixin, TransformerMixin, B
     def _classifier(self):
         check_is_fitted(self, "classes_")
 
-    def transform(self, X):
-        """The top layer's codes of the rows of X."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.transform(X)
-
     def predict_proba(self, X):
         """p(class | x) by the fine-tuned softmax layer, columns in the order
         of ``classes_``."""
         self._classifier()
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        X = self._rows(X)
         if len(self.classes_) == 1:
             return np.ones((X.shape[0], 1))
         W, b = self.model_.classifier()
@@ -568,7 +536,7 @@ class StackedDenoisingAutoencoder(_Pickled, ClassifierMixin, TransformerMixin, B
     def predict(self, X):
         """The most probable class of each row of X."""
         self._classifier()
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
+        X = self._rows(X)
         if len(self.classes_) == 1:
             return np.repeat(self.classes_, X.shape[0])
         return self.classes_[np.frombuffer(bytes(self.model_.predict(X)), dtype=np.uint8)]
@@ -578,22 +546,10 @@ class StackedDenoisingAutoencoder(_Pickled, ClassifierMixin, TransformerMixin, B
         reconstructing X from the top layer."""
         if y is not None:
             return ClassifierMixin.score(self, X, y)
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return -self.model_.loss(X)
-
-    def save(self, path):
-        """Writes the model as ``aekit pretrain`` / ``aekit finetune`` do."""
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return -self.model_.loss(self._rows(X))
 
 
-class PCA(_Pickled, TransformerMixin, BaseEstimator):
+class PCA(_Model, TransformerMixin, BaseEstimator):
     """Principal component analysis: the covariance's top eigenvectors
     (``svd_solver="exact"``, through faer) or a randomized SVD; with
     ``whiten`` the codes have unit variance. ``score`` is minus Hinton's
@@ -646,11 +602,6 @@ class PCA(_Pickled, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.model_.components()
 
-    def transform(self, X):
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return self.model_.transform(X)
-
     def inverse_transform(self, X):
         check_is_fitted(self, "model_")
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
@@ -659,21 +610,10 @@ class PCA(_Pickled, TransformerMixin, BaseEstimator):
         return self.model_.inverse_transform(X)
 
     def score(self, X, y=None):
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        return -self.model_.error(X)
-
-    def save(self, path):
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return -self.model_.error(self._rows(X))
 
 
-class Imputer(_Pickled, TransformerMixin, BaseEstimator):
+class Imputer(_Model, TransformerMixin, BaseEstimator):
     """The MIDAS imputer: a denoising autoencoder over the observed cells
     (NaN marks a missing one); ``transform`` returns X with its NaN cells
     filled and every observed cell unchanged. Parameters are
@@ -731,21 +671,14 @@ class Imputer(_Pickled, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float32, order="C", reset=False, ensure_all_finite="allow-nan")
+        X = self._rows(X, ensure_all_finite="allow-nan")
         if np.isinf(X).any():
             raise ValueError("Input X contains infinity: only NaN may mark a missing cell")
         return self.model_.transform(X)
 
-    def save(self, path):
-        """Writes the model as ``aekit impute fit`` does (safetensors)."""
-        check_is_fitted(self, "model_")
-        self.model_.save(str(path))
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
 
