@@ -63,6 +63,10 @@ fn denoising_corrupted_digits_beats_the_noise_and_the_median_filter() {
     let npy = std::fs::read(out.join("denoised.npy")).unwrap();
     assert_eq!(npy.len() % 4, 0);
     assert!(npy.len() > 2000 * 784 * 4);
+    // The corrupted inputs are kept, for baselines run on the same images.
+    let (shape, noisy) = aekit::data::npy::read_npy(&out.join("noisy.npy")).unwrap();
+    assert_eq!(shape, vec![2000, 784]);
+    assert!(noisy.iter().any(|&v| !(0.0..=1.0).contains(&v)), "Gaussian noise leaves [0, 1]");
 }
 
 #[test]
@@ -89,6 +93,7 @@ fn already_noisy_images_are_denoised_without_measures() {
     let s = json(&out.join("summary.json"));
     assert_eq!(s["n"], 3);
     assert!(s.get("psnr").is_none());
+    assert!(!out.join("noisy.npy").exists(), "nothing was corrupted");
     let (shape, vals) = aekit::data::npy::read_npy(&out.join("denoised.npy")).unwrap();
     assert_eq!(shape, vec![3, 784]);
     assert!(vals.iter().all(|v| v.is_finite()));

@@ -96,9 +96,9 @@ fn quality(clean: &[f32], x: &[f32], shape: [usize; 3]) -> (f64, f64) {
     (p / n.max(1) as f64, s / n.max(1) as f64)
 }
 
-/// Runs the job into a run directory: `denoised.npy`, `denoised.png` (rows
-/// of clean, noisy and denoised images, or noisy and denoised) and
-/// `summary.json`.
+/// Runs the job into a run directory: `denoised.npy`, `noisy.npy` (when it
+/// corrupted the images), `denoised.png` (rows of clean, noisy and denoised
+/// images, or noisy and denoised) and `summary.json`.
 pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     let model = job.model;
     let data = job.data;
@@ -136,6 +136,10 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     let restored = model.restore(&noisy, job.threads)?;
     let seconds = t.elapsed().as_secs_f64();
     crate::data::npy::write_npy(&run.file("denoised.npy"), &[data.n, data.dim], &restored)?;
+    if job.noise.is_some() {
+        // The corrupted inputs, for baselines run elsewhere on the same images.
+        crate::data::npy::write_npy(&run.file("noisy.npy"), &[data.n, data.dim], &noisy.x)?;
+    }
     let k = job.count.clamp(1, data.n);
     let rows =
         |x: &[f32]| -> Vec<Vec<f32>> { x.chunks_exact(data.dim).take(k).map(|r| r.to_vec()).collect() };
