@@ -66,7 +66,10 @@ fn denoising_corrupted_digits_beats_the_noise_and_the_median_filter() {
     // The corrupted inputs are kept, for baselines run on the same images.
     let (shape, noisy) = aekit::data::npy::read_npy(&out.join("noisy.npy")).unwrap();
     assert_eq!(shape, vec![2000, 784]);
-    assert!(noisy.iter().any(|&v| !(0.0..=1.0).contains(&v)), "Gaussian noise leaves [0, 1]");
+    assert!(
+        noisy.iter().any(|&v| !(0.0..=1.0).contains(&v)),
+        "Gaussian noise leaves [0, 1]"
+    );
 }
 
 #[test]
