@@ -409,30 +409,4 @@ mod speed {
             );
         }
     }
-
-    /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture gemm_shapes`.
-    #[test]
-    #[ignore]
-    fn gemm_shapes() {
-        for &(m, n, k, ta, tb) in &[
-            (784, 196, 10000, true, false),
-            (784, 196, 10000, false, false),
-            (196, 784, 10000, true, false),
-            (10000, 196, 784, false, false),
-            (10000, 784, 196, false, true),
-        ] {
-            let a = vec![0.5f32; m * k];
-            let b = vec![0.25f32; k * n];
-            let mut c = vec![0.0f32; m * n];
-            for par in [Par::Seq, Par::Threads(2)] {
-                gemm(m, n, k, 1.0, &a, ta, &b, tb, false, &mut c, par);
-                let t = std::time::Instant::now();
-                for _ in 0..3 {
-                    gemm(m, n, k, 1.0, &a, ta, &b, tb, false, &mut c, par);
-                }
-                let gf = 3.0 * 2.0 * (m * n * k) as f64 / t.elapsed().as_secs_f64() / 1e9;
-                println!("m={m} n={n} k={k} ta={ta} tb={tb} {par:?}: {gf:.1} GFLOP/s");
-            }
-        }
-    }
 }
