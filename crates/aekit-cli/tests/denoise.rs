@@ -178,3 +178,61 @@ fn inpainting_keeps_known_pixels_and_beats_the_mean_fill() {
     ]);
     fails_with(&o, &["--mask", "unknown mask"]);
 }
+
+#[test]
+fn a_users_mask_file_sets_the_holes_and_bad_ones_are_refused() {
+    let dir = tmp("inpaint-user-mask");
+    let model = train_dae(dir.path());
+    let m = model.to_str().unwrap();
+    // One 28×28 mask for every image: a 10×10 square at rows and columns 5–14.
+    let mut mask = vec![0.0f32; 784];
+    for y in 5..15 {
+        for x in 5..15 {
+            mask[y * 28 + x] = 1.0;
+        }
+    }
+    let npy = dir.path().join("hole.npy");
+    aekit::data::npy::write_npy(&npy, &[28, 28], &mask).unwrap();
+    // The same hole as a picture: white is missing.
+    let png = dir.path().join("hole.png");
+    let pixels: Vec<u8> = mask.iter().map(|&v| (v * 255.0) as u8).collect();
+    image::GrayImage::from_raw(28, 28, pixels)
+        .unwrap()
+        .save(&png)
+        .unwrap();
+    for (name, file) in [("npy", &npy), ("png", &png)] {
+        let out = dir.path().join(name);
+        let o = aekit(&[
+            "inpaint",
+            "--model",
+            m,
+            "--mask",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let (shape, used) = aekit::data::npy::read_npy(&out.join("mask.npy")).unwrap();
+        assert_eq!(shape[1], 784);
+        assert!(
+            used.chunks_exact(784).all(|row| row == &mask[..]),
+            "{name}: every image gets the hole"
+        );
+        let s = json(&out.join("summary.json"));
+        assert!(
+            (s["missing_fraction"].as_f64().unwrap() - 100.0 / 784.0).abs() < 1e-9,
+            "{s}"
+        );
+    }
+    // A mask of the wrong size, values that are not 0 or 1, a missing file.
+    let small = dir.path().join("small.npy");
+    aekit::data::npy::write_npy(&small, &[10, 10], &[0.0; 100]).unwrap();
+    let o = aekit(&["inpaint", "--model", m, "--mask", small.to_str().unwrap()]);
+    fails_with(&o, &["small.npy", "784 values"]);
+    let half = dir.path().join("half.npy");
+    aekit::data::npy::write_npy(&half, &[784], &[0.5; 784]).unwrap();
+    let o = aekit(&["inpaint", "--model", m, "--mask", half.to_str().unwrap()]);
+    fails_with(&o, &["half.npy", "index 0", "1 (missing) or 0 (known)"]);
+    let o = aekit(&["inpaint", "--model", m, "--mask", "nowhere.npy"]);
+    fails_with(&o, &["no mask file", "nowhere.npy"]);
+}

@@ -79,7 +79,9 @@ pub struct InpaintArgs {
     pub input: ModelData,
     #[command(flatten)]
     pub out: OutArgs,
-    /// block:S (one S×S square), blocks:K:S, random:P or lines:K.
+    /// block:S (one S×S square), blocks:K:S, random:P or lines:K; or a file:
+    /// an .npy with 1 where a pixel is missing ([h·w] or [h, w] for every
+    /// image, or [n, h·w]), or an image whose white pixels are missing.
     #[arg(long, default_value = "block:12")]
     pub mask: String,
     /// Passes of the model, the known pixels put back after each.

@@ -188,10 +188,7 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
 pub fn inpaint(a: InpaintArgs) -> Result<()> {
     let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
     let data = load_data(&a.input, model.dim())?;
-    let mask = a
-        .mask
-        .parse::<aekit::run::inpaint::MaskKind>()
-        .map_err(|e| anyhow::anyhow!("--mask: {e}"))?;
+    let mask = aekit::run::inpaint::MaskSource::parse(&a.mask).map_err(|e| anyhow::anyhow!("--mask: {e}"))?;
     let threads = aekit::train::TrainConfig {
         threads: a.threads,
         ..Default::default()

@@ -10,7 +10,7 @@ use crate::tensor::rng::{seeded, Rng};
 use crate::viz;
 use rand::Rng as _;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which pixels are missing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,6 +46,86 @@ impl std::str::FromStr for MaskKind {
             _ => Err(format!(
                 "unknown mask `{s}` (expected block:S, blocks:K:S, random:P or lines:K)"
             )),
+        }
+    }
+}
+
+/// Where an inpainting job's holes come from: drawn at random, or a
+/// user's mask (one for every image, or one per image).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MaskSource {
+    Drawn(MaskKind),
+    Given {
+        /// `[rows, values per image]`, true where a pixel is missing.
+        missing: Vec<bool>,
+        rows: usize,
+        file: PathBuf,
+    },
+}
+
+impl MaskSource {
+    /// A `--mask` argument: a kind (`block:12`, …), or a file: an `.npy` of
+    /// `[n, h·w]`, `[h·w]` or `[h, w]` with 1 where a pixel is missing and 0
+    /// where it is known, or an image (PNG, JPEG…) whose white pixels are
+    /// the missing ones (grey level ≥ 0.5).
+    pub fn parse(arg: &str) -> Result<MaskSource> {
+        let path = Path::new(arg);
+        let is_file = path.extension().is_some() && !arg.contains(':');
+        if !is_file {
+            return arg
+                .parse()
+                .map(MaskSource::Drawn)
+                .map_err(|e: String| Error::config("mask", e));
+        }
+        if !path.is_file() {
+            return Err(Error::config("mask", format!("no mask file {}", path.display())));
+        }
+        let (rows, values) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            let (shape, v) = crate::data::npy::read_npy(path)?;
+            // [n, h·w], or one picture ([h·w], [h, w]): told apart by size later.
+            let rows = if shape.len() == 2 { shape[0] } else { 1 };
+            if let Some(i) = v.iter().position(|&x| x != 0.0 && x != 1.0) {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "value {} at index {i}: a mask holds 1 (missing) or 0 (known)",
+                        v[i]
+                    ),
+                ));
+            }
+            (rows, v.iter().map(|&x| x == 1.0).collect::<Vec<bool>>())
+        } else {
+            let img = image::open(path)
+                .map_err(|e| Error::format(path, format!("cannot decode the mask image: {e}")))?
+                .to_luma32f();
+            (1, img.pixels().map(|p| p.0[0] >= 0.5).collect())
+        };
+        Ok(MaskSource::Given {
+            missing: values,
+            rows,
+            file: path.to_path_buf(),
+        })
+    }
+
+    /// The missing pixels of `n` images of `h`×`w`, image after image.
+    fn missing(&self, n: usize, h: usize, w: usize, rng: &mut Rng) -> Result<Vec<bool>> {
+        match self {
+            MaskSource::Drawn(kind) => Ok((0..n).flat_map(|_| kind.draw(h, w, rng)).collect()),
+            MaskSource::Given { missing, rows, file } => {
+                let d = h * w;
+                if missing.len() == d {
+                    // One mask for every image.
+                    return Ok((0..n).flat_map(|_| missing.iter().copied()).collect());
+                }
+                if *rows == n && missing.len() == n * d {
+                    return Ok(missing.clone());
+                }
+                Err(Error::shape(
+                    &format!("the mask in {}", file.display()),
+                    format!("{d} values ({h}×{w}, one mask for every image) or {n}×{d} (one per image)"),
+                    format!("{} values", missing.len()),
+                ))
+            }
         }
     }
 }
@@ -91,7 +171,7 @@ pub struct InpaintJob<'a> {
     pub model: &'a Restorer,
     pub model_path: &'a Path,
     pub data: &'a Dataset,
-    pub mask: MaskKind,
+    pub mask: MaskSource,
     pub seed: u64,
     /// Passes of the model, putting the known pixels back after each.
     pub iterations: usize,
@@ -169,9 +249,9 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
             format!("{} values", data.dim),
         ));
     }
-    let run = RunDir::claim(out, "inpaint")?;
     let mut rng = seeded(job.seed);
-    let missing: Vec<bool> = (0..data.n).flat_map(|_| job.mask.draw(h, w, &mut rng)).collect();
+    let missing = job.mask.missing(data.n, h, w, &mut rng)?;
+    let run = RunDir::claim(out, "inpaint")?;
     let mut masked = data.x.clone();
     masked
         .iter_mut()
