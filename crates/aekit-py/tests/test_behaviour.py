@@ -241,6 +241,11 @@ def test_stacked_dae_pretrains_then_classifies(digits, tmp_path):
     assert plain.transform(X[:3]).shape == (3, 32) and plain.score(X[:200]) < 0
     with pytest.raises(NotFittedError):
         plain.predict(X[:3])
+    # More classes than the softmax layer takes: refused before any training.
+    many = aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1)
+    with pytest.raises(ValueError, match="257 classes"):
+        many.fit(X[:600], np.arange(600) % 257)
+    assert not hasattr(many, "model_")
 
 
 def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_path):

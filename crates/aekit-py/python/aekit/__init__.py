@@ -491,14 +491,16 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         else:
             X, y = validate_data(self, X, y, dtype=np.float32, order="C")
             check_classification_targets(y)
+        if y is not None:
+            classes, codes = np.unique(y, return_inverse=True)
+            if len(classes) > 256:
+                raise ValueError(f"y has {len(classes)} classes; at most 256 are supported")
         seed = _seed(self.random_state)
         core = _aekit.StackedCore(json.dumps(self._settings(X.shape[1], seed)))
         self.history_ = core.pretrain(X, bool(self.verbose))
         self.finetune_history_ = []
         if y is not None:
-            self.classes_, codes = np.unique(y, return_inverse=True)
-            if len(self.classes_) > 256:
-                raise ValueError(f"{len(self.classes_)} classes; at most 256 are supported")
+            self.classes_ = classes
             if len(self.classes_) == 1:
                 # Nothing to learn: every prediction is the one class.
                 self.finetune_history_ = []
