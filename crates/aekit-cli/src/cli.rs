@@ -74,10 +74,14 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
     /// builtin (10k MNIST test images shipped in aekit), mnist, fashion-mnist,
-    /// cifar10, cifar100, a directory of IDX or CIFAR binary files, or an
-    /// .npy file.
+    /// cifar10, cifar100, a directory of IDX or CIFAR binary files, a folder
+    /// of PNG/JPEG images, an .npy file, or a .csv file of numbers.
     #[arg(long)]
     pub data: Option<String>,
+    /// Resize every image of a folder to H,W (height, width); without it
+    /// the images must share one size.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub size: Option<Vec<usize>>,
     /// Where downloaded datasets are cached (default: $AEKIT_DATA, else
     /// ~/.cache/aekit).
     #[arg(long)]
@@ -903,6 +907,12 @@ pub struct DeepAeArgs {
     /// Fine-tuning loss: xent or squared.
     #[arg(long)]
     pub loss: Option<String>,
+    /// Each fine-tuning epoch after the first --decay-from runs at this times the step of the one before (Adam, SGD).
+    #[arg(long)]
+    pub lr_decay: Option<f32>,
+    /// Fine-tuning epochs at the full step size before --lr-decay starts.
+    #[arg(long)]
+    pub decay_from: Option<usize>,
     /// A run of a few minutes: 10,000 images, 2 pretraining and 5 fine-tuning epochs.
     #[arg(long)]
     pub quick: bool,

@@ -22,9 +22,10 @@ pub struct ModelData {
     #[command(flatten)]
     pub data: DataArgs,
     /// Which part of the data: the official test set (for builtin, its
-    /// held-out last 2000 images), the training pool, or all of it.
-    #[arg(long, value_enum, default_value_t = Split::Test)]
-    pub split: Split,
+    /// held-out last 2000 images), the training pool, or all of it. Default:
+    /// all of a user's .npy, .csv or image folder, else the test set.
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
 }
 
 #[derive(Args, Debug)]

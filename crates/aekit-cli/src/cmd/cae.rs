@@ -54,7 +54,7 @@ pub fn cae(a: CaeArgs) -> Result<()> {
         Some(p) => CaeRun::read(p)?,
         None => CaeRun::default(),
     };
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     apply_loop(&mut c.model.train, &a.train);
     apply_model(&mut c.arch, &mut c.model, &mut c.classifier, &a.model, &a.cls)?;
     cae::cae(c, &a.out.out())?;
@@ -70,7 +70,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         Some(p) => EnsembleRun::read(p)?,
         None => EnsembleRun::default(),
     };
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     apply_loop(&mut c.model.train, &a.train);
     apply_model(&mut c.arch, &mut c.model, &mut c.classifier, &a.model, &a.cls)?;
     if let Some(k) = a.members {

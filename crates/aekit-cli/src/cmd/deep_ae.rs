@@ -18,7 +18,7 @@ pub fn run(a: DeepAeArgs) -> Result<()> {
     if a.quick {
         c = c.quick();
     }
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     let m = &mut c.model;
     apply_loop(&mut m.train, &a.train);
     if let Some(l) = &a.layers {
@@ -55,6 +55,12 @@ pub fn run(a: DeepAeArgs) -> Result<()> {
     }
     if let Some(l) = parsed(&a.loss, "--loss")? {
         m.loss = l;
+    }
+    if let Some(f) = a.lr_decay {
+        m.lr_decay = f;
+    }
+    if let Some(e) = a.decay_from {
+        m.decay_from = e;
     }
     if let Some(t) = a.train.threads {
         m.rbm.threads = t;

@@ -55,7 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(p) => aekit::run::pca::PcaRun::read(p)?,
                 None => aekit::run::pca::PcaRun::default(),
             };
-            apply_data(&mut c.data, &a.data, &a.split);
+            apply_data(&mut c.data, &a.data, &a.split)?;
             if let Some(k) = a.components {
                 c.model.components = k;
             }
@@ -113,10 +113,25 @@ fn parsed<T: std::str::FromStr<Err = String>>(v: &Option<String>, flag: &str) ->
         .transpose()
 }
 
+/// `--size H,W` as (height, width).
+fn size_flag(data: &DataArgs) -> anyhow::Result<Option<[usize; 2]>> {
+    match data.size.as_deref() {
+        None => Ok(None),
+        Some(&[h, w]) => Ok(Some([h, w])),
+        Some(other) => anyhow::bail!(
+            "--size: give height and width as H,W (got {} numbers)",
+            other.len()
+        ),
+    }
+}
+
 /// The data and split flags, over `d`.
-fn apply_data(d: &mut DataConfig, data: &DataArgs, split: &SplitArgs) {
+fn apply_data(d: &mut DataConfig, data: &DataArgs, split: &SplitArgs) -> anyhow::Result<()> {
     if let Some(s) = &data.data {
         d.source = s.clone();
+    }
+    if let Some(s) = size_flag(data)? {
+        d.size = Some(s);
     }
     if let Some(dir) = &data.data_dir {
         d.data_dir = Some(dir.clone());
@@ -127,6 +142,7 @@ fn apply_data(d: &mut DataConfig, data: &DataArgs, split: &SplitArgs) {
     if split.val_size.is_some() {
         d.val_size = split.val_size;
     }
+    Ok(())
 }
 
 /// The loop flags, over `t`.

@@ -65,13 +65,30 @@ fn load_other(input: &ModelData) -> Result<Option<(Other, Dataset)>> {
     Ok(Some((m, data)))
 }
 
+/// The source `input` names, resolved with its `--size`.
+fn source(input: &ModelData) -> Result<DataSource> {
+    let name = input.data.data.as_deref().unwrap_or("builtin");
+    let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
+    let size = super::size_flag(&input.data)?.map(|[h, w]| (h, w));
+    Ok(source.resolve(size)?)
+}
+
+/// The part of the data `input` asks for: `--split`, else all of a user's
+/// file or image folder and the test set of a named dataset.
+fn split(input: &ModelData, source: &DataSource) -> Split {
+    input.split.unwrap_or(match source {
+        DataSource::Npy(_) | DataSource::Csv(_) | DataSource::Images(..) => Split::All,
+        _ => Split::Test,
+    })
+}
+
 /// The dataset `input` names, checked to have `dim` columns.
 fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
     let name = input.data.data.as_deref().unwrap_or("builtin");
-    let source: DataSource = name.parse().map_err(|e: String| anyhow::anyhow!("--data: {e}"))?;
+    let source = source(input)?;
     let (train, test) = load_train_test(&source, input.data.data_dir.as_deref())
         .with_context(|| format!("loading data `{name}`"))?;
-    let data = match input.split {
+    let data = match split(input, &source) {
         Split::Train => train,
         Split::Test => test,
         Split::All => {
@@ -93,6 +110,21 @@ fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
         );
     }
     Ok(data)
+}
+
+/// The image files behind the rows [`load_data`] gives, when the data is a
+/// folder of images.
+fn image_files(input: &ModelData) -> Result<Option<Vec<std::path::PathBuf>>> {
+    let source = source(input)?;
+    let DataSource::Images(dir, _) = &source else {
+        return Ok(None);
+    };
+    let (train, test) = aekit::data::formats::images::split_files(dir)?;
+    Ok(Some(match split(input, &source) {
+        Split::Train => train,
+        Split::Test => test,
+        Split::All => train.into_iter().chain(test).collect(),
+    }))
 }
 
 fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
@@ -148,8 +180,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
     };
     j["model"] = a.input.model.display().to_string().into();
+    j["split"] = format!("{:?}", split(&a.input, &source(&a.input)?))
+        .to_lowercase()
+        .into();
     j["data"] = a.input.data.data.unwrap_or_else(|| "builtin".into()).into();
-    j["split"] = format!("{:?}", a.input.split).to_lowercase().into();
     println!("{}", serde_json::to_string_pretty(&j)?);
     Ok(())
 }
@@ -157,6 +191,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 pub fn denoise(a: DenoiseArgs) -> Result<()> {
     let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
     let data = load_data(&a.input, model.dim())?;
+    let names = image_files(&a.input)?;
     let noise = a
         .noise
         .as_deref()
@@ -180,6 +215,7 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
         seed: a.seed,
         count: a.count,
         threads,
+        names: names.as_deref(),
     };
     aekit::run::denoise::denoise(&job, &a.out.out())?;
     Ok(())
@@ -188,6 +224,7 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
 pub fn inpaint(a: InpaintArgs) -> Result<()> {
     let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
     let data = load_data(&a.input, model.dim())?;
+    let names = image_files(&a.input)?;
     let mask = aekit::run::inpaint::MaskSource::parse(&a.mask).map_err(|e| anyhow::anyhow!("--mask: {e}"))?;
     let threads = aekit::train::TrainConfig {
         threads: a.threads,
@@ -204,6 +241,7 @@ pub fn inpaint(a: InpaintArgs) -> Result<()> {
         iterations: a.iterations,
         count: a.count,
         threads,
+        names: names.as_deref(),
     };
     aekit::run::inpaint::inpaint(&job, &a.out.out())?;
     Ok(())

@@ -15,7 +15,7 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         Some(p) => PretrainRun::read(p)?,
         None => PretrainRun::default(),
     };
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     let m = &mut c.model;
     apply_loop(&mut m.train, &a.train);
     if let Some(e) = a.first_epochs {
@@ -57,7 +57,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         Some(p) => FinetuneRun::read(p)?,
         None => FinetuneRun::default(),
     };
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     apply_loop(&mut c.model.train, &a.train);
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;

@@ -12,7 +12,7 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
         Some(p) => RunConfig::read(p)?,
         None => RunConfig::default(),
     };
-    apply_data(&mut c.data, &a.data, &a.split);
+    apply_data(&mut c.data, &a.data, &a.split)?;
     apply_loop(&mut c.train, &a.train);
     if let Some(k) = parsed(&a.kind, "--kind")? {
         c.kind = k;

@@ -6,6 +6,7 @@ use crate::data::builtin;
 use crate::data::cifar::{self, CifarKind};
 use crate::data::download;
 use crate::data::formats::idx::IDX_NAMES;
+use crate::data::formats::images;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::rng::{seeded, shuffle};
@@ -17,8 +18,12 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// `builtin` (10k MNIST test images in the binary), `mnist`,
-    /// `fashion-mnist`, or a directory of IDX files.
+    /// `fashion-mnist`, `cifar10`, `cifar100`, a directory of IDX, CIFAR or
+    /// PNG/JPEG files, an `.npy` or a `.csv` file.
     pub source: String,
+    /// `[height, width]` every image of a folder is resized to; unset, the
+    /// images must share one size.
+    pub size: Option<[usize; 2]>,
     /// Cache folder for downloads; unset means `$AEKIT_DATA`, else the user's
     /// cache directory.
     pub data_dir: Option<PathBuf>,
@@ -34,6 +39,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             source: "builtin".into(),
+            size: None,
             data_dir: None,
             train_size: None,
             val_size: None,
@@ -43,9 +49,11 @@ impl Default for DataConfig {
 
 impl DataConfig {
     pub fn source(&self) -> Result<DataSource> {
-        self.source
+        let s: DataSource = self
+            .source
             .parse()
-            .map_err(|e: String| Error::config("data.source", e))
+            .map_err(|e: String| Error::config("data.source", e))?;
+        s.resolve(self.size.map(|[h, w]| (h, w)))
     }
 
     /// The validation size in force.
@@ -88,6 +96,24 @@ pub fn balanced_subset(labels: &[u8], size: usize, seed: u64) -> Result<Vec<usiz
     Ok(out)
 }
 
+/// A user's file split: all rows but the last tenth (at least one) for
+/// training, those for testing; refused when it has under 2 rows or no
+/// columns.
+fn last_tenth_is_test(all: Dataset, f: &Path) -> Result<(Dataset, Dataset)> {
+    if all.n < 2 {
+        return Err(Error::format(f, "needs at least 2 rows (training and test)"));
+    }
+    if all.dim == 0 {
+        return Err(Error::format(f, "has 0 columns: there is nothing to learn from"));
+    }
+    let n = all.n;
+    let cut = n - (n / 10).max(1);
+    Ok((
+        all.select(&(0..cut).collect::<Vec<_>>()),
+        all.select(&(cut..n).collect::<Vec<_>>()),
+    ))
+}
+
 /// Training, validation and test parts of one data source.
 #[derive(Debug, Clone)]
 pub struct Splits {
@@ -117,6 +143,12 @@ pub enum DataSource {
     /// An `.npy` file of f32 rows (e.g. from `aekit patches`); its last tenth
     /// is the test part.
     Npy(PathBuf),
+    /// A `.csv` file of numbers with a header row; its last tenth is the
+    /// test part.
+    Csv(PathBuf),
+    /// A folder of PNG/JPEG images (see [`crate::data::formats::images`]),
+    /// resized to (height, width) when a size is given.
+    Images(PathBuf, Option<(usize, usize)>),
 }
 
 impl std::str::FromStr for DataSource {
@@ -130,9 +162,50 @@ impl std::str::FromStr for DataSource {
             "cifar100" | "cifar-100" => DataSource::Cifar100,
             "" => return Err("empty data source".into()),
             f if f.ends_with(".npy") => DataSource::Npy(PathBuf::from(f)),
+            f if f.to_ascii_lowercase().ends_with(".csv") => DataSource::Csv(PathBuf::from(f)),
             dir => DataSource::Dir(PathBuf::from(dir)),
         })
     }
+}
+
+impl DataSource {
+    /// A folder that holds images (and no IDX, CIFAR or `.amat` files)
+    /// becomes [`DataSource::Images`], resized to `size` when given; a size
+    /// for any other source is refused.
+    pub fn resolve(self, size: Option<(usize, usize)>) -> Result<DataSource> {
+        let resolved = match self {
+            DataSource::Dir(d) if !holds_dataset_files(&d) && images::holds_images(&d) => {
+                DataSource::Images(d, size)
+            }
+            DataSource::Images(d, s) => DataSource::Images(d, size.or(s)),
+            other => other,
+        };
+        if let Some((h, w)) = size {
+            match &resolved {
+                DataSource::Images(..) if h > 0 && w > 0 => {}
+                DataSource::Images(..) => {
+                    return Err(Error::config("size", "height and width must be at least 1"));
+                }
+                other => {
+                    return Err(Error::config(
+                        "size",
+                        format!("--size H,W resizes a folder of PNG/JPEG images; `{other}` is not one"),
+                    ))
+                }
+            }
+        }
+        Ok(resolved)
+    }
+}
+
+/// Whether `dir` holds `.amat`, CIFAR or IDX files (what [`read_data_dir`]
+/// reads before it looks for images).
+fn holds_dataset_files(dir: &Path) -> bool {
+    crate::data::formats::amat::find_amat_pair(dir).is_some()
+        || [CifarKind::Cifar10, CifarKind::Cifar100]
+            .into_iter()
+            .any(|k| cifar::find_cifar_dir(dir, k).is_some())
+        || find_idx_file(dir, IDX_NAMES[0]).is_ok()
 }
 
 impl std::fmt::Display for DataSource {
@@ -143,7 +216,9 @@ impl std::fmt::Display for DataSource {
             DataSource::FashionMnist => write!(f, "fashion-mnist"),
             DataSource::Cifar10 => write!(f, "cifar10"),
             DataSource::Cifar100 => write!(f, "cifar100"),
-            DataSource::Dir(p) | DataSource::Npy(p) => write!(f, "{}", p.display()),
+            DataSource::Dir(p) | DataSource::Npy(p) | DataSource::Csv(p) | DataSource::Images(p, _) => {
+                write!(f, "{}", p.display())
+            }
         }
     }
 }
@@ -255,6 +330,10 @@ pub fn read_data_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
             return cifar::read_cifar_dir(dir, kind);
         }
     }
+    if dir.is_dir() && !holds_dataset_files(dir) {
+        // Images, or an error saying the folder holds none of the kinds.
+        return images::read_image_dir(dir, None);
+    }
     read_idx_dir(dir, None)
 }
 
@@ -306,7 +385,7 @@ pub fn split_pool(
 pub fn default_val_size(source: &DataSource) -> usize {
     match source {
         DataSource::Builtin => 1000,
-        DataSource::Npy(_) => 0,
+        DataSource::Npy(_) | DataSource::Csv(_) | DataSource::Images(..) => 0,
         DataSource::Mnist
         | DataSource::FashionMnist
         | DataSource::Cifar10
@@ -341,6 +420,8 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
         DataSource::Cifar10 => cifar::read_cifar10_dir(&download::ensure_cifar10(&root())?),
         DataSource::Cifar100 => cifar::read_cifar100_dir(&download::ensure_cifar100(&root())?),
         DataSource::Dir(d) => read_data_dir(d),
+        DataSource::Images(d, size) => images::read_image_dir(d, *size),
+        DataSource::Csv(f) => last_tenth_is_test(crate::data::table::read_numeric_csv(f)?, f),
         DataSource::Npy(f) => {
             let (shape, x) = crate::data::formats::npy::read_npy(f)?;
             let [n, dim] = shape[..] else {
@@ -349,25 +430,13 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
                     format!("expected a 2-d array of rows, got shape {shape:?}"),
                 ));
             };
-            if n < 2 {
-                return Err(crate::Error::format(
-                    f,
-                    "needs at least 2 rows (training and test)",
-                ));
-            }
-            if dim == 0 {
-                return Err(crate::Error::format(
-                    f,
-                    "has 0 columns: there is nothing to learn from",
-                ));
-            }
             if let Some(i) = x.iter().position(|v| !v.is_finite()) {
                 return Err(crate::Error::format(
                     f,
                     format!(
                         "row {}, column {} is {} (data must be finite)",
-                        i / dim,
-                        i % dim,
+                        i / dim.max(1),
+                        i % dim.max(1),
                         x[i]
                     ),
                 ));
@@ -379,11 +448,7 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
                 dim,
                 image: None,
             };
-            let cut = n - (n / 10).max(1);
-            Ok((
-                all.select(&(0..cut).collect::<Vec<_>>()),
-                all.select(&(cut..n).collect::<Vec<_>>()),
-            ))
+            last_tenth_is_test(all, f)
         }
     }
 }
@@ -405,7 +470,7 @@ pub fn load_splits(
              and images {pool_n}..10000 ({}) held out as the test part",
             train.n, val.n, test.n
         ),
-        DataSource::Npy(f) => format!(
+        DataSource::Npy(f) | DataSource::Csv(f) | DataSource::Images(f, _) => format!(
             "{}: {} training and {} validation rows drawn from its first {pool_n} rows; the last {} rows are the test part",
             f.display(),
             train.n,
@@ -567,7 +632,7 @@ mod tests {
         assert_eq!((train.n, train.image, test.n), (2, Some((2, 2)), 1));
         assert_eq!((train.x[1], train.channels()), (0.2, 1));
 
-        // Neither: the IDX reader's message.
+        // None of them: a message naming every kind it looked for.
         let empty = root.join("empty");
         std::fs::create_dir_all(&empty).unwrap();
         let e = read_data_dir(&empty).unwrap_err().to_string();

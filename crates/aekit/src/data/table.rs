@@ -226,6 +226,42 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A CSV file of numbers with a header row, as rows of a dataset (every
+/// column a feature). A cell that is missing or not a finite number is
+/// refused with its data row and column name.
+pub fn read_numeric_csv(path: &Path) -> Result<crate::data::Dataset> {
+    let t = Table::read(path, &CsvOptions::default())?;
+    let (n, dim) = (t.n_rows(), t.n_cols());
+    let mut x = Vec::with_capacity(n * dim);
+    for r in 0..n {
+        for c in 0..dim {
+            let text = t.cell(r, c).trim();
+            let bad = |why: &str| {
+                Error::format(
+                    path,
+                    format!("data row {}, column `{}`: {why}", r + 1, t.header[c]),
+                )
+            };
+            if t.is_missing(text) {
+                return Err(bad(&format!(
+                    "`{text}` is a missing value; fill the holes first (`aekit impute`)"
+                )));
+            }
+            match text.parse::<f32>() {
+                Ok(v) if v.is_finite() => x.push(v),
+                _ => return Err(bad(&format!("`{text}` is not a finite number"))),
+            }
+        }
+    }
+    Ok(crate::data::Dataset {
+        x,
+        labels: None,
+        n,
+        dim,
+        image: None,
+    })
+}
+
 fn ragged(path: &Path, row: usize, want: usize, got: usize) -> Error {
     Error::format(
         path,
@@ -269,6 +305,33 @@ mod tests {
         let p = d.path().join("t.csv");
         std::fs::write(&p, text).unwrap();
         Table::read(&p, opts)
+    }
+
+    #[test]
+    fn a_numeric_csv_reads_as_rows_and_names_a_bad_cell() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.csv");
+        std::fs::write(&p, "a,b,c\n1,2.5,-3e2\n4, 5 ,6\n").unwrap();
+        let x = read_numeric_csv(&p).unwrap();
+        assert_eq!((x.n, x.dim), (2, 3));
+        assert_eq!(x.x, [1.0, 2.5, -300.0, 4.0, 5.0, 6.0]);
+        std::fs::write(&p, "a,b\n1,2\n3,x\n").unwrap();
+        let e = read_numeric_csv(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("x.csv") && e.contains("data row 2, column `b`") && e.contains("`x`"),
+            "{e}"
+        );
+        std::fs::write(&p, "a,b\n1,NA\n").unwrap();
+        let e = read_numeric_csv(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("data row 1, column `b`") && e.contains("aekit impute"),
+            "{e}"
+        );
+        std::fs::write(&p, "a,b\n1,inf\n").unwrap();
+        assert!(read_numeric_csv(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not a finite number"));
     }
 
     #[test]

@@ -134,6 +134,12 @@ pub struct DeepAeConfig {
     /// L-BFGS iterations on each batch of `batch` examples in turn.
     pub train: TrainConfig,
     pub line_searches: usize,
+    /// Each fine-tuning epoch after the first `decay_from` runs at this
+    /// times the step size of the one before (1 keeps it constant; Adam and
+    /// SGD only).
+    pub lr_decay: f32,
+    /// The epochs run at the full step size before `lr_decay` starts.
+    pub decay_from: usize,
 }
 
 impl Default for DeepAeConfig {
@@ -152,6 +158,8 @@ impl Default for DeepAeConfig {
                 ..TrainConfig::adam(1e-3)
             },
             line_searches: 3,
+            lr_decay: 1.0,
+            decay_from: 0,
         }
     }
 }
@@ -174,6 +182,18 @@ impl DeepAeConfig {
             return Err(Error::config(
                 "model.train.optimizer",
                 "the deep autoencoder fine-tunes with adam, sgd or lbfgs",
+            ));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "model.lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
+        }
+        if self.train.optimizer == Optimizer::Lbfgs && self.lr_decay != 1.0 {
+            return Err(Error::config(
+                "model.lr_decay",
+                "applies to adam and sgd; lbfgs finds its own steps",
             ));
         }
         if self.train.optimizer == Optimizer::Lbfgs && self.line_searches == 0 {
@@ -646,6 +666,7 @@ impl DeepAutoencoder {
             opt: StepRule::new(tc),
             rng: seeded(tc.seed ^ 0xdeae),
             lbfgs: (tc.optimizer == Optimizer::Lbfgs).then_some((tc.batch, cfg.line_searches)),
+            decay: (cfg.lr_decay, cfg.decay_from),
             val,
             par,
         };
@@ -867,6 +888,8 @@ struct AeFit<'a> {
     rng: Rng,
     /// L-BFGS: (batch, iterations per batch).
     lbfgs: Option<(usize, usize)>,
+    /// (factor, epochs before it applies): the step size's decay.
+    decay: (f32, usize),
     val: Option<&'a [f32]>,
     par: Par,
 }
@@ -915,9 +938,17 @@ impl Fit for AeFit<'_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
         match self.lbfgs {
             Some((batch, iters)) => self.lbfgs_epoch(batch, iters, obs),
-            None => Ok(self
-                .batches
-                .run_epoch(self.o, &mut self.params, &mut self.opt, &mut self.rng, obs)),
+            None => {
+                // Epoch e runs at lr·factor^(e − from) once e > from; the
+                // step size saved with the optimizer carries it over a resume.
+                let (factor, from) = self.decay;
+                if self.batches.epochs >= from {
+                    self.opt.scale_lr(factor);
+                }
+                Ok(self
+                    .batches
+                    .run_epoch(self.o, &mut self.params, &mut self.opt, &mut self.rng, obs))
+            }
         }
     }
     fn validate(&mut self) -> Result<Option<f64>> {
@@ -976,6 +1007,54 @@ mod tests {
             }
             assert!(worst < 2e-2, "{code:?} {loss}: relative error {worst}");
         }
+    }
+
+    #[test]
+    fn lr_decay_shrinks_the_steps_after_decay_from() {
+        // With a decay of 1e-6 from epoch 1, epochs 2 and 3 barely move the
+        // weights; without it they move them as much as epoch 1 did.
+        let mut rng = seeded(4);
+        let x: Vec<f32> = (0..40 * 6).map(|_| rng.random::<f32>()).collect();
+        let fine_tune = |epochs: usize, lr_decay: f32| {
+            let mut m = DeepAutoencoder::new(6, &[4, 2], Code::Linear, Loss::CrossEntropy);
+            m.init_random(&mut seeded(5));
+            let mut cfg = DeepAeConfig {
+                pretrain: Pretrain::None,
+                lr_decay,
+                decay_from: 1,
+                ..DeepAeConfig::default()
+            };
+            cfg.train.epochs = epochs;
+            cfg.train.batch = 10;
+            cfg.train.lr = 0.01;
+            cfg.train.threads = 1;
+            cfg.validate().unwrap();
+            m.finetune(
+                &x,
+                None,
+                &cfg,
+                0.0,
+                &mut crate::train::Silent,
+                Checkpointing::default(),
+            )
+            .unwrap();
+            m.params
+        };
+        let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let one = fine_tune(1, 1.0);
+        assert_eq!(fine_tune(1, 1e-6), one, "the first epoch runs at the full step");
+        let moved = dist(&fine_tune(3, 1.0), &one);
+        let decayed = dist(&fine_tune(3, 1e-6), &one);
+        assert!(moved > 1e-3, "two more epochs moved the weights by {moved}");
+        assert!(
+            decayed < 1e-6 * moved.max(1.0) * 10.0,
+            "decayed epochs moved them by {decayed}"
+        );
+        let bad = DeepAeConfig {
+            lr_decay: 1.5,
+            ..DeepAeConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("model.lr_decay"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::models::DenoisingAutoencoder;
 use crate::tensor::rng::seeded;
 use crate::viz;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A model that maps images to their restorations.
 pub enum Restorer {
@@ -49,13 +49,16 @@ impl Restorer {
     /// `[c, h, w]` of the images: the CAE's input, or the data's picture
     /// shape for the dense model (one channel, or three when the values
     /// are three times the pixels).
-    fn shape(&self, data: &Dataset) -> [usize; 3] {
+    pub fn shape(&self, data: &Dataset) -> [usize; 3] {
         match self {
             Restorer::Cae(m) => m.net.spec.input,
-            Restorer::Dae(_) => {
-                let (h, w) = viz::tile_shape(data.dim, data.image);
-                [data.dim / (h * w).max(1), h, w]
-            }
+            Restorer::Dae(_) => match data.image {
+                Some((h, w)) if h * w > 0 && data.dim.is_multiple_of(h * w) => [data.dim / (h * w), h, w],
+                _ => {
+                    let (h, w) = viz::tile_shape(data.dim, data.image);
+                    [data.dim / (h * w).max(1), h, w]
+                }
+            },
         }
     }
 
@@ -81,6 +84,9 @@ pub struct DenoiseJob<'a> {
     /// Images in the picture.
     pub count: usize,
     pub threads: usize,
+    /// The image files the rows came from: each restoration is also written
+    /// as `denoised/<name>.png`.
+    pub names: Option<&'a [PathBuf]>,
 }
 
 /// Means over the images of PSNR and SSIM against the clean ones.
@@ -96,9 +102,57 @@ fn quality(clean: &[f32], x: &[f32], shape: [usize; 3]) -> (f64, f64) {
     (p / n.max(1) as f64, s / n.max(1) as f64)
 }
 
+/// The first `k` images of each of `rows` in a row of tiles; a row marked
+/// true is labelled with each tile's PSNR against `clean`.
+pub(crate) fn picture(rows: &[(&[f32], bool)], clean: &[f32], k: usize, shape: [usize; 3]) -> viz::RgbImage {
+    let d = shape[0] * shape[1] * shape[2];
+    let mut tiles: Vec<&[f32]> = Vec::new();
+    let mut labels = Vec::new();
+    for &(x, scored) in rows {
+        for i in 0..k {
+            let tile = &x[i * d..(i + 1) * d];
+            tiles.push(tile);
+            labels.push(if scored {
+                format!("{:.1}", psnr(&clean[i * d..(i + 1) * d], tile).min(99.9))
+            } else {
+                String::new()
+            });
+        }
+    }
+    viz::label::labelled_grid(&tiles, &labels, shape[0], shape[1], shape[2], k, 2)
+}
+
+/// Writes each row of `x` as `dir/<file stem>.png`, grey or RGB.
+pub(crate) fn write_pngs(dir: &Path, names: &[PathBuf], x: &[f32], shape: [usize; 3]) -> Result<()> {
+    let d = shape[0] * shape[1] * shape[2];
+    if names.len() * d != x.len() {
+        return Err(Error::shape(
+            "the image names",
+            format!("one per row ({})", x.len() / d.max(1)),
+            names.len(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    for (name, row) in names.iter().zip(x.chunks_exact(d)) {
+        let stem = name
+            .file_stem()
+            .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+        crate::data::formats::images::write_png(
+            &dir.join(format!("{stem}.png")),
+            row,
+            shape[0],
+            shape[1],
+            shape[2],
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs the job into a run directory: `denoised.npy`, `noisy.npy` (when it
 /// corrupted the images), `denoised.png` (rows of clean, noisy and denoised
-/// images, or noisy and denoised) and `summary.json`.
+/// images, or noisy and denoised; each noisy and denoised tile labelled
+/// with its PSNR when there are clean ones), `denoised/<name>.png` for
+/// a folder of images, and `summary.json`.
 pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     let model = job.model;
     let data = job.data;
@@ -140,18 +194,18 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
         // The corrupted inputs, for baselines run elsewhere on the same images.
         crate::data::npy::write_npy(&run.file("noisy.npy"), &[data.n, data.dim], &noisy.x)?;
     }
-    let k = job.count.clamp(1, data.n);
-    let rows =
-        |x: &[f32]| -> Vec<Vec<f32>> { x.chunks_exact(data.dim).take(k).map(|r| r.to_vec()).collect() };
-    let mut tiles = Vec::new();
-    if job.noise.is_some() {
-        tiles.extend(rows(&data.x));
+    if let Some(names) = job.names {
+        write_pngs(&run.file("denoised"), names, &restored, shape)?;
     }
-    tiles.extend(rows(&noisy.x));
-    tiles.extend(rows(&restored));
-    if shape[0] == 1 {
-        let pic = viz::tile_grid(&tiles, shape[1], shape[2], k, viz::Scale::Unit, 2);
-        viz::save_png(&run.file("denoised.png"), &pic)?;
+    let k = job.count.clamp(1, data.n);
+    let mut rows: Vec<(&[f32], bool)> = Vec::new();
+    if job.noise.is_some() {
+        rows.push((&data.x, false));
+    }
+    rows.push((&noisy.x, job.noise.is_some()));
+    rows.push((&restored, job.noise.is_some()));
+    if matches!(shape[0], 1 | 3) {
+        viz::save_rgb_png(&run.file("denoised.png"), &picture(&rows, &data.x, k, shape))?;
     }
     let mut summary = json!({
         "model": job.model_path.display().to_string(),

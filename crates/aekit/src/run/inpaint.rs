@@ -177,6 +177,9 @@ pub struct InpaintJob<'a> {
     pub iterations: usize,
     pub count: usize,
     pub threads: usize,
+    /// The image files the rows came from: each filled image is also
+    /// written as `inpainted/<name>.png`.
+    pub names: Option<&'a [std::path::PathBuf]>,
 }
 
 /// Mean squared error over the missing pixels of all images, and its PSNR.
@@ -227,7 +230,9 @@ fn nearest_fill(img: &mut [f32], missing: &[bool], h: usize, w: usize) {
 
 /// Runs the job into a run directory: `inpainted.npy`, `mask.npy` (1 where
 /// a pixel was missing), `inpainted.png` (rows of original, masked and
-/// filled images) and `summary.json`.
+/// filled images, the last two labelled with their PSNR), `inpainted/
+/// <name>.png` for a folder of images, and `summary.json`. RGB images share
+/// one mask across their channels.
 pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
     let model = job.model;
     let data = job.data;
@@ -241,16 +246,22 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
             format!("{} values per image", data.dim),
         ));
     }
-    let (h, w) = viz::tile_shape(data.dim, data.image);
-    if h * w != data.dim {
+    let shape = model.shape(data);
+    let [c, h, w] = shape;
+    if c * h * w != data.dim || !matches!(c, 1 | 3) {
         return Err(Error::shape(
             "the images to inpaint",
-            "one-channel images (h·w values)",
-            format!("{} values", data.dim),
+            "grey or RGB images (h·w or 3·h·w values)",
+            format!("{shape:?} for {} values", data.dim),
         ));
     }
     let mut rng = seeded(job.seed);
-    let missing = job.mask.missing(data.n, h, w, &mut rng)?;
+    // One mask per image, the same for each of its colour channels.
+    let pixels = job.mask.missing(data.n, h, w, &mut rng)?;
+    let missing: Vec<bool> = pixels
+        .chunks_exact(h * w)
+        .flat_map(|m| m.iter().cycle().take(c * h * w).copied())
+        .collect();
     let run = RunDir::claim(out, "inpaint")?;
     let mut masked = data.x.clone();
     masked
@@ -281,28 +292,32 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
         .zip(nearest.chunks_exact_mut(data.dim))
         .zip(missing.chunks_exact(data.dim))
     {
-        let known: Vec<f32> = mf.iter().zip(m).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
-        let mean = known.iter().sum::<f32>() / known.len().max(1) as f32;
-        mf.iter_mut()
-            .zip(m)
-            .filter(|(_, &m)| m)
-            .for_each(|(v, _)| *v = mean);
-        nearest_fill(nf, m, h, w);
+        // Each colour plane on its own.
+        for ((mf, nf), m) in mf
+            .chunks_exact_mut(h * w)
+            .zip(nf.chunks_exact_mut(h * w))
+            .zip(m.chunks_exact(h * w))
+        {
+            let known: Vec<f32> = mf.iter().zip(m).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
+            let mean = known.iter().sum::<f32>() / known.len().max(1) as f32;
+            mf.iter_mut()
+                .zip(m)
+                .filter(|(_, &m)| m)
+                .for_each(|(v, _)| *v = mean);
+            nearest_fill(nf, m, h, w);
+        }
     }
     crate::data::npy::write_npy(&run.file("inpainted.npy"), &[data.n, data.dim], &filled.x)?;
     let mask: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();
     crate::data::npy::write_npy(&run.file("mask.npy"), &[data.n, data.dim], &mask)?;
+    if let Some(names) = job.names {
+        super::denoise::write_pngs(&run.file("inpainted"), names, &filled.x, shape)?;
+    }
     let k = job.count.clamp(1, data.n);
-    let rows =
-        |x: &[f32]| -> Vec<Vec<f32>> { x.chunks_exact(data.dim).take(k).map(|r| r.to_vec()).collect() };
-    let tiles: Vec<Vec<f32>> = rows(&data.x)
-        .into_iter()
-        .chain(rows(&masked))
-        .chain(rows(&filled.x))
-        .collect();
-    viz::save_png(
+    let rows: [(&[f32], bool); 3] = [(&data.x, false), (&masked, true), (&filled.x, true)];
+    viz::save_rgb_png(
         &run.file("inpainted.png"),
-        &viz::tile_grid(&tiles, h, w, k, viz::Scale::Unit, 2),
+        &super::denoise::picture(&rows, &data.x, k, shape),
     )?;
     let (em, pm) = masked_error(&data.x, &mean_fill, &missing);
     let (en, pn) = masked_error(&data.x, &nearest, &missing);

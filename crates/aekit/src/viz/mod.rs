@@ -1,6 +1,7 @@
 //! Pictures: tiled filter grids and reconstruction rows, as PNG, grey or
 //! (for CHW colour data such as CIFAR) RGB; line charts.
 
+pub mod label;
 pub mod plot;
 
 use crate::error::{Error, Result};

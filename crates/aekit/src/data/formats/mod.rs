@@ -5,5 +5,6 @@
 pub mod amat;
 pub mod cifar;
 pub mod idx;
+pub mod images;
 pub mod npy;
 pub mod tar;

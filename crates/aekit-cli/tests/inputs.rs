@@ -1,0 +1,214 @@
+//! A user's own data: a folder of PNG images (grey or RGB, one size or
+//! resized with --size) and a CSV file of numbers, through `train`,
+//! `denoise`, `inpaint`, `encode` and `eval`; and the folders refused.
+
+mod common;
+
+use common::{aekit, fails_with, json, stderr, tmp};
+use std::path::{Path, PathBuf};
+
+/// The first `n` built-in digits as `dir/digit-KK.png`.
+fn digit_folder(dir: &Path, n: usize) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let d = aekit::data::builtin::builtin_mnist().unwrap();
+    for i in 0..n {
+        let px = d.row(i).iter().map(|&v| (v * 255.0).round() as u8).collect();
+        image::GrayImage::from_raw(28, 28, px)
+            .unwrap()
+            .save(dir.join(format!("digit-{i:02}.png")))
+            .unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn train(data: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--loss",
+        "squared",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let o = aekit(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
+    let dir = tmp("inputs-folder");
+    let digits = digit_folder(&dir.path().join("digits"), 30);
+    let model = dir.path().join("model");
+    train(&digits, &model, &["--noise", "gauss:0.3"]);
+    // All 30 images by default, each written back under its own name.
+    let den = dir.path().join("den");
+    let o = aekit(&[
+        "denoise",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        digits.to_str().unwrap(),
+        "--out",
+        den.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&den.join("summary.json"))["n"], 30);
+    let (_, restored) = aekit::data::npy::read_npy(&den.join("denoised.npy")).unwrap();
+    for i in [0, 29] {
+        let png = image::open(den.join(format!("denoised/digit-{i:02}.png"))).unwrap();
+        assert_eq!(
+            (png.width(), png.height(), png.color().has_color()),
+            (28, 28, false)
+        );
+        // The PNG holds the row of denoised.npy, to 8 bits.
+        let row = &restored[i * 784..(i + 1) * 784];
+        for (p, &v) in png.to_luma8().pixels().zip(row) {
+            assert!((p.0[0] as f32 - (v.clamp(0.0, 1.0) * 255.0).round()).abs() <= 0.0);
+        }
+    }
+    assert!(den.join("denoised.png").is_file());
+    let inp = dir.path().join("inp");
+    let o = aekit(&[
+        "inpaint",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        digits.to_str().unwrap(),
+        "--mask",
+        "block:8",
+        "--out",
+        inp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(inp.join("inpainted/digit-07.png").is_file());
+    assert_eq!(json(&inp.join("summary.json"))["n"], 30);
+    // A 30×30 image among them: refused naming it, unless --size resizes.
+    image::GrayImage::new(30, 30)
+        .save(digits.join("odd.png"))
+        .unwrap();
+    let args = |out: &Path| {
+        vec![
+            "denoise".to_string(),
+            "--model".into(),
+            model.to_str().unwrap().into(),
+            "--data".into(),
+            digits.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let bad = dir.path().join("bad");
+    let a = args(&bad);
+    let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    fails_with(&o, &["odd.png", "30×30", "--size"]);
+    assert!(!bad.exists(), "nothing written");
+    let mut a = args(&dir.path().join("resized"));
+    a.extend(["--size".into(), "28,28".into()]);
+    let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&dir.path().join("resized/summary.json"))["n"], 31);
+    // An empty folder and --size on a file that is not a folder of images.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = aekit(&[
+        "denoise",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["empty", "holds no images"]);
+    let o = aekit(&["eval", "--model", model.to_str().unwrap(), "--size", "28,28"]);
+    fails_with(&o, &["--size", "not one"]);
+}
+
+#[test]
+fn an_rgb_folder_trains_a_three_channel_model() {
+    let dir = tmp("inputs-rgb");
+    let rgb = dir.path().join("rgb");
+    std::fs::create_dir(&rgb).unwrap();
+    for k in 0..20u32 {
+        image::RgbImage::from_fn(8, 6, |x, y| {
+            image::Rgb([(x * 30) as u8, (y * 40) as u8, (k * 12) as u8])
+        })
+        .save(rgb.join(format!("{k:02}.png")))
+        .unwrap();
+    }
+    let model = dir.path().join("model");
+    train(&rgb, &model, &[]);
+    let den = dir.path().join("den");
+    let o = aekit(&[
+        "denoise",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        rgb.to_str().unwrap(),
+        "--noise",
+        "gauss:0.2",
+        "--out",
+        den.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = json(&den.join("summary.json"));
+    assert_eq!(s["image"], serde_json::json!([3, 6, 8]));
+    let png = image::open(den.join("denoised/05.png")).unwrap();
+    assert_eq!((png.width(), png.height(), png.color().has_color()), (8, 6, true));
+    // The picture: three rows (clean, noisy, denoised) of RGB tiles.
+    assert!(image::open(den.join("denoised.png")).unwrap().color().has_color());
+}
+
+#[test]
+fn a_csv_of_numbers_trains_encodes_and_evaluates() {
+    let dir = tmp("inputs-csv");
+    let csv = dir.path().join("table.csv");
+    let mut text = String::from("a,b,c,d\n");
+    for i in 0..40 {
+        let t = i as f32 / 40.0;
+        text += &format!("{t},{},{},{}\n", 1.0 - t, t * t, 0.5);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let model = dir.path().join("model");
+    train(&csv, &model, &[]);
+    let codes = dir.path().join("codes.npy");
+    let o = aekit(&[
+        "encode",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--out",
+        codes.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (shape, _) = aekit::data::npy::read_npy(&codes).unwrap();
+    assert_eq!(shape, vec![40, 16], "every row of the file by default");
+    let o = aekit(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (e["split"].as_str(), e["n_test"].as_u64()),
+        (Some("all"), Some(40))
+    );
+    // A text cell is refused with its row and column.
+    std::fs::write(&csv, "a,b,c,d\n1,2,3,4\n1,2,x,4\n").unwrap();
+    let o = aekit(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["table.csv", "data row 2, column `c`"]);
+}
