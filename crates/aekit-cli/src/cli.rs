@@ -253,6 +253,11 @@ pub struct TrainArgs {
     /// Output units: sigmoid, or identity (linear, for real-valued data).
     #[arg(long)]
     pub output: Option<String>,
+    /// Standardise each feature by the training data's mean and standard
+    /// deviation, kept in the model (real-valued data; implies --output
+    /// identity --loss squared).
+    #[arg(long)]
+    pub standardize: bool,
 }
 
 #[derive(Args, Debug)]
@@ -455,6 +460,15 @@ pub struct CaeModelArgs {
     /// than this fraction (e.g. 0.01); 0 turns it off.
     #[arg(long)]
     pub min_improvement: Option<f64>,
+    /// Output units: identity (linear, for real-valued images; replaces the
+    /// decoder's last activation) or as the architecture says (arch).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Standardise each input value by the training images' mean and
+    /// standard deviation, kept in the model (implies --output identity
+    /// --loss squared).
+    #[arg(long)]
+    pub standardize: bool,
 }
 
 /// The classifier on codes (`[classifier]` in a config file).

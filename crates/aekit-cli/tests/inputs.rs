@@ -21,17 +21,14 @@ fn digit_folder(dir: &Path, n: usize) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// A small dense model's settings.
+const SMALL: [&str; 6] = ["--hidden", "16", "--epochs", "2", "--loss", "squared"];
+
 fn train(data: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec![
         "train",
         "--data",
         data.to_str().unwrap(),
-        "--hidden",
-        "16",
-        "--epochs",
-        "2",
-        "--loss",
-        "squared",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -45,7 +42,7 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     let dir = tmp("inputs-folder");
     let digits = digit_folder(&dir.path().join("digits"), 30);
     let model = dir.path().join("model");
-    train(&digits, &model, &["--noise", "gauss:0.3"]);
+    train(&digits, &model, &[&SMALL[..], &["--noise", "gauss:0.3"]].concat());
     // All 30 images by default, each written back under its own name.
     let den = dir.path().join("den");
     let o = aekit(&[
@@ -141,7 +138,7 @@ fn an_rgb_folder_trains_a_three_channel_model() {
         .unwrap();
     }
     let model = dir.path().join("model");
-    train(&rgb, &model, &[]);
+    train(&rgb, &model, &SMALL);
     let den = dir.path().join("den");
     let o = aekit(&[
         "denoise",
@@ -174,7 +171,7 @@ fn a_csv_of_numbers_trains_encodes_and_evaluates() {
     }
     std::fs::write(&csv, text).unwrap();
     let model = dir.path().join("model");
-    train(&csv, &model, &[]);
+    train(&csv, &model, &SMALL);
     let codes = dir.path().join("codes.npy");
     let o = aekit(&[
         "encode",
@@ -211,4 +208,116 @@ fn a_csv_of_numbers_trains_encodes_and_evaluates() {
         csv.to_str().unwrap(),
     ]);
     fails_with(&o, &["table.csv", "data row 2, column `c`"]);
+}
+
+/// Mean over features of R² = 1 − SSE/SST of `model`'s reconstruction of
+/// the rows of `x` (in the data's units).
+fn mean_r2(model: &Path, x: &aekit::data::Dataset) -> f64 {
+    let m = aekit::models::DenoisingAutoencoder::load(&aekit::run::dir::model_file(model).unwrap()).unwrap();
+    let rec = m.reconstruct(x.view()).unwrap();
+    let (n, d) = (x.n, x.dim);
+    let mut total = 0.0;
+    for j in 0..d {
+        let mean = (0..n).map(|i| x.x[i * d + j] as f64).sum::<f64>() / n as f64;
+        let sst: f64 = (0..n).map(|i| (x.x[i * d + j] as f64 - mean).powi(2)).sum();
+        let sse: f64 = (0..n)
+            .map(|i| (x.x[i * d + j] as f64 - rec[[i, j]] as f64).powi(2))
+            .sum();
+        total += 1.0 - sse / sst;
+    }
+    total / d as f64
+}
+
+#[test]
+fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
+    // The diabetes table: 11 columns whose scales run from 1 (sex) to 10²
+    // (cholesterol, progression).
+    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/tables/diabetes.csv");
+    let x = aekit::data::table::read_numeric_csv(&table).unwrap();
+    let dir = tmp("inputs-standardize");
+    let (std_run, raw_run) = (dir.path().join("std"), dir.path().join("raw"));
+    let common = ["--hidden", "6", "--noise", "gauss:0.2", "--epochs", "30"];
+    train(&table, &std_run, &[&common[..], &["--standardize"]].concat());
+    train(
+        &table,
+        &raw_run,
+        &[&common[..], &["--output", "identity", "--loss", "squared"]].concat(),
+    );
+    let m = aekit::models::DenoisingAutoencoder::load(&std_run.join("model.safetensors")).unwrap();
+    let s = m.scaler.as_ref().expect("the scaler is in the model file");
+    // Its means are the table's (train part: all but the last tenth).
+    let n_train = x.n - x.n / 10;
+    let age_mean = (0..n_train).map(|i| x.x[i * 11] as f64).sum::<f64>() / n_train as f64;
+    assert!(
+        (s.mean[0] as f64 - age_mean).abs() < 1e-3,
+        "{} against {age_mean}",
+        s.mean[0]
+    );
+    // Standardised, the 6 hidden units keep most of each column's variance;
+    // on raw units the large columns swamp the rest.
+    let (r2_std, r2_raw) = (mean_r2(&std_run, &x), mean_r2(&raw_run, &x));
+    eprintln!("mean R² over the 11 columns: standardised {r2_std:.3}, raw units {r2_raw:.3}");
+    assert!(
+        r2_std > 0.5 && r2_std > r2_raw + 0.2,
+        "R² standardised {r2_std}, raw {r2_raw}"
+    );
+    // Denoising rows that are not images: noise relative to the data's
+    // standard deviation, and the squared error per value (no PSNR).
+    let den = dir.path().join("den");
+    let o = aekit(&[
+        "denoise",
+        "--model",
+        std_run.to_str().unwrap(),
+        "--data",
+        table.to_str().unwrap(),
+        "--noise",
+        "gauss:0.1sd",
+        "--out",
+        den.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("σ = 0.1 ×"), "{}", stderr(&o));
+    let s = json(&den.join("summary.json"));
+    assert!(
+        s["mse"]["noisy"].as_f64().unwrap() > 0.0 && s.get("psnr").is_none(),
+        "{s}"
+    );
+    // A standardised model whose file has lost its scaling is refused.
+    let f = aekit::io::safetensors::load(&std_run.join("model.safetensors")).unwrap();
+    let mut kept = Vec::new();
+    let mut f = f;
+    for name in ["encoder.weight", "encoder.bias", "decoder.bias"] {
+        let shape = f.shape_of(name).unwrap();
+        kept.push((name, shape.clone(), f.take(name, &shape).unwrap()));
+    }
+    let tensors: Vec<aekit::io::safetensors::NamedTensor> = kept
+        .iter()
+        .map(|(name, shape, data)| aekit::io::safetensors::NamedTensor {
+            name,
+            shape: shape.clone(),
+            data,
+        })
+        .collect();
+    let stripped = dir.path().join("stripped.safetensors");
+    aekit::io::safetensors::save(&stripped, &tensors, f.metadata.clone()).unwrap();
+    let o = aekit(&[
+        "eval",
+        "--model",
+        stripped.to_str().unwrap(),
+        "--data",
+        table.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["stripped.safetensors", "standardised", "input.mean"]);
+    // Standardising needs a linear output and squared loss.
+    let o = aekit(&[
+        "train",
+        "--data",
+        table.to_str().unwrap(),
+        "--standardize",
+        "--output",
+        "sigmoid",
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+    ]);
+    fails_with(&o, &["model.standardize", "identity"]);
 }

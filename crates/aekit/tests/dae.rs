@@ -83,6 +83,7 @@ fn gradient_is_exact_for_every_configuration() {
                 loss,
                 noise: Corruption::Mask(0.3),
                 init_scale: 0.0,
+                standardize: false,
             });
         }
     }

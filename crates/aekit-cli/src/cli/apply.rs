@@ -58,9 +58,10 @@ pub struct DenoiseArgs {
     pub input: ModelData,
     #[command(flatten)]
     pub out: OutArgs,
-    /// Corrupt the (clean) images first, e.g. gauss:0.5, saltpepper:0.2 or
-    /// mask:0.5, and report PSNR and SSIM against them; without it the
-    /// images are taken as noisy already.
+    /// Corrupt the (clean) images first, e.g. gauss:0.5, gauss:0.5sd (0.5
+    /// times the data's standard deviation), saltpepper:0.2 or mask:0.5,
+    /// and report PSNR and SSIM against them; without it the images are
+    /// taken as noisy already.
     #[arg(long)]
     pub noise: Option<String>,
     /// Seed of that corruption.

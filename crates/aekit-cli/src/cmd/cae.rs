@@ -27,6 +27,19 @@ fn apply_model(
     if let Some(v) = a.min_improvement {
         m.min_improvement = v;
     }
+    if a.standardize {
+        m.standardize = true;
+        m.linear_output = true;
+        if a.loss.is_none() {
+            m.loss = aekit::layers::Loss::Squared;
+        }
+    }
+    match a.output.as_deref() {
+        None => {}
+        Some("identity" | "linear") => m.linear_output = true,
+        Some("arch") => m.linear_output = false,
+        Some(other) => anyhow::bail!("--output: `{other}` is not identity or arch"),
+    }
     if let Some(k) = &cls.classifier {
         c.kind = k.clone();
     }

@@ -188,16 +188,30 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// A `--noise` corruption; `gauss:Ksd` is Gaussian noise of K times the
+/// standard deviation of all the data's values.
+fn relative_noise(s: &str, data: &Dataset) -> Result<aekit::layers::Corruption> {
+    if let Some(k) = s.strip_prefix("gauss:").and_then(|r| r.strip_suffix("sd")) {
+        let k: f64 = k.parse().map_err(|_| {
+            anyhow::anyhow!("--noise: `{s}`: give gauss:Ksd with a number K, e.g. gauss:0.5sd")
+        })?;
+        let n = data.x.len().max(1) as f64;
+        let mean = data.x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let sd = (data.x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        eprintln!(
+            "noise {s}: σ = {k} × {sd:.4} (the data's standard deviation) = {:.4}",
+            k * sd
+        );
+        return Ok(aekit::layers::Corruption::Gauss((k * sd) as f32));
+    }
+    s.parse().map_err(|e| anyhow::anyhow!("--noise: {e}"))
+}
+
 pub fn denoise(a: DenoiseArgs) -> Result<()> {
     let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
     let data = load_data(&a.input, model.dim())?;
     let names = image_files(&a.input)?;
-    let noise = a
-        .noise
-        .as_deref()
-        .map(|s| s.parse::<aekit::layers::Corruption>())
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--noise: {e}"))?;
+    let noise = a.noise.as_deref().map(|s| relative_noise(s, &data)).transpose()?;
     if let Some(c) = &noise {
         c.validate("--noise")?;
     }

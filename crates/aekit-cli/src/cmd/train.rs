@@ -47,6 +47,15 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
     if let Some(b) = a.beta {
         s.sparsity_weight = b;
     }
+    if a.standardize {
+        c.model.standardize = true;
+        if a.output.is_none() {
+            c.model.output_activation = aekit::layers::Activation::Identity;
+        }
+        if a.loss.is_none() {
+            c.model.loss = aekit::layers::Loss::Squared;
+        }
+    }
     if let Some(o) = parsed(&a.output, "--output")? {
         s.output_activation = o;
         c.model.output_activation = o;

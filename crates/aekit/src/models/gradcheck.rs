@@ -172,6 +172,7 @@ pub fn dae_suite(n_vis: usize, n_hid: usize, samples: usize, seed: u64) -> Vec<(
                     loss,
                     noise,
                     init_scale: 0.0,
+                    standardize: false,
                 };
                 let label = format!(
                     "dae {n_vis}-{n_hid} {}, {hidden:?}/{output:?}, {loss}, {noise}, λ={wd}",

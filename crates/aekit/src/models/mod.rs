@@ -12,6 +12,7 @@ pub mod gradcheck;
 pub mod impute;
 pub mod pca;
 pub mod rbm;
+pub mod scaler;
 pub mod sparse_ae;
 pub mod stacked;
 pub use dae::{DaeConfig, DenoisingAutoencoder, Metrics};

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
 use crate::models::conv::{CaeSpec, CaeTrainConfig, ConvAutoencoder};
 use crate::models::ensemble::{self, classify};
+use crate::models::scaler::Scaler;
 use crate::train::{Checkpointing, EpochMetrics, State, TrainConfig};
 use crate::viz;
 use serde::{Deserialize, Serialize};
@@ -147,7 +148,10 @@ macro_rules! cae_run_common {
             pub fn spec(&self) -> Result<CaeSpec> {
                 self.data.source()?;
                 self.model.validate()?;
-                let spec = CaeSpec::load(&self.arch)?;
+                let mut spec = CaeSpec::load(&self.arch)?;
+                if self.model.linear_output {
+                    spec = spec.linear_output();
+                }
                 let m = ConvAutoencoder::new(&spec, self.model.loss, self.model.train.seed)?;
                 self.model.check_memory(&m.net, self.model.train.batch)?;
                 self.classifier.config(&self.model.train)?;
@@ -235,6 +239,8 @@ fn cae_in(c: &CaeRun, s: &Splits, run: RunDir, state: Option<State>) -> Result<R
     let cls = c.classifier.config(&cfg.train)?;
     let threads = cfg.train.resolved_threads();
     let mut model = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
+    // Set before training so that every checkpoint's model carries it.
+    model.scaler = cfg.standardize.then(|| Scaler::fit(&s.train.x, s.train.dim));
     eprintln!(
         "training {} ({} parameters, code {:?}) for up to {} epochs on {} images, {} worker(s)",
         c.arch,
@@ -416,7 +422,8 @@ fn ensemble_in(c: &EnsembleRun, s: &Splits, run: RunDir, resume: bool) -> Result
         .iter()
         .map(|st| st.as_ref().map_or(Ok(Vec::new()), |st| st.get("fit.history")))
         .collect::<Result<_>>()?;
-    let template = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
+    let mut template = ConvAutoencoder::new(&spec, cfg.loss, cfg.train.seed)?;
+    template.scaler = cfg.standardize.then(|| Scaler::fit(&s.train.x, s.train.dim));
     eprintln!(
         "training {} members of {} at once for up to {} epochs (eager threshold {}, patience {})",
         c.members, c.arch, cfg.train.epochs, cfg.min_improvement, cfg.train.patience

@@ -213,7 +213,27 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
         "image": shape,
         "seconds": seconds,
     });
-    if let Some(c) = job.noise {
+    let pictures = data.image.is_some() || matches!(model, Restorer::Cae(_));
+    if let (Some(c), false) = (job.noise, pictures) {
+        // Rows that are not images (a table): the mean squared error per
+        // value, in the data's units, and no image filters.
+        let mse = |x: &[f32]| {
+            x.iter()
+                .zip(&data.x)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / x.len().max(1) as f64
+        };
+        let (mn, md) = (mse(&noisy.x), mse(&restored));
+        summary["noise"] = c.to_string().into();
+        summary["seed"] = job.seed.into();
+        summary["mse"] = json!({ "noisy": mn, "denoised": md });
+        eprintln!(
+            "{} rows, noise {c}: mean squared error per value {mn:.4} noisy, {md:.4} denoised",
+            data.n
+        );
+    }
+    if let (Some(c), true) = (job.noise, pictures) {
         let plane = shape[0] * shape[1] * shape[2];
         let mut median = Vec::with_capacity(noisy.x.len());
         for img in noisy.x.chunks_exact(plane) {

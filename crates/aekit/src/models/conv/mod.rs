@@ -214,6 +214,87 @@ mod tests {
     }
 
     #[test]
+    fn a_standardised_linear_cae_works_in_the_data_units_and_keeps_its_scaling() {
+        // Digits moved to the range −50..150: the model standardises its
+        // inputs, and its reconstructions are in the data's units.
+        let mut data = crate::data::builtin::builtin_mnist()
+            .unwrap()
+            .select(&(0..200).collect::<Vec<_>>());
+        data.x.iter_mut().for_each(|v| *v = 200.0 * *v - 50.0);
+        let spec = CaeSpec::preset("cae-mnist").unwrap().linear_output();
+        let cfg = CaeTrainConfig {
+            train: TrainConfig {
+                epochs: 3,
+                batch: 50,
+                lr: 3e-3,
+                ..CaeTrainConfig::default().train
+            },
+            linear_output: true,
+            standardize: true,
+            ..CaeTrainConfig::default()
+        };
+        let mut m = ConvAutoencoder::new(&spec, Loss::Squared, 1).unwrap();
+        let empty = data.select(&[]);
+        m.fit(&data, &empty, &cfg, &mut crate::train::Silent, Default::default())
+            .unwrap();
+        let s = m.scaler.clone().expect("fit sets the scaler");
+        assert_eq!(s.dim(), 784);
+        let rec = m.reconstruct(&data, 1).unwrap();
+        let mse = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(p, q)| ((p - q) as f64).powi(2))
+                .sum::<f64>()
+        };
+        // Against each pixel's mean image (the best constant guess).
+        let mean_image: Vec<f32> = (0..data.n).flat_map(|_| s.mean.iter().copied()).collect();
+        let (err, base) = (mse(&rec, &data.x), mse(&mean_image, &data.x));
+        assert!(
+            err < 0.8 * base,
+            "squared error {err} against the mean image's {base}"
+        );
+        // The file keeps the scaling; without it the model is refused.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.safetensors");
+        m.save(&p, Default::default()).unwrap();
+        let back = ConvAutoencoder::load(&p).unwrap();
+        assert_eq!(back.scaler, m.scaler);
+        assert_eq!(back.reconstruct(&data, 1).unwrap(), rec);
+        let mut f = crate::io::safetensors::load(&p).unwrap();
+        let kept: Vec<(String, Vec<usize>, Vec<f32>)> = f
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("input."))
+            .map(|n| {
+                let shape = f.shape_of(&n).unwrap();
+                let v = f.take(&n, &shape).unwrap();
+                (n, shape, v)
+            })
+            .collect();
+        let tensors: Vec<_> = kept
+            .iter()
+            .map(|(n, shape, v)| crate::io::safetensors::NamedTensor {
+                name: n,
+                shape: shape.clone(),
+                data: v,
+            })
+            .collect();
+        crate::io::safetensors::save(&p, &tensors, f.metadata.clone()).unwrap();
+        let e = ConvAutoencoder::load(&p).unwrap_err().to_string();
+        assert!(e.contains("m.safetensors") && e.contains("input.mean"), "{e}");
+        // A sigmoid output cannot be standardised.
+        let bad = CaeTrainConfig {
+            linear_output: false,
+            ..cfg
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("model.standardize"));
+    }
+
+    #[test]
     fn finetuning_moves_only_the_encoder_and_lowers_the_validation_error() {
         let all = crate::data::builtin::builtin_mnist().unwrap();
         let train = all.select(&(0..500).collect::<Vec<_>>());

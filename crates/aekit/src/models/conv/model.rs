@@ -10,10 +10,12 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::Loss;
 use crate::models::classifier::{error_percent, ClassifierConfig, FeatureClassifier};
+use crate::models::scaler::Scaler;
 use crate::optim::Adam;
 use crate::tensor::rng::{seeded, shuffle};
 use crate::train::{EarlyStopping, EpochMetrics, Observer};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
@@ -29,6 +31,9 @@ pub struct ConvAutoencoder {
     /// How [`Estimator::fit`](crate::models::Estimator::fit) trains it
     /// (`loss` and the seed as given to `new`, otherwise the defaults).
     pub train: CaeTrainConfig,
+    /// The inputs' standardisation, when trained with `standardize` (set
+    /// from the training images by the first fit).
+    pub scaler: Option<Scaler>,
 }
 
 impl ConvAutoencoder {
@@ -52,6 +57,7 @@ impl ConvAutoencoder {
             params,
             loss,
             train,
+            scaler: None,
         })
     }
 
@@ -96,9 +102,21 @@ impl ConvAutoencoder {
             .collect()
     }
 
+    /// `data` as the network takes it: standardised when the model is.
+    pub(crate) fn input<'a>(&self, data: &'a Dataset) -> Cow<'a, Dataset> {
+        match &self.scaler {
+            Some(s) if s.dim() == data.dim => Cow::Owned(Dataset {
+                x: s.apply(&data.x),
+                ..data.clone()
+            }),
+            _ => Cow::Borrowed(data),
+        }
+    }
+
     /// The codes `[n, code_len]` of `data` (the encoder's output, flattened).
     pub fn transform(&self, data: &Dataset, threads: usize) -> Result<Vec<f32>> {
         self.check(data)?;
+        let data = &*self.input(data);
         let k = self.net.n_enc;
         let parts = self.map_chunks(data, 100, threads, k, |ws, r| {
             ws.out(&self.net, k - 1, r.len()).to_vec()
@@ -109,16 +127,22 @@ impl ConvAutoencoder {
     /// The reconstructions `[n, dim]` of `data` (clean input).
     pub fn reconstruct(&self, data: &Dataset, threads: usize) -> Result<Vec<f32>> {
         self.check(data)?;
+        let data = &*self.input(data);
         let last = self.net.nodes.len();
         let parts = self.map_chunks(data, 100, threads, last, |ws, r| {
             ws.out(&self.net, last - 1, r.len()).to_vec()
         });
-        Ok(parts.concat())
+        let mut out = parts.concat();
+        if let Some(s) = &self.scaler {
+            s.undo(&mut out);
+        }
+        Ok(out)
     }
 
     /// Mean loss per image on the clean `data`.
     pub fn score(&self, data: &Dataset, threads: usize) -> Result<f64> {
         self.check(data)?;
+        let data = &*self.input(data);
         if data.n == 0 {
             return Ok(0.0);
         }
@@ -155,6 +179,10 @@ impl ConvAutoencoder {
         metadata.insert("model".into(), "cae".into());
         metadata.insert("spec".into(), self.net.spec.to_toml());
         metadata.insert("loss".into(), self.loss.to_string());
+        if let Some(s) = &self.scaler {
+            tensors.extend(s.tensors());
+            metadata.insert("standardize".into(), "true".into());
+        }
         st::save(path, &tensors, metadata)
     }
 
@@ -179,6 +207,8 @@ impl ConvAutoencoder {
             m.params[n.w].copy_from_slice(&w);
             m.params[n.b].copy_from_slice(&b);
         }
+        let wanted = f.metadata.get("standardize").is_some_and(|v| v == "true");
+        m.scaler = Scaler::from_file(&mut f, m.net.input_len(), wanted, path)?;
         Ok(m)
     }
 }

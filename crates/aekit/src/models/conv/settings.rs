@@ -22,6 +22,14 @@ pub struct CaeTrainConfig {
     /// members; 0 = all cores); `patience` counts epochs without a better
     /// validation loss.
     pub train: TrainConfig,
+    /// Replace the decoder's last activation with the identity: a linear
+    /// output, for real-valued images (with `loss = "squared"`).
+    pub linear_output: bool,
+    /// Standardise each input value (pixel and channel) by the training
+    /// images' mean and standard deviation, kept in the model; inputs are
+    /// standardised and outputs put back in the data's units. Needs a
+    /// linear output and squared loss.
+    pub standardize: bool,
 }
 
 impl Default for CaeTrainConfig {
@@ -36,6 +44,8 @@ impl Default for CaeTrainConfig {
                 patience: 0,
                 ..TrainConfig::adam(1e-3)
             },
+            linear_output: false,
+            standardize: false,
         }
     }
 }
@@ -60,6 +70,13 @@ impl CaeTrainConfig {
         }
         if !(0.0..1.0).contains(&self.min_improvement) {
             return Err(Error::config("train.min_improvement", "must be in [0, 1)"));
+        }
+        if self.standardize && (!self.linear_output || self.loss != Loss::Squared) {
+            return Err(Error::config(
+                "model.standardize",
+                "standardised images are real-valued: they need linear_output = true and loss = \"squared\" \
+                 (--output identity --loss squared)",
+            ));
         }
         self.noise.validate("train.noise")
     }

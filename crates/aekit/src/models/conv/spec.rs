@@ -160,6 +160,19 @@ impl CaeSpec {
     /// The same spec with every conv's channel count multiplied by `factor`,
     /// except a decoder conv whose output is the image (a wider "monolithic"
     /// model for comparisons).
+    /// The same architecture with a linear output: the decoder's last
+    /// activation becomes the identity (one is added when it ends in a
+    /// convolution).
+    pub fn linear_output(&self) -> CaeSpec {
+        let mut s = self.clone();
+        match s.decoder.last_mut() {
+            Some(l @ (LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh)) => *l = LayerSpec::Identity,
+            Some(LayerSpec::Identity) => {}
+            _ => s.decoder.push(LayerSpec::Identity),
+        }
+        s
+    }
+
     pub fn widen(&self, factor: usize) -> CaeSpec {
         let mut s = self.clone();
         let image_c = self.input[0];

@@ -239,6 +239,16 @@ impl ConvAutoencoder {
     ) -> Result<FitReport> {
         cfg.validate()?;
         self.check(train)?;
+        if cfg.standardize && self.scaler.is_none() {
+            self.scaler = Some(crate::models::scaler::Scaler::fit(&train.x, train.dim));
+        }
+        if cfg.standardize && self.net.ends_in_sigmoid() {
+            return Err(Error::config(
+                "model.standardize",
+                "needs a linear output; the decoder ends with a sigmoid (--output identity)",
+            ));
+        }
+        let (train, val) = (&*self.input(train), &*self.input(val));
         let unit = self.loss == Loss::CrossEntropy;
         crate::models::check_values("training data", &train.x, train.dim, unit)?;
         if val.n > 0 {

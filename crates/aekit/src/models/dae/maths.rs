@@ -35,6 +35,12 @@ pub struct DaeConfig {
     /// 4·√(6/(n_vis+n_hid)) for sigmoid hidden units and √(6/(n_vis+n_hid))
     /// otherwise (Glorot & Bengio 2010). Biases start at 0.
     pub init_scale: f32,
+    /// Standardise each input feature by the training data's mean and
+    /// standard deviation (kept in the model; inputs are standardised and
+    /// outputs put back in the data's units). Needs a linear output and
+    /// squared loss; the loss is then in standardised units, and Gaussian
+    /// noise is relative to each feature's standard deviation.
+    pub standardize: bool,
 }
 
 impl Default for DaeConfig {
@@ -48,6 +54,7 @@ impl Default for DaeConfig {
             loss: Loss::CrossEntropy,
             noise: Corruption::Mask(0.25),
             init_scale: 0.0,
+            standardize: false,
         }
     }
 }
@@ -69,6 +76,14 @@ impl DaeConfig {
             return Err(Error::config(
                 "model.loss",
                 "cross-entropy needs a sigmoid output; use loss = \"squared\" for other outputs",
+            ));
+        }
+        if self.standardize && (self.loss != Loss::Squared || self.output_activation != Activation::Identity)
+        {
+            return Err(Error::config(
+                "model.standardize",
+                "standardised data is real-valued: it needs output_activation = \"identity\" and loss = \"squared\" \
+                 (--output identity --loss squared)",
             ));
         }
         if !(self.init_scale.is_finite() && self.init_scale >= 0.0) {

@@ -6,12 +6,14 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
 use crate::layers::loss::{self, Loss};
+use crate::models::scaler::Scaler;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::{StepRule, TrainConfig};
 use ndarray::{Array2, ArrayView2};
 use rand::Rng as _;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -36,6 +38,9 @@ pub struct DenoisingAutoencoder {
     pub(crate) params: Vec<f32>,
     pub(crate) opt: StepRule,
     pub(crate) rng: Rng,
+    /// The inputs' standardisation, when `config.standardize` (set from the
+    /// training data by the first fit).
+    pub scaler: Option<Scaler>,
 }
 
 pub(crate) const EVAL_CHUNK: usize = 500;
@@ -51,6 +56,7 @@ impl DenoisingAutoencoder {
             config,
             train,
             params: Vec::new(),
+            scaler: None,
         };
         if m.config.n_vis > 0 {
             m.initialise();
@@ -110,7 +116,24 @@ impl DenoisingAutoencoder {
             self.initialise();
         }
         self.check_input(x, "training data")?;
-        self.check_data(x, "training data")
+        self.check_data(x, "training data")?;
+        if self.config.standardize && self.scaler.is_none() {
+            let xs = x.as_standard_layout();
+            self.scaler = Some(Scaler::fit(xs.as_slice().expect("standard layout"), x.ncols()));
+        }
+        Ok(())
+    }
+
+    /// The rows of `x` as the network takes them: row-major, and
+    /// standardised when the model is.
+    pub(crate) fn rows<'a>(&self, x: &'a ArrayView2<'_, f32>) -> Cow<'a, [f32]> {
+        match (&self.scaler, x.as_slice()) {
+            (None, Some(s)) => Cow::Borrowed(s),
+            (None, None) => Cow::Owned(x.as_standard_layout().iter().copied().collect()),
+            (Some(sc), _) => {
+                Cow::Owned(sc.apply(x.as_standard_layout().as_slice().expect("standard layout")))
+            }
+        }
     }
 
     /// Finite values, in [0, 1] under cross-entropy.
@@ -163,8 +186,7 @@ impl DenoisingAutoencoder {
     /// Reconstruction metrics on clean `x`, each a mean per example.
     pub fn evaluate(&self, x: ArrayView2<f32>) -> Result<Metrics> {
         self.check_input(&x, "evaluation data")?;
-        let xs = x.as_standard_layout();
-        Ok(self.eval_slice(xs.as_slice().expect("standard layout"), xs.nrows()))
+        Ok(self.eval_slice(&self.rows(&x), x.nrows()))
     }
 
     /// Mean training loss per example on clean `x` (lower is better; unlike
@@ -176,15 +198,15 @@ impl DenoisingAutoencoder {
     /// The hidden code h = f(x·W + b), `[n, n_hid]`.
     pub fn transform(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         self.check_input(&x, "input to transform")?;
-        let xs = x.as_standard_layout();
-        let n = xs.nrows();
+        let xs = self.rows(&x);
+        let n = x.nrows();
         let mut h = vec![0.0f32; n * self.config.n_hid];
         encode(
             &self.config,
             &self.layout,
             &self.params,
             &mut h,
-            xs.as_slice().expect("standard layout"),
+            &xs,
             n,
             self.par(),
         );
@@ -207,6 +229,9 @@ impl DenoisingAutoencoder {
             self.par(),
         );
         self.config.output_activation.forward(&mut z);
+        if let Some(s) = &self.scaler {
+            s.undo(&mut z);
+        }
         Ok(Array2::from_shape_vec((n, self.config.n_vis), z).expect("shape"))
     }
 
@@ -257,6 +282,9 @@ impl DenoisingAutoencoder {
                 shape: vec![h, v],
                 data: &p[r.clone()],
             });
+        }
+        if let Some(s) = &self.scaler {
+            t.extend(s.tensors());
         }
         let mut meta = HashMap::new();
         meta.insert("format".into(), "aekit.dae".into());
@@ -309,6 +337,7 @@ impl DenoisingAutoencoder {
         if let Some(r) = &l.w_dec {
             m.params[r.clone()].copy_from_slice(&f.take("decoder.weight", &[h, v])?);
         }
+        m.scaler = Scaler::from_file(&mut f, v, m.config.standardize, path)?;
         Ok(m)
     }
 }

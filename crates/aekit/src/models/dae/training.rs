@@ -59,10 +59,10 @@ impl DenoisingAutoencoder {
         }
         self.rng = seeded(self.train.seed);
         self.opt = StepRule::new(&self.train);
-        let xs = x.as_standard_layout();
-        let vs = val.as_ref().map(|v| v.as_standard_layout());
-        let x = xs.as_slice().expect("standard layout");
-        let val = vs.as_ref().map(|v| v.as_slice().expect("standard layout"));
+        let xs = self.rows(&x);
+        let vs = val.as_ref().map(|v| self.rows(v));
+        let x: &[f32] = &xs;
+        let val = vs.as_deref();
         if let crate::train::Device::Cuda(ordinal) = self.train.device {
             #[cfg(feature = "cuda")]
             return self.fit_gpu(ordinal, x, val, obs, ck);
@@ -110,14 +110,9 @@ impl DenoisingAutoencoder {
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
-        let xs = x.as_standard_layout();
+        let xs = self.rows(&x);
         let par = self.par();
-        let objective = DaeObjective::new(
-            &self.config,
-            &self.layout,
-            xs.as_slice().expect("standard layout"),
-            self.train.weight_decay,
-        );
+        let objective = DaeObjective::new(&self.config, &self.layout, &xs, self.train.weight_decay);
         let mut rng = seeded(self.train.seed);
         lbfgs_fit(&objective, &mut self.params, lbfgs, &mut rng, par, obs, ck)
     }
@@ -144,21 +139,16 @@ impl DenoisingAutoencoder {
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
-        let xs = x.as_standard_layout();
-        let objective = DaeObjective::new(
-            &self.config,
-            &self.layout,
-            xs.as_slice().expect("standard layout"),
-            self.train.weight_decay,
-        );
-        let vs = val.map(|v| v.as_standard_layout().to_owned());
+        let xs = self.rows(&x);
+        let objective = DaeObjective::new(&self.config, &self.layout, &xs, self.train.weight_decay);
+        let vs = val.map(|v| self.rows(&v).into_owned());
         let probe = self.clone();
+        let n_vis = self.config.n_vis;
         let score = |p: &[f32]| {
             let v = vs.as_ref().expect("validation data");
             let mut m = probe.clone();
             m.params.copy_from_slice(p);
-            m.eval_slice(v.as_slice().expect("standard layout"), v.nrows())
-                .loss
+            m.eval_slice(v, v.len() / n_vis).loss
         };
         let val_fn: Option<&crate::train::evolve::Score<'_>> = vs.as_ref().map(|_| &score as _);
         let (t, theta0) = (&self.train, self.params.clone());
@@ -196,8 +186,8 @@ impl DenoisingAutoencoder {
     pub fn partial_fit(&mut self, x: ArrayView2<f32>) -> Result<f64> {
         self.prepare_training(&x)?;
         let plan = self.epoch_plan()?;
-        let xs = x.as_standard_layout();
-        let x = xs.as_slice().expect("standard layout");
+        let xs = self.rows(&x);
+        let x: &[f32] = &xs;
         let mut batches = self.minibatches(x, plan);
         Ok(self.run_epoch(x, plan, &mut batches, &mut crate::train::Silent).0)
     }
