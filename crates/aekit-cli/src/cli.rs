@@ -921,6 +921,10 @@ pub struct DeepAeArgs {
     /// Fine-tuning loss: xent or squared.
     #[arg(long)]
     pub loss: Option<String>,
+    /// Corrupt the inputs in fine-tuning (a deep denoising autoencoder):
+    /// none, mask:P, gauss:SIGMA, saltpepper:P or block:S.
+    #[arg(long)]
+    pub noise: Option<String>,
     /// Each fine-tuning epoch after the first --decay-from runs at this times the step of the one before (Adam, SGD).
     #[arg(long)]
     pub lr_decay: Option<f32>,

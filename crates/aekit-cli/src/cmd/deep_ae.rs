@@ -56,6 +56,9 @@ pub fn run(a: DeepAeArgs) -> Result<()> {
     if let Some(l) = parsed(&a.loss, "--loss")? {
         m.loss = l;
     }
+    if let Some(n) = parsed(&a.noise, "--noise")? {
+        m.noise = n;
+    }
     if let Some(f) = a.lr_decay {
         m.lr_decay = f;
     }

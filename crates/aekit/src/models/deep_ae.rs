@@ -23,7 +23,7 @@
 use crate::error::{Error, Result};
 use crate::layers::activation::{sigmoid, Activation};
 use crate::layers::dense::{dense_backward, dense_forward};
-use crate::layers::Loss;
+use crate::layers::{Corruption, Loss};
 use crate::models::rbm::{Hidden, Rbm, RbmConfig};
 use crate::optim::lbfgs::{minimize_from, LbfgsConfig};
 use crate::tensor::gemm::Par;
@@ -134,6 +134,10 @@ pub struct DeepAeConfig {
     /// L-BFGS iterations on each batch of `batch` examples in turn.
     pub train: TrainConfig,
     pub line_searches: usize,
+    /// Corruption of the inputs in fine-tuning (a deep denoising
+    /// autoencoder; the target stays clean): `none`, `mask:P`, `gauss:S`,
+    /// `saltpepper:P`, `block:S`.
+    pub noise: Corruption,
     /// Each fine-tuning epoch after the first `decay_from` runs at this
     /// times the step size of the one before (1 keeps it constant; Adam and
     /// SGD only).
@@ -158,6 +162,7 @@ impl Default for DeepAeConfig {
                 ..TrainConfig::adam(1e-3)
             },
             line_searches: 3,
+            noise: Corruption::None,
             lr_decay: 1.0,
             decay_from: 0,
         }
@@ -184,6 +189,7 @@ impl DeepAeConfig {
                 "the deep autoencoder fine-tunes with adam, sgd or lbfgs",
             ));
         }
+        self.noise.validate("model.noise")?;
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return Err(Error::config(
                 "model.lr_decay",
@@ -602,7 +608,7 @@ impl DeepAutoencoder {
                         },
                         ..cfg.clone()
                     };
-                    ae.finetune(&data, None, &dc, cfg.dae.noise, obs, stage_ck)?;
+                    ae.finetune(&data, None, &dc, Corruption::Mask(cfg.dae.noise), obs, stage_ck)?;
                     self.take_pair(j, &ae);
                     input = Some(ae.encode(&data, par));
                 }
@@ -621,7 +627,7 @@ impl DeepAutoencoder {
             x,
             val,
             cfg,
-            0.0,
+            cfg.noise,
             obs,
             Checkpointing {
                 resume,
@@ -646,7 +652,7 @@ impl DeepAutoencoder {
         x: &[f32],
         val: Option<&[f32]>,
         cfg: &DeepAeConfig,
-        noise: f32,
+        noise: Corruption,
         obs: &mut dyn Observer,
         ck: Checkpointing<'_>,
     ) -> Result<FitReport> {
@@ -792,7 +798,7 @@ pub struct AeBatch {
 pub struct AeObjective<'a> {
     model: &'a DeepAutoencoder,
     x: &'a [f32],
-    noise: f32,
+    noise: Corruption,
     weight_decay: f32,
 }
 
@@ -823,14 +829,9 @@ impl Objective for AeObjective<'_> {
         for &i in idx {
             let row = &self.x[i * n0..(i + 1) * n0];
             b.target.extend_from_slice(row);
-            if self.noise > 0.0 {
-                b.input.extend(
-                    row.iter()
-                        .map(|&v| if rng.random::<f32>() < self.noise { 0.0 } else { v }),
-                );
-            } else {
-                b.input.extend_from_slice(row);
-            }
+            let at = b.input.len();
+            b.input.resize(at + n0, 0.0);
+            self.noise.apply(&mut b.input[at..], row, rng);
         }
     }
     fn loss_grad_sum(
@@ -979,7 +980,7 @@ mod tests {
             let o = AeObjective {
                 model: &m,
                 x: &x,
-                noise: 0.0,
+                noise: Corruption::None,
                 weight_decay: 0.01,
             };
             let mut b = o.new_batch(3);
@@ -1033,7 +1034,7 @@ mod tests {
                 &x,
                 None,
                 &cfg,
-                0.0,
+                Corruption::None,
                 &mut crate::train::Silent,
                 Checkpointing::default(),
             )

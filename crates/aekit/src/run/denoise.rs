@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::layers::Corruption;
 use crate::metrics::{gaussian_blur, median3, psnr, ssim};
 use crate::models::conv::ConvAutoencoder;
+use crate::models::deep_ae::DeepAutoencoder;
 use crate::models::DenoisingAutoencoder;
 use crate::tensor::rng::seeded;
 use crate::viz;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub enum Restorer {
     Dae(Box<DenoisingAutoencoder>),
     Cae(Box<ConvAutoencoder>),
+    /// A deep (untied) autoencoder, e.g. fine-tuned with `--noise`.
+    Deep(Box<DeepAutoencoder>),
 }
 
 impl Restorer {
@@ -31,9 +34,13 @@ impl Restorer {
         }
         match f.metadata.get("format").map(String::as_str) {
             Some("aekit.dae") | None => Ok(Restorer::Dae(Box::new(DenoisingAutoencoder::load(&path)?))),
+            Some("aekit.deep_ae") => Ok(Restorer::Deep(Box::new(DeepAutoencoder::load(&path)?))),
             Some(other) => Err(Error::format(
                 &path,
-                format!("a `{other}` model does not denoise: give a dense DAE (`aekit train`) or a CAE (`aekit cae`)"),
+                format!(
+                    "a `{other}` model does not denoise: give a dense DAE (`aekit train`), a deep autoencoder \
+                     (`aekit deep-ae`) or a CAE (`aekit cae`)"
+                ),
             )),
         }
     }
@@ -43,6 +50,7 @@ impl Restorer {
         match self {
             Restorer::Dae(m) => m.config.n_vis,
             Restorer::Cae(m) => m.net.input_len(),
+            Restorer::Deep(m) => m.sizes[0],
         }
     }
 
@@ -52,7 +60,7 @@ impl Restorer {
     pub fn shape(&self, data: &Dataset) -> [usize; 3] {
         match self {
             Restorer::Cae(m) => m.net.spec.input,
-            Restorer::Dae(_) => match data.image {
+            Restorer::Dae(_) | Restorer::Deep(_) => match data.image {
                 Some((h, w)) if h * w > 0 && data.dim.is_multiple_of(h * w) => [data.dim / (h * w), h, w],
                 _ => {
                     let (h, w) = viz::tile_shape(data.dim, data.image);
@@ -67,6 +75,7 @@ impl Restorer {
         match self {
             Restorer::Dae(m) => Ok(m.reconstruct(x.view())?.into_raw_vec_and_offset().0),
             Restorer::Cae(m) => m.reconstruct(x, threads),
+            Restorer::Deep(m) => Ok(m.reconstruct(&x.x, crate::tensor::gemm::Par::from_threads(threads))),
         }
     }
 }
@@ -89,8 +98,44 @@ pub struct DenoiseJob<'a> {
     pub names: Option<&'a [PathBuf]>,
 }
 
+/// Rows of `x` (`dim` values each) corrupted by `c`, seeded.
+pub(crate) fn corrupt_rows(x: &[f32], dim: usize, c: Corruption, seed: u64) -> Vec<f32> {
+    let mut rng = seeded(seed);
+    let mut out = vec![0.0f32; x.len()];
+    for (o, r) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+        c.apply(o, r, &mut rng);
+    }
+    out
+}
+
+/// Every image of `x` through the 3×3 median filter.
+pub(crate) fn median_rows(x: &[f32], shape: [usize; 3]) -> Vec<f32> {
+    let plane = shape[0] * shape[1] * shape[2];
+    x.chunks_exact(plane)
+        .flat_map(|img| median3(img, shape[0], shape[1], shape[2]))
+        .collect()
+}
+
+/// Every image of `x` through a Gaussian blur of `sigma` pixels.
+pub(crate) fn blur_rows(x: &[f32], shape: [usize; 3], sigma: f64) -> Vec<f32> {
+    let plane = shape[0] * shape[1] * shape[2];
+    x.chunks_exact(plane)
+        .flat_map(|img| gaussian_blur(img, shape[0], shape[1], shape[2], sigma))
+        .collect()
+}
+
+/// The blur's σ (of 0.5, 0.7, 1, 1.4 and 2 pixels) with the best mean PSNR
+/// of `noisy` against `clean`.
+pub(crate) fn tune_blur(clean: &[f32], noisy: &[f32], shape: [usize; 3]) -> f64 {
+    [0.5, 0.7, 1.0, 1.4, 2.0]
+        .into_iter()
+        .map(|s| (s, quality(clean, &blur_rows(noisy, shape, s), shape).0))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(1.0, |(s, _)| s)
+}
+
 /// Means over the images of PSNR and SSIM against the clean ones.
-fn quality(clean: &[f32], x: &[f32], shape: [usize; 3]) -> (f64, f64) {
+pub(crate) fn quality(clean: &[f32], x: &[f32], shape: [usize; 3]) -> (f64, f64) {
     let d = shape[0] * shape[1] * shape[2];
     let n = clean.len() / d.max(1);
     let (mut p, mut s) = (0.0, 0.0);
@@ -176,14 +221,10 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     }
     let run = RunDir::claim(out, "denoise")?;
     let noisy = match job.noise {
-        Some(c) => {
-            let mut rng = seeded(job.seed);
-            let mut x = vec![0.0f32; data.x.len()];
-            for (o, r) in x.chunks_exact_mut(data.dim).zip(data.x.chunks_exact(data.dim)) {
-                c.apply(o, r, &mut rng);
-            }
-            Dataset { x, ..data.clone() }
-        }
+        Some(c) => Dataset {
+            x: corrupt_rows(&data.x, data.dim, c, job.seed),
+            ..data.clone()
+        },
         None => data.clone(),
     };
     let t = std::time::Instant::now();
@@ -235,24 +276,12 @@ pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     }
     if let (Some(c), true) = (job.noise, pictures) {
         let plane = shape[0] * shape[1] * shape[2];
-        let mut median = Vec::with_capacity(noisy.x.len());
-        for img in noisy.x.chunks_exact(plane) {
-            median.extend(median3(img, shape[0], shape[1], shape[2]));
-        }
-        let blur = |x: &[f32], sigma: f64| -> Vec<f32> {
-            x.chunks_exact(plane)
-                .flat_map(|img| gaussian_blur(img, shape[0], shape[1], shape[2], sigma))
-                .collect()
-        };
+        let median = median_rows(&noisy.x, shape);
         // The blur's σ is the best of a grid on the first (up to) 500
         // images, as a validation set; it is then measured on all.
         let tune = 500.min(data.n) * plane;
-        let sigma = [0.5, 0.7, 1.0, 1.4, 2.0]
-            .into_iter()
-            .map(|s| (s, quality(&data.x[..tune], &blur(&noisy.x[..tune], s), shape).0))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(1.0, |(s, _)| s);
-        let blurred = blur(&noisy.x, sigma);
+        let sigma = tune_blur(&data.x[..tune], &noisy.x[..tune], shape);
+        let blurred = blur_rows(&noisy.x, shape, sigma);
         let (pn, sn) = quality(&data.x, &noisy.x, shape);
         let (pm, sm) = quality(&data.x, &median, shape);
         let (pb, sb) = quality(&data.x, &blurred, shape);

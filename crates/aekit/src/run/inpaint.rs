@@ -107,6 +107,17 @@ impl MaskSource {
         })
     }
 
+    /// The missing values of `n` images of `shape` `[c, h, w]`, seeded: one
+    /// mask per image, the same for each of its colour channels.
+    pub fn missing_values(&self, n: usize, shape: [usize; 3], seed: u64) -> Result<Vec<bool>> {
+        let [c, h, w] = shape;
+        let pixels = self.missing(n, h, w, &mut seeded(seed))?;
+        Ok(pixels
+            .chunks_exact(h * w)
+            .flat_map(|m| m.iter().cycle().take(c * h * w).copied())
+            .collect())
+    }
+
     /// The missing pixels of `n` images of `h`×`w`, image after image.
     fn missing(&self, n: usize, h: usize, w: usize, rng: &mut Rng) -> Result<Vec<bool>> {
         match self {
@@ -183,7 +194,7 @@ pub struct InpaintJob<'a> {
 }
 
 /// Mean squared error over the missing pixels of all images, and its PSNR.
-fn masked_error(clean: &[f32], x: &[f32], missing: &[bool]) -> (f64, f64) {
+pub(crate) fn masked_error(clean: &[f32], x: &[f32], missing: &[bool]) -> (f64, f64) {
     let (mut s, mut n) = (0.0f64, 0usize);
     for ((&c, &v), &m) in clean.iter().zip(x).zip(missing) {
         if m {
@@ -228,6 +239,64 @@ fn nearest_fill(img: &mut [f32], missing: &[bool], h: usize, w: usize) {
     }
 }
 
+/// `x` with its missing values set to 0.
+pub(crate) fn masked_rows(x: &[f32], missing: &[bool]) -> Vec<f32> {
+    x.iter()
+        .zip(missing)
+        .map(|(&v, &m)| if m { 0.0 } else { v })
+        .collect()
+}
+
+/// The model's fill of the `missing` values of `data`: `iterations` passes
+/// (at least 1), each putting the known values back; the filled rows and
+/// the masked MSE after each pass.
+pub(crate) fn fill(
+    model: &Restorer,
+    data: &Dataset,
+    missing: &[bool],
+    iterations: usize,
+    threads: usize,
+) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut filled = Dataset {
+        x: masked_rows(&data.x, missing),
+        ..data.clone()
+    };
+    let mut per_pass = Vec::new();
+    for _ in 0..iterations.max(1) {
+        let rec = model.restore(&filled, threads)?;
+        for ((v, r), &m) in filled.x.iter_mut().zip(rec).zip(missing) {
+            if m {
+                *v = r;
+            }
+        }
+        per_pass.push(masked_error(&data.x, &filled.x, missing).0);
+    }
+    Ok((filled.x, per_pass))
+}
+
+/// The classical fills of `masked` images (`shape` `[c, h, w]`, each
+/// colour plane on its own): every missing value set to its plane's mean
+/// known value, and to the nearest known pixel.
+pub(crate) fn classical_fills(masked: &[f32], missing: &[bool], shape: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+    let [_, h, w] = shape;
+    let mut mean_fill = masked.to_vec();
+    let mut nearest = masked.to_vec();
+    for ((mf, nf), m) in mean_fill
+        .chunks_exact_mut(h * w)
+        .zip(nearest.chunks_exact_mut(h * w))
+        .zip(missing.chunks_exact(h * w))
+    {
+        let known: Vec<f32> = mf.iter().zip(m).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
+        let mean = known.iter().sum::<f32>() / known.len().max(1) as f32;
+        mf.iter_mut()
+            .zip(m)
+            .filter(|(_, &m)| m)
+            .for_each(|(v, _)| *v = mean);
+        nearest_fill(nf, m, h, w);
+    }
+    (mean_fill, nearest)
+}
+
 /// Runs the job into a run directory: `inpainted.npy`, `mask.npy` (1 where
 /// a pixel was missing), `inpainted.png` (rows of original, masked and
 /// filled images, the last two labelled with their PSNR), `inpainted/
@@ -255,58 +324,17 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
             format!("{shape:?} for {} values", data.dim),
         ));
     }
-    let mut rng = seeded(job.seed);
-    // One mask per image, the same for each of its colour channels.
-    let pixels = job.mask.missing(data.n, h, w, &mut rng)?;
-    let missing: Vec<bool> = pixels
-        .chunks_exact(h * w)
-        .flat_map(|m| m.iter().cycle().take(c * h * w).copied())
-        .collect();
+    let missing = job.mask.missing_values(data.n, shape, job.seed)?;
     let run = RunDir::claim(out, "inpaint")?;
-    let mut masked = data.x.clone();
-    masked
-        .iter_mut()
-        .zip(&missing)
-        .filter(|(_, &m)| m)
-        .for_each(|(v, _)| *v = 0.0);
+    let masked = masked_rows(&data.x, &missing);
     let t = std::time::Instant::now();
-    let mut filled = Dataset {
-        x: masked.clone(),
+    let (filled, per_pass) = fill(model, data, &missing, job.iterations, job.threads)?;
+    let filled = Dataset {
+        x: filled,
         ..data.clone()
     };
-    let mut per_pass = Vec::new();
-    for _ in 0..job.iterations.max(1) {
-        let rec = model.restore(&filled, job.threads)?;
-        for ((v, r), &m) in filled.x.iter_mut().zip(rec).zip(&missing) {
-            if m {
-                *v = r;
-            }
-        }
-        per_pass.push(masked_error(&data.x, &filled.x, &missing).0);
-    }
     let seconds = t.elapsed().as_secs_f64();
-    let mut mean_fill = masked.clone();
-    let mut nearest = masked.clone();
-    for ((mf, nf), m) in mean_fill
-        .chunks_exact_mut(data.dim)
-        .zip(nearest.chunks_exact_mut(data.dim))
-        .zip(missing.chunks_exact(data.dim))
-    {
-        // Each colour plane on its own.
-        for ((mf, nf), m) in mf
-            .chunks_exact_mut(h * w)
-            .zip(nf.chunks_exact_mut(h * w))
-            .zip(m.chunks_exact(h * w))
-        {
-            let known: Vec<f32> = mf.iter().zip(m).filter(|(_, &m)| !m).map(|(&v, _)| v).collect();
-            let mean = known.iter().sum::<f32>() / known.len().max(1) as f32;
-            mf.iter_mut()
-                .zip(m)
-                .filter(|(_, &m)| m)
-                .for_each(|(v, _)| *v = mean);
-            nearest_fill(nf, m, h, w);
-        }
-    }
+    let (mean_fill, nearest) = classical_fills(&masked, &missing, shape);
     crate::data::npy::write_npy(&run.file("inpainted.npy"), &[data.n, data.dim], &filled.x)?;
     let mask: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();
     crate::data::npy::write_npy(&run.file("mask.npy"), &[data.n, data.dim], &mask)?;
