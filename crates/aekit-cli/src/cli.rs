@@ -377,6 +377,46 @@ pub enum ExperimentCommand {
     /// The MNIST variants: SdA-3 on rot, bg-rand, bg-img, bg-img-rot beside
     /// Vincent et al.; depth 1-4 with and without pretraining on basic and rot.
     Variants(Box<VariantsExpArgs>),
+    /// Denoising: a tied dense DAE, an untied deep DAE and a CAE, each
+    /// trained with Gaussian (σ 0.3, 0.5) or salt-and-pepper (0.2) noise,
+    /// against the median filter and a tuned Gaussian blur.
+    Denoise(Box<RestoreArgs>),
+    /// Inpainting: the same three models (trained with masking noise 0.5)
+    /// filling 8×8 and 12×12 blocks and 50% missing pixels, against the mean
+    /// and the nearest known pixel.
+    Inpaint(Box<RestoreArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Built-in digits (1500 training, 300 validation, 500 test images),
+    /// small models, 5 epochs: seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Datasets, comma-separated (default mnist,fashion-mnist, and cifar10
+    /// when its files are in the data folder).
+    #[arg(long, value_delimiter = ',')]
+    pub data: Option<Vec<String>>,
+    /// Where downloaded datasets are cached (default: $AEKIT_DATA, else
+    /// ~/.cache/aekit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Training images per dataset (default 20000).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Test images per dataset (default 10000).
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Epochs of each model (default 10).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]

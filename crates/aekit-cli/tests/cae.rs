@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{aekit, fails_with, json, stderr, tmp};
+use common::{aekit, fails_with, generated_cifar10, json, stderr, tmp};
 
 #[test]
 fn cae_trains_checkpoints_and_classifies_on_builtin_data() {
@@ -191,27 +191,9 @@ fn eager_experiment_writes_its_table_and_plots() {
 
 #[test]
 fn cae_cifar_trains_on_a_generated_cifar10_folder_with_rgb_pictures() {
-    use aekit::data::cifar::{encode_cifar, CifarKind, CIFAR10_TEST, CIFAR10_TRAIN};
     let dir = tmp("cae-cifar");
     let d = dir.path();
-    let data = d.join("cifar-10-batches-bin");
-    std::fs::create_dir_all(&data).unwrap();
-    // Smooth colour gradients, different per image and channel.
-    let image = |i: usize| -> Vec<u8> {
-        (0..3072)
-            .map(|p| ((p % 32) * 4 + (p / 1024) * 40 + i * 7) as u8)
-            .collect()
-    };
-    let write = |name: &str, n: usize, first: usize| {
-        let ims: Vec<Vec<u8>> = (first..first + n).map(image).collect();
-        let refs: Vec<&[u8]> = ims.iter().map(Vec::as_slice).collect();
-        let labels: Vec<(u8, u8)> = (0..n).map(|i| (0, ((first + i) % 10) as u8)).collect();
-        std::fs::write(data.join(name), encode_cifar(CifarKind::Cifar10, &labels, &refs)).unwrap();
-    };
-    for (k, name) in CIFAR10_TRAIN.iter().enumerate() {
-        write(name, 20, k * 20);
-    }
-    write(CIFAR10_TEST, 20, 100);
+    generated_cifar10(d);
     let out = d.join("run");
     let o = aekit(&[
         "cae",

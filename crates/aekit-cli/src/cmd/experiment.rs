@@ -1,6 +1,7 @@
-//! `aekit experiment gradual-vs-stacked`, `eager`, `imputation` and `ga-vs-sgd`.
+//! `aekit experiment gradual-vs-stacked`, `eager`, `imputation`, `ga-vs-sgd`,
+//! `denoise` and `inpaint`.
 
-use crate::cli::{EagerArgs, GaVsSgdArgs, GradualArgs, ImputationArgs};
+use crate::cli::{EagerArgs, GaVsSgdArgs, GradualArgs, ImputationArgs, RestoreArgs};
 use aekit::experiments::{self, Eager, GradualVsStacked};
 use anyhow::Result;
 
@@ -87,5 +88,26 @@ pub fn ga_vs_sgd(a: GaVsSgdArgs) -> Result<()> {
     };
     aekit::train::evolve::apply_flags(&mut e.ga, &mut e.es, a.population, a.sigma);
     experiments::ga_vs_sgd(&e, &a.out.out())?;
+    Ok(())
+}
+
+pub fn restoration(a: RestoreArgs, task: experiments::Task) -> Result<()> {
+    let threads = aekit::train::TrainConfig {
+        threads: a.threads,
+        ..Default::default()
+    }
+    .resolved_threads();
+    let e = experiments::Restoration {
+        task,
+        quick: a.quick,
+        data: a.data.unwrap_or_default(),
+        data_dir: a.data_dir,
+        train_size: a.train_size,
+        test_size: a.test_size,
+        epochs: a.epochs,
+        threads,
+        seed: a.seed,
+    };
+    experiments::restoration(&e, &a.out.out())?;
     Ok(())
 }

@@ -31,6 +31,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(crate::cli::ExperimentCommand::Eager(a)) => experiment::eager(*a),
         Command::Experiment(crate::cli::ExperimentCommand::Imputation(a)) => experiment::imputation(*a),
         Command::Experiment(crate::cli::ExperimentCommand::GaVsSgd(a)) => experiment::ga_vs_sgd(*a),
+        Command::Experiment(crate::cli::ExperimentCommand::Denoise(a)) => {
+            experiment::restoration(*a, aekit::experiments::Task::Denoise)
+        }
+        Command::Experiment(crate::cli::ExperimentCommand::Inpaint(a)) => {
+            experiment::restoration(*a, aekit::experiments::Task::Inpaint)
+        }
         Command::Experiment(crate::cli::ExperimentCommand::Variants(a)) => {
             let e = aekit::experiments::Variants {
                 quick: a.quick,

@@ -107,3 +107,27 @@ pub fn write_idx_dir(dir: &Path, gzip: bool) {
         }
     }
 }
+
+/// A CIFAR-10 folder in `dir/cifar-10-batches-bin`: five training batches of
+/// 20 images and a test batch of 20, smooth colour gradients that differ
+/// per image and channel, labels cycling through the classes.
+pub fn generated_cifar10(dir: &Path) {
+    use aekit::data::cifar::{encode_cifar, CifarKind, CIFAR10_TEST, CIFAR10_TRAIN};
+    let data = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&data).unwrap();
+    let image = |i: usize| -> Vec<u8> {
+        (0..3072)
+            .map(|p| ((p % 32) * 4 + (p / 1024) * 40 + i * 7) as u8)
+            .collect()
+    };
+    let write = |name: &str, n: usize, first: usize| {
+        let ims: Vec<Vec<u8>> = (first..first + n).map(image).collect();
+        let refs: Vec<&[u8]> = ims.iter().map(Vec::as_slice).collect();
+        let labels: Vec<(u8, u8)> = (0..n).map(|i| (0, ((first + i) % 10) as u8)).collect();
+        std::fs::write(data.join(name), encode_cifar(CifarKind::Cifar10, &labels, &refs)).unwrap();
+    };
+    for (k, name) in CIFAR10_TRAIN.iter().enumerate() {
+        write(name, 20, k * 20);
+    }
+    write(CIFAR10_TEST, 20, 100);
+}

@@ -50,6 +50,17 @@ impl std::str::FromStr for MaskKind {
     }
 }
 
+impl std::fmt::Display for MaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MaskKind::Block(n) => write!(f, "block:{n}"),
+            MaskKind::Blocks(k, n) => write!(f, "blocks:{k}:{n}"),
+            MaskKind::Random(p) => write!(f, "random:{p}"),
+            MaskKind::Lines(k) => write!(f, "lines:{k}"),
+        }
+    }
+}
+
 /// Where an inpainting job's holes come from: drawn at random, or a
 /// user's mask (one for every image, or one per image).
 #[derive(Debug, Clone, PartialEq)]
