@@ -4,10 +4,13 @@ images of an `aekit denoise --noise ...` run, for PSNR and SSIM beside
 aekit's (run by hand; needs numpy and scikit-image).
 
 Usage: denoise_baselines.py RUN_DIR IDX_GZ [--n N]
+       denoise_baselines.py NOISY.npy CLEAN.npy [--n N]
   RUN_DIR  an `aekit denoise` run folder that corrupted its images
            (noisy.npy, denoised.npy, summary.json)
   IDX_GZ   the clean images the run read, in the same order (for
            `--data mnist --split test`: MNIST's t10k-images-idx3-ubyte.gz)
+  NOISY.npy, CLEAN.npy  the files `aekit experiment denoise --save-inputs`
+           writes to inputs/ (<data>-<noise>.npy, <data>-clean.npy)
   --n N    measure the first N images (default all)
 
 Each filter's parameter is tuned on the first 200 of those images, as the
@@ -49,13 +52,20 @@ def scores(clean, out, side):
 def main():
     run, idx = sys.argv[1], sys.argv[2]
     n = int(sys.argv[sys.argv.index("--n") + 1]) if "--n" in sys.argv else None
-    noisy = np.load(f"{run}/noisy.npy")[:n]
-    den = np.load(f"{run}/denoised.npy")[:n]
+    if run.endswith(".npy"):
+        # An experiment's inputs: the noisy and the clean images, no model output.
+        noisy, den, summary = np.load(run)[:n], None, {}
+    else:
+        noisy = np.load(f"{run}/noisy.npy")[:n]
+        den = np.load(f"{run}/denoised.npy")[:n]
+        summary = json.load(open(f"{run}/summary.json"))
     n, d = noisy.shape
     side = int(round(d**0.5))
-    with gzip.open(idx, "rb") as f:
-        clean = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, d)[:n] / 255.0
-    summary = json.load(open(f"{run}/summary.json"))
+    if idx.endswith(".npy"):
+        clean = np.load(idx)[:n].astype(np.float64)
+    else:
+        with gzip.open(idx, "rb") as f:
+            clean = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, d)[:n] / 255.0
 
     def report(method, out, seconds=None, **extra):
         p, s = scores(clean, out, side)
@@ -65,7 +75,8 @@ def main():
         print(json.dumps(row), flush=True)
 
     report("noisy", noisy, run_summary_psnr_noisy=summary.get("psnr", {}).get("noisy"))
-    report("aekit", den)
+    if den is not None:
+        report("aekit", den)
     img = lambda x: x.reshape(side, side).astype(np.float64)  # noqa: E731
     tune = slice(0, min(200, n))
 

@@ -4,7 +4,10 @@
 needs numpy and scikit-image).
 
 Usage: inpaint_baselines.py RUN_DIR CLEAN.npy
+       inpaint_baselines.py MASK.npy CLEAN.npy
   RUN_DIR  an `aekit inpaint` run folder (mask.npy, summary.json)
+  MASK.npy a mask `aekit experiment inpaint --save-inputs` writes to inputs/
+           (<data>-<mask>-mask.npy; the clean images are <data>-clean.npy)
   CLEAN    the same images, clean, as [n, h*w] float32 in [0, 1] (for the
            built-in or MNIST test images: `aekit encode`-style exports, or
            the script's --mnist option)
@@ -26,7 +29,7 @@ def main():
             clean = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784) / 255.0
     else:
         clean = np.load(sys.argv[2]).astype(np.float64)
-    mask = np.load(f"{run}/mask.npy") > 0.5
+    mask = np.load(run if run.endswith(".npy") else f"{run}/mask.npy") > 0.5
     n, d = mask.shape
     side = int(round(d**0.5))
     clean = clean[:n]
@@ -38,8 +41,8 @@ def main():
         out = inpaint_biharmonic(img, m)
         se += ((out[m] - clean[i].reshape(side, side)[m]) ** 2).sum()
         count += m.sum()
-    summary = json.load(open(f"{run}/summary.json"))
-    print(json.dumps({"biharmonic_masked_mse": se / max(count, 1), "aekit": summary["masked_mse"]}, indent=1))
+    aekit = None if run.endswith(".npy") else json.load(open(f"{run}/summary.json"))["masked_mse"]
+    print(json.dumps({"n": n, "biharmonic_masked_mse": se / max(count, 1), "aekit": aekit}, indent=1))
 
 
 if __name__ == "__main__":

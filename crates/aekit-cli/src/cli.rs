@@ -212,7 +212,7 @@ pub struct TrainArgs {
     /// Hidden units.
     #[arg(long)]
     pub hidden: Option<usize>,
-    /// none, mask:P, gauss:SIGMA or saltpepper:P.
+    /// none, mask:P, gauss:SIGMA, saltpepper:P, block:S or blocks:K:S (CPU).
     #[arg(long)]
     pub noise: Option<String>,
     /// squared or xent.
@@ -412,6 +412,10 @@ pub struct RestoreArgs {
     /// Epochs of each model (default 10).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Write the test images and their noisy copies or masks to inputs/ as
+    /// .npy (for bench/denoise_baselines.py and bench/inpaint_baselines.py).
+    #[arg(long)]
+    pub save_inputs: bool,
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -493,7 +497,7 @@ pub struct CaeModelArgs {
     /// squared or xent (xent needs a final sigmoid).
     #[arg(long)]
     pub loss: Option<String>,
-    /// Input corruption: none, mask:P, gauss:SIGMA or saltpepper:P.
+    /// Input corruption: none, mask:P, gauss:SIGMA, saltpepper:P, block:S or blocks:K:S.
     #[arg(long)]
     pub noise: Option<String>,
     /// Eager stop: end once an epoch improves the validation loss by less
@@ -962,7 +966,7 @@ pub struct DeepAeArgs {
     #[arg(long)]
     pub loss: Option<String>,
     /// Corrupt the inputs in fine-tuning (a deep denoising autoencoder):
-    /// none, mask:P, gauss:SIGMA, saltpepper:P or block:S.
+    /// none, mask:P, gauss:SIGMA, saltpepper:P, block:S or blocks:K:S.
     #[arg(long)]
     pub noise: Option<String>,
     /// Each fine-tuning epoch after the first --decay-from runs at this times the step of the one before (Adam, SGD).

@@ -85,6 +85,35 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(inp.join("inpainted/digit-07.png").is_file());
     assert_eq!(json(&inp.join("summary.json"))["n"], 30);
+    // reconstruct pictures the folder's images; cae trains on it.
+    let pic = dir.path().join("rec.png");
+    let o = aekit(&[
+        "reconstruct",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        digits.to_str().unwrap(),
+        "--out",
+        pic.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(image::open(&pic).is_ok());
+    let cae = dir.path().join("cae");
+    let o = aekit(&[
+        "cae",
+        "--arch",
+        "cae-mnist",
+        "--data",
+        digits.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--out",
+        cae.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&cae.join("summary.json"))["n_train"].as_u64(), Some(27));
     // A 30×30 image among them: refused naming it, unless --size resizes.
     image::GrayImage::new(30, 30)
         .save(digits.join("odd.png"))

@@ -273,3 +273,26 @@ def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_pat
             np.testing.assert_array_equal(back.transform(data[:30]), est.transform(data[:30]))
     sda, loaded = fitted[3][0], aekit.load(tmp_path / "model-3.safetensors")
     np.testing.assert_array_equal(loaded.predict(X[:30]), sda.predict(X[:30]))
+
+
+def test_a_standardised_dae_reconstructs_real_valued_columns_in_their_units(tmp_path):
+    # Columns on scales from 1 to 1000, driven by two factors.
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(400, 2))
+    X = np.column_stack([f[:, 0], 1000 * f[:, 1] + 5000, 10 * (f[:, 0] + f[:, 1]), f[:, 1] - 3]).astype(np.float32)
+    common = dict(noise="gauss:0.1", loss="squared", output_activation="identity", max_iter=30, random_state=0)
+    std = aekit.DenoisingAutoencoder(3, standardize=True, **common).fit(X)
+    raw = aekit.DenoisingAutoencoder(3, **common).fit(X)
+
+    def r2(m):
+        Z = m.reconstruct(X)
+        return np.mean(1 - ((X - Z) ** 2).sum(0) / ((X - X.mean(0)) ** 2).sum(0))
+
+    assert r2(std) > 0.8 and r2(std) > r2(raw) + 0.3, (r2(std), r2(raw))
+    # The scaling travels with the model file.
+    path = tmp_path / "std.safetensors"
+    std.save(path)
+    back = aekit.load(path)
+    np.testing.assert_allclose(back.reconstruct(X[:5]), std.reconstruct(X[:5]), rtol=1e-6)
+    with pytest.raises(ValueError, match="standardize"):
+        aekit.DenoisingAutoencoder(3, standardize=True).fit(X)

@@ -105,6 +105,7 @@ pub fn restoration(a: RestoreArgs, task: experiments::Task) -> Result<()> {
         train_size: a.train_size,
         test_size: a.test_size,
         epochs: a.epochs,
+        save_inputs: a.save_inputs,
         threads,
         seed: a.seed,
     };

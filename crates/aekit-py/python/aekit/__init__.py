@@ -88,7 +88,11 @@ class DenoisingAutoencoder(_Model, TransformerMixin, BaseEstimator):
     W′ = Wᵀ when ``tied``, x̃ the input corrupted by ``noise``, trained to
     minimise the loss between z and the clean x (``"xent"``, the Bernoulli
     cross-entropy, for data in [0, 1]; ``"squared"``, ½‖z − x‖², for any
-    data, usually with ``output_activation="identity"``).
+    data, usually with ``output_activation="identity"``). ``standardize``
+    scales each feature by the training data's mean and standard deviation
+    inside the model (real-valued data; needs ``output_activation="identity"``
+    and ``loss="squared"``): inputs and reconstructions stay in the data's
+    units.
 
     ``transform`` gives h of clean inputs, ``inverse_transform`` decodes h,
     ``score`` is minus the mean loss per example (higher is better, as
@@ -112,6 +116,7 @@ class DenoisingAutoencoder(_Model, TransformerMixin, BaseEstimator):
         learning_rate=0.1,
         momentum=0.0,
         weight_decay=0.0,
+        standardize=False,
         random_state=None,
         n_jobs=1,
         verbose=0,
@@ -128,6 +133,7 @@ class DenoisingAutoencoder(_Model, TransformerMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.standardize = standardize
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -146,6 +152,7 @@ class DenoisingAutoencoder(_Model, TransformerMixin, BaseEstimator):
                 "output_activation": act[self.output_activation],
                 "loss": self.loss,
                 "noise": self.noise,
+                "standardize": bool(self.standardize),
             },
             "train": {
                 "epochs": int(self.max_iter),

@@ -20,7 +20,9 @@
 //!   the nearest known pixel; mean squared error over the missing pixels.
 //!
 //! Writes `results.csv`, `results.md`, a labelled picture per dataset and
-//! corruption, and `summary.json`.
+//! corruption, and `summary.json`; with `save_inputs`, `inputs/` holds the
+//! test images and their noisy copies or masks as `.npy` (for the
+//! scikit-image baselines in `bench/`).
 
 use crate::data::cifar::{self, CifarKind};
 use crate::data::{download, load_train_test, split_pool, DataSource, Dataset};
@@ -65,6 +67,9 @@ pub struct Restoration {
     pub test_size: Option<usize>,
     /// Epochs of each model (default 10).
     pub epochs: Option<usize>,
+    /// Write the test images and their corrupted copies or masks to
+    /// `inputs/` as `.npy`, for baselines run elsewhere on the same files.
+    pub save_inputs: bool,
     pub threads: usize,
     pub seed: u64,
 }
@@ -79,6 +84,7 @@ impl Default for Restoration {
             train_size: None,
             test_size: None,
             epochs: None,
+            save_inputs: false,
             threads: 2,
             seed: 1,
         }
@@ -275,6 +281,7 @@ pub fn restoration(e: &Restoration, out: &Out) -> Result<RunDir> {
             "{name}: {} training, {} validation and {} test images of {shape:?}",
             train.n, val.n, test.n
         );
+        save_input(e, &run, &format!("{name}-clean"), &test.x, test.dim)?;
         match e.task {
             Task::Denoise => denoise_set(e, name, &train, &val, &test, shape, epochs, &run, &mut rows)?,
             Task::Inpaint => inpaint_set(e, name, &train, &test, shape, epochs, &run, &mut rows)?,
@@ -308,6 +315,13 @@ fn denoise_set(
         let seed = e.seed.wrapping_add(1000 + k as u64);
         let noisy = denoise::corrupt_rows(&test.x, test.dim, noise, seed);
         let noisy_val = denoise::corrupt_rows(&val.x, val.dim, noise, seed ^ 0x7a1);
+        save_input(
+            e,
+            run,
+            &format!("{name}-{}", file_part(&noise.to_string())),
+            &noisy,
+            test.dim,
+        )?;
         let sigma = denoise::tune_blur(&val.x, &noisy_val, shape);
         let mut push = |method: String, x: &[f32], train_s: f64, apply_s: f64| {
             let (p, s) = denoise::quality(&test.x, x, shape);
@@ -369,6 +383,14 @@ fn inpaint_set(
         let missing =
             MaskSource::Drawn(*kind).missing_values(test.n, shape, e.seed.wrapping_add(2000 + k as u64))?;
         let masked = inpaint::masked_rows(&test.x, &missing);
+        let ones: Vec<f32> = missing.iter().map(|&m| m as u8 as f32).collect();
+        save_input(
+            e,
+            run,
+            &format!("{name}-{}-mask", file_part(&kind.to_string())),
+            &ones,
+            test.dim,
+        )?;
         let mut push = |method: String, x: &[f32], train_s: f64, apply_s: f64| {
             let (mse, p) = inpaint::masked_error(&test.x, x, &missing);
             eprintln!("  {kind}: {method}: masked MSE {mse:.4} ({p:.2} dB)");
@@ -409,6 +431,21 @@ fn inpaint_set(
     Ok(())
 }
 
+/// A corruption's name in a file name (`gauss:0.5` → `gauss0.5`).
+fn file_part(corruption: &str) -> String {
+    corruption.replace(':', "")
+}
+
+/// `inputs/<stem>.npy` (rows of `dim`), when the inputs are kept.
+fn save_input(e: &Restoration, run: &RunDir, stem: &str, x: &[f32], dim: usize) -> Result<()> {
+    if !e.save_inputs {
+        return Ok(());
+    }
+    let dir = run.file("inputs");
+    std::fs::create_dir_all(&dir).map_err(|err| Error::io("cannot create", &dir, err))?;
+    crate::data::npy::write_npy(&dir.join(format!("{stem}.npy")), &[x.len() / dim.max(1), dim], x)
+}
+
 /// `<data>-<corruption>.png`: rows of clean, corrupted, a classical
 /// restoration and each model's, the first [`SHOWN`] test images, each tile
 /// but the clean ones labelled with its PSNR.
@@ -425,7 +462,7 @@ fn save_picture(
     }
     let rows: Vec<(&[f32], bool)> = pic.iter().map(|(x, l)| (x.as_slice(), *l)).collect();
     let img = denoise::picture(&rows, &test.x, SHOWN.min(test.n), shape);
-    let file = format!("{name}-{}.png", corruption.replace(':', ""));
+    let file = format!("{name}-{}.png", file_part(corruption));
     viz::save_rgb_png(&run.file(&file), &img)
 }
 

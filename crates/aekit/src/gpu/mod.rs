@@ -382,7 +382,7 @@ pub(crate) fn corruption_code(c: crate::layers::Corruption) -> Result<(i32, f32)
         Corruption::Mask(p) => (1, p),
         Corruption::Gauss(s) => (2, s),
         Corruption::SaltPepper(p) => (3, p),
-        Corruption::Block(_) => {
+        Corruption::Block(_) | Corruption::Blocks(..) => {
             return Err(Error::config(
                 "noise",
                 "block noise trains on the CPU only (the GPU corrupts mask, gauss and saltpepper)",

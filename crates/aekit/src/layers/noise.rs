@@ -28,6 +28,8 @@ pub enum Corruption {
     SaltPepper(f32),
     /// One S×S square of zeros.
     Block(u32),
+    /// K S×S squares of zeros (they may overlap).
+    Blocks(u32, u32),
 }
 
 impl Corruption {
@@ -67,20 +69,12 @@ impl Corruption {
             }
             Corruption::Block(s) => {
                 out.copy_from_slice(clean);
-                let n = clean.len();
-                let side = (n as f64).sqrt().round() as usize;
-                let (h, w) = if side * side == n { (side, side) } else { (1, n) };
-                let s = s as usize;
-                if side * side == n {
-                    let s = s.min(side);
-                    let (y0, x0) = (rng.random_range(0..=h - s), rng.random_range(0..=w - s));
-                    for y in y0..y0 + s {
-                        out[y * w + x0..y * w + x0 + s].fill(0.0);
-                    }
-                } else {
-                    let run = (s * s).min(n);
-                    let at = rng.random_range(0..=n - run);
-                    out[at..at + run].fill(0.0);
+                zero_square(out, s as usize, rng);
+            }
+            Corruption::Blocks(k, s) => {
+                out.copy_from_slice(clean);
+                for _ in 0..k {
+                    zero_square(out, s as usize, rng);
                 }
             }
             Corruption::SaltPepper(p) => {
@@ -117,8 +111,26 @@ impl Corruption {
                     Err(Error::config(field, format!("sigma {s} must be finite and ≥ 0")))
                 }
             }
-            Corruption::Block(_) => Ok(()),
+            Corruption::Block(_) | Corruption::Blocks(..) => Ok(()),
         }
+    }
+}
+
+/// Zeros one random `s`×`s` square of a square image (or, when `out` is
+/// not square, a random run of s² values).
+fn zero_square(out: &mut [f32], s: usize, rng: &mut Rng) {
+    let n = out.len();
+    let side = (n as f64).sqrt().round() as usize;
+    if side * side == n {
+        let s = s.min(side);
+        let (y0, x0) = (rng.random_range(0..=side - s), rng.random_range(0..=side - s));
+        for y in y0..y0 + s {
+            out[y * side + x0..y * side + x0 + s].fill(0.0);
+        }
+    } else {
+        let run = (s * s).min(n);
+        let at = rng.random_range(0..=n - run);
+        out[at..at + run].fill(0.0);
     }
 }
 
@@ -130,6 +142,7 @@ impl fmt::Display for Corruption {
             Corruption::Gauss(s) => write!(f, "gauss:{s}"),
             Corruption::SaltPepper(p) => write!(f, "saltpepper:{p}"),
             Corruption::Block(s) => write!(f, "block:{s}"),
+            Corruption::Blocks(k, s) => write!(f, "blocks:{k}:{s}"),
         }
     }
 }
@@ -141,8 +154,20 @@ impl std::str::FromStr for Corruption {
             return Ok(Corruption::None);
         }
         let (kind, level) = s.split_once(':').ok_or_else(|| {
-            format!("noise `{s}` should be none, mask:P, gauss:SIGMA, saltpepper:P or block:S")
+            format!("noise `{s}` should be none, mask:P, gauss:SIGMA, saltpepper:P, block:S or blocks:K:S")
         })?;
+        if kind == "blocks" {
+            let whole = |t: &str| t.parse::<u32>().ok().filter(|&v| v >= 1);
+            return match level.split_once(':') {
+                Some((k, side)) => match (whole(k), whole(side)) {
+                    (Some(k), Some(side)) => Ok(Corruption::Blocks(k, side)),
+                    _ => Err(format!(
+                        "`{s}`: the count and the side must be whole numbers of at least 1"
+                    )),
+                },
+                None => Err(format!("`{s}` should be blocks:K:S (K squares of S×S)")),
+            };
+        }
         if kind == "block" {
             return level
                 .parse::<u32>()
@@ -308,5 +333,34 @@ mod tests {
         let mut out = vec![0.0; 16];
         Corruption::Block(9).apply(&mut out, &clean, &mut rng);
         assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn blocks_zero_k_squares_and_parse_and_print() {
+        let c: Corruption = "blocks:3:4".parse().unwrap();
+        assert_eq!(
+            (c, c.to_string()),
+            (Corruption::Blocks(3, 4), "blocks:3:4".into())
+        );
+        for bad in ["blocks:3", "blocks:0:4", "blocks:2:x"] {
+            assert!(bad.parse::<Corruption>().is_err(), "{bad}");
+        }
+        let clean = vec![1.0f32; 28 * 28];
+        let (mut rng, mut out) = (seeded(5), vec![0.0; 28 * 28]);
+        let mut counts = Vec::new();
+        for _ in 0..200 {
+            c.apply(&mut out, &clean, &mut rng);
+            let z = out.iter().filter(|&&v| v == 0.0).count();
+            // At most 3 squares of 16, at least one whole square.
+            assert!((16..=48).contains(&z), "{z} zeros");
+            counts.push(z);
+        }
+        // Squares overlap only now and then: mostly all three are whole.
+        assert!(counts.iter().filter(|&&z| z == 48).count() > 100, "{counts:?}");
+        // One of them is the same draw as block:S (the same stream).
+        let (mut a, mut b) = (vec![0.0; 784], vec![0.0; 784]);
+        Corruption::Blocks(1, 6).apply(&mut a, &clean, &mut seeded(9));
+        Corruption::Block(6).apply(&mut b, &clean, &mut seeded(9));
+        assert_eq!(a, b);
     }
 }
