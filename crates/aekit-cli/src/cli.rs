@@ -969,6 +969,14 @@ pub struct DeepAeArgs {
     /// none, mask:P, gauss:SIGMA, saltpepper:P, block:S or blocks:K:S.
     #[arg(long)]
     pub noise: Option<String>,
+    /// Output units: logistic (data in [0, 1]) or linear (real-valued data;
+    /// squared loss, pretraining dae or none).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Standardise each feature by the training data's mean and standard
+    /// deviation, kept in the model (implies --output linear --loss squared).
+    #[arg(long)]
+    pub standardize: bool,
     /// Each fine-tuning epoch after the first --decay-from runs at this times the step of the one before (Adam, SGD).
     #[arg(long)]
     pub lr_decay: Option<f32>,

@@ -239,11 +239,14 @@ fn a_csv_of_numbers_trains_encodes_and_evaluates() {
     fails_with(&o, &["table.csv", "data row 2, column `c`"]);
 }
 
-/// Mean over features of R² = 1 − SSE/SST of `model`'s reconstruction of
-/// the rows of `x` (in the data's units).
+/// Mean over features of R² = 1 − SSE/SST of the dense model's
+/// reconstruction of the rows of `x` (in the data's units).
 fn mean_r2(model: &Path, x: &aekit::data::Dataset) -> f64 {
     let m = aekit::models::DenoisingAutoencoder::load(&aekit::run::dir::model_file(model).unwrap()).unwrap();
-    let rec = m.reconstruct(x.view()).unwrap();
+    r2_of(&m.reconstruct(x.view()).unwrap(), x)
+}
+
+fn r2_of(rec: &aekit::ndarray::Array2<f32>, x: &aekit::data::Dataset) -> f64 {
     let (n, d) = (x.n, x.dim);
     let mut total = 0.0;
     for j in 0..d {
@@ -290,6 +293,65 @@ fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
         r2_std > 0.5 && r2_std > r2_raw + 0.2,
         "R² standardised {r2_std}, raw {r2_raw}"
     );
+    // The sparse autoencoder standardises too (on raw units its sparsity
+    // penalty overflows on this table).
+    let sparse = dir.path().join("sparse");
+    let o = aekit(&[
+        "train",
+        "--kind",
+        "sparse",
+        "--standardize",
+        "--data",
+        table.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--max-iter",
+        "200",
+        "--out",
+        sparse.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sp = aekit::models::sparse_ae::SparseAutoencoder::load(&sparse.join("model.safetensors")).unwrap();
+    assert!(sp.scaler.is_some());
+    let r2_sparse = r2_of(&sp.reconstruct(x.view()).unwrap(), &x);
+    eprintln!("sparse autoencoder, standardised: mean R² {r2_sparse:.3}");
+    assert!(r2_sparse > 0.5, "{r2_sparse}");
+    // So does the deep autoencoder (linear output; DAE pretraining, since
+    // RBMs take binary units).
+    let deep = dir.path().join("deep");
+    let args = |pretrain: &'static str, out: &Path| {
+        aekit(&[
+            "deep-ae",
+            "--data",
+            table.to_str().unwrap(),
+            "--standardize",
+            "--pretrain",
+            pretrain,
+            "--layers",
+            "8,6",
+            "--pretrain-epochs",
+            "5",
+            "--epochs",
+            "100",
+            "--batch",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = args("dae", &deep);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dm = aekit::models::deep_ae::DeepAutoencoder::load(&deep.join("model.safetensors")).unwrap();
+    assert!(dm.scaler.is_some() && dm.output == aekit::models::deep_ae::Code::Linear);
+    let rec = dm.reconstruct(&x.x, aekit::tensor::gemm::Par::Seq);
+    let r2_deep = r2_of(
+        &aekit::ndarray::Array2::from_shape_vec((x.n, x.dim), rec).unwrap(),
+        &x,
+    );
+    eprintln!("deep autoencoder 11-8-6-8-11, standardised: mean R² {r2_deep:.3}");
+    assert!(r2_deep > 0.5, "{r2_deep}");
+    let o = args("rbm", &dir.path().join("deep-rbm"));
+    fails_with(&o, &["model.pretrain", "dae or none"]);
     // Denoising rows that are not images: noise relative to the data's
     // standard deviation, and the squared error per value (no PSNR).
     let den = dir.path().join("den");

@@ -59,6 +59,16 @@ pub fn run(a: DeepAeArgs) -> Result<()> {
     if let Some(n) = parsed(&a.noise, "--noise")? {
         m.noise = n;
     }
+    if a.standardize {
+        m.standardize = true;
+        m.output = aekit::models::deep_ae::Code::Linear;
+        if a.loss.is_none() {
+            m.loss = aekit::layers::Loss::Squared;
+        }
+    }
+    if let Some(o) = parsed(&a.output, "--output")? {
+        m.output = o;
+    }
     if let Some(f) = a.lr_decay {
         m.lr_decay = f;
     }

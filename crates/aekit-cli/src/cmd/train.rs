@@ -49,8 +49,10 @@ pub fn resolve_config(a: &TrainArgs) -> Result<RunConfig> {
     }
     if a.standardize {
         c.model.standardize = true;
+        s.standardize = true;
         if a.output.is_none() {
             c.model.output_activation = aekit::layers::Activation::Identity;
+            s.output_activation = aekit::layers::Activation::Identity;
         }
         if a.loss.is_none() {
             c.model.loss = aekit::layers::Loss::Squared;

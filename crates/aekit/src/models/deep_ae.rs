@@ -25,6 +25,7 @@ use crate::layers::activation::{sigmoid, Activation};
 use crate::layers::dense::{dense_backward, dense_forward};
 use crate::layers::{Corruption, Loss};
 use crate::models::rbm::{Hidden, Rbm, RbmConfig};
+use crate::models::scaler::Scaler;
 use crate::optim::lbfgs::{minimize_from, LbfgsConfig};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, shuffle, Rng};
@@ -138,6 +139,12 @@ pub struct DeepAeConfig {
     /// autoencoder; the target stays clean): `none`, `mask:P`, `gauss:S`,
     /// `saltpepper:P`, `block:S`.
     pub noise: Corruption,
+    /// The output units: `logistic` (data in [0, 1]) or `linear`
+    /// (real-valued data; squared loss, no RBM pretraining).
+    pub output: Code,
+    /// Standardise each input feature by the training data's mean and
+    /// standard deviation, kept in the model (needs the linear output).
+    pub standardize: bool,
     /// Each fine-tuning epoch after the first `decay_from` runs at this
     /// times the step size of the one before (1 keeps it constant; Adam and
     /// SGD only).
@@ -163,6 +170,8 @@ impl Default for DeepAeConfig {
             },
             line_searches: 3,
             noise: Corruption::None,
+            output: Code::Logistic,
+            standardize: false,
             lr_decay: 1.0,
             decay_from: 0,
         }
@@ -190,6 +199,24 @@ impl DeepAeConfig {
             ));
         }
         self.noise.validate("model.noise")?;
+        if self.standardize && self.output != Code::Linear {
+            return Err(Error::config(
+                "model.standardize",
+                "standardised data is real-valued: it needs output = \"linear\" (--output linear)",
+            ));
+        }
+        if self.output == Code::Linear && self.loss != Loss::Squared {
+            return Err(Error::config(
+                "model.output",
+                "a linear output trains on squared loss (loss = \"squared\"); cross-entropy needs logistic outputs",
+            ));
+        }
+        if self.output == Code::Linear && self.pretrain == Pretrain::Rbm {
+            return Err(Error::config(
+                "model.pretrain",
+                "RBMs take binary visible units, not real-valued data: pretrain with dae or none",
+            ));
+        }
         if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
             return Err(Error::config(
                 "model.lr_decay",
@@ -217,6 +244,11 @@ pub struct DeepAutoencoder {
     pub code: Code,
     pub loss: Loss,
     pub params: Vec<f32>,
+    /// The output units: logistic (data in [0, 1]) or linear (real-valued
+    /// data, squared loss).
+    pub output: Code,
+    /// The inputs' standardisation, when trained with `standardize`.
+    pub scaler: Option<Scaler>,
 }
 
 /// One batch's activations and gradient.
@@ -239,6 +271,8 @@ impl DeepAutoencoder {
             code,
             loss,
             params: Vec::new(),
+            output: Code::Logistic,
+            scaler: None,
         };
         m.params = vec![0.0; m.layer(m.depth() - 1).1.end];
         m
@@ -348,6 +382,15 @@ impl DeepAutoencoder {
                 crate::layers::loss::xent_backward(delta, z, t);
                 crate::layers::loss::xent_forward(z, t) as f64
             }
+            Loss::Squared if self.output == Code::Linear => {
+                let mut s = 0.0f64;
+                for ((d, &z), &x) in delta.iter_mut().zip(z).zip(t) {
+                    let e = z - x;
+                    s += 0.5 * (e as f64) * (e as f64);
+                    *d = e;
+                }
+                s
+            }
             Loss::Squared => {
                 let mut s = 0.0f64;
                 for ((d, &z), &x) in delta.iter_mut().zip(z).zip(t) {
@@ -407,20 +450,27 @@ impl DeepAutoencoder {
             self.forward(&self.params, &x[s * n0..(s + r) * n0], r, upto, &mut ws, par);
             out[s * w..(s + r) * w].copy_from_slice(&ws.a[upto][..r * w]);
         }
-        if upto == self.depth() {
+        if upto == self.depth() && self.output == Code::Logistic {
             out.iter_mut().for_each(|v| *v = sigmoid(*v));
         }
         out
     }
 
-    /// The codes of the rows of `x`.
+    /// The codes of the rows of `x` (in the data's units; standardised here
+    /// when the model is).
     pub fn encode(&self, x: &[f32], par: Par) -> Vec<f32> {
-        self.run(x, self.code_layer() + 1, par)
+        let x = crate::models::scaler::standardised(self.scaler.as_ref(), x);
+        self.run(&x, self.code_layer() + 1, par)
     }
 
-    /// The reconstructions of the rows of `x`.
+    /// The reconstructions of the rows of `x`, in the data's units.
     pub fn reconstruct(&self, x: &[f32], par: Par) -> Vec<f32> {
-        self.run(x, self.depth(), par)
+        let xs = crate::models::scaler::standardised(self.scaler.as_ref(), x);
+        let mut out = self.run(&xs, self.depth(), par);
+        if let Some(s) = &self.scaler {
+            s.undo(&mut out);
+        }
+        out
     }
 
     /// Hinton's error: squared error summed over the columns, averaged
@@ -487,6 +537,11 @@ impl DeepAutoencoder {
             Code::Logistic
         };
         let mut ae = DeepAutoencoder::new(self.sizes[j], &[self.sizes[j + 1]], code, Loss::CrossEntropy);
+        if j == 0 && self.output == Code::Linear {
+            // The first layer's pair sees the (real-valued) data itself.
+            ae.output = Code::Linear;
+            ae.loss = Loss::Squared;
+        }
         ae.init_random(&mut seeded(cfg.dae.train.seed.wrapping_add(7919 * j as u64)));
         ae
     }
@@ -538,10 +593,19 @@ impl DeepAutoencoder {
         cfg.validate()?;
         cfg.train.require_cpu("the deep autoencoder's fine-tuning")?;
         let n0 = self.sizes[0];
-        crate::models::check_values("deep autoencoder data", x, n0, true)?;
+        self.output = cfg.output;
+        let unit = self.output == Code::Logistic;
+        crate::models::check_values("deep autoencoder data", x, n0, unit)?;
         if x.len() < n0 {
             return Err(Error::config("data", "no rows to train on"));
         }
+        if cfg.standardize && self.scaler.is_none() {
+            self.scaler = Some(Scaler::fit(x, n0));
+        }
+        // Every stage trains on the standardised rows; `val` stays in the
+        // data's units (its error is measured through the scaler).
+        let xs = crate::models::scaler::standardised(self.scaler.as_ref(), x);
+        let x: &[f32] = &xs;
         let stages = self.code_layer() + 1;
         let mut from = 0usize;
         let mut epochs_before = 0usize;
@@ -704,6 +768,10 @@ impl DeepAutoencoder {
         );
         meta.insert("code".into(), format!("{:?}", self.code).to_lowercase());
         meta.insert("loss".into(), self.loss.to_string());
+        meta.insert("output".into(), format!("{:?}", self.output).to_lowercase());
+        if self.scaler.is_some() {
+            meta.insert("standardize".into(), "true".into());
+        }
         let names: Vec<(String, String)> = (0..self.depth())
             .map(|l| (format!("layer.{l}.weight"), format!("layer.{l}.bias")))
             .collect();
@@ -720,6 +788,9 @@ impl DeepAutoencoder {
                 shape: vec![self.sizes[l + 1]],
                 data: &self.params[b],
             });
+        }
+        if let Some(s) = &self.scaler {
+            tensors.extend(s.tensors());
         }
         save(path, &tensors, meta)
     }
@@ -761,6 +832,11 @@ impl DeepAutoencoder {
             m.params[w].copy_from_slice(&tw);
             m.params[b].copy_from_slice(&tb);
         }
+        if let Some(o) = f.metadata.get("output") {
+            m.output = o.parse().map_err(|e: String| Error::format(path, e))?;
+        }
+        let wanted = f.metadata.get("standardize").is_some_and(|v| v == "true");
+        m.scaler = Scaler::from_file(&mut f, m.sizes[0], wanted, path)?;
         Ok(m)
     }
 }

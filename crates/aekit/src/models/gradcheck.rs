@@ -138,6 +138,7 @@ pub fn sparse_suite(n_vis: usize, n_hid: usize, samples: usize, seed: u64) -> Ve
                 sparsity_weight: beta,
                 weight_decay: lambda,
                 output_activation: output,
+                standardize: false,
                 seed,
             };
             let label = format!("sparse {n_vis}-{n_hid}, {output:?} output, β={beta}, λ={lambda}");

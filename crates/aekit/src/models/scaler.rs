@@ -136,6 +136,16 @@ pub fn standardised<'a>(s: Option<&Scaler>, x: &'a [f32]) -> Cow<'a, [f32]> {
     }
 }
 
+/// The rows of `x` as a model takes them: row-major, and standardised by
+/// `s` when there is one.
+pub fn rows<'a>(s: Option<&Scaler>, x: &'a ndarray::ArrayView2<'_, f32>) -> Cow<'a, [f32]> {
+    match (s, x.as_slice()) {
+        (None, Some(v)) => Cow::Borrowed(v),
+        (None, None) => Cow::Owned(x.as_standard_layout().iter().copied().collect()),
+        (Some(s), _) => Cow::Owned(s.apply(x.as_standard_layout().as_slice().expect("standard layout"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
 use crate::layers::dense::{dense_backward, dense_forward};
+use crate::models::scaler::{self, Scaler};
 use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::Par;
 use crate::tensor::par;
@@ -44,6 +45,9 @@ pub struct SparseConfig {
     pub weight_decay: f64,
     /// `sigmoid` for data in [0, 1], `identity` for real-valued data.
     pub output_activation: Activation,
+    /// Standardise each input feature by the training data's mean and
+    /// standard deviation, kept in the model (needs the identity output).
+    pub standardize: bool,
     /// Seed of the initialisation U(±√(6/(n_vis + n_hid + 1))).
     pub seed: u64,
 }
@@ -57,6 +61,7 @@ impl Default for SparseConfig {
             sparsity_weight: 3.0,
             weight_decay: 3e-3,
             output_activation: Activation::Sigmoid,
+            standardize: false,
             seed: 1,
         }
     }
@@ -75,6 +80,12 @@ impl SparseConfig {
         }
         if !(self.sparsity_weight >= 0.0 && self.weight_decay >= 0.0) {
             return Err(Error::config("model.sparsity_weight", "β and λ must be ≥ 0"));
+        }
+        if self.standardize && self.output_activation != Activation::Identity {
+            return Err(Error::config(
+                "model.standardize",
+                "standardised data is real-valued: it needs output_activation = \"identity\" (--output identity)",
+            ));
         }
         if !matches!(self.output_activation, Activation::Sigmoid | Activation::Identity) {
             return Err(Error::config(
@@ -235,6 +246,9 @@ pub struct SparseAutoencoder {
     pub threads: usize,
     /// Where the cost and gradient are computed (L-BFGS stays on the host).
     pub device: crate::train::Device,
+    /// The inputs' standardisation, when `config.standardize` (set from the
+    /// training data by the first fit).
+    pub scaler: Option<Scaler>,
 }
 
 impl SparseAutoencoder {
@@ -245,6 +259,7 @@ impl SparseAutoencoder {
             lbfgs: LbfgsConfig::default(),
             threads: 1,
             device: crate::train::Device::Cpu,
+            scaler: None,
         };
         if m.config.n_vis > 0 {
             m.initialise();
@@ -325,8 +340,12 @@ impl SparseAutoencoder {
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
-        let xs = x.as_standard_layout();
-        let (xd, m) = (xs.as_slice().expect("standard layout"), xs.nrows());
+        if self.config.standardize && self.scaler.is_none() {
+            let xs = x.as_standard_layout();
+            self.scaler = Some(Scaler::fit(xs.as_slice().expect("standard layout"), x.ncols()));
+        }
+        let xs = scaler::rows(self.scaler.as_ref(), &x);
+        let (xd, m): (&[f32], usize) = (&xs, x.nrows());
         let cfg = self.config.clone();
         match self.device {
             crate::train::Device::Cpu => {
@@ -387,14 +406,14 @@ impl SparseAutoencoder {
     /// The cost and its parts on `x`.
     pub fn cost(&self, x: ArrayView2<f32>, par: Par) -> Result<SparseCost> {
         self.check(&x)?;
-        let xs = x.as_standard_layout();
+        let xs = scaler::rows(self.scaler.as_ref(), &x);
         let mut ws = SparseWorkspace::default();
         Ok(sparse_cost(
             &self.config,
             &self.params,
             None,
-            xs.as_slice().expect("standard layout"),
-            xs.nrows(),
+            &xs,
+            x.nrows(),
             &mut ws,
             par,
         ))
@@ -405,12 +424,12 @@ impl SparseAutoencoder {
         self.check(&x)?;
         let (v, h) = (self.config.n_vis, self.config.n_hid);
         let lay = self.layout();
-        let xs = x.as_standard_layout();
-        let n = xs.nrows();
+        let xs = scaler::rows(self.scaler.as_ref(), &x);
+        let n = x.nrows();
         let mut a = vec![0.0f32; n * h];
         dense_forward(
             &mut a,
-            xs.as_slice().expect("standard layout"),
+            &xs,
             &self.params[lay.w1],
             &self.params[lay.b1],
             n,
@@ -441,6 +460,9 @@ impl SparseAutoencoder {
             Par::Seq,
         );
         self.config.output_activation.forward(&mut z);
+        if let Some(s) = &self.scaler {
+            s.undo(&mut z);
+        }
         Ok(ndarray::Array2::from_shape_vec((n, v), z).expect("shape"))
     }
 
@@ -450,7 +472,7 @@ impl SparseAutoencoder {
         let (v, h) = (self.config.n_vis, self.config.n_hid);
         let l = self.layout();
         let p = &self.params;
-        let t = [
+        let mut t = vec![
             NamedTensor {
                 name: "encoder.weight",
                 shape: vec![v, h],
@@ -472,6 +494,9 @@ impl SparseAutoencoder {
                 data: &p[l.b2],
             },
         ];
+        if let Some(s) = &self.scaler {
+            t.extend(s.tensors());
+        }
         let mut meta = HashMap::new();
         meta.insert("format".into(), "aekit.sparse".into());
         meta.insert("aekit_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -508,6 +533,7 @@ impl SparseAutoencoder {
         m.params[l.b1].copy_from_slice(&f.take("encoder.bias", &[h])?);
         m.params[l.w2].copy_from_slice(&f.take("decoder.weight", &[h, v])?);
         m.params[l.b2].copy_from_slice(&f.take("decoder.bias", &[v])?);
+        m.scaler = Scaler::from_file(&mut f, v, m.config.standardize, path)?;
         Ok(m)
     }
 }

@@ -174,6 +174,11 @@ fn train_in(cfg: &DeepAeRun, run: RunDir, state: Option<State>) -> Result<RunDir
     let s = super::load_splits(&cfg.data, cfg.model.train.seed)?;
     let m = &cfg.model;
     let mut model = DeepAutoencoder::new(s.train.dim, &m.layers, m.code, m.loss);
+    // Set before training so that every checkpoint's model carries them.
+    model.output = m.output;
+    if m.standardize {
+        model.scaler = Some(crate::models::scaler::Scaler::fit(&s.train.x, s.train.dim));
+    }
     crate::tensor::memory::check_f32s(
         "model.layers",
         4 * 3 * model.params.len() as u128

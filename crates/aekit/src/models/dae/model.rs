@@ -127,13 +127,7 @@ impl DenoisingAutoencoder {
     /// The rows of `x` as the network takes them: row-major, and
     /// standardised when the model is.
     pub(crate) fn rows<'a>(&self, x: &'a ArrayView2<'_, f32>) -> Cow<'a, [f32]> {
-        match (&self.scaler, x.as_slice()) {
-            (None, Some(s)) => Cow::Borrowed(s),
-            (None, None) => Cow::Owned(x.as_standard_layout().iter().copied().collect()),
-            (Some(sc), _) => {
-                Cow::Owned(sc.apply(x.as_standard_layout().as_slice().expect("standard layout")))
-            }
-        }
+        crate::models::scaler::rows(self.scaler.as_ref(), x)
     }
 
     /// Finite values, in [0, 1] under cross-entropy.
