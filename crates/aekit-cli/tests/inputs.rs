@@ -21,6 +21,22 @@ fn digit_folder(dir: &Path, n: usize) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// `aekit VERB --model MODEL --data DATA [--out OUT] EXTRA…`.
+fn apply(verb: &str, model: &Path, data: &Path, out: Option<&Path>, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        verb,
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    if let Some(o) = out {
+        args.extend(["--out", o.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    aekit(&args)
+}
+
 /// A small dense model's settings.
 const SMALL: [&str; 6] = ["--hidden", "16", "--epochs", "2", "--loss", "squared"];
 
@@ -45,15 +61,7 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     train(&digits, &model, &[&SMALL[..], &["--noise", "gauss:0.3"]].concat());
     // All 30 images by default, each written back under its own name.
     let den = dir.path().join("den");
-    let o = aekit(&[
-        "denoise",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        digits.to_str().unwrap(),
-        "--out",
-        den.to_str().unwrap(),
-    ]);
+    let o = apply("denoise", &model, &digits, Some(&den), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&den.join("summary.json"))["n"], 30);
     let (_, restored) = aekit::data::npy::read_npy(&den.join("denoised.npy")).unwrap();
@@ -66,36 +74,18 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
         // The PNG holds the row of denoised.npy, to 8 bits.
         let row = &restored[i * 784..(i + 1) * 784];
         for (p, &v) in png.to_luma8().pixels().zip(row) {
-            assert!((p.0[0] as f32 - (v.clamp(0.0, 1.0) * 255.0).round()).abs() <= 0.0);
+            assert_eq!(p.0[0], (v.clamp(0.0, 1.0) * 255.0).round() as u8);
         }
     }
     assert!(den.join("denoised.png").is_file());
     let inp = dir.path().join("inp");
-    let o = aekit(&[
-        "inpaint",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        digits.to_str().unwrap(),
-        "--mask",
-        "block:8",
-        "--out",
-        inp.to_str().unwrap(),
-    ]);
+    let o = apply("inpaint", &model, &digits, Some(&inp), &["--mask", "block:8"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(inp.join("inpainted/digit-07.png").is_file());
     assert_eq!(json(&inp.join("summary.json"))["n"], 30);
     // reconstruct pictures the folder's images; cae trains on it.
     let pic = dir.path().join("rec.png");
-    let o = aekit(&[
-        "reconstruct",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        digits.to_str().unwrap(),
-        "--out",
-        pic.to_str().unwrap(),
-    ]);
+    let o = apply("reconstruct", &model, &digits, Some(&pic), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(image::open(&pic).is_ok());
     let cae = dir.path().join("cae");
@@ -142,13 +132,7 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     // An empty folder and --size on a file that is not a folder of images.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let o = aekit(&[
-        "denoise",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        empty.to_str().unwrap(),
-    ]);
+    let o = apply("denoise", &model, &empty, None, &[]);
     fails_with(&o, &["empty", "holds no images"]);
     let o = aekit(&["eval", "--model", model.to_str().unwrap(), "--size", "28,28"]);
     fails_with(&o, &["--size", "not one"]);
@@ -169,17 +153,7 @@ fn an_rgb_folder_trains_a_three_channel_model() {
     let model = dir.path().join("model");
     train(&rgb, &model, &SMALL);
     let den = dir.path().join("den");
-    let o = aekit(&[
-        "denoise",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        rgb.to_str().unwrap(),
-        "--noise",
-        "gauss:0.2",
-        "--out",
-        den.to_str().unwrap(),
-    ]);
+    let o = apply("denoise", &model, &rgb, Some(&den), &["--noise", "gauss:0.2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = json(&den.join("summary.json"));
     assert_eq!(s["image"], serde_json::json!([3, 6, 8]));
@@ -202,25 +176,11 @@ fn a_csv_of_numbers_trains_encodes_and_evaluates() {
     let model = dir.path().join("model");
     train(&csv, &model, &SMALL);
     let codes = dir.path().join("codes.npy");
-    let o = aekit(&[
-        "encode",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-        "--out",
-        codes.to_str().unwrap(),
-    ]);
+    let o = apply("encode", &model, &csv, Some(&codes), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (shape, _) = aekit::data::npy::read_npy(&codes).unwrap();
     assert_eq!(shape, vec![40, 16], "every row of the file by default");
-    let o = aekit(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-    ]);
+    let o = apply("eval", &model, &csv, None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
@@ -229,13 +189,7 @@ fn a_csv_of_numbers_trains_encodes_and_evaluates() {
     );
     // A text cell is refused with its row and column.
     std::fs::write(&csv, "a,b,c,d\n1,2,3,4\n1,2,x,4\n").unwrap();
-    let o = aekit(&[
-        "eval",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-    ]);
+    let o = apply("eval", &model, &csv, None, &[]);
     fails_with(&o, &["table.csv", "data row 2, column `c`"]);
 }
 
@@ -355,17 +309,13 @@ fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
     // Denoising rows that are not images: noise relative to the data's
     // standard deviation, and the squared error per value (no PSNR).
     let den = dir.path().join("den");
-    let o = aekit(&[
+    let o = apply(
         "denoise",
-        "--model",
-        std_run.to_str().unwrap(),
-        "--data",
-        table.to_str().unwrap(),
-        "--noise",
-        "gauss:0.1sd",
-        "--out",
-        den.to_str().unwrap(),
-    ]);
+        &std_run,
+        &table,
+        Some(&den),
+        &["--noise", "gauss:0.1sd"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("σ = 0.1 ×"), "{}", stderr(&o));
     let s = json(&den.join("summary.json"));
@@ -374,9 +324,8 @@ fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
         "{s}"
     );
     // A standardised model whose file has lost its scaling is refused.
-    let f = aekit::io::safetensors::load(&std_run.join("model.safetensors")).unwrap();
+    let mut f = aekit::io::safetensors::load(&std_run.join("model.safetensors")).unwrap();
     let mut kept = Vec::new();
-    let mut f = f;
     for name in ["encoder.weight", "encoder.bias", "decoder.bias"] {
         let shape = f.shape_of(name).unwrap();
         kept.push((name, shape.clone(), f.take(name, &shape).unwrap()));
@@ -391,13 +340,7 @@ fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
         .collect();
     let stripped = dir.path().join("stripped.safetensors");
     aekit::io::safetensors::save(&stripped, &tensors, f.metadata.clone()).unwrap();
-    let o = aekit(&[
-        "eval",
-        "--model",
-        stripped.to_str().unwrap(),
-        "--data",
-        table.to_str().unwrap(),
-    ]);
+    let o = apply("eval", &stripped, &table, None, &[]);
     fails_with(&o, &["stripped.safetensors", "standardised", "input.mean"]);
     // Standardising needs a linear output and squared loss.
     let o = aekit(&[

@@ -139,7 +139,16 @@ fn train_models(
         Restorer::Dae(Box::new(dae)),
         t.elapsed().as_secs_f64(),
     ));
-    // The untied deep one: logistic units, cross-entropy, Adam.
+    // The deep DAE and the CAE: Adam 1e-3, batch 100.
+    let adam = TrainConfig {
+        epochs,
+        batch: 100,
+        patience: 0,
+        seed,
+        threads,
+        ..TrainConfig::adam(1e-3)
+    };
+    // The untied deep one: logistic units, cross-entropy.
     let t = Instant::now();
     let layers = if e.quick { vec![200, 100] } else { vec![1000, 500] };
     let cfg = DeepAeConfig {
@@ -148,14 +157,7 @@ fn train_models(
         loss: Loss::CrossEntropy,
         pretrain: Pretrain::None,
         noise,
-        train: TrainConfig {
-            epochs,
-            batch: 100,
-            patience: 0,
-            seed,
-            threads,
-            ..TrainConfig::adam(1e-3)
-        },
+        train: adam.clone(),
         ..DeepAeConfig::default()
     };
     let mut deep = DeepAutoencoder::new(dim, &layers, Code::Logistic, Loss::CrossEntropy);
@@ -179,14 +181,7 @@ fn train_models(
         let cfg = CaeTrainConfig {
             loss: Loss::Squared,
             noise,
-            train: TrainConfig {
-                epochs,
-                batch: 100,
-                patience: 0,
-                seed,
-                threads,
-                ..TrainConfig::adam(1e-3)
-            },
+            train: adam,
             ..CaeTrainConfig::default()
         };
         cae.fit(
