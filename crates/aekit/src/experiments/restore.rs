@@ -277,9 +277,19 @@ pub fn restoration(e: &Restoration, out: &Out) -> Result<RunDir> {
             train.n, val.n, test.n
         );
         save_input(e, &run, &format!("{name}-clean"), &test.x, test.dim)?;
+        let set = Set {
+            e,
+            name,
+            train: &train,
+            val: &val,
+            test: &test,
+            shape,
+            epochs,
+            run: &run,
+        };
         match e.task {
-            Task::Denoise => denoise_set(e, name, &train, &val, &test, shape, epochs, &run, &mut rows)?,
-            Task::Inpaint => inpaint_set(e, name, &train, &test, shape, epochs, &run, &mut rows)?,
+            Task::Denoise => denoise_set(&set, &mut rows)?,
+            Task::Inpaint => inpaint_set(&set, &mut rows)?,
         }
     }
     write_results(e, &run, &rows, n_train, epochs, t0.elapsed().as_secs_f64())?;
@@ -289,18 +299,47 @@ pub fn restoration(e: &Restoration, out: &Out) -> Result<RunDir> {
 /// Tiles shown per picture.
 const SHOWN: usize = 8;
 
-#[allow(clippy::too_many_arguments)]
-fn denoise_set(
-    e: &Restoration,
-    name: &str,
-    train: &Dataset,
-    val: &Dataset,
-    test: &Dataset,
+/// One dataset's parts and where its results go.
+struct Set<'a> {
+    e: &'a Restoration,
+    name: &'a str,
+    train: &'a Dataset,
+    val: &'a Dataset,
+    test: &'a Dataset,
     shape: [usize; 3],
     epochs: usize,
-    run: &RunDir,
-    rows: &mut Vec<Row>,
-) -> Result<()> {
+    run: &'a RunDir,
+}
+
+impl Set<'_> {
+    /// A result row of this dataset; a method with training seconds is a
+    /// model.
+    #[allow(clippy::too_many_arguments)]
+    fn row(&self, corruption: String, method: String, a: f64, b: f64, train_s: f64, apply_s: f64) -> Row {
+        Row {
+            data: self.name.into(),
+            corruption,
+            method,
+            a,
+            b,
+            model: train_s > 0.0,
+            train_seconds: train_s,
+            apply_seconds: apply_s,
+        }
+    }
+}
+
+fn denoise_set(set: &Set<'_>, rows: &mut Vec<Row>) -> Result<()> {
+    let Set {
+        e,
+        name,
+        train,
+        val,
+        test,
+        shape,
+        epochs,
+        run,
+    } = *set;
     let noises = [
         Corruption::Gauss(0.3),
         Corruption::Gauss(0.5),
@@ -321,16 +360,7 @@ fn denoise_set(
         let mut push = |method: String, x: &[f32], train_s: f64, apply_s: f64| {
             let (p, s) = denoise::quality(&test.x, x, shape);
             eprintln!("  {noise}: {method}: PSNR {p:.2} dB, SSIM {s:.3}");
-            rows.push(Row {
-                data: name.into(),
-                corruption: noise.to_string(),
-                method,
-                a: p,
-                b: s,
-                model: train_s > 0.0,
-                train_seconds: train_s,
-                apply_seconds: apply_s,
-            });
+            rows.push(set.row(noise.to_string(), method, p, s, train_s, apply_s));
         };
         push("noisy input".into(), &noisy, 0.0, 0.0);
         let t = Instant::now();
@@ -361,17 +391,17 @@ fn denoise_set(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn inpaint_set(
-    e: &Restoration,
-    name: &str,
-    train: &Dataset,
-    test: &Dataset,
-    shape: [usize; 3],
-    epochs: usize,
-    run: &RunDir,
-    rows: &mut Vec<Row>,
-) -> Result<()> {
+fn inpaint_set(set: &Set<'_>, rows: &mut Vec<Row>) -> Result<()> {
+    let Set {
+        e,
+        name,
+        train,
+        test,
+        shape,
+        epochs,
+        run,
+        ..
+    } = *set;
     let models = train_models(e, train, shape, Corruption::Mask(0.5), epochs)?;
     let masks = [MaskKind::Block(8), MaskKind::Block(12), MaskKind::Random(0.5)];
     for (k, kind) in masks.iter().enumerate() {
@@ -389,16 +419,7 @@ fn inpaint_set(
         let mut push = |method: String, x: &[f32], train_s: f64, apply_s: f64| {
             let (mse, p) = inpaint::masked_error(&test.x, x, &missing);
             eprintln!("  {kind}: {method}: masked MSE {mse:.4} ({p:.2} dB)");
-            rows.push(Row {
-                data: name.into(),
-                corruption: kind.to_string(),
-                method,
-                a: mse,
-                b: p,
-                model: train_s > 0.0,
-                train_seconds: train_s,
-                apply_seconds: apply_s,
-            });
+            rows.push(set.row(kind.to_string(), method, mse, p, train_s, apply_s));
         };
         let t = Instant::now();
         let (mean_fill, nearest) = inpaint::classical_fills(&masked, &missing, shape);
