@@ -296,3 +296,6 @@ def test_a_standardised_dae_reconstructs_real_valued_columns_in_their_units(tmp_
     np.testing.assert_allclose(back.reconstruct(X[:5]), std.reconstruct(X[:5]), rtol=1e-6)
     with pytest.raises(ValueError, match="standardize"):
         aekit.DenoisingAutoencoder(3, standardize=True).fit(X)
+    # The sparse autoencoder standardises too.
+    sparse = aekit.SparseAutoencoder(3, standardize=True, output_activation="identity", max_iter=200).fit(X)
+    assert r2(sparse) > 0.8, r2(sparse)

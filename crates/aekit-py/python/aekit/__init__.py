@@ -210,9 +210,11 @@ class SparseAutoencoder(_Model, TransformerMixin, BaseEstimator):
     with g the sigmoid (``output_activation="sigmoid"``, data in [0, 1]) or
     the identity (``"identity"``, e.g. whitened data); ρ is
     ``sparsity_target``, β ``sparsity_weight``, λ ``weight_decay`` (the
-    weights only). ``transform`` gives A, ``score`` is minus the
-    reconstruction term (1/2m)·Σ‖x − z‖² (higher is better). The
-    parameters are ``aekit train --kind sparse``'s.
+    weights only). ``standardize`` scales each feature by the training
+    data's mean and standard deviation inside the model (with the identity
+    output). ``transform`` gives A, ``score`` is minus the reconstruction
+    term (1/2m)·Σ‖x − z‖² (higher is better). The parameters are ``aekit
+    train --kind sparse``'s.
     """
 
     _core_class = _aekit.SparseCore
@@ -226,6 +228,7 @@ class SparseAutoencoder(_Model, TransformerMixin, BaseEstimator):
         weight_decay=3e-3,
         output_activation="sigmoid",
         max_iter=400,
+        standardize=False,
         random_state=None,
         n_jobs=1,
         verbose=0,
@@ -236,6 +239,7 @@ class SparseAutoencoder(_Model, TransformerMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.output_activation = output_activation
         self.max_iter = max_iter
+        self.standardize = standardize
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -254,6 +258,7 @@ class SparseAutoencoder(_Model, TransformerMixin, BaseEstimator):
                 "sparsity_weight": float(self.sparsity_weight),
                 "weight_decay": float(self.weight_decay),
                 "output_activation": out[self.output_activation],
+                "standardize": bool(self.standardize),
                 "seed": _seed(self.random_state),
             },
             "max_iter": int(self.max_iter),
