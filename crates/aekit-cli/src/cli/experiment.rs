@@ -1,0 +1,238 @@
+//! The arguments of `aekit experiment`: one verb per experiment of the
+//! source papers, and the applied ones (imputation, denoising, inpainting).
+
+use super::{DataArgs, LoopArgs, OutArgs};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// Kalmanovich & Chechik: gradual against stacked (and hybrid) training
+    /// under one update budget, then fine-tuning on class-balanced subsets.
+    GradualVsStacked(Box<GradualArgs>),
+    /// The eager-training paper: a K-member CAE ensemble against one wider
+    /// CAE at equal wall-clock time, on small and large MNIST splits.
+    Eager(Box<EagerArgs>),
+    /// Imputation: the MIDAS imputer against mean imputation and (through
+    /// bench/impute_baselines.py) MICE and k-NN, on shipped tables and MNIST.
+    Imputation(Box<ImputationArgs>),
+    /// The parallel-SGD paper's plan: a genetic algorithm and an evolution
+    /// strategy against per-example SGD on tied DAEs, at equal wall time.
+    GaVsSgd(Box<GaVsSgdArgs>),
+    /// The MNIST variants: SdA-3 on rot, bg-rand, bg-img, bg-img-rot beside
+    /// Vincent et al.; depth 1-4 with and without pretraining on basic and rot.
+    Variants(Box<VariantsExpArgs>),
+    /// Denoising: a tied dense DAE, an untied deep DAE and a CAE, each
+    /// trained with Gaussian (σ 0.3, 0.5) or salt-and-pepper (0.2) noise,
+    /// against the median filter and a tuned Gaussian blur.
+    Denoise(Box<RestoreArgs>),
+    /// Inpainting: the same three models (trained with masking noise 0.5)
+    /// filling 8×8 and 12×12 blocks and 50% missing pixels, against the mean
+    /// and the nearest known pixel.
+    Inpaint(Box<RestoreArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Built-in digits (1500 training, 300 validation, 500 test images),
+    /// small models, 5 epochs: seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Datasets, comma-separated (default mnist,fashion-mnist, and cifar10
+    /// when its files are in the data folder).
+    #[arg(long, value_delimiter = ',')]
+    pub data: Option<Vec<String>>,
+    /// Where downloaded datasets are cached (default: $AEKIT_DATA, else
+    /// ~/.cache/aekit).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Training images per dataset (default 20000).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Test images per dataset (default 10000).
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Epochs of each model (default 10).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Write the test images and their noisy copies or masks to inputs/ as
+    /// .npy (for bench/denoise_baselines.py and bench/inpaint_baselines.py).
+    #[arg(long)]
+    pub save_inputs: bool,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct VariantsExpArgs {
+    /// Built-in digits (2000/400/1000), 3×256 units, depths 1-2, 2 + 8 epochs.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Units in every hidden layer (default 1000).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Pretraining epochs per layer (default 15).
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
+    /// Fine-tuning epochs at most (default 60).
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// Skip the depth table (SdA-3 and the DAE only).
+    #[arg(long)]
+    pub no_table: bool,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ImputationArgs {
+    /// Datasets: wine, breast_cancer, diabetes, mnist.
+    #[arg(long, value_delimiter = ',')]
+    pub datasets: Option<Vec<String>>,
+    /// MCAR rates.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Option<Vec<f64>>,
+    /// Repeats per setting.
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Leave MIDA's MNAR pattern out.
+    #[arg(long)]
+    pub no_mnar: bool,
+    /// Leave the Python baselines (MICE, k-NN) out.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Epochs for MNIST (10,000 rows × 784 columns).
+    #[arg(long)]
+    pub mnist_epochs: Option<usize>,
+    /// Encoder widths.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Dropout rate after each hidden layer.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Fraction of observed cells hidden from each training row's input.
+    #[arg(long)]
+    pub corruption: Option<f32>,
+    /// The loss counts every `observed` cell (default) or the `hidden` ones only.
+    #[arg(long)]
+    pub loss_on: Option<String>,
+    #[command(flatten)]
+    pub train: LoopArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GaVsSgdArgs {
+    /// A preset that runs in under a minute: 7000 built-in images, the
+    /// 784→64 DAE only, 8 s per method.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Hidden widths of the tied DAEs compared (default 500,64).
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// Seconds each method trains each model (default 120).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Training images (default: all).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// GA: individuals; ES: evaluations per generation.
+    #[arg(long)]
+    pub population: Option<usize>,
+    /// GA: mutation step (default 0.01); ES: perturbation scale (default 0.02).
+    #[arg(long)]
+    pub sigma: Option<f32>,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct EagerArgs {
+    /// A small preset that runs in minutes: the small split only, 3 seeds,
+    /// 3 epochs, 2000 test images.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Members of the ensemble.
+    #[arg(long, default_value_t = 5)]
+    pub members: usize,
+    /// The monolithic CAE's channel multiplier (default: the member count,
+    /// so its code is as wide as the ensemble's joined codes).
+    #[arg(long)]
+    pub mono_width: Option<usize>,
+    /// Ensemble epochs; the monolithic CAE gets the same wall-clock time.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seeds averaged per setting (the paper: 3).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Settings, as train/validation sizes (default: 4800/1200 and 48000/12000).
+    #[arg(long, value_delimiter = ',')]
+    pub settings: Option<Vec<String>>,
+    /// Test images used (default: all).
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct GradualArgs {
+    /// A small preset that runs in minutes: 6000 training images, 2×256
+    /// units, 3 + 4 epochs, f ∈ {0, 0.5, 1}, one split, fine-tuning on 1000.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub out: OutArgs,
+    /// Hidden widths (the paper: 1000,1000).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Stacked fractions f to compare (the paper: 0,0.25,0.5,0.75,1).
+    #[arg(long, value_delimiter = ',')]
+    pub fractions: Option<Vec<f64>>,
+    /// Train/validation splits to average over (the paper: 3).
+    #[arg(long)]
+    pub splits: Option<usize>,
+    /// Epochs of layer 1 (the paper: 50).
+    #[arg(long)]
+    pub first_epochs: Option<usize>,
+    /// Epoch budget of layer 2 (the paper: 80).
+    #[arg(long)]
+    pub layer_epochs: Option<usize>,
+    /// Fine-tuning set sizes (the paper: 1000,5000,10000,20000,50000): class-balanced subsets, and the whole training set at its own size.
+    #[arg(long, value_delimiter = ',')]
+    pub finetune_sizes: Option<Vec<usize>>,
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// Training images drawn for pretraining (default: all but validation).
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Threads; 0 = all cores.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Where to pretrain and fine-tune: cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: aekit::train::Device,
+}
