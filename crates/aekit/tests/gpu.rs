@@ -416,7 +416,7 @@ fn sparse_cost_and_gradient_match_the_cpu() {
                 &mut SparseWorkspace::default(),
                 Par::Seq,
             );
-            let mut sg = aekit::gpu::sparse::SparseGpu::new(&gpu, &cfg, &x, m).unwrap();
+            let mut sg = aekit::models::sparse_ae::gpu::SparseGpu::new(&gpu, &cfg, &x, m).unwrap();
             let mut g_gpu = vec![0.0f32; len];
             let c_gpu = sg.cost(&p, Some(&mut g_gpu)).unwrap();
             let without = sg.cost(&p, None).unwrap();

@@ -1,10 +1,11 @@
 //! The CUDA backend (cargo feature `cuda`): one device handle with its
 //! stream, cuBLAS and the element-wise kernels compiled by NVRTC, the GPU's
 //! GEMM door, and two trainers over it: [`net`] (minibatch training of the
-//! dense models, parameters and optimizer state resident on the device),
-//! [`tied`] (exact per-example SGD of the tied autoencoder in one
-//! persistent kernel), and [`sparse`] (the sparse autoencoder's full-batch
-//! cost and gradient, for L-BFGS on the host).
+//! dense models, parameters and optimizer state resident on the device)
+//! and [`tied`] (exact per-example SGD of the tied autoencoder in one
+//! persistent kernel). The sparse autoencoder's full-batch cost on the
+//! device lives beside its model (`models::sparse_ae::gpu`), as the dense
+//! models' GPU descriptions do.
 //!
 //! CUDA is loaded at run time, so a build needs none installed; [`Gpu::open`]
 //! checks that the driver, cuBLAS and NVRTC libraries are present before it
@@ -20,7 +21,6 @@ pub mod conv;
 pub mod fit;
 pub mod net;
 pub mod opt;
-pub mod sparse;
 pub mod tied;
 
 use crate::error::{Error, Result};

@@ -6,10 +6,10 @@
 //! product with a row of ones); the sparsity term, the hidden units'
 //! backward step and the weight decay in three small kernels.
 
-use super::{activation_code, Arg, Gpu};
+use super::{SparseConfig, SparseCost, SparseLayout};
 use crate::error::{Error, Result};
+use crate::gpu::{activation_code, Arg, Gpu};
 use crate::layers::activation::Activation;
-use crate::models::sparse_ae::{SparseConfig, SparseCost, SparseLayout};
 use cudarc::driver::CudaSlice;
 
 /// The data and every buffer of one evaluation, on the device.

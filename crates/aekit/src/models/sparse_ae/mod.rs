@@ -12,6 +12,9 @@
 //! The sparsity term's gradient enters δ₂, ρ̂ is averaged over the batch, and
 //! weight decay leaves the biases alone: the three bugs the exercise warns of.
 
+#[cfg(feature = "cuda")]
+pub mod gpu;
+
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
@@ -371,7 +374,7 @@ impl SparseAutoencoder {
         ck: crate::train::Checkpointing<'_>,
     ) -> Result<LbfgsReport> {
         let gpu = crate::gpu::open(ordinal)?;
-        let mut sg = crate::gpu::sparse::SparseGpu::new(&gpu, &self.config, x, m)?;
+        let mut sg = gpu::SparseGpu::new(&gpu, &self.config, x, m)?;
         let mut failed = None;
         let f = |p: &[f32], g: &mut [f32]| match sg.cost(p, Some(g)) {
             Ok(c) => c.total,
