@@ -136,6 +136,20 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     fails_with(&o, &["empty", "holds no images"]);
     let o = aekit(&["eval", "--model", model.to_str().unwrap(), "--size", "28,28"]);
     fails_with(&o, &["--size", "not one"]);
+    // Malformed flags: one number for --size, a relative noise without a
+    // number, an output kind the CAE does not know.
+    let o = apply("eval", &model, &digits, None, &["--size", "28"]);
+    fails_with(&o, &["--size", "H,W"]);
+    let o = apply(
+        "denoise",
+        &model,
+        &digits,
+        None,
+        &["--size", "28,28", "--noise", "gauss:xsd"],
+    );
+    fails_with(&o, &["--noise", "gauss:Ksd"]);
+    let o = aekit(&["cae", "--data", digits.to_str().unwrap(), "--output", "softmax"]);
+    fails_with(&o, &["--output", "softmax"]);
 }
 
 #[test]
