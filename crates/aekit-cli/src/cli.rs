@@ -609,7 +609,7 @@ pub struct ImputeFitArgs {
     /// midas (layers mirrored) or mida (n+7, n+14, n+21, tanh).
     #[arg(long)]
     pub arch: Option<String>,
-    /// Encoder widths, e.g. 256,256,256.
+    /// Encoder widths, e.g. 256,256,256 (default: 64,64 with the linear path, 256,256,256 without).
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
     /// Hidden activation: elu, relu or tanh.
@@ -624,6 +624,10 @@ pub struct ImputeFitArgs {
     /// The loss counts every `observed` cell (MIDAS, the default) or the `hidden` ones only.
     #[arg(long)]
     pub loss_on: Option<String>,
+    /// The linear path beside the network: auto (a Gaussian fitted by EM for
+    /// rows up to 256 encoded values), gaussian, or none (the network alone).
+    #[arg(long)]
+    pub linear: Option<String>,
     #[command(flatten)]
     pub train: LoopArgs,
 }

@@ -126,6 +126,10 @@ pub struct ImputationArgs {
     /// The loss counts every `observed` cell (default) or the `hidden` ones only.
     #[arg(long)]
     pub loss_on: Option<String>,
+    /// The linear path beside the network: auto (a Gaussian fitted by EM for
+    /// rows up to 256 encoded values), gaussian, or none (the network alone).
+    #[arg(long)]
+    pub linear: Option<String>,
     #[command(flatten)]
     pub train: LoopArgs,
     #[command(flatten)]

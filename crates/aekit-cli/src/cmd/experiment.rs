@@ -70,6 +70,9 @@ pub fn imputation(a: ImputationArgs) -> Result<()> {
     if let Some(l) = super::parsed(&a.loss_on, "--loss-on")? {
         e.model.loss_on = l;
     }
+    if let Some(l) = super::parsed(&a.linear, "--linear")? {
+        e.model.linear = l;
+    }
     super::apply_loop(&mut e.model.train, &a.train);
     experiments::imputation(&e, &a.out.out())?;
     Ok(())

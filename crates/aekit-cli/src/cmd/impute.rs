@@ -53,6 +53,9 @@ fn resolve(a: &ImputeFitArgs) -> Result<ImputeRun> {
     if let Some(l) = parsed(&a.loss_on, "--loss-on")? {
         c.model.loss_on = l;
     }
+    if let Some(l) = parsed(&a.linear, "--linear")? {
+        c.model.linear = l;
+    }
     apply_loop(&mut c.model.train, &a.train);
     Ok(c)
 }

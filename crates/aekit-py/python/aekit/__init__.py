@@ -629,27 +629,32 @@ class PCA(_Model, TransformerMixin, BaseEstimator):
 
 class Imputer(_Model, TransformerMixin, BaseEstimator):
     """The MIDAS imputer: a denoising autoencoder over the observed cells
-    (NaN marks a missing one); ``transform`` returns X with its NaN cells
-    filled and every observed cell unchanged. Parameters are
-    ``aekit impute``'s ``[model]`` and ``[train]``."""
+    (NaN marks a missing one), beside a linear path (a Gaussian fitted by
+    EM, for up to 256 columns) whose fill it corrects; ``transform`` returns
+    X with its NaN cells filled and every observed cell unchanged.
+    Parameters are ``aekit impute``'s ``[model]`` and ``[train]``;
+    ``layers=None`` is 64,64 with the linear path and 256,256,256 without;
+    ``linear`` is ``"auto"``, ``"gaussian"`` or ``"none"``."""
 
     _core_class = _aekit.ImputerCore
 
     def __init__(
         self,
         *,
-        layers=(256, 256, 256),
+        layers=None,
+        linear="auto",
         corruption=0.2,
         dropout=0.5,
         max_iter=200,
-        batch_size=16,
+        batch_size=32,
         learning_rate=1e-3,
-        patience=10,
+        patience=3,
         random_state=None,
         n_jobs=1,
         verbose=0,
     ):
         self.layers = layers
+        self.linear = linear
         self.corruption = corruption
         self.dropout = dropout
         self.max_iter = max_iter
@@ -665,7 +670,8 @@ class Imputer(_Model, TransformerMixin, BaseEstimator):
         if np.isinf(X).any():
             raise ValueError("Input X contains infinity: only NaN may mark a missing cell")
         settings = {
-            "layers": [int(w) for w in self.layers],
+            "layers": [] if self.layers is None else [int(w) for w in self.layers],
+            "linear": str(self.linear),
             "corruption": float(self.corruption),
             "dropout": float(self.dropout),
             "train": {

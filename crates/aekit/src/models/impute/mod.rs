@@ -6,6 +6,7 @@
 //! from its outputs, once, or several times with dropout left on (multiple
 //! imputation).
 
+pub mod gaussian;
 pub mod network;
 pub mod schema;
 
@@ -18,6 +19,7 @@ use crate::train::{
     fit_loop_with, Checkpointing, Finished, Fit, FitReport, Minibatches, Objective, Observer, Optimizer,
     Shuffle, StepRule, TrainConfig,
 };
+use gaussian::Gaussian;
 use network::{Head, Net, Workspace};
 use rand::Rng as _;
 use schema::{Encoded, Kind, Schema};
@@ -70,12 +72,48 @@ impl std::str::FromStr for LossOn {
     }
 }
 
+/// Encoded rows at most this wide get the linear path under `linear = "auto"`.
+pub const LINEAR_AUTO_MAX_WIDTH: usize = 256;
+
+/// The linear path beside the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Linear {
+    /// The Gaussian path for encoded rows up to
+    /// [`LINEAR_AUTO_MAX_WIDTH`] values wide, none for wider ones (its EM
+    /// costs a Cholesky factorisation of each row's missing block a round).
+    #[default]
+    Auto,
+    /// A multivariate normal fitted by EM fills each missing cell with its
+    /// conditional mean; the network reads the filled row and learns a
+    /// correction to it ([`gaussian`]).
+    Gaussian,
+    /// The network alone (MIDAS: a missing cell enters as 0 beside its mask).
+    None,
+}
+
+impl std::str::FromStr for Linear {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Linear::Auto),
+            "gaussian" => Ok(Linear::Gaussian),
+            "none" => Ok(Linear::None),
+            _ => Err(format!(
+                "unknown linear path `{s}` (expected auto, gaussian or none)"
+            )),
+        }
+    }
+}
+
 /// The imputer's settings (`[model]` of `aekit impute`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImputerConfig {
     pub arch: Arch,
-    /// Encoder widths (MIDAS); the decoder mirrors them.
+    /// Encoder widths (MIDAS); the decoder mirrors them. Empty (the
+    /// default): 64,64 with the linear path (the network only corrects its
+    /// fill), 256,256,256 (MIDAS's) without.
     pub layers: Vec<usize>,
     /// Hidden activation (`elu`, `relu`, `tanh`); MIDA uses tanh.
     pub activation: Activation,
@@ -91,8 +129,10 @@ pub struct ImputerConfig {
     /// `hidden` only those the corruption hid from the input (the
     /// imputation task alone).
     pub loss_on: LossOn,
-    /// The loop (`[train]`): Adam, step 1e-3, batch 16, up to 200 epochs,
-    /// patience 10 by default.
+    /// The linear path: `auto` (the default), `gaussian` or `none`.
+    pub linear: Linear,
+    /// The loop (`[train]`): Adam, step 1e-3, batch 32, up to 200 epochs,
+    /// patience 3 by default.
     pub train: TrainConfig,
 }
 
@@ -100,27 +140,28 @@ impl Default for ImputerConfig {
     fn default() -> Self {
         ImputerConfig {
             arch: Arch::Midas,
-            layers: vec![256, 256, 256],
+            layers: Vec::new(),
             activation: Activation::Elu,
             corruption: 0.2,
             dropout: 0.5,
             val_fraction: 0.1,
             loss_on: LossOn::Observed,
+            linear: Linear::Auto,
             train: ImputerConfig::default_train(),
         }
     }
 }
 
 impl ImputerConfig {
-    /// The loop's defaults for imputation: Adam, step 1e-3, batch 16, up to
-    /// 200 epochs, patience 10.
+    /// The loop's defaults for imputation: Adam, step 1e-3, batch 32, up to
+    /// 200 epochs, patience 3.
     pub fn default_train() -> TrainConfig {
         TrainConfig {
             epochs: 200,
-            batch: 16,
+            batch: 32,
             optimizer: Optimizer::Adam,
             lr: 1e-3,
-            patience: 10,
+            patience: 3,
             ..TrainConfig::default()
         }
     }
@@ -148,11 +189,8 @@ impl ImputerConfig {
                 "the imputer trains with adam or sgd",
             ));
         }
-        if self.arch == Arch::Midas && (self.layers.is_empty() || self.layers.contains(&0)) {
-            return Err(Error::config(
-                "model.layers",
-                "needs at least one layer, each of at least 1 unit",
-            ));
+        if self.arch == Arch::Midas && self.layers.contains(&0) {
+            return Err(Error::config("model.layers", "each layer needs at least 1 unit"));
         }
         if self.activation == Activation::Sigmoid || self.activation == Activation::Identity {
             return Err(Error::config(
@@ -163,9 +201,20 @@ impl ImputerConfig {
         Ok(())
     }
 
+    /// Whether rows `width` values wide take the linear path.
+    pub fn linear_for(&self, width: usize) -> bool {
+        match self.linear {
+            Linear::Auto => width <= LINEAR_AUTO_MAX_WIDTH,
+            Linear::Gaussian => true,
+            Linear::None => false,
+        }
+    }
+
     /// The hidden widths for an encoded row of `width` values.
     pub fn hidden(&self, width: usize) -> Vec<usize> {
         let enc: Vec<usize> = match self.arch {
+            Arch::Midas if self.layers.is_empty() && self.linear_for(width) => vec![64, 64],
+            Arch::Midas if self.layers.is_empty() => vec![256, 256, 256],
             Arch::Midas => self.layers.clone(),
             Arch::Mida => vec![width + 7, width + 14, width + 21],
         };
@@ -179,6 +228,8 @@ pub struct Imputer {
     pub config: ImputerConfig,
     pub schema: Option<Schema>,
     params: Vec<f32>,
+    /// The linear path, when the settings and the table's width call for it.
+    gauss: Option<Gaussian>,
 }
 
 impl Imputer {
@@ -187,7 +238,13 @@ impl Imputer {
             config,
             schema: None,
             params: Vec::new(),
+            gauss: None,
         }
+    }
+
+    /// Whether rows `width` values wide take the linear path.
+    pub fn linear_for(&self, width: usize) -> bool {
+        self.config.linear_for(width)
     }
 
     /// The network for the fitted schema.
@@ -197,8 +254,9 @@ impl Imputer {
             .as_ref()
             .ok_or_else(|| Error::config("model", "the imputer is not fitted yet"))?;
         let w = s.width();
-        // The input is each row's values (0 where missing) and its mask, so
-        // that a missing cell is not read as the column's mean.
+        // The input is each row's values (0 where missing, or the linear
+        // path's fill) and its mask, so that a missing cell is not read as
+        // an observed one.
         let mut sizes = vec![2 * w];
         sizes.extend(self.config.hidden(w));
         sizes.push(w);
@@ -210,6 +268,7 @@ impl Imputer {
             sizes,
             act,
             heads: Head::of(s),
+            residual: self.linear_for(w),
         })
     }
 
@@ -249,6 +308,11 @@ impl Imputer {
         )?;
         let mut rng = seeded(self.config.train.seed);
         self.params = net.init(&mut rng);
+        if net.residual {
+            // The network starts as no correction: the linear fill itself.
+            let (w, b) = net.layer(net.depth() - 1);
+            self.params[w.start..b.end].fill(0.0);
+        }
         // Hold out a fraction of the observed cells (whole columns' groups).
         let groups: Vec<Range<usize>> = net.heads.iter().map(Head::range).collect();
         let mut train_mask = data.mask.clone();
@@ -266,8 +330,22 @@ impl Imputer {
                 }
             }
         }
+        // The linear path, fitted to the training cells.
+        let par = Par::from_threads(self.config.train.resolved_threads());
+        self.gauss = if net.residual {
+            Some(Gaussian::fit(
+                &data.x,
+                &train_mask,
+                data.n,
+                data.width,
+                None,
+                par,
+            )?)
+        } else {
+            None
+        };
         // The training input: observed cells only (held-out cells hidden too).
-        let input = net_input(&data.x, &train_mask, data.width);
+        let input = net_input(&data.x, &train_mask, data.width, self.gauss.as_ref(), None);
         let o = ImputeObjective {
             net: &net,
             input: &input,
@@ -278,8 +356,9 @@ impl Imputer {
             corruption: self.config.corruption,
             dropout: self.config.dropout,
             loss_on: self.config.loss_on,
+            gauss: self.gauss.as_ref(),
         };
-        let par = Par::from_threads(self.config.train.resolved_threads());
+        let par = net_par(&net, self.config.train.batch, par);
         let mut run = ImputeFit {
             batches: Minibatches::new(&o, self.config.train.batch, 1, par, Shuffle::Fresh),
             o: &o,
@@ -291,9 +370,29 @@ impl Imputer {
         };
         obs.on_start(self.config.train.epochs, run.batches.batches_per_epoch());
         let patience = if held > 0 { self.config.train.patience } else { 0 };
-        let report = fit_loop_with(&mut run, self.config.train.epochs, patience, obs, "train.lr", ck);
+        let report = fit_loop_with(&mut run, self.config.train.epochs, patience, obs, "train.lr", ck)?;
         self.params = run.params;
-        report
+        // The network is chosen; the linear path may now see the held-out
+        // cells too (a few EM rounds from where it stands).
+        if let (Some(g), true) = (&self.gauss, held > 0) {
+            let par = Par::from_threads(self.config.train.resolved_threads());
+            self.gauss = Some(Gaussian::fit(
+                &data.x,
+                &data.mask,
+                data.n,
+                data.width,
+                Some(g),
+                par,
+            )?);
+        }
+        // The model file keeps the linear path in f32: use it as it will be
+        // read back, so that a saved (or pickled) model fills alike.
+        if let Some(g) = &self.gauss {
+            let (mean, prec) = g.to_f32();
+            let rounded = Gaussian::from_f32(&mean, &prec).map_err(|e| Error::config("model.linear", e))?;
+            self.gauss = Some(rounded);
+        }
+        Ok(report)
     }
 
     /// The network's outputs after its heads, `[n, width]`, for `data`'s
@@ -303,12 +402,23 @@ impl Imputer {
         if 2 * data.width != net.sizes[0] {
             return Err(Error::shape("encoded rows", net.sizes[0] / 2, data.width));
         }
-        let input = net_input(&data.x, &data.mask, data.width);
+        let mut mc = mc;
+        // With dropout on, the linear fill is a draw too.
+        let input = net_input(
+            &data.x,
+            &data.mask,
+            data.width,
+            self.gauss.as_ref(),
+            mc.as_deref_mut(),
+        );
         let chunk = 1024.min(data.n.max(1));
         let mut ws = net.workspace(chunk);
         let mut out = vec![0.0f32; data.n * data.width];
-        let par = Par::from_threads(self.config.train.resolved_threads());
-        let mut mc = mc;
+        let par = net_par(
+            &net,
+            chunk,
+            Par::from_threads(self.config.train.resolved_threads()),
+        );
         let mut masks: Vec<Vec<f32>> = vec![Vec::new(); net.depth() - 1];
         for start in (0..data.n).step_by(chunk) {
             let rows = chunk.min(data.n - start);
@@ -400,11 +510,24 @@ impl Imputer {
             "config".into(),
             toml::to_string(&self.config).expect("configs serialise"),
         );
-        let t = [NamedTensor {
+        let mut t = vec![NamedTensor {
             name: "params",
             shape: vec![self.params.len()],
             data: &self.params,
         }];
+        let lin = self.gauss.as_ref().map(Gaussian::to_f32);
+        if let Some((mean, prec)) = &lin {
+            t.push(NamedTensor {
+                name: "linear.mean",
+                shape: vec![mean.len()],
+                data: mean,
+            });
+            t.push(NamedTensor {
+                name: "linear.precision",
+                shape: vec![mean.len(), mean.len()],
+                data: prec,
+            });
+        }
         save(path, &t, meta)
     }
 
@@ -415,8 +538,14 @@ impl Imputer {
         let bad = |what: &str, e: String| Error::format(path, format!("bad {what} in metadata: {e}"));
         let schema: Schema =
             serde_json::from_str(f.meta("schema")?).map_err(|e| bad("schema", e.to_string()))?;
-        let config: ImputerConfig =
-            toml::from_str(f.meta("config")?).map_err(|e| bad("config", e.to_string()))?;
+        let text = f.meta("config")?;
+        let mut config: ImputerConfig = toml::from_str(text).map_err(|e| bad("config", e.to_string()))?;
+        // Models written before the linear path existed have no `linear`
+        // key: they are the network alone.
+        let keys: toml::Table = toml::from_str(text).map_err(|e| bad("config", e.to_string()))?;
+        if !keys.contains_key("linear") {
+            config.linear = Linear::None;
+        }
         config
             .validate()
             .map_err(|e| Error::format(path, e.to_string()))?;
@@ -430,16 +559,62 @@ impl Imputer {
             ));
         }
         m.params = f.take("params", &[n])?;
+        if m.net()?.residual {
+            let w = m.schema.as_ref().map_or(0, Schema::width);
+            if f.shape_of("linear.mean") != Some(vec![w])
+                || f.shape_of("linear.precision") != Some(vec![w, w])
+            {
+                return Err(Error::format(
+                    path,
+                    format!("the linear path's `linear.mean` [{w}] and `linear.precision` [{w}, {w}] are missing or misshapen"),
+                ));
+            }
+            let mean = f.take("linear.mean", &[w])?;
+            let prec = f.take("linear.precision", &[w, w])?;
+            m.gauss = Some(Gaussian::from_f32(&mean, &prec).map_err(|e| Error::format(path, e))?);
+        }
         Ok(m)
     }
 }
 
-/// The network's input rows: `[values · mask, mask]`, `[n, 2·width]`.
-fn net_input(x: &[f32], mask: &[f32], width: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(2 * x.len());
-    for (xr, mr) in x.chunks_exact(width).zip(mask.chunks_exact(width)) {
-        out.extend(xr.iter().zip(mr).map(|(&v, &m)| v * m));
-        out.extend_from_slice(mr);
+/// Threads for a network's products on batches of `rows`: none when a batch
+/// is too small a job to share out (a 64-wide network on batches of 32 spent
+/// a third of its time handing work to threads and waiting).
+fn net_par(net: &Net, rows: usize, par: Par) -> Par {
+    if net.n_params() * rows < 1 << 22 {
+        Par::Seq
+    } else {
+        par
+    }
+}
+
+/// The network's input rows, `[n, 2·width]`: `[values · mask, mask]`, or
+/// with the linear path `[observed values and the fill of the others,
+/// mask]` (the fill drawn from its conditional distribution when `rng` is
+/// given).
+fn net_input(
+    x: &[f32],
+    mask: &[f32],
+    width: usize,
+    gauss: Option<&Gaussian>,
+    mut rng: Option<&mut Rng>,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; 2 * x.len()];
+    let mut s = gaussian::Scratch::default();
+    for ((o, xr), mr) in out
+        .chunks_exact_mut(2 * width)
+        .zip(x.chunks_exact(width))
+        .zip(mask.chunks_exact(width))
+    {
+        let (v, m) = o.split_at_mut(width);
+        match gauss {
+            Some(g) => g.fill(xr, mr, &mut s, v, rng.as_deref_mut()),
+            None => v
+                .iter_mut()
+                .zip(xr.iter().zip(mr))
+                .for_each(|(o, (&a, &b))| *o = a * b),
+        }
+        m.copy_from_slice(mr);
     }
     out
 }
@@ -464,6 +639,7 @@ pub struct ImputeObjective<'a> {
     corruption: f32,
     dropout: f32,
     loss_on: LossOn,
+    gauss: Option<&'a Gaussian>,
 }
 
 impl Objective for ImputeObjective<'_> {
@@ -496,6 +672,7 @@ impl Objective for ImputeObjective<'_> {
         b.input.clear();
         b.target.clear();
         b.mask.clear();
+        let mut s = gaussian::Scratch::default();
         for &i in idx {
             let row = i * w..(i + 1) * w;
             let (start, at) = (b.target.len(), b.input.len());
@@ -514,6 +691,11 @@ impl Objective for ImputeObjective<'_> {
                 } else if self.loss_on == LossOn::Hidden {
                     b.mask[start + g.start..start + g.end].fill(0.0);
                 }
+            }
+            // The linear fill of the cells the input now lacks.
+            if let Some(g) = self.gauss {
+                let (v, m) = b.input[at..at + 2 * w].split_at_mut(w);
+                g.fill(&self.target[i * w..(i + 1) * w], m, &mut s, v, None);
             }
         }
         for (j, m) in b.drop.iter_mut().enumerate() {
@@ -838,9 +1020,16 @@ mod tests {
         for r in (0..n).step_by(5) {
             x[[r, 2]] = f32::NAN;
         }
+        for linear in [Linear::None, Linear::Gaussian] {
+            array_face_case(&x, &truth, n, linear);
+        }
+    }
+
+    fn array_face_case(x: &ndarray::Array2<f32>, truth: &ndarray::Array2<f32>, n: usize, linear: Linear) {
         let cfg = ImputerConfig {
             layers: vec![32, 16],
             dropout: 0.1,
+            linear,
             train: TrainConfig {
                 epochs: 60,
                 threads: 1,
@@ -869,7 +1058,7 @@ mod tests {
         let (rmse, rmse_mean) = ((se / k as f64).sqrt(), (se_mean / k as f64).sqrt());
         assert!(
             rmse < 0.5 * rmse_mean,
-            "RMSE {rmse} against the mean's {rmse_mean}"
+            "{linear:?}: RMSE {rmse} against the mean's {rmse_mean}"
         );
         // Multiple imputation: draws differ on the missing cells only.
         let draws = imp.transform_multiple(x.view(), 3, 7).unwrap();
@@ -877,7 +1066,7 @@ mod tests {
             for c in 0..3 {
                 let v: Vec<f32> = (0..3).map(|m| draws[[m, r, c]]).collect();
                 if x[[r, c]].is_nan() {
-                    assert!(v[0] != v[1] || v[1] != v[2], "row {r}: draws equal");
+                    assert!(v[0] != v[1] || v[1] != v[2], "{linear:?}, row {r}: draws equal");
                 } else {
                     assert!(v.iter().all(|&d| d == x[[r, c]]));
                 }
@@ -891,5 +1080,163 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("row 1, column 0"));
+    }
+
+    /// A column that is the square of another: no linear fill can give it
+    /// (its conditional mean given the others is linear in nothing), so the
+    /// network's correction must carry it. The filled cells beat the
+    /// Gaussian path's own fill by a wide margin, and that fill beats the
+    /// column's mean on the linear part.
+    #[test]
+    fn the_network_corrects_what_the_linear_fill_misses() {
+        let mut rng = seeded(9);
+        let n = 1500;
+        let mut x = ndarray::Array2::<f32>::zeros((n, 3));
+        for r in 0..n {
+            let (a, b): (f32, f32) = (rng.random_range(-1.5..1.5), rng.random_range(-1.0..1.0));
+            x[[r, 0]] = a;
+            x[[r, 1]] = b;
+            x[[r, 2]] = a * a + 0.5 * b;
+        }
+        let truth = x.clone();
+        for r in (0..n).step_by(4) {
+            x[[r, 2]] = f32::NAN;
+        }
+        let cfg = ImputerConfig {
+            linear: Linear::Gaussian,
+            dropout: 0.1,
+            train: TrainConfig {
+                epochs: 150,
+                patience: 20,
+                threads: 1,
+                ..ImputerConfig::default_train()
+            },
+            ..ImputerConfig::default()
+        };
+        let mut imp = Imputer::new(cfg);
+        imp.fit_array(x.view(), &mut crate::train::Silent).unwrap();
+        let filled = imp.transform_array(x.view()).unwrap();
+        // The linear path's fill alone, in the column's units.
+        let data = imp.encode_array(&x.view()).unwrap();
+        let g = imp.gauss.as_ref().expect("the linear path is on");
+        let Kind::Continuous { mean, sd, .. } = imp.schema.as_ref().unwrap().columns[2].kind else {
+            unreachable!()
+        };
+        let mut s = gaussian::Scratch::default();
+        let mut row = [0.0f32; 3];
+        let (mut se_net, mut se_lin, mut k) = (0.0f64, 0.0f64, 0);
+        for r in (0..n).step_by(4) {
+            g.fill(
+                &data.x[r * 3..r * 3 + 3],
+                &data.mask[r * 3..r * 3 + 3],
+                &mut s,
+                &mut row,
+                None,
+            );
+            let lin = row[2] as f64 * sd + mean;
+            se_lin += (lin - truth[[r, 2]] as f64).powi(2);
+            se_net += ((filled[[r, 2]] - truth[[r, 2]]) as f64).powi(2);
+            k += 1;
+        }
+        let (net, lin) = ((se_net / k as f64).sqrt(), (se_lin / k as f64).sqrt());
+        // a² on [−1.5, 1.5] has sd 0.6: the linear fill's error.
+        assert!(lin > 0.5, "the linear fill cannot know a²: RMSE {lin}");
+        assert!(
+            net < 0.5 * lin,
+            "network RMSE {net} against the linear fill's {lin}"
+        );
+    }
+
+    /// A model with the linear path saves and loads to the same fills and
+    /// draws; a model file from before the linear path (no `linear` key in
+    /// its settings, no `linear.*` tensors) loads as the network alone; a
+    /// file whose linear path is missing is refused naming the tensors.
+    #[test]
+    fn models_with_and_without_the_linear_path_round_trip() {
+        let mut rng = seeded(2);
+        let mut x = ndarray::Array2::<f32>::zeros((120, 4));
+        for r in 0..120 {
+            let a: f32 = rng.random_range(-1.0..1.0);
+            x.row_mut(r).assign(&ndarray::arr1(&[
+                a,
+                2.0 * a,
+                rng.random_range(-1.0..1.0),
+                a + 1.0,
+            ]));
+            if r % 3 == 0 {
+                x[[r, r % 4]] = f32::NAN;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let train = TrainConfig {
+            epochs: 3,
+            threads: 1,
+            ..ImputerConfig::default_train()
+        };
+        let mut with = Imputer::new(ImputerConfig {
+            train: train.clone(),
+            ..ImputerConfig::default()
+        });
+        with.fit_array(x.view(), &mut crate::train::Silent).unwrap();
+        assert!(with.gauss.is_some());
+        let path = dir.path().join("with.safetensors");
+        with.save(&path).unwrap();
+        let back = Imputer::load(&path).unwrap();
+        // Bit for bit: the fitted model uses its linear path as the file
+        // keeps it.
+        assert_eq!(
+            back.transform_array(x.view()).unwrap(),
+            with.transform_array(x.view()).unwrap()
+        );
+        assert_eq!(
+            back.transform_multiple(x.view(), 2, 5).unwrap(),
+            with.transform_multiple(x.view(), 2, 5).unwrap()
+        );
+        // An older file: the network alone, settings without `linear`.
+        let mut alone = Imputer::new(ImputerConfig {
+            linear: Linear::None,
+            layers: vec![16],
+            train,
+            ..ImputerConfig::default()
+        });
+        alone.fit_array(x.view(), &mut crate::train::Silent).unwrap();
+        let config: String = toml::to_string(&alone.config)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("linear"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let write = |file: &str, config: &str| {
+            let mut meta = std::collections::HashMap::new();
+            meta.insert("format".to_string(), "aekit.imputer".to_string());
+            meta.insert(
+                "schema".into(),
+                serde_json::to_string(alone.schema.as_ref().unwrap()).unwrap(),
+            );
+            meta.insert("config".into(), config.to_string());
+            let t = [crate::io::safetensors::NamedTensor {
+                name: "params",
+                shape: vec![alone.params.len()],
+                data: &alone.params,
+            }];
+            let p = dir.path().join(file);
+            crate::io::safetensors::save(&p, &t, meta).unwrap();
+            p
+        };
+        let old = Imputer::load(&write("old.safetensors", &config)).unwrap();
+        assert_eq!(old.config.linear, Linear::None);
+        assert_eq!(
+            old.transform_array(x.view()).unwrap(),
+            alone.transform_array(x.view()).unwrap()
+        );
+        // Settings that ask for the linear path, without its tensors.
+        let gaussian = format!("linear = \"gaussian\"\n{config}");
+        let err = Imputer::load(&write("broken.safetensors", &gaussian))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linear.mean") && err.contains("broken.safetensors"),
+            "{err}"
+        );
     }
 }

@@ -53,6 +53,10 @@ pub struct Net {
     pub sizes: Vec<usize>,
     pub act: Activation,
     pub heads: Vec<Head>,
+    /// A continuous column's output is the input's value (the linear
+    /// path's fill where the cell is hidden) plus the network's: it learns
+    /// a correction.
+    pub residual: bool,
 }
 
 /// Activations of a batch: per layer, the post-activation values `h` and
@@ -143,6 +147,16 @@ impl Net {
         }
     }
 
+    /// What a continuous column's output adds to the network's: the
+    /// input's value under `residual`, else 0.
+    fn base(&self, ws: &Workspace, r: usize, i: usize) -> f32 {
+        if self.residual {
+            ws.a[0][r * self.sizes[0] + i]
+        } else {
+            0.0
+        }
+    }
+
     /// The output after the heads (values, probabilities) of the last
     /// forward pass, `[rows, width]`, into `out`.
     pub fn outputs(&self, ws: &Workspace, rows: usize, out: &mut [f32]) {
@@ -153,7 +167,7 @@ impl Net {
             let row = &mut out[r * width..(r + 1) * width];
             for h in &self.heads {
                 match h {
-                    Head::Linear(_) => {}
+                    Head::Linear(i) => row[*i] += self.base(ws, r, *i),
                     Head::Sigmoid(i) => row[*i] = crate::layers::activation::sigmoid(row[*i]),
                     Head::Softmax(g) => softmax(&mut row[g.clone()]),
                 }
@@ -181,6 +195,7 @@ impl Net {
         {
             let z = &ws.a[d][..rows * width];
             let delta = &mut ws.delta[..rows * width];
+            let a0 = &ws.a[0];
             delta.fill(0.0);
             for r in 0..rows {
                 let o = r * width;
@@ -192,8 +207,13 @@ impl Net {
                     let (zr, tr) = (&z[o + g.start..o + g.end], &target[o + g.start..o + g.end]);
                     let dr = &mut delta[o + g.start..o + g.end];
                     match h {
-                        Head::Linear(_) => {
-                            let e = zr[0] - tr[0];
+                        Head::Linear(i) => {
+                            let base = if self.residual {
+                                a0[r * self.sizes[0] + *i]
+                            } else {
+                                0.0
+                            };
+                            let e = zr[0] + base - tr[0];
                             loss += 0.5 * (e as f64) * (e as f64);
                             dr[0] = e;
                         }
@@ -274,6 +294,7 @@ mod tests {
                     Head::Softmax(2..5),
                     Head::Linear(5),
                 ],
+                residual: act == Activation::Tanh,
             };
             let mut rng = crate::tensor::rng::seeded(5);
             let p = net.init(&mut rng);
