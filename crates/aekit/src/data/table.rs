@@ -28,8 +28,9 @@ pub struct CsvOptions {
 pub struct Table {
     pub header: Vec<String>,
     text: String,
-    /// Cell k's text is `text[ends[k - 1]..ends[k]]` (`ends[-1]` = 0).
-    ends: Vec<usize>,
+    /// Cell k's text is `text[ends[k - 1]..ends[k]]` (`ends[-1]` = 0);
+    /// 4 bytes a cell, so a table's cell text is at most 4 GiB.
+    ends: Vec<u32>,
     pub delimiter: u8,
     pub path: PathBuf,
     missing: Vec<String>,
@@ -54,7 +55,7 @@ impl Table {
             }
             for c in row {
                 t.text.push_str(c);
-                t.ends.push(t.text.len());
+                t.ends.push(end_of(t.text.len(), path)?);
             }
         }
         Ok(t)
@@ -108,7 +109,7 @@ impl Table {
                 Ok(true) => {
                     for f in rec.iter() {
                         t.text.push_str(f);
-                        t.ends.push(t.text.len());
+                        t.ends.push(end_of(t.text.len(), path)?);
                     }
                 }
                 Err(e) => return Err(csv_error(path, e)),
@@ -118,6 +119,7 @@ impl Table {
             return Err(Error::format(path, "has a header but no data rows"));
         }
         t.text.shrink_to_fit();
+        t.ends.shrink_to_fit();
         Ok(t)
     }
 
@@ -138,8 +140,8 @@ impl Table {
     /// The text of row `r`, column `c`, exactly as read.
     pub fn cell(&self, r: usize, c: usize) -> &str {
         let k = r * self.n_cols() + c;
-        let start = if k == 0 { 0 } else { self.ends[k - 1] };
-        &self.text[start..self.ends[k]]
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
     }
 
     /// Whether a cell's text means "missing" (trimmed; see [`MISSING`] and
@@ -163,20 +165,35 @@ impl Table {
         header: &[String],
         rows: impl Iterator<Item = Vec<&'a str>>,
     ) -> Result<()> {
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(self.delimiter)
-            .quote_style(csv::QuoteStyle::Necessary)
-            .from_writer(Vec::with_capacity(self.text.len() + self.ends.len() * 2));
-        let bad = |e: csv::Error| Error::format(path, format!("cannot write CSV: {e}"));
-        w.write_record(header).map_err(bad)?;
-        for row in rows {
-            w.write_record(&row).map_err(bad)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| Error::format(path, format!("cannot write CSV: {e}")))?;
-        crate::io::atomic_write(path, &bytes)
+        // Streamed into the temporary file that replaces `path` whole: the
+        // filled table is never held in memory.
+        crate::io::atomic_write_with(path, |f| {
+            use std::io::Write as _;
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(self.delimiter)
+                .quote_style(csv::QuoteStyle::Necessary)
+                .from_writer(std::io::BufWriter::with_capacity(1 << 20, f));
+            w.write_record(header).map_err(std::io::Error::other)?;
+            for row in rows {
+                w.write_record(&row).map_err(std::io::Error::other)?;
+            }
+            w.flush()?;
+            w.into_inner()
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .flush()
+        })
     }
+}
+
+/// A cell's end offset as the table keeps it; an error past 4 GiB of cell
+/// text.
+fn end_of(len: usize, path: &Path) -> Result<u32> {
+    u32::try_from(len).map_err(|_| {
+        Error::format(
+            path,
+            "holds more than 4 GiB of cell text, past what a table is read into (split the file)",
+        )
+    })
 }
 
 /// The delimiter of the header line: whichever of comma, semicolon and tab

@@ -11,6 +11,15 @@ use std::path::Path;
 /// new one, never half of one. A symbolic link is written through: its
 /// target is replaced, the link stays.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    atomic_write_with(path, |f| f.write_all(bytes))
+}
+
+/// Like [`atomic_write`], with the bytes written by `write` into the
+/// temporary file (streamed: never held whole in memory).
+pub fn atomic_write_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let resolved;
     let path = if path.is_symlink() {
         let target = std::fs::read_link(path).map_err(|e| Error::io("cannot read the link", path, e))?;
@@ -33,7 +42,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()
     };
     if let Err(e) = write() {

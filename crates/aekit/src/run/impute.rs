@@ -206,26 +206,22 @@ pub fn write_filled(imp: &Imputer, t: &Table, out: &Path, fill: &Fill, seed: u64
     }
     let tables = imp.impute(t, fill.m, fill.mode, seed, fill.strict)?;
     let files = output_files(out, fill);
-    let cols = t.n_cols();
     if fill.m.is_some() && fill.long {
         let mut header = vec![".imp".to_string()];
         header.extend(t.header.iter().cloned());
         let marks: Vec<String> = (1..=tables.len()).map(|k| k.to_string()).collect();
-        let rows = tables.iter().enumerate().flat_map(|(k, cells)| {
+        let rows = tables.iter().enumerate().flat_map(|(k, filled)| {
             let mark = marks[k].as_str();
-            cells.chunks(cols).map(move |row| {
+            filled.rows(t).map(move |row| {
                 let mut r = vec![mark];
-                r.extend(row.iter().map(String::as_str));
+                r.extend(row);
                 r
             })
         });
         t.write_rows(&files[0], &header, rows)?;
     } else {
-        for (cells, f) in tables.iter().zip(&files) {
-            let rows = cells
-                .chunks(cols)
-                .map(|row| row.iter().map(String::as_str).collect());
-            t.write_rows(f, &t.header, rows)?;
+        for (filled, f) in tables.iter().zip(&files) {
+            t.write_rows(f, &t.header, filled.rows(t))?;
         }
     }
     Ok(files)
@@ -382,7 +378,7 @@ pub fn overimpute(cfg: &ImputeRun, t: &Table, frac: f64) -> Result<OverimputeRep
         if cells.is_empty() || matches!(col.kind, Kind::Ignored) {
             continue;
         }
-        let got = |r: usize| filled[0][r * c + j].as_str();
+        let got = |r: usize| filled[0].get(r * c + j).unwrap_or("");
         let row = match &col.kind {
             Kind::Continuous { sd, .. } => {
                 let se: f64 = cells

@@ -153,56 +153,62 @@ impl Gaussian {
             _ => start(x, mask, d).ok_or_else(singular)?,
         };
         let mut g = Gaussian { d, precision, mean };
-        let mut f = vec![0.0f64; n * d];
         // Rows in blocks of at least 64 for the threads.
         let chunk = d * match par {
             Par::Seq => n.max(1),
             Par::Threads(t) => n.div_ceil(4 * t).max(64),
         };
+        // Each block fills its rows 256 at a time and sums them: the filled
+        // table is never held whole.
+        const ROWS: usize = 256;
         for _ in 0..if from.is_some() { REFIT_ROUNDS } else { MAX_ROUNDS } {
-            // E-step: each row's expected values (into `f`) and the
-            // conditional covariance of its missing block (summed).
-            let block = |fs: &mut [f64], xs: &[f32], ms: &[f32]| {
-                let mut c = vec![0.0f64; d * d];
+            // E-step: each row's expected values, summed with their outer
+            // products and the conditional covariance of the missing block.
+            let block = |xs: &[f32], ms: &[f32]| {
+                let mut sx = vec![0.0f64; d];
+                let mut sxx = vec![0.0f64; d * d];
+                let mut f = vec![0.0f64; ROWS * d];
                 let mut s = Scratch::default();
                 let (mut m, mut inv) = (Vec::new(), Vec::new());
-                for ((fr, xr), mr) in fs
-                    .chunks_exact_mut(d)
-                    .zip(xs.chunks_exact(d))
-                    .zip(ms.chunks_exact(d))
-                {
-                    let k = g.condition(xr, mr, &mut s, fr);
-                    if k > 0 {
-                        // Λ_MM⁻¹ from its factor, added on the missing block.
-                        factor_inverse(&s.a, k, &mut m, &mut inv);
-                        for (a, &i) in s.mis.iter().enumerate() {
-                            let ci = &mut c[i * d..(i + 1) * d];
-                            for (b, &j) in s.mis.iter().enumerate() {
-                                ci[j] += inv[a * k + b];
+                for (xb, mb) in xs.chunks(ROWS * d).zip(ms.chunks(ROWS * d)) {
+                    let fb = &mut f[..xb.len()];
+                    for ((fr, xr), mr) in fb
+                        .chunks_exact_mut(d)
+                        .zip(xb.chunks_exact(d))
+                        .zip(mb.chunks_exact(d))
+                    {
+                        let k = g.condition(xr, mr, &mut s, fr);
+                        if k > 0 {
+                            // Λ_MM⁻¹ from its factor, added on the missing block.
+                            factor_inverse(&s.a, k, &mut m, &mut inv);
+                            for (a, &i) in s.mis.iter().enumerate() {
+                                let ci = &mut sxx[i * d..(i + 1) * d];
+                                for (b, &j) in s.mis.iter().enumerate() {
+                                    ci[j] += inv[a * k + b];
+                                }
                             }
                         }
+                        sx.iter_mut().zip(fr.iter()).for_each(|(a, &v)| *a += v);
                     }
+                    let rows = fb.len() / d;
+                    gemm(d, d, rows, 1.0, fb, true, fb, false, true, &mut sxx, Par::Seq);
                 }
-                c
+                (sx, sxx)
             };
             // Blocks summed in a fixed order: the same result on every run.
-            let cs: Vec<Vec<f64>> = match par {
-                Par::Seq => vec![block(&mut f, x, mask)],
-                Par::Threads(_) => f
-                    .par_chunks_mut(chunk)
-                    .zip(x.par_chunks(chunk).zip(mask.par_chunks(chunk)))
-                    .map(|(fs, (xs, ms))| block(fs, xs, ms))
+            let sums: Vec<(Vec<f64>, Vec<f64>)> = match par {
+                Par::Seq => vec![block(x, mask)],
+                Par::Threads(_) => x
+                    .par_chunks(chunk)
+                    .zip(mask.par_chunks(chunk))
+                    .map(|(xs, ms)| block(xs, ms))
                     .collect(),
             };
-            let mut cs = cs.into_iter();
-            let mut sxx = cs.next().unwrap_or_else(|| vec![0.0; d * d]);
-            for c in cs {
-                sxx.iter_mut().zip(&c).for_each(|(u, v)| *u += v);
-            }
-            gemm(d, d, n, 1.0, &f, true, &f, false, true, &mut sxx, par);
-            let mut sx = vec![0.0f64; d];
-            for fr in f.chunks_exact(d) {
-                sx.iter_mut().zip(fr).for_each(|(a, &v)| *a += v);
+            let mut sums = sums.into_iter();
+            let (mut sx, mut sxx) = sums.next().unwrap_or_else(|| (vec![0.0; d], vec![0.0; d * d]));
+            for (a, b) in sums {
+                sx.iter_mut().zip(&a).for_each(|(u, v)| *u += v);
+                sxx.iter_mut().zip(&b).for_each(|(u, v)| *u += v);
             }
             // M-step.
             let nf = n.max(1) as f64;

@@ -316,7 +316,6 @@ impl Imputer {
         // Hold out a fraction of the observed cells (whole columns' groups).
         let groups: Vec<Range<usize>> = net.heads.iter().map(Head::range).collect();
         let mut train_mask = data.mask.clone();
-        let mut val_mask = vec![0.0f32; data.mask.len()];
         let mut held = 0usize;
         if self.config.val_fraction > 0.0 {
             for r in 0..data.n {
@@ -324,7 +323,6 @@ impl Imputer {
                     let o = r * data.width;
                     if data.mask[o + g.start] == 1.0 && rng.random::<f32>() < self.config.val_fraction {
                         train_mask[o + g.start..o + g.end].fill(0.0);
-                        val_mask[o + g.start..o + g.end].fill(1.0);
                         held += 1;
                     }
                 }
@@ -365,7 +363,8 @@ impl Imputer {
             params: std::mem::take(&mut self.params),
             opt: StepRule::new(&self.config.train),
             rng,
-            val: (held > 0).then_some((&val_mask, held)),
+            // The held-out cells: observed, and not in the training mask.
+            val: (held > 0).then_some((&data.mask, held)),
             par,
         };
         obs.on_start(self.config.train.epochs, run.batches.batches_per_epoch());
@@ -447,11 +446,12 @@ impl Imputer {
         Ok(out)
     }
 
-    /// The cells of `t` with every missing cell filled: `draws` tables (one
-    /// with dropout off and the most likely level when `draws` is `None`;
-    /// else that many with dropout on, binaries and categoricals drawn from
-    /// their probabilities unless `mode`). Observed and ignored cells are
-    /// their text as read. `seed` seeds the draws.
+    /// The fillings of `t`'s missing cells: `draws` of them (one with
+    /// dropout off and the most likely level when `draws` is `None`; else
+    /// that many with dropout on, binaries and categoricals drawn from
+    /// their probabilities unless `mode`). Observed and ignored cells stay
+    /// the table's text as read (see [`Filled::rows`]). `seed` seeds the
+    /// draws.
     pub fn impute(
         &self,
         t: &Table,
@@ -459,7 +459,7 @@ impl Imputer {
         mode: bool,
         seed: u64,
         strict: bool,
-    ) -> Result<Vec<Vec<String>>> {
+    ) -> Result<Vec<Filled>> {
         let schema = self
             .schema
             .as_ref()
@@ -470,10 +470,9 @@ impl Imputer {
         let mut tables = Vec::new();
         for _ in 0..draws.unwrap_or(1) {
             let out = self.predict(&data, draws.map(|_| &mut rng))?;
-            let mut cells = Vec::with_capacity(t.n_rows() * t.n_cols());
+            let mut cells = Vec::new();
             for r in 0..t.n_rows() {
                 for (c, col) in schema.columns.iter().enumerate() {
-                    let text = t.cell(r, c);
                     // Missing cells, and levels never seen in fitting, are
                     // those the encoding masked.
                     let filled =
@@ -481,13 +480,14 @@ impl Imputer {
                     if filled {
                         let o = r * data.width + offsets[c];
                         let u = (draws.is_some() && !mode).then(|| rng.random::<f64>());
-                        cells.push(schema.cell_text(c, &out[o..o + col.width()], u));
-                    } else {
-                        cells.push(text.to_string());
+                        cells.push((
+                            r * t.n_cols() + c,
+                            schema.cell_text(c, &out[o..o + col.width()], u),
+                        ));
                     }
                 }
             }
-            tables.push(cells);
+            tables.push(Filled { cells });
         }
         Ok(tables)
     }
@@ -574,6 +574,42 @@ impl Imputer {
             m.gauss = Some(Gaussian::from_f32(&mean, &prec).map_err(|e| Error::format(path, e))?);
         }
         Ok(m)
+    }
+}
+
+/// One filling of a table: the text of each cell it filled, by cell index
+/// (row × columns + column), in order. Only the filled cells are held, so a
+/// large table's observed cells are never copied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filled {
+    pub cells: Vec<(usize, String)>,
+}
+
+impl Filled {
+    /// `t`'s rows with the filled cells in place (every other cell its text
+    /// as read).
+    pub fn rows<'a>(&'a self, t: &'a Table) -> impl Iterator<Item = Vec<&'a str>> + 'a {
+        let cols = t.n_cols();
+        (0..t.n_rows()).scan(0usize, move |at, r| {
+            let row = (0..cols)
+                .map(|c| match self.cells.get(*at) {
+                    Some((k, text)) if *k == r * cols + c => {
+                        *at += 1;
+                        text.as_str()
+                    }
+                    _ => t.cell(r, c),
+                })
+                .collect();
+            Some(row)
+        })
+    }
+
+    /// The filled text of cell `k` (row × columns + column), if filled.
+    pub fn get(&self, k: usize) -> Option<&str> {
+        self.cells
+            .binary_search_by_key(&k, |c| c.0)
+            .ok()
+            .map(|i| self.cells[i].1.as_str())
     }
 }
 
@@ -769,6 +805,7 @@ struct ImputeFit<'a> {
     params: Vec<f32>,
     opt: StepRule,
     rng: Rng,
+    /// Every observed cell's mask and how many are held out.
     val: Option<(&'a Vec<f32>, usize)>,
     par: Par,
 }
@@ -781,7 +818,7 @@ impl Fit for ImputeFit<'_> {
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {
-        let Some((mask, held)) = self.val else {
+        let Some((observed, held)) = self.val else {
             return Ok(None);
         };
         let net = self.o.net;
@@ -789,9 +826,17 @@ impl Fit for ImputeFit<'_> {
         let chunk = 1024.min(n.max(1));
         let mut ws = net.workspace(chunk);
         let mut loss = 0.0;
+        let mut held_out = Vec::with_capacity(chunk * w);
         for start in (0..n).step_by(chunk) {
             let rows = chunk.min(n - start);
             let span = start * w..(start + rows) * w;
+            held_out.clear();
+            held_out.extend(
+                observed[span.clone()]
+                    .iter()
+                    .zip(&self.o.mask[span.clone()])
+                    .map(|(&o, &t)| o - t),
+            );
             net.forward(
                 &self.params,
                 &self.o.input[2 * start * w..2 * (start + rows) * w],
@@ -804,7 +849,7 @@ impl Fit for ImputeFit<'_> {
             loss += net.loss_backward(
                 &self.params,
                 &self.o.target[span.clone()],
-                &mask[span],
+                &held_out,
                 rows,
                 &[],
                 &mut ws,
