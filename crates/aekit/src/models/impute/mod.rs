@@ -342,11 +342,8 @@ impl Imputer {
         } else {
             None
         };
-        // The training input: observed cells only (held-out cells hidden too).
-        let input = net_input(&data.x, &train_mask, data.width, self.gauss.as_ref(), None);
         let o = ImputeObjective {
             net: &net,
-            input: &input,
             target: &data.x,
             mask: &train_mask,
             groups: &groups,
@@ -397,31 +394,45 @@ impl Imputer {
     /// The network's outputs after its heads, `[n, width]`, for `data`'s
     /// observed cells; with `mc`, dropout stays on, drawn from it.
     pub fn predict(&self, data: &Encoded, mc: Option<&mut Rng>) -> Result<Vec<f32>> {
+        self.predict_rows(data, 0..data.n, mc)
+    }
+
+    /// [`Imputer::predict`] for the rows `range` of `data` only, `[rows,
+    /// width]`.
+    pub fn predict_rows(
+        &self,
+        data: &Encoded,
+        range: Range<usize>,
+        mc: Option<&mut Rng>,
+    ) -> Result<Vec<f32>> {
         let net = self.net()?;
         if 2 * data.width != net.sizes[0] {
             return Err(Error::shape("encoded rows", net.sizes[0] / 2, data.width));
         }
         let mut mc = mc;
-        // With dropout on, the linear fill is a draw too.
-        let input = net_input(
-            &data.x,
-            &data.mask,
-            data.width,
-            self.gauss.as_ref(),
-            mc.as_deref_mut(),
-        );
-        let chunk = 1024.min(data.n.max(1));
+        let n = range.len();
+        let chunk = 1024.min(n.max(1));
         let mut ws = net.workspace(chunk);
-        let mut out = vec![0.0f32; data.n * data.width];
+        let mut out = vec![0.0f32; n * data.width];
         let par = net_par(
             &net,
             chunk,
             Par::from_threads(self.config.train.resolved_threads()),
         );
         let mut masks: Vec<Vec<f32>> = vec![Vec::new(); net.depth() - 1];
-        for start in (0..data.n).step_by(chunk) {
-            let rows = chunk.min(data.n - start);
-            let x = &input[start * 2 * data.width..(start + rows) * 2 * data.width];
+        for start in (0..n).step_by(chunk) {
+            let rows = chunk.min(n - start);
+            // The input a chunk at a time (a table's whole input would be
+            // 8 bytes a cell more); with dropout on, the linear fill is a
+            // draw too.
+            let span = (range.start + start) * data.width..(range.start + start + rows) * data.width;
+            let x = net_input(
+                &data.x[span.clone()],
+                &data.mask[span],
+                data.width,
+                self.gauss.as_ref(),
+                mc.as_deref_mut(),
+            );
             let drop: Option<Vec<&[f32]>> = match mc.as_deref_mut() {
                 Some(rng) => {
                     for (j, m) in masks.iter_mut().enumerate() {
@@ -436,7 +447,7 @@ impl Imputer {
                 }
                 None => None,
             };
-            net.forward(&self.params, x, rows, drop.as_deref(), &mut ws, par);
+            net.forward(&self.params, &x, rows, drop.as_deref(), &mut ws, par);
             net.outputs(
                 &ws,
                 rows,
@@ -469,25 +480,31 @@ impl Imputer {
         let mut rng = seeded(seed ^ 0x1397_a7e5);
         let mut tables = Vec::new();
         for _ in 0..draws.unwrap_or(1) {
-            let out = self.predict(&data, draws.map(|_| &mut rng))?;
-            let mut cells = Vec::new();
-            for r in 0..t.n_rows() {
-                for (c, col) in schema.columns.iter().enumerate() {
-                    // Missing cells, and levels never seen in fitting, are
-                    // those the encoding masked.
-                    let filled =
-                        !matches!(col.kind, Kind::Ignored) && data.mask[r * data.width + offsets[c]] == 0.0;
-                    if filled {
-                        let o = r * data.width + offsets[c];
-                        let u = (draws.is_some() && !mode).then(|| rng.random::<f64>());
-                        cells.push((
-                            r * t.n_cols() + c,
-                            schema.cell_text(c, &out[o..o + col.width()], u),
-                        ));
+            let mut cells = Filled::default();
+            // A block of rows at a time: the network's outputs for the
+            // whole table are never held.
+            const BLOCK: usize = 4096;
+            for first in (0..t.n_rows()).step_by(BLOCK) {
+                let last = (first + BLOCK).min(t.n_rows());
+                let out = self.predict_rows(&data, first..last, draws.map(|_| &mut rng))?;
+                for r in first..last {
+                    for (c, col) in schema.columns.iter().enumerate() {
+                        // Missing cells, and levels never seen in fitting,
+                        // are those the encoding masked.
+                        let filled = !matches!(col.kind, Kind::Ignored)
+                            && data.mask[r * data.width + offsets[c]] == 0.0;
+                        if filled {
+                            let o = (r - first) * data.width + offsets[c];
+                            let u = (draws.is_some() && !mode).then(|| rng.random::<f64>());
+                            cells.push(
+                                r * t.n_cols() + c,
+                                &schema.cell_text(c, &out[o..o + col.width()], u),
+                            );
+                        }
                     }
                 }
             }
-            tables.push(Filled { cells });
+            tables.push(cells);
         }
         Ok(tables)
     }
@@ -578,24 +595,48 @@ impl Imputer {
 }
 
 /// One filling of a table: the text of each cell it filled, by cell index
-/// (row × columns + column), in order. Only the filled cells are held, so a
-/// large table's observed cells are never copied.
-#[derive(Debug, Clone, PartialEq)]
+/// (row × columns + column), in order, in one buffer. Only the filled cells
+/// are held, so a large table's observed cells are never copied.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Filled {
-    pub cells: Vec<(usize, String)>,
+    index: Vec<usize>,
+    text: String,
+    ends: Vec<usize>,
 }
 
 impl Filled {
+    /// Adds cell `k`'s text (after every cell added before it).
+    pub fn push(&mut self, k: usize, text: &str) {
+        debug_assert!(self.index.last().is_none_or(|&l| l < k));
+        self.index.push(k);
+        self.text.push_str(text);
+        self.ends.push(self.text.len());
+    }
+
+    /// How many cells were filled.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn text_of(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
     /// `t`'s rows with the filled cells in place (every other cell its text
     /// as read).
     pub fn rows<'a>(&'a self, t: &'a Table) -> impl Iterator<Item = Vec<&'a str>> + 'a {
         let cols = t.n_cols();
         (0..t.n_rows()).scan(0usize, move |at, r| {
             let row = (0..cols)
-                .map(|c| match self.cells.get(*at) {
-                    Some((k, text)) if *k == r * cols + c => {
+                .map(|c| match self.index.get(*at) {
+                    Some(&k) if k == r * cols + c => {
                         *at += 1;
-                        text.as_str()
+                        self.text_of(*at - 1)
                     }
                     _ => t.cell(r, c),
                 })
@@ -606,10 +647,7 @@ impl Filled {
 
     /// The filled text of cell `k` (row × columns + column), if filled.
     pub fn get(&self, k: usize) -> Option<&str> {
-        self.cells
-            .binary_search_by_key(&k, |c| c.0)
-            .ok()
-            .map(|i| self.cells[i].1.as_str())
+        self.index.binary_search(&k).ok().map(|i| self.text_of(i))
     }
 }
 
@@ -667,7 +705,6 @@ pub struct ImputeBatch {
 /// The imputer's objective for the shared minibatch loop.
 pub struct ImputeObjective<'a> {
     net: &'a Net,
-    input: &'a [f32],
     target: &'a [f32],
     mask: &'a [f32],
     groups: &'a [Range<usize>],
@@ -712,7 +749,14 @@ impl Objective for ImputeObjective<'_> {
         for &i in idx {
             let row = i * w..(i + 1) * w;
             let (start, at) = (b.target.len(), b.input.len());
-            b.input.extend_from_slice(&self.input[2 * i * w..2 * (i + 1) * w]);
+            // Observed cells only (held-out cells hidden too), beside the mask.
+            b.input.extend(
+                self.target[row.clone()]
+                    .iter()
+                    .zip(&self.mask[row.clone()])
+                    .map(|(&v, &m)| v * m),
+            );
+            b.input.extend_from_slice(&self.mask[row.clone()]);
             b.target.extend_from_slice(&self.target[row.clone()]);
             b.mask.extend_from_slice(&self.mask[row]);
             // Drop observed cells from the input (whole one-hot groups:
@@ -827,6 +871,7 @@ impl Fit for ImputeFit<'_> {
         let mut ws = net.workspace(chunk);
         let mut loss = 0.0;
         let mut held_out = Vec::with_capacity(chunk * w);
+        let gauss = self.o.gauss;
         for start in (0..n).step_by(chunk) {
             let rows = chunk.min(n - start);
             let span = start * w..(start + rows) * w;
@@ -837,14 +882,15 @@ impl Fit for ImputeFit<'_> {
                     .zip(&self.o.mask[span.clone()])
                     .map(|(&o, &t)| o - t),
             );
-            net.forward(
-                &self.params,
-                &self.o.input[2 * start * w..2 * (start + rows) * w],
-                rows,
+            // The training input (held-out cells hidden), a chunk at a time.
+            let input = net_input(
+                &self.o.target[span.clone()],
+                &self.o.mask[span.clone()],
+                w,
+                gauss,
                 None,
-                &mut ws,
-                self.par,
             );
+            net.forward(&self.params, &input, rows, None, &mut ws, self.par);
             // No gradient: the dropout masks are not read.
             loss += net.loss_backward(
                 &self.params,
