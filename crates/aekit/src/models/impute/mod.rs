@@ -354,6 +354,8 @@ impl Imputer {
             gauss: self.gauss.as_ref(),
         };
         let par = net_par(&net, self.config.train.batch, par);
+        let val_input = (held > 0 && 8 * data.x.len() <= VAL_INPUT_KEPT)
+            .then(|| net_input(&data.x, &train_mask, data.width, self.gauss.as_ref(), None));
         let mut run = ImputeFit {
             batches: Minibatches::new(&o, self.config.train.batch, 1, par, Shuffle::Fresh),
             o: &o,
@@ -362,6 +364,7 @@ impl Imputer {
             rng,
             // The held-out cells: observed, and not in the training mask.
             val: (held > 0).then_some((&data.mask, held)),
+            val_input: val_input.as_deref(),
             par,
         };
         obs.on_start(self.config.train.epochs, run.batches.batches_per_epoch());
@@ -651,6 +654,10 @@ impl Filled {
     }
 }
 
+/// The validation input is kept whole up to this many bytes (64 MiB), and
+/// built a chunk at a time each epoch past it.
+const VAL_INPUT_KEPT: usize = 64 << 20;
+
 /// Threads for a network's products on batches of `rows`: none when a batch
 /// is too small a job to share out (a 64-wide network on batches of 32 spent
 /// a third of its time handing work to threads and waiting).
@@ -851,6 +858,10 @@ struct ImputeFit<'a> {
     rng: Rng,
     /// Every observed cell's mask and how many are held out.
     val: Option<(&'a Vec<f32>, usize)>,
+    /// The validation input, when small enough to keep (it does not change
+    /// from epoch to epoch; with the linear path it costs a Cholesky
+    /// factorisation a row to build).
+    val_input: Option<&'a [f32]>,
     par: Par,
 }
 
@@ -882,15 +893,23 @@ impl Fit for ImputeFit<'_> {
                     .zip(&self.o.mask[span.clone()])
                     .map(|(&o, &t)| o - t),
             );
-            // The training input (held-out cells hidden), a chunk at a time.
-            let input = net_input(
-                &self.o.target[span.clone()],
-                &self.o.mask[span.clone()],
-                w,
-                gauss,
-                None,
-            );
-            net.forward(&self.params, &input, rows, None, &mut ws, self.par);
+            // The training input (held-out cells hidden): kept for a small
+            // table, else built a chunk at a time.
+            let built;
+            let input = match self.val_input {
+                Some(all) => &all[2 * start * w..2 * (start + rows) * w],
+                None => {
+                    built = net_input(
+                        &self.o.target[span.clone()],
+                        &self.o.mask[span.clone()],
+                        w,
+                        gauss,
+                        None,
+                    );
+                    &built[..]
+                }
+            };
+            net.forward(&self.params, input, rows, None, &mut ws, self.par);
             // No gradient: the dropout masks are not read.
             loss += net.loss_backward(
                 &self.params,
