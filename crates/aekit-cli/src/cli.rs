@@ -76,8 +76,10 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct DataArgs {
     /// builtin (10k MNIST test images shipped in aekit), mnist, fashion-mnist,
-    /// cifar10, cifar100, a directory of IDX or CIFAR binary files, a folder
-    /// of PNG/JPEG images, an .npy file, or a .csv file of numbers.
+    /// cifar10, cifar100, the original MNIST variants (mnist-basic,
+    /// mnist-rot, mnist-bg-rand, mnist-bg-img, mnist-bg-img-rot), a directory
+    /// of IDX, CIFAR binary or .amat files, a folder of PNG/JPEG images, an
+    /// .npy file, or a .csv file of numbers.
     #[arg(long)]
     pub data: Option<String>,
     /// Resize every image of a folder to H,W (height, width); without it

@@ -92,6 +92,65 @@ fn offline_download_fails_with_a_clear_message() {
 }
 
 #[test]
+fn an_original_mnist_variant_offline_says_where_to_put_its_files() {
+    let dir = tmp("offline-rot");
+    let d = dir.path();
+    let o = aekit_env(
+        &[
+            "train",
+            "--data",
+            "mnist-rot",
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--out",
+            d.join("run").to_str().unwrap(),
+        ],
+        &[("AEKIT_MIRROR", "http://127.0.0.1:9")],
+    );
+    fails_with(
+        &o,
+        &[
+            "could not fetch mnist-rot archive mnist_rotation_new.zip",
+            "mnist_all_rotation_normalized_float_test.amat",
+            "offline",
+        ],
+    );
+    assert!(!d.join("run").exists());
+    // With the two files put there by hand, the same command reads them.
+    let cache = d.join("mnist-rot");
+    std::fs::create_dir_all(&cache).unwrap();
+    let row = |label: u8| format!("{} {label}\n", vec!["0.5"; 784].join(" "));
+    let train: String = (0..30).map(|i| row(i % 10)).collect();
+    let test: String = (0..10).map(row).collect();
+    std::fs::write(
+        cache.join("mnist_all_rotation_normalized_float_train_valid.amat"),
+        train,
+    )
+    .unwrap();
+    std::fs::write(cache.join("mnist_all_rotation_normalized_float_test.amat"), test).unwrap();
+    let o = aekit_env(
+        &[
+            "train",
+            "--data",
+            "mnist-rot",
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--val-size",
+            "10",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--out",
+            d.join("run").to_str().unwrap(),
+        ],
+        &[("AEKIT_MIRROR", "http://127.0.0.1:9")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&d.join("run/summary.json"))["n_test"], 10);
+}
+
+#[test]
 fn missing_file_names_the_path() {
     let o = aekit(&["train", "--data", "/no/such/dir"]);
     fails_with(&o, &["/no/such/dir", "not a directory"]);

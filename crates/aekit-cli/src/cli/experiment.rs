@@ -89,9 +89,33 @@ pub struct VariantsExpArgs {
     /// Skip the depth table (SdA-3 and the DAE only).
     #[arg(long)]
     pub no_table: bool,
+    /// The parts to run, comma-separated: sda (SdA-3 on the variants),
+    /// table (depth 1-4 on basic and rot), dae (the tied 784→500 DAE).
+    #[arg(long, value_delimiter = ',', default_value = "sda,table,dae")]
+    pub parts: Vec<VariantsPart>,
+    /// The variants SdA-3 runs on, comma-separated (default all four).
+    #[arg(long, value_delimiter = ',')]
+    pub sets: Option<Vec<aekit::data::variants::Variant>>,
+    /// Pretraining learning rate (default 0.01).
+    #[arg(long)]
+    pub pretrain_lr: Option<f32>,
+    /// Fine-tuning learning rate (default 0.05).
+    #[arg(long)]
+    pub finetune_lr: Option<f32>,
+    /// Fine-tuning learning rate factor per epoch (default 1: constant).
+    #[arg(long)]
+    pub lr_decay: Option<f32>,
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+}
+
+/// A part of `aekit experiment variants`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VariantsPart {
+    Sda,
+    Table,
+    Dae,
 }
 
 #[derive(Args, Debug)]

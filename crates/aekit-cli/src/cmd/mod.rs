@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             experiment::restoration(*a, aekit::experiments::Task::Inpaint)
         }
         Command::Experiment(crate::cli::ExperimentCommand::Variants(a)) => {
+            use crate::cli::VariantsPart;
             let e = aekit::experiments::Variants {
                 quick: a.quick,
                 data: a.data.data,
@@ -45,7 +46,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 width: a.width,
                 pretrain_epochs: a.pretrain_epochs,
                 finetune_epochs: a.finetune_epochs,
-                table: !a.no_table,
+                sda: a.parts.contains(&VariantsPart::Sda),
+                sda_sets: a.sets,
+                table: !a.no_table && a.parts.contains(&VariantsPart::Table),
+                dae: a.parts.contains(&VariantsPart::Dae),
+                pretrain_lr: a.pretrain_lr,
+                finetune_lr: a.finetune_lr,
+                lr_decay: a.lr_decay,
                 threads: a.threads,
                 ..Default::default()
             };

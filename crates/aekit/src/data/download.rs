@@ -1,5 +1,6 @@
 //! Fetching datasets into a local cache: MNIST and Fashion-MNIST with a
-//! SHA-256 check, CIFAR-10 and CIFAR-100 with an MD5 check.
+//! SHA-256 check, CIFAR-10 and CIFAR-100 with an MD5 check, the original
+//! MNIST variants of Larochelle et al. (2007) with a SHA-1 check.
 //!
 //! MNIST checksums are taken over the *decompressed* IDX bytes, so a mirror
 //! that recompressed the files (as Linux distributions do) still verifies,
@@ -7,7 +8,10 @@
 //! dataset, and the only checksum its authors publish is the archive's MD5
 //! (on <https://www.cs.toronto.edu/~kriz/cifar.html>), so that is what is
 //! checked, before the `.bin` files are taken out of the archive (with
-//! [`crate::data::tar`]) into the cache folder. A file is written to the cache
+//! [`crate::data::tar`]) into the cache folder. The MNIST variants come as
+//! ZIP archives from the LISA lab's site, checked against the SHA-1 sums
+//! that the skdata library publishes for them, and their two `.amat` files
+//! are taken out (with [`crate::data::formats::zip`]). A file is written to the cache
 //! only after it verifies, under a temporary name then renamed.
 //!
 //! `AEKIT_MIRROR` (a base URL, `file://` allowed) replaces the built-in mirror
@@ -16,13 +20,14 @@
 //! `$AEKIT_MIRROR/cifar10/cifar-10-binary.tar.gz`).
 
 use crate::data::cifar::CifarKind;
+use crate::data::formats::zip;
 use crate::data::idx::IDX_NAMES;
 use crate::data::tar;
 use crate::error::{Error, Result};
 use crate::io::atomic_write;
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -154,7 +159,165 @@ pub fn cifar100() -> RemoteArchive {
     )
 }
 
-/// Largest download accepted (the biggest file here is the 170 MB CIFAR-10
+/// One of the LISA archives of the MNIST variants (Larochelle et al. 2007):
+/// a ZIP of two `.amat` files, training (12,000 images: the first 10,000
+/// for training, the last 2,000 for validation) and test (50,000).
+#[derive(Debug, Clone)]
+pub struct RemoteZip {
+    /// Cache sub-folder and name in messages (`mnist-rot`).
+    pub name: &'static str,
+    /// The archive's file name on the mirror (`mnist_rotation_new.zip`).
+    pub archive: String,
+    /// Hex SHA-1 of the archive as downloaded.
+    pub sha1: String,
+    /// Base URLs tried in turn, each ending in `/`.
+    pub mirrors: Vec<String>,
+    /// The training and test files, by their names in the archive (any
+    /// folder), written under these names into the cache folder.
+    pub files: [String; 2],
+}
+
+/// The LISA archive of a variant. The SHA-1 sums are the ones the skdata
+/// library (Bergstra et al.) checks its downloads of these files against;
+/// the rot archive's MD5 that torchvision-style loaders check,
+/// 0f9a947ff3d30e95cd685462cbf3b847, belongs to the same file. `rot` and
+/// `bg-img-rot` are the corrected (`_new`) sets behind the revised tables.
+pub fn lisa_variant(v: crate::data::variants::Variant) -> RemoteZip {
+    use crate::data::variants::Variant;
+    let (name, archive, sha1, stem) = match v {
+        Variant::Basic => (
+            "mnist-basic",
+            "mnist.zip",
+            "14ac2e9135705499b80bf7efac981377940150c8",
+            "mnist_",
+        ),
+        Variant::Rot => (
+            "mnist-rot",
+            "mnist_rotation_new.zip",
+            "e67f72fa42029f62fd8eb92b0638c1b9761c9a63",
+            "mnist_all_rotation_normalized_float_",
+        ),
+        Variant::BgRand => (
+            "mnist-bg-rand",
+            "mnist_background_random.zip",
+            "75e11ec966459c1162979e78ab4e21f9ab7fb5cd",
+            "mnist_background_random_",
+        ),
+        Variant::BgImg => (
+            "mnist-bg-img",
+            "mnist_background_images.zip",
+            "fb6fce9ed6372e0068ff7cb3e7b9e78dbda7ceae",
+            "mnist_background_images_",
+        ),
+        Variant::BgImgRot => (
+            "mnist-bg-img-rot",
+            "mnist_rotation_back_image_new.zip",
+            "902bb7e96136dd76e9f2924d7fdb9eb832f7bc33",
+            "mnist_all_background_images_rotation_normalized_",
+        ),
+    };
+    let train = if matches!(v, Variant::Rot | Variant::BgImgRot) {
+        "train_valid"
+    } else {
+        "train"
+    };
+    RemoteZip {
+        name,
+        archive: archive.into(),
+        sha1: sha1.into(),
+        mirrors: vec!["http://www.iro.umontreal.ca/~lisa/icml2007data/".into()],
+        files: [format!("{stem}{train}.amat"), format!("{stem}test.amat")],
+    }
+}
+
+/// Hex SHA-1 of the bytes as they are.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The cache folder of a LISA archive under `root`, downloaded and
+/// unpacked when either `.amat` file is missing.
+pub fn ensure_zip(ds: &RemoteZip, root: &Path) -> Result<PathBuf> {
+    let dir = root.join(ds.name);
+    ensure_zip_files(ds, &mirrors_for(ds.name, &ds.mirrors), &dir)?;
+    Ok(dir)
+}
+
+/// Unless `dir` holds both files of `ds`, fetches `ds.archive` from the
+/// first of `mirrors` that serves it with SHA-1 `ds.sha1`, checks that it
+/// holds both files whole (sizes and CRC-32), then writes each into `dir`
+/// atomically, streamed from the archive.
+pub fn ensure_zip_files(ds: &RemoteZip, mirrors: &[String], dir: &Path) -> Result<()> {
+    if ds.files.iter().all(|f| dir.join(f).is_file()) {
+        return Ok(());
+    }
+    let mut tried = Vec::new();
+    for m in mirrors {
+        let url = format!("{m}{}", ds.archive);
+        eprintln!("downloading {url}");
+        let bytes = match fetch(&url) {
+            Ok(b) => b,
+            Err(e) => {
+                tried.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        let sum = sha1_hex(&bytes);
+        if sum != ds.sha1 {
+            tried.push(format!(
+                "{url}: checksum mismatch (SHA-1 of the {} bytes received {sum}, expected {})",
+                bytes.len(),
+                ds.sha1
+            ));
+            continue;
+        }
+        // The checksum matched: a damaged or incomplete archive is an error
+        // of the checksum table, not of the mirror.
+        let archive = Path::new(&url);
+        let members = zip::zip_members(&bytes, archive)?;
+        let mut wanted = Vec::new();
+        for f in &ds.files {
+            let m = members
+                .iter()
+                .find(|m| m.name.rsplit('/').next() == Some(f.as_str()))
+                .ok_or_else(|| {
+                    Error::format(
+                        archive,
+                        format!("the archive has no member {f}; nothing was written"),
+                    )
+                })?;
+            zip::extract_member(&bytes, m, &mut std::io::sink(), archive)?;
+            wanted.push((f, m));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+        for (f, m) in wanted {
+            crate::io::atomic_write_with(&dir.join(f), |file| {
+                let mut w = std::io::BufWriter::new(file);
+                zip::extract_member(&bytes, m, &mut w, archive)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                w.flush()
+            })?;
+        }
+        return Ok(());
+    }
+    Err(Error::Download(format!(
+        "could not fetch {} archive {} into {}:\n  {}\nIf this machine is offline, unzip {} by hand and copy {} \
+         into {}, set AEKIT_MIRROR to a mirror, or pass --data DIR (the folder of the .amat files)",
+        ds.name,
+        ds.archive,
+        dir.display(),
+        tried.join("\n  "),
+        ds.archive,
+        ds.files.join(" and "),
+        dir.display()
+    )))
+}
+
+/// Largest download accepted (the biggest files here are the 219 MB
+/// random-background archive of the MNIST variants and the 170 MB CIFAR-10
 /// archive).
 const MAX_DOWNLOAD: u64 = 256 << 20;
 
@@ -647,5 +810,127 @@ mod tests {
         for f in &ds.files {
             assert!(cache.join("mnist").join(&f.name).is_file());
         }
+    }
+
+    /// An `.amat` text of 2×2 images stored column by column.
+    fn amat(rows: &[([f32; 4], u8)]) -> Vec<u8> {
+        rows.iter()
+            .map(|(px, l)| {
+                let t: Vec<String> = px.iter().map(|v| format!("{v:.6e}")).collect();
+                format!("{}   {l}.000000e+00\n", t.join("   "))
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn lisa_test_zip(files: &[(&str, &[u8])]) -> (Vec<u8>, RemoteZip) {
+        let z: Vec<(&str, &[u8], bool)> = files.iter().map(|(n, c)| (*n, *c, true)).collect();
+        let bytes = zip::tests::make_zip(&z);
+        let ds = RemoteZip {
+            name: "mnist-rot",
+            archive: "mnist_rotation_new.zip".into(),
+            sha1: sha1_hex(&bytes),
+            mirrors: vec![],
+            files: lisa_variant(crate::data::variants::Variant::Rot).files,
+        };
+        (bytes, ds)
+    }
+
+    #[test]
+    fn sha1_golden_values() {
+        // FIPS 180-1, appendix A.
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    }
+
+    #[test]
+    fn the_lisa_tables_name_the_archives_and_their_files() {
+        use crate::data::variants::Variant;
+        let rot = lisa_variant(Variant::Rot);
+        assert_eq!(rot.archive, "mnist_rotation_new.zip");
+        assert_eq!(
+            rot.files,
+            [
+                "mnist_all_rotation_normalized_float_train_valid.amat",
+                "mnist_all_rotation_normalized_float_test.amat"
+            ]
+        );
+        assert_eq!(
+            lisa_variant(Variant::Basic).files,
+            ["mnist_train.amat", "mnist_test.amat"]
+        );
+        assert_eq!(
+            lisa_variant(Variant::BgRand).files[0],
+            "mnist_background_random_train.amat"
+        );
+        for v in [
+            Variant::Basic,
+            Variant::Rot,
+            Variant::BgRand,
+            Variant::BgImg,
+            Variant::BgImgRot,
+        ] {
+            let z = lisa_variant(v);
+            assert_eq!(z.name, format!("mnist-{v}"));
+            assert!(z.sha1.len() == 40 && z.sha1.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
+
+    #[test]
+    fn unpacks_a_verified_lisa_zip_and_reads_it_untransposed() {
+        let mirror_dir = tmp("zipmirror");
+        let mirror = mirror_dir.path();
+        // A vertical bar in column 0, stored column-major: the first two
+        // stored values are column 0.
+        let train = amat(&[([1.0, 1.0, 0.0, 0.0], 3), ([0.0, 0.0, 1.0, 0.0], 5)]);
+        let test = amat(&[([0.0, 0.0, 0.0, 1.0], 9)]);
+        let (bytes, ds) = lisa_test_zip(&[
+            (
+                "mnist_rotation_new/mnist_all_rotation_normalized_float_train_valid.amat",
+                &train,
+            ),
+            (
+                "mnist_rotation_new/mnist_all_rotation_normalized_float_test.amat",
+                &test,
+            ),
+        ]);
+        std::fs::write(mirror.join(&ds.archive), &bytes).unwrap();
+        let cache = tmp("zipcache");
+        let dir = cache.path().join("mnist-rot");
+        let url = format!("file://{}/", mirror.display());
+        ensure_zip_files(&ds, std::slice::from_ref(&url), &dir).unwrap();
+        assert_eq!(std::fs::read(dir.join(&ds.files[0])).unwrap(), train);
+        let (tr, te) = crate::data::formats::amat::read_amat_dir(&dir).unwrap();
+        assert_eq!(tr.x, vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        assert_eq!((tr.labels.unwrap(), te.labels.unwrap()), (vec![3, 5], vec![9]));
+        // Cached: no mirror is needed the second time.
+        ensure_zip_files(&ds, &[], &dir).unwrap();
+    }
+
+    #[test]
+    fn a_lisa_zip_with_a_wrong_checksum_or_a_missing_file_writes_nothing() {
+        let mirror_dir = tmp("zipbad");
+        let mirror = mirror_dir.path();
+        let train = amat(&[([1.0, 0.0, 0.0, 0.0], 1)]);
+        let (bytes, mut ds) =
+            lisa_test_zip(&[("mnist_all_rotation_normalized_float_train_valid.amat", &train)]);
+        std::fs::write(mirror.join(&ds.archive), &bytes).unwrap();
+        let url = format!("file://{}/", mirror.display());
+        let cache = tmp("zipbadcache");
+        let dir = cache.path().join("mnist-rot");
+        // The checksum matches, but the test file is not in the archive.
+        let e = ensure_zip_files(&ds, std::slice::from_ref(&url), &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no member mnist_all_rotation_normalized_float_test.amat"),
+            "{e}"
+        );
+        assert!(!dir.exists());
+        // A wrong checksum: the mirror is skipped, and the message says so.
+        ds.sha1 = "0".repeat(40);
+        let e = ensure_zip_files(&ds, &[url], &dir).unwrap_err().to_string();
+        assert!(e.contains("checksum mismatch") && e.contains("SHA-1"), "{e}");
+        assert!(e.contains("unzip mnist_rotation_new.zip by hand"), "{e}");
+        assert!(!dir.exists());
     }
 }

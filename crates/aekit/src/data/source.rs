@@ -7,6 +7,7 @@ use crate::data::cifar::{self, CifarKind};
 use crate::data::download;
 use crate::data::formats::idx::IDX_NAMES;
 use crate::data::formats::images;
+use crate::data::variants::Variant;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::rng::{seeded, shuffle};
@@ -137,6 +138,10 @@ pub enum DataSource {
     Cifar10,
     /// CIFAR-100 (binary version, fine labels), from the cache or downloaded.
     Cifar100,
+    /// An original MNIST variant of Larochelle et al. (2007) (`mnist-basic`,
+    /// `mnist-rot`, `mnist-bg-rand`, `mnist-bg-img`, `mnist-bg-img-rot`),
+    /// from the cache or downloaded.
+    MnistVariant(Variant),
     /// A directory of CIFAR-10 or CIFAR-100 binary files, or else of IDX
     /// files, under their usual names (see [`read_data_dir`]).
     Dir(PathBuf),
@@ -160,6 +165,9 @@ impl std::str::FromStr for DataSource {
             "fashion-mnist" | "fashion_mnist" => DataSource::FashionMnist,
             "cifar10" | "cifar-10" => DataSource::Cifar10,
             "cifar100" | "cifar-100" => DataSource::Cifar100,
+            v if v.starts_with("mnist-") && v[6..].parse::<Variant>().is_ok() => {
+                DataSource::MnistVariant(v[6..].parse()?)
+            }
             "" => return Err("empty data source".into()),
             f if f.ends_with(".npy") => DataSource::Npy(PathBuf::from(f)),
             f if f.to_ascii_lowercase().ends_with(".csv") => DataSource::Csv(PathBuf::from(f)),
@@ -216,6 +224,7 @@ impl std::fmt::Display for DataSource {
             DataSource::FashionMnist => write!(f, "fashion-mnist"),
             DataSource::Cifar10 => write!(f, "cifar10"),
             DataSource::Cifar100 => write!(f, "cifar100"),
+            DataSource::MnistVariant(v) => write!(f, "mnist-{v}"),
             DataSource::Dir(p) | DataSource::Npy(p) | DataSource::Csv(p) | DataSource::Images(p, _) => {
                 write!(f, "{}", p.display())
             }
@@ -385,6 +394,7 @@ pub fn split_pool(
 pub fn default_val_size(source: &DataSource) -> usize {
     match source {
         DataSource::Builtin => 1000,
+        DataSource::MnistVariant(_) => 2000,
         DataSource::Npy(_) | DataSource::Csv(_) | DataSource::Images(..) => 0,
         DataSource::Mnist
         | DataSource::FashionMnist
@@ -419,6 +429,10 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
         ),
         DataSource::Cifar10 => cifar::read_cifar10_dir(&download::ensure_cifar10(&root())?),
         DataSource::Cifar100 => cifar::read_cifar100_dir(&download::ensure_cifar100(&root())?),
+        DataSource::MnistVariant(v) => crate::data::formats::amat::read_amat_dir(&download::ensure_zip(
+            &download::lisa_variant(*v),
+            &root(),
+        )?),
         DataSource::Dir(d) => read_data_dir(d),
         DataSource::Images(d, size) => images::read_image_dir(d, *size),
         DataSource::Csv(f) => last_tenth_is_test(crate::data::table::read_numeric_csv(f)?, f),

@@ -1,11 +1,15 @@
 //! The LISA `.amat` text format of the MNIST variants (Larochelle et al.,
 //! 2007): one image a line, 784 intensities in [0, 1] then the label, all
-//! as decimal numbers separated by spaces. In the rotated and the
-//! image-background sets the pixels are stored column by column
-//! (transposed); [`read_amat`] turns them back when told to, and
-//! [`read_amat_dir`] tells it from the archives' file names (`rotation`,
-//! `background_images`: `mnist_all_rotation_normalized_float_*`,
-//! `mnist_background_images_*`, `mnist_all_background_images_rotation_*`).
+//! as decimal numbers separated by spaces. In every variant but the basic
+//! set the pixels are stored column by column (transposed); [`read_amat`]
+//! turns them back when told to, and [`read_amat_dir`] tells it from the
+//! archives' file names (`rotation` or `background`:
+//! `mnist_all_rotation_normalized_float_*`, `mnist_background_random_*`,
+//! `mnist_background_images_*`, `mnist_all_background_images_rotation_*`;
+//! the basic set's `mnist_train.amat` and `mnist_test.amat` are stored row
+//! by row). The random-background set is transposed too: the skdata
+//! library and other published loaders transpose it, as they do the
+//! image-background and rotated sets.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -103,7 +107,7 @@ pub fn is_transposed(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    name.contains("rotation") || name.contains("background_images")
+    name.contains("rotation") || name.contains("background")
 }
 
 /// The `.amat` training and test files in `dir` (names containing `train`
@@ -190,8 +194,9 @@ mod tests {
         assert_eq!((test.n, test.labels.clone().unwrap()), (2, vec![7, 1]));
         assert_eq!(train.image, Some((3, 3)));
         assert!(is_transposed(Path::new("mnist_background_images_test.amat")));
-        assert!(!is_transposed(Path::new("mnist_background_random_test.amat")));
-        // Without "rotation" or "background_images" in the name: stored as read.
+        assert!(is_transposed(Path::new("mnist_background_random_test.amat")));
+        assert!(!is_transposed(Path::new("mnist_train.amat")));
+        // Without "rotation" or "background" in the name: stored as read.
         let p = write(dir.path(), "plain_train.amat", &[(vec![0.0, 1.0, 0.0, 0.0], 2)]);
         assert_eq!(
             read_amat(&p, is_transposed(&p)).unwrap().x,

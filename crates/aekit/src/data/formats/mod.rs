@@ -8,3 +8,4 @@ pub mod idx;
 pub mod images;
 pub mod npy;
 pub mod tar;
+pub mod zip;
