@@ -123,7 +123,9 @@ fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
     let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
     assert_eq!(names, ["rot", "bg-rand", "bg-img", "bg-img-rot"]);
     for r in &rows {
-        let err: f64 = r[5].parse().unwrap();
+        // The learning rate chosen on the validation error, of the four.
+        assert!(["0.05", "0.1", "0.2", "0.4"].contains(&r[5]), "{r:?}");
+        let err: f64 = r[6].parse().unwrap();
         // Better than chance (90% ± 1% on 1000 test digits) after three
         // epochs on 2000 digits; bg-rand, the hardest to start on, is near 83%.
         assert!(err < 87.0, "{r:?}");
@@ -142,4 +144,46 @@ fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
         md.contains("| rot | mask 0.25 |") && md.contains("| 9.53% |"),
         "{md}"
     );
+}
+
+#[test]
+fn the_variants_experiment_runs_the_parts_and_sets_asked_for() {
+    let d = tmp("variants-parts");
+    let out = d.path().join("run");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--parts",
+        "sda",
+        "--sets",
+        "bg-img",
+        "--pretrain-epochs",
+        "1",
+        "--finetune-epochs",
+        "2",
+        "--finetune-lr",
+        "0.1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!((rows[0][0], rows[0][1], rows[0][5]), ("sda3", "bg-img", "0.1"));
+    assert!(!out.join("dae-bg-rand-filters.png").exists());
+    assert!(!out.join("examples-rot.png").exists());
+    // A learning rate that is not positive is refused before any training.
+    let bad = d.path().join("bad");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--finetune-lr",
+        "0.1,0",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["finetune_lr", "not a positive learning rate"]);
 }

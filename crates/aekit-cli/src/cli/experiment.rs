@@ -80,7 +80,7 @@ pub struct VariantsExpArgs {
     /// Units in every hidden layer (default 1000).
     #[arg(long)]
     pub width: Option<usize>,
-    /// Pretraining epochs per layer (default 15).
+    /// Pretraining epochs per layer (default 10).
     #[arg(long)]
     pub pretrain_epochs: Option<usize>,
     /// Fine-tuning epochs at most (default 60).
@@ -93,15 +93,22 @@ pub struct VariantsExpArgs {
     /// table (depth 1-4 on basic and rot), dae (the tied 784→500 DAE).
     #[arg(long, value_delimiter = ',', default_value = "sda,table,dae")]
     pub parts: Vec<VariantsPart>,
-    /// The variants SdA-3 runs on, comma-separated (default all four).
+    /// The sets to run, comma-separated: the variants of SdA-3 (default
+    /// rot, bg-rand, bg-img, bg-img-rot) and the sets of the depth table
+    /// (default basic, rot).
     #[arg(long, value_delimiter = ',')]
     pub sets: Option<Vec<aekit::data::variants::Variant>>,
+    /// The depths of the table, comma-separated (default 1,2,3,4).
+    #[arg(long, value_delimiter = ',')]
+    pub depths: Option<Vec<usize>>,
     /// Pretraining learning rate (default 0.01).
     #[arg(long)]
     pub pretrain_lr: Option<f32>,
-    /// Fine-tuning learning rate (default 0.05).
-    #[arg(long)]
-    pub finetune_lr: Option<f32>,
+    /// Fine-tuning learning rates, comma-separated (default 0.05,0.1,0.2,0.4): each
+    /// net is fine-tuned at each from the same pretrained weights, and the
+    /// run with the lowest validation error is reported.
+    #[arg(long, value_delimiter = ',')]
+    pub finetune_lr: Option<Vec<f32>>,
     /// Fine-tuning learning rate factor per epoch (default 1: constant).
     #[arg(long)]
     pub lr_decay: Option<f32>,

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_epochs: a.finetune_epochs,
                 sda: a.parts.contains(&VariantsPart::Sda),
                 sda_sets: a.sets,
+                depths: a.depths,
                 table: !a.no_table && a.parts.contains(&VariantsPart::Table),
                 dae: a.parts.contains(&VariantsPart::Dae),
                 pretrain_lr: a.pretrain_lr,
