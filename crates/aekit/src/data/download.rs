@@ -255,25 +255,8 @@ pub fn ensure_zip_files(ds: &RemoteZip, mirrors: &[String], dir: &Path) -> Resul
         return Ok(());
     }
     let mut tried = Vec::new();
-    for m in mirrors {
-        let url = format!("{m}{}", ds.archive);
-        eprintln!("downloading {url}");
-        let bytes = match fetch(&url) {
-            Ok(b) => b,
-            Err(e) => {
-                tried.push(format!("{url}: {e}"));
-                continue;
-            }
-        };
-        let sum = sha1_hex(&bytes);
-        if sum != ds.sha1 {
-            tried.push(format!(
-                "{url}: checksum mismatch (SHA-1 of the {} bytes received {sum}, expected {})",
-                bytes.len(),
-                ds.sha1
-            ));
-            continue;
-        }
+    if let Some((url, bytes)) = fetch_verified(&ds.archive, mirrors, "SHA-1", &ds.sha1, sha1_hex, &mut tried)
+    {
         // The checksum matched: a damaged or incomplete archive is an error
         // of the checksum table, not of the mirror.
         let archive = Path::new(&url);
@@ -338,6 +321,37 @@ fn fetch(url: &str) -> std::result::Result<Vec<u8>, String> {
         .read_to_end(&mut buf)
         .map_err(|e| e.to_string())?;
     Ok(buf)
+}
+
+/// Fetches `archive` from the first of `mirrors` that serves it with the
+/// checksum `want` (`sum` computes it, `algo` names it): that URL and the
+/// bytes, or `None` with each mirror's failure added to `tried`.
+fn fetch_verified(
+    archive: &str,
+    mirrors: &[String],
+    algo: &str,
+    want: &str,
+    sum: fn(&[u8]) -> String,
+    tried: &mut Vec<String>,
+) -> Option<(String, Vec<u8>)> {
+    for m in mirrors {
+        let url = format!("{m}{archive}");
+        eprintln!("downloading {url}");
+        match fetch(&url) {
+            Err(e) => tried.push(format!("{url}: {e}")),
+            Ok(bytes) => {
+                let got = sum(&bytes);
+                if got == want {
+                    return Some((url, bytes));
+                }
+                tried.push(format!(
+                    "{url}: checksum mismatch ({algo} of the {} bytes received {got}, expected {want})",
+                    bytes.len()
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Hex SHA-256 of the content, decompressing gzip first.
@@ -410,25 +424,7 @@ pub fn ensure_archive_files(ds: &RemoteArchive, mirrors: &[String], dir: &Path) 
         return Ok(());
     }
     let mut tried = Vec::new();
-    for m in mirrors {
-        let url = format!("{m}{}", ds.archive);
-        eprintln!("downloading {url}");
-        let bytes = match fetch(&url) {
-            Ok(b) => b,
-            Err(e) => {
-                tried.push(format!("{url}: {e}"));
-                continue;
-            }
-        };
-        let sum = md5_hex(&bytes);
-        if sum != ds.md5 {
-            tried.push(format!(
-                "{url}: checksum mismatch (MD5 of the {} bytes received {sum}, expected {})",
-                bytes.len(),
-                ds.md5
-            ));
-            continue;
-        }
+    if let Some((url, bytes)) = fetch_verified(&ds.archive, mirrors, "MD5", &ds.md5, md5_hex, &mut tried) {
         // The checksum matched, so a malformed archive is not a mirror's
         // fault but a wrong checksum table: stop with that error.
         let files = extract(ds, &bytes, &url)?;
