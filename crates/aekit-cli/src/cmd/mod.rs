@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 pretrain_epochs: a.pretrain_epochs,
                 finetune_epochs: a.finetune_epochs,
                 sda: a.parts.contains(&VariantsPart::Sda),
-                sda_sets: a.sets,
+                sets: a.sets,
                 depths: a.depths,
                 table: !a.no_table && a.parts.contains(&VariantsPart::Table),
                 dae: a.parts.contains(&VariantsPart::Dae),

@@ -65,7 +65,7 @@ pub struct Variants {
     pub sda: bool,
     /// The variants of part 1 and the sets of part 2 to run (default: all:
     /// rot, bg-rand, bg-img, bg-img-rot; basic and rot).
-    pub sda_sets: Option<Vec<Variant>>,
+    pub sets: Option<Vec<Variant>>,
     /// The depths of part 2 (default 1 to 4; 1 and 2 with `quick`).
     pub depths: Option<Vec<usize>>,
     /// Run part 2 (the depth table).
@@ -95,7 +95,7 @@ impl Default for Variants {
             pretrain_epochs: None,
             finetune_epochs: None,
             sda: true,
-            sda_sets: None,
+            sets: None,
             depths: None,
             table: true,
             dae: true,
@@ -134,6 +134,23 @@ struct Loop {
     seed: u64,
 }
 
+/// The fine-tuning of every net at learning rate `lr`.
+fn finetune_config(l: &Loop, lr: f32) -> FinetuneConfig {
+    FinetuneConfig {
+        lr_decay: l.lr_decay,
+        train: TrainConfig {
+            epochs: l.ft_epochs,
+            batch: 20,
+            lr,
+            momentum: 0.9,
+            patience: 10,
+            seed: l.seed,
+            threads: l.threads,
+            ..FinetuneConfig::default().train
+        },
+    }
+}
+
 /// Pretrains (unless `pretrain` is `None`) and fine-tunes a stack at each
 /// learning rate of `l` from the same start; returns (test error,
 /// validation error, learning rate) in % of the run with the lowest
@@ -146,7 +163,6 @@ fn deep_net(
 ) -> Result<(f64, f64, f32)> {
     let Loop {
         pre_epochs,
-        ft_epochs,
         threads,
         seed,
         ..
@@ -175,19 +191,7 @@ fn deep_net(
     }
     let mut best: Option<(f64, f64, f32)> = None;
     for &lr in &l.ft_lr {
-        let fc = FinetuneConfig {
-            lr_decay: l.lr_decay,
-            train: TrainConfig {
-                epochs: ft_epochs,
-                batch: 20,
-                lr,
-                momentum: 0.9,
-                patience: 10,
-                seed,
-                threads,
-                ..FinetuneConfig::default().train
-            },
-        };
+        let fc = finetune_config(l, lr);
         let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut Silent)?;
         if best.is_none_or(|b| r.valid_error < b.1) {
             best = Some((r.test_error, r.valid_error, lr));
@@ -251,11 +255,9 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             ));
         }
     }
-    if !(l.lr_decay > 0.0 && l.lr_decay <= 1.0) {
-        return Err(crate::Error::config(
-            "lr_decay",
-            format!("{} is not in (0, 1]", l.lr_decay),
-        ));
+    // Every fine-tuning's settings (the decay among them), before any work.
+    for &lr in &l.ft_lr {
+        finetune_config(&l, lr).validate()?;
     }
     let run = RunDir::claim(out, "variants")?;
     let mut csv =
@@ -270,7 +272,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let mut summary = serde_json::Map::new();
     let t0 = std::time::Instant::now();
     for (v, published, noise) in SDA3 {
-        if !e.sda || e.sda_sets.as_ref().is_some_and(|only| !only.contains(&v)) {
+        if !e.sda || e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
             continue;
         }
         let d = sets(v, &train, &test, sizes, e.seed)?;
@@ -299,7 +301,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     if e.table {
         md.push_str("\n## Depth 1 to 4 (Larochelle et al. 2009, the lecture's table)\n\n| set | depth | no pretraining | published | autoencoder | published | RBM |\n|---|---|---|---|---|---|---|\n");
         for (v, none_pub, ae_pub) in TABLE {
-            if e.sda_sets.as_ref().is_some_and(|only| !only.contains(&v)) {
+            if e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
                 continue;
             }
             let d = sets(v, &train, &test, sizes, e.seed)?;
