@@ -187,3 +187,63 @@ fn the_variants_experiment_runs_the_parts_and_sets_asked_for() {
     ]);
     fails_with(&o, &["finetune_lr", "not a positive learning rate"]);
 }
+
+#[test]
+fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
+    let d = tmp("variants-rows");
+    let out = d.path().join("run");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--parts",
+        "table",
+        "--sets",
+        "basic",
+        "--depths",
+        "1",
+        "--pretrainings",
+        "autoencoder",
+        "--pretrain-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--finetune-batch",
+        "1",
+        "--finetune-momentum",
+        "0",
+        "--finetune-lr",
+        "0.05",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(&rows[0][..4], ["table", "basic", "1", "autoencoder"]);
+    // One epoch of per-example steps on 2000 digits is far past chance.
+    let err: f64 = rows[0][6].parse().unwrap();
+    assert!(err < 30.0, "{csv}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("batch 1, momentum 0,"), "{md}");
+    assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
+    // A row the table does not have, and a batch of none, are refused
+    // before any training.
+    for (args, words) in [
+        (["--pretrainings", "dbn"], &["unknown pretraining 'dbn'"][..]),
+        (["--finetune-batch", "0"], &["batch", "at least 1"][..]),
+    ] {
+        let bad = d.path().join("bad");
+        let mut a = vec![
+            "experiment",
+            "variants",
+            "--quick",
+            "--out",
+            bad.to_str().unwrap(),
+        ];
+        a.extend(args);
+        fails_with(&aekit(&a), words);
+        assert!(!bad.exists());
+    }
+}

@@ -101,6 +101,9 @@ pub struct VariantsExpArgs {
     /// The depths of the table, comma-separated (default 1,2,3,4).
     #[arg(long, value_delimiter = ',')]
     pub depths: Option<Vec<usize>>,
+    /// The table's rows, comma-separated: none, autoencoder, rbm (default all).
+    #[arg(long, value_delimiter = ',')]
+    pub pretrainings: Option<Vec<aekit::experiments::TablePretraining>>,
     /// Pretraining learning rate (default 0.01).
     #[arg(long)]
     pub pretrain_lr: Option<f32>,
@@ -112,6 +115,12 @@ pub struct VariantsExpArgs {
     /// Fine-tuning learning rate factor per epoch (default 1: constant).
     #[arg(long)]
     pub lr_decay: Option<f32>,
+    /// Fine-tuning minibatch size (default 20; 1 = one example at a time).
+    #[arg(long)]
+    pub finetune_batch: Option<usize>,
+    /// Fine-tuning momentum (default 0.9).
+    #[arg(long)]
+    pub finetune_momentum: Option<f32>,
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,

@@ -49,11 +49,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 sda: a.parts.contains(&VariantsPart::Sda),
                 sets: a.sets,
                 depths: a.depths,
+                pretrainings: a.pretrainings,
                 table: !a.no_table && a.parts.contains(&VariantsPart::Table),
                 dae: a.parts.contains(&VariantsPart::Dae),
                 pretrain_lr: a.pretrain_lr,
                 finetune_lr: a.finetune_lr,
                 lr_decay: a.lr_decay,
+                finetune_batch: a.finetune_batch,
+                finetune_momentum: a.finetune_momentum,
                 threads: a.threads,
                 ..Default::default()
             };
