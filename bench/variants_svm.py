@@ -9,11 +9,13 @@ Larochelle et al. (2007) report an RBF SVM on the original sets: rot
 between aekit's SdA-3 and the published SdA-3 errors comes from the
 networks or from the data.
 
-Usage: variants_svm.py DIR [DIR ...] [--test N]
+Usage: variants_svm.py DIR [DIR ...] [--test N] [--c LIST] [--gamma LIST]
   DIR      a folder written by `aekit data variants --kind K --out DIR`
            (12,000 training images: the first 10,000 train, the last 2,000
            validate; 50,000 test images)
   --test N score the first N test images (default all)
+  --c LIST, --gamma LIST
+           the grid, comma-separated (default 1,10 and 0.01,0.03)
 
 C and gamma are chosen on the validation images from a small grid around
 the values that suit [0, 1] pixels (C in {1, 10}, gamma in {0.01, 0.03}),
@@ -56,10 +58,16 @@ def load(d):
 def main():
     args = sys.argv[1:]
     n_test = None
+    grid = {"--c": [1.0, 10.0], "--gamma": [0.01, 0.03]}
     if "--test" in args:
         i = args.index("--test")
         n_test = int(args[i + 1])
         del args[i : i + 2]
+    for flag in grid:
+        if flag in args:
+            i = args.index(flag)
+            grid[flag] = [float(v) for v in args[i + 1].split(",")]
+            del args[i : i + 2]
     if not args:
         raise SystemExit(__doc__)
     for d in args:
@@ -68,8 +76,8 @@ def main():
             xte, yte = xte[:n_test], yte[:n_test]
         t0 = time.time()
         best = None
-        for c in (1.0, 10.0):
-            for g in (0.01, 0.03):
+        for c in grid["--c"]:
+            for g in grid["--gamma"]:
                 m = SVC(C=c, gamma=g).fit(xtr, ytr)
                 err = 100.0 * np.mean(m.predict(xva) != yva)
                 if best is None or err < best[0]:

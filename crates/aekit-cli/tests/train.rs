@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{aekit, fails_with, json, stderr, tmp};
+use common::{aekit, aekit_env, fails_with, json, stderr, tmp};
 
 #[test]
 fn config_file_then_flags_override_it() {
@@ -414,4 +414,57 @@ fn a_gpu_that_cannot_be_used_is_a_clear_error() {
     let o = aekit(&["train", "--device", "tpu", "--epochs", "1"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown device `tpu`"), "{}", stderr(&o));
+}
+
+/// The element-wise kernels (the sigmoid, the cross-entropy, the gradient's
+/// scaling, the SGD and Adam updates) are compiled for AVX-512, AVX2 + FMA
+/// and portable code, and `AEKIT_ISA` holds the choice lower. Each gives the
+/// same bits: training writes the same model under every setting (GEMMs
+/// are faer's whatever the setting, so any difference is ours).
+#[test]
+fn every_instruction_set_trains_the_same_bits() {
+    let d = tmp("isa");
+    let runs: [&[&str]; 3] = [
+        &["train", "--hidden", "64", "--momentum", "0.9"],
+        &["train", "--hidden", "64", "--optimizer", "adam", "--lr", "0.01"],
+        &[
+            "pretrain",
+            "--layers",
+            "64,32",
+            "--schedule",
+            "stacked",
+            "--momentum",
+            "0.9",
+        ],
+    ];
+    for (i, run) in runs.iter().enumerate() {
+        let mut models = Vec::new();
+        for isa in ["portable", "avx2", "avx512"] {
+            let out = d.path().join(format!("{i}-{isa}"));
+            let mut args = run.to_vec();
+            args.extend([
+                "--data",
+                "builtin",
+                "--train-size",
+                "600",
+                "--val-size",
+                "100",
+                "--batch",
+                "20",
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let o = aekit_env(&args, &[("AEKIT_ISA", isa)]);
+            assert!(o.status.success(), "{run:?} {isa}: {}", stderr(&o));
+            models.push(std::fs::read(out.join("model.safetensors")).unwrap());
+        }
+        assert!(
+            models.windows(2).all(|w| w[0] == w[1]),
+            "{run:?}: the instruction sets disagree"
+        );
+    }
 }

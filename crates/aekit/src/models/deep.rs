@@ -306,7 +306,7 @@ pub fn deep_finish<T: Real>(
     weight_decay: T,
 ) -> (T, T) {
     let inv = T::ONE / T::of(batch as f64);
-    crate::tensor::par::chunks(grad, |_, c| c.iter_mut().for_each(|g| *g *= inv));
+    crate::tensor::par::chunks(grad, |_, c| T::scale_slice(c, inv));
     let mut obj = sum * inv;
     if weight_decay > T::ZERO {
         for (w, _) in &lay.layers {

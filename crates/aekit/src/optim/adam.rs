@@ -109,11 +109,8 @@ impl Adam {
         let step = (lr as f64 / c1) as f32;
         let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
         crate::tensor::par::chunks3(params, &mut self.m, &mut self.v, |at, p, m, v| {
-            for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(&grad[at..]) {
-                *m = beta1 * *m + (1.0 - beta1) * g;
-                *v = beta2 * *v + (1.0 - beta2) * g * g;
-                *p -= step * *m / (v.sqrt() * inv_sqrt_c2 + eps);
-            }
+            let g = &grad[at..at + p.len()];
+            crate::tensor::simd::adam(p, m, v, g, beta1, beta2, step, inv_sqrt_c2, eps);
         });
     }
 }

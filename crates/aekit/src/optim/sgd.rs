@@ -3,6 +3,8 @@
 //! Weight decay is part of the objective (see the model), so g already holds
 //! λ·W for weights and nothing for biases.
 
+use crate::tensor::simd;
+
 /// SGD state: the velocity mirrors the parameter vector.
 #[derive(Debug, Clone, Default)]
 pub struct Sgd {
@@ -26,9 +28,7 @@ impl Sgd {
         let lr = self.lr;
         if self.momentum == 0.0 {
             crate::tensor::par::chunks(params, |at, p| {
-                for (p, &g) in p.iter_mut().zip(&grad[at..]) {
-                    *p -= lr * g;
-                }
+                simd::sgd_plain(p, &grad[at..at + p.len()], lr);
             });
             return;
         }
@@ -37,10 +37,7 @@ impl Sgd {
         }
         let mu = self.momentum;
         crate::tensor::par::chunks2(params, &mut self.velocity, |at, p, v| {
-            for ((p, v), &g) in p.iter_mut().zip(v).zip(&grad[at..]) {
-                *v = mu * *v - lr * g;
-                *p += *v;
-            }
+            simd::sgd_momentum(p, v, &grad[at..at + p.len()], mu, lr);
         });
     }
 

@@ -55,6 +55,12 @@ pub trait Real:
     /// `da` is not empty, da = σ(a) − x, in one pass; f32 runs
     /// [`simd::xent`].
     fn xent_slice(da: &mut [Self], a: &[Self], x: &[Self]) -> f64;
+    /// y ← s·y over a slice; f32 runs [`simd::scale`].
+    fn scale_slice(y: &mut [Self], s: Self);
+}
+
+fn scale_slice_scalar<T: Real>(y: &mut [T], s: T) {
+    y.iter_mut().for_each(|v| *v *= s);
 }
 
 fn sigmoid_slice_scalar<T: Real>(y: &mut [T]) {
@@ -73,7 +79,7 @@ fn xent_slice_scalar<T: Real>(da: &mut [T], a: &[T], x: &[T]) -> f64 {
 }
 
 macro_rules! impl_real {
-    ($t:ty, $sigmoid:expr, $tanh:expr, $sig_slice:expr, $xent:expr) => {
+    ($t:ty, $sigmoid:expr, $tanh:expr, $sig_slice:expr, $xent:expr, $scale:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -123,6 +129,9 @@ macro_rules! impl_real {
             fn xent_slice(da: &mut [Self], a: &[Self], x: &[Self]) -> f64 {
                 $xent(da, a, x)
             }
+            fn scale_slice(y: &mut [Self], s: Self) {
+                $scale(y, s)
+            }
         }
     };
 }
@@ -143,9 +152,17 @@ impl_real!(
     self::vmath::sigmoid,
     |x: f32| 2.0 * self::vmath::sigmoid(2.0 * x) - 1.0,
     self::simd::sigmoid,
-    self::simd::xent
+    self::simd::xent,
+    self::simd::scale
 );
-impl_real!(f64, sigmoid64, f64::tanh, sigmoid_slice_scalar, xent_slice_scalar);
+impl_real!(
+    f64,
+    sigmoid64,
+    f64::tanh,
+    sigmoid_slice_scalar,
+    xent_slice_scalar,
+    scale_slice_scalar
+);
 
 /// Converts a slice between precisions (f32 parameters into an f64 check).
 pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {

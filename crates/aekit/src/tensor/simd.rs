@@ -1,5 +1,5 @@
 //! The hot element-wise loops of minibatch training (the sigmoid, the
-//! cross-entropy's loss and δ in one pass), each compiled three times: for
+//! cross-entropy's loss and δ in one pass, the SGD update), each compiled three times: for
 //! AVX-512, for AVX2 + FMA and portably, and run as [`Isa::active`] says.
 //! One body per loop ([`vmath`]'s polynomial exp and ln, fixed lane
 //! accumulators), so every instruction set gives the same bits.
@@ -77,6 +77,60 @@ multiversion! {
             }
         }
         total
+    }
+}
+
+multiversion! {
+    /// Classical momentum: v ← μ·v − η·g, then p ← p + v (no fused
+    /// multiply-add, so every instruction set gives the same bits).
+    pub fn sgd_momentum(p: &mut [f32], v: &mut [f32], g: &[f32], mu: f32, lr: f32) -> () {
+        assert!(p.len() == v.len() && p.len() == g.len());
+        for ((p, v), &g) in p.iter_mut().zip(v.iter_mut()).zip(g) {
+            *v = mu * *v - lr * g;
+            *p += *v;
+        }
+    }
+}
+
+multiversion! {
+    /// Adam's update of one piece: m ← β₁·m + (1−β₁)·g,
+    /// v ← β₂·v + (1−β₂)·g², p ← p − step·m / (√v·c + ε).
+    pub fn adam(
+        p: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+        beta1: f32,
+        beta2: f32,
+        step: f32,
+        c: f32,
+        eps: f32
+    ) -> () {
+        assert!(p.len() == m.len() && p.len() == v.len() && p.len() == g.len());
+        for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            *p -= step * *m / (v.sqrt() * c + eps);
+        }
+    }
+}
+
+multiversion! {
+    /// y ← s·y.
+    pub fn scale(y: &mut [f32], s: f32) -> () {
+        for v in y.iter_mut() {
+            *v *= s;
+        }
+    }
+}
+
+multiversion! {
+    /// p ← p − η·g.
+    pub fn sgd_plain(p: &mut [f32], g: &[f32], lr: f32) -> () {
+        assert!(p.len() == g.len());
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p -= lr * g;
+        }
     }
 }
 

@@ -359,7 +359,7 @@ pub fn finish_objective<T: Real>(
     let inv = T::ONE / T::of(batch as f64);
     let mean_loss = loss_sum * inv;
     let mut obj = mean_loss;
-    crate::tensor::par::chunks(grad, |_, c| c.iter_mut().for_each(|g| *g *= inv));
+    crate::tensor::par::chunks(grad, |_, c| T::scale_slice(c, inv));
     if weight_decay > T::ZERO {
         for r in lay.weight_ranges() {
             let mut sq = T::ZERO;
