@@ -3,8 +3,8 @@
 # one run (run by hand; needs python3 with torch and numpy for PyTorch's
 # side, set PY to another interpreter if need be).
 #
-# For each instruction set in ISAS (default: avx512 avx2 portable, the
-# AEKIT_ISA switch; faer's GEMM picks its own kernels from the CPU whatever
+# For each instruction set in ISAS (default: avx512 where the CPU has it,
+# avx2, portable: the AEKIT_ISA switch; faer's GEMM picks its own kernels from the CPU whatever
 # the switch says), in ROUNDS rounds (default 2), in turns:
 #   W1      per-example tied 784→500 DAE, one thread, 60k images, epoch 2
 #   W3      784-1000-1000 gradual phase, batch 20, one thread, 10k images ×6
@@ -12,7 +12,7 @@
 #   sparse  the sparse exercise (784→196, 10k images, 400 L-BFGS
 #           iterations), both threads, whole run
 #   default `aekit train` as the README runs it, whole run
-# then PyTorch's W1 (hand-written, 10k examples), W3 and W4 on one thread.
+# then PyTorch's W1 (hand-written steps, 3,000 examples), W3 and W4 (10k) on one thread.
 # Writes log.txt and table.md (one `RESULT|name|isa|seconds` line each)
 # into $OUT (default ./two-cores-out).
 set -uo pipefail
@@ -21,7 +21,9 @@ OUT=${OUT:-two-cores-out}
 BIN=${BIN:-target/release/aekit}
 MNIST=${MNIST:-../shared/datasets/mnist}
 PY=${PY:-python3}
-ISAS=${ISAS:-avx512 avx2 portable}
+# avx512 only where the CPU has it (elsewhere AEKIT_ISA=avx512 runs the AVX2 code).
+if grep -q avx512f /proc/cpuinfo 2>/dev/null; then DEFAULT_ISAS="avx512 avx2 portable"; else DEFAULT_ISAS="avx2 portable"; fi
+ISAS=${ISAS:-$DEFAULT_ISAS}
 ROUNDS=${ROUNDS:-2}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
