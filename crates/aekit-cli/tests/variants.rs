@@ -4,6 +4,7 @@ mod common;
 
 use aekit::data::{load_train_test, DataSource};
 use common::{aekit, fails_with, stderr, tmp};
+use std::path::Path;
 
 #[test]
 fn every_variant_is_written_readable_and_labelled_as_its_source() {
@@ -103,28 +104,31 @@ fn bad_variant_requests_are_refused() {
     assert!(!out.exists());
 }
 
+/// Runs `aekit experiment variants --quick ARGS --out OUT` and returns the
+/// rows of its CSV (the header left out).
+fn experiment_rows(args: &[&str], out: &Path) -> Vec<Vec<String>> {
+    let mut a = vec!["experiment", "variants", "--quick"];
+    a.extend(args);
+    a.extend(["--out", out.to_str().unwrap()]);
+    let o = aekit(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
 #[test]
 fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
     let d = tmp("variants-exp");
     let out = d.path().join("run");
-    let o = aekit(&[
-        "experiment",
-        "variants",
-        "--quick",
-        "--no-table",
-        "--finetune-epochs",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    let rows = experiment_rows(&["--no-table", "--finetune-epochs", "3"], &out);
+    let names: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(names, ["rot", "bg-rand", "bg-img", "bg-img-rot"]);
     for r in &rows {
         // The learning rate chosen on the validation error, of the four.
-        assert!(["0.05", "0.1", "0.2", "0.4"].contains(&r[5]), "{r:?}");
+        assert!(["0.05", "0.1", "0.2", "0.4"].contains(&r[5].as_str()), "{r:?}");
         let err: f64 = r[6].parse().unwrap();
         // Better than chance (90% ± 1% on 1000 test digits) after three
         // epochs on 2000 digits; bg-rand, the hardest to start on, is near 83%.
@@ -150,28 +154,26 @@ fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
 fn the_variants_experiment_runs_the_parts_and_sets_asked_for() {
     let d = tmp("variants-parts");
     let out = d.path().join("run");
-    let o = aekit(&[
-        "experiment",
-        "variants",
-        "--quick",
-        "--parts",
-        "sda",
-        "--sets",
-        "bg-img",
-        "--pretrain-epochs",
-        "1",
-        "--finetune-epochs",
-        "2",
-        "--finetune-lr",
-        "0.1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 1, "{csv}");
-    assert_eq!((rows[0][0], rows[0][1], rows[0][5]), ("sda3", "bg-img", "0.1"));
+    let rows = experiment_rows(
+        &[
+            "--parts",
+            "sda",
+            "--sets",
+            "bg-img",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "2",
+            "--finetune-lr",
+            "0.1",
+        ],
+        &out,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (&*rows[0][0], &*rows[0][1], &*rows[0][5]),
+        ("sda3", "bg-img", "0.1")
+    );
     assert!(!out.join("dae-bg-rand-filters.png").exists());
     assert!(!out.join("examples-rot.png").exists());
     // A learning rate that is not positive is refused before any training.
@@ -192,39 +194,34 @@ fn the_variants_experiment_runs_the_parts_and_sets_asked_for() {
 fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     let d = tmp("variants-rows");
     let out = d.path().join("run");
-    let o = aekit(&[
-        "experiment",
-        "variants",
-        "--quick",
-        "--parts",
-        "table",
-        "--sets",
-        "basic",
-        "--depths",
-        "1",
-        "--pretrainings",
-        "autoencoder",
-        "--pretrain-epochs",
-        "1",
-        "--finetune-epochs",
-        "1",
-        "--finetune-batch",
-        "1",
-        "--finetune-momentum",
-        "0",
-        "--finetune-lr",
-        "0.05",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 1, "{csv}");
-    assert_eq!(&rows[0][..4], ["table", "basic", "1", "autoencoder"]);
+    let rows = experiment_rows(
+        &[
+            "--parts",
+            "table",
+            "--sets",
+            "basic",
+            "--depths",
+            "1",
+            "--pretrainings",
+            "autoencoder",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            "--finetune-batch",
+            "1",
+            "--finetune-momentum",
+            "0",
+            "--finetune-lr",
+            "0.05",
+        ],
+        &out,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][..4], ["table", "basic", "1", "autoencoder"]);
     // One epoch of per-example steps on 2000 digits is far past chance.
     let err: f64 = rows[0][6].parse().unwrap();
-    assert!(err < 30.0, "{csv}");
+    assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("batch 1, momentum 0,"), "{md}");
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
