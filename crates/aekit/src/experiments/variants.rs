@@ -377,10 +377,10 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     }
                     let name = p.name();
                     let (te, va, lr) = deep_net(&d, &layers, p.start(), &l)?;
-                    let published = match name {
-                        "none" => Some(none_pub[depth - 1]),
-                        "autoencoder" => Some(ae_pub[depth - 1]),
-                        _ => None,
+                    let published = match p {
+                        TablePretraining::None => Some(none_pub[depth - 1]),
+                        TablePretraining::Autoencoder => Some(ae_pub[depth - 1]),
+                        TablePretraining::Rbm => None,
                     };
                     eprintln!(
                         "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, lr {lr})"

@@ -540,7 +540,7 @@ impl Objective for CdObjective<'_> {
 
     fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
         let inv = 1.0 / n.max(1) as f32;
-        grad.iter_mut().for_each(|g| *g *= inv);
+        crate::tensor::simd::scale(grad, inv);
         let nw = self.rbm.n_vis * self.rbm.n_hid;
         if self.weight_cost > 0.0 {
             grad[..nw]

@@ -304,8 +304,8 @@ impl ConvAutoencoder {
                 backward_nodes(&self.net, &self.params, &mut ws, b, k);
                 let inv = 1.0 / b as f32;
                 let lambda = cfg.train.weight_decay;
-                ws.grad.iter_mut().for_each(|g| *g *= inv);
-                gc.iter_mut().for_each(|g| *g *= inv);
+                crate::tensor::simd::scale(&mut ws.grad, inv);
+                crate::tensor::simd::scale(&mut gc, inv);
                 for n in &self.net.nodes[..k] {
                     for (g, &w) in ws.grad[n.w.clone()].iter_mut().zip(&self.params[n.w.clone()]) {
                         *g += lambda * w;

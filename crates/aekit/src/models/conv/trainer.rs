@@ -206,7 +206,7 @@ impl Objective for CaeObjective<'_> {
 
     fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
         let inv = 1.0 / n as f32;
-        grad.iter_mut().for_each(|g| *g *= inv);
+        crate::tensor::simd::scale(grad, inv);
         let mut penalty = 0.0f64;
         if self.weight_decay > 0.0 {
             let lambda = self.weight_decay;

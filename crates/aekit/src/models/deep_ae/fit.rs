@@ -85,7 +85,7 @@ impl Objective for AeObjective<'_> {
     }
     fn finish(&self, p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
         let inv = 1.0 / n.max(1) as f32;
-        grad.iter_mut().for_each(|g| *g *= inv);
+        crate::tensor::simd::scale(grad, inv);
         let mut penalty = 0.0f64;
         if self.weight_decay > 0.0 {
             for l in 0..self.model.depth() {

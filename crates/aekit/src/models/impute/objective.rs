@@ -199,7 +199,7 @@ impl Objective for ImputeObjective<'_> {
 
     fn finish(&self, _p: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished {
         let inv = 1.0 / n.max(1) as f32;
-        grad.iter_mut().for_each(|g| *g *= inv);
+        crate::tensor::simd::scale(grad, inv);
         Finished {
             loss: loss_sum,
             objective: loss_sum / n.max(1) as f64,
