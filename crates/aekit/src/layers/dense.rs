@@ -25,6 +25,7 @@ pub fn dense_forward<T: Real>(
 }
 
 /// Writes dx (when asked) and adds into dW and db.
+#[allow(clippy::too_many_arguments)]
 pub fn dense_backward<T: Real>(
     dx: Option<&mut [T]>,
     dw: &mut [T],
@@ -38,15 +39,65 @@ pub fn dense_backward<T: Real>(
     trans_w: bool,
     par: Par,
 ) {
+    dense_backward_scaled(
+        dx,
+        dw,
+        db,
+        dy,
+        x,
+        w,
+        batch,
+        n_in,
+        n_out,
+        trans_w,
+        T::ONE,
+        Some(T::ONE),
+        par,
+    );
+}
+
+/// As [`dense_backward`], with dW and db scaled by `alpha` and written over
+/// (`beta` `None`: a gradient buffer that needs neither clearing nor
+/// rescaling) or into `beta`·(what they held): dW ← β·dW + α·xᵀ·dy (the
+/// velocity of SGD with momentum written by the product itself).
+#[allow(clippy::too_many_arguments)]
+pub fn dense_backward_scaled<T: Real>(
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    dy: &[T],
+    x: &[T],
+    w: &[T],
+    batch: usize,
+    n_in: usize,
+    n_out: usize,
+    trans_w: bool,
+    alpha: T,
+    beta: Option<T>,
+    par: Par,
+) {
     if let Some(dx) = dx {
         gemm(batch, n_in, n_out, T::ONE, dy, false, w, !trans_w, false, dx, par);
     }
-    if trans_w {
-        gemm(n_out, n_in, batch, T::ONE, dy, true, x, false, true, dw, par);
-    } else {
-        gemm(n_in, n_out, batch, T::ONE, x, true, dy, false, true, dw, par);
+    if let Some(b) = beta.filter(|&b| b != T::ONE) {
+        crate::tensor::par::chunks(dw, |_, c| T::scale_slice(c, b));
+        T::scale_slice(db, b);
     }
-    add_column_sums(db, dy, batch, n_out);
+    let accumulate = beta.is_some();
+    if trans_w {
+        gemm(n_out, n_in, batch, alpha, dy, true, x, false, accumulate, dw, par);
+    } else {
+        gemm(n_in, n_out, batch, alpha, x, true, dy, false, accumulate, dw, par);
+    }
+    if accumulate && alpha == T::ONE {
+        add_column_sums(db, dy, batch, n_out);
+    } else {
+        let mut sums = vec![T::ZERO; n_out];
+        add_column_sums(&mut sums, dy, batch, n_out);
+        for (d, s) in db.iter_mut().zip(sums) {
+            *d = if accumulate { *d + alpha * s } else { alpha * s };
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! ½·λ·Σ‖W‖² over every weight matrix (trunk and head), biases free.
 
 use crate::layers::activation::Activation;
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::{dense_backward_scaled, dense_forward};
 use crate::layers::loss::{self, Loss};
 use crate::tensor::gemm::Par;
 use crate::tensor::Real;
@@ -169,6 +169,7 @@ pub fn trunk_forward<'a, T: Real>(
 /// Sum over the batch of the head's loss, adding the gradient into `grad`
 /// when given. `target` is the reconstruction target (`Reconstruct`), or
 /// `labels` the classes (`Softmax`).
+#[allow(clippy::too_many_arguments)]
 pub fn deep_loss_grad<T: Real>(
     lay: &DeepLayout,
     p: &[T],
@@ -179,6 +180,40 @@ pub fn deep_loss_grad<T: Real>(
     batch: usize,
     ws: &mut DeepWorkspace<T>,
     par: Par,
+) -> T {
+    deep_loss_grad_scaled(
+        lay,
+        p,
+        grad,
+        x,
+        target,
+        labels,
+        batch,
+        ws,
+        par,
+        T::ONE,
+        Some(T::ONE),
+    )
+}
+
+/// As [`deep_loss_grad`], the gradient scaled by `alpha` and written over
+/// `grad` (`beta` `None`) or into `beta`·`grad` (see
+/// [`dense_backward_scaled`]); every entry of `grad` belongs to one layer
+/// and is written once, so the buffer needs no clearing first and no
+/// rescaling after.
+#[allow(clippy::too_many_arguments)]
+pub fn deep_loss_grad_scaled<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    grad: Option<&mut [T]>,
+    x: &[T],
+    target: &[T],
+    labels: &[u8],
+    batch: usize,
+    ws: &mut DeepWorkspace<T>,
+    par: Par,
+    alpha: T,
+    beta: Option<T>,
 ) -> T {
     let l = lay.depth();
     let top_n = lay.sizes[l];
@@ -226,7 +261,7 @@ pub fn deep_loss_grad<T: Real>(
     // Head, then each trunk layer from the top down.
     {
         let (gw, gb) = split_pair(grad, &lay.layers[l]);
-        dense_backward(
+        dense_backward_scaled(
             Some(&mut ws.d[l - 1]),
             gw,
             gb,
@@ -237,6 +272,8 @@ pub fn deep_loss_grad<T: Real>(
             top_n,
             n_out,
             false,
+            alpha,
+            beta,
             par,
         );
     }
@@ -248,7 +285,7 @@ pub fn deep_loss_grad<T: Real>(
         let input: &[T] = if j == 0 { x } else { &ws.h[j - 1] };
         let (gw, gb) = split_pair(grad, &lay.layers[j]);
         let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
-        dense_backward(
+        dense_backward_scaled(
             dx,
             gw,
             gb,
@@ -259,6 +296,8 @@ pub fn deep_loss_grad<T: Real>(
             n_in,
             n_o,
             false,
+            alpha,
+            beta,
             par,
         );
     }
@@ -307,18 +346,32 @@ pub fn deep_finish<T: Real>(
 ) -> (T, T) {
     let inv = T::ONE / T::of(batch as f64);
     crate::tensor::par::chunks(grad, |_, c| T::scale_slice(c, inv));
-    let mut obj = sum * inv;
+    let obj = deep_penalty(lay, p, grad, weight_decay, T::ONE, sum * inv);
+    (sum * inv, obj)
+}
+
+/// Adds `scale`·λ·W to the weights' gradient (biases excluded) and returns
+/// `loss` plus the penalty ½·λ·Σ‖W‖².
+pub fn deep_penalty<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    grad: &mut [T],
+    weight_decay: T,
+    scale: T,
+    loss: T,
+) -> T {
+    let mut obj = loss;
     if weight_decay > T::ZERO {
         for (w, _) in &lay.layers {
             let mut sq = T::ZERO;
             for (g, &v) in grad[w.clone()].iter_mut().zip(&p[w.clone()]) {
-                *g += weight_decay * v;
+                *g += scale * (weight_decay * v);
                 sq += v * v;
             }
             obj += T::of(0.5) * weight_decay * sq;
         }
     }
-    (sum * inv, obj)
+    obj
 }
 
 /// The head's output (pre-activation, e.g. logits) of the last forward pass.

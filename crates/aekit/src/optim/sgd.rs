@@ -41,6 +41,18 @@ impl Sgd {
         });
     }
 
+    /// The velocity, μ and η, for a caller that sets v ← μ·v − η·g itself
+    /// and then θ ← θ + v; `None` without momentum.
+    pub fn velocity_for(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+        if self.momentum == 0.0 {
+            return None;
+        }
+        if self.velocity.len() != len {
+            self.velocity = vec![0.0; len];
+        }
+        Some((&mut self.velocity, self.momentum, self.lr))
+    }
+
     /// The velocity (empty before the first step with momentum).
     pub fn velocity(&self) -> &[f32] {
         &self.velocity

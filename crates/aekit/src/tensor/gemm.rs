@@ -1,9 +1,10 @@
 //! The one door to matrix multiplication: a safe function over row-major
 //! slices, dims, transpose flags and accumulate, backed by faer. No other
 //! module multiplies matrices, so a faster kernel or a route around a slow
-//! faer shape changes one place.
+//! faer shape changes one place. A left operand that is mostly zeros (the
+//! pixels of MNIST-like inputs) goes to [`super::spmm`]'s kernels instead.
 
-use super::Real;
+use super::{spmm, Real};
 use faer::{Accum, MatMut, MatRef};
 
 /// How many threads one product may use. Off inside Hogwild workers and
@@ -65,6 +66,9 @@ pub fn gemm<T: Real>(
         }
         return;
     }
+    if sparse_left(m, n, k, alpha, a, trans_a, b, trans_b, accumulate, c, par) {
+        return;
+    }
     let a = if trans_a {
         MatRef::from_row_major_slice(a, k, m).transpose()
     } else {
@@ -85,6 +89,81 @@ pub fn gemm<T: Real>(
             Split::Rows => by_rows(c, accum, a, b, alpha, t),
         },
     }
+}
+
+/// `f32` slices as themselves; `None` for any other scalar (the sparse
+/// kernels are written for f32, the gradient checks' f64 stays dense).
+#[allow(unsafe_code)]
+fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 whenever the type ids agree.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+#[allow(unsafe_code)]
+fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as above; the borrow is moved into the result.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+}
+
+/// The product through [`spmm`] when `op(a)` is mostly zeros and `b` is
+/// not transposed (`x·W` and `xᵀ·δ` of a first layer); `false`, having
+/// done nothing, otherwise. Threads take slabs of the output's rows.
+#[allow(clippy::too_many_arguments)]
+fn sparse_left<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    trans_a: bool,
+    b: &[T],
+    trans_b: bool,
+    accumulate: bool,
+    c: &mut [T],
+    par: Par,
+) -> bool {
+    use rayon::prelude::*;
+    if trans_b || !spmm::worth(m, n, k) {
+        return false;
+    }
+    let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32_mut(c)) else {
+        return false;
+    };
+    let alpha = alpha.f64() as f32;
+    let threads = match par {
+        Par::Seq => 1,
+        Par::Threads(t) => t.min(m.max(k) / 16).max(1),
+    };
+    // The first rows of `a` decide (whatever the split), each slab then
+    // indexes the rows it needs.
+    let (sparse_rows, sparse_cols) = if trans_a { (k, m) } else { (m, k) };
+    if !spmm::looks_sparse(a, sparse_cols) {
+        return false;
+    }
+    if !trans_a {
+        let rows = m.div_ceil(threads);
+        c.par_chunks_mut(rows * n)
+            .zip(a.par_chunks(rows * k))
+            .for_each(|(c, a)| {
+                let csr = spmm::Csr::build(a, c.len() / n, k);
+                spmm::rows_times_dense(c, &csr, b, n, alpha, accumulate);
+            });
+    } else {
+        // The index of `a`'s rows (the inner dimension), built in parallel
+        // pieces, shared by the slabs of the output's rows.
+        let rows = sparse_rows.div_ceil(threads);
+        let parts: Vec<spmm::Csr> = a
+            .par_chunks(rows * sparse_cols)
+            .map(|a| spmm::Csr::build(a, a.len() / sparse_cols, sparse_cols))
+            .collect();
+        let out_rows = m.div_ceil(threads);
+        c.par_chunks_mut(out_rows * n).enumerate().for_each(|(s, c)| {
+            spmm::dense_into_rows_of_transpose(c, s * out_rows, &parts, b, n, alpha, accumulate)
+        });
+    }
+    true
 }
 
 /// How a threaded product is shared out: by faer, or cut by the door into

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod par;
 pub mod rng;
 pub mod simd;
+pub mod spmm;
 pub mod vmath;
 
 use std::fmt::Debug;

@@ -1,11 +1,10 @@
 //! The hot element-wise loops of minibatch training (the sigmoid, the
 //! cross-entropy's loss and δ in one pass, the SGD update), each compiled three times: for
-//! AVX-512, for AVX2 + FMA and portably, and run as [`Isa::active`] says.
+//! AVX-512, for AVX2 + FMA and portably, and run as [`super::isa::Isa::active`] says.
 //! One body per loop ([`vmath`]'s polynomial exp and ln, fixed lane
 //! accumulators), so every instruction set gives the same bits.
 #![allow(unsafe_code)]
 
-use super::isa::Isa;
 use super::vmath;
 
 /// Lanes of the loss accumulators (one AVX-512 register of f32).
@@ -29,18 +28,19 @@ macro_rules! multiversion {
             unsafe fn avx2($($arg: $ty),*) -> $ret {
                 body($($arg),*)
             }
-            match Isa::active() {
+            match $crate::tensor::isa::Isa::active() {
                 // SAFETY: `Isa::active` never exceeds what the CPU reports.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512($($arg),*) },
+                $crate::tensor::isa::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { avx2($($arg),*) },
+                $crate::tensor::isa::Isa::Avx2Fma => unsafe { avx2($($arg),*) },
                 _ => body($($arg),*),
             }
         }
     };
 }
+pub(crate) use multiversion;
 
 multiversion! {
     /// y ← σ(y).
@@ -120,6 +120,16 @@ multiversion! {
     pub fn scale(y: &mut [f32], s: f32) -> () {
         for v in y.iter_mut() {
             *v *= s;
+        }
+    }
+}
+
+multiversion! {
+    /// p ← p + v.
+    pub fn add(p: &mut [f32], v: &[f32]) -> () {
+        assert!(p.len() == v.len());
+        for (p, &v) in p.iter_mut().zip(v) {
+            *p += v;
         }
     }
 }

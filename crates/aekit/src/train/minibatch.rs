@@ -104,6 +104,25 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         let end = (self.pos + self.batch).min(n);
         let b = end - self.pos;
         o.load(&self.order[self.pos..end], &mut self.loaded, rng);
+        if let [(ws, g, _)] = &mut self.workers[..] {
+            // One worker: the objective may write the finished gradient
+            // straight into SGD's velocity, or at least over its buffer.
+            let (loaded, par) = (&self.loaded, self.par);
+            if let Some((v, mu, lr)) = opt.velocity(params.len()) {
+                if let Some(f) = o.loss_grad_finished(params, v, loaded, b, ws, par, -lr, Some(mu)) {
+                    self.epoch_loss += f.loss;
+                    crate::tensor::par::chunks(params, |at, p| {
+                        crate::tensor::simd::add(p, &v[at..at + p.len()])
+                    });
+                    return self.advance(end, t0);
+                }
+            }
+            if let Some(f) = o.loss_grad_finished(params, g, loaded, b, ws, par, 1.0, None) {
+                self.epoch_loss += f.loss;
+                opt.step(params, g);
+                return self.advance(end, t0);
+            }
+        }
         let chunk = b.div_ceil(self.workers.len());
         let (loaded, par, p) = (&self.loaded, self.par, &*params);
         let work = |k: usize, (ws, g, l): &mut (W, Vec<f32>, f64)| {
@@ -132,6 +151,12 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         }
         self.epoch_loss += o.finish(params, &mut first.1, loss_sum, b).loss;
         opt.step(params, &first.1);
+        self.advance(end, t0)
+    }
+
+    /// Counts a step that ended at `end` and started at `t0`.
+    fn advance(&mut self, end: usize, t0: Instant) -> Option<f64> {
+        let n = self.order.len();
         self.updates += 1;
         self.pos = end;
         let mut done = None;

@@ -49,6 +49,32 @@ pub trait Objective: Sync {
     /// Turns `grad`, summed over `n` examples with summed loss `loss_sum`,
     /// into the objective's gradient in place.
     fn finish(&self, params: &[f32], grad: &mut [f32], loss_sum: f64, n: usize) -> Finished;
+
+    /// The whole loaded batch (`n` examples) in one call, its finished
+    /// gradient `g` (what clearing a buffer,
+    /// [`loss_grad_sum`](Objective::loss_grad_sum) over every row and
+    /// [`finish`](Objective::finish) give) scaled by `scale` and written
+    /// over `out` (`beta` `None`) or into it: `out ← β·out + scale·g`. An
+    /// objective whose products can write their results so scaled spares
+    /// one worker's step the clearing and rescaling of a model-sized
+    /// buffer, and SGD with momentum its separate gradient buffer (the
+    /// velocity is `out`, β = μ, `scale` = −η). `None` (the default), with
+    /// `out` untouched, when the objective does not offer it.
+    #[allow(clippy::too_many_arguments)]
+    fn loss_grad_finished(
+        &self,
+        params: &[f32],
+        out: &mut [f32],
+        batch: &Self::Batch,
+        n: usize,
+        ws: &mut Self::Workspace,
+        par: Par,
+        scale: f32,
+        beta: Option<f32>,
+    ) -> Option<Finished> {
+        let _ = (params, out, batch, n, ws, par, scale, beta);
+        None
+    }
 }
 
 /// What [`Objective::finish`] returns.
@@ -189,11 +215,24 @@ pub fn lbfgs_run(
 /// An optimizer that steps from a gradient.
 pub trait Step {
     fn step(&mut self, params: &mut [f32], grad: &[f32]);
+
+    /// For a caller that writes the velocity itself: SGD with momentum
+    /// gives its velocity `v` (sized for `len` parameters), μ and η; the
+    /// caller sets v ← μ·v − η·g and then θ ← θ + v, which is this rule's
+    /// step. `None` for every other rule.
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+        let _ = len;
+        None
+    }
 }
 
 impl Step for Sgd {
     fn step(&mut self, params: &mut [f32], grad: &[f32]) {
         Sgd::step(self, params, grad)
+    }
+
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+        Sgd::velocity_for(self, len)
     }
 }
 
@@ -279,6 +318,13 @@ impl Step for StepRule {
         match self {
             StepRule::Sgd(s) => s.step(params, grad),
             StepRule::Adam(a) => a.step(params, grad),
+        }
+    }
+
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+        match self {
+            StepRule::Sgd(s) => s.velocity_for(len),
+            StepRule::Adam(_) => None,
         }
     }
 }

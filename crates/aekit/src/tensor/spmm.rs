@@ -1,0 +1,384 @@
+//! Products whose left operand is mostly zeros: MNIST-like inputs (81% of
+//! the pixels are 0, more after masking noise) in the first layer's forward
+//! product `x·W` and weight gradient `xᵀ·δ`. [`super::gemm::gemm`] hands
+//! them here when it finds few enough non-zeros; the work then grows with
+//! the non-zeros instead of the whole matrix.
+//!
+//! The non-zeros of the sparse operand are gathered once per product (a
+//! compressed-row index); the kernels then add rows of the dense operand in
+//! column blocks of [`BLOCK`] that stay in registers, compiled for
+//! AVX-512, AVX2 + FMA and portably ([`super::simd`]'s `multiversion!`;
+//! no fused multiply-add, so every instruction set gives the same bits).
+//! Every output element is summed over the inner dimension in order,
+//! whichever thread computes it, so a result never depends on the thread
+//! count.
+#![allow(unsafe_code)]
+
+use super::simd::multiversion;
+use std::sync::OnceLock;
+
+/// Columns of the output that one pass keeps in registers (8 AVX2 or 4
+/// AVX-512 registers of accumulators).
+const BLOCK: usize = 64;
+
+/// At most this fraction of non-zeros for the sparse path: a non-zero
+/// costs about twice what a dense product spends per element (its row of
+/// the dense operand comes from L2, not from registers), measured on
+/// 784-wide MNIST batches (see `docs/results/two-cores.md`).
+const MAX_DENSITY: f64 = 0.30;
+
+/// Rows of the sparse operand that decide whether it is sparse.
+const PROBE_ROWS: usize = 64;
+
+/// The output is at least this wide (shorter rows do not fill a vector).
+const MIN_N: usize = 16;
+
+/// Whether the sparse path may be taken: `AEKIT_SPARSE=off` turns it off
+/// for the whole process (to time and test the dense path on the same data).
+pub fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| !matches!(std::env::var("AEKIT_SPARSE").as_deref(), Ok("off" | "0")))
+}
+
+/// A matrix's non-zeros by rows (compressed sparse rows).
+#[derive(Debug, Default)]
+pub struct Csr {
+    /// Row `r`'s entries are `start[r]..start[r + 1]`.
+    pub start: Vec<usize>,
+    pub col: Vec<u32>,
+    pub val: Vec<f32>,
+}
+
+impl Csr {
+    /// The non-zeros of row-major `a` (`rows × cols`), or `None` when its
+    /// first rows say it is not sparse (see [`looks_sparse`]).
+    pub fn of_sparse(a: &[f32], rows: usize, cols: usize) -> Option<Csr> {
+        looks_sparse(a, cols).then(|| Csr::build(a, rows, cols))
+    }
+
+    /// The non-zeros of row-major `a` (`rows × cols`).
+    pub fn build(a: &[f32], rows: usize, cols: usize) -> Csr {
+        assert!(a.len() == rows * cols && cols <= u32::MAX as usize);
+        let mut m = Csr {
+            start: Vec::with_capacity(rows + 1),
+            col: Vec::new(),
+            val: Vec::new(),
+        };
+        m.start.push(0);
+        let mut n = 0;
+        for row in a.chunks_exact(cols) {
+            // Every entry is written and the count moves on past the
+            // non-zeros (no branch per entry).
+            m.col.resize(n + cols, 0);
+            m.val.resize(n + cols, 0.0);
+            let (col, val) = (&mut m.col[n..], &mut m.val[n..]);
+            let mut here = 0;
+            for (j, &v) in row.iter().enumerate() {
+                col[here] = j as u32;
+                val[here] = v;
+                here += (v != 0.0) as usize;
+            }
+            n += here;
+            m.start.push(n);
+        }
+        m.col.truncate(n);
+        m.val.truncate(n);
+        m
+    }
+
+    /// Rows of the matrix.
+    pub fn rows(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let s = self.start[r]..self.start[r + 1];
+        (&self.col[s.clone()], &self.val[s])
+    }
+}
+
+/// Whether row-major `a` (rows of `cols`) is sparse enough for the
+/// kernels here, judged by its first [`PROBE_ROWS`] rows alone, so that the
+/// choice never depends on how threads split the rest.
+pub fn looks_sparse(a: &[f32], cols: usize) -> bool {
+    if cols == 0 || a.is_empty() {
+        return false;
+    }
+    let probe = &a[..a.len().min(PROBE_ROWS * cols)];
+    // A dense first row settles it at once (hidden activations, weights).
+    let first = probe[..cols].iter().filter(|&&v| v != 0.0).count();
+    if first as f64 > 2.0 * MAX_DENSITY * cols as f64 {
+        return false;
+    }
+    let nnz = probe.iter().filter(|&&v| v != 0.0).count();
+    nnz as f64 <= MAX_DENSITY * probe.len() as f64
+}
+
+/// Whether a product of these dims is worth the sparse path at all.
+pub fn worth(m: usize, n: usize, k: usize) -> bool {
+    enabled() && n >= MIN_N && m * n * k >= 1 << 16
+}
+
+/// Row `r` of `csr` times the columns `c0..c0 + W` of `b` (`[k, n]`).
+#[inline(always)]
+fn row_block<const W: usize>(csr: &Csr, r: usize, b: &[f32], n: usize, c0: usize) -> [f32; W] {
+    let (cols, vals) = csr.row(r);
+    let mut s = [0.0f32; W];
+    for (&j, &v) in cols.iter().zip(vals) {
+        let brow: &[f32; W] = b[j as usize * n + c0..][..W].try_into().unwrap();
+        for l in 0..W {
+            s[l] += v * brow[l];
+        }
+    }
+    s
+}
+
+multiversion! {
+    /// `c = (acc ? c : 0) + α·a·b` for `c` `[rows, n]` with `a`'s rows in
+    /// `csr` and `b` row-major `[k, n]` (`n ≥ 8`). Column blocks of
+    /// [`BLOCK`], then of 8, the last of which may start inside the one
+    /// before and writes only its new columns.
+    pub fn rows_times_dense(c: &mut [f32], csr: &Csr, b: &[f32], n: usize, alpha: f32, acc: bool) -> () {
+        assert!(n >= 8 && c.len() == csr.rows() * n);
+        let rows = csr.rows();
+        let mut c0 = 0;
+        while c0 + BLOCK <= n {
+            for r in 0..rows {
+                let s = row_block::<BLOCK>(csr, r, b, n, c0);
+                finish(&mut c[r * n + c0..][..BLOCK], &s, alpha, acc);
+            }
+            c0 += BLOCK;
+        }
+        while c0 < n {
+            let start = c0.min(n - 8);
+            let skip = c0 - start;
+            for r in 0..rows {
+                let s = row_block::<8>(csr, r, b, n, start);
+                finish(&mut c[r * n + c0..r * n + start + 8], &s[skip..], alpha, acc);
+            }
+            c0 = start + 8;
+        }
+    }
+}
+
+#[inline(always)]
+fn finish(out: &mut [f32], s: &[f32], alpha: f32, acc: bool) {
+    if acc {
+        for (o, &s) in out.iter_mut().zip(s) {
+            *o += alpha * s;
+        }
+    } else {
+        for (o, &s) in out.iter_mut().zip(s) {
+            *o = alpha * s;
+        }
+    }
+}
+
+/// Row `p` of `csr` scatters `a[p, i]·bb` into the rows `i` of `c` (in
+/// `i0..i1`) at columns `c0..c0 + W`.
+#[inline(always)]
+fn scatter_block<const W: usize>(
+    c: &mut [f32],
+    (i0, i1): (usize, usize),
+    csr: &Csr,
+    p: usize,
+    bb: &[f32; W],
+    n: usize,
+    c0: usize,
+) {
+    let (cols, vals) = csr.row(p);
+    // This slab's entries of row p (the columns are sorted).
+    let lo = cols.partition_point(|&i| (i as usize) < i0);
+    let hi = lo + cols[lo..].partition_point(|&i| (i as usize) < i1);
+    for (&i, &v) in cols[lo..hi].iter().zip(&vals[lo..hi]) {
+        let out: &mut [f32; W] = (&mut c[(i as usize - i0) * n + c0..][..W]).try_into().unwrap();
+        for l in 0..W {
+            out[l] += v * bb[l];
+        }
+    }
+}
+
+multiversion! {
+    /// Rows `i0..` of `c = (acc ? c : 0) + α·aᵀ·b` for `c` `[·, n]`, `a`
+    /// (`[k, m]`) in `parts` (its rows in order) and `b` row-major
+    /// `[k, n]`: each row `p` of `a` scatters `α·a[p, i]·b[p, :]` into row
+    /// `i` of `c`.
+    pub fn dense_into_rows_of_transpose(
+        c: &mut [f32],
+        i0: usize,
+        parts: &[Csr],
+        b: &[f32],
+        n: usize,
+        alpha: f32,
+        acc: bool
+    ) -> () {
+        let span = (i0, i0 + c.len() / n);
+        if !acc {
+            c.fill(0.0);
+        }
+        let mut c0 = 0;
+        while c0 < n {
+            let w = if c0 + BLOCK <= n { BLOCK } else if c0 + 8 <= n { 8 } else { n - c0 };
+            let mut p = 0;
+            for csr in parts {
+                for r in 0..csr.rows() {
+                    let src = &b[p * n + c0..][..w];
+                    p += 1;
+                    if w == BLOCK {
+                        let bb: [f32; BLOCK] = std::array::from_fn(|l| alpha * src[l]);
+                        scatter_block::<BLOCK>(c, span, csr, r, &bb, n, c0);
+                    } else if w == 8 {
+                        let bb: [f32; 8] = std::array::from_fn(|l| alpha * src[l]);
+                        scatter_block::<8>(c, span, csr, r, &bb, n, c0);
+                    } else {
+                        let (cols, vals) = csr.row(r);
+                        for (&i, &v) in cols.iter().zip(vals) {
+                            if (span.0..span.1).contains(&(i as usize)) {
+                                let out = &mut c[(i as usize - span.0) * n + c0..][..w];
+                                for (o, &s) in out.iter_mut().zip(src) {
+                                    *o += v * (alpha * s);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            c0 += w;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::gemm::{gemm, gemm_reference, Par};
+    use rand::Rng as _;
+
+    /// A `rows × cols` matrix with about `density` of its entries non-zero.
+    fn sparse(rows: usize, cols: usize, density: f64, seed: u64) -> Vec<f32> {
+        let mut rng = crate::tensor::rng::seeded(seed);
+        (0..rows * cols)
+            .map(|_| {
+                if rng.random::<f64>() < density {
+                    rng.random_range(-1.0f32..1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_index_holds_every_non_zero_and_dense_operands_get_none() {
+        let a = [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0];
+        let m = Csr::of_sparse(&a, 3, 4).expect("2 of 12 non-zero");
+        assert_eq!(m.start, [0, 1, 1, 2]);
+        assert_eq!(m.col, [1, 0]);
+        assert_eq!(m.val, [2.0, -1.0]);
+        // Half non-zero: over the limit, whether the first row shows it or not.
+        assert!(Csr::of_sparse(&sparse(50, 40, 0.5, 1), 50, 40).is_none());
+        let mut late = vec![0.0f32; 50 * 40];
+        late[40..].iter_mut().for_each(|v| *v = 1.0);
+        assert!(Csr::of_sparse(&late, 50, 40).is_none());
+        // Past the probe the index takes whatever comes, dense or not.
+        let mut tail = vec![0.0f32; 100 * 40];
+        tail[80 * 40..].iter_mut().for_each(|v| *v = 1.0);
+        let m = Csr::of_sparse(&tail, 100, 40).expect("the first 64 rows are zeros");
+        assert_eq!(m.col.len(), 20 * 40);
+    }
+
+    #[test]
+    fn sparse_products_match_the_reference_and_every_thread_count_bit_for_bit() {
+        // Shapes of the first layers (batch 20 and 100, the sparse
+        // exercise's weight gradient cut down), widths that are and are not
+        // multiples of the register block.
+        for (i, &(m, n, k)) in [(20, 1000, 784), (100, 196, 784), (784, 196, 300), (300, 70, 130)]
+            .iter()
+            .enumerate()
+        {
+            for flags in 0..4 {
+                let (ta, acc) = (flags & 1 != 0, flags & 2 != 0);
+                let a = sparse(m, k, 0.15, 10 + i as u64);
+                let b = sparse(k, n, 1.0, 20 + i as u64);
+                let c0 = sparse(m, n, 1.0, 30 + i as u64);
+                let (sa_rows, sa_cols) = if ta { (k, m) } else { (m, k) };
+                assert!(Csr::of_sparse(&a, sa_rows, sa_cols).is_some() && worth(m, n, k));
+                let mut want = c0.clone();
+                gemm_reference(m, n, k, 0.5, &a, ta, &b, false, acc, &mut want);
+                let mut one = c0.clone();
+                gemm(m, n, k, 0.5, &a, ta, &b, false, acc, &mut one, Par::Seq);
+                for (x, y) in one.iter().zip(&want) {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * (1.0 + k as f32),
+                        "{m}×{n}×{k} ta={ta} acc={acc}: {x} vs {y}"
+                    );
+                }
+                for t in [2, 3, 7] {
+                    let mut many = c0.clone();
+                    gemm(m, n, k, 0.5, &a, ta, &b, false, acc, &mut many, Par::Threads(t));
+                    assert_eq!(one, many, "{m}×{n}×{k} ta={ta} acc={acc} on {t} threads");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use crate::tensor::gemm::{gemm, Par};
+
+    /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture sparse_left`.
+    /// The first-layer products on real MNIST rows (81% zeros, 86% after
+    /// masking 25%), the sparse path against faer's dense product, best of 20.
+    #[test]
+    #[ignore]
+    fn sparse_left_against_dense_on_mnist() {
+        let dir = std::path::Path::new("../../../shared/datasets/mnist");
+        let Ok((train, _)) = crate::data::source::read_idx_dir(dir, Some(10)) else {
+            println!("skipped: no MNIST at {}", dir.display());
+            return;
+        };
+        let x = &train.x[..10_000 * 784];
+        let masked: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 4 == 1 { 0.0 } else { v })
+            .collect();
+        let density = |a: &[f32]| a.iter().filter(|&&v| v != 0.0).count() as f64 / a.len() as f64;
+        println!("density: MNIST {:.3}, masked {:.3}", density(x), density(&masked));
+        // The same values with no zeros, which the door leaves to faer.
+        let filled: Vec<f32> = masked.iter().map(|&v| if v == 0.0 { 1e-30 } else { v }).collect();
+        for &(m, n, k, ta, par) in &[
+            (20, 1000, 784, false, Par::Seq),
+            (784, 1000, 20, true, Par::Seq),
+            (100, 500, 784, false, Par::Seq),
+            (784, 500, 100, true, Par::Seq),
+            (10000, 196, 784, false, Par::Seq),
+            (784, 196, 10000, true, Par::Seq),
+            (10000, 196, 784, false, Par::Threads(2)),
+            (784, 196, 10000, true, Par::Threads(2)),
+        ] {
+            let b = vec![0.25f32; k * n];
+            let mut c = vec![0.0f32; m * n];
+            let flops = 2.0 * (m * n * k) as f64;
+            let mut time = |a: &[f32]| {
+                let mut best = f64::MAX;
+                for _ in 0..20 {
+                    let s = std::time::Instant::now();
+                    gemm(m, n, k, 1.0, a, ta, &b, false, false, &mut c, par);
+                    best = best.min(s.elapsed().as_secs_f64());
+                }
+                best
+            };
+            let sp = time(&masked[..m * k]);
+            let de = time(&filled[..m * k]);
+            println!(
+                "m={m} n={n} k={k} ta={ta} {par:?}: sparse {:.3} ms, dense {:.3} ms ({:.1} GFLOP/s): {:.2}×",
+                sp * 1e3,
+                de * 1e3,
+                flops / de / 1e9,
+                de / sp
+            );
+        }
+    }
+}
