@@ -139,6 +139,9 @@ fn sparse_left<T: Real>(
     // The first rows of `a` decide (whatever the split), each slab then
     // indexes the rows it needs.
     let (sparse_rows, sparse_cols) = if trans_a { (k, m) } else { (m, k) };
+    if sparse_rows > spmm::MAX_ROWS {
+        return false;
+    }
     if !spmm::looks_sparse(a, sparse_cols) {
         return false;
     }
@@ -158,10 +161,36 @@ fn sparse_left<T: Real>(
             .par_chunks(rows * sparse_cols)
             .map(|a| spmm::Csr::build(a, a.len() / sparse_cols, sparse_cols))
             .collect();
-        let out_rows = m.div_ceil(threads);
-        c.par_chunks_mut(out_rows * n).enumerate().for_each(|(s, c)| {
-            spmm::dense_into_rows_of_transpose(c, s * out_rows, &parts, b, n, alpha, accumulate)
-        });
+        // Each thread takes a band of the output's columns (a multiple of
+        // 8 wide) in a buffer of its own, copied in and out of `c`.
+        if threads == 1 {
+            if !accumulate {
+                c.fill(0.0);
+            }
+            spmm::dense_into_rows_of_transpose(c, n, 0, &parts, b, n, alpha);
+        } else {
+            let width = n.div_ceil(threads).div_ceil(8) * 8;
+            let bands: Vec<(usize, usize)> =
+                (0..n).step_by(width).map(|lo| (lo, width.min(n - lo))).collect();
+            let done: Vec<Vec<f32>> = bands
+                .par_iter()
+                .map(|&(lo, w)| {
+                    let mut out = vec![0.0f32; m * w];
+                    if accumulate {
+                        for (o, c) in out.chunks_exact_mut(w).zip(c.chunks_exact(n)) {
+                            o.copy_from_slice(&c[lo..lo + w]);
+                        }
+                    }
+                    spmm::dense_into_rows_of_transpose(&mut out, w, lo, &parts, b, n, alpha);
+                    out
+                })
+                .collect();
+            for (&(lo, w), out) in bands.iter().zip(&done) {
+                for (c, o) in c.chunks_exact_mut(n).zip(out.chunks_exact(w)) {
+                    c[lo..lo + w].copy_from_slice(o);
+                }
+            }
+        }
     }
     true
 }
