@@ -201,7 +201,7 @@ impl Fit for NetFit<'_, '_> {
         let gpu = self.net.gpu();
         match &rule {
             StepRule::Sgd(g) => {
-                self.net.opt.write_state(gpu, g.velocity(), &[])?;
+                self.net.opt.write_state(gpu, &g.plain_velocity(), &[])?;
                 self.net.opt.set_lr(g.lr);
             }
             StepRule::Adam(a) => {

@@ -125,11 +125,13 @@ multiversion! {
 }
 
 multiversion! {
-    /// p ← p + v.
-    pub fn add(p: &mut [f32], v: &[f32]) -> () {
+    /// p ← p + v, then v ← μ·v (the end of a momentum step whose velocity
+    /// is kept premultiplied for the next).
+    pub fn add_then_scale(p: &mut [f32], v: &mut [f32], mu: f32) -> () {
         assert!(p.len() == v.len());
-        for (p, &v) in p.iter_mut().zip(v) {
-            *p += v;
+        for (p, v) in p.iter_mut().zip(v.iter_mut()) {
+            *p += *v;
+            *v *= mu;
         }
     }
 }

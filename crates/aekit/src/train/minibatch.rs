@@ -108,11 +108,13 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
             // One worker: the objective may write the finished gradient
             // straight into SGD's velocity, or at least over its buffer.
             let (loaded, par) = (&self.loaded, self.par);
-            if let Some((v, mu, lr)) = opt.velocity(params.len()) {
-                if let Some(f) = o.loss_grad_finished(params, v, loaded, b, ws, par, -lr, Some(mu)) {
+            if o.offers_finished() {
+                if let Some((v, beta, mu, lr)) = opt.velocity(params.len()) {
+                    let f = o.loss_grad_finished(params, v, loaded, b, ws, par, -lr, Some(beta));
+                    let f = f.expect("an objective that offers the finished gradient gives it");
                     self.epoch_loss += f.loss;
-                    crate::tensor::par::chunks(params, |at, p| {
-                        crate::tensor::simd::add(p, &v[at..at + p.len()])
+                    crate::tensor::par::chunks2(params, v, |_, p, v| {
+                        crate::tensor::simd::add_then_scale(p, v, mu)
                     });
                     return self.advance(end, t0);
                 }

@@ -75,6 +75,12 @@ pub trait Objective: Sync {
         let _ = (params, out, batch, n, ws, par, scale, beta);
         None
     }
+
+    /// Whether [`loss_grad_finished`](Objective::loss_grad_finished) gives
+    /// a result (asked before a step hands it SGD's velocity).
+    fn offers_finished(&self) -> bool {
+        false
+    }
 }
 
 /// What [`Objective::finish`] returns.
@@ -216,11 +222,11 @@ pub fn lbfgs_run(
 pub trait Step {
     fn step(&mut self, params: &mut [f32], grad: &[f32]);
 
-    /// For a caller that writes the velocity itself: SGD with momentum
-    /// gives its velocity `v` (sized for `len` parameters), μ and η; the
-    /// caller sets v ← μ·v − η·g and then θ ← θ + v, which is this rule's
-    /// step. `None` for every other rule.
-    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+    /// For a caller that takes the step itself: SGD with momentum gives
+    /// its velocity buffer (sized for `len` parameters), β and μ, see
+    /// [`Sgd::velocity_for`]; the caller sets buffer ← β·buffer − η·g, then
+    /// θ ← θ + buffer and buffer ← μ·buffer. `None` for every other rule.
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32, f32)> {
         let _ = len;
         None
     }
@@ -231,7 +237,7 @@ impl Step for Sgd {
         Sgd::step(self, params, grad)
     }
 
-    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32, f32)> {
         Sgd::velocity_for(self, len)
     }
 }
@@ -268,6 +274,7 @@ impl StepRule {
             StepRule::Sgd(g) => {
                 s.put("lr", &g.lr);
                 s.put_tensor("velocity", g.velocity());
+                s.put("velocity_premultiplied", &g.premultiplied());
             }
             StepRule::Adam(a) => {
                 let (m, v, t) = a.moments();
@@ -293,6 +300,8 @@ impl StepRule {
             StepRule::Sgd(g) => {
                 g.lr = s.get("lr")?;
                 g.set_velocity(s.tensor("velocity", len("velocity"))?);
+                // Absent from checkpoints written before it existed.
+                g.set_premultiplied(s.get("velocity_premultiplied").unwrap_or(None));
             }
             StepRule::Adam(a) => {
                 a.config.lr = s.get("lr")?;
@@ -321,7 +330,7 @@ impl Step for StepRule {
         }
     }
 
-    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32)> {
+    fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32, f32)> {
         match self {
             StepRule::Sgd(s) => s.velocity_for(len),
             StepRule::Adam(_) => None,

@@ -86,6 +86,10 @@ impl Objective for DeepObjective<'_> {
         }
     }
 
+    fn offers_finished(&self) -> bool {
+        true
+    }
+
     fn loss_grad_finished(
         &self,
         p: &[f32],
