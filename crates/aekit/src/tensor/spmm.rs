@@ -59,12 +59,6 @@ pub struct Csr {
 }
 
 impl Csr {
-    /// The non-zeros of row-major `a` (`rows × cols`), or `None` when its
-    /// first rows say it is not sparse (see [`looks_sparse`]).
-    pub fn of_sparse(a: &[f32], rows: usize, cols: usize) -> Option<Csr> {
-        looks_sparse(a, cols).then(|| Csr::build(a, rows, cols))
-    }
-
     /// The non-zeros of row-major `a` (`rows × cols`).
     pub fn build(a: &[f32], rows: usize, cols: usize) -> Csr {
         assert!(a.len() == rows * cols && cols <= u32::MAX as usize);
@@ -261,21 +255,23 @@ mod tests {
     }
 
     #[test]
-    fn the_index_holds_every_non_zero_and_dense_operands_get_none() {
+    fn the_probe_tells_sparse_from_dense_and_the_index_holds_every_non_zero() {
         let a = [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0];
-        let m = Csr::of_sparse(&a, 3, 4).expect("2 of 12 non-zero");
+        assert!(looks_sparse(&a, 4), "2 of 12 non-zero");
+        let m = Csr::build(&a, 3, 4);
         assert_eq!(m.start, [0, 1, 1, 2]);
         assert_eq!(m.col, [1, 0]);
         assert_eq!(m.val, [2.0, -1.0]);
         // Half non-zero: over the limit, whether the first row shows it or not.
-        assert!(Csr::of_sparse(&sparse(50, 40, 0.5, 1), 50, 40).is_none());
+        assert!(!looks_sparse(&sparse(50, 40, 0.5, 1), 40));
         let mut late = vec![0.0f32; 50 * 40];
         late[40..].iter_mut().for_each(|v| *v = 1.0);
-        assert!(Csr::of_sparse(&late, 50, 40).is_none());
+        assert!(!looks_sparse(&late, 40));
         // Past the probe the index takes whatever comes, dense or not.
         let mut tail = vec![0.0f32; 100 * 40];
         tail[80 * 40..].iter_mut().for_each(|v| *v = 1.0);
-        let m = Csr::of_sparse(&tail, 100, 40).expect("the first 64 rows are zeros");
+        assert!(looks_sparse(&tail, 40), "the first 64 rows are zeros");
+        let m = Csr::build(&tail, 100, 40);
         assert_eq!(m.col.len(), 20 * 40);
     }
 
@@ -294,7 +290,7 @@ mod tests {
                 let b = sparse(k, n, 1.0, 20 + i as u64);
                 let c0 = sparse(m, n, 1.0, 30 + i as u64);
                 let (sa_rows, sa_cols) = if ta { (k, m) } else { (m, k) };
-                assert!(Csr::of_sparse(&a, sa_rows, sa_cols).is_some() && worth(m, n, k));
+                assert!(looks_sparse(&a, sa_cols) && sa_rows <= MAX_ROWS && worth(m, n, k));
                 let mut want = c0.clone();
                 gemm_reference(m, n, k, 0.5, &a, ta, &b, false, acc, &mut want);
                 let mut one = c0.clone();
