@@ -107,9 +107,11 @@ fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
-/// The product through [`spmm`] when `op(a)` is mostly zeros and `b` is
-/// not transposed (`x·W` and `xᵀ·δ` of a first layer); `false`, having
-/// done nothing, otherwise. Threads take slabs of the output's rows.
+/// The product through [`spmm`] when `op(a)` is mostly zeros, has at most
+/// [`spmm::MAX_ROWS`] rows of examples, and `b` is not transposed (`x·W`
+/// and `xᵀ·δ` of a first layer); `false`, having done nothing, otherwise.
+/// Threads take slabs of the output's rows (`x·W`) or bands of its
+/// columns (`xᵀ·δ`).
 #[allow(clippy::too_many_arguments)]
 fn sparse_left<T: Real>(
     m: usize,
