@@ -43,10 +43,27 @@ const PROBE_ROWS: usize = 64;
 const MIN_N: usize = 16;
 
 /// Whether the sparse path may be taken: `AEKIT_SPARSE=off` turns it off
-/// for the whole process (to time and test the dense path on the same data).
+/// for the whole process (to time and test the dense path on the same data);
+/// a value other than `on`/`off`/`1`/`0` is ignored with a note on stderr,
+/// as `AEKIT_ISA` does.
 pub fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| !matches!(std::env::var("AEKIT_SPARSE").as_deref(), Ok("off" | "0")))
+    *ON.get_or_init(|| match std::env::var("AEKIT_SPARSE") {
+        Ok(s) => parse_switch(&s).unwrap_or_else(|| {
+            eprintln!("note: AEKIT_SPARSE={s} is not on or off; the sparse path stays on");
+            true
+        }),
+        Err(_) => true,
+    })
+}
+
+/// `on`/`1` and `off`/`0`.
+fn parse_switch(s: &str) -> Option<bool> {
+    match s.trim() {
+        "on" | "1" => Some(true),
+        "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// A matrix's non-zeros by rows (compressed sparse rows).
@@ -252,6 +269,16 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_switch_reads_on_and_off_and_nothing_else() {
+        assert_eq!(parse_switch("off"), Some(false));
+        assert_eq!(parse_switch(" 0 "), Some(false));
+        assert_eq!(parse_switch("on"), Some(true));
+        assert_eq!(parse_switch("1"), Some(true));
+        assert_eq!(parse_switch("false"), None);
+        assert_eq!(parse_switch(""), None);
     }
 
     #[test]
