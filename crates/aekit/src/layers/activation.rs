@@ -51,7 +51,8 @@ impl Activation {
         }
     }
 
-    fn forward_seq<T: Real>(self, y: &mut [T]) {
+    /// [`Activation::forward`] on this thread.
+    pub(crate) fn forward_seq<T: Real>(self, y: &mut [T]) {
         match self {
             Activation::Sigmoid => T::sigmoid_slice(y),
             Activation::Relu => y.iter_mut().for_each(|v| *v = v.max_(T::ZERO)),
@@ -73,7 +74,8 @@ impl Activation {
         }
     }
 
-    fn backward_seq<T: Real>(self, d: &mut [T], y: &[T]) {
+    /// [`Activation::backward`] on this thread.
+    pub(crate) fn backward_seq<T: Real>(self, d: &mut [T], y: &[T]) {
         match self {
             Activation::Sigmoid => d.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (T::ONE - y)),
             Activation::Relu => d.iter_mut().zip(y).for_each(|(d, &y)| {

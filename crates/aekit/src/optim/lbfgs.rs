@@ -7,6 +7,7 @@
 //! parameter vectors, which would copy aekit's flat f32 parameters (and the
 //! gradient) into its own types every evaluation; this is about 250 lines.
 
+use crate::tensor::par;
 use serde::{Deserialize, Serialize};
 
 /// L-BFGS settings.
@@ -94,8 +95,35 @@ pub struct LbfgsReport {
     pub stop: Stop,
 }
 
+/// Σ a·b in f64: four lanes per piece and the pieces in order (over the
+/// threads for long vectors), the same value for any thread count.
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    assert_eq!(a.len(), b.len());
+    par::ranges_sum(a.len(), |r| {
+        let (a, b) = (&a[r.clone()], &b[r]);
+        let mut acc = [0.0f64; 4];
+        let whole = a.len() / 4 * 4;
+        for (x, y) in a[..whole].chunks_exact(4).zip(b[..whole].chunks_exact(4)) {
+            for l in 0..4 {
+                acc[l] += x[l] as f64 * y[l] as f64;
+            }
+        }
+        let tail: f64 = a[whole..]
+            .iter()
+            .zip(&b[whole..])
+            .map(|(&x, &y)| x as f64 * y as f64)
+            .sum();
+        acc.iter().sum::<f64>() + tail
+    })
+}
+
+/// d ← d + c·v, each element rounded once from f64.
+fn axpy(d: &mut [f32], c: f64, v: &[f32]) {
+    par::chunks(d, |off, d| {
+        d.iter_mut()
+            .zip(&v[off..])
+            .for_each(|(d, &v)| *d = (*d as f64 + c * v as f64) as f32)
+    });
 }
 
 fn inf_norm(g: &[f32]) -> f64 {
@@ -168,9 +196,7 @@ pub fn minimize_from(
         for i in (0..k).rev() {
             let a = rho[i] * dot(&s_hist[i], &d);
             alpha_buf[i] = a;
-            d.iter_mut()
-                .zip(&y_hist[i])
-                .for_each(|(d, &y)| *d -= (a * y as f64) as f32);
+            axpy(&mut d, -a, &y_hist[i]);
         }
         let gamma = if k > 0 {
             dot(&s_hist[k - 1], &y_hist[k - 1]) / dot(&y_hist[k - 1], &y_hist[k - 1])
@@ -182,9 +208,7 @@ pub fn minimize_from(
         for i in 0..k {
             let b = rho[i] * dot(&y_hist[i], &d);
             let a = alpha_buf[i];
-            d.iter_mut()
-                .zip(&s_hist[i])
-                .for_each(|(d, &s)| *d += ((a - b) * s as f64) as f32);
+            axpy(&mut d, a - b, &s_hist[i]);
         }
         let mut dg = dot(&g, &d);
         if dg >= 0.0 {
@@ -210,10 +234,18 @@ pub fn minimize_from(
         } else {
             (vec![0.0f32; n], vec![0.0f32; n])
         };
-        for i in 0..n {
-            s[i] = x_new[i] - x[i];
-            y[i] = g_new[i] - g[i];
-        }
+        par::chunks2(&mut s, &mut y, |off, s, y| {
+            let end = off + s.len();
+            for (((s, y), (&xn, &x)), (&gn, &g)) in s
+                .iter_mut()
+                .zip(y.iter_mut())
+                .zip(x_new[off..end].iter().zip(&x[off..end]))
+                .zip(g_new[off..end].iter().zip(&g[off..end]))
+            {
+                *s = xn - x;
+                *y = gn - g;
+            }
+        });
         let sy = dot(&s, &y);
         if sy > 1e-10 * dot(&y, &y).max(f64::MIN_POSITIVE) {
             rho.push(1.0 / sy);
@@ -286,9 +318,11 @@ fn line_search(
     let _ = g0;
     let mut evals = 0;
     let mut eval = |a: f64, x_new: &mut [f32], g_new: &mut [f32], evals: &mut usize| -> (f64, f64) {
-        for ((xn, &xv), &dv) in x_new.iter_mut().zip(x).zip(d) {
-            *xn = (xv as f64 + a * dv as f64) as f32;
-        }
+        par::chunks(x_new, |off, xn| {
+            for ((xn, &xv), &dv) in xn.iter_mut().zip(&x[off..]).zip(&d[off..]) {
+                *xn = (xv as f64 + a * dv as f64) as f32;
+            }
+        });
         *evals += 1;
         let fv = f(x_new, g_new);
         (fv, dot(g_new, d))

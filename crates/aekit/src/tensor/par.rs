@@ -109,6 +109,62 @@ pub fn ranges_sum(len: usize, f: impl Fn(std::ops::Range<usize>) -> f64 + Sync +
     }
 }
 
+/// Rows per block of [`row_blocks`].
+pub const BLOCK_ROWS: usize = 256;
+
+/// `f(first_row, a_rows, b_rows, sums)` over blocks of [`BLOCK_ROWS`] rows
+/// of `a` (`[rows, cols]`) and `b` (of `a`'s shape, or empty: each block then
+/// gets an empty `b_rows`), for passes that read a row block once and also
+/// reduce over its rows. Each block adds into its own zeroed `sums` (as long
+/// as `total`); the blocks' sums are then added into `total`, and f's values
+/// summed, in block order: neither depends on the thread count.
+pub fn row_blocks<T: crate::tensor::Real>(
+    a: &mut [T],
+    b: &mut [T],
+    cols: usize,
+    total: &mut [T],
+    f: impl Fn(usize, &mut [T], &mut [T], &mut [T]) -> f64 + Sync + Send,
+) -> f64 {
+    assert!(cols > 0 && a.len().is_multiple_of(cols));
+    assert!(b.is_empty() || b.len() == a.len());
+    let block = BLOCK_ROWS * cols;
+    let run = |i: usize, x: &mut [T], y: &mut [T]| {
+        let mut sums = vec![T::ZERO; total.len()];
+        let v = f(i * BLOCK_ROWS, x, y, &mut sums);
+        (v, sums)
+    };
+    let parts: Vec<(f64, Vec<T>)> = match (split(a.len()), b.is_empty()) {
+        (true, true) => a
+            .par_chunks_mut(block)
+            .enumerate()
+            .map(|(i, x)| run(i, x, &mut []))
+            .collect(),
+        (true, false) => a
+            .par_chunks_mut(block)
+            .zip(b.par_chunks_mut(block))
+            .enumerate()
+            .map(|(i, (x, y))| run(i, x, y))
+            .collect(),
+        (false, true) => a
+            .chunks_mut(block)
+            .enumerate()
+            .map(|(i, x)| run(i, x, &mut []))
+            .collect(),
+        (false, false) => a
+            .chunks_mut(block)
+            .zip(b.chunks_mut(block))
+            .enumerate()
+            .map(|(i, (x, y))| run(i, x, y))
+            .collect(),
+    };
+    let mut value = 0.0;
+    for (v, sums) in parts {
+        value += v;
+        total.iter_mut().zip(&sums).for_each(|(t, &s)| *t += s);
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +208,54 @@ mod tests {
             });
             assert!(a.iter().enumerate().all(|(i, &v)| v == i));
             assert!(b.iter().all(|&v| v == 1) && c.iter().all(|&v| v == 1));
+        }
+    }
+
+    #[test]
+    fn row_blocks_visit_each_row_once_and_sum_alike_for_any_thread_count() {
+        let (rows, cols) = (3 * BLOCK_ROWS + 17, 40);
+        let run = |threads: usize, with_b: bool| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut a: Vec<f32> = (0..rows * cols).map(|i| (i % 97) as f32 * 0.125).collect();
+                let mut b = if with_b {
+                    vec![0.0f32; rows * cols]
+                } else {
+                    Vec::new()
+                };
+                let mut total = vec![1.0f32; cols];
+                let v = row_blocks(&mut a, &mut b, cols, &mut total, |r0, x, y, sums| {
+                    assert_eq!(r0 % BLOCK_ROWS, 0);
+                    for (k, row) in x.chunks_exact_mut(cols).enumerate() {
+                        sums.iter_mut().zip(row.iter()).for_each(|(s, &v)| *s += v);
+                        if !y.is_empty() {
+                            y[k * cols] = (r0 + k) as f32;
+                        }
+                        row[0] = -1.0;
+                    }
+                    x.len() as f64
+                });
+                (v, total, a, b)
+            })
+        };
+        for with_b in [false, true] {
+            let (v1, t1, a1, b1) = run(1, with_b);
+            let (v3, t3, a3, b3) = run(3, with_b);
+            assert_eq!((v1, &t1, &a1, &b1), (v3, &t3, &a3, &b3));
+            assert_eq!(v1, (rows * cols) as f64);
+            assert!(a1.chunks(cols).all(|r| r[0] == -1.0));
+            // Column 1 of row i holds (i·cols + 1) mod 97 / 8; total starts at 1.
+            let want: f32 = 1.0
+                + (0..rows)
+                    .map(|i| ((i * cols + 1) % 97) as f32 * 0.125)
+                    .sum::<f32>();
+            assert!((t1[1] - want).abs() <= 1e-3 * want, "{} vs {want}", t1[1]);
+            if with_b {
+                assert!(b1.chunks(cols).enumerate().all(|(i, r)| r[0] == i as f32));
+            }
         }
     }
 }

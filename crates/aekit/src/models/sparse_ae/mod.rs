@@ -18,10 +18,10 @@ pub mod gpu;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::dense_forward;
 use crate::models::scaler::{self, Scaler};
 use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
-use crate::tensor::gemm::Par;
+use crate::tensor::gemm::{gemm, Par};
 use crate::tensor::par;
 use crate::tensor::rng::seeded;
 use crate::tensor::Real;
@@ -145,10 +145,21 @@ pub struct SparseWorkspace<T> {
     d3: Vec<T>,
     d2: Vec<T>,
     rho_hat: Vec<T>,
+    db2: Vec<T>,
 }
+
+/// Rows the fused element-wise passes take at a time inside a row block:
+/// few enough that the activation and the δ step find them in L2.
+const TILE_ROWS: usize = 16;
 
 /// The cost of parameters `p` on `x` (`[m, V]`); writes the gradient into
 /// `grad` when given (overwriting it).
+///
+/// Five products; everything element-wise runs in three passes, one after
+/// each product that it follows, over blocks of rows: the bias and the
+/// activation with the mean activation ρ̂; the output's bias and activation
+/// with the squared error, δ₃ and db₂; the sparsity term and σ′ with db₁.
+/// The weight gradients start as λW and the products add into them.
 pub fn sparse_cost<T: Real>(
     cfg: &SparseConfig,
     p: &[T],
@@ -168,34 +179,64 @@ pub fn sparse_cost<T: Real>(
     ws.d3.resize(m * v, z0);
     ws.d2.resize(m * h, z0);
     ws.rho_hat.resize(h, z0);
+    ws.db2.resize(v, z0);
     let (w1, b1, w2, b2) = (
         &p[lay.w1.clone()],
         &p[lay.b1.clone()],
         &p[lay.w2.clone()],
         &p[lay.b2.clone()],
     );
-    dense_forward(&mut ws.a, x, w1, b1, m, v, h, false, par);
-    Activation::Sigmoid.forward(&mut ws.a);
-    dense_forward(&mut ws.z, &ws.a, w2, b2, m, h, v, false, par);
-    cfg.output_activation.forward(&mut ws.z);
     let inv_m = T::ONE / T::of(m as f64);
-    // Reconstruction: (1/2m)·Σ‖x − z‖²; δ₃ = (z − x)·g′/m.
-    let zs = &ws.z;
-    let rec = par::chunks_sum(&mut ws.d3, |off, d| {
-        let mut s = T::ZERO;
-        for ((d, &z), &xv) in d.iter_mut().zip(&zs[off..]).zip(&x[off..]) {
-            let e = z - xv;
-            s += e * e;
-            *d = e * inv_m;
-        }
-        s.f64()
-    });
-    let rec = T::of(0.5 * rec) * inv_m;
-    cfg.output_activation.backward(&mut ws.d3, &ws.z);
-    // ρ̂ over the whole batch.
+    // A = σ(X·W₁ + b₁); ρ̂ = (1/m)·Σ_i A_i over the whole batch.
+    gemm(m, h, v, T::ONE, x, false, w1, false, false, &mut ws.a, par);
     ws.rho_hat.fill(z0);
-    crate::tensor::add_column_sums(&mut ws.rho_hat, &ws.a, m, h);
+    if m > 0 {
+        par::row_blocks(&mut ws.a, &mut [], h, &mut ws.rho_hat, |_, a, _, sums| {
+            for tile in a.chunks_mut(TILE_ROWS * h) {
+                tile.chunks_exact_mut(h).for_each(|row| add(row, b1));
+                T::sigmoid_slice(tile);
+                tile.chunks_exact(h).for_each(|row| add(sums, row));
+            }
+            0.0
+        });
+    }
     ws.rho_hat.iter_mut().for_each(|r| *r *= inv_m);
+    // Z = g(A·W₂ + b₂); reconstruction (1/2m)·Σ‖x − z‖²; δ₃ = (z − x)/m ⊙ g′; db₂ = Σδ₃.
+    gemm(m, v, h, T::ONE, &ws.a, false, w2, false, false, &mut ws.z, par);
+    let out = cfg.output_activation;
+    ws.db2.fill(z0);
+    let rec = if m == 0 {
+        0.0
+    } else {
+        par::row_blocks(&mut ws.z, &mut ws.d3, v, &mut ws.db2, |r0, z, d3, sums| {
+            let mut sq = vec![z0; v];
+            let xs = &x[r0 * v..r0 * v + z.len()];
+            for ((zt, dt), xt) in z
+                .chunks_mut(TILE_ROWS * v)
+                .zip(d3.chunks_mut(TILE_ROWS * v))
+                .zip(xs.chunks(TILE_ROWS * v))
+            {
+                zt.chunks_exact_mut(v).for_each(|row| add(row, b2));
+                out.forward_seq(zt);
+                for ((zr, dr), xr) in zt
+                    .chunks_exact(v)
+                    .zip(dt.chunks_exact_mut(v))
+                    .zip(xt.chunks_exact(v))
+                {
+                    match out {
+                        Activation::Sigmoid => output_delta::<T, true>(dr, zr, xr, &mut sq, inv_m),
+                        _ => {
+                            output_delta::<T, false>(dr, zr, xr, &mut sq, inv_m);
+                            out.backward_seq(dr, zr);
+                        }
+                    }
+                    add(sums, dr);
+                }
+            }
+            sq.iter().map(|s| s.f64()).sum()
+        })
+    };
+    let rec = T::of(0.5 * rec) * inv_m;
     let rho = T::of(cfg.sparsity_target);
     let beta = T::of(cfg.sparsity_weight);
     let lambda = T::of(cfg.weight_decay);
@@ -215,27 +256,61 @@ pub fn sparse_cost<T: Real>(
         mean_activation: mean_act,
     };
     let Some(grad) = grad else { return cost };
-    par::chunks(grad, |_, g| g.fill(z0));
     let (g1, rest) = grad.split_at_mut(lay.b1.start);
     let (gb1, rest) = rest.split_at_mut(h);
     let (g2, gb2) = rest.split_at_mut(h * v);
-    // Decoder: dW₂ = Aᵀδ₃, db₂ = Σδ₃, and δ₃·W₂ᵀ into δ₂.
-    dense_backward(Some(&mut ws.d2), g2, gb2, &ws.d3, &ws.a, w2, m, h, v, false, par);
-    // The sparsity term's gradient, the same for every example.
+    // Weight decay (weights only): dW ← λW, then the products add to it.
+    for (g, w) in [(&mut *g1, w1), (&mut *g2, w2)] {
+        par::chunks(g, |off, g| {
+            g.iter_mut().zip(&w[off..]).for_each(|(g, &w)| *g = lambda * w)
+        });
+    }
+    // Decoder: dW₂ += Aᵀδ₃, db₂ = Σδ₃, and δ₃·W₂ᵀ into δ₂.
+    gemm(h, v, m, T::ONE, &ws.a, true, &ws.d3, false, true, g2, par);
+    gb2.copy_from_slice(&ws.db2);
+    gemm(m, h, v, T::ONE, &ws.d3, false, w2, true, false, &mut ws.d2, par);
+    // δ₂ = (δ₃·W₂ᵀ + the sparsity term's gradient, the same for every
+    // example) ⊙ A ⊙ (1 − A); db₁ = Σδ₂.
     let sp: Vec<T> = ws
         .rho_hat
         .iter()
         .map(|&r| beta * inv_m * (-rho / r + (T::ONE - rho) / (T::ONE - r)))
         .collect();
-    crate::tensor::add_row_bias(&mut ws.d2, &sp, h);
-    Activation::Sigmoid.backward(&mut ws.d2, &ws.a);
-    dense_backward(None, g1, gb1, &ws.d2, x, w1, m, v, h, false, par);
-    for (g, w) in [(g1, w1), (g2, w2)] {
-        par::chunks(g, |off, g| {
-            g.iter_mut().zip(&w[off..]).for_each(|(g, &w)| *g += lambda * w)
+    gb1.fill(z0);
+    if m > 0 {
+        let a = &ws.a;
+        par::row_blocks(&mut ws.d2, &mut [], h, gb1, |r0, d2, _, sums| {
+            let rows = &a[r0 * h..r0 * h + d2.len()];
+            for (dr, ar) in d2.chunks_exact_mut(h).zip(rows.chunks_exact(h)) {
+                for (((d, &a), &s), db) in dr.iter_mut().zip(ar).zip(&sp).zip(sums.iter_mut()) {
+                    *d = (*d + s) * (a * (T::ONE - a));
+                    *db += *d;
+                }
+            }
+            0.0
         });
     }
+    // Encoder: dW₁ += Xᵀδ₂.
+    gemm(v, h, m, T::ONE, x, true, &ws.d2, false, true, g1, par);
     cost
+}
+
+/// dst += src, element by element.
+#[inline]
+fn add<T: Real>(dst: &mut [T], src: &[T]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+}
+
+/// One output row: e = z − x, added as e² into `sq`; δ = e/m, times
+/// z(1 − z) when `SIGMOID` (any other activation's g′ is the caller's).
+#[inline]
+fn output_delta<T: Real, const SIGMOID: bool>(d: &mut [T], z: &[T], x: &[T], sq: &mut [T], inv_m: T) {
+    for (((d, &z), &x), sq) in d.iter_mut().zip(z).zip(x).zip(sq.iter_mut()) {
+        let e = z - x;
+        *sq += e * e;
+        let g = e * inv_m;
+        *d = if SIGMOID { g * (z * (T::ONE - z)) } else { g };
+    }
 }
 
 /// A sparse autoencoder trained with L-BFGS on the full batch.
@@ -654,36 +729,46 @@ mod tests {
 
     #[test]
     fn gemm_path_matches_the_plain_per_example_path() {
-        for output in [Activation::Sigmoid, Activation::Identity] {
-            let cfg = SparseConfig {
-                n_vis: 13,
-                n_hid: 6,
-                output_activation: output,
-                ..SparseConfig::default()
-            };
-            let lay = SparseLayout::new(13, 6);
-            let mut rng = seeded(2);
-            let p: Vec<f64> = (0..lay.len).map(|_| rng.random_range(-0.4..0.4)).collect();
-            let x: Vec<f64> = (0..9 * 13).map(|_| rng.random_range(0.0..1.0)).collect();
-            let mut g_plain = vec![0.0; lay.len];
-            let c_plain = sparse_cost_plain(&cfg, &p, &mut g_plain, &x, 9);
-            let mut g = vec![0.0; lay.len];
-            let c = sparse_cost(
-                &cfg,
-                &p,
-                Some(&mut g),
-                &x,
-                9,
-                &mut SparseWorkspace::default(),
-                Par::Seq,
-            );
-            assert!((c.total - c_plain).abs() < 1e-12, "{} vs {c_plain}", c.total);
-            let worst = g
-                .iter()
-                .zip(&g_plain)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(worst < 1e-12, "{output:?}: gradient differs by {worst}");
+        // 9 rows: one block; 549: three row blocks of the fused passes,
+        // also on three threads, which must give the same bits as one.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (m, threads) in [(9, 1), (2 * crate::tensor::par::BLOCK_ROWS + 37, 3)] {
+            for output in [Activation::Sigmoid, Activation::Identity] {
+                let cfg = SparseConfig {
+                    n_vis: 13,
+                    n_hid: 6,
+                    output_activation: output,
+                    ..SparseConfig::default()
+                };
+                let lay = SparseLayout::new(13, 6);
+                let mut rng = seeded(2);
+                let p: Vec<f64> = (0..lay.len).map(|_| rng.random_range(-0.4..0.4)).collect();
+                let x: Vec<f64> = (0..m * 13).map(|_| rng.random_range(0.0..1.0)).collect();
+                let mut g_plain = vec![0.0; lay.len];
+                let c_plain = sparse_cost_plain(&cfg, &p, &mut g_plain, &x, m);
+                let run = |par: Par| {
+                    let mut g = vec![0.0; lay.len];
+                    let mut ws = SparseWorkspace::default();
+                    let c = pool.install(|| sparse_cost(&cfg, &p, Some(&mut g), &x, m, &mut ws, par));
+                    (c.total, g)
+                };
+                let (c, g) = run(Par::from_threads(threads));
+                assert!((c - c_plain).abs() < 1e-12, "{c} vs {c_plain}");
+                let worst = g
+                    .iter()
+                    .zip(&g_plain)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(worst < 1e-12, "{output:?}, {m} rows: gradient differs by {worst}");
+                if threads > 1 {
+                    let (c1, g1) = run(Par::Seq);
+                    assert_eq!(
+                        (c1, &g1),
+                        (c, &g),
+                        "{output:?}: one thread differs from {threads}"
+                    );
+                }
+            }
         }
     }
 
