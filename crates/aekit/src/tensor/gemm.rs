@@ -91,6 +91,145 @@ pub fn gemm<T: Real>(
     }
 }
 
+/// The non-zeros of a left operand that many products share, indexed once
+/// (the data set of a full-batch cost, multiplied in every evaluation):
+/// [`gemm_indexed`] then multiplies by them through [`spmm::Panels`]. It
+/// knows the slice it was built from, and a product of any other slice goes
+/// to [`gemm`].
+#[derive(Debug, Clone, Default)]
+pub struct SparseIndex {
+    at: usize,
+    len: usize,
+    panels: Option<spmm::Panels>,
+}
+
+impl SparseIndex {
+    /// `a` (`[rows, cols]`, row-major) indexed when it is f32, the sparse
+    /// path is on and [`spmm::looks_sparse`] finds it mostly zeros; an index
+    /// that sends every product to [`gemm`] otherwise.
+    pub fn new<T: Real>(a: &[T], rows: usize, cols: usize) -> SparseIndex {
+        assert_eq!(a.len(), rows * cols);
+        let panels = as_f32(a)
+            .filter(|a| spmm::enabled() && spmm::looks_sparse(a, cols))
+            .map(|a| spmm::Panels::build(a, rows, cols));
+        SparseIndex {
+            at: a.as_ptr() as usize,
+            len: a.len(),
+            panels,
+        }
+    }
+
+    /// Whether products go through the index.
+    pub fn is_sparse(&self) -> bool {
+        self.panels.is_some()
+    }
+
+    fn of<T>(&self, a: &[T]) -> Option<&spmm::Panels> {
+        self.panels
+            .as_ref()
+            .filter(|_| a.as_ptr() as usize == self.at && a.len() == self.len)
+    }
+}
+
+/// [`gemm`] with `b` not transposed and `a` the operand `index` was built
+/// from (`[m, k]`, or `[k, m]` when `trans_a`): by its non-zeros when the
+/// index holds them, `a·b` by blocks of output rows, `aᵀ·b` by panels of
+/// output rows, each on one thread, so that the result is the same for any
+/// thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_indexed<T: Real>(
+    index: &SparseIndex,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    trans_a: bool,
+    b: &[T],
+    accumulate: bool,
+    c: &mut [T],
+    par: Par,
+) {
+    use rayon::prelude::*;
+    let (Some(pan), Some(bf), Some(cf)) = (index.of(a), as_f32(b), as_f32_mut(c)) else {
+        return gemm(m, n, k, alpha, a, trans_a, b, false, accumulate, c, par);
+    };
+    let (rows, cols) = if trans_a { (k, m) } else { (m, k) };
+    assert!(
+        pan.rows() == rows && pan.cols() == cols,
+        "gemm_indexed: the index is {}×{}, a is {rows}×{cols}",
+        pan.rows(),
+        pan.cols()
+    );
+    assert_eq!(
+        b.len(),
+        k * n,
+        "gemm_indexed: b has {} elements, want {k}x{n}",
+        b.len()
+    );
+    assert_eq!(
+        cf.len(),
+        m * n,
+        "gemm_indexed: c has {} elements, want {m}x{n}",
+        cf.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let alpha = alpha.f64() as f32;
+    if !trans_a {
+        let block = |i: usize, c: &mut [f32]| {
+            let r0 = i * spmm::ROW_BLOCK;
+            if alpha == 1.0 && !accumulate {
+                c.fill(0.0);
+                spmm::panels_times_dense(c, pan, r0, bf, n);
+            } else {
+                let mut s = vec![0.0f32; c.len()];
+                spmm::panels_times_dense(&mut s, pan, r0, bf, n);
+                for (c, s) in c.iter_mut().zip(s) {
+                    *c = if accumulate { *c + alpha * s } else { alpha * s };
+                }
+            }
+        };
+        match par {
+            Par::Seq => cf
+                .chunks_mut(spmm::ROW_BLOCK * n)
+                .enumerate()
+                .for_each(|(i, c)| block(i, c)),
+            Par::Threads(_) => cf
+                .par_chunks_mut(spmm::ROW_BLOCK * n)
+                .enumerate()
+                .for_each(|(i, c)| block(i, c)),
+        }
+    } else {
+        // Each thread a run of whole panels; rows of `b` in steps that its
+        // panels take in turn while the step is in cache.
+        if !accumulate {
+            cf.fill(0.0);
+        }
+        let threads = match par {
+            Par::Seq => 1,
+            Par::Threads(t) => t,
+        };
+        let per = pan.panels().div_ceil(threads.max(1)).max(1);
+        let group = |g: usize, c: &mut [f32]| {
+            for r0 in (0..rows).step_by(spmm::TRANSPOSE_ROWS) {
+                let r = r0..(r0 + spmm::TRANSPOSE_ROWS).min(rows);
+                for (i, c) in c.chunks_mut(spmm::PANEL * n).enumerate() {
+                    spmm::panel_transpose_times(c, pan, g * per + i, r.clone(), bf, n, alpha);
+                }
+            }
+        };
+        match par {
+            Par::Seq => group(0, cf),
+            Par::Threads(_) => cf
+                .par_chunks_mut(per * spmm::PANEL * n)
+                .enumerate()
+                .for_each(|(g, c)| group(g, c)),
+        }
+    }
+}
+
 /// `f32` slices as themselves; `None` for any other scalar (the sparse
 /// kernels are written for f32, the gradient checks' f64 stays dense).
 #[allow(unsafe_code)]

@@ -251,6 +251,216 @@ multiversion! {
     }
 }
 
+/// Columns of the sparse operand per [`Panels`] panel: a panel's rows of
+/// the dense operand (`PANEL` × 196 floats for the sparse exercise, 25 KB)
+/// stay in L1 while the rows of a block pass over them.
+pub const PANEL: usize = 32;
+
+/// Rows of the sparse operand per block of [`panels_times_dense`]: the
+/// block's output rows (`ROW_BLOCK` × 196 floats, 50 KB) stay in L2 while
+/// the panels pass over them.
+pub const ROW_BLOCK: usize = 64;
+
+/// Rows of the sparse operand per step of [`panel_transpose_times`]: the
+/// step's rows of the dense operand (256 × 196 floats, 200 KB) stay in L2
+/// while a thread's panels of the output take them in turn.
+pub const TRANSPOSE_ROWS: usize = 256;
+
+/// A matrix's non-zeros by panels of [`PANEL`] columns, each panel by rows:
+/// the index of an operand that many products share (a whole data set,
+/// multiplied in every evaluation of a full-batch cost), built once.
+#[derive(Debug, Clone)]
+pub struct Panels {
+    rows: usize,
+    cols: usize,
+    /// Panel `p`'s row `r`: entries `start[p·(rows + 1) + r]..` to the next.
+    start: Vec<usize>,
+    /// Each entry's column within the whole matrix.
+    col: Vec<u32>,
+    val: Vec<f32>,
+}
+
+impl Panels {
+    /// The non-zeros of row-major `a` (`rows × cols`).
+    pub fn build(a: &[f32], rows: usize, cols: usize) -> Panels {
+        assert!(a.len() == rows * cols && cols <= u32::MAX as usize);
+        let panels = cols.div_ceil(PANEL);
+        let mut m = Panels {
+            rows,
+            cols,
+            start: Vec::with_capacity(panels * (rows + 1)),
+            col: Vec::new(),
+            val: Vec::new(),
+        };
+        for p in 0..panels {
+            let lo = p * PANEL;
+            let hi = (lo + PANEL).min(cols);
+            m.start.push(m.col.len());
+            for row in a.chunks_exact(cols.max(1)).take(rows) {
+                for (j, &v) in row[lo..hi].iter().enumerate() {
+                    if v != 0.0 {
+                        m.col.push((lo + j) as u32);
+                        m.val.push(v);
+                    }
+                }
+                m.start.push(m.col.len());
+            }
+        }
+        m
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Panels of [`PANEL`] columns (the last may be narrower).
+    pub fn panels(&self) -> usize {
+        self.cols.div_ceil(PANEL)
+    }
+
+    /// Non-zeros held.
+    pub fn nnz(&self) -> usize {
+        self.val.len()
+    }
+
+    /// Row `r`'s entries in panel `p`.
+    #[inline(always)]
+    fn row(&self, p: usize, r: usize) -> (&[u32], &[f32]) {
+        let at = p * (self.rows + 1) + r;
+        let s = self.start[at]..self.start[at + 1];
+        (&self.col[s.clone()], &self.val[s])
+    }
+}
+
+/// `out[c0..c0 + W] += Σ v·b[j, c0..c0 + W]` over the entries `(j, v)`, the
+/// sum kept in registers and added in entry order.
+#[inline(always)]
+fn add_entries<const W: usize>(out: &mut [f32], c0: usize, cols: &[u32], vals: &[f32], b: &[f32], n: usize) {
+    let o: &mut [f32; W] = (&mut out[c0..c0 + W]).try_into().unwrap();
+    let mut s = *o;
+    for (&j, &v) in cols.iter().zip(vals) {
+        let brow: &[f32; W] = b[j as usize * n + c0..][..W].try_into().unwrap();
+        for l in 0..W {
+            s[l] += v * brow[l];
+        }
+    }
+    *o = s;
+}
+
+multiversion! {
+    /// Rows `r0..r0 + out.len() / n` of `a·b` added into `out` (`[rows, n]`,
+    /// zeros for the product alone) for `a` in `pan` and `b` row-major
+    /// `[cols, n]`: panel by panel over the block's rows, in column blocks
+    /// of [`BLOCK`], then 8, then what is left. Each output element adds
+    /// its row's non-zeros in column order, as [`rows_times_dense`] does.
+    pub fn panels_times_dense(out: &mut [f32], pan: &Panels, r0: usize, b: &[f32], n: usize) -> () {
+        assert!(n > 0 && out.len().is_multiple_of(n) && b.len() == pan.cols * n);
+        let rows = out.len() / n;
+        assert!(r0 + rows <= pan.rows);
+        for p in 0..pan.panels() {
+            for (r, orow) in out.chunks_exact_mut(n).enumerate() {
+                let (cols, vals) = pan.row(p, r0 + r);
+                if cols.is_empty() {
+                    continue;
+                }
+                let mut c0 = 0;
+                while c0 + BLOCK <= n {
+                    add_entries::<BLOCK>(orow, c0, cols, vals, b, n);
+                    c0 += BLOCK;
+                }
+                while c0 + 8 <= n {
+                    add_entries::<8>(orow, c0, cols, vals, b, n);
+                    c0 += 8;
+                }
+                if c0 + 4 <= n {
+                    add_entries::<4>(orow, c0, cols, vals, b, n);
+                    c0 += 4;
+                }
+                for c in c0..n {
+                    let mut s = orow[c];
+                    for (&j, &v) in cols.iter().zip(vals) {
+                        s += v * b[j as usize * n + c];
+                    }
+                    orow[c] = s;
+                }
+            }
+        }
+    }
+}
+
+/// Row `r`'s entries `(i, v)` of one panel add `(α·v)·brow` into row
+/// `i − lo` of `out` (rows of `n`) at columns `c0..c0 + W`.
+#[inline(always)]
+fn scatter_entries<const W: usize>(
+    out: &mut [f32],
+    n: usize,
+    lo: usize,
+    cols: &[u32],
+    vals: &[f32],
+    brow: &[f32],
+    c0: usize,
+    alpha: f32,
+) {
+    let bb: &[f32; W] = brow[c0..c0 + W].try_into().unwrap();
+    for (&i, &v) in cols.iter().zip(vals) {
+        let av = alpha * v;
+        let o: &mut [f32; W] = (&mut out[(i as usize - lo) * n + c0..][..W]).try_into().unwrap();
+        for l in 0..W {
+            o[l] += av * bb[l];
+        }
+    }
+}
+
+multiversion! {
+    /// Panel `p`'s rows of `aᵀ·b` over `a`'s rows `rows`, times α, added
+    /// into `out` (`[PANEL or fewer, n]`) for `a` in `pan` and `b` row-major
+    /// `[a's rows, n]`: every row of `a` scatters its entries times its row
+    /// of `b` (as [`dense_into_rows_of_transpose`] does), so each output
+    /// element adds over the rows of `a` in order.
+    pub fn panel_transpose_times(
+        out: &mut [f32],
+        pan: &Panels,
+        p: usize,
+        rows: std::ops::Range<usize>,
+        b: &[f32],
+        n: usize,
+        alpha: f32
+    ) -> () {
+        assert!(n > 0 && b.len() == pan.rows * n && rows.end <= pan.rows);
+        let lo = p * PANEL;
+        assert_eq!(out.len(), (pan.cols.min(lo + PANEL) - lo) * n);
+        for r in rows {
+            let (cols, vals) = pan.row(p, r);
+            if cols.is_empty() {
+                continue;
+            }
+            let brow = &b[r * n..(r + 1) * n];
+            let mut c0 = 0;
+            while c0 + BLOCK <= n {
+                scatter_entries::<BLOCK>(out, n, lo, cols, vals, brow, c0, alpha);
+                c0 += BLOCK;
+            }
+            while c0 + 8 <= n {
+                scatter_entries::<8>(out, n, lo, cols, vals, brow, c0, alpha);
+                c0 += 8;
+            }
+            if c0 + 4 <= n {
+                scatter_entries::<4>(out, n, lo, cols, vals, brow, c0, alpha);
+                c0 += 4;
+            }
+            for c in c0..n {
+                for (&i, &v) in cols.iter().zip(vals) {
+                    out[(i as usize - lo) * n + c] += (alpha * v) * brow[c];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +546,69 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn indexed_products_match_the_reference_for_any_thread_count_and_other_slices_go_dense() {
+        use crate::tensor::gemm::{gemm_indexed, SparseIndex};
+        // Widths that fill 64-column blocks, 8s, 4s and single columns;
+        // rows over several row blocks, columns over several panels.
+        for (i, &(rows, cols, n)) in [(150, 70, 196), (300, 33, 13), (5, 100, 64), (70, 40, 3)]
+            .iter()
+            .enumerate()
+        {
+            let a = sparse(rows, cols, 0.2, 40 + i as u64);
+            let index = SparseIndex::new(&a, rows, cols);
+            assert!(index.is_sparse());
+            for flags in 0..4 {
+                let (ta, acc) = (flags & 1 != 0, flags & 2 != 0);
+                let (m, k) = if ta { (cols, rows) } else { (rows, cols) };
+                let b = sparse(k, n, 1.0, 50 + i as u64);
+                let c0 = sparse(m, n, 1.0, 60 + i as u64);
+                for alpha in [1.0f32, 0.5] {
+                    let mut want = c0.clone();
+                    gemm_reference(m, n, k, alpha, &a, ta, &b, false, acc, &mut want);
+                    let mut one = c0.clone();
+                    gemm_indexed(&index, m, n, k, alpha, &a, ta, &b, acc, &mut one, Par::Seq);
+                    for (x, y) in one.iter().zip(&want) {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + k as f32),
+                            "{m}×{n}×{k} ta={ta} acc={acc} α={alpha}: {x} vs {y}"
+                        );
+                    }
+                    for t in [2, 3, 7] {
+                        let mut many = c0.clone();
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+                        pool.install(|| {
+                            gemm_indexed(
+                                &index,
+                                m,
+                                n,
+                                k,
+                                alpha,
+                                &a,
+                                ta,
+                                &b,
+                                acc,
+                                &mut many,
+                                Par::Threads(t),
+                            )
+                        });
+                        assert_eq!(one, many, "{m}×{n}×{k} ta={ta} acc={acc} on {t} threads");
+                    }
+                    // A copy of `a` is another slice: multiplied densely, right.
+                    let copy = a.clone();
+                    let mut other = c0.clone();
+                    gemm_indexed(&index, m, n, k, alpha, &copy, ta, &b, acc, &mut other, Par::Seq);
+                    for (x, y) in other.iter().zip(&want) {
+                        assert!((x - y).abs() <= 1e-5 * (1.0 + k as f32));
+                    }
+                }
+            }
+        }
+        // A dense operand, or f64, is not indexed.
+        assert!(!SparseIndex::new(&sparse(80, 30, 0.9, 1), 80, 30).is_sparse());
+        assert!(!SparseIndex::new(&[0.0f64; 120], 4, 30).is_sparse());
+    }
 }
 
 #[cfg(test)]
@@ -395,6 +668,63 @@ mod speed {
             let de = time(&filled[..m * k]);
             println!(
                 "m={m} n={n} k={k} ta={ta} {par:?}: sparse {:.3} ms, dense {:.3} ms ({:.1} GFLOP/s): {:.2}×",
+                sp * 1e3,
+                de * 1e3,
+                flops / de / 1e9,
+                de / sp
+            );
+        }
+    }
+
+    /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture indexed_against`.
+    /// The sparse exercise's two products with its inputs (10,000 MNIST
+    /// rows, 784 → 196), through an index built once, against faer, best of 10.
+    #[test]
+    #[ignore]
+    fn indexed_against_dense_on_mnist() {
+        use crate::tensor::gemm::{gemm_indexed, SparseIndex};
+        let dir = std::path::Path::new("../../../shared/datasets/mnist");
+        let Ok((train, _)) = crate::data::source::read_idx_dir(dir, Some(10)) else {
+            println!("skipped: no MNIST at {}", dir.display());
+            return;
+        };
+        let (m, v, h) = (10_000, 784, 196);
+        let x = &train.x[..m * v];
+        let t = std::time::Instant::now();
+        let index = SparseIndex::new(x, m, v);
+        println!(
+            "index built in {:.1} ms, sparse: {}",
+            t.elapsed().as_secs_f64() * 1e3,
+            index.is_sparse()
+        );
+        let w = vec![0.25f32; v * h];
+        let d = vec![0.5f32; m * h];
+        let flops = 2.0 * (m * v * h) as f64;
+        for par in [Par::Seq, Par::Threads(2)] {
+            let best = |f: &mut dyn FnMut()| {
+                (0..10)
+                    .map(|_| {
+                        let s = std::time::Instant::now();
+                        f();
+                        s.elapsed().as_secs_f64()
+                    })
+                    .fold(f64::MAX, f64::min)
+            };
+            let mut c = vec![0.0f32; m * h];
+            let de = best(&mut || gemm(m, h, v, 1.0, x, false, &w, false, false, &mut c, par));
+            let sp = best(&mut || gemm_indexed(&index, m, h, v, 1.0, x, false, &w, false, &mut c, par));
+            println!(
+                "x·W {m}×{h}×{v} {par:?}: indexed {:.2} ms, faer {:.2} ms ({:.1} GFLOP/s): {:.2}×",
+                sp * 1e3,
+                de * 1e3,
+                flops / de / 1e9,
+                de / sp
+            );
+            let mut g = vec![0.0f32; v * h];
+            let de = best(&mut || gemm(v, h, m, 1.0, x, true, &d, false, true, &mut g, par));
+            let sp = best(&mut || gemm_indexed(&index, v, h, m, 1.0, x, true, &d, true, &mut g, par));
+            println!(
+                "xᵀ·δ {v}×{h}×{m} {par:?}: indexed {:.2} ms, faer {:.2} ms ({:.1} GFLOP/s): {:.2}×",
                 sp * 1e3,
                 de * 1e3,
                 flops / de / 1e9,
