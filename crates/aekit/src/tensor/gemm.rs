@@ -202,30 +202,27 @@ pub fn gemm_indexed<T: Real>(
                 .for_each(|(i, c)| block(i, c)),
         }
     } else {
-        // Each thread a run of whole panels; rows of `b` in steps that its
-        // panels take in turn while the step is in cache.
+        // Each thread a run of output rows holding about equal shares of
+        // the non-zeros.
         if !accumulate {
             cf.fill(0.0);
         }
-        let threads = match par {
+        let groups = match par {
             Par::Seq => 1,
-            Par::Threads(t) => t,
+            Par::Threads(t) => t.max(1),
         };
-        let per = pan.panels().div_ceil(threads.max(1)).max(1);
-        let group = |g: usize, c: &mut [f32]| {
-            for r0 in (0..rows).step_by(spmm::TRANSPOSE_ROWS) {
-                let r = r0..(r0 + spmm::TRANSPOSE_ROWS).min(rows);
-                for (i, c) in c.chunks_mut(spmm::PANEL * n).enumerate() {
-                    spmm::panel_transpose_times(c, pan, g * per + i, r.clone(), bf, n, alpha);
-                }
-            }
-        };
+        let bounds = pan.column_groups(groups);
+        let mut runs = Vec::with_capacity(bounds.len());
+        let mut rest = &mut cf[..];
+        for w in bounds.windows(2) {
+            let (run, tail) = rest.split_at_mut((w[1] - w[0]) * n);
+            runs.push((w[0], run));
+            rest = tail;
+        }
+        let run = |(j0, c): (usize, &mut [f32])| spmm::columns_transpose_times(c, pan, j0, bf, n, alpha);
         match par {
-            Par::Seq => group(0, cf),
-            Par::Threads(_) => cf
-                .par_chunks_mut(per * spmm::PANEL * n)
-                .enumerate()
-                .for_each(|(g, c)| group(g, c)),
+            Par::Seq => runs.into_iter().for_each(run),
+            Par::Threads(_) => runs.into_par_iter().for_each(run),
         }
     }
 }

@@ -261,14 +261,17 @@ pub const PANEL: usize = 32;
 /// the panels pass over them.
 pub const ROW_BLOCK: usize = 64;
 
-/// Rows of the sparse operand per step of [`panel_transpose_times`]: the
-/// step's rows of the dense operand (256 × 196 floats, 200 KB) stay in L2
-/// while a thread's panels of the output take them in turn.
-pub const TRANSPOSE_ROWS: usize = 256;
+/// Rows of the sparse operand per block of its by-column index: a block's
+/// rows of the dense operand (32 × 196 floats, 25 KB) stay in L1 while
+/// [`columns_transpose_times`] goes through a thread's output rows (256
+/// rows, from L2, ran 2× slower on 2 threads).
+pub const COLUMN_BLOCK: usize = 32;
 
-/// A matrix's non-zeros by panels of [`PANEL`] columns, each panel by rows:
-/// the index of an operand that many products share (a whole data set,
-/// multiplied in every evaluation of a full-batch cost), built once.
+/// A matrix's non-zeros indexed twice, for the two products with it that
+/// many evaluations share (a whole data set, multiplied in every
+/// evaluation of a full-batch cost), built once: by panels of [`PANEL`]
+/// columns and each panel by rows (for `a·b`), and by blocks of
+/// [`COLUMN_BLOCK`] rows and each block by columns (for `aᵀ·b`).
 #[derive(Debug, Clone)]
 pub struct Panels {
     rows: usize,
@@ -278,12 +281,20 @@ pub struct Panels {
     /// Each entry's column within the whole matrix.
     col: Vec<u32>,
     val: Vec<f32>,
+    /// Row block `q`'s column `j`: entries `t_start[q·(cols + 1) + j]..`
+    /// to the next, in row order.
+    t_start: Vec<usize>,
+    /// Each entry's row within the whole matrix.
+    t_row: Vec<u32>,
+    t_val: Vec<f32>,
+    /// Non-zeros of each column.
+    col_nnz: Vec<usize>,
 }
 
 impl Panels {
     /// The non-zeros of row-major `a` (`rows × cols`).
     pub fn build(a: &[f32], rows: usize, cols: usize) -> Panels {
-        assert!(a.len() == rows * cols && cols <= u32::MAX as usize);
+        assert!(a.len() == rows * cols && cols <= u32::MAX as usize && rows <= u32::MAX as usize);
         let panels = cols.div_ceil(PANEL);
         let mut m = Panels {
             rows,
@@ -291,6 +302,10 @@ impl Panels {
             start: Vec::with_capacity(panels * (rows + 1)),
             col: Vec::new(),
             val: Vec::new(),
+            t_start: Vec::new(),
+            t_row: Vec::new(),
+            t_val: Vec::new(),
+            col_nnz: vec![0; cols],
         };
         for p in 0..panels {
             let lo = p * PANEL;
@@ -305,6 +320,37 @@ impl Panels {
                 }
                 m.start.push(m.col.len());
             }
+        }
+        for &j in &m.col {
+            m.col_nnz[j as usize] += 1;
+        }
+        m.t_row = vec![0; m.col.len()];
+        m.t_val = vec![0.0; m.col.len()];
+        let mut filled = 0;
+        for q in 0..rows.div_ceil(COLUMN_BLOCK) {
+            let block = &a[q * COLUMN_BLOCK * cols..((q + 1) * COLUMN_BLOCK).min(rows) * cols];
+            // Count each column's entries, then place them in row order.
+            let mut next = vec![0usize; cols + 1];
+            for row in block.chunks_exact(cols.max(1)) {
+                for (j, &v) in row.iter().enumerate() {
+                    next[j + 1] += (v != 0.0) as usize;
+                }
+            }
+            for j in 0..cols {
+                next[j + 1] += next[j];
+            }
+            m.t_start.extend(next.iter().map(|&s| filled + s));
+            for (r, row) in block.chunks_exact(cols.max(1)).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    if v != 0.0 {
+                        let at = filled + next[j];
+                        m.t_row[at] = (q * COLUMN_BLOCK + r) as u32;
+                        m.t_val[at] = v;
+                        next[j] += 1;
+                    }
+                }
+            }
+            filled += next[cols];
         }
         m
     }
@@ -334,29 +380,91 @@ impl Panels {
         let s = self.start[at]..self.start[at + 1];
         (&self.col[s.clone()], &self.val[s])
     }
+
+    /// Column `j`'s entries in row block `q`.
+    #[inline(always)]
+    fn column(&self, q: usize, j: usize) -> (&[u32], &[f32]) {
+        let at = q * (self.cols + 1) + j;
+        let s = self.t_start[at]..self.t_start[at + 1];
+        (&self.t_row[s.clone()], &self.t_val[s])
+    }
+
+    /// Bounds `0 = g₀ < … ≤ cols` of `groups` runs of columns holding about
+    /// equal shares of the non-zeros: the output rows of `aᵀ·b` that each
+    /// thread computes.
+    pub fn column_groups(&self, groups: usize) -> Vec<usize> {
+        let per_col = &self.col_nnz;
+        let total = self.nnz().max(1);
+        let mut bounds = vec![0];
+        let mut seen = 0;
+        for (j, &c) in per_col.iter().enumerate() {
+            seen += c;
+            if bounds.len() < groups && seen * groups >= total * bounds.len() {
+                bounds.push(j + 1);
+            }
+        }
+        bounds.push(self.cols);
+        bounds.dedup();
+        bounds
+    }
 }
 
-/// `out[c0..c0 + W] += Σ v·b[j, c0..c0 + W]` over the entries `(j, v)`, the
-/// sum kept in registers and added in entry order.
+/// `out[c0..c0 + W] += Σ (α·v)·b[j, c0..c0 + W]` over the entries `(j, v)`,
+/// the sum kept in registers and added in entry order.
 #[inline(always)]
-fn add_entries<const W: usize>(out: &mut [f32], c0: usize, cols: &[u32], vals: &[f32], b: &[f32], n: usize) {
+fn add_entries<const W: usize>(
+    out: &mut [f32],
+    c0: usize,
+    idx: &[u32],
+    vals: &[f32],
+    b: &[f32],
+    n: usize,
+    alpha: f32,
+) {
     let o: &mut [f32; W] = (&mut out[c0..c0 + W]).try_into().unwrap();
     let mut s = *o;
-    for (&j, &v) in cols.iter().zip(vals) {
+    for (&j, &v) in idx.iter().zip(vals) {
+        let av = alpha * v;
         let brow: &[f32; W] = b[j as usize * n + c0..][..W].try_into().unwrap();
         for l in 0..W {
-            s[l] += v * brow[l];
+            s[l] += av * brow[l];
         }
     }
     *o = s;
 }
 
+/// `orow += Σ (α·v)·b[j, ..]` over the entries `(j, v)`: column blocks of
+/// [`BLOCK`], then 8, then 4, then what is left.
+#[inline(always)]
+fn add_rows_of(orow: &mut [f32], idx: &[u32], vals: &[f32], b: &[f32], n: usize, alpha: f32) {
+    let mut c0 = 0;
+    while c0 + BLOCK <= n {
+        add_entries::<BLOCK>(orow, c0, idx, vals, b, n, alpha);
+        c0 += BLOCK;
+    }
+    while c0 + 8 <= n {
+        add_entries::<8>(orow, c0, idx, vals, b, n, alpha);
+        c0 += 8;
+    }
+    if c0 + 4 <= n {
+        add_entries::<4>(orow, c0, idx, vals, b, n, alpha);
+        c0 += 4;
+    }
+    for c in c0..n {
+        let mut s = orow[c];
+        for (&j, &v) in idx.iter().zip(vals) {
+            s += (alpha * v) * b[j as usize * n + c];
+        }
+        orow[c] = s;
+    }
+}
+
 multiversion! {
     /// Rows `r0..r0 + out.len() / n` of `a·b` added into `out` (`[rows, n]`,
     /// zeros for the product alone) for `a` in `pan` and `b` row-major
-    /// `[cols, n]`: panel by panel over the block's rows, in column blocks
-    /// of [`BLOCK`], then 8, then what is left. Each output element adds
-    /// its row's non-zeros in column order, as [`rows_times_dense`] does.
+    /// `[cols, n]`, panel by panel over the block's rows. Each output
+    /// element adds its row's non-zeros in column order, as
+    /// [`rows_times_dense`] does.
     pub fn panels_times_dense(out: &mut [f32], pan: &Panels, r0: usize, b: &[f32], n: usize) -> () {
         assert!(n > 0 && out.len().is_multiple_of(n) && b.len() == pan.cols * n);
         let rows = out.len() / n;
@@ -364,97 +472,27 @@ multiversion! {
         for p in 0..pan.panels() {
             for (r, orow) in out.chunks_exact_mut(n).enumerate() {
                 let (cols, vals) = pan.row(p, r0 + r);
-                if cols.is_empty() {
-                    continue;
-                }
-                let mut c0 = 0;
-                while c0 + BLOCK <= n {
-                    add_entries::<BLOCK>(orow, c0, cols, vals, b, n);
-                    c0 += BLOCK;
-                }
-                while c0 + 8 <= n {
-                    add_entries::<8>(orow, c0, cols, vals, b, n);
-                    c0 += 8;
-                }
-                if c0 + 4 <= n {
-                    add_entries::<4>(orow, c0, cols, vals, b, n);
-                    c0 += 4;
-                }
-                for c in c0..n {
-                    let mut s = orow[c];
-                    for (&j, &v) in cols.iter().zip(vals) {
-                        s += v * b[j as usize * n + c];
-                    }
-                    orow[c] = s;
+                if !cols.is_empty() {
+                    add_rows_of(orow, cols, vals, b, n, 1.0);
                 }
             }
-        }
-    }
-}
-
-/// Row `r`'s entries `(i, v)` of one panel add `(α·v)·brow` into row
-/// `i − lo` of `out` (rows of `n`) at columns `c0..c0 + W`.
-#[inline(always)]
-fn scatter_entries<const W: usize>(
-    out: &mut [f32],
-    n: usize,
-    lo: usize,
-    cols: &[u32],
-    vals: &[f32],
-    brow: &[f32],
-    c0: usize,
-    alpha: f32,
-) {
-    let bb: &[f32; W] = brow[c0..c0 + W].try_into().unwrap();
-    for (&i, &v) in cols.iter().zip(vals) {
-        let av = alpha * v;
-        let o: &mut [f32; W] = (&mut out[(i as usize - lo) * n + c0..][..W]).try_into().unwrap();
-        for l in 0..W {
-            o[l] += av * bb[l];
         }
     }
 }
 
 multiversion! {
-    /// Panel `p`'s rows of `aᵀ·b` over `a`'s rows `rows`, times α, added
-    /// into `out` (`[PANEL or fewer, n]`) for `a` in `pan` and `b` row-major
-    /// `[a's rows, n]`: every row of `a` scatters its entries times its row
-    /// of `b` (as [`dense_into_rows_of_transpose`] does), so each output
-    /// element adds over the rows of `a` in order.
-    pub fn panel_transpose_times(
-        out: &mut [f32],
-        pan: &Panels,
-        p: usize,
-        rows: std::ops::Range<usize>,
-        b: &[f32],
-        n: usize,
-        alpha: f32
-    ) -> () {
-        assert!(n > 0 && b.len() == pan.rows * n && rows.end <= pan.rows);
-        let lo = p * PANEL;
-        assert_eq!(out.len(), (pan.cols.min(lo + PANEL) - lo) * n);
-        for r in rows {
-            let (cols, vals) = pan.row(p, r);
-            if cols.is_empty() {
-                continue;
-            }
-            let brow = &b[r * n..(r + 1) * n];
-            let mut c0 = 0;
-            while c0 + BLOCK <= n {
-                scatter_entries::<BLOCK>(out, n, lo, cols, vals, brow, c0, alpha);
-                c0 += BLOCK;
-            }
-            while c0 + 8 <= n {
-                scatter_entries::<8>(out, n, lo, cols, vals, brow, c0, alpha);
-                c0 += 8;
-            }
-            if c0 + 4 <= n {
-                scatter_entries::<4>(out, n, lo, cols, vals, brow, c0, alpha);
-                c0 += 4;
-            }
-            for c in c0..n {
-                for (&i, &v) in cols.iter().zip(vals) {
-                    out[(i as usize - lo) * n + c] += (alpha * v) * brow[c];
+    /// Rows `j0..j0 + out.len() / n` of `α·aᵀ·b` added into `out`, for `a`
+    /// in `pan` and `b` row-major `[a's rows, n]`: row block by row block,
+    /// each output row gathers the rows of `b` that its column of `a`
+    /// names, so each output element adds over the rows of `a` in order.
+    pub fn columns_transpose_times(out: &mut [f32], pan: &Panels, j0: usize, b: &[f32], n: usize, alpha: f32) -> () {
+        assert!(n > 0 && out.len().is_multiple_of(n) && b.len() == pan.rows * n);
+        assert!(j0 + out.len() / n <= pan.cols);
+        for q in 0..pan.rows.div_ceil(COLUMN_BLOCK) {
+            for (j, orow) in out.chunks_exact_mut(n).enumerate() {
+                let (rows, vals) = pan.column(q, j0 + j);
+                if !rows.is_empty() {
+                    add_rows_of(orow, rows, vals, b, n, alpha);
                 }
             }
         }

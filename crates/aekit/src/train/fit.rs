@@ -50,7 +50,7 @@ pub trait Fit {
 
 /// Where a fit's complete state goes after each epoch (with that epoch's
 /// figures): a run directory's checkpoint writer.
-pub type SaveState<'a> = dyn FnMut(State, &EpochMetrics) -> Result<()> + 'a;
+pub type SaveState<'a> = dyn FnMut(State, &EpochMetrics) -> Result<()> + Send + 'a;
 
 /// How a fit is checkpointed: the state to continue from, and where the
 /// state goes after each epoch.

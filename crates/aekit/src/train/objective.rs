@@ -117,6 +117,30 @@ pub fn lbfgs_fit<O: Objective>(
     lbfgs_run(params, f, cfg, obs, ck)
 }
 
+/// A checkpoint write's outcome: the writer handed back, what it returned,
+/// how long it took.
+type Written<'w> = (
+    &'w mut super::SaveState<'w>,
+    crate::Result<()>,
+    std::time::Duration,
+);
+
+/// Waits for the write in flight, if any: the writer goes back to `saver`
+/// and its time into `last`.
+fn finish<'w>(
+    pending: &mut Option<std::thread::ScopedJoinHandle<'_, Written<'w>>>,
+    saver: &mut Option<&'w mut super::SaveState<'w>>,
+    last: &mut Option<(std::time::Instant, Option<std::time::Duration>)>,
+) -> crate::Result<()> {
+    let Some(h) = pending.take() else { return Ok(()) };
+    let (s, r, took) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    *saver = Some(s);
+    if let Some((_, t)) = last.as_mut() {
+        *t = Some(took);
+    }
+    r
+}
+
 /// Work between two L-BFGS checkpoints, in multiples of the time one took.
 pub const SAVE_RATIO: u32 = 20;
 
@@ -125,10 +149,11 @@ pub const SAVE_RATIO: u32 = 20;
 /// from a checkpoint as `ck` says (bit-for-bit: the cost is deterministic).
 /// The state (parameters and the whole L-BFGS memory, tens of MB for a big
 /// model) is saved after the first iteration, after the one a stop request
-/// ends, and otherwise once the iterations since the last save have taken
-/// [`SAVE_RATIO`] times as long as writing it did: a run spends at most
-/// about 5% of its time writing checkpoints and a kill loses at most that
-/// many times one write. A stop request ends the fit after the current
+/// ends, and otherwise once [`SAVE_RATIO`] times as long as the last write
+/// took has passed since it began: a kill loses at most that many times one
+/// write. The state is copied on the fit's thread and written (and synced)
+/// on a thread of its own while the iterations go on, one write at a time;
+/// the fit returns once the last one is complete. A stop request ends the fit after the current
 /// iteration with [`crate::Error::Interrupted`].
 pub fn lbfgs_run(
     params: &mut [f32],
@@ -172,19 +197,38 @@ pub fn lbfgs_run(
     };
     obs.on_start(cfg.max_iter, 1);
     let mut failed = None;
-    // When the last checkpoint was finished, and how long it took to write.
-    let mut last_save: Option<(std::time::Instant, std::time::Duration)> = None;
-    let report = minimize_from(params, f, cfg, from, &mut |it, mem, x| {
-        let m = EpochMetrics::iteration(it, start.elapsed().as_secs_f64());
-        obs.on_epoch(&m);
-        history.push(m);
-        let halting = super::checkpoint::stop_requested();
-        let due = match last_save {
-            None => true,
-            Some((at, took)) => halting || at.elapsed() >= took * SAVE_RATIO,
-        };
-        if let Some(save) = ck.save.as_mut().filter(|_| due) {
-            let t0 = std::time::Instant::now();
+    let mut saver = ck.save.take();
+    let report = std::thread::scope(|scope| {
+        // The checkpoint being written, on a thread of its own, and when
+        // the last write began and how long it took, once known.
+        let mut pending: Option<std::thread::ScopedJoinHandle<'_, Written<'_>>> = None;
+        let mut last: Option<(std::time::Instant, Option<std::time::Duration>)> = None;
+        let report = minimize_from(params, f, cfg, from, &mut |it, mem, x| {
+            let m = EpochMetrics::iteration(it, start.elapsed().as_secs_f64());
+            obs.on_epoch(&m);
+            history.push(m);
+            let halting = super::checkpoint::stop_requested();
+            if pending.as_ref().is_some_and(|h| h.is_finished()) {
+                if let Err(e) = finish(&mut pending, &mut saver, &mut last) {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            let due = match last {
+                None => true,
+                Some((at, Some(took))) => halting || at.elapsed() >= took * SAVE_RATIO,
+                Some((_, None)) => halting,
+            };
+            if !due || (saver.is_none() && pending.is_none()) {
+                return !halting;
+            }
+            // One write at a time, in order.
+            if let Err(e) = finish(&mut pending, &mut saver, &mut last) {
+                failed = Some(e);
+                return false;
+            }
+            let save = saver.take().expect("the writer is back");
+            let began = std::time::Instant::now();
             let mut s = State::new();
             s.put_tensor("params", x);
             s.put("fit.history", &history);
@@ -200,13 +244,18 @@ pub fn lbfgs_run(
                 s.put_tensor(&format!("lbfgs.s.{i}"), a);
                 s.put_tensor(&format!("lbfgs.y.{i}"), b);
             }
-            if let Err(e) = save(s, &m) {
-                failed = Some(e);
-                return false;
-            }
-            last_save = Some((std::time::Instant::now(), t0.elapsed()));
+            last = Some((began, None));
+            pending = Some(scope.spawn(move || {
+                let r = save(s, &m);
+                (save, r, began.elapsed())
+            }));
+            !halting
+        });
+        // The last write is complete before the fit returns.
+        if let Err(e) = finish(&mut pending, &mut saver, &mut last) {
+            failed.get_or_insert(e);
         }
-        !halting
+        report
     });
     obs.on_end();
     if let Some(e) = failed {
