@@ -5,8 +5,10 @@
 //! the non-zeros instead of the whole matrix.
 //!
 //! The non-zeros of the sparse operand are gathered once per product (a
-//! compressed-row index); the kernels then add rows of the dense operand in
-//! column blocks of [`BLOCK`] that stay in registers, compiled for
+//! compressed-row index), or once for many products ([`Panels`], a data set
+//! that every evaluation of a full-batch cost multiplies); the kernels then
+//! add rows of the dense operand in column blocks of [`BLOCK`] that stay in
+//! registers, compiled for
 //! AVX-512, AVX2 + FMA and portably ([`super::simd`]'s `multiversion!`;
 //! no fused multiply-add, so every instruction set gives the same bits).
 //! Every output element is summed over the inner dimension in order,
@@ -27,13 +29,12 @@ const BLOCK: usize = 64;
 /// 784-wide MNIST batches (see `docs/results/two-cores.md`).
 const MAX_DENSITY: f64 = 0.30;
 
-/// The most rows (examples) of a sparse operand taken here: a minibatch's
-/// products. Over a whole data set (the sparse exercise's 10,000 MNIST
-/// images, 19% non-zero, on two threads) the kernels alone beat faer by
-/// 1.5× (`x·W`) and 1.06× (`xᵀ·δ`), but whole runs gained nothing (83.3 s
-/// against 82.4 s for 400 L-BFGS iterations): the index is rebuilt from
-/// 31 MB of inputs for every product, and the scatter runs from L2 at
-/// about half faer's rate per element.
+/// The most rows (examples) of a sparse operand that [`super::gemm::gemm`]
+/// indexes for one product: a minibatch's. Over a whole data set (the
+/// sparse exercise's 10,000 MNIST images) rebuilding the index from 31 MB
+/// of inputs for every product gained nothing in whole runs; such an
+/// operand is indexed once for all its products ([`Panels`], through
+/// [`super::gemm::gemm_indexed`]).
 pub const MAX_ROWS: usize = 4096;
 
 /// Rows of the sparse operand that decide whether it is sparse.
