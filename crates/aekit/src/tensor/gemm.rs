@@ -202,28 +202,35 @@ pub fn gemm_indexed<T: Real>(
                 .for_each(|(i, c)| block(i, c)),
         }
     } else {
-        // Each thread a run of output rows holding about equal shares of
-        // the non-zeros.
         if !accumulate {
             cf.fill(0.0);
         }
-        let groups = match par {
-            Par::Seq => 1,
-            Par::Threads(t) => t.max(1),
-        };
-        let bounds = pan.column_groups(groups);
-        let mut runs = Vec::with_capacity(bounds.len());
-        let mut rest = &mut cf[..];
-        for w in bounds.windows(2) {
-            let (run, tail) = rest.split_at_mut((w[1] - w[0]) * n);
-            runs.push((w[0], run));
-            rest = tail;
-        }
-        let run = |(j0, c): (usize, &mut [f32])| spmm::columns_transpose_times(c, pan, j0, bf, n, alpha);
-        match par {
-            Par::Seq => runs.into_iter().for_each(run),
-            Par::Threads(_) => runs.into_par_iter().for_each(run),
-        }
+        transpose_by_columns(pan, cf, bf, n, alpha, par);
+    }
+}
+
+/// `c += α·aᵀ·b` for `a` in `pan` (`c` `[a's columns, n]`, `b` `[a's rows,
+/// n]`), each thread a run of `c`'s rows holding about equal shares of the
+/// non-zeros; each element is summed over `a`'s rows in order, whatever the
+/// split.
+fn transpose_by_columns(pan: &spmm::Panels, c: &mut [f32], b: &[f32], n: usize, alpha: f32, par: Par) {
+    use rayon::prelude::*;
+    let groups = match par {
+        Par::Seq => 1,
+        Par::Threads(t) => t.max(1),
+    };
+    let bounds = pan.column_groups(groups);
+    let mut runs = Vec::with_capacity(bounds.len());
+    let mut rest = c;
+    for w in bounds.windows(2) {
+        let (run, tail) = rest.split_at_mut((w[1] - w[0]) * n);
+        runs.push((w[0], run));
+        rest = tail;
+    }
+    let run = |(j0, c): (usize, &mut [f32])| spmm::columns_transpose_times(c, pan, j0, b, n, alpha);
+    match par {
+        Par::Seq => runs.into_iter().for_each(run),
+        Par::Threads(_) => runs.into_par_iter().for_each(run),
     }
 }
 
@@ -292,43 +299,12 @@ fn sparse_left<T: Real>(
                 spmm::rows_times_dense(c, &csr, b, n, alpha, accumulate);
             });
     } else {
-        // The index of `a`'s rows (the inner dimension), built in parallel
-        // pieces, shared by the slabs of the output's rows.
-        let rows = sparse_rows.div_ceil(threads);
-        let parts: Vec<spmm::Csr> = a
-            .par_chunks(rows * sparse_cols)
-            .map(|a| spmm::Csr::build(a, a.len() / sparse_cols, sparse_cols))
-            .collect();
-        // Each thread takes a band of the output's columns (a multiple of
-        // 8 wide) in a buffer of its own, copied in and out of `c`.
-        if threads == 1 {
-            if !accumulate {
-                c.fill(0.0);
-            }
-            spmm::dense_into_rows_of_transpose(c, n, 0, &parts, b, n, alpha);
-        } else {
-            let width = n.div_ceil(threads).div_ceil(8) * 8;
-            let bands: Vec<(usize, usize)> =
-                (0..n).step_by(width).map(|lo| (lo, width.min(n - lo))).collect();
-            let done: Vec<Vec<f32>> = bands
-                .par_iter()
-                .map(|&(lo, w)| {
-                    let mut out = vec![0.0f32; m * w];
-                    if accumulate {
-                        for (o, c) in out.chunks_exact_mut(w).zip(c.chunks_exact(n)) {
-                            o.copy_from_slice(&c[lo..lo + w]);
-                        }
-                    }
-                    spmm::dense_into_rows_of_transpose(&mut out, w, lo, &parts, b, n, alpha);
-                    out
-                })
-                .collect();
-            for (&(lo, w), out) in bands.iter().zip(&done) {
-                for (c, o) in c.chunks_exact_mut(n).zip(out.chunks_exact(w)) {
-                    c[lo..lo + w].copy_from_slice(o);
-                }
-            }
+        // `a` indexed by its columns (the output's rows), in row order.
+        let index = spmm::Panels::by_columns(a, sparse_rows, sparse_cols, threads > 1);
+        if !accumulate {
+            c.fill(0.0);
         }
+        transpose_by_columns(&index, c, b, n, alpha, Par::from_threads(threads));
     }
     true
 }

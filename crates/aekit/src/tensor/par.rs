@@ -128,34 +128,22 @@ pub fn row_blocks<T: crate::tensor::Real>(
     assert!(cols > 0 && a.len().is_multiple_of(cols));
     assert!(b.is_empty() || b.len() == a.len());
     let block = BLOCK_ROWS * cols;
-    let run = |i: usize, x: &mut [T], y: &mut [T]| {
+    let run = |(i, (x, y)): (usize, (&mut [T], &mut [T]))| {
         let mut sums = vec![T::ZERO; total.len()];
         let v = f(i * BLOCK_ROWS, x, y, &mut sums);
         (v, sums)
     };
-    let parts: Vec<(f64, Vec<T>)> = match (split(a.len()), b.is_empty()) {
-        (true, true) => a
-            .par_chunks_mut(block)
-            .enumerate()
-            .map(|(i, x)| run(i, x, &mut []))
-            .collect(),
-        (true, false) => a
-            .par_chunks_mut(block)
-            .zip(b.par_chunks_mut(block))
-            .enumerate()
-            .map(|(i, (x, y))| run(i, x, y))
-            .collect(),
-        (false, true) => a
-            .chunks_mut(block)
-            .enumerate()
-            .map(|(i, x)| run(i, x, &mut []))
-            .collect(),
-        (false, false) => a
-            .chunks_mut(block)
-            .zip(b.chunks_mut(block))
-            .enumerate()
-            .map(|(i, (x, y))| run(i, x, y))
-            .collect(),
+    let bs: Vec<&mut [T]> = if b.is_empty() {
+        a.chunks(block).map(|_| Default::default()).collect()
+    } else {
+        b.chunks_mut(block).collect()
+    };
+    let parallel = split(a.len());
+    let jobs: Vec<_> = a.chunks_mut(block).zip(bs).enumerate().collect();
+    let parts: Vec<(f64, Vec<T>)> = if parallel {
+        jobs.into_par_iter().map(run).collect()
+    } else {
+        jobs.into_iter().map(run).collect()
     };
     let mut value = 0.0;
     for (v, sums) in parts {

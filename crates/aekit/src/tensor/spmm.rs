@@ -195,63 +195,6 @@ fn finish(out: &mut [f32], s: &[f32], alpha: f32, acc: bool) {
     }
 }
 
-/// Row `p` of `csr` scatters `a[p, i]·bb` into row `i` of `out` (rows of
-/// `w`) at columns `c0..c0 + W`.
-#[inline(always)]
-fn scatter_block<const W: usize>(out: &mut [f32], w: usize, csr: &Csr, p: usize, bb: &[f32; W], c0: usize) {
-    let (cols, vals) = csr.row(p);
-    for (&i, &v) in cols.iter().zip(vals) {
-        let o: &mut [f32; W] = (&mut out[i as usize * w + c0..][..W]).try_into().unwrap();
-        for l in 0..W {
-            o[l] += v * bb[l];
-        }
-    }
-}
-
-multiversion! {
-    /// Columns `c_lo..c_lo + w` of `c = (acc ? c : 0) + α·aᵀ·b`, held in
-    /// `out` (`[m, w]`, what `c` held there when accumulating), for `a`
-    /// (`[k, m]`) in `parts` (its rows in order) and `b` row-major `[k, n]`:
-    /// each row `p` of `a` scatters `α·a[p, i]·b[p, cols]` into row `i`.
-    pub fn dense_into_rows_of_transpose(
-        out: &mut [f32],
-        w: usize,
-        c_lo: usize,
-        parts: &[Csr],
-        b: &[f32],
-        n: usize,
-        alpha: f32
-    ) -> () {
-        let mut c0 = 0;
-        while c0 < w {
-            let bw = if c0 + BLOCK <= w { BLOCK } else if c0 + 8 <= w { 8 } else { w - c0 };
-            let mut p = 0;
-            for csr in parts {
-                for r in 0..csr.rows() {
-                    let src = &b[p * n + c_lo + c0..][..bw];
-                    p += 1;
-                    if bw == BLOCK {
-                        let bb: [f32; BLOCK] = std::array::from_fn(|l| alpha * src[l]);
-                        scatter_block::<BLOCK>(out, w, csr, r, &bb, c0);
-                    } else if bw == 8 {
-                        let bb: [f32; 8] = std::array::from_fn(|l| alpha * src[l]);
-                        scatter_block::<8>(out, w, csr, r, &bb, c0);
-                    } else {
-                        let (cols, vals) = csr.row(r);
-                        for (&i, &v) in cols.iter().zip(vals) {
-                            let o = &mut out[i as usize * w + c0..][..bw];
-                            for (o, &s) in o.iter_mut().zip(src) {
-                                *o += v * (alpha * s);
-                            }
-                        }
-                    }
-                }
-            }
-            c0 += bw;
-        }
-    }
-}
-
 /// Columns of the sparse operand per [`Panels`] panel: a panel's rows of
 /// the dense operand (`PANEL` × 196 floats for the sparse exercise, 25 KB)
 /// stay in L1 while the rows of a block pass over them.
@@ -293,21 +236,11 @@ pub struct Panels {
 }
 
 impl Panels {
-    /// The non-zeros of row-major `a` (`rows × cols`).
+    /// The non-zeros of row-major `a` (`rows × cols`), both indexes.
     pub fn build(a: &[f32], rows: usize, cols: usize) -> Panels {
-        assert!(a.len() == rows * cols && cols <= u32::MAX as usize && rows <= u32::MAX as usize);
+        let mut m = Panels::by_columns(a, rows, cols, false);
         let panels = cols.div_ceil(PANEL);
-        let mut m = Panels {
-            rows,
-            cols,
-            start: Vec::with_capacity(panels * (rows + 1)),
-            col: Vec::new(),
-            val: Vec::new(),
-            t_start: Vec::new(),
-            t_row: Vec::new(),
-            t_val: Vec::new(),
-            col_nnz: vec![0; cols],
-        };
+        m.start.reserve(panels * (rows + 1));
         for p in 0..panels {
             let lo = p * PANEL;
             let hi = (lo + PANEL).min(cols);
@@ -322,38 +255,86 @@ impl Panels {
                 m.start.push(m.col.len());
             }
         }
-        for &j in &m.col {
-            m.col_nnz[j as usize] += 1;
-        }
-        m.t_row = vec![0; m.col.len()];
-        m.t_val = vec![0.0; m.col.len()];
+        m
+    }
+
+    /// The by-columns index alone (for `aᵀ·b` only: a minibatch's weight
+    /// gradient, indexed for one product); its row blocks are indexed over
+    /// the threads when `parallel`.
+    pub fn by_columns(a: &[f32], rows: usize, cols: usize, parallel: bool) -> Panels {
+        use rayon::prelude::*;
+        assert!(a.len() == rows * cols && cols <= u32::MAX as usize && rows <= u32::MAX as usize);
+        let width = cols.max(1);
+        let blocks: Vec<&[f32]> = a
+            .chunks(COLUMN_BLOCK * width)
+            .take(rows.div_ceil(COLUMN_BLOCK))
+            .collect();
+        let count = |b: &&[f32]| b.iter().filter(|&&v| v != 0.0).count();
+        let counts: Vec<usize> = if parallel {
+            blocks.par_iter().map(count).collect()
+        } else {
+            blocks.iter().map(count).collect()
+        };
+        let nnz: usize = counts.iter().sum();
+        let mut t_start = vec![0usize; blocks.len() * (cols + 1)];
+        let mut t_row = vec![0u32; nnz];
+        let mut t_val = vec![0.0f32; nnz];
+        // Each block its own pieces of the three arrays.
+        let mut jobs = Vec::with_capacity(blocks.len());
+        let (mut st, mut tr, mut tv) = (&mut t_start[..], &mut t_row[..], &mut t_val[..]);
         let mut filled = 0;
-        for q in 0..rows.div_ceil(COLUMN_BLOCK) {
-            let block = &a[q * COLUMN_BLOCK * cols..((q + 1) * COLUMN_BLOCK).min(rows) * cols];
+        for (q, (&block, &c)) in blocks.iter().zip(&counts).enumerate() {
+            let (s0, s1) = st.split_at_mut(cols + 1);
+            let (r0, r1) = tr.split_at_mut(c);
+            let (v0, v1) = tv.split_at_mut(c);
+            jobs.push((q, block, filled, s0, r0, v0));
+            (st, tr, tv) = (s1, r1, v1);
+            filled += c;
+        }
+        let index = |(q, block, filled, start, row, val): BlockJob<'_>| {
             // Count each column's entries, then place them in row order.
             let mut next = vec![0usize; cols + 1];
-            for row in block.chunks_exact(cols.max(1)) {
-                for (j, &v) in row.iter().enumerate() {
+            for r in block.chunks_exact(width) {
+                for (j, &v) in r.iter().enumerate() {
                     next[j + 1] += (v != 0.0) as usize;
                 }
             }
             for j in 0..cols {
                 next[j + 1] += next[j];
             }
-            m.t_start.extend(next.iter().map(|&s| filled + s));
-            for (r, row) in block.chunks_exact(cols.max(1)).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
+            start.iter_mut().zip(&next).for_each(|(s, &n)| *s = filled + n);
+            for (r, rv) in block.chunks_exact(width).enumerate() {
+                for (j, &v) in rv.iter().enumerate() {
                     if v != 0.0 {
-                        let at = filled + next[j];
-                        m.t_row[at] = (q * COLUMN_BLOCK + r) as u32;
-                        m.t_val[at] = v;
+                        row[next[j]] = (q * COLUMN_BLOCK + r) as u32;
+                        val[next[j]] = v;
                         next[j] += 1;
                     }
                 }
             }
-            filled += next[cols];
+        };
+        if parallel {
+            jobs.into_par_iter().for_each(index);
+        } else {
+            jobs.into_iter().for_each(index);
         }
-        m
+        let mut col_nnz = vec![0usize; cols];
+        for s in t_start.chunks_exact(cols + 1) {
+            for (n, w) in col_nnz.iter_mut().zip(s.windows(2)) {
+                *n += w[1] - w[0];
+            }
+        }
+        Panels {
+            rows,
+            cols,
+            start: Vec::new(),
+            col: Vec::new(),
+            val: Vec::new(),
+            t_start,
+            t_row,
+            t_val,
+            col_nnz,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -371,7 +352,7 @@ impl Panels {
 
     /// Non-zeros held.
     pub fn nnz(&self) -> usize {
-        self.val.len()
+        self.t_val.len()
     }
 
     /// Row `r`'s entries in panel `p`.
@@ -409,6 +390,17 @@ impl Panels {
         bounds
     }
 }
+
+/// One row block's share of [`Panels::by_columns`]: its number, rows, first
+/// entry, and its pieces of the starts, rows and values.
+type BlockJob<'a> = (
+    usize,
+    &'a [f32],
+    usize,
+    &'a mut [usize],
+    &'a mut [u32],
+    &'a mut [f32],
+);
 
 /// `out[c0..c0 + W] += Σ (α·v)·b[j, c0..c0 + W]` over the entries `(j, v)`,
 /// the sum kept in registers and added in entry order.
@@ -468,6 +460,7 @@ multiversion! {
     /// [`rows_times_dense`] does.
     pub fn panels_times_dense(out: &mut [f32], pan: &Panels, r0: usize, b: &[f32], n: usize) -> () {
         assert!(n > 0 && out.len().is_multiple_of(n) && b.len() == pan.cols * n);
+        assert!(!pan.start.is_empty() || pan.cols == 0, "an index by columns only");
         let rows = out.len() / n;
         assert!(r0 + rows <= pan.rows);
         for p in 0..pan.panels() {
