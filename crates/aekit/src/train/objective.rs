@@ -153,8 +153,8 @@ pub const SAVE_RATIO: u32 = 20;
 /// took has passed since it began: a kill loses at most that many times one
 /// write. The state is copied on the fit's thread and written (and synced)
 /// on a thread of its own while the iterations go on, one write at a time;
-/// the fit returns once the last one is complete. A stop request ends the fit after the current
-/// iteration with [`crate::Error::Interrupted`].
+/// the fit returns once the last one is complete. A stop request ends the
+/// fit after the current iteration with [`crate::Error::Interrupted`].
 pub fn lbfgs_run(
     params: &mut [f32],
     f: impl FnMut(&[f32], &mut [f32]) -> f64,
