@@ -95,9 +95,11 @@ pub fn gemm<T: Real>(
 /// (the data set of a full-batch cost, multiplied in every evaluation):
 /// [`gemm_indexed`] then multiplies by them through [`spmm::Panels`]. It
 /// knows the slice it was built from, and a product of any other slice goes
-/// to [`gemm`].
+/// to [`gemm`]. It knows that slice by its address and length only, so its
+/// user keeps the slice alive and unchanged while the index is in use
+/// (crate-internal for that reason: a fit's inputs).
 #[derive(Debug, Clone, Default)]
-pub struct SparseIndex {
+pub(crate) struct SparseIndex {
     at: usize,
     len: usize,
     panels: Option<spmm::Panels>,
@@ -120,6 +122,7 @@ impl SparseIndex {
     }
 
     /// Whether products go through the index.
+    #[cfg(test)]
     pub fn is_sparse(&self) -> bool {
         self.panels.is_some()
     }
@@ -137,7 +140,7 @@ impl SparseIndex {
 /// output rows, each on one thread, so that the result is the same for any
 /// thread count.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_indexed<T: Real>(
+pub(crate) fn gemm_indexed<T: Real>(
     index: &SparseIndex,
     m: usize,
     n: usize,

@@ -155,8 +155,9 @@ impl<T: Real> SparseWorkspace<T> {
     /// Indexes the non-zeros of the inputs `x` (`[m, n_vis]`) once, for the
     /// many evaluations of one fit: the products with `x` then cost in
     /// proportion to its non-zeros (MNIST's pixels are 81% zeros). Calls
-    /// with any other slice multiply densely.
-    pub fn index_inputs(&mut self, x: &[T], m: usize, n_vis: usize) {
+    /// with any other slice multiply densely; `x` must stay alive and
+    /// unchanged while the workspace is used (the fit's own inputs).
+    pub(crate) fn index_inputs(&mut self, x: &[T], m: usize, n_vis: usize) {
         self.x_index = SparseIndex::new(x, m, n_vis);
     }
 }
