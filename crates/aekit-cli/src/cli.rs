@@ -791,6 +791,9 @@ pub struct VariantsArgs {
     /// Test images, drawn from the rest.
     #[arg(long, default_value_t = 50_000)]
     pub test: usize,
+    /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
+    #[arg(long, default_value = "max")]
+    pub blend: aekit::data::variants::Blend,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }

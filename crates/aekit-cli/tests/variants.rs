@@ -101,6 +101,19 @@ fn bad_variant_requests_are_refused() {
         out.to_str().unwrap(),
     ]);
     fails_with(&o, &["test", "left after the training ones"]);
+    let o = aekit(&[
+        "data",
+        "variants",
+        "--kind",
+        "bg-rand",
+        "--blend",
+        "mean",
+        "--source",
+        "builtin",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["--blend", "max or replace"]);
     assert!(!out.exists());
 }
 
@@ -148,6 +161,36 @@ fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
         md.contains("| rot | mask 0.25 |") && md.contains("| 9.53% |"),
         "{md}"
     );
+    // runs.csv: every rate of every net with its settings, the chosen one
+    // (lowest validation error) the row of variants.csv.
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let runs: Vec<Vec<&str>> = runs.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(runs.len(), 16, "four variants, four rates each: {runs:?}");
+    for (k, r) in rows.iter().enumerate() {
+        let net = &runs[4 * k..4 * k + 4];
+        let rates: Vec<&str> = net.iter().map(|q| q[12]).collect();
+        assert_eq!(rates, ["0.05", "0.1", "0.2", "0.4"], "{net:?}");
+        let chosen: Vec<&Vec<&str>> = net.iter().filter(|q| q[16] == "true").collect();
+        assert_eq!(chosen.len(), 1, "{net:?}");
+        let c = chosen[0];
+        // The same net, settings as given (quick: 256 units, 2 pretraining epochs, batch 20).
+        assert_eq!(
+            (c[0], c[1], c[4]),
+            ("sda3", r[1].as_str(), r[4].as_str()),
+            "{c:?}"
+        );
+        assert_eq!((c[5], c[7], c[8], c[11]), ("256", "2", "20", "max"), "{c:?}");
+        assert_eq!(
+            (c[12], c[14], c[15]),
+            (r[5].as_str(), r[6].as_str(), r[7].as_str()),
+            "{c:?}"
+        );
+        let lowest = net
+            .iter()
+            .map(|q| q[15].parse::<f64>().unwrap())
+            .fold(f64::MAX, f64::min);
+        assert_eq!(c[15].parse::<f64>().unwrap(), lowest, "{net:?}");
+    }
 }
 
 #[test]

@@ -121,6 +121,9 @@ pub struct VariantsExpArgs {
     /// Fine-tuning momentum (default 0.9).
     #[arg(long)]
     pub finetune_momentum: Option<f32>,
+    /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
+    #[arg(long, default_value = "max")]
+    pub blend: aekit::data::variants::Blend,
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,

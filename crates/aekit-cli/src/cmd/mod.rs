@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 lr_decay: a.lr_decay,
                 finetune_batch: a.finetune_batch,
                 finetune_momentum: a.finetune_momentum,
+                blend: a.blend,
                 threads: a.threads,
                 ..Default::default()
             };
@@ -98,8 +99,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .source
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
+            let recipe = aekit::data::variants::Recipe {
+                variant: kind,
+                blend: a.blend,
+            };
             aekit::data::variants::write_variant(
-                kind,
+                recipe,
                 &source,
                 a.data_dir.as_deref(),
                 &a.out,

@@ -5,8 +5,10 @@
 //! (the background a random 28×28 patch of a grey natural image, patches
 //! whose pixel standard deviation is below 0.05 drawn again) and
 //! `bg-img-rot` (rotation, then the image background). A digit and its
-//! background combine by the maximum of the two at each pixel (the original
-//! files do not document their rule).
+//! background combine by the maximum of the two at each pixel ([`Blend::Max`],
+//! the default), or the background fills only the pixels the digit leaves
+//! at zero ([`Blend::Replace`]); the original files do not document their
+//! rule.
 //!
 //! The sizes are the original ones: 12,000 training images (the first
 //! 12,000 of MNIST's training set; `--val-size 2000` holds 2000 of them out
@@ -54,6 +56,54 @@ impl std::fmt::Display for Variant {
             Variant::BgImg => "bg-img",
             Variant::BgImgRot => "bg-img-rot",
         })
+    }
+}
+
+/// How a digit and its background combine at each pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Blend {
+    /// The larger of the two: a stroke's faint edge takes the larger of its
+    /// value and the background's.
+    #[default]
+    Max,
+    /// The background only where the digit is zero; every digit pixel keeps
+    /// its value.
+    Replace,
+}
+
+impl std::str::FromStr for Blend {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "max" => Ok(Blend::Max),
+            "replace" => Ok(Blend::Replace),
+            _ => Err(format!("blend `{s}` should be max or replace")),
+        }
+    }
+}
+
+impl std::fmt::Display for Blend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Blend::Max => "max",
+            Blend::Replace => "replace",
+        })
+    }
+}
+
+/// How a variant is made: which one, and how digit and background combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    pub variant: Variant,
+    pub blend: Blend,
+}
+
+impl From<Variant> for Recipe {
+    fn from(variant: Variant) -> Self {
+        Recipe {
+            variant,
+            blend: Blend::default(),
+        }
     }
 }
 
@@ -137,14 +187,16 @@ pub fn patch(bgs: &[(Vec<f32>, usize, usize)], side: usize, rng: &mut Rng) -> Ve
     p
 }
 
-/// One digit made into `v` (random choices from `rng`).
+/// One digit made into a variant (random choices from `rng`; the same
+/// choices whatever the blend).
 pub fn make(
-    v: Variant,
+    recipe: Recipe,
     digit: &[f32],
     side: usize,
     bgs: &[(Vec<f32>, usize, usize)],
     rng: &mut Rng,
 ) -> Vec<f32> {
+    let v = recipe.variant;
     let mut x = match v {
         Variant::Rot | Variant::BgImgRot => rotate(digit, side, rng.random_range(0.0..std::f64::consts::TAU)),
         _ => digit.to_vec(),
@@ -155,13 +207,20 @@ pub fn make(
         _ => None,
     };
     if let Some(b) = bg {
-        x.iter_mut().zip(&b).for_each(|(a, &b)| *a = a.max(b));
+        match recipe.blend {
+            Blend::Max => x.iter_mut().zip(&b).for_each(|(a, &b)| *a = a.max(b)),
+            Blend::Replace => x.iter_mut().zip(&b).for_each(|(a, &b)| {
+                if *a == 0.0 {
+                    *a = b
+                }
+            }),
+        }
     }
     x
 }
 
-/// Every row of `d` made into `v`.
-pub fn make_all(v: Variant, d: &Dataset, rng: &mut Rng) -> Result<Dataset> {
+/// Every row of `d` made into a variant.
+pub fn make_all(recipe: Recipe, d: &Dataset, rng: &mut Rng) -> Result<Dataset> {
     let side = match d.image {
         Some((h, w)) if h == w => h,
         _ => return Err(Error::config("data", "the variants need square images")),
@@ -169,7 +228,7 @@ pub fn make_all(v: Variant, d: &Dataset, rng: &mut Rng) -> Result<Dataset> {
     let bgs = backgrounds();
     let mut x = Vec::with_capacity(d.x.len());
     for i in 0..d.n {
-        x.extend(make(v, d.row(i), side, &bgs, rng));
+        x.extend(make(recipe, d.row(i), side, &bgs, rng));
     }
     Ok(Dataset { x, ..d.clone() })
 }
@@ -179,7 +238,7 @@ pub fn make_all(v: Variant, d: &Dataset, rng: &mut Rng) -> Result<Dataset> {
 /// made into the variant) and `n_test` drawn from the rest, made into the
 /// variant.
 pub fn make_split(
-    v: Variant,
+    recipe: Recipe,
     train: &Dataset,
     test: &Dataset,
     n_train: usize,
@@ -234,8 +293,8 @@ pub fn make_split(
         te.x.extend_from_slice(x);
         te.labels.as_mut().expect("labels").push(l);
     }
-    let tr_v = make_all(v, &tr, &mut rng)?;
-    let te_v = make_all(v, &te, &mut rng)?;
+    let tr_v = make_all(recipe, &tr, &mut rng)?;
+    let te_v = make_all(recipe, &te, &mut rng)?;
     Ok((tr, tr_v, te_v))
 }
 
@@ -244,7 +303,7 @@ pub fn make_split(
 /// set) and `n_test` test images drawn from the rest, plus
 /// `examples.png` (ten digits, one per class, above their variant).
 pub fn write_variant(
-    v: Variant,
+    recipe: Recipe,
     source: &DataSource,
     data_dir: Option<&Path>,
     out: &Path,
@@ -253,7 +312,7 @@ pub fn write_variant(
     seed: u64,
 ) -> Result<()> {
     let (train, test) = load_train_test(source, data_dir)?;
-    let (tr, tr_v, te_v) = make_split(v, &train, &test, n_train, n_test, seed)?;
+    let (tr, tr_v, te_v) = make_split(recipe, &train, &test, n_train, n_test, seed)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create folder", out, e))?;
     let (h, w) = tr.image.expect("square images");
     let bytes = |d: &Dataset| -> Vec<u8> {
@@ -334,7 +393,7 @@ mod tests {
         let digit: Vec<f32> = (0..784).map(|i| if i % 7 == 0 { 1.0 } else { 0.0 }).collect();
         let mut rng = seeded(1);
         for v in [Variant::BgRand, Variant::BgImg] {
-            let x = make(v, &digit, 28, &bgs, &mut rng);
+            let x = make(v.into(), &digit, 28, &bgs, &mut rng);
             assert!(x
                 .iter()
                 .zip(&digit)
@@ -344,6 +403,41 @@ mod tests {
                 "{v}: a background shows"
             );
         }
-        assert_eq!(make(Variant::Basic, &digit, 28, &bgs, &mut rng), digit);
+        assert_eq!(make(Variant::Basic.into(), &digit, 28, &bgs, &mut rng), digit);
+    }
+
+    #[test]
+    fn replace_keeps_every_digit_pixel_and_fills_the_rest_with_the_same_draws() {
+        let bgs = backgrounds();
+        // Strokes with faint edges, as MNIST's anti-aliased digits have.
+        let digit: Vec<f32> = (0..784)
+            .map(|i| match i % 9 {
+                0 => 1.0,
+                1 => 0.2,
+                _ => 0.0,
+            })
+            .collect();
+        for v in [Variant::BgRand, Variant::BgImg] {
+            let max = make(v.into(), &digit, 28, &bgs, &mut seeded(5));
+            let rep = Recipe {
+                variant: v,
+                blend: Blend::Replace,
+            };
+            let x = make(rep, &digit, 28, &bgs, &mut seeded(5));
+            for (i, ((&a, &m), &d)) in x.iter().zip(&max).zip(&digit).enumerate() {
+                if d > 0.0 {
+                    assert_eq!(a, d, "{v} pixel {i}: a digit pixel keeps its value");
+                } else {
+                    // Where the digit is zero, both rules show the background.
+                    assert_eq!(a, m, "{v} pixel {i}");
+                }
+            }
+            assert!(
+                x.iter().zip(&max).any(|(a, m)| a != m),
+                "{v}: some faint edge differs between the rules"
+            );
+        }
+        assert_eq!("replace".parse::<Blend>(), Ok(Blend::Replace));
+        assert!("mean".parse::<Blend>().unwrap_err().contains("max or replace"));
     }
 }

@@ -14,7 +14,7 @@
 //! Every set has the original sizes: 10,000 training, 2,000 validation
 //! (the next 2,000 of MNIST's training digits) and 50,000 test images.
 
-use crate::data::variants::{make_split, Variant};
+use crate::data::variants::{make_split, Blend, Recipe, Variant};
 use crate::data::{load_train_test, DataSource, Dataset};
 use crate::error::Result;
 use crate::layers::{Corruption, Loss};
@@ -130,6 +130,8 @@ pub struct Variants {
     pub finetune_batch: Option<usize>,
     /// Fine-tuning momentum (default 0.9).
     pub finetune_momentum: Option<f32>,
+    /// How digit and background combine (default: the maximum).
+    pub blend: Blend,
     pub threads: usize,
     pub seed: u64,
 }
@@ -154,25 +156,11 @@ impl Default for Variants {
             lr_decay: None,
             finetune_batch: None,
             finetune_momentum: None,
+            blend: Blend::Max,
             threads: 2,
             seed: 1,
         }
     }
-}
-
-/// A variant's training (first `n_train`), validation and test sets.
-fn sets(
-    v: Variant,
-    train: &Dataset,
-    test: &Dataset,
-    sizes: (usize, usize, usize),
-    seed: u64,
-) -> Result<[Dataset; 3]> {
-    let (n_train, n_val, n_test) = sizes;
-    let (_, all, te) = make_split(v, train, test, n_train + n_val, n_test, seed)?;
-    let tr = all.select(&(0..n_train).collect::<Vec<_>>());
-    let va = all.select(&(n_train..n_train + n_val).collect::<Vec<_>>());
-    Ok([tr, va, te])
 }
 
 /// The training settings every net of the experiment shares.
@@ -205,16 +193,25 @@ fn finetune_config(l: &Loop, lr: f32) -> FinetuneConfig {
     }
 }
 
+/// One fine-tuning of a net: its learning rate, test and validation
+/// errors (%) and the epoch of its lowest validation error.
+#[derive(Debug, Clone, Copy)]
+struct Tuned {
+    lr: f32,
+    test: f64,
+    valid: f64,
+    best_epoch: usize,
+}
+
 /// Pretrains (unless `pretrain` is `None`) and fine-tunes a stack at each
-/// learning rate of `l` from the same start; returns (test error,
-/// validation error, learning rate) in % of the run with the lowest
-/// validation error.
+/// learning rate of `l` from the same start; returns every fine-tuning,
+/// in the order of the rates.
 fn deep_net(
     d: &[Dataset; 3],
     layers: &[usize],
     pretrain: Option<(Schedule, Corruption)>,
     l: &Loop,
-) -> Result<(f64, f64, f32)> {
+) -> Result<Vec<Tuned>> {
     let Loop {
         pre_epochs,
         threads,
@@ -243,7 +240,7 @@ fn deep_net(
         };
         m.pretrain(&d[0], &cfg, &mut Silent)?;
     }
-    let mut best: Option<(f64, f64, f32)> = None;
+    let mut runs = Vec::with_capacity(l.ft_lr.len());
     for &lr in &l.ft_lr {
         let fc = finetune_config(l, lr);
         let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut Silent)?;
@@ -253,14 +250,98 @@ fn deep_net(
             r.test_error,
             r.valid_error
         );
-        if best.is_none_or(|b| r.valid_error < b.1) {
-            best = Some((r.test_error, r.valid_error, lr));
-        }
+        runs.push(Tuned {
+            lr,
+            test: r.test_error,
+            valid: r.valid_error,
+            best_epoch: r.best_epoch,
+        });
     }
-    Ok(best.expect("at least one learning rate"))
+    Ok(runs)
 }
 
-/// Runs the experiment; writes `variants.csv`, `results.md`,
+/// The fine-tuning with the lowest validation error (the first of equals).
+fn chosen(runs: &[Tuned]) -> Tuned {
+    *runs
+        .iter()
+        .reduce(|b, r| if r.valid < b.valid { r } else { b })
+        .expect("at least one learning rate")
+}
+
+/// `runs.csv`: every fine-tuning of every net with the settings it ran
+/// with, chosen or not, written out after each net.
+struct RunsLog {
+    csv: String,
+    width: usize,
+    blend: Blend,
+}
+
+impl RunsLog {
+    fn new(width: usize, blend: Blend) -> Self {
+        RunsLog {
+            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen\n".into(),
+            width,
+            blend,
+        }
+    }
+
+    /// Adds the `runs` of one net (`net`: its first five columns; the
+    /// pretraining columns are empty for a net that was not pretrained),
+    /// rewrites the file and returns the run the validation error chose.
+    fn add(&mut self, run: &RunDir, net: &str, pretrained: bool, runs: &[Tuned], l: &Loop) -> Result<Tuned> {
+        let best = chosen(runs);
+        let pre = if pretrained {
+            format!("{},{}", l.pre_lr, l.pre_epochs)
+        } else {
+            ",".to_string()
+        };
+        let (width, blend) = (self.width, self.blend);
+        for r in runs {
+            writeln!(
+                self.csv,
+                "{net},{width},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{}",
+                l.ft_batch,
+                l.ft_momentum,
+                l.lr_decay,
+                r.lr,
+                r.best_epoch,
+                r.test,
+                r.valid,
+                r.lr == best.lr
+            )
+            .expect("a string");
+        }
+        run.write("runs.csv", self.csv.as_bytes())?;
+        Ok(best)
+    }
+}
+
+/// A variant's training (first `n_train`), validation and test sets, the
+/// digit and background combined by `blend`.
+fn variant_sets(
+    variant: Variant,
+    blend: Blend,
+    (train, test): (&Dataset, &Dataset),
+    sizes: (usize, usize, usize),
+    seed: u64,
+) -> Result<[Dataset; 3]> {
+    let (n_train, n_val, n_test) = sizes;
+    let (_, all, te) = make_split(
+        Recipe { variant, blend },
+        train,
+        test,
+        n_train + n_val,
+        n_test,
+        seed,
+    )?;
+    let tr = all.select(&(0..n_train).collect::<Vec<_>>());
+    let va = all.select(&(n_train..n_train + n_val).collect::<Vec<_>>());
+    Ok([tr, va, te])
+}
+
+/// Runs the experiment; writes `variants.csv` (each net's chosen
+/// fine-tuning), `runs.csv` (every fine-tuning and its settings),
+/// `results.md`,
 /// `examples-<variant>.png`, the DAE's `dae-<variant>-filters.png` and
 /// `-reconstructions.png`, and `summary.json`.
 pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
@@ -324,6 +405,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let run = RunDir::claim(out, "variants")?;
     let mut csv =
         String::from("part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published\n");
+    let mut runs_log = RunsLog::new(width, e.blend);
     let mut md = format!(
         "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {width} units, {pre} pretraining epochs per layer (SGD, batch 20, lr {}, momentum 0.9), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, the one with the lowest validation error reported.\n",
         sizes.0, sizes.1, sizes.2, l.pre_lr, l.ft_batch, l.ft_momentum, l.lr_decay, l.ft_lr
@@ -337,19 +419,26 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         if !e.sda || e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
             continue;
         }
-        let d = sets(v, &train, &test, sizes, e.seed)?;
+        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
         let (h, w) = d[0].image.unwrap_or((28, 28));
         let tiles: Vec<Vec<f32>> = (0..10).map(|i| d[0].row(i).to_vec()).collect();
         viz::save_png(
             &run.file(&format!("examples-{v}.png")),
             &viz::tile_grid(&tiles, h, w, 10, viz::Scale::Unit, 3),
         )?;
-        let (te, va, lr) = deep_net(
+        let runs = deep_net(
             &d,
             &[width; 3],
             Some((Schedule::Stacked, Corruption::Mask(noise))),
             &l,
         )?;
+        let net = format!("sda3,{v},3,dae,{noise}");
+        let Tuned {
+            lr,
+            test: te,
+            valid: va,
+            ..
+        } = runs_log.add(&run, &net, true, &runs, &l)?;
         eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, lr {lr}; published {published}%)");
         writeln!(csv, "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published}").expect("a string");
         writeln!(
@@ -366,7 +455,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             if e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
                 continue;
             }
-            let d = sets(v, &train, &test, sizes, e.seed)?;
+            let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
             for &depth in &depths {
                 let layers = vec![width; depth];
                 let mut row = Vec::new();
@@ -376,7 +465,14 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                         continue;
                     }
                     let name = p.name();
-                    let (te, va, lr) = deep_net(&d, &layers, p.start(), &l)?;
+                    let runs = deep_net(&d, &layers, p.start(), &l)?;
+                    let net = format!("table,{v},{depth},{name},0");
+                    let Tuned {
+                        lr,
+                        test: te,
+                        valid: va,
+                        ..
+                    } = runs_log.add(&run, &net, p.start().is_some(), &runs, &l)?;
                     let published = match p {
                         TablePretraining::None => Some(none_pub[depth - 1]),
                         TablePretraining::Autoencoder => Some(ae_pub[depth - 1]),
@@ -419,7 +515,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         md.push_str("\n## The tied 784→500 DAE (the parallel-SGD paper's model)\n\n| variant | test squared error | test cross-entropy |\n|---|---|---|\n");
     }
     for &v in dae_sets {
-        let d = sets(v, &train, &test, sizes, e.seed)?;
+        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
         let tc = TrainConfig {
             epochs: if e.quick { 2 } else { 15 },
             patience: 0,
@@ -448,7 +544,11 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         writeln!(md, "| {v} | {:.3} | {:.3} |", m.squared_error, m.cross_entropy).expect("a string");
         summary.insert(format!("dae_{v}_test_squared_error"), json!(m.squared_error));
     }
-    md.push_str("\nThe variants are generated, not the original files: the digits are drawn from MNIST as Larochelle et al. drew them, but the rotation angles, the random and image backgrounds (other images than theirs, combined by the maximum) and so the exact pixels differ, so errors compare with the published ones only roughly.\n");
+    let blend = match e.blend {
+        Blend::Max => "combined with the digit by the maximum",
+        Blend::Replace => "filling the pixels the digit leaves at zero",
+    };
+    md.push_str(&format!("\nThe variants are generated, not the original files: the digits are drawn from MNIST as Larochelle et al. drew them, but the rotation angles, the random and image backgrounds (other images than theirs, {blend}) and so the exact pixels differ, so errors compare with the published ones only roughly.\n"));
     run.write("results.md", md.as_bytes())?;
     summary.insert("seconds".into(), json!(t0.elapsed().as_secs_f64()));
     summary.insert("width".into(), json!(width));

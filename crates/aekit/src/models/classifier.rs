@@ -12,7 +12,7 @@
 //! dW₁ += xᵀ·δh (each with its bias sums).
 
 use crate::error::{Error, Result};
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::{Dense, Grads};
 use crate::layers::loss::softmax_xent;
 use crate::layers::Activation;
 use crate::optim::Adam;
@@ -132,17 +132,7 @@ fn loss_grad<T: Real>(
     let top: &[T] = if mlp {
         let (w, b) = &lay.layers[0];
         h.resize(batch * lay.dims[1], T::ZERO);
-        dense_forward(
-            h,
-            x,
-            &p[w.clone()],
-            &p[b.clone()],
-            batch,
-            lay.dims[0],
-            lay.dims[1],
-            false,
-            lay.par,
-        );
+        Dense::new(&p[w.clone()], lay.dims[0], lay.dims[1]).forward(h, x, &p[b.clone()], batch, lay.par);
         Activation::Relu.forward(h);
         h
     } else {
@@ -151,17 +141,7 @@ fn loss_grad<T: Real>(
     let n_top = lay.dims[lay.dims.len() - 2];
     let (w, b) = lay.layers.last().expect("a layer");
     logits.resize(batch * classes, T::ZERO);
-    dense_forward(
-        logits,
-        top,
-        &p[w.clone()],
-        &p[b.clone()],
-        batch,
-        n_top,
-        classes,
-        false,
-        lay.par,
-    );
+    Dense::new(&p[w.clone()], n_top, classes).forward(logits, top, &p[b.clone()], batch, lay.par);
     let Some(grad) = grad else {
         return softmax_xent(None, logits, labels, classes);
     };
@@ -172,34 +152,17 @@ fn loss_grad<T: Real>(
     // to the caller (softmax regression).
     dh.resize(if mlp { batch * n_top } else { 0 }, T::ZERO);
     let (d_top, dx) = if mlp { (Some(&mut dh[..]), dx) } else { (dx, None) };
-    dense_backward(
-        d_top,
-        gw,
-        gb,
-        d,
-        top,
-        &p[w.clone()],
-        batch,
-        n_top,
-        classes,
-        false,
-        lay.par,
-    );
+    Dense::new(&p[w.clone()], n_top, classes).backward(d_top, Grads::add(gw, gb), d, top, batch, lay.par);
     if mlp {
         Activation::Relu.backward(dh, h);
         let (w1, b1) = &lay.layers[0];
         let (gw1, gb1) = grad[w1.start..b1.end].split_at_mut(w1.len());
-        dense_backward(
+        Dense::new(&p[w1.clone()], lay.dims[0], n_top).backward(
             dx,
-            gw1,
-            gb1,
+            Grads::add(gw1, gb1),
             dh,
             x,
-            &p[w1.clone()],
             batch,
-            lay.dims[0],
-            n_top,
-            false,
             lay.par,
         );
     }

@@ -13,10 +13,10 @@
 //! ½·λ·Σ‖W‖² over every weight matrix (trunk and head), biases free.
 
 use crate::layers::activation::Activation;
-use crate::layers::dense::{dense_backward_scaled, dense_forward};
+use crate::layers::dense::{Dense, Grads};
 use crate::layers::loss::{self, Loss};
 use crate::tensor::gemm::Par;
-use crate::tensor::Real;
+use crate::tensor::{GradWrite, Real};
 use std::ops::Range;
 
 /// What sits on top of the trunk.
@@ -150,71 +150,42 @@ pub fn trunk_forward<'a, T: Real>(
         let input: &[T] = if j == 0 { x } else { &prev[j - 1] };
         let h = &mut rest[0];
         h.resize(batch * n_out, T::ZERO);
-        dense_forward(
-            h,
-            input,
-            &p[w.clone()],
-            &p[b.clone()],
-            batch,
-            n_in,
-            n_out,
-            false,
-            par,
-        );
+        Dense::new(&p[w.clone()], n_in, n_out).forward(h, input, &p[b.clone()], batch, par);
         Activation::Sigmoid.forward(h);
     }
     &ws.h[l - 1]
 }
 
-/// Sum over the batch of the head's loss, adding the gradient into `grad`
-/// when given. `target` is the reconstruction target (`Reconstruct`), or
-/// `labels` the classes (`Softmax`).
-#[allow(clippy::too_many_arguments)]
+/// One batch for the deep net: `rows` inputs `x` (`[rows, n₀]`), and the
+/// head's reconstruction target (`Reconstruct`) or classes (`Softmax`);
+/// the one the head does not use may be empty.
+#[derive(Debug, Clone, Copy)]
+pub struct DeepBatch<'a, T> {
+    pub x: &'a [T],
+    pub target: &'a [T],
+    pub labels: &'a [u8],
+    pub rows: usize,
+}
+
+/// Sum over the batch of the head's loss. With `grad`, writes its gradient
+/// as the [`GradWrite`] says: added into the buffer, or scaled and written
+/// over it or into a multiple of it; every entry belongs to one layer and
+/// is written once, so a buffer written over needs no clearing first and
+/// no rescaling after.
 pub fn deep_loss_grad<T: Real>(
     lay: &DeepLayout,
     p: &[T],
-    grad: Option<&mut [T]>,
-    x: &[T],
-    target: &[T],
-    labels: &[u8],
-    batch: usize,
+    grad: Option<(&mut [T], GradWrite<T>)>,
+    batch: DeepBatch<'_, T>,
     ws: &mut DeepWorkspace<T>,
     par: Par,
 ) -> T {
-    deep_loss_grad_scaled(
-        lay,
-        p,
-        grad,
+    let DeepBatch {
         x,
         target,
         labels,
-        batch,
-        ws,
-        par,
-        T::ONE,
-        Some(T::ONE),
-    )
-}
-
-/// As [`deep_loss_grad`], the gradient scaled by `alpha` and written over
-/// `grad` (`beta` `None`) or into `beta`·`grad` (see
-/// [`dense_backward_scaled`]); every entry of `grad` belongs to one layer
-/// and is written once, so the buffer needs no clearing first and no
-/// rescaling after.
-#[allow(clippy::too_many_arguments)]
-pub fn deep_loss_grad_scaled<T: Real>(
-    lay: &DeepLayout,
-    p: &[T],
-    grad: Option<&mut [T]>,
-    x: &[T],
-    target: &[T],
-    labels: &[u8],
-    batch: usize,
-    ws: &mut DeepWorkspace<T>,
-    par: Par,
-    alpha: T,
-    beta: Option<T>,
-) -> T {
+        rows: batch,
+    } = batch;
     let l = lay.depth();
     let top_n = lay.sizes[l];
     let n_out = lay.head.n_out();
@@ -222,17 +193,8 @@ pub fn deep_loss_grad_scaled<T: Real>(
     let (hw, hb) = &lay.layers[l];
     ws.out.resize(batch * n_out, T::ZERO);
     ws.d_out.resize(batch * n_out, T::ZERO);
-    dense_forward(
-        &mut ws.out,
-        &ws.h[l - 1],
-        &p[hw.clone()],
-        &p[hb.clone()],
-        batch,
-        top_n,
-        n_out,
-        false,
-        par,
-    );
+    let head = Dense::new(&p[hw.clone()], top_n, n_out);
+    head.forward(&mut ws.out, &ws.h[l - 1], &p[hb.clone()], batch, par);
     let want_grad = grad.is_some();
     let total = match lay.head {
         HeadKind::Softmax { classes } => softmax_head(&mut ws.d_out, &ws.out, labels, classes, want_grad),
@@ -253,7 +215,7 @@ pub fn deep_loss_grad_scaled<T: Real>(
             loss::squared_forward(&ws.z, target)
         }
     };
-    let Some(grad) = grad else { return total };
+    let Some((grad, write)) = grad else { return total };
     ws.d.resize_with(l, Vec::new);
     for j in 0..l {
         ws.d[j].resize(batch * lay.sizes[j + 1], T::ZERO);
@@ -261,21 +223,12 @@ pub fn deep_loss_grad_scaled<T: Real>(
     // Head, then each trunk layer from the top down.
     {
         let (gw, gb) = split_pair(grad, &lay.layers[l]);
-        dense_backward_scaled(
-            Some(&mut ws.d[l - 1]),
-            gw,
-            gb,
-            &ws.d_out,
-            &ws.h[l - 1],
-            &p[hw.clone()],
-            batch,
-            top_n,
-            n_out,
-            false,
-            alpha,
-            beta,
-            par,
-        );
+        let g = Grads {
+            dw: gw,
+            db: gb,
+            write,
+        };
+        head.backward(Some(&mut ws.d[l - 1]), g, &ws.d_out, &ws.h[l - 1], batch, par);
     }
     for j in (0..l).rev() {
         let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
@@ -285,21 +238,12 @@ pub fn deep_loss_grad_scaled<T: Real>(
         let input: &[T] = if j == 0 { x } else { &ws.h[j - 1] };
         let (gw, gb) = split_pair(grad, &lay.layers[j]);
         let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
-        dense_backward_scaled(
-            dx,
-            gw,
-            gb,
-            dj,
-            input,
-            &p[lay.layers[j].0.clone()],
-            batch,
-            n_in,
-            n_o,
-            false,
-            alpha,
-            beta,
-            par,
-        );
+        let g = Grads {
+            dw: gw,
+            db: gb,
+            write,
+        };
+        Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward(dx, g, dj, input, batch, par);
     }
     total
 }
@@ -321,17 +265,14 @@ pub fn deep_objective<T: Real>(
     lay: &DeepLayout,
     p: &[T],
     grad: &mut [T],
-    x: &[T],
-    target: &[T],
-    labels: &[u8],
-    batch: usize,
+    batch: DeepBatch<'_, T>,
     weight_decay: T,
     ws: &mut DeepWorkspace<T>,
     par: Par,
 ) -> (T, T) {
     grad.fill(T::ZERO);
-    let sum = deep_loss_grad(lay, p, Some(grad), x, target, labels, batch, ws, par);
-    deep_finish(lay, p, grad, sum, batch, weight_decay)
+    let sum = deep_loss_grad(lay, p, Some((&mut *grad, GradWrite::ADD)), batch, ws, par);
+    deep_finish(lay, p, grad, sum, batch.rows, weight_decay)
 }
 
 /// Turns a summed loss and gradient over `batch` examples into the mean plus
@@ -400,35 +341,16 @@ mod tests {
         let labels: Vec<u8> = (0..batch).map(|i| (i % head.n_out()) as u8).collect();
         let mut ws = DeepWorkspace::default();
         let mut g = vec![0.0; lay.len];
-        deep_objective(
-            &lay,
-            &p,
-            &mut g,
-            &x,
-            &target,
-            &labels,
-            batch,
-            0.01,
-            &mut ws,
-            Par::Seq,
-        );
+        let b = DeepBatch {
+            x: &x,
+            target: &target,
+            labels: &labels,
+            rows: batch,
+        };
+        deep_objective(&lay, &p, &mut g, b, 0.01, &mut ws, Par::Seq);
         let mut scratch = vec![0.0; lay.len];
         relative_difference(
-            |q| {
-                deep_objective(
-                    &lay,
-                    q,
-                    &mut scratch,
-                    &x,
-                    &target,
-                    &labels,
-                    batch,
-                    0.01,
-                    &mut ws,
-                    Par::Seq,
-                )
-                .1
-            },
+            |q| deep_objective(&lay, q, &mut scratch, b, 0.01, &mut ws, Par::Seq).1,
             &p,
             &g,
         )

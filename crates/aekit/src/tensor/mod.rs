@@ -165,6 +165,33 @@ impl_real!(
     scale_slice_scalar
 );
 
+/// How a result r is written into a buffer: `out ← β·out + α·r`, or
+/// `out ← α·r` written over when `beta` is `None` (a buffer that needs
+/// neither clearing first nor rescaling after). A backward pass writes its
+/// gradients so; with β = μ and α = −η the buffer is SGD's velocity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradWrite<T> {
+    pub alpha: T,
+    pub beta: Option<T>,
+}
+
+impl<T: Real> GradWrite<T> {
+    /// Added into what the buffer holds: α = β = 1.
+    pub const ADD: Self = Self {
+        alpha: T::ONE,
+        beta: Some(T::ONE),
+    };
+
+    /// The same write of `s` times the result (α·s): a summed gradient
+    /// written as a mean, with `s` = 1/batch.
+    pub fn scaled(self, s: T) -> Self {
+        Self {
+            alpha: self.alpha * s,
+            ..self
+        }
+    }
+}
+
 /// Converts a slice between precisions (f32 parameters into an f64 check).
 pub fn convert<A: Real, B: Real>(src: &[A]) -> Vec<B> {
     src.iter().map(|&v| B::of(v.f64())).collect()

@@ -8,6 +8,7 @@ use super::objective::{Objective, Step};
 use super::Observer;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{shuffle, Rng};
+use crate::tensor::GradWrite;
 use std::time::Instant;
 
 /// How each epoch's order is drawn.
@@ -110,7 +111,11 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
             let (loaded, par) = (&self.loaded, self.par);
             if o.offers_finished() {
                 if let Some((v, beta, mu, lr)) = opt.velocity(params.len()) {
-                    let f = o.loss_grad_finished(params, v, loaded, b, ws, par, -lr, Some(beta));
+                    let write = GradWrite {
+                        alpha: -lr,
+                        beta: Some(beta),
+                    };
+                    let f = o.loss_grad_finished(params, (v, write), loaded, b, ws, par);
                     let f = f.expect("an objective that offers the finished gradient gives it");
                     self.epoch_loss += f.loss;
                     crate::tensor::par::chunks2(params, v, |_, p, v| {
@@ -119,7 +124,11 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
                     return self.advance(end, t0);
                 }
             }
-            if let Some(f) = o.loss_grad_finished(params, g, loaded, b, ws, par, 1.0, None) {
+            let over = GradWrite {
+                alpha: 1.0,
+                beta: None,
+            };
+            if let Some(f) = o.loss_grad_finished(params, (g, over), loaded, b, ws, par) {
                 self.epoch_loss += f.loss;
                 opt.step(params, g);
                 return self.advance(end, t0);

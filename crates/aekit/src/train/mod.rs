@@ -47,6 +47,8 @@ mod settings;
 pub use checkpoint::State;
 pub use fit::{fit_loop, fit_loop_with, Checkpointing, Fit, SaveState};
 pub use minibatch::{Minibatches, Shuffle};
+#[cfg(test)]
+pub(crate) use objective::assert_finished_matches_plain;
 pub use objective::{lbfgs_fit, lbfgs_run, Finished, Objective, Step, StepRule};
 pub use settings::{Device, Optimizer, ParallelMode, TrainConfig};
 

@@ -9,6 +9,7 @@
 use crate::optim::{Adam, Sgd};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::Rng;
+use crate::tensor::GradWrite;
 use std::ops::Range;
 
 /// A model's training objective over one flat parameter vector.
@@ -53,26 +54,23 @@ pub trait Objective: Sync {
     /// The whole loaded batch (`n` examples) in one call, its finished
     /// gradient `g` (what clearing a buffer,
     /// [`loss_grad_sum`](Objective::loss_grad_sum) over every row and
-    /// [`finish`](Objective::finish) give) scaled by `scale` and written
-    /// over `out` (`beta` `None`) or into it: `out ← β·out + scale·g`. An
-    /// objective whose products can write their results so scaled spares
-    /// one worker's step the clearing and rescaling of a model-sized
-    /// buffer, and SGD with momentum its separate gradient buffer (the
-    /// velocity is `out`, β = μ, `scale` = −η). `None` (the default), with
-    /// `out` untouched, when the objective does not offer it.
-    #[allow(clippy::too_many_arguments)]
+    /// [`finish`](Objective::finish) give) written into `out.0` as `out.1`
+    /// says: `out ← β·out + α·g`, or `α·g` written over. An objective whose
+    /// products can write their results so spares one worker's step the
+    /// clearing and rescaling of a model-sized buffer, and SGD with
+    /// momentum its separate gradient buffer (the velocity is the buffer,
+    /// β = μ, α = −η). `None` (the default), with the buffer untouched,
+    /// when the objective does not offer it.
     fn loss_grad_finished(
         &self,
         params: &[f32],
-        out: &mut [f32],
+        out: (&mut [f32], GradWrite<f32>),
         batch: &Self::Batch,
         n: usize,
         ws: &mut Self::Workspace,
         par: Par,
-        scale: f32,
-        beta: Option<f32>,
     ) -> Option<Finished> {
-        let _ = (params, out, batch, n, ws, par, scale, beta);
+        let _ = (params, out, batch, n, ws, par);
         None
     }
 
@@ -91,6 +89,17 @@ pub struct Finished {
     pub loss: f64,
     /// The objective the gradient belongs to: mean loss plus penalties.
     pub objective: f64,
+}
+
+impl Finished {
+    /// From a batch of `n` examples' mean loss and its objective (f32, as
+    /// the models compute them).
+    pub fn of_mean(mean: f32, n: usize, objective: f32) -> Self {
+        Finished {
+            loss: mean as f64 * n as f64,
+            objective: objective as f64,
+        }
+    }
 }
 
 /// Full-batch L-BFGS on `o` from `params`: the whole training set is loaded
@@ -384,5 +393,70 @@ impl Step for StepRule {
             StepRule::Sgd(s) => s.velocity_for(len),
             StepRule::Adam(_) => None,
         }
+    }
+}
+
+/// Checks an objective's [`Objective::loss_grad_finished`] against the
+/// plain route (a cleared buffer, [`Objective::loss_grad_sum`] over every
+/// row, [`Objective::finish`], then [`Sgd::step`](crate::optim::Sgd)): the
+/// gradient written over a buffer of garbage, and written into SGD's
+/// velocity. `case` names the objective in a failure.
+#[cfg(test)]
+pub(crate) fn assert_finished_matches_plain<O: Objective>(o: &O, p: &[f32], case: &str) {
+    use crate::tensor::rng::seeded;
+    use rand::Rng as _;
+    let n = o.n_examples();
+    let mut b = o.new_batch(n);
+    o.load(&(0..n).collect::<Vec<_>>(), &mut b, &mut seeded(1));
+    let mut ws = o.new_workspace(n);
+    let mut want = vec![0.0f32; o.n_params()];
+    let sum = o.loss_grad_sum(p, Some(&mut want), &b, 0..n, &mut ws, Par::Seq);
+    let f_want = o.finish(p, &mut want, sum, n);
+    // Garbage in the buffer: the one call must overwrite all of it.
+    let mut got = vec![7.0f32; o.n_params()];
+    let over = GradWrite {
+        alpha: 1.0,
+        beta: None,
+    };
+    let f_got = o
+        .loss_grad_finished(p, (&mut got, over), &b, n, &mut ws, Par::Seq)
+        .expect("offered");
+    assert_eq!(f_got.loss, f_want.loss, "{case}");
+    assert!((f_got.objective - f_want.objective).abs() <= 1e-6 * f_want.objective.abs());
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-5 * scale, "{case} entry {i}: {g} against {w}");
+    }
+    // Written into SGD's velocity: v ← μ·v − η·g, then θ ← θ + v, against
+    // the optimizer's own step from the gradient above.
+    let (lr, mu) = (0.1f32, 0.9f32);
+    let mut rng = seeded(2);
+    let v0: Vec<f32> = (0..o.n_params()).map(|_| rng.random_range(-0.01..0.01)).collect();
+    let mut sgd = Sgd::new(lr, mu);
+    sgd.set_velocity(&v0);
+    let mut p_want = p.to_vec();
+    sgd.step(&mut p_want, &want);
+    let mut v = v0.clone();
+    let write = GradWrite {
+        alpha: -lr,
+        beta: Some(mu),
+    };
+    o.loss_grad_finished(p, (&mut v, write), &b, n, &mut ws, Par::Seq)
+        .expect("offered");
+    for (i, ((v, vw), (q, qw))) in v
+        .iter()
+        .zip(sgd.velocity())
+        .zip(p.iter().zip(&p_want))
+        .enumerate()
+    {
+        assert!(
+            (v - vw).abs() <= 1e-5 * lr * scale,
+            "{case} velocity {i}: {v} against {vw}"
+        );
+        assert!(
+            (q + v - qw).abs() <= 1e-5 * lr * scale + 1e-7,
+            "{case} parameter {i}: {} against {qw}",
+            q + v
+        );
     }
 }

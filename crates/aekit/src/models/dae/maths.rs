@@ -4,12 +4,12 @@
 
 use crate::error::{Error, Result};
 use crate::layers::activation::Activation;
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::{Dense, Grads};
 use crate::layers::loss::{self, Loss};
 use crate::layers::Corruption;
 use crate::per_example::{TiedParams, TiedParamsMut};
 use crate::tensor::gemm::Par;
-use crate::tensor::Real;
+use crate::tensor::{GradWrite, Real};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
@@ -202,17 +202,7 @@ pub(crate) fn encode<T: Real>(
     batch: usize,
     par: Par,
 ) {
-    dense_forward(
-        h,
-        input,
-        &p[lay.w.clone()],
-        &p[lay.b_hid.clone()],
-        batch,
-        cfg.n_vis,
-        cfg.n_hid,
-        false,
-        par,
-    );
+    Dense::new(&p[lay.w.clone()], cfg.n_vis, cfg.n_hid).forward(h, input, &p[lay.b_hid.clone()], batch, par);
     cfg.hidden_activation.forward(h);
 }
 
@@ -226,30 +216,27 @@ pub(crate) fn decode_pre<T: Real>(
     batch: usize,
     par: Par,
 ) {
-    let (w, trans) = match &lay.w_dec {
-        None => (&p[lay.w.clone()], true),
-        Some(r) => (&p[r.clone()], false),
-    };
-    dense_forward(
-        a,
-        h,
-        w,
-        &p[lay.b_vis.clone()],
-        batch,
-        cfg.n_hid,
-        cfg.n_vis,
-        trans,
-        par,
-    );
+    decoder(cfg, lay, p).forward(a, h, &p[lay.b_vis.clone()], batch, par);
+}
+
+/// The decoder's weight: the encoder's through its transpose (tied), or W′.
+fn decoder<'p, T: Real>(cfg: &DaeConfig, lay: &Layout, p: &'p [T]) -> Dense<'p, T> {
+    match &lay.w_dec {
+        None => Dense::tied(&p[lay.w.clone()], cfg.n_hid, cfg.n_vis),
+        Some(r) => Dense::new(&p[r.clone()], cfg.n_hid, cfg.n_vis),
+    }
 }
 
 /// Sum over the batch of the loss of reconstructing `target` from `input`.
-/// When `grad` is given, adds the gradient of that sum into it.
+/// With `grad`, writes the gradient of that sum as its [`GradWrite`] says
+/// (added into the buffer, or scaled and written over it or into a
+/// multiple of it: every entry is written once, so a buffer written over
+/// needs no clearing first).
 pub fn batch_loss_grad<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &[T],
-    grad: Option<&mut [T]>,
+    grad: Option<(&mut [T], GradWrite<T>)>,
     input: &[T],
     target: &[T],
     batch: usize,
@@ -277,53 +264,42 @@ pub fn batch_loss_grad<T: Real>(
             loss::squared_forward(z, target)
         }
     };
-    let Some(grad) = grad else { return l };
+    let Some((grad, write)) = grad else { return l };
     let (gw, rest) = grad.split_at_mut(lay.b_hid.start);
     let (gb_hid, rest) = rest.split_at_mut(nh);
     let (gb_vis, gw_dec) = rest.split_at_mut(nv);
     let dh = &mut ws.dh[..batch * nh];
-    match &lay.w_dec {
-        None => dense_backward(
-            Some(dh),
-            gw,
-            gb_vis,
-            da,
-            h,
-            &p[lay.w.clone()],
-            batch,
-            nh,
-            nv,
-            true,
-            par,
-        ),
-        Some(r) => dense_backward(
-            Some(dh),
-            gw_dec,
-            gb_vis,
-            da,
-            h,
-            &p[r.clone()],
-            batch,
-            nh,
-            nv,
-            false,
-            par,
-        ),
-    }
+    let dec_grads = Grads {
+        dw: if lay.w_dec.is_some() { gw_dec } else { &mut *gw },
+        db: gb_vis,
+        write,
+    };
+    decoder(cfg, lay, p).backward(Some(dh), dec_grads, da, h, batch, par);
     cfg.hidden_activation.backward(dh, h);
-    dense_backward(
-        None,
-        gw,
-        gb_hid,
-        dh,
-        input,
-        &p[lay.w.clone()],
-        batch,
-        nv,
-        nh,
-        false,
-        par,
-    );
+    let encoder = if lay.w_dec.is_some() {
+        Grads {
+            dw: gw,
+            db: gb_hid,
+            write,
+        }
+    } else {
+        // The tied weight already holds the decoder's share: the encoder's
+        // adds into it, and b_hid takes the write's β first.
+        match write.beta {
+            None => gb_hid.fill(T::ZERO),
+            Some(b) if b != T::ONE => T::scale_slice(gb_hid, b),
+            Some(_) => {}
+        }
+        Grads {
+            dw: gw,
+            db: gb_hid,
+            write: GradWrite {
+                alpha: write.alpha,
+                beta: Some(T::ONE),
+            },
+        }
+    };
+    Dense::new(&p[lay.w.clone()], nv, nh).backward(None, encoder, dh, input, batch, par);
     l
 }
 
@@ -342,7 +318,17 @@ pub fn objective<T: Real>(
     par: Par,
 ) -> (T, T) {
     grad.fill(T::ZERO);
-    let loss_sum = batch_loss_grad(cfg, lay, p, Some(grad), input, target, batch, ws, par);
+    let loss_sum = batch_loss_grad(
+        cfg,
+        lay,
+        p,
+        Some((&mut *grad, GradWrite::ADD)),
+        input,
+        target,
+        batch,
+        ws,
+        par,
+    );
     finish_objective(lay, p, grad, loss_sum, batch, weight_decay)
 }
 
@@ -358,17 +344,23 @@ pub fn finish_objective<T: Real>(
 ) -> (T, T) {
     let inv = T::ONE / T::of(batch as f64);
     let mean_loss = loss_sum * inv;
-    let mut obj = mean_loss;
     crate::tensor::par::chunks(grad, |_, c| T::scale_slice(c, inv));
+    (mean_loss, penalty(lay, p, grad, weight_decay, T::ONE, mean_loss))
+}
+
+/// Adds `scale`·λ·W to the weights' gradient (biases excluded) and returns
+/// `loss` plus the penalty ½·λ·‖weights‖².
+pub fn penalty<T: Real>(lay: &Layout, p: &[T], grad: &mut [T], weight_decay: T, scale: T, loss: T) -> T {
+    let mut obj = loss;
     if weight_decay > T::ZERO {
         for r in lay.weight_ranges() {
             let mut sq = T::ZERO;
             for (g, &w) in grad[r.clone()].iter_mut().zip(&p[r]) {
-                *g += weight_decay * w;
+                *g += scale * (weight_decay * w);
                 sq += w * w;
             }
             obj += T::of(0.5) * weight_decay * sq;
         }
     }
-    (mean_loss, obj)
+    obj
 }

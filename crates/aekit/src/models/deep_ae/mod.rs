@@ -29,7 +29,7 @@ pub use fit::{AeBatch, AeObjective};
 
 use crate::error::{Error, Result};
 use crate::layers::activation::{sigmoid, Activation};
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::{Dense, Grads};
 use crate::layers::{Corruption, Loss};
 use crate::models::rbm::{Hidden, Rbm};
 use crate::models::scaler::Scaler;
@@ -151,17 +151,7 @@ impl DeepAutoencoder {
             let (w, b) = self.layer(l);
             let (lo, hi) = ws.a.split_at_mut(l + 1);
             let y = &mut hi[0][..rows * n_out];
-            dense_forward(
-                y,
-                &lo[l][..rows * n_in],
-                &p[w],
-                &p[b],
-                rows,
-                n_in,
-                n_out,
-                false,
-                par,
-            );
+            Dense::new(&p[w], n_in, n_out).forward(y, &lo[l][..rows * n_in], &p[b], rows, par);
             if l + 1 < self.depth() {
                 self.activation(l).forward(y);
             }
@@ -220,17 +210,12 @@ impl DeepAutoencoder {
                 (&mut lo[w.clone()], &mut hi[..n_out])
             };
             let dx = (l > 0).then(|| &mut ws.back[..rows * n_in]);
-            dense_backward(
+            Dense::new(&p[w], n_in, n_out).backward(
                 dx,
-                gw,
-                gb,
+                Grads::add(gw, gb),
                 &ws.delta[..rows * n_out],
                 &ws.a[l][..rows * n_in],
-                &p[w],
                 rows,
-                n_in,
-                n_out,
-                false,
                 par,
             );
             if l > 0 {

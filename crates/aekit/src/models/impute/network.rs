@@ -6,7 +6,7 @@
 //! cells a mask marks (the observed ones) only.
 
 use super::schema::{Kind, Schema};
-use crate::layers::dense::{dense_backward, dense_forward};
+use crate::layers::dense::{Dense, Grads};
 use crate::layers::{dropout, Activation};
 use crate::tensor::gemm::Par;
 use std::ops::Range;
@@ -133,7 +133,7 @@ impl Net {
             let (lo, hi) = ws.a.split_at_mut(l + 1);
             let x = &lo[l][..rows * n_in];
             let y = &mut ws.h[l + 1][..rows * n_out];
-            dense_forward(y, x, &p[w], &p[b], rows, n_in, n_out, false, par);
+            Dense::new(&p[w], n_in, n_out).forward(y, x, &p[b], rows, par);
             let next = &mut hi[0][..rows * n_out];
             if l + 1 < d {
                 self.act.forward(y);
@@ -250,7 +250,7 @@ impl Net {
             let x = &ws.a[l][..rows * n_in];
             let dy = &ws.delta[..rows * n_out];
             let dx = (l > 0).then(|| &mut ws.back[..rows * n_in]);
-            dense_backward(dx, gw, gb, dy, x, &p[w.clone()], rows, n_in, n_out, false, par);
+            Dense::new(&p[w.clone()], n_in, n_out).backward(dx, Grads::add(gw, gb), dy, x, rows, par);
             if l > 0 {
                 let back = &mut ws.back[..rows * n_in];
                 dropout::backward(back, drop[l - 1]);

@@ -18,7 +18,7 @@ pub mod gpu;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
 use crate::layers::activation::Activation;
-use crate::layers::dense::dense_forward;
+use crate::layers::dense::Dense;
 use crate::models::scaler::{self, Scaler};
 use crate::optim::lbfgs::{LbfgsConfig, LbfgsReport};
 use crate::tensor::gemm::{gemm, gemm_indexed, Par, SparseIndex};
@@ -520,17 +520,7 @@ impl SparseAutoencoder {
         let xs = scaler::rows(self.scaler.as_ref(), &x);
         let n = x.nrows();
         let mut a = vec![0.0f32; n * h];
-        dense_forward(
-            &mut a,
-            &xs,
-            &self.params[lay.w1],
-            &self.params[lay.b1],
-            n,
-            v,
-            h,
-            false,
-            Par::Seq,
-        );
+        Dense::new(&self.params[lay.w1], v, h).forward(&mut a, &xs, &self.params[lay.b1], n, Par::Seq);
         Activation::Sigmoid.forward(&mut a);
         Ok(ndarray::Array2::from_shape_vec((n, h), a).expect("shape"))
     }
@@ -541,15 +531,11 @@ impl SparseAutoencoder {
         let (v, h, n) = (self.config.n_vis, self.config.n_hid, codes.nrows());
         let lay = self.layout();
         let mut z = vec![0.0f32; n * v];
-        dense_forward(
+        Dense::new(&self.params[lay.w2], h, v).forward(
             &mut z,
             codes.as_slice().expect("owned"),
-            &self.params[lay.w2],
             &self.params[lay.b2],
             n,
-            h,
-            v,
-            false,
             Par::Seq,
         );
         self.config.output_activation.forward(&mut z);

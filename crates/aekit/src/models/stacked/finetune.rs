@@ -4,7 +4,7 @@ use super::model::*;
 use super::objective::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::models::deep::{deep_loss_grad, DeepLayout, DeepWorkspace, HeadKind};
+use crate::models::deep::{deep_loss_grad, DeepBatch, DeepLayout, DeepWorkspace, HeadKind};
 use crate::optim::Sgd;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
@@ -93,7 +93,15 @@ pub(crate) fn predict(lay: &DeepLayout, p: &[f32], x: &Dataset, par: Par) -> Vec
     for start in (0..x.n).step_by(1000) {
         let b = 1000.min(x.n - start);
         let xb = &x.x[start * x.dim..(start + b) * x.dim];
-        deep_loss_grad(lay, p, None, xb, &[], &vec![0u8; b], b, &mut ws, par);
+        // The softmax head scores against labels; any will do for the logits.
+        let zeros = vec![0u8; b];
+        let batch = DeepBatch {
+            x: xb,
+            target: &[],
+            labels: &zeros,
+            rows: b,
+        };
+        deep_loss_grad(lay, p, None, batch, &mut ws, par);
         let logits = &crate::models::deep::head_output(&ws)[..b * k];
         out.extend(logits.chunks_exact(k).map(|r| {
             r.iter()

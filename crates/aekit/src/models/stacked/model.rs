@@ -5,6 +5,7 @@ use super::schedule::PretrainConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::safetensors::{self as st, NamedTensor};
+use crate::layers::dense::Dense;
 use crate::models::deep::{trunk_forward, DeepLayout, DeepWorkspace, HeadKind};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
@@ -107,17 +108,7 @@ impl StackedDae {
             let logits = match &self.top_decoder {
                 Some((w, bias)) => {
                     let mut a = vec![0.0f32; b * nv];
-                    crate::layers::dense::dense_forward(
-                        &mut a,
-                        &h,
-                        w,
-                        bias,
-                        b,
-                        self.sizes[l],
-                        nv,
-                        false,
-                        par,
-                    );
+                    Dense::new(w, self.sizes[l], nv).forward(&mut a, &h, bias, b, par);
                     a
                 }
                 None => {
@@ -126,17 +117,7 @@ impl StackedDae {
                         let (n_lo, n_hi) = (self.sizes[j], self.sizes[j + 1]);
                         a = vec![0.0f32; b * n_lo];
                         let w = &self.trunk[lay.layers[j].0.clone()];
-                        crate::layers::dense::dense_forward(
-                            &mut a,
-                            &h,
-                            w,
-                            &self.decoder_bias[j],
-                            b,
-                            n_hi,
-                            n_lo,
-                            true,
-                            par,
-                        );
+                        Dense::tied(w, n_hi, n_lo).forward(&mut a, &h, &self.decoder_bias[j], b, par);
                         if j > 0 {
                             h = a.clone();
                             crate::layers::Activation::Sigmoid.forward(&mut h);
