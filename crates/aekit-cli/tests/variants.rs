@@ -287,3 +287,73 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         assert!(!bad.exists());
     }
 }
+
+#[test]
+fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them() {
+    let d = tmp("variants-widths");
+    let out = d.path().join("run");
+    let rows = experiment_rows(
+        &[
+            "--parts",
+            "table",
+            "--sets",
+            "basic",
+            "--depths",
+            "2",
+            "--pretrainings",
+            "autoencoder",
+            "--width",
+            "16,64",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "2",
+            "--finetune-lr",
+            "0.1,0.2",
+        ],
+        &out,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // runs.csv: both widths at both rates, each with its own width.
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let runs: Vec<Vec<&str>> = runs.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let settings: Vec<(&str, &str)> = runs.iter().map(|q| (q[5], q[12])).collect();
+    assert_eq!(
+        settings,
+        [("16", "0.1"), ("16", "0.2"), ("64", "0.1"), ("64", "0.2")],
+        "{runs:?}"
+    );
+    // Sixteen units a layer are not the same net as sixty-four: the runs
+    // differ, so the choice below is a real one.
+    assert_ne!(runs[0][15], runs[2][15], "{runs:?}");
+    let chosen: Vec<&Vec<&str>> = runs.iter().filter(|q| q[16] == "true").collect();
+    assert_eq!(chosen.len(), 1, "{runs:?}");
+    let c = chosen[0];
+    let lowest = runs
+        .iter()
+        .map(|q| q[15].parse::<f64>().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert_eq!(c[15].parse::<f64>().unwrap(), lowest, "{runs:?}");
+    // variants.csv reports the chosen run with its width (last column).
+    let r = &rows[0];
+    assert_eq!(
+        (r[5].as_str(), r[6].as_str(), r[7].as_str(), r[9].as_str()),
+        (c[12], c[14], c[15], c[5]),
+        "{r:?} {c:?}"
+    );
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains(&format!("% ({} units) |", c[5])), "{md}");
+    // A width of no units is refused before any work.
+    let bad = d.path().join("bad");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--width",
+        "64,0",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["width", "at least one unit"]);
+    assert!(!bad.exists());
+}

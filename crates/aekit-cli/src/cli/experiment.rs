@@ -77,9 +77,11 @@ pub struct VariantsExpArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub out: OutArgs,
-    /// Units in every hidden layer (default 1000).
-    #[arg(long)]
-    pub width: Option<usize>,
+    /// Units in every hidden layer, comma-separated (default 1000): with
+    /// several, each net is pretrained and fine-tuned at each width, and the
+    /// run with the lowest validation error is reported.
+    #[arg(long, value_delimiter = ',')]
+    pub width: Option<Vec<usize>>,
     /// Pretraining epochs per layer (default 10).
     #[arg(long)]
     pub pretrain_epochs: Option<usize>,

@@ -98,8 +98,10 @@ pub struct Variants {
     pub quick: bool,
     pub data: Option<String>,
     pub data_dir: Option<PathBuf>,
-    /// Width of every hidden layer (default 1000).
-    pub width: Option<usize>,
+    /// Widths of the hidden layers (every layer of a net the same; default
+    /// 1000): with several, each net is pretrained and fine-tuned at each
+    /// width and the run with the lowest validation error is reported.
+    pub width: Option<Vec<usize>>,
     /// Pretraining epochs per layer (default 10).
     pub pretrain_epochs: Option<usize>,
     /// Fine-tuning epochs at most (default 60; patience 10).
@@ -197,10 +199,29 @@ fn finetune_config(l: &Loop, lr: f32) -> FinetuneConfig {
 /// errors (%) and the epoch of its lowest validation error.
 #[derive(Debug, Clone, Copy)]
 struct Tuned {
+    width: usize,
     lr: f32,
     test: f64,
     valid: f64,
     best_epoch: usize,
+}
+
+/// Builds a stack of `depth` layers at each width of `widths`, pretrains
+/// it (unless `pretrain` is `None`) and fine-tunes it at each learning rate
+/// of `l` from the same start; returns every fine-tuning, width by width
+/// in the order given, rate by rate within a width.
+fn deep_nets(
+    d: &[Dataset; 3],
+    depth: usize,
+    widths: &[usize],
+    pretrain: Option<(Schedule, Corruption)>,
+    l: &Loop,
+) -> Result<Vec<Tuned>> {
+    let mut runs = Vec::with_capacity(widths.len() * l.ft_lr.len());
+    for &w in widths {
+        runs.extend(deep_net(d, &vec![w; depth], pretrain, l)?);
+    }
+    Ok(runs)
 }
 
 /// Pretrains (unless `pretrain` is `None`) and fine-tunes a stack at each
@@ -245,12 +266,14 @@ fn deep_net(
         let fc = finetune_config(l, lr);
         let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut Silent)?;
         eprintln!(
-            "  {} layers, fine-tuning lr {lr}: test error {:.2}%, validation {:.2}%",
+            "  {} layers of {} units, fine-tuning lr {lr}: test error {:.2}%, validation {:.2}%",
             layers.len(),
+            layers[0],
             r.test_error,
             r.valid_error
         );
         runs.push(Tuned {
+            width: layers[0],
             lr,
             test: r.test_error,
             valid: r.valid_error,
@@ -272,15 +295,13 @@ fn chosen(runs: &[Tuned]) -> Tuned {
 /// with, chosen or not, written out after each net.
 struct RunsLog {
     csv: String,
-    width: usize,
     blend: Blend,
 }
 
 impl RunsLog {
-    fn new(width: usize, blend: Blend) -> Self {
+    fn new(blend: Blend) -> Self {
         RunsLog {
             csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen\n".into(),
-            width,
             blend,
         }
     }
@@ -295,11 +316,12 @@ impl RunsLog {
         } else {
             ",".to_string()
         };
-        let (width, blend) = (self.width, self.blend);
+        let blend = self.blend;
         for r in runs {
             writeln!(
                 self.csv,
-                "{net},{width},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{}",
+                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{}",
+                r.width,
                 l.ft_batch,
                 l.ft_momentum,
                 l.lr_decay,
@@ -307,7 +329,7 @@ impl RunsLog {
                 r.best_epoch,
                 r.test,
                 r.valid,
-                r.lr == best.lr
+                (r.width, r.lr) == (best.width, best.lr)
             )
             .expect("a string");
         }
@@ -357,7 +379,19 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     } else {
         (10_000, 2000, 50_000)
     };
-    let width = e.width.unwrap_or(if e.quick { 256 } else { 1000 });
+    let widths = e
+        .width
+        .clone()
+        .unwrap_or_else(|| vec![if e.quick { 256 } else { 1000 }]);
+    if widths.is_empty() {
+        return Err(crate::Error::config("width", "give at least one width"));
+    }
+    if let Some(&bad) = widths.iter().find(|&&w| w == 0) {
+        return Err(crate::Error::config(
+            "width",
+            format!("{bad}: a hidden layer needs at least one unit"),
+        ));
+    }
     let pre = e.pretrain_epochs.unwrap_or(if e.quick { 2 } else { 10 });
     let ft = e.finetune_epochs.unwrap_or(if e.quick { 8 } else { 60 });
     let depths: Vec<usize> = match &e.depths {
@@ -403,15 +437,23 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         finetune_config(&l, lr).validate()?;
     }
     let run = RunDir::claim(out, "variants")?;
-    let mut csv =
-        String::from("part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published\n");
-    let mut runs_log = RunsLog::new(width, e.blend);
+    let mut csv = String::from(
+        "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width\n",
+    );
+    let mut runs_log = RunsLog::new(e.blend);
+    let (units, chosen_by) = match &widths[..] {
+        [w] => (format!("{w}"), "the one"),
+        _ => (
+            format!("{widths:?} (each width pretrained and fine-tuned)"),
+            "the width and rate",
+        ),
+    };
     let mut md = format!(
-        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {width} units, {pre} pretraining epochs per layer (SGD, batch 20, lr {}, momentum 0.9), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, the one with the lowest validation error reported.\n",
+        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch 20, lr {}, momentum 0.9), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
         sizes.0, sizes.1, sizes.2, l.pre_lr, l.ft_batch, l.ft_momentum, l.lr_decay, l.ft_lr
     );
     if e.sda {
-        md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|\n");
+        md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | units a layer | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|---|\n");
     }
     let mut summary = serde_json::Map::new();
     let t0 = std::time::Instant::now();
@@ -426,24 +468,30 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             &run.file(&format!("examples-{v}.png")),
             &viz::tile_grid(&tiles, h, w, 10, viz::Scale::Unit, 3),
         )?;
-        let runs = deep_net(
+        let runs = deep_nets(
             &d,
-            &[width; 3],
+            3,
+            &widths,
             Some((Schedule::Stacked, Corruption::Mask(noise))),
             &l,
         )?;
         let net = format!("sda3,{v},3,dae,{noise}");
         let Tuned {
+            width,
             lr,
             test: te,
             valid: va,
             ..
         } = runs_log.add(&run, &net, true, &runs, &l)?;
-        eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, lr {lr}; published {published}%)");
-        writeln!(csv, "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published}").expect("a string");
+        eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, {width} units, lr {lr}; published {published}%)");
+        writeln!(
+            csv,
+            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width}"
+        )
+        .expect("a string");
         writeln!(
             md,
-            "| {v} | mask {noise} | {lr} | {te:.2}% | {va:.2}% | {published}% |"
+            "| {v} | mask {noise} | {width} | {lr} | {te:.2}% | {va:.2}% | {published}% |"
         )
         .expect("a string");
         summary.insert(format!("sda3_{v}_test_error"), json!(te));
@@ -457,7 +505,6 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             }
             let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
             for &depth in &depths {
-                let layers = vec![width; depth];
                 let mut row = Vec::new();
                 for p in TablePretraining::ALL {
                     if e.pretrainings.as_ref().is_some_and(|only| !only.contains(&p)) {
@@ -465,9 +512,10 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                         continue;
                     }
                     let name = p.name();
-                    let runs = deep_net(&d, &layers, p.start(), &l)?;
+                    let runs = deep_nets(&d, depth, &widths, p.start(), &l)?;
                     let net = format!("table,{v},{depth},{name},0");
                     let Tuned {
+                        width,
                         lr,
                         test: te,
                         valid: va,
@@ -479,19 +527,25 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                         TablePretraining::Rbm => None,
                     };
                     eprintln!(
-                        "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, lr {lr})"
+                        "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, {width} units, lr {lr})"
                     );
                     writeln!(
                         csv,
-                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{}",
+                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width}",
                         published.map(|p| p.to_string()).unwrap_or_default()
                     )
                     .expect("a string");
                     run.write("variants.csv", csv.as_bytes())?;
                     summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(te));
-                    row.push(Some(te));
+                    row.push(Some((te, width)));
                 }
-                let cell = |t: Option<f64>| t.map_or("—".to_string(), |t| format!("{t:.2}%"));
+                // With several widths, each cell names the width its
+                // validation error chose.
+                let cell = |t: Option<(f64, usize)>| match t {
+                    None => "—".to_string(),
+                    Some((t, _)) if widths.len() == 1 => format!("{t:.2}%"),
+                    Some((t, w)) => format!("{t:.2}% ({w} units)"),
+                };
                 writeln!(
                     md,
                     "| {v} | {depth} | {} | {}% | {} | {}% | {} |",
@@ -551,7 +605,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     md.push_str(&format!("\nThe variants are generated, not the original files: the digits are drawn from MNIST as Larochelle et al. drew them, but the rotation angles, the random and image backgrounds (other images than theirs, {blend}) and so the exact pixels differ, so errors compare with the published ones only roughly.\n"));
     run.write("results.md", md.as_bytes())?;
     summary.insert("seconds".into(), json!(t0.elapsed().as_secs_f64()));
-    summary.insert("width".into(), json!(width));
+    summary.insert("widths".into(), json!(widths));
     summary.insert("sizes".into(), json!([sizes.0, sizes.1, sizes.2]));
     run.write_summary(&serde_json::Value::Object(summary))?;
     eprint!("{md}");
