@@ -357,3 +357,53 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
     fails_with(&o, &["width", "at least one unit"]);
     assert!(!bad.exists());
 }
+
+#[test]
+fn the_networks_seed_and_the_variants_seed_are_apart() {
+    let d = tmp("variants-seeds");
+    // One small SdA-3 on bg-img; returns its examples picture and runs.csv.
+    let run = |name: &str, seeds: &[&str]| {
+        let out = d.path().join(name);
+        let mut a = vec![
+            "--parts",
+            "sda",
+            "--sets",
+            "bg-img",
+            "--width",
+            "32",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "1",
+            "--finetune-lr",
+            "0.1",
+        ];
+        a.extend(seeds);
+        experiment_rows(&a, &out);
+        let png = std::fs::read(out.join("examples-bg-img.png")).unwrap();
+        let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+        let row: Vec<String> = runs
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        (png, row)
+    };
+    let (png1, row1) = run("default", &[]);
+    let (png2, row2) = run("net-seed", &["--seed", "2"]);
+    let (png3, _) = run("data-seed", &["--data-seed", "2"]);
+    // The seeds are written beside each run.
+    assert_eq!((&*row1[17], &*row1[18]), ("1", "1"), "{row1:?}");
+    assert_eq!((&*row2[17], &*row2[18]), ("2", "1"), "{row2:?}");
+    // Another networks' seed trains other nets on the same images...
+    assert_eq!(png1, png2);
+    assert_ne!(
+        (&row1[14], &row1[15]),
+        (&row2[14], &row2[15]),
+        "{row1:?} {row2:?}"
+    );
+    // ...and another variants' seed draws other backgrounds.
+    assert_ne!(png1, png3);
+}

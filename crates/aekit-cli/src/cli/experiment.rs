@@ -129,6 +129,13 @@ pub struct VariantsExpArgs {
     /// Threads; 0 = all cores.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Seed of the networks: first weights, corruption, example order.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seed of the generated variants (angles, backgrounds), as `aekit data
+    /// variants --seed`.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
 }
 
 /// A part of `aekit experiment variants`.

@@ -59,7 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_momentum: a.finetune_momentum,
                 blend: a.blend,
                 threads: a.threads,
-                ..Default::default()
+                seed: a.seed,
+                data_seed: a.data_seed,
             };
             aekit::experiments::variants(&e, &a.out.out())?;
             Ok(())

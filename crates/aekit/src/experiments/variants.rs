@@ -135,7 +135,12 @@ pub struct Variants {
     /// How digit and background combine (default: the maximum).
     pub blend: Blend,
     pub threads: usize,
+    /// Seed of the networks: their first weights, corruption and example
+    /// order (default 1).
     pub seed: u64,
+    /// Seed of the generated variants: the angles and backgrounds, as
+    /// `aekit data variants --seed` (default 1).
+    pub data_seed: u64,
 }
 
 impl Default for Variants {
@@ -161,6 +166,7 @@ impl Default for Variants {
             blend: Blend::Max,
             threads: 2,
             seed: 1,
+            data_seed: 1,
         }
     }
 }
@@ -296,13 +302,16 @@ fn chosen(runs: &[Tuned]) -> Tuned {
 struct RunsLog {
     csv: String,
     blend: Blend,
+    /// The networks' seed and the variants' seed.
+    seeds: (u64, u64),
 }
 
 impl RunsLog {
-    fn new(blend: Blend) -> Self {
+    fn new(blend: Blend, seeds: (u64, u64)) -> Self {
         RunsLog {
-            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen\n".into(),
+            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen,seed,data_seed\n".into(),
             blend,
+            seeds,
         }
     }
 
@@ -316,11 +325,11 @@ impl RunsLog {
         } else {
             ",".to_string()
         };
-        let blend = self.blend;
+        let (blend, (seed, data_seed)) = (self.blend, self.seeds);
         for r in runs {
             writeln!(
                 self.csv,
-                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{}",
+                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed}",
                 r.width,
                 l.ft_batch,
                 l.ft_momentum,
@@ -440,7 +449,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let mut csv = String::from(
         "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width\n",
     );
-    let mut runs_log = RunsLog::new(e.blend);
+    let mut runs_log = RunsLog::new(e.blend, (e.seed, e.data_seed));
     let (units, chosen_by) = match &widths[..] {
         [w] => (format!("{w}"), "the one"),
         _ => (
@@ -461,7 +470,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         if !e.sda || e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
             continue;
         }
-        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
+        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.data_seed)?;
         let (h, w) = d[0].image.unwrap_or((28, 28));
         let tiles: Vec<Vec<f32>> = (0..10).map(|i| d[0].row(i).to_vec()).collect();
         viz::save_png(
@@ -503,7 +512,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             if e.sets.as_ref().is_some_and(|only| !only.contains(&v)) {
                 continue;
             }
-            let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
+            let d = variant_sets(v, e.blend, (&train, &test), sizes, e.data_seed)?;
             for &depth in &depths {
                 let mut row = Vec::new();
                 for p in TablePretraining::ALL {
@@ -569,7 +578,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         md.push_str("\n## The tied 784→500 DAE (the parallel-SGD paper's model)\n\n| variant | test squared error | test cross-entropy |\n|---|---|---|\n");
     }
     for &v in dae_sets {
-        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.seed)?;
+        let d = variant_sets(v, e.blend, (&train, &test), sizes, e.data_seed)?;
         let tc = TrainConfig {
             epochs: if e.quick { 2 } else { 15 },
             patience: 0,
@@ -606,6 +615,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     run.write("results.md", md.as_bytes())?;
     summary.insert("seconds".into(), json!(t0.elapsed().as_secs_f64()));
     summary.insert("widths".into(), json!(widths));
+    summary.insert("seed".into(), json!(e.seed));
+    summary.insert("data_seed".into(), json!(e.data_seed));
     summary.insert("sizes".into(), json!([sizes.0, sizes.1, sizes.2]));
     run.write_summary(&serde_json::Value::Object(summary))?;
     eprint!("{md}");
