@@ -132,6 +132,28 @@ fn experiment_rows(args: &[&str], out: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The rows of a run's `runs.csv` (the header left out).
+fn runs_rows(out: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+/// The one run of `net` marked chosen, checked to have the lowest
+/// validation error of them all.
+fn chosen_run(net: &[Vec<String>]) -> &[String] {
+    let chosen: Vec<&Vec<String>> = net.iter().filter(|q| q[16] == "true").collect();
+    assert_eq!(chosen.len(), 1, "{net:?}");
+    let lowest = net
+        .iter()
+        .map(|q| q[15].parse::<f64>().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert_eq!(chosen[0][15].parse::<f64>().unwrap(), lowest, "{net:?}");
+    chosen[0]
+}
+
 #[test]
 fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
     let d = tmp("variants-exp");
@@ -163,33 +185,21 @@ fn the_variants_experiment_reports_each_variant_beside_the_published_error() {
     );
     // runs.csv: every rate of every net with its settings, the chosen one
     // (lowest validation error) the row of variants.csv.
-    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
-    let runs: Vec<Vec<&str>> = runs.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let runs = runs_rows(&out);
     assert_eq!(runs.len(), 16, "four variants, four rates each: {runs:?}");
     for (k, r) in rows.iter().enumerate() {
         let net = &runs[4 * k..4 * k + 4];
-        let rates: Vec<&str> = net.iter().map(|q| q[12]).collect();
+        let rates: Vec<&str> = net.iter().map(|q| q[12].as_str()).collect();
         assert_eq!(rates, ["0.05", "0.1", "0.2", "0.4"], "{net:?}");
-        let chosen: Vec<&Vec<&str>> = net.iter().filter(|q| q[16] == "true").collect();
-        assert_eq!(chosen.len(), 1, "{net:?}");
-        let c = chosen[0];
+        let c = chosen_run(net);
         // The same net, settings as given (quick: 256 units, 2 pretraining epochs, batch 20).
+        assert_eq!((&*c[0], &c[1], &c[4]), ("sda3", &r[1], &r[4]), "{c:?}");
         assert_eq!(
-            (c[0], c[1], c[4]),
-            ("sda3", r[1].as_str(), r[4].as_str()),
+            (&*c[5], &*c[7], &*c[8], &*c[11]),
+            ("256", "2", "20", "max"),
             "{c:?}"
         );
-        assert_eq!((c[5], c[7], c[8], c[11]), ("256", "2", "20", "max"), "{c:?}");
-        assert_eq!(
-            (c[12], c[14], c[15]),
-            (r[5].as_str(), r[6].as_str(), r[7].as_str()),
-            "{c:?}"
-        );
-        let lowest = net
-            .iter()
-            .map(|q| q[15].parse::<f64>().unwrap())
-            .fold(f64::MAX, f64::min);
-        assert_eq!(c[15].parse::<f64>().unwrap(), lowest, "{net:?}");
+        assert_eq!((&c[12], &c[14], &c[15]), (&r[5], &r[6], &r[7]), "{c:?}");
     }
 }
 
@@ -315,9 +325,8 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
     );
     assert_eq!(rows.len(), 1, "{rows:?}");
     // runs.csv: both widths at both rates, each with its own width.
-    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
-    let runs: Vec<Vec<&str>> = runs.lines().skip(1).map(|l| l.split(',').collect()).collect();
-    let settings: Vec<(&str, &str)> = runs.iter().map(|q| (q[5], q[12])).collect();
+    let runs = runs_rows(&out);
+    let settings: Vec<(&str, &str)> = runs.iter().map(|q| (&*q[5], &*q[12])).collect();
     assert_eq!(
         settings,
         [("16", "0.1"), ("16", "0.2"), ("64", "0.1"), ("64", "0.2")],
@@ -326,19 +335,12 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
     // Sixteen units a layer are not the same net as sixty-four: the runs
     // differ, so the choice below is a real one.
     assert_ne!(runs[0][15], runs[2][15], "{runs:?}");
-    let chosen: Vec<&Vec<&str>> = runs.iter().filter(|q| q[16] == "true").collect();
-    assert_eq!(chosen.len(), 1, "{runs:?}");
-    let c = chosen[0];
-    let lowest = runs
-        .iter()
-        .map(|q| q[15].parse::<f64>().unwrap())
-        .fold(f64::MAX, f64::min);
-    assert_eq!(c[15].parse::<f64>().unwrap(), lowest, "{runs:?}");
+    let c = chosen_run(&runs);
     // variants.csv reports the chosen run with its width (last column).
     let r = &rows[0];
     assert_eq!(
-        (r[5].as_str(), r[6].as_str(), r[7].as_str(), r[9].as_str()),
-        (c[12], c[14], c[15], c[5]),
+        (&r[5], &r[6], &r[7], &r[9]),
+        (&c[12], &c[14], &c[15], &c[5]),
         "{r:?} {c:?}"
     );
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
@@ -381,14 +383,7 @@ fn the_networks_seed_and_the_variants_seed_are_apart() {
         a.extend(seeds);
         experiment_rows(&a, &out);
         let png = std::fs::read(out.join("examples-bg-img.png")).unwrap();
-        let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
-        let row: Vec<String> = runs
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split(',')
-            .map(String::from)
-            .collect();
+        let row = runs_rows(&out).swap_remove(0);
         (png, row)
     };
     let (png1, row1) = run("default", &[]);
