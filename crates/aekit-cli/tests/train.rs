@@ -417,14 +417,17 @@ fn a_gpu_that_cannot_be_used_is_a_clear_error() {
 }
 
 /// The element-wise kernels (the sigmoid, the cross-entropy, the gradient's
-/// scaling, the SGD and Adam updates) are compiled for AVX-512, AVX2 + FMA
+/// scaling, the SGD and Adam updates, the momentum step fused into a weight
+/// gradient's product) are compiled for AVX-512, AVX2 + FMA
 /// and portable code, and `AEKIT_ISA` holds the choice lower. Each gives the
 /// same bits: training writes the same model under every setting (GEMMs
 /// are faer's whatever the setting, so any difference is ours).
 #[test]
 fn every_instruction_set_trains_the_same_bits() {
     let d = tmp("isa");
-    let runs: [&[&str]; 3] = [
+    // The gradual schedule trains the deep trunk, whose momentum step is
+    // fused into its weight gradients' products.
+    let runs: [&[&str]; 4] = [
         &["train", "--hidden", "64", "--momentum", "0.9"],
         &["train", "--hidden", "64", "--optimizer", "adam", "--lr", "0.01"],
         &[
@@ -433,6 +436,15 @@ fn every_instruction_set_trains_the_same_bits() {
             "64,32",
             "--schedule",
             "stacked",
+            "--momentum",
+            "0.9",
+        ],
+        &[
+            "pretrain",
+            "--layers",
+            "64,32",
+            "--schedule",
+            "gradual",
             "--momentum",
             "0.9",
         ],

@@ -6,6 +6,7 @@
 //! Backward: dx = dy·Wᵀ (tied: dy·W); dW gets xᵀ·dy (tied: dyᵀ·x) and db Σ_rows dy,
 //! added in or written as a [`GradWrite`] says.
 
+use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::{gemm, Par};
 use crate::tensor::{add_column_sums, add_row_bias, GradWrite, Real};
 
@@ -81,19 +82,15 @@ impl<'a, T: Real> Dense<'a, T> {
     /// Writes dx (when asked), and dW and db as `g.write` says.
     pub fn backward(&self, dx: Option<&mut [T]>, g: Grads<'_, T>, dy: &[T], x: &[T], batch: usize, par: Par) {
         let Self {
-            w,
-            n_in,
-            n_out,
-            trans_w,
+            n_in, n_out, trans_w, ..
         } = *self;
         let Grads { dw, db, write } = g;
         let GradWrite { alpha, beta } = write;
         if let Some(dx) = dx {
-            gemm(batch, n_in, n_out, T::ONE, dy, false, w, !trans_w, false, dx, par);
+            self.backward_input(dx, dy, batch, par);
         }
         if let Some(b) = beta.filter(|&b| b != T::ONE) {
             crate::tensor::par::chunks(dw, |_, c| T::scale_slice(c, b));
-            T::scale_slice(db, b);
         }
         let accumulate = beta.is_some();
         if trans_w {
@@ -101,16 +98,74 @@ impl<'a, T: Real> Dense<'a, T> {
         } else {
             gemm(n_in, n_out, batch, alpha, x, true, dy, false, accumulate, dw, par);
         }
-        if accumulate && alpha == T::ONE {
-            add_column_sums(db, dy, batch, n_out);
-        } else {
-            let mut sums = vec![T::ZERO; n_out];
-            add_column_sums(&mut sums, dy, batch, n_out);
-            for (d, s) in db.iter_mut().zip(sums) {
-                *d = if accumulate { *d + alpha * s } else { alpha * s };
-            }
+        write_bias_grad(db, dy, batch, write);
+    }
+
+    /// dx = dy·Wᵀ (tied: dy·W).
+    pub fn backward_input(&self, dx: &mut [T], dy: &[T], batch: usize, par: Par) {
+        let Self {
+            w,
+            n_in,
+            n_out,
+            trans_w,
+        } = *self;
+        gemm(batch, n_in, n_out, T::ONE, dy, false, w, !trans_w, false, dx, par);
+    }
+}
+
+/// db's write of Σ_rows dy (`dy` `[batch, db.len()]`) as `write` says.
+fn write_bias_grad<T: Real>(db: &mut [T], dy: &[T], batch: usize, write: GradWrite<T>) {
+    let GradWrite { alpha, beta } = write;
+    let n_out = db.len();
+    if let Some(b) = beta.filter(|&b| b != T::ONE) {
+        T::scale_slice(db, b);
+    }
+    let accumulate = beta.is_some();
+    if accumulate && alpha == T::ONE {
+        add_column_sums(db, dy, batch, n_out);
+    } else {
+        let mut sums = vec![T::ZERO; n_out];
+        add_column_sums(&mut sums, dy, batch, n_out);
+        for (d, s) in db.iter_mut().zip(sums) {
+            *d = if accumulate { *d + alpha * s } else { alpha * s };
         }
     }
+}
+
+/// A layer's parameters and SGD's velocity for them, each `(weight, bias)`.
+#[derive(Debug)]
+pub struct StepParams<'p> {
+    pub theta: (&'p mut [f32], &'p mut [f32]),
+    pub velocity: (&'p mut [f32], &'p mut [f32]),
+}
+
+/// The momentum step of an untied layer (W `[n_in, n_out]`) from its
+/// inputs `x` and output deltas `dy` over `batch` rows: its weight and bias
+/// gradients (xᵀ·dy and Σ_rows dy) enter the velocity as `w` says and the
+/// parameters take the step, the weight's fused with its product
+/// ([`crate::tensor::gemm::gemm_at_b_step`]). The layer's dx must be
+/// computed first: it reads the weight this changes.
+pub fn step_untied(
+    p: StepParams<'_>,
+    dy: &[f32],
+    x: &[f32],
+    n_in: usize,
+    n_out: usize,
+    batch: usize,
+    w: StepWrite,
+    par: Par,
+) {
+    let StepParams {
+        theta: (tw, tb),
+        velocity: (vw, vb),
+    } = p;
+    crate::tensor::gemm::gemm_at_b_step(n_in, n_out, batch, x, dy, vw, tw, w, par);
+    let write = GradWrite {
+        alpha: w.alpha,
+        beta: w.beta,
+    };
+    write_bias_grad(vb, dy, batch, write);
+    crate::tensor::simd::add_then_scale(tb, vb, w.mu);
 }
 
 #[cfg(test)]

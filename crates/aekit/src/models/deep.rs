@@ -13,8 +13,9 @@
 //! ½·λ·Σ‖W‖² over every weight matrix (trunk and head), biases free.
 
 use crate::layers::activation::Activation;
-use crate::layers::dense::{Dense, Grads};
+use crate::layers::dense::{step_untied, Dense, Grads, StepParams};
 use crate::layers::loss::{self, Loss};
+use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::Par;
 use crate::tensor::{GradWrite, Real};
 use std::ops::Range;
@@ -180,6 +181,107 @@ pub fn deep_loss_grad<T: Real>(
     ws: &mut DeepWorkspace<T>,
     par: Par,
 ) -> T {
+    let total = deep_forward_loss(lay, p, batch, ws, grad.is_some(), par);
+    let Some((grad, write)) = grad else { return total };
+    let (l, rows) = (lay.depth(), batch.rows);
+    // Head, then each trunk layer from the top down.
+    {
+        let (gw, gb) = split_pair(grad, &lay.layers[l]);
+        let g = Grads {
+            dw: gw,
+            db: gb,
+            write,
+        };
+        let head = Dense::new(&p[lay.layers[l].0.clone()], lay.sizes[l], lay.head.n_out());
+        head.backward(Some(&mut ws.d[l - 1]), g, &ws.d_out, &ws.h[l - 1], rows, par);
+    }
+    for j in (0..l).rev() {
+        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
+        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
+        let (lower, upper) = ws.d.split_at_mut(j);
+        let dj = &upper[0];
+        let input: &[T] = if j == 0 { batch.x } else { &ws.h[j - 1] };
+        let (gw, gb) = split_pair(grad, &lay.layers[j]);
+        let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
+        let g = Grads {
+            dw: gw,
+            db: gb,
+            write,
+        };
+        Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward(dx, g, dj, input, rows, par);
+    }
+    total
+}
+
+/// One step of SGD with momentum fused into the backward pass, for a
+/// velocity `v` kept as [`crate::optim::Sgd`] keeps it: each layer's
+/// gradient enters the velocity as `w` says (α already holding −η/batch)
+/// and the layer's weights and biases take the step as soon as the layer
+/// below has its δ, the weight's inside its gradient's product
+/// ([`crate::layers::dense::step_untied`]). The same step as
+/// [`deep_loss_grad`] writing into `v` followed by θ ← θ + v, v ← μ·v
+/// over the whole vector (every entry belongs to one layer), with one pass
+/// over the weights and the velocity instead of two. Returns the summed
+/// loss, computed before the step.
+pub fn deep_loss_grad_step(
+    lay: &DeepLayout,
+    p: &mut [f32],
+    v: &mut [f32],
+    w: StepWrite,
+    batch: DeepBatch<'_, f32>,
+    ws: &mut DeepWorkspace<f32>,
+    par: Par,
+) -> f32 {
+    assert!(p.len() == lay.len && v.len() == lay.len);
+    let total = deep_forward_loss(lay, p, batch, ws, true, par);
+    let (l, rows) = (lay.depth(), batch.rows);
+    let (top, n_out) = (lay.sizes[l], lay.head.n_out());
+    Dense::new(&p[lay.layers[l].0.clone()], top, n_out).backward_input(
+        &mut ws.d[l - 1],
+        &ws.d_out,
+        rows,
+        par,
+    );
+    step_untied(
+        layer_params(lay, p, v, l),
+        &ws.d_out,
+        &ws.h[l - 1],
+        top,
+        n_out,
+        rows,
+        w,
+        par,
+    );
+    for j in (0..l).rev() {
+        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
+        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
+        let (lower, upper) = ws.d.split_at_mut(j);
+        let dj = &upper[0];
+        if j > 0 {
+            Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward_input(
+                &mut lower[j - 1],
+                dj,
+                rows,
+                par,
+            );
+        }
+        let input: &[f32] = if j == 0 { batch.x } else { &ws.h[j - 1] };
+        step_untied(layer_params(lay, p, v, j), dj, input, n_in, n_o, rows, w, par);
+    }
+    total
+}
+
+/// The trunk and the head forward over the batch and the head's loss summed
+/// over it; with `want_grad`, the head's δ in the workspace and the trunk's
+/// δ buffers sized.
+fn deep_forward_loss<T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    batch: DeepBatch<'_, T>,
+    ws: &mut DeepWorkspace<T>,
+    want_grad: bool,
+    par: Par,
+) -> T {
     let DeepBatch {
         x,
         target,
@@ -195,7 +297,6 @@ pub fn deep_loss_grad<T: Real>(
     ws.d_out.resize(batch * n_out, T::ZERO);
     let head = Dense::new(&p[hw.clone()], top_n, n_out);
     head.forward(&mut ws.out, &ws.h[l - 1], &p[hb.clone()], batch, par);
-    let want_grad = grad.is_some();
     let total = match lay.head {
         HeadKind::Softmax { classes } => softmax_head(&mut ws.d_out, &ws.out, labels, classes, want_grad),
         HeadKind::Reconstruct {
@@ -215,37 +316,21 @@ pub fn deep_loss_grad<T: Real>(
             loss::squared_forward(&ws.z, target)
         }
     };
-    let Some((grad, write)) = grad else { return total };
-    ws.d.resize_with(l, Vec::new);
-    for j in 0..l {
-        ws.d[j].resize(batch * lay.sizes[j + 1], T::ZERO);
-    }
-    // Head, then each trunk layer from the top down.
-    {
-        let (gw, gb) = split_pair(grad, &lay.layers[l]);
-        let g = Grads {
-            dw: gw,
-            db: gb,
-            write,
-        };
-        head.backward(Some(&mut ws.d[l - 1]), g, &ws.d_out, &ws.h[l - 1], batch, par);
-    }
-    for j in (0..l).rev() {
-        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
-        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
-        let (lower, upper) = ws.d.split_at_mut(j);
-        let dj = &upper[0];
-        let input: &[T] = if j == 0 { x } else { &ws.h[j - 1] };
-        let (gw, gb) = split_pair(grad, &lay.layers[j]);
-        let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
-        let g = Grads {
-            dw: gw,
-            db: gb,
-            write,
-        };
-        Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward(dx, g, dj, input, batch, par);
+    if want_grad {
+        ws.d.resize_with(l, Vec::new);
+        for j in 0..l {
+            ws.d[j].resize(batch * lay.sizes[j + 1], T::ZERO);
+        }
     }
     total
+}
+
+/// Layer `j`'s (W, b) in the parameters and in the velocity.
+fn layer_params<'a>(lay: &DeepLayout, p: &'a mut [f32], v: &'a mut [f32], j: usize) -> StepParams<'a> {
+    StepParams {
+        theta: split_pair(p, &lay.layers[j]),
+        velocity: split_pair(v, &lay.layers[j]),
+    }
 }
 
 fn softmax_head<T: Real>(d: &mut [T], logits: &[T], labels: &[u8], k: usize, want_grad: bool) -> T {

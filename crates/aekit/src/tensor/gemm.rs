@@ -91,6 +91,92 @@ pub fn gemm<T: Real>(
     }
 }
 
+/// Inner dimensions up to which [`gemm_at_b_step`] fuses the product with
+/// the step (a minibatch's weight gradient).
+pub const STEP_MAX_K: usize = 32;
+
+/// A layer's weight gradient g = aᵀ·b (`a` `[k,m]`, the batch's inputs;
+/// `b` `[k,n]`, its output deltas) used at once by a momentum step:
+/// v ← β·v + α·g (v ← α·g when `beta` is `None`), θ ← θ + v, v ← μ·v, for
+/// `v` and `theta` `[m,n]`. For a thin batch (k ≤ [`STEP_MAX_K`]) and dense
+/// inputs each tile of g is stepped as soon as it is summed
+/// ([`super::fused`]), threads taking runs of rows; otherwise the product
+/// goes through [`gemm`] (sparse inputs by their non-zeros) and the step
+/// follows as its own pass. Either way each element is summed in order
+/// over the batch, whatever the thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_at_b_step(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    v: &mut [f32],
+    theta: &mut [f32],
+    w: super::fused::StepWrite,
+    par: Par,
+) {
+    use rayon::prelude::*;
+    assert_eq!(
+        a.len(),
+        k * m,
+        "gemm_at_b_step: a has {} elements, want {k}x{m}",
+        a.len()
+    );
+    assert_eq!(
+        b.len(),
+        k * n,
+        "gemm_at_b_step: b has {} elements, want {k}x{n}",
+        b.len()
+    );
+    assert_eq!(
+        v.len(),
+        m * n,
+        "gemm_at_b_step: v has {} elements, want {m}x{n}",
+        v.len()
+    );
+    assert_eq!(
+        theta.len(),
+        m * n,
+        "gemm_at_b_step: θ has {} elements, want {m}x{n}",
+        theta.len()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let sparse = spmm::worth(m, n, k) && k <= spmm::MAX_ROWS && spmm::looks_sparse(a, m);
+    if k == 0 || k > STEP_MAX_K || sparse {
+        if let Some(beta) = w.beta.filter(|&b| b != 1.0) {
+            super::par::chunks(v, |_, c| super::simd::scale(c, beta));
+        }
+        gemm(m, n, k, w.alpha, a, true, b, false, w.beta.is_some(), v, par);
+        super::par::chunks2(theta, v, |_, t, v| super::simd::add_then_scale(t, v, w.mu));
+        return;
+    }
+    // aᵀ row-major: a tile's rows of it side by side.
+    let mut at = vec![0.0f32; m * k];
+    for (kk, row) in a.chunks_exact(m).enumerate() {
+        for (i, &x) in row.iter().enumerate() {
+            at[i * k + kk] = x;
+        }
+    }
+    let threads = match par {
+        Par::Seq => 1,
+        Par::Threads(t) => t.min(m / MIN_SLAB).max(1),
+    };
+    let rows = m.div_ceil(threads).div_ceil(4) * 4;
+    let run =
+        |((v, t), at): ((&mut [f32], &mut [f32]), &[f32])| super::fused::at_b_step(v, t, at, b, n, k, w);
+    if threads == 1 {
+        run(((v, theta), &at));
+    } else {
+        v.par_chunks_mut(rows * n)
+            .zip(theta.par_chunks_mut(rows * n))
+            .zip(at.par_chunks(rows * k))
+            .for_each(run);
+    }
+}
+
 /// The non-zeros of a left operand that many products share, indexed once
 /// (the data set of a full-batch cost, multiplied in every evaluation):
 /// [`gemm_indexed`] then multiplies by them through [`spmm::Panels`]. It

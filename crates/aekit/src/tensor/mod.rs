@@ -2,6 +2,7 @@
 //! (gradient checks). Matrices are plain slices with explicit dims; the only
 //! path to matrix products is [`gemm::gemm`].
 
+pub mod fused;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;

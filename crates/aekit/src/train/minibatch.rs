@@ -6,6 +6,7 @@
 
 use super::objective::{Objective, Step};
 use super::Observer;
+use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{shuffle, Rng};
 use crate::tensor::GradWrite;
@@ -111,6 +112,16 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
             let (loaded, par) = (&self.loaded, self.par);
             if o.offers_finished() {
                 if let Some((v, beta, mu, lr)) = opt.velocity(params.len()) {
+                    if o.offers_step() {
+                        let w = StepWrite {
+                            alpha: -lr,
+                            beta: Some(beta),
+                            mu,
+                        };
+                        let f = o.loss_grad_step(params, v, w, loaded, b, ws, par);
+                        self.epoch_loss += f.expect("an objective that offers the step takes it").loss;
+                        return self.advance(end, t0);
+                    }
                     let write = GradWrite {
                         alpha: -lr,
                         beta: Some(beta),

@@ -2,8 +2,10 @@
 //! fine-tuning train through the shared minibatch loop.
 
 use crate::models::deep::{
-    deep_finish, deep_loss_grad, deep_penalty, DeepBatch, DeepLayout, DeepWorkspace, HeadKind,
+    deep_finish, deep_loss_grad, deep_loss_grad_step, deep_penalty, DeepBatch, DeepLayout, DeepWorkspace,
+    HeadKind,
 };
+use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::Rng;
 use crate::tensor::GradWrite;
@@ -97,6 +99,34 @@ impl Objective for DeepObjective<'_> {
         let mean = sum * inv;
         let objective = deep_penalty(self.lay, p, out, self.weight_decay, write.alpha, mean);
         Some(Finished::of_mean(mean, n, objective))
+    }
+
+    fn offers_step(&self) -> bool {
+        // The fused step has no weight-decay term (the penalty's gradient
+        // and value need the weights before the step).
+        self.weight_decay == 0.0
+    }
+
+    fn loss_grad_step(
+        &self,
+        p: &mut [f32],
+        v: &mut [f32],
+        w: StepWrite,
+        b: &Batch,
+        n: usize,
+        ws: &mut DeepWorkspace<f32>,
+        par: Par,
+    ) -> Option<Finished> {
+        if !self.offers_step() {
+            return None;
+        }
+        let inv = 1.0 / n as f32;
+        let w = StepWrite {
+            alpha: w.alpha * inv,
+            ..w
+        };
+        let mean = deep_loss_grad_step(self.lay, p, v, w, self.rows(b, 0..n), ws, par) * inv;
+        Some(Finished::of_mean(mean, n, mean))
     }
 }
 
