@@ -43,21 +43,38 @@ fn step(theta: &mut f32, v: &mut f32, g: f32, w: StepWrite) {
     *v = w.mu * vn;
 }
 
-/// Rows `i..i + r` and columns `j..j + c` of the output (`r ≤ R`, `c ≤ C`),
-/// any shape: the edges of the blocks.
-#[allow(clippy::too_many_arguments)]
+/// How far ahead (in floats along a row) a tile asks for its rows' lines.
+const AHEAD: usize = 64;
+
+/// A hint that the cache line holding `x` will be read soon (none off x86).
 #[inline(always)]
-fn edge(
-    v: &mut [f32],
-    theta: &mut [f32],
-    at: &[f32],
-    b: &[f32],
+fn prefetch(x: &f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints; it neither reads nor faults, and `x` is
+    // a valid reference anyway.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const f32).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// What every tile reads: `at` (aᵀ, `[rows, k]`), `b` (`[k, n]`) and how
+/// the sums enter the velocity.
+#[derive(Clone, Copy)]
+struct Src<'a> {
+    at: &'a [f32],
+    b: &'a [f32],
     n: usize,
     k: usize,
-    (i, r): (usize, usize),
-    (j, c): (usize, usize),
     w: StepWrite,
-) {
+}
+
+/// Rows `i..i + r` and columns `j..j + c` of the output (`v` and `theta`),
+/// any shape: the last columns of a band.
+#[inline(always)]
+fn edge(v: &mut [f32], theta: &mut [f32], s: Src<'_>, (i, r): (usize, usize), (j, c): (usize, usize)) {
+    let Src { at, b, n, k, w } = s;
     for ii in i..i + r {
         for jj in j..j + c {
             let mut g = 0.0f32;
@@ -71,20 +88,19 @@ fn edge(
 
 /// A full RR × CC tile at rows `i..`, columns `j..` (`i + RR` ≤ the rows
 /// of `at`, `j + CC ≤ n`, checked first).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile<const RR: usize, const CC: usize>(
-    v: &mut [f32],
-    theta: &mut [f32],
-    at: &[f32],
-    b: &[f32],
-    n: usize,
-    k: usize,
-    i: usize,
-    j: usize,
-    w: StepWrite,
-) {
+fn tile<const RR: usize, const CC: usize>(v: &mut [f32], theta: &mut [f32], s: Src<'_>, i: usize, j: usize) {
+    let Src { at, b, n, k, w } = s;
     assert!((i + RR) * k <= at.len() && j + CC <= n && k * n <= b.len());
+    // The weights and velocity a few tiles ahead start on their way from
+    // memory while this tile sums.
+    for rr in 0..RR {
+        let o = (i + rr) * n + j + AHEAD;
+        if o < v.len() {
+            prefetch(&v[o]);
+            prefetch(&theta[o]);
+        }
+    }
     let mut acc = [[0.0f32; CC]; RR];
     for kk in 0..k {
         // SAFETY: kk < k and j + CC ≤ n, so kk·n + j + CC ≤ k·n ≤ b.len();
@@ -110,29 +126,24 @@ fn tile<const RR: usize, const CC: usize>(
 /// Rows `i..i + RR` of the output, columns `j0..j1`: tiles of 16 columns
 /// (two AVX2 vectors: eight accumulators with four rows), then one of 8,
 /// then one column at a time.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn row_band<const RR: usize>(
     v: &mut [f32],
     theta: &mut [f32],
-    at: &[f32],
-    b: &[f32],
-    n: usize,
-    k: usize,
+    s: Src<'_>,
     i: usize,
     (j0, j1): (usize, usize),
-    w: StepWrite,
 ) {
     let mut j = j0;
     while j + 16 <= j1 {
-        tile::<RR, 16>(v, theta, at, b, n, k, i, j, w);
+        tile::<RR, 16>(v, theta, s, i, j);
         j += 16;
     }
     if j + 8 <= j1 {
-        tile::<RR, 8>(v, theta, at, b, n, k, i, j, w);
+        tile::<RR, 8>(v, theta, s, i, j);
         j += 8;
     }
-    edge(v, theta, at, b, n, k, (i, RR), (j, j1 - j), w);
+    edge(v, theta, s, (i, RR), (j, j1 - j));
 }
 
 multiversion! {
@@ -142,15 +153,16 @@ multiversion! {
     pub fn at_b_step(v: &mut [f32], theta: &mut [f32], at: &[f32], b: &[f32], n: usize, k: usize, w: StepWrite) -> () {
         let rows = v.len() / n.max(1);
         assert!(v.len() == rows * n && theta.len() == v.len() && at.len() == rows * k && b.len() == k * n);
+        let s = Src { at, b, n, k, w };
         for j0 in (0..n).step_by(JB) {
             let j1 = (j0 + JB).min(n);
             let mut i = 0;
             while i + R <= rows {
-                row_band::<R>(v, theta, at, b, n, k, i, (j0, j1), w);
+                row_band::<R>(v, theta, s, i, (j0, j1));
                 i += R;
             }
             while i < rows {
-                row_band::<1>(v, theta, at, b, n, k, i, (j0, j1), w);
+                row_band::<1>(v, theta, s, i, (j0, j1));
                 i += 1;
             }
         }
@@ -239,8 +251,9 @@ mod tests {
     /// Not a test: `cargo test --release -p aekit --lib -- --ignored --nocapture fused_step_against`.
     /// A weight gradient's product and the momentum step, fused against the
     /// product into the velocity through the door followed by the step's own
-    /// pass, in turns, one thread; the parameters in L3 (one layer) or not
-    /// (four layers in turn, 32 MB and more); median of 41 of each.
+    /// pass, in turns, one thread; each route on its own layers, one (in
+    /// L3) or four in turn (32 MB each route, as in training, so every call
+    /// finds its layer out of cache); median of 41 of each.
     #[test]
     #[ignore]
     fn fused_step_against_product_then_pass() {
@@ -251,20 +264,20 @@ mod tests {
             beta: Some(1.0),
             mu: 0.9,
         };
-        for &(m, n, k) in &[(1000, 1000, 20), (1000, 784, 20), (500, 784, 100 / 2)] {
+        for &(m, n, k) in &[(1000, 1000, 20), (1000, 784, 20), (500, 784, 32)] {
             for layers in [1usize, 4] {
                 let a: Vec<f32> = (0..k * m).map(|i| (i % 7) as f32 * 0.1).collect();
                 let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.01).collect();
-                let mut sets: Vec<(Vec<f32>, Vec<f32>)> = (0..layers)
+                let mut sets: Vec<(Vec<f32>, Vec<f32>)> = (0..2 * layers)
                     .map(|_| (vec![0.0; m * n], vec![0.0; m * n]))
                     .collect();
                 let (mut fused, mut plain) = (Vec::new(), Vec::new());
                 for rep in 0..41 {
-                    let (t, v) = &mut sets[rep % layers];
+                    let (t, v) = &mut sets[2 * (rep % layers)];
                     let s = std::time::Instant::now();
                     gemm_at_b_step(m, n, k, &a, &b, v, t, w, Par::Seq);
                     fused.push(s.elapsed().as_secs_f64());
-                    let (t, v) = &mut sets[(rep + 1) % layers];
+                    let (t, v) = &mut sets[2 * (rep % layers) + 1];
                     let s = std::time::Instant::now();
                     gemm(m, n, k, w.alpha, &a, true, &b, false, true, v, Par::Seq);
                     add_then_scale(t, v, w.mu);
