@@ -160,11 +160,7 @@ pub fn step_untied(
         velocity: (vw, vb),
     } = p;
     crate::tensor::gemm::gemm_at_b_step(n_in, n_out, batch, x, dy, vw, tw, w, par);
-    let write = GradWrite {
-        alpha: w.alpha,
-        beta: w.beta,
-    };
-    write_bias_grad(vb, dy, batch, write);
+    write_bias_grad(vb, dy, batch, w.write);
     crate::tensor::simd::add_then_scale(tb, vb, w.mu);
 }
 

@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use super::simd::multiversion;
+use super::GradWrite;
 
 /// Tile rows (one broadcast of `a` each per batch row).
 const R: usize = 4;
@@ -26,8 +27,7 @@ const JB: usize = 4096;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepWrite {
     /// v ← β·v + α·g, or v ← α·g when `beta` is `None`.
-    pub alpha: f32,
-    pub beta: Option<f32>,
+    pub write: GradWrite<f32>,
     /// v ← μ·v after θ ← θ + v.
     pub mu: f32,
 }
@@ -35,9 +35,10 @@ pub struct StepWrite {
 /// The step of one element from its finished gradient sum `g`.
 #[inline(always)]
 fn step(theta: &mut f32, v: &mut f32, g: f32, w: StepWrite) {
-    let vn = match w.beta {
-        Some(b) => w.alpha.mul_add(g, b * *v),
-        None => w.alpha * g,
+    let GradWrite { alpha, beta } = w.write;
+    let vn = match beta {
+        Some(b) => alpha.mul_add(g, b * *v),
+        None => alpha * g,
     };
     *theta += vn;
     *v = w.mu * vn;
@@ -190,7 +191,8 @@ mod tests {
                 let g: f64 = (0..k)
                     .map(|kk| at[i * k + kk] as f64 * b[kk * n + j] as f64)
                     .sum();
-                let vn = w.beta.map_or(0.0, |b| b as f64 * v[i * n + j] as f64) + w.alpha as f64 * g;
+                let vn =
+                    w.write.beta.map_or(0.0, |b| b as f64 * v[i * n + j] as f64) + w.write.alpha as f64 * g;
                 to[i * n + j] = theta[i * n + j] as f64 + vn;
                 vo[i * n + j] = w.mu as f64 * vn;
             }
@@ -212,18 +214,24 @@ mod tests {
             let (at, b, v0, t0) = (draw(rows * k), draw(k * n), draw(rows * n), draw(rows * n));
             for w in [
                 StepWrite {
-                    alpha: -0.05,
-                    beta: Some(1.0),
+                    write: GradWrite {
+                        alpha: -0.05,
+                        beta: Some(1.0),
+                    },
                     mu: 0.9,
                 },
                 StepWrite {
-                    alpha: -0.1,
-                    beta: Some(0.9),
+                    write: GradWrite {
+                        alpha: -0.1,
+                        beta: Some(0.9),
+                    },
                     mu: 0.5,
                 },
                 StepWrite {
-                    alpha: 0.3,
-                    beta: None,
+                    write: GradWrite {
+                        alpha: 0.3,
+                        beta: None,
+                    },
                     mu: 0.0,
                 },
             ] {
@@ -260,8 +268,10 @@ mod tests {
         use crate::tensor::gemm::{gemm, gemm_at_b_step, Par};
         use crate::tensor::simd::add_then_scale;
         let w = StepWrite {
-            alpha: -0.01,
-            beta: Some(1.0),
+            write: GradWrite {
+                alpha: -0.01,
+                beta: Some(1.0),
+            },
             mu: 0.9,
         };
         for &(m, n, k) in &[(1000, 1000, 20), (1000, 784, 20), (500, 784, 32)] {
@@ -279,7 +289,7 @@ mod tests {
                     fused.push(s.elapsed().as_secs_f64());
                     let (t, v) = &mut sets[2 * (rep % layers) + 1];
                     let s = std::time::Instant::now();
-                    gemm(m, n, k, w.alpha, &a, true, &b, false, true, v, Par::Seq);
+                    gemm(m, n, k, w.write.alpha, &a, true, &b, false, true, v, Par::Seq);
                     add_then_scale(t, v, w.mu);
                     plain.push(s.elapsed().as_secs_f64());
                 }

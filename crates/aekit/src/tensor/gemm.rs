@@ -146,10 +146,22 @@ pub fn gemm_at_b_step(
     }
     let sparse = spmm::worth(m, n, k) && k <= spmm::MAX_ROWS && spmm::looks_sparse(a, m);
     if k == 0 || k > STEP_MAX_K || sparse {
-        if let Some(beta) = w.beta.filter(|&b| b != 1.0) {
+        if let Some(beta) = w.write.beta.filter(|&b| b != 1.0) {
             super::par::chunks(v, |_, c| super::simd::scale(c, beta));
         }
-        gemm(m, n, k, w.alpha, a, true, b, false, w.beta.is_some(), v, par);
+        gemm(
+            m,
+            n,
+            k,
+            w.write.alpha,
+            a,
+            true,
+            b,
+            false,
+            w.write.beta.is_some(),
+            v,
+            par,
+        );
         super::par::chunks2(theta, v, |_, t, v| super::simd::add_then_scale(t, v, w.mu));
         return;
     }

@@ -112,20 +112,15 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
             let (loaded, par) = (&self.loaded, self.par);
             if o.offers_finished() {
                 if let Some((v, beta, mu, lr)) = opt.velocity(params.len()) {
-                    if o.offers_step() {
-                        let w = StepWrite {
-                            alpha: -lr,
-                            beta: Some(beta),
-                            mu,
-                        };
-                        let f = o.loss_grad_step(params, v, w, loaded, b, ws, par);
-                        self.epoch_loss += f.expect("an objective that offers the step takes it").loss;
-                        return self.advance(end, t0);
-                    }
                     let write = GradWrite {
                         alpha: -lr,
                         beta: Some(beta),
                     };
+                    if o.offers_step() {
+                        let f = o.loss_grad_step(params, v, StepWrite { write, mu }, loaded, b, ws, par);
+                        self.epoch_loss += f.expect("an objective that offers the step takes it").loss;
+                        return self.advance(end, t0);
+                    }
                     let f = o.loss_grad_finished(params, (v, write), loaded, b, ws, par);
                     let f = f.expect("an objective that offers the finished gradient gives it");
                     self.epoch_loss += f.loss;

@@ -494,8 +494,10 @@ pub(crate) fn assert_finished_matches_plain<O: Objective>(o: &O, p: &[f32], case
     // threads.
     if o.offers_step() {
         let w = StepWrite {
-            alpha: -lr,
-            beta: Some(mu),
+            write: GradWrite {
+                alpha: -lr,
+                beta: Some(mu),
+            },
             mu,
         };
         let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
@@ -529,8 +531,10 @@ pub(crate) fn assert_finished_matches_plain<O: Objective>(o: &O, p: &[f32], case
     } else {
         let (mut q, mut v) = (p.to_vec(), v0.clone());
         let w = StepWrite {
-            alpha: -lr,
-            beta: Some(mu),
+            write: GradWrite {
+                alpha: -lr,
+                beta: Some(mu),
+            },
             mu,
         };
         assert!(o

@@ -122,7 +122,7 @@ impl Objective for DeepObjective<'_> {
         }
         let inv = 1.0 / n as f32;
         let w = StepWrite {
-            alpha: w.alpha * inv,
+            write: w.write.scaled(inv),
             ..w
         };
         let mean = deep_loss_grad_step(self.lay, p, v, w, self.rows(b, 0..n), ws, par) * inv;
