@@ -183,34 +183,39 @@ pub fn deep_loss_grad<T: Real>(
 ) -> T {
     let total = deep_forward_loss(lay, p, batch, ws, grad.is_some(), par);
     let Some((grad, write)) = grad else { return total };
-    let (l, rows) = (lay.depth(), batch.rows);
-    // Head, then each trunk layer from the top down.
-    {
-        let (gw, gb) = split_pair(grad, &lay.layers[l]);
+    backward_walk(lay, batch, ws, |j, delta, input, dx| {
+        let (gw, gb) = split_pair(grad, &lay.layers[j]);
         let g = Grads {
             dw: gw,
             db: gb,
             write,
         };
-        let head = Dense::new(&p[lay.layers[l].0.clone()], lay.sizes[l], lay.head.n_out());
-        head.backward(Some(&mut ws.d[l - 1]), g, &ws.d_out, &ws.h[l - 1], rows, par);
-    }
+        let (n_in, n_out) = (lay.sizes[j], lay.layers[j].1.len());
+        Dense::new(&p[lay.layers[j].0.clone()], n_in, n_out).backward(dx, g, delta, input, batch.rows, par);
+    });
+    total
+}
+
+/// Walks the layers from the head down after [`deep_forward_loss`] with
+/// gradients: for the head and then each trunk layer j (δ_j already through
+/// the sigmoid's derivative), calls `layer(j, δ_j, input_j, dx)` where `dx`
+/// is the buffer for the δ of the layer below (none for the first layer),
+/// which `layer` must fill before the walk goes on. `j == depth` is the head.
+fn backward_walk<T: Real>(
+    lay: &DeepLayout,
+    batch: DeepBatch<'_, T>,
+    ws: &mut DeepWorkspace<T>,
+    mut layer: impl FnMut(usize, &[T], &[T], Option<&mut [T]>),
+) {
+    let l = lay.depth();
+    layer(l, &ws.d_out, &ws.h[l - 1], Some(&mut ws.d[l - 1]));
     for j in (0..l).rev() {
-        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
         Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
         let (lower, upper) = ws.d.split_at_mut(j);
-        let dj = &upper[0];
         let input: &[T] = if j == 0 { batch.x } else { &ws.h[j - 1] };
-        let (gw, gb) = split_pair(grad, &lay.layers[j]);
         let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
-        let g = Grads {
-            dw: gw,
-            db: gb,
-            write,
-        };
-        Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward(dx, g, dj, input, rows, par);
+        layer(j, &upper[0], input, dx);
     }
-    total
 }
 
 /// One step of SGD with momentum fused into the backward pass, for a
@@ -234,40 +239,22 @@ pub fn deep_loss_grad_step(
 ) -> f32 {
     assert!(p.len() == lay.len && v.len() == lay.len);
     let total = deep_forward_loss(lay, p, batch, ws, true, par);
-    let (l, rows) = (lay.depth(), batch.rows);
-    let (top, n_out) = (lay.sizes[l], lay.head.n_out());
-    Dense::new(&p[lay.layers[l].0.clone()], top, n_out).backward_input(
-        &mut ws.d[l - 1],
-        &ws.d_out,
-        rows,
-        par,
-    );
-    step_untied(
-        layer_params(lay, p, v, l),
-        &ws.d_out,
-        &ws.h[l - 1],
-        top,
-        n_out,
-        rows,
-        w,
-        par,
-    );
-    for j in (0..l).rev() {
-        let (n_in, n_o) = (lay.sizes[j], lay.sizes[j + 1]);
-        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
-        let (lower, upper) = ws.d.split_at_mut(j);
-        let dj = &upper[0];
-        if j > 0 {
-            Dense::new(&p[lay.layers[j].0.clone()], n_in, n_o).backward_input(
-                &mut lower[j - 1],
-                dj,
-                rows,
-                par,
-            );
+    backward_walk(lay, batch, ws, |j, delta, input, dx| {
+        let (n_in, n_out) = (lay.sizes[j], lay.layers[j].1.len());
+        if let Some(dx) = dx {
+            Dense::new(&p[lay.layers[j].0.clone()], n_in, n_out).backward_input(dx, delta, batch.rows, par);
         }
-        let input: &[f32] = if j == 0 { batch.x } else { &ws.h[j - 1] };
-        step_untied(layer_params(lay, p, v, j), dj, input, n_in, n_o, rows, w, par);
-    }
+        step_untied(
+            layer_params(lay, p, v, j),
+            delta,
+            input,
+            n_in,
+            n_out,
+            batch.rows,
+            w,
+            par,
+        );
+    });
     total
 }
 
