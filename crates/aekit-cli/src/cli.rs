@@ -776,8 +776,9 @@ pub struct VariantsArgs {
     /// basic, rot, bg-rand, bg-img or bg-img-rot.
     #[arg(long)]
     pub kind: String,
-    /// The digits: mnist (default), fashion-mnist, builtin or an IDX folder.
-    #[arg(long, default_value = "mnist")]
+    /// The digits: mnist (default), fashion-mnist, builtin or an IDX folder
+    /// (also `--data`, as the other verbs spell it).
+    #[arg(long, visible_alias = "data", default_value = "mnist")]
     pub source: String,
     /// Where downloaded datasets are cached.
     #[arg(long)]

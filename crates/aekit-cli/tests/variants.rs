@@ -91,7 +91,8 @@ fn bad_variant_requests_are_refused() {
         "variants",
         "--kind",
         "rot",
-        "--source",
+        // `--data`, as every other verb spells it, names the digits too.
+        "--data",
         "builtin",
         "--train",
         "500",
