@@ -70,6 +70,23 @@ impl Restorer {
         }
     }
 
+    /// `[c, h, w]` of `data`'s images once they are shown to fit the model
+    /// loaded from `path`: at least one image, and the values per image the
+    /// model was trained on. `what` names the job ("denoise", "inpaint").
+    pub fn fitting_shape(&self, data: &Dataset, path: &Path, what: &str) -> Result<[usize; 3]> {
+        if data.n == 0 {
+            return Err(Error::config("data", format!("no images to {what}")));
+        }
+        if data.dim != self.dim() {
+            return Err(Error::shape(
+                &format!("the images for {}", path.display()),
+                format!("{} values per image, as the model was trained", self.dim()),
+                format!("{} values per image", data.dim),
+            ));
+        }
+        Ok(self.shape(data))
+    }
+
     /// The restorations `[n, dim]` of the rows of `x`.
     pub fn restore(&self, x: &Dataset, threads: usize) -> Result<Vec<f32>> {
         match self {
@@ -201,17 +218,7 @@ pub(crate) fn write_pngs(dir: &Path, names: &[PathBuf], x: &[f32], shape: [usize
 pub fn denoise(job: &DenoiseJob<'_>, out: &Out) -> Result<RunDir> {
     let model = job.model;
     let data = job.data;
-    if data.n == 0 {
-        return Err(Error::config("data", "no images to denoise"));
-    }
-    if data.dim != model.dim() {
-        return Err(Error::shape(
-            &format!("the images for {}", job.model_path.display()),
-            format!("{} values per image, as the model was trained", model.dim()),
-            format!("{} values per image", data.dim),
-        ));
-    }
-    let shape = model.shape(data);
+    let shape = model.fitting_shape(data, job.model_path, "denoise")?;
     if shape[0] * shape[1] * shape[2] != data.dim {
         return Err(Error::shape(
             "the images",

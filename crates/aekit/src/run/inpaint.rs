@@ -316,17 +316,7 @@ pub(crate) fn classical_fills(masked: &[f32], missing: &[bool], shape: [usize; 3
 pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
     let model = job.model;
     let data = job.data;
-    if data.n == 0 {
-        return Err(Error::config("data", "no images to inpaint"));
-    }
-    if data.dim != model.dim() {
-        return Err(Error::shape(
-            &format!("the images for {}", job.model_path.display()),
-            format!("{} values per image, as the model was trained", model.dim()),
-            format!("{} values per image", data.dim),
-        ));
-    }
-    let shape = model.shape(data);
+    let shape = model.fitting_shape(data, job.model_path, "inpaint")?;
     let [c, h, w] = shape;
     if c * h * w != data.dim || !matches!(c, 1 | 3) {
         return Err(Error::shape(
