@@ -125,7 +125,16 @@ fn experiment_rows(args: &[&str], out: &Path) -> Vec<Vec<String>> {
     a.extend(args);
     a.extend(["--out", out.to_str().unwrap()]);
     let o = aekit(&a);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // Every epoch of every fit shows on stderr, after its net and stage.
+    for want in [
+        ", pretraining: layer 1 stacked, epoch 1/",
+        ", fine-tuning lr ",
+        "validation error ",
+    ] {
+        assert!(err.contains(want), "no `{want}` in\n{err}");
+    }
     let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
     csv.lines()
         .skip(1)

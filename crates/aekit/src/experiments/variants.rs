@@ -21,7 +21,7 @@ use crate::layers::{Corruption, Loss};
 use crate::models::stacked::{FinetuneConfig, PretrainConfig, Schedule, StackedDae};
 use crate::models::{DaeConfig, DenoisingAutoencoder};
 use crate::run::{Out, RunDir};
-use crate::train::{Silent, TrainConfig};
+use crate::train::{EpochLines, Silent, TrainConfig};
 use crate::viz;
 use serde_json::json;
 use std::fmt::Write as _;
@@ -265,16 +265,22 @@ fn deep_net(
             },
             ..PretrainConfig::default()
         };
-        m.pretrain(&d[0], &cfg, &mut Silent)?;
+        let label = format!("{}, pretraining", stack_name(layers));
+        m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
     }
     let mut runs = Vec::with_capacity(l.ft_lr.len());
     for &lr in &l.ft_lr {
         let fc = finetune_config(l, lr);
-        let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut Silent)?;
-        eprintln!(
-            "  {} layers of {} units, fine-tuning lr {lr}: test error {:.2}%, validation {:.2}%",
+        let label = format!(
+            "{} layers of {} units, fine-tuning lr {lr}",
             layers.len(),
-            layers[0],
+            layers[0]
+        );
+        let mut lines = EpochLines::new(label).validation_error();
+        let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut lines)?;
+        eprintln!(
+            "  {}, fine-tuning lr {lr}: test error {:.2}%, validation {:.2}%",
+            stack_name(layers),
             r.test_error,
             r.valid_error
         );
@@ -287,6 +293,12 @@ fn deep_net(
         });
     }
     Ok(runs)
+}
+
+/// "3 layers of 1000 units", "1 layer of 500 units".
+fn stack_name(layers: &[usize]) -> String {
+    let s = if layers.len() == 1 { "" } else { "s" };
+    format!("{} layer{s} of {} units", layers.len(), layers[0])
 }
 
 /// The fine-tuning with the lowest validation error (the first of equals).
@@ -477,6 +489,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             &run.file(&format!("examples-{v}.png")),
             &viz::tile_grid(&tiles, h, w, 10, viz::Scale::Unit, 3),
         )?;
+        eprintln!("SdA-3 on {v} (masking noise {noise}):");
         let runs = deep_nets(
             &d,
             3,
@@ -521,6 +534,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                         continue;
                     }
                     let name = p.name();
+                    eprintln!("{v}, depth {depth}, {name} pretraining:");
                     let runs = deep_nets(&d, depth, &widths, p.start(), &l)?;
                     let net = format!("table,{v},{depth},{name},0");
                     let Tuned {

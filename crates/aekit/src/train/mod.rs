@@ -158,6 +158,57 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
+/// One line on stderr per epoch, after a label and the stage (a
+/// pretraining's layer and phase): how a long experiment that runs many
+/// fits shows where it is, without a progress bar.
+pub struct EpochLines {
+    label: String,
+    stage: String,
+    epochs: usize,
+    /// The validation figure is an error in % (a classifier's fine-tuning).
+    error_percent: bool,
+}
+
+impl EpochLines {
+    pub fn new(label: impl Into<String>) -> Self {
+        EpochLines {
+            label: label.into(),
+            stage: String::new(),
+            epochs: 0,
+            error_percent: false,
+        }
+    }
+
+    /// Reads the validation figure as an error in % (what a fine-tuning
+    /// with error validation reports).
+    pub fn validation_error(mut self) -> Self {
+        self.error_percent = true;
+        self
+    }
+}
+
+impl Observer for EpochLines {
+    fn on_stage(&mut self, layer: usize, phase: &str) {
+        self.stage = format!("layer {layer} {phase}, ");
+    }
+
+    fn on_start(&mut self, epochs: usize, _batches: usize) {
+        self.epochs = epochs;
+    }
+
+    fn on_epoch(&mut self, m: &EpochMetrics) {
+        let val = match m.val_loss {
+            Some(v) if self.error_percent => format!(", validation error {v:.2}%"),
+            Some(v) => format!(", validation loss {v:.4}"),
+            None => String::new(),
+        };
+        eprintln!(
+            "  {}: {}epoch {}/{}: train loss {:.4}{val} ({:.1} s)",
+            self.label, self.stage, m.epoch, self.epochs, m.train_loss, m.seconds
+        );
+    }
+}
+
 /// A function called after each epoch.
 pub type EpochCallback<'a> = Box<dyn FnMut(&EpochMetrics) + 'a>;
 
