@@ -269,6 +269,10 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "autoencoder",
             "--pretrain-epochs",
             "1",
+            "--pretrain-batch",
+            "1",
+            "--pretrain-momentum",
+            "0",
             "--finetune-epochs",
             "1",
             "--finetune-batch",
@@ -287,12 +291,20 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("batch 1, momentum 0,"), "{md}");
+    assert!(md.contains("(SGD, batch 1, lr 0.01, momentum 0)"), "{md}");
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
+    // runs.csv ends with the pretraining's batch and momentum.
+    let run = runs_rows(&out).swap_remove(0);
+    assert_eq!(run[run.len() - 2..], ["1", "0"], "{run:?}");
     // A row the table does not have, and a batch of none, are refused
     // before any training.
     for (args, words) in [
         (["--pretrainings", "dbn"], &["unknown pretraining 'dbn'"][..]),
         (["--finetune-batch", "0"], &["batch", "at least 1"][..]),
+        (
+            ["--pretrain-momentum", "1.5"],
+            &["momentum", "1.5 is not in [0, 1)"][..],
+        ),
     ] {
         let bad = d.path().join("bad");
         let mut a = vec![

@@ -109,6 +109,13 @@ pub struct VariantsExpArgs {
     /// Pretraining learning rate (default 0.01).
     #[arg(long)]
     pub pretrain_lr: Option<f32>,
+    /// Pretraining minibatch size (default 20; 1 = one example at a time,
+    /// as Vincent et al. pretrained).
+    #[arg(long)]
+    pub pretrain_batch: Option<usize>,
+    /// Pretraining momentum (default 0.9).
+    #[arg(long)]
+    pub pretrain_momentum: Option<f32>,
     /// Fine-tuning learning rates, comma-separated (default 0.05,0.1,0.2,0.4): each
     /// net is fine-tuned at each from the same pretrained weights, and the
     /// run with the lowest validation error is reported.

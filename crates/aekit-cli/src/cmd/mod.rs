@@ -53,6 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 table: !a.no_table && a.parts.contains(&VariantsPart::Table),
                 dae: a.parts.contains(&VariantsPart::Dae),
                 pretrain_lr: a.pretrain_lr,
+                pretrain_batch: a.pretrain_batch,
+                pretrain_momentum: a.pretrain_momentum,
                 finetune_lr: a.finetune_lr,
                 lr_decay: a.lr_decay,
                 finetune_batch: a.finetune_batch,

@@ -119,8 +119,12 @@ pub struct Variants {
     pub pretrainings: Option<Vec<TablePretraining>>,
     /// Run part 3 (the tied 784→500 DAE).
     pub dae: bool,
-    /// Pretraining learning rate (default 0.01; SGD, batch 20, momentum 0.9).
+    /// Pretraining learning rate (default 0.01; SGD).
     pub pretrain_lr: Option<f32>,
+    /// Pretraining minibatch size (default 20; 1 = per-example SGD).
+    pub pretrain_batch: Option<usize>,
+    /// Pretraining momentum (default 0.9).
+    pub pretrain_momentum: Option<f32>,
     /// Fine-tuning learning rates (default 0.05, 0.1, 0.2 and 0.4; SGD,
     /// batch 20, momentum 0.9): with several, each net is fine-tuned from the same
     /// pretrained weights at each rate and the one with the lowest
@@ -159,6 +163,8 @@ impl Default for Variants {
             pretrainings: None,
             dae: true,
             pretrain_lr: None,
+            pretrain_batch: None,
+            pretrain_momentum: None,
             finetune_lr: None,
             lr_decay: None,
             finetune_batch: None,
@@ -175,6 +181,8 @@ impl Default for Variants {
 struct Loop {
     pre_epochs: usize,
     pre_lr: f32,
+    pre_batch: usize,
+    pre_momentum: f32,
     ft_epochs: usize,
     ft_lr: Vec<f32>,
     ft_batch: usize,
@@ -182,6 +190,28 @@ struct Loop {
     lr_decay: f32,
     threads: usize,
     seed: u64,
+}
+
+/// The pretraining of a stack of `layers`.
+fn pretrain_config(l: &Loop, layers: &[usize], schedule: Schedule, noise: Corruption) -> PretrainConfig {
+    PretrainConfig {
+        layers: layers.to_vec(),
+        schedule,
+        noise: vec![noise],
+        loss: Loss::CrossEntropy,
+        layer_epochs: l.pre_epochs.div_ceil(2),
+        train: TrainConfig {
+            epochs: l.pre_epochs,
+            batch: l.pre_batch,
+            lr: l.pre_lr,
+            momentum: l.pre_momentum,
+            patience: 0,
+            seed: l.seed,
+            threads: l.threads,
+            ..TrainConfig::default()
+        },
+        ..PretrainConfig::default()
+    }
 }
 
 /// The fine-tuning of every net at learning rate `lr`.
@@ -239,43 +269,16 @@ fn deep_net(
     pretrain: Option<(Schedule, Corruption)>,
     l: &Loop,
 ) -> Result<Vec<Tuned>> {
-    let Loop {
-        pre_epochs,
-        threads,
-        seed,
-        ..
-    } = *l;
-    let mut m = StackedDae::new(d[0].dim, layers, seed);
+    let mut m = StackedDae::new(d[0].dim, layers, l.seed);
     if let Some((schedule, noise)) = pretrain {
-        let cfg = PretrainConfig {
-            layers: layers.to_vec(),
-            schedule,
-            noise: vec![noise],
-            loss: Loss::CrossEntropy,
-            layer_epochs: pre_epochs.div_ceil(2),
-            train: TrainConfig {
-                epochs: pre_epochs,
-                batch: 20,
-                lr: l.pre_lr,
-                momentum: 0.9,
-                patience: 0,
-                seed,
-                threads,
-                ..TrainConfig::default()
-            },
-            ..PretrainConfig::default()
-        };
+        let cfg = pretrain_config(l, layers, schedule, noise);
         let label = format!("{}, pretraining", stack_name(layers));
         m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
     }
     let mut runs = Vec::with_capacity(l.ft_lr.len());
     for &lr in &l.ft_lr {
         let fc = finetune_config(l, lr);
-        let label = format!(
-            "{} layers of {} units, fine-tuning lr {lr}",
-            layers.len(),
-            layers[0]
-        );
+        let label = format!("{}, fine-tuning lr {lr}", stack_name(layers));
         let mut lines = EpochLines::new(label).validation_error();
         let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut lines)?;
         eprintln!(
@@ -321,7 +324,7 @@ struct RunsLog {
 impl RunsLog {
     fn new(blend: Blend, seeds: (u64, u64)) -> Self {
         RunsLog {
-            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen,seed,data_seed\n".into(),
+            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen,seed,data_seed,pretrain_batch,pretrain_momentum\n".into(),
             blend,
             seeds,
         }
@@ -332,16 +335,19 @@ impl RunsLog {
     /// rewrites the file and returns the run the validation error chose.
     fn add(&mut self, run: &RunDir, net: &str, pretrained: bool, runs: &[Tuned], l: &Loop) -> Result<Tuned> {
         let best = chosen(runs);
-        let pre = if pretrained {
-            format!("{},{}", l.pre_lr, l.pre_epochs)
+        let (pre, pre_step) = if pretrained {
+            (
+                format!("{},{}", l.pre_lr, l.pre_epochs),
+                format!("{},{}", l.pre_batch, l.pre_momentum),
+            )
         } else {
-            ",".to_string()
+            (",".to_string(), ",".to_string())
         };
         let (blend, (seed, data_seed)) = (self.blend, self.seeds);
         for r in runs {
             writeln!(
                 self.csv,
-                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed}",
+                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed},{pre_step}",
                 r.width,
                 l.ft_batch,
                 l.ft_momentum,
@@ -429,6 +435,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let l = Loop {
         pre_epochs: pre,
         pre_lr: e.pretrain_lr.unwrap_or(0.01),
+        pre_batch: e.pretrain_batch.unwrap_or(20),
+        pre_momentum: e.pretrain_momentum.unwrap_or(0.9),
         ft_epochs: ft,
         ft_lr: e.finetune_lr.clone().unwrap_or_else(|| vec![0.05, 0.1, 0.2, 0.4]),
         ft_batch: e.finetune_batch.unwrap_or(20),
@@ -453,7 +461,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             ));
         }
     }
-    // Every fine-tuning's settings (the decay among them), before any work.
+    // Every pretraining's and fine-tuning's settings, before any work.
+    pretrain_config(&l, &[1], Schedule::Stacked, Corruption::None).validate()?;
     for &lr in &l.ft_lr {
         finetune_config(&l, lr).validate()?;
     }
@@ -470,8 +479,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         ),
     };
     let mut md = format!(
-        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch 20, lr {}, momentum 0.9), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
-        sizes.0, sizes.1, sizes.2, l.pre_lr, l.ft_batch, l.ft_momentum, l.lr_decay, l.ft_lr
+        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
+        sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.ft_batch, l.ft_momentum, l.lr_decay, l.ft_lr
     );
     if e.sda {
         md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | units a layer | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|---|\n");
