@@ -462,7 +462,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         }
     }
     // Every pretraining's and fine-tuning's settings, before any work.
-    pretrain_config(&l, &[1], Schedule::Stacked, Corruption::None).validate()?;
+    pretrain_config(&l, &widths, Schedule::Stacked, Corruption::None).validate()?;
     for &lr in &l.ft_lr {
         finetune_config(&l, lr).validate()?;
     }
