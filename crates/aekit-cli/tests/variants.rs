@@ -301,6 +301,7 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     for (args, words) in [
         (["--pretrainings", "dbn"], &["unknown pretraining 'dbn'"][..]),
         (["--finetune-batch", "0"], &["batch", "at least 1"][..]),
+        (["--pretrain-batch", "0"], &["batch", "at least 1"][..]),
         (
             ["--pretrain-momentum", "1.5"],
             &["momentum", "1.5 is not in [0, 1)"][..],
