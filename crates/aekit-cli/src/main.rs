@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Subnormal results are 0 on this thread too, as on the pools' threads
+    // (why: `aekit::tensor::ftz`).
+    aekit::tensor::ftz::enable_for_thread();
     // Ctrl-C or SIGTERM: the training loops stop at their next step, keeping
     // the last complete checkpoint; a second one quits at once.
     let _ = ctrlc::set_handler(|| {

@@ -75,7 +75,12 @@ fn train<T: Send>(
         verbose,
         history: Vec::new(),
     };
-    let r = py.detach(|| f(&mut obs));
+    let r = py.detach(|| {
+        // Subnormal results are 0 while it trains, and Python's own mode
+        // comes back after (why: `aekit::tensor::ftz`).
+        let _ftz = aekit::tensor::ftz::FlushToZero::on();
+        f(&mut obs)
+    });
     aekit::train::checkpoint::clear_stop();
     Ok((r.map_err(py_err)?, obs.history))
 }
@@ -884,6 +889,9 @@ fn model_format(path: &str) -> PyResult<String> {
 
 #[pymodule]
 fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // rayon's global pool at its default size, its threads flushing
+    // subnormal results to zero as the CLI's do.
+    aekit::tensor::init_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
     m.add_class::<Dae>()?;
     m.add_class::<PcaCore>()?;
     m.add_class::<ImputerCore>()?;

@@ -68,6 +68,44 @@ fn every_schedule_counts_its_updates_and_learns() {
 }
 
 #[test]
+fn later_epochs_sets_each_later_layers_epochs_odd_numbers_too() {
+    let d = builtin_mnist().unwrap();
+    let train = part(&d, 0..200);
+    let per_epoch = 200 / 20;
+    for (schedule, later) in [(Schedule::Stacked, 3), (Schedule::Rbm, 1)] {
+        let cfg = PretrainConfig {
+            later_epochs: Some(later),
+            ..small_cfg(schedule)
+        };
+        let mut m = StackedDae::new(784, &[48, 24], 3);
+        let mut silent = Silent;
+        let mut recorder = PretrainLog::new(&mut silent);
+        let updates = m.pretrain(&train, &cfg, &mut recorder).unwrap();
+        // Layer 1 trains train.epochs (2), layer 2 `later`, not the split's 2·2.
+        assert_eq!(
+            recorder.rows.iter().filter(|e| e.layer == 1).count(),
+            2,
+            "{schedule}"
+        );
+        assert_eq!(
+            recorder.rows.iter().filter(|e| e.layer == 2).count(),
+            later,
+            "{schedule}"
+        );
+        if schedule == Schedule::Stacked {
+            assert_eq!(updates, (per_epoch * (2 + later)) as u64);
+        }
+    }
+    // Only the schedules without a gradual phase take it.
+    let cfg = PretrainConfig {
+        later_epochs: Some(3),
+        ..small_cfg(Schedule::Gradual)
+    };
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("later_epochs") && e.contains("gradual"), "{e}");
+}
+
+#[test]
 fn fine_tuning_classifies_and_the_model_file_round_trips() {
     let d = builtin_mnist().unwrap();
     let (train, val, test) = (part(&d, 0..1500), part(&d, 1500..1800), part(&d, 8000..8500));

@@ -202,12 +202,7 @@ pub fn ga_vs_sgd(e: &GaVsSgd, out: &Out) -> Result<RunDir> {
         let mut fit = EvolveFit::ga(&o, model.params().to_vec(), e.ga.clone(), e.batch, e.seed, None)?;
         let pools: Vec<rayon::ThreadPool> = [1, 2]
             .iter()
-            .map(|&t| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .expect("a pool")
-            })
+            .map(|&t| crate::tensor::ftz::pool_builder(t).build().expect("a pool"))
             .collect();
         let mut times = [Vec::new(), Vec::new()];
         for _ in 0..5 {

@@ -200,6 +200,8 @@ fn pretrain_config(l: &Loop, layers: &[usize], schedule: Schedule, noise: Corrup
         noise: vec![noise],
         loss: Loss::CrossEntropy,
         layer_epochs: l.pre_epochs.div_ceil(2),
+        // Every layer the same epochs, odd numbers too.
+        later_epochs: Some(l.pre_epochs),
         train: TrainConfig {
             epochs: l.pre_epochs,
             batch: l.pre_batch,

@@ -48,6 +48,7 @@ pub fn train_members(
             .map(|m| {
                 let from = resume.next().flatten();
                 s.spawn(move || {
+                    crate::tensor::ftz::enable_for_thread();
                     let seed = member_seed(cfg.train.seed, m);
                     let mut mcfg = cfg.clone();
                     (mcfg.train.seed, mcfg.train.threads) = (seed, 1);
@@ -79,7 +80,12 @@ pub fn epoch_in_parallel(trainers: &mut [Trainer<'_>]) -> Vec<f64> {
     std::thread::scope(|s| {
         let handles: Vec<_> = trainers
             .iter_mut()
-            .map(|t| s.spawn(move || t.run_epoch(|_, _| {})))
+            .map(|t| {
+                s.spawn(move || {
+                    crate::tensor::ftz::enable_for_thread();
+                    t.run_epoch(|_, _| {})
+                })
+            })
             .collect();
         handles
             .into_iter()

@@ -266,6 +266,7 @@ fn lockstep(
             .map(|k| {
                 let mut rng = rng.clone();
                 s.spawn(move || {
+                    crate::tensor::ftz::enable_for_thread();
                     if let Some(c) = cpus {
                         super::pin::pin_to(&c[k..k + 1]);
                     }
@@ -364,7 +365,12 @@ fn hogwild(
     let total: f64 = std::thread::scope(|s| {
         let handles: Vec<_> = seeds[1..]
             .iter()
-            .map(|&sd| s.spawn(move || work(sd, None)))
+            .map(|&sd| {
+                s.spawn(move || {
+                    crate::tensor::ftz::enable_for_thread();
+                    work(sd, None)
+                })
+            })
             .collect();
         let mine = work(seeds[0], Some(obs));
         mine + handles

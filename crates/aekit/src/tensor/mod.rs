@@ -2,6 +2,7 @@
 //! (gradient checks). Matrices are plain slices with explicit dims; the only
 //! path to matrix products is [`gemm::gemm`].
 
+pub mod ftz;
 pub mod fused;
 pub mod gemm;
 pub mod im2col;
@@ -230,10 +231,9 @@ pub fn add_row_bias<T: Real>(dst: &mut [T], bias: &[T], cols: usize) {
     });
 }
 
-/// Sizes rayon's global pool (used by multi-threaded GEMM) once per process;
-/// later calls keep the first size.
+/// Sizes rayon's global pool (used by multi-threaded GEMM) once per process,
+/// its threads flushing subnormal results to zero ([`ftz`]); later calls
+/// keep the first size.
 pub fn init_threads(n: usize) {
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n.max(1))
-        .build_global();
+    let _ = ftz::pool_builder(n).build_global();
 }

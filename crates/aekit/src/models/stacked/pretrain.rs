@@ -476,10 +476,10 @@ impl StackedDae {
             inner = s.inner("inner");
         }
         for k in 1..=self.depth() {
-            let (s_epochs, g_epochs) = if k == 1 {
-                (cfg.train.epochs, 0)
-            } else {
-                cfg.schedule.split(cfg.layer_epochs)
+            let (s_epochs, g_epochs) = match (k, cfg.later_epochs) {
+                (1, _) => (cfg.train.epochs, 0),
+                (_, Some(e)) => (e, 0),
+                (_, None) => cfg.schedule.split(cfg.layer_epochs),
             };
             for (phase, epochs) in [(0, s_epochs), (1, g_epochs)] {
                 if epochs == 0 || (k, phase) < from {

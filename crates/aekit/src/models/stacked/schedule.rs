@@ -95,6 +95,10 @@ pub struct PretrainConfig {
     pub loss: Loss,
     /// Budget n of each later layer (see [`Schedule::split`]).
     pub layer_epochs: usize,
+    /// Each later layer's epochs on the stacked or rbm schedule, in place
+    /// of the 2n of [`Schedule::split`] (which is always even); unset, the
+    /// split stands.
+    pub later_epochs: Option<usize>,
     /// The loop of every layer (SGD): `train.epochs` is the first layer's
     /// epochs; patience is not used (pretraining has no validation).
     pub train: TrainConfig,
@@ -115,6 +119,7 @@ impl Default for PretrainConfig {
             ],
             loss: Loss::CrossEntropy,
             layer_epochs: 15,
+            later_epochs: None,
             train: TrainConfig {
                 epochs: 15,
                 batch: 20,
@@ -154,6 +159,15 @@ impl PretrainConfig {
         }
         if self.schedule == Schedule::Rbm {
             self.rbm.validate("model.rbm")?;
+        }
+        if self.later_epochs.is_some() && !matches!(self.schedule, Schedule::Stacked | Schedule::Rbm) {
+            return Err(Error::config(
+                "later_epochs",
+                format!(
+                    "sets the stacked and rbm schedules' epochs; the {} schedule splits layer_epochs",
+                    self.schedule
+                ),
+            ));
         }
         if self.train.optimizer != Optimizer::Sgd {
             return Err(Error::config("train.optimizer", "pretraining runs SGD"));
