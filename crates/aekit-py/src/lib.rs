@@ -891,7 +891,7 @@ fn model_format(path: &str) -> PyResult<String> {
 fn _aekit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // rayon's global pool at its default size, its threads flushing
     // subnormal results to zero as the CLI's do.
-    aekit::tensor::init_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    aekit::tensor::ftz::init_default_global_pool();
     m.add_class::<Dae>()?;
     m.add_class::<PcaCore>()?;
     m.add_class::<ImputerCore>()?;

@@ -299,3 +299,14 @@ def test_a_standardised_dae_reconstructs_real_valued_columns_in_their_units(tmp_
     # The sparse autoencoder standardises too.
     sparse = aekit.SparseAutoencoder(3, standardize=True, output_activation="identity", max_iter=200).fit(X)
     assert r2(sparse) > 0.8, r2(sparse)
+
+
+def test_fit_leaves_numpys_subnormals_as_they_were(digits):
+    # aekit trains with flush-to-zero and puts the caller's mode back.
+    X, _ = digits
+    tiny = np.array([np.finfo(np.float32).tiny], dtype=np.float32)
+    before = tiny * np.float32(0.25)
+    assert before[0] > 0, "subnormal results before fit"
+    aekit.DenoisingAutoencoder(16, max_iter=1, random_state=0).fit(X[:200])
+    after = tiny * np.float32(0.25)
+    assert after[0] == before[0] and after[0] > 0

@@ -2,12 +2,13 @@
 //!
 //! A result below f32's normal range (|x| < 2⁻¹²⁶ ≈ 1.2·10⁻³⁸) is a
 //! subnormal number, and on x86 a multiply that makes or reads one takes a
-//! microcode assist: a dot product over such values ran 7–14× slower on an
-//! Intel Xeon (Sapphire Rapids), see docs/results/subnormals.md. A net
-//! whose sigmoid units saturate (a large pretraining rate) makes them by
-//! the million: σ of −90 is 10⁻³⁹, a velocity with no gradient decays
-//! through them, and an activation of 10⁻²⁰ times a delta of 10⁻²⁵
-//! underflows inside the GEMM. Such a net trained three to six times
+//! microcode assist: the GEMM door on a weight gradient's shape ran 140×
+//! slower on an Intel Xeon (Sapphire Rapids) when every product underflowed
+//! (benches/subnormal.rs, docs/results/subnormals.md). A net whose sigmoid
+//! units saturate (a large pretraining rate) makes them by the million: σ
+//! of −90 is 10⁻³⁹, a velocity with no gradient decays through them, and
+//! an activation of 10⁻²⁰ times a delta of 10⁻²⁰ underflows inside the
+//! GEMM. Such a net trained three to six times
 //! slower than an unsaturated one of the same shape. Flushing values in
 //! the element-wise loops would not reach the products that underflow
 //! inside the GEMM.
@@ -106,6 +107,15 @@ pub fn pool_builder(n: usize) -> rayon::ThreadPoolBuilder {
     rayon::ThreadPoolBuilder::new()
         .num_threads(n.max(1))
         .start_handler(|_| enable_for_thread())
+}
+
+/// Builds rayon's global pool at rayon's own default size
+/// (`RAYON_NUM_THREADS`, else one thread per CPU), its threads flushing
+/// subnormal results to zero; nothing if the global pool exists already.
+pub fn init_default_global_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .start_handler(|_| enable_for_thread())
+        .build_global();
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
