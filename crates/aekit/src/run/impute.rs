@@ -254,6 +254,7 @@ pub fn impute(
     overimpute_frac: Option<f64>,
 ) -> Result<Vec<PathBuf>> {
     cfg.model.validate()?;
+    crate::tensor::init_threads(cfg.model.train.resolved_threads());
     let t = cfg.data.read()?;
     if let Some(f) = overimpute_frac {
         let report = overimpute(&cfg, &t, f)?;
