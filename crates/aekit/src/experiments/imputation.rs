@@ -341,6 +341,7 @@ fn write_csv(path: &Path, c: &Complete, hidden: Option<&[bool]>) -> Result<()> {
 /// MNIST `digits-<mechanism>-<rate>.png` (original, masked, filled).
 pub fn imputation(e: &Imputation, out: &Out) -> Result<RunDir> {
     e.model.validate()?;
+    crate::tensor::init_threads(e.model.train.resolved_threads());
     let run = RunDir::claim(out, "experiment-imputation")?;
     run.write_config(&format!(
         "datasets = {:?}\nrates = {:?}\nrepeats = {}\nmnar = {}\nmnist_epochs = {}\n\n{}",
