@@ -199,8 +199,8 @@ fn pretrain_config(l: &Loop, layers: &[usize], schedule: Schedule, noise: Corrup
         schedule,
         noise: vec![noise],
         loss: Loss::CrossEntropy,
-        layer_epochs: l.pre_epochs.div_ceil(2),
-        // Every layer the same epochs, odd numbers too.
+        // Every layer the same epochs, odd numbers too (so the split of
+        // `layer_epochs` is not used).
         later_epochs: Some(l.pre_epochs),
         train: TrainConfig {
             epochs: l.pre_epochs,
