@@ -384,6 +384,64 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
 }
 
 #[test]
+fn one_width_a_layer_builds_that_stack_and_refuses_another_depth() {
+    let d = tmp("variants-layers");
+    let out = d.path().join("run");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--parts",
+        "table",
+        "--sets",
+        "basic",
+        "--depths",
+        "2",
+        "--pretrainings",
+        "autoencoder",
+        "--width",
+        "48x16",
+        "--pretrain-epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--finetune-lr",
+        "0.1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // The net built and trained is 48 units, then 16.
+    assert!(
+        err.contains("2 layers of 48x16 units, pretraining: layer 2 stacked, epoch 1/1"),
+        "{err}"
+    );
+    let runs = runs_rows(&out);
+    assert_eq!((&*runs[0][2], &*runs[0][5]), ("2", "48x16"), "{runs:?}");
+    // Its width is the last column of variants.csv.
+    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
+    assert!(csv.lines().nth(1).unwrap().ends_with(",48x16"), "{csv}");
+    // Widths for two layers at depth 3 (here the SdA-3's) are refused
+    // before any work, as is a width that is not a number.
+    for (args, want) in [
+        (["--parts", "sda", "--width", "48x16"], "gives 2 layers"),
+        (
+            ["--parts", "table", "--width", "48xa"],
+            "one a layer as 3000x2000x1000",
+        ),
+    ] {
+        let bad = d.path().join("bad");
+        let mut a = vec!["experiment", "variants", "--quick"];
+        a.extend(args);
+        a.extend(["--out", bad.to_str().unwrap()]);
+        let o = aekit(&a);
+        fails_with(&o, &["width", want]);
+        assert!(!bad.exists());
+    }
+}
+
+#[test]
 fn the_networks_seed_and_the_variants_seed_are_apart() {
     let d = tmp("variants-seeds");
     // One small SdA-3 on bg-img; returns its examples picture and runs.csv.

@@ -79,9 +79,10 @@ pub struct VariantsExpArgs {
     pub out: OutArgs,
     /// Units in every hidden layer, comma-separated (default 1000): with
     /// several, each net is pretrained and fine-tuned at each width, and the
-    /// run with the lowest validation error is reported.
+    /// run with the lowest validation error is reported. One width a layer,
+    /// bottom first: 3000x2000x1000 (nets of that depth only).
     #[arg(long, value_delimiter = ',')]
-    pub width: Option<Vec<usize>>,
+    pub width: Option<Vec<aekit::experiments::Width>>,
     /// Pretraining epochs per layer (default 10).
     #[arg(long)]
     pub pretrain_epochs: Option<usize>,

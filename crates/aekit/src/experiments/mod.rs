@@ -13,4 +13,4 @@ pub use ga_vs_sgd::{ga_vs_sgd, GaVsSgd};
 pub use gradual_vs_stacked::{gradual_vs_stacked, GradualVsStacked};
 pub use imputation::{imputation, Imputation};
 pub use restore::{restoration, Restoration, Task};
-pub use variants::{variants, TablePretraining, Variants};
+pub use variants::{variants, TablePretraining, Variants, Width};

@@ -98,10 +98,11 @@ pub struct Variants {
     pub quick: bool,
     pub data: Option<String>,
     pub data_dir: Option<PathBuf>,
-    /// Widths of the hidden layers (every layer of a net the same; default
-    /// 1000): with several, each net is pretrained and fine-tuned at each
-    /// width and the run with the lowest validation error is reported.
-    pub width: Option<Vec<usize>>,
+    /// Widths of the hidden layers (default 1000, every layer the same;
+    /// [`Width::Layers`] gives each layer its own): with several, each net
+    /// is pretrained and fine-tuned at each width and the run with the
+    /// lowest validation error is reported.
+    pub width: Option<Vec<Width>>,
     /// Pretraining epochs per layer (default 10).
     pub pretrain_epochs: Option<usize>,
     /// Fine-tuning epochs at most (default 60; patience 10).
@@ -233,11 +234,92 @@ fn finetune_config(l: &Loop, lr: f32) -> FinetuneConfig {
     }
 }
 
+/// The hidden widths of the nets of one run: every layer the same
+/// (`1000`), or one width a layer, bottom first (`3000x2000x1000`), which
+/// builds nets of that depth only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Width {
+    Every(usize),
+    Layers(Vec<usize>),
+}
+
+impl Width {
+    /// The width of `layers`: [`Width::Every`] when they are all the same.
+    fn of(layers: &[usize]) -> Width {
+        match layers {
+            [first, rest @ ..] if rest.iter().all(|w| w == first) => Width::Every(*first),
+            _ => Width::Layers(layers.to_vec()),
+        }
+    }
+
+    /// Refuses a layer of no units.
+    fn check(&self) -> Result<()> {
+        let layers = match self {
+            Width::Every(w) => std::slice::from_ref(w),
+            Width::Layers(l) => l.as_slice(),
+        };
+        if layers.is_empty() || layers.contains(&0) {
+            return Err(crate::Error::config(
+                "width",
+                format!("{self}: a hidden layer needs at least one unit"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The widths of a net of `depth` hidden layers, bottom first.
+    fn layers(&self, depth: usize) -> Result<Vec<usize>> {
+        match self {
+            Width::Every(w) => Ok(vec![*w; depth]),
+            Width::Layers(l) if l.len() == depth => Ok(l.clone()),
+            Width::Layers(l) => Err(crate::Error::config(
+                "width",
+                format!(
+                    "{self} gives {} layers, but a net of depth {depth} is asked for (--depths, or the SdA-3's 3)",
+                    l.len()
+                ),
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for Width {
+    type Err = String;
+
+    /// `1000` or `3000x2000x1000`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let layers = s
+            .split('x')
+            .map(|p| {
+                p.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("{s:?}: give a number of units, or one a layer as 3000x2000x1000"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(match &layers[..] {
+            [w] => Width::Every(*w),
+            _ => Width::Layers(layers),
+        })
+    }
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Width::Every(w) => write!(f, "{w}"),
+            Width::Layers(l) => {
+                let parts: Vec<String> = l.iter().map(|w| w.to_string()).collect();
+                write!(f, "{}", parts.join("x"))
+            }
+        }
+    }
+}
+
 /// One fine-tuning of a net: its learning rate, test and validation
 /// errors (%) and the epoch of its lowest validation error.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Tuned {
-    width: usize,
+    width: Width,
     lr: f32,
     test: f64,
     valid: f64,
@@ -251,13 +333,13 @@ struct Tuned {
 fn deep_nets(
     d: &[Dataset; 3],
     depth: usize,
-    widths: &[usize],
+    widths: &[Width],
     pretrain: Option<(Schedule, Corruption)>,
     l: &Loop,
 ) -> Result<Vec<Tuned>> {
     let mut runs = Vec::with_capacity(widths.len() * l.ft_lr.len());
-    for &w in widths {
-        runs.extend(deep_net(d, &vec![w; depth], pretrain, l)?);
+    for w in widths {
+        runs.extend(deep_net(d, &w.layers(depth)?, pretrain, l)?);
     }
     Ok(runs)
 }
@@ -290,7 +372,7 @@ fn deep_net(
             r.valid_error
         );
         runs.push(Tuned {
-            width: layers[0],
+            width: Width::of(layers),
             lr,
             test: r.test_error,
             valid: r.valid_error,
@@ -300,18 +382,19 @@ fn deep_net(
     Ok(runs)
 }
 
-/// "3 layers of 1000 units", "1 layer of 500 units".
+/// "3 layers of 1000 units", "1 layer of 500 units", "3 layers of
+/// 3000x2000x1000 units".
 fn stack_name(layers: &[usize]) -> String {
     let s = if layers.len() == 1 { "" } else { "s" };
-    format!("{} layer{s} of {} units", layers.len(), layers[0])
+    format!("{} layer{s} of {} units", layers.len(), Width::of(layers))
 }
 
 /// The fine-tuning with the lowest validation error (the first of equals).
 fn chosen(runs: &[Tuned]) -> Tuned {
-    *runs
-        .iter()
+    runs.iter()
         .reduce(|b, r| if r.valid < b.valid { r } else { b })
         .expect("at least one learning rate")
+        .clone()
 }
 
 /// `runs.csv`: every fine-tuning of every net with the settings it ran
@@ -358,7 +441,7 @@ impl RunsLog {
                 r.best_epoch,
                 r.test,
                 r.valid,
-                (r.width, r.lr) == (best.width, best.lr)
+                (&r.width, r.lr) == (&best.width, best.lr)
             )
             .expect("a string");
         }
@@ -411,15 +494,12 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let widths = e
         .width
         .clone()
-        .unwrap_or_else(|| vec![if e.quick { 256 } else { 1000 }]);
+        .unwrap_or_else(|| vec![Width::Every(if e.quick { 256 } else { 1000 })]);
     if widths.is_empty() {
         return Err(crate::Error::config("width", "give at least one width"));
     }
-    if let Some(&bad) = widths.iter().find(|&&w| w == 0) {
-        return Err(crate::Error::config(
-            "width",
-            format!("{bad}: a hidden layer needs at least one unit"),
-        ));
+    for w in &widths {
+        w.check()?;
     }
     let pre = e.pretrain_epochs.unwrap_or(if e.quick { 2 } else { 10 });
     let ft = e.finetune_epochs.unwrap_or(if e.quick { 8 } else { 60 });
@@ -463,8 +543,16 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             ));
         }
     }
-    // Every pretraining's and fine-tuning's settings, before any work.
-    pretrain_config(&l, &widths, Schedule::Stacked, Corruption::None).validate()?;
+    // Every width against every depth it will build, and every
+    // pretraining's and fine-tuning's settings, before any work.
+    let built_depths = (e.sda.then_some(3))
+        .into_iter()
+        .chain(depths.iter().copied().filter(|_| e.table));
+    for depth in built_depths {
+        for w in &widths {
+            pretrain_config(&l, &w.layers(depth)?, Schedule::Stacked, Corruption::None).validate()?;
+        }
+    }
     for &lr in &l.ft_lr {
         finetune_config(&l, lr).validate()?;
     }
@@ -476,7 +564,14 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     let (units, chosen_by) = match &widths[..] {
         [w] => (format!("{w}"), "the one"),
         _ => (
-            format!("{widths:?} (each width pretrained and fine-tuned)"),
+            format!(
+                "[{}] (each width pretrained and fine-tuned)",
+                widths
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "the width and rate",
         ),
     };
@@ -571,11 +666,11 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     .expect("a string");
                     run.write("variants.csv", csv.as_bytes())?;
                     summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(te));
-                    row.push(Some((te, width)));
+                    row.push(Some((te, width.clone())));
                 }
                 // With several widths, each cell names the width its
                 // validation error chose.
-                let cell = |t: Option<(f64, usize)>| match t {
+                let cell = |t: &Option<(f64, Width)>| match t {
                     None => "—".to_string(),
                     Some((t, _)) if widths.len() == 1 => format!("{t:.2}%"),
                     Some((t, w)) => format!("{t:.2}% ({w} units)"),
@@ -583,11 +678,11 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                 writeln!(
                     md,
                     "| {v} | {depth} | {} | {}% | {} | {}% | {} |",
-                    cell(row[0]),
+                    cell(&row[0]),
                     none_pub[depth - 1],
-                    cell(row[1]),
+                    cell(&row[1]),
                     ae_pub[depth - 1],
-                    cell(row[2])
+                    cell(&row[2])
                 )
                 .expect("a string");
             }
@@ -639,7 +734,10 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     md.push_str(&format!("\nThe variants are generated, not the original files: the digits are drawn from MNIST as Larochelle et al. drew them, but the rotation angles, the random and image backgrounds (other images than theirs, {blend}) and so the exact pixels differ, so errors compare with the published ones only roughly.\n"));
     run.write("results.md", md.as_bytes())?;
     summary.insert("seconds".into(), json!(t0.elapsed().as_secs_f64()));
-    summary.insert("widths".into(), json!(widths));
+    summary.insert(
+        "widths".into(),
+        json!(widths.iter().map(|w| w.to_string()).collect::<Vec<_>>()),
+    );
     summary.insert("seed".into(), json!(e.seed));
     summary.insert("data_seed".into(), json!(e.data_seed));
     summary.insert("sizes".into(), json!([sizes.0, sizes.1, sizes.2]));
