@@ -375,3 +375,54 @@ fn parallel_modes_that_do_not_fit_are_refused() {
     let e = m.partial_fit(xv).unwrap_err().to_string();
     assert!(e.contains("--batch 2"), "{e}");
 }
+
+#[test]
+fn a_step_size_decayed_to_nothing_stops_the_weights_after_the_first_epoch() {
+    // A factor so small that every step after the first epoch is below
+    // half an ulp of each weight: three epochs must end bit for bit where
+    // one ends, one example at a time (the fused kernel) and in minibatches;
+    // at a constant step size three epochs end elsewhere.
+    let x = small_mnist(200);
+    let xv = ArrayView2::from_shape((200, 784), &x).unwrap();
+    for batch in [1, 10] {
+        let dae = |epochs: usize| {
+            let cfg = DaeConfig {
+                n_hid: 16,
+                tied: true,
+                ..DaeConfig::default()
+            };
+            let train = TrainConfig {
+                epochs,
+                batch,
+                lr: 0.05,
+                momentum: 0.0,
+                patience: 0,
+                seed: 3,
+                threads: 1,
+                ..TrainConfig::default()
+            };
+            DenoisingAutoencoder::new(cfg, train)
+        };
+        let mut one = dae(1);
+        one.fit(xv, None, &mut Silent).unwrap();
+        assert_eq!(one.uses_fused_kernel(), batch == 1);
+        let mut decayed = dae(3).with_lr_decay(1e-30);
+        decayed.fit(xv, None, &mut Silent).unwrap();
+        assert!(
+            one.params()
+                .iter()
+                .zip(decayed.params())
+                .all(|(p, q)| p.to_bits() == q.to_bits()),
+            "batch {batch}: the decayed epochs moved the weights"
+        );
+        let mut constant = dae(3);
+        constant.fit(xv, None, &mut Silent).unwrap();
+        assert!(
+            max_abs_diff(one.params(), constant.params()) > 1e-4,
+            "batch {batch}"
+        );
+    }
+    let mut bad = model(8, quick_train(1, 1)).with_lr_decay(1.5);
+    let err = bad.fit(xv, None, &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("lr_decay") && err.contains("1.5"), "{err}");
+}

@@ -174,3 +174,41 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
         .to_string();
     assert!(e.contains("/no/such.safetensors"), "{e}");
 }
+
+#[test]
+fn the_stacked_layers_take_the_pretraining_decay() {
+    // Decayed to nothing after each layer's first epoch, three epochs a
+    // layer end where one epoch a layer ends.
+    let d = builtin_mnist().unwrap();
+    let train = part(&d, 0..300);
+    let cfg = |epochs: usize, lr_decay: f32| PretrainConfig {
+        later_epochs: Some(epochs),
+        lr_decay,
+        train: TrainConfig {
+            epochs,
+            momentum: 0.0,
+            ..small_cfg(Schedule::Stacked).train
+        },
+        ..small_cfg(Schedule::Stacked)
+    };
+    let stack = |c: PretrainConfig| {
+        let mut m = StackedDae::new(784, &[48, 24], 5);
+        m.pretrain(&train, &c, &mut Silent).unwrap();
+        m.trunk
+    };
+    let one = stack(cfg(1, 1.0));
+    assert_eq!(stack(cfg(3, 1e-30)), one);
+    assert_ne!(stack(cfg(3, 1.0)), one);
+    for (schedule, decay, what) in [
+        (Schedule::Gradual, 0.9, "gradual"),
+        (Schedule::Stacked, 0.0, "(0, 1]"),
+        (Schedule::Stacked, 1.1, "(0, 1]"),
+    ] {
+        let c = PretrainConfig {
+            lr_decay: decay,
+            ..small_cfg(schedule)
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("lr_decay") && e.contains(what), "{e}");
+    }
+}

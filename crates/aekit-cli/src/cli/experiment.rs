@@ -117,6 +117,12 @@ pub struct VariantsExpArgs {
     /// Pretraining momentum (default 0.9).
     #[arg(long)]
     pub pretrain_momentum: Option<f32>,
+    /// Pretraining learning rate factor per epoch of each layer (default 1:
+    /// constant): a layer starts at --pretrain-lr and ends at
+    /// --pretrain-lr × factor^(epochs-1). Autoencoder and SdA pretraining
+    /// only (not with rbm in --pretrainings).
+    #[arg(long)]
+    pub pretrain_lr_decay: Option<f32>,
     /// Fine-tuning learning rates, comma-separated (default 0.05,0.1,0.2,0.4): each
     /// net is fine-tuned at each from the same pretrained weights, and the
     /// run with the lowest validation error is reported.

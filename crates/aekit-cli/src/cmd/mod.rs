@@ -55,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 pretrain_lr: a.pretrain_lr,
                 pretrain_batch: a.pretrain_batch,
                 pretrain_momentum: a.pretrain_momentum,
+                pretrain_lr_decay: a.pretrain_lr_decay,
                 finetune_lr: a.finetune_lr,
                 lr_decay: a.lr_decay,
                 finetune_batch: a.finetune_batch,

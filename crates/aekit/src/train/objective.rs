@@ -401,6 +401,14 @@ impl StepRule {
         Ok(())
     }
 
+    /// The step size now.
+    pub fn lr(&self) -> f32 {
+        match self {
+            StepRule::Sgd(s) => s.lr,
+            StepRule::Adam(a) => a.config.lr,
+        }
+    }
+
     /// Multiplies the step size by `factor` (a learning-rate decay).
     pub fn scale_lr(&mut self, factor: f32) {
         match self {

@@ -38,6 +38,8 @@ pub struct DenoisingAutoencoder {
     pub(crate) params: Vec<f32>,
     pub(crate) opt: StepRule,
     pub(crate) rng: Rng,
+    /// The step size's factor after each epoch of a fit (1: constant).
+    pub(crate) lr_decay: f32,
     /// The inputs' standardisation, when `config.standardize` (set from the
     /// training data by the first fit).
     pub scaler: Option<Scaler>,
@@ -56,12 +58,21 @@ impl DenoisingAutoencoder {
             config,
             train,
             params: Vec::new(),
+            lr_decay: 1.0,
             scaler: None,
         };
         if m.config.n_vis > 0 {
             m.initialise();
         }
         m
+    }
+
+    /// The step size multiplied by `factor` in (0, 1] after every epoch of
+    /// each fit by SGD or Adam (each fit starts again at `train.lr`); the
+    /// factor is checked when a fit starts.
+    pub fn with_lr_decay(mut self, factor: f32) -> DenoisingAutoencoder {
+        self.lr_decay = factor;
+        self
     }
 
     pub(crate) fn initialise(&mut self) {

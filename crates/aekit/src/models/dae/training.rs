@@ -58,6 +58,12 @@ impl DenoisingAutoencoder {
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
+        }
         self.rng = seeded(self.train.seed);
         self.opt = StepRule::new(&self.train);
         let xs = self.rows(&x);
@@ -65,6 +71,12 @@ impl DenoisingAutoencoder {
         let x: &[f32] = &xs;
         let val = vs.as_deref();
         if let crate::train::Device::Cuda(ordinal) = self.train.device {
+            if self.lr_decay != 1.0 {
+                return Err(Error::config(
+                    "lr_decay",
+                    "a decaying step size trains on the CPU only (train.device = \"cpu\")",
+                ));
+            }
             #[cfg(feature = "cuda")]
             return self.fit_gpu(ordinal, x, val, obs, ck);
             #[cfg(not(feature = "cuda"))]
@@ -300,7 +312,9 @@ impl DenoisingAutoencoder {
             (EpochPlan::PerExample(plan), _) => {
                 let job = per_example::Job {
                     shape: self.tied_shape().expect("checked by epoch_plan"),
-                    lr: self.train.lr,
+                    // The optimizer's step size: `train.lr`, decayed by
+                    // the epochs before this one (and restored on resume).
+                    lr: self.opt.lr(),
                     weight_decay: self.train.weight_decay,
                     noise: self.config.noise,
                 };
@@ -470,7 +484,10 @@ impl DaeFit<'_, '_> {
 
 impl Fit for DaeFit<'_, '_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
-        Ok(self.model.run_epoch(self.x, self.plan, &mut self.batches, obs))
+        let r = self.model.run_epoch(self.x, self.plan, &mut self.batches, obs);
+        let decay = self.model.lr_decay;
+        self.model.opt.scale_lr(decay);
+        Ok(r)
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {

@@ -148,7 +148,7 @@ impl StackedDae {
         };
         let mut tc = cfg.train_config(epochs);
         tc.seed = cfg.train.seed.wrapping_add(k as u64 * 7919);
-        let mut dae = DenoisingAutoencoder::new(dae_cfg, tc);
+        let mut dae = DenoisingAutoencoder::new(dae_cfg, tc).with_lr_decay(cfg.lr_decay);
         let lay = self.layout(k, HeadKind::Softmax { classes: 1 });
         let (w, b) = lay.layers[k - 1].clone();
         let dl = dae.layout().clone();

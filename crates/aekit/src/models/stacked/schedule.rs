@@ -102,6 +102,10 @@ pub struct PretrainConfig {
     /// The loop of every layer (SGD): `train.epochs` is the first layer's
     /// epochs; patience is not used (pretraining has no validation).
     pub train: TrainConfig,
+    /// Each layer's learning rate is multiplied by this after every epoch
+    /// of that layer (1: constant; the stacked schedule only), so a layer
+    /// starts at `train.lr` and ends at `train.lr · lr_decay^(epochs-1)`.
+    pub lr_decay: f32,
     /// The RBMs of the `rbm` schedule (their epochs come from the schedule,
     /// their threads and seed from `train`).
     pub rbm: crate::models::rbm::RbmConfig,
@@ -131,6 +135,7 @@ impl Default for PretrainConfig {
                 threads: 1,
                 ..TrainConfig::default()
             },
+            lr_decay: 1.0,
             rbm: crate::models::rbm::RbmConfig::default(),
         }
     }
@@ -171,6 +176,21 @@ impl PretrainConfig {
         }
         if self.train.optimizer != Optimizer::Sgd {
             return Err(Error::config("train.optimizer", "pretraining runs SGD"));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::config(
+                "lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
+        }
+        if self.lr_decay != 1.0 && self.schedule != Schedule::Stacked {
+            return Err(Error::config(
+                "lr_decay",
+                format!(
+                    "decays the stacked schedule's layers; the {} schedule keeps its rate",
+                    self.schedule
+                ),
+            ));
         }
         self.train.validate()
     }
