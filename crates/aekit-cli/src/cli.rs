@@ -338,6 +338,10 @@ pub struct PretrainArgs {
     /// Epoch budget of each later layer.
     #[arg(long)]
     pub layer_epochs: Option<usize>,
+    /// Multiply each layer's learning rate by this after every epoch of
+    /// that layer (1: constant; the stacked schedule).
+    #[arg(long)]
+    pub lr_decay: Option<f32>,
 }
 
 #[derive(Args, Debug)]

@@ -44,6 +44,9 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     if let Some(e) = a.layer_epochs {
         m.layer_epochs = e;
     }
+    if let Some(d) = a.lr_decay {
+        m.lr_decay = d;
+    }
     stacked::pretrain(c, &a.out.out())?;
     Ok(())
 }
