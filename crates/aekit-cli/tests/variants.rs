@@ -273,6 +273,8 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "1",
             "--pretrain-momentum",
             "0",
+            "--pretrain-lr-decay",
+            "0.5",
             "--finetune-epochs",
             "1",
             "--finetune-batch",
@@ -291,11 +293,14 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("batch 1, momentum 0,"), "{md}");
-    assert!(md.contains("(SGD, batch 1, lr 0.01, momentum 0)"), "{md}");
+    assert!(
+        md.contains("(SGD, batch 1, lr 0.01, momentum 0, lr factor 0.5 per epoch)"),
+        "{md}"
+    );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
-    // runs.csv ends with the pretraining's batch and momentum.
+    // runs.csv ends with the pretraining's batch, momentum and decay.
     let run = runs_rows(&out).swap_remove(0);
-    assert_eq!(run[run.len() - 2..], ["1", "0"], "{run:?}");
+    assert_eq!(run[run.len() - 3..], ["1", "0", "0.5"], "{run:?}");
     // A row the table does not have, and a batch of none, are refused
     // before any training.
     for (args, words) in [
@@ -306,6 +311,12 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             ["--pretrain-momentum", "1.5"],
             &["momentum", "1.5 is not in [0, 1)"][..],
         ),
+        (
+            ["--pretrain-lr-decay", "1.5"],
+            &["lr_decay", "1.5 is not in (0, 1]"][..],
+        ),
+        // --quick runs the RBM row too, whose rate does not decay.
+        (["--pretrain-lr-decay", "0.5"], &["pretrain_lr_decay", "rbm"][..]),
     ] {
         let bad = d.path().join("bad");
         let mut a = vec![
