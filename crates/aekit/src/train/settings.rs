@@ -164,6 +164,16 @@ impl Default for TrainConfig {
     }
 }
 
+/// Refuses a learning-rate factor per epoch outside (0, 1] (`field`: the
+/// setting's name in the error).
+pub fn check_lr_decay(field: &str, factor: f32) -> Result<()> {
+    if factor > 0.0 && factor <= 1.0 {
+        Ok(())
+    } else {
+        Err(Error::config(field, format!("{factor} is not in (0, 1]")))
+    }
+}
+
 impl TrainConfig {
     /// Adam with PyTorch's defaults and this step size, otherwise as
     /// [`TrainConfig::default`].

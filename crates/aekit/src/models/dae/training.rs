@@ -58,12 +58,7 @@ impl DenoisingAutoencoder {
         if x.nrows() == 0 {
             return Err(Error::config("train_size", "no training examples"));
         }
-        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(Error::config(
-                "lr_decay",
-                format!("{} is not in (0, 1]", self.lr_decay),
-            ));
-        }
+        crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
         self.rng = seeded(self.train.seed);
         self.opt = StepRule::new(&self.train);
         let xs = self.rows(&x);

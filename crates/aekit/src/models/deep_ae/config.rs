@@ -186,12 +186,7 @@ impl DeepAeConfig {
                 "RBMs take binary visible units, not real-valued data: pretrain with dae or none",
             ));
         }
-        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(Error::config(
-                "model.lr_decay",
-                format!("{} is not in (0, 1]", self.lr_decay),
-            ));
-        }
+        crate::train::check_lr_decay("model.lr_decay", self.lr_decay)?;
         if self.train.optimizer == Optimizer::Lbfgs && self.lr_decay != 1.0 {
             return Err(Error::config(
                 "model.lr_decay",

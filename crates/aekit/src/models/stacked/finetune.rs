@@ -32,12 +32,7 @@ impl FinetuneConfig {
             return Err(Error::config("train.optimizer", "fine-tuning runs SGD"));
         }
         self.train.validate()?;
-        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(Error::config(
-                "lr_decay",
-                format!("{} is not in (0, 1]", self.lr_decay),
-            ));
-        }
+        crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
         Ok(())
     }
 }

@@ -177,12 +177,7 @@ impl PretrainConfig {
         if self.train.optimizer != Optimizer::Sgd {
             return Err(Error::config("train.optimizer", "pretraining runs SGD"));
         }
-        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(Error::config(
-                "lr_decay",
-                format!("{} is not in (0, 1]", self.lr_decay),
-            ));
-        }
+        crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
         if self.lr_decay != 1.0 && self.schedule != Schedule::Stacked {
             return Err(Error::config(
                 "lr_decay",
