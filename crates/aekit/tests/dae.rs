@@ -425,4 +425,20 @@ fn a_step_size_decayed_to_nothing_stops_the_weights_after_the_first_epoch() {
     let mut bad = model(8, quick_train(1, 1)).with_lr_decay(1.5);
     let err = bad.fit(xv, None, &mut Silent).unwrap_err().to_string();
     assert!(err.contains("lr_decay") && err.contains("1.5"), "{err}");
+    // The GPU path keeps a constant step: refused before any GPU work (an
+    // aekit without the `cuda` feature refuses the device itself first).
+    let gpu = TrainConfig {
+        device: aekit::train::Device::Cuda(0),
+        ..quick_train(1, 1)
+    };
+    let mut on_gpu = model(8, gpu).with_lr_decay(0.5);
+    let err = on_gpu.fit(xv, None, &mut Silent).unwrap_err().to_string();
+    if cfg!(feature = "cuda") {
+        assert!(err.contains("lr_decay") && err.contains("CPU only"), "{err}");
+    } else {
+        assert!(
+            err.contains("train.device") && err.contains("`cuda` feature"),
+            "{err}"
+        );
+    }
 }
