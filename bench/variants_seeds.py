@@ -58,8 +58,9 @@ def main(argv):
         try:
             lr = float(r["finetune_lr"])
             test, valid = float(r["test_error"]), float(r["valid_error"])
+            int(r["seed"])
         except ValueError:
-            sys.exit(f"{path}, row {line}: a rate or an error is not a number")
+            sys.exit(f"{path}, row {line}: a rate, an error or the seed is not a number")
         # A rate run twice for one seed (another code revision) keeps its first row.
         groups[key][r["seed"]].setdefault(lr, (valid, test))
 
