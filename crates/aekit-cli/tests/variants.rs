@@ -370,7 +370,7 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
     // differ, so the choice below is a real one.
     assert_ne!(runs[0][15], runs[2][15], "{runs:?}");
     let c = chosen_run(&runs);
-    // variants.csv reports the chosen run with its width (last column).
+    // variants.csv reports the chosen run with its width (tenth column).
     let r = &rows[0];
     assert_eq!(
         (&r[5], &r[6], &r[7], &r[9]),
@@ -391,6 +391,75 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
         bad.to_str().unwrap(),
     ]);
     fails_with(&o, &["width", "at least one unit"]);
+    assert!(!bad.exists());
+}
+
+#[test]
+fn several_minibatch_sizes_are_each_fine_tuned_from_one_pretraining() {
+    let d = tmp("variants-batches");
+    let out = d.path().join("run");
+    let rows = experiment_rows(
+        &[
+            "--parts",
+            "table",
+            "--sets",
+            "basic",
+            "--depths",
+            "1",
+            "--pretrainings",
+            "autoencoder",
+            "--width",
+            "32",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "2",
+            "--finetune-batch",
+            "5,40",
+            "--finetune-lr",
+            "0.1,0.2",
+        ],
+        &out,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // runs.csv: both sizes at both rates, size by size, each row its own size.
+    let runs = runs_rows(&out);
+    let settings: Vec<(&str, &str)> = runs.iter().map(|q| (&*q[8], &*q[12])).collect();
+    assert_eq!(
+        settings,
+        [("5", "0.1"), ("5", "0.2"), ("40", "0.1"), ("40", "0.2")],
+        "{runs:?}"
+    );
+    // Eight times as many steps an epoch in minibatches of 5: another
+    // fine-tuning, so the choice below is a real one.
+    assert_ne!(
+        (&runs[0][14], &runs[0][15]),
+        (&runs[2][14], &runs[2][15]),
+        "{runs:?}"
+    );
+    let c = chosen_run(&runs);
+    // variants.csv reports the chosen run with its size (last column).
+    let r = &rows[0];
+    assert_eq!(
+        (&r[5], &r[6], &r[7], &r[9], &r[10]),
+        (&c[12], &c[14], &c[15], &c[5], &c[8]),
+        "{r:?} {c:?}"
+    );
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("(SGD, batch 5 or 40, momentum 0.9,"), "{md}");
+    assert!(md.contains(&format!("% (batch {}) |", c[8])), "{md}");
+    // A size of none among them is refused before any work.
+    let bad = d.path().join("bad");
+    let o = aekit(&[
+        "experiment",
+        "variants",
+        "--quick",
+        "--finetune-batch",
+        "20,0",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["batch", "at least 1"]);
     assert!(!bad.exists());
 }
 
@@ -430,9 +499,9 @@ fn one_width_a_layer_builds_that_stack_and_refuses_another_depth() {
     );
     let runs = runs_rows(&out);
     assert_eq!((&*runs[0][2], &*runs[0][5]), ("2", "48x16"), "{runs:?}");
-    // Its width is the last column of variants.csv.
+    // Its width is variants.csv's `width` column, before the minibatch size.
     let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
-    assert!(csv.lines().nth(1).unwrap().ends_with(",48x16"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",48x16,20"), "{csv}");
     // Widths for two layers at depth 3 (here the SdA-3's) are refused
     // before any work, as is a width that is not a number.
     for (args, want) in [

@@ -131,9 +131,12 @@ pub struct VariantsExpArgs {
     /// Fine-tuning learning rate factor per epoch (default 1: constant).
     #[arg(long)]
     pub lr_decay: Option<f32>,
-    /// Fine-tuning minibatch size (default 20; 1 = one example at a time).
-    #[arg(long)]
-    pub finetune_batch: Option<usize>,
+    /// Fine-tuning minibatch sizes, comma-separated (default 20; 1 = one
+    /// example at a time): each net is fine-tuned at each size and each
+    /// --finetune-lr from the same pretrained weights, and the run with the
+    /// lowest validation error is reported.
+    #[arg(long, value_delimiter = ',')]
+    pub finetune_batch: Option<Vec<usize>>,
     /// Fine-tuning momentum (default 0.9).
     #[arg(long)]
     pub finetune_momentum: Option<f32>,

@@ -136,8 +136,11 @@ pub struct Variants {
     pub finetune_lr: Option<Vec<f32>>,
     /// Fine-tuning learning rate factor per epoch (default 1: constant).
     pub lr_decay: Option<f32>,
-    /// Fine-tuning minibatch size (default 20; 1 = per-example SGD).
-    pub finetune_batch: Option<usize>,
+    /// Fine-tuning minibatch sizes (default 20; 1 = per-example SGD):
+    /// with several, each net is fine-tuned from the same pretrained
+    /// weights at each size and each rate, and the one with the lowest
+    /// validation error is reported.
+    pub finetune_batch: Option<Vec<usize>>,
     /// Fine-tuning momentum (default 0.9).
     pub finetune_momentum: Option<f32>,
     /// How digit and background combine (default: the maximum).
@@ -191,7 +194,7 @@ struct Loop {
     pre_lr_decay: f32,
     ft_epochs: usize,
     ft_lr: Vec<f32>,
-    ft_batch: usize,
+    ft_batch: Vec<usize>,
     ft_momentum: f32,
     lr_decay: f32,
     threads: usize,
@@ -223,13 +226,14 @@ fn pretrain_config(l: &Loop, layers: &[usize], schedule: Schedule, noise: Corrup
     }
 }
 
-/// The fine-tuning of every net at learning rate `lr`.
-fn finetune_config(l: &Loop, lr: f32) -> FinetuneConfig {
+/// The fine-tuning of every net in minibatches of `batch` at learning
+/// rate `lr`.
+fn finetune_config(l: &Loop, batch: usize, lr: f32) -> FinetuneConfig {
     FinetuneConfig {
         lr_decay: l.lr_decay,
         train: TrainConfig {
             epochs: l.ft_epochs,
-            batch: l.ft_batch,
+            batch,
             lr,
             momentum: l.ft_momentum,
             patience: 10,
@@ -321,11 +325,13 @@ impl std::fmt::Display for Width {
     }
 }
 
-/// One fine-tuning of a net: its learning rate, test and validation
-/// errors (%) and the epoch of its lowest validation error.
+/// One fine-tuning of a net: its width, minibatch size and learning
+/// rate, test and validation errors (%) and the epoch of its lowest
+/// validation error.
 #[derive(Debug, Clone)]
 struct Tuned {
     width: Width,
+    batch: usize,
     lr: f32,
     test: f64,
     valid: f64,
@@ -333,9 +339,10 @@ struct Tuned {
 }
 
 /// Builds a stack of `depth` layers at each width of `widths`, pretrains
-/// it (unless `pretrain` is `None`) and fine-tunes it at each learning rate
-/// of `l` from the same start; returns every fine-tuning, width by width
-/// in the order given, rate by rate within a width.
+/// it (unless `pretrain` is `None`) and fine-tunes it at each minibatch
+/// size and learning rate of `l` from the same start; returns every
+/// fine-tuning, width by width in the order given, then size by size,
+/// rate by rate.
 fn deep_nets(
     d: &[Dataset; 3],
     depth: usize,
@@ -343,7 +350,7 @@ fn deep_nets(
     pretrain: Option<(Schedule, Corruption)>,
     l: &Loop,
 ) -> Result<Vec<Tuned>> {
-    let mut runs = Vec::with_capacity(widths.len() * l.ft_lr.len());
+    let mut runs = Vec::with_capacity(widths.len() * l.ft_batch.len() * l.ft_lr.len());
     for w in widths {
         runs.extend(deep_net(d, &w.layers(depth)?, pretrain, l)?);
     }
@@ -351,8 +358,8 @@ fn deep_nets(
 }
 
 /// Pretrains (unless `pretrain` is `None`) and fine-tunes a stack at each
-/// learning rate of `l` from the same start; returns every fine-tuning,
-/// in the order of the rates.
+/// minibatch size and learning rate of `l` from the same start; returns
+/// every fine-tuning, size by size, rate by rate.
 fn deep_net(
     d: &[Dataset; 3],
     layers: &[usize],
@@ -365,25 +372,30 @@ fn deep_net(
         let label = format!("{}, pretraining", stack_name(layers));
         m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
     }
-    let mut runs = Vec::with_capacity(l.ft_lr.len());
-    for &lr in &l.ft_lr {
-        let fc = finetune_config(l, lr);
-        let label = format!("{}, fine-tuning lr {lr}", stack_name(layers));
-        let mut lines = EpochLines::new(label).validation_error();
-        let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut lines)?;
-        eprintln!(
-            "  {}, fine-tuning lr {lr}: test error {:.2}%, validation {:.2}%",
-            stack_name(layers),
-            r.test_error,
-            r.valid_error
-        );
-        runs.push(Tuned {
-            width: Width::of(layers),
-            lr,
-            test: r.test_error,
-            valid: r.valid_error,
-            best_epoch: r.best_epoch,
-        });
+    let mut runs = Vec::with_capacity(l.ft_batch.len() * l.ft_lr.len());
+    for &batch in &l.ft_batch {
+        for &lr in &l.ft_lr {
+            let fc = finetune_config(l, batch, lr);
+            // The size is named only when there are several.
+            let what = match &l.ft_batch[..] {
+                [_] => format!("{}, fine-tuning lr {lr}", stack_name(layers)),
+                _ => format!("{}, fine-tuning lr {lr} batch {batch}", stack_name(layers)),
+            };
+            let mut lines = EpochLines::new(what.clone()).validation_error();
+            let r = m.clone().finetune(&d[0], &d[1], &d[2], &fc, &mut lines)?;
+            eprintln!(
+                "  {what}: test error {:.2}%, validation {:.2}%",
+                r.test_error, r.valid_error
+            );
+            runs.push(Tuned {
+                width: Width::of(layers),
+                batch,
+                lr,
+                test: r.test_error,
+                valid: r.valid_error,
+                best_epoch: r.best_epoch,
+            });
+        }
     }
     Ok(runs)
 }
@@ -440,14 +452,14 @@ impl RunsLog {
                 self.csv,
                 "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed},{pre_step}",
                 r.width,
-                l.ft_batch,
+                r.batch,
                 l.ft_momentum,
                 l.lr_decay,
                 r.lr,
                 r.best_epoch,
                 r.test,
                 r.valid,
-                (&r.width, r.lr) == (&best.width, best.lr)
+                (&r.width, r.batch, r.lr) == (&best.width, best.batch, best.lr)
             )
             .expect("a string");
         }
@@ -528,7 +540,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         pre_lr_decay: e.pretrain_lr_decay.unwrap_or(1.0),
         ft_epochs: ft,
         ft_lr: e.finetune_lr.clone().unwrap_or_else(|| vec![0.05, 0.1, 0.2, 0.4]),
-        ft_batch: e.finetune_batch.unwrap_or(20),
+        ft_batch: e.finetune_batch.clone().unwrap_or_else(|| vec![20]),
         ft_momentum: e.finetune_momentum.unwrap_or(0.9),
         lr_decay: e.lr_decay.unwrap_or(1.0),
         threads: e.threads,
@@ -538,6 +550,12 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         return Err(crate::Error::config(
             "finetune_lr",
             "give at least one learning rate",
+        ));
+    }
+    if l.ft_batch.is_empty() {
+        return Err(crate::Error::config(
+            "finetune_batch",
+            "give at least one minibatch size",
         ));
     }
     for (what, v) in
@@ -570,31 +588,50 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             "decays the autoencoders' pretraining; the RBMs keep their rate: leave rbm out of --pretrainings",
         ));
     }
-    for &lr in &l.ft_lr {
-        finetune_config(&l, lr).validate()?;
+    for &batch in &l.ft_batch {
+        for &lr in &l.ft_lr {
+            finetune_config(&l, batch, lr).validate()?;
+        }
     }
     let run = RunDir::claim(out, "variants")?;
     let mut csv = String::from(
-        "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width\n",
+        "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width,finetune_batch\n",
     );
     let mut runs_log = RunsLog::new(e.blend, (e.seed, e.data_seed));
-    let (units, chosen_by) = match &widths[..] {
-        [w] => (format!("{w}"), "the one"),
-        _ => (
-            format!(
-                "[{}] (each width pretrained and fine-tuned)",
-                widths
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "the width and rate",
+    let units = match &widths[..] {
+        [w] => format!("{w}"),
+        _ => format!(
+            "[{}] (each width pretrained and fine-tuned)",
+            widths
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
+    let batches = l
+        .ft_batch
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let chosen_by = match (widths.len() > 1, l.ft_batch.len() > 1) {
+        (false, false) => "the one",
+        (true, false) => "the width and rate",
+        (false, true) => "the minibatch size and rate",
+        (true, true) => "the width, minibatch size and rate",
+    };
+    // What a result names beside its error: the width and the minibatch
+    // size when the run chose among several.
+    let named = |w: &Width, b: usize| match (widths.len() > 1, l.ft_batch.len() > 1) {
+        (false, false) => String::new(),
+        (true, false) => format!(" ({w} units)"),
+        (false, true) => format!(" (batch {b})"),
+        (true, true) => format!(" ({w} units, batch {b})"),
+    };
     let mut md = format!(
-        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}, lr factor {} per epoch), fine-tuning (SGD, batch {}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
-        sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.pre_lr_decay, l.ft_batch, l.ft_momentum, l.lr_decay, l.ft_lr
+        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}, lr factor {} per epoch), fine-tuning (SGD, batch {batches}, momentum {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
+        sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.pre_lr_decay, l.ft_momentum, l.lr_decay, l.ft_lr
     );
     if e.sda {
         md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | units a layer | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|---|\n");
@@ -623,20 +660,25 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         let net = format!("sda3,{v},3,dae,{noise}");
         let Tuned {
             width,
+            batch,
             lr,
             test: te,
             valid: va,
             ..
         } = runs_log.add(&run, &net, true, &runs, &l)?;
-        eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, {width} units, lr {lr}; published {published}%)");
+        eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, {width} units, batch {batch}, lr {lr}; published {published}%)");
         writeln!(
             csv,
-            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width}"
+            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width},{batch}"
         )
         .expect("a string");
+        let lr_cell = match &l.ft_batch[..] {
+            [_] => lr.to_string(),
+            _ => format!("{lr} (batch {batch})"),
+        };
         writeln!(
             md,
-            "| {v} | mask {noise} | {width} | {lr} | {te:.2}% | {va:.2}% | {published}% |"
+            "| {v} | mask {noise} | {width} | {lr_cell} | {te:.2}% | {va:.2}% | {published}% |"
         )
         .expect("a string");
         summary.insert(format!("sda3_{v}_test_error"), json!(te));
@@ -662,6 +704,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     let net = format!("table,{v},{depth},{name},0");
                     let Tuned {
                         width,
+                        batch,
                         lr,
                         test: te,
                         valid: va,
@@ -673,25 +716,21 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                         TablePretraining::Rbm => None,
                     };
                     eprintln!(
-                        "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, {width} units, lr {lr})"
+                        "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, {width} units, batch {batch}, lr {lr})"
                     );
                     writeln!(
                         csv,
-                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width}",
+                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width},{batch}",
                         published.map(|p| p.to_string()).unwrap_or_default()
                     )
                     .expect("a string");
                     run.write("variants.csv", csv.as_bytes())?;
                     summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(te));
-                    row.push(Some((te, width.clone())));
+                    row.push(Some(format!("{te:.2}%{}", named(&width, batch))));
                 }
-                // With several widths, each cell names the width its
-                // validation error chose.
-                let cell = |t: &Option<(f64, Width)>| match t {
-                    None => "—".to_string(),
-                    Some((t, _)) if widths.len() == 1 => format!("{t:.2}%"),
-                    Some((t, w)) => format!("{t:.2}% ({w} units)"),
-                };
+                // With several widths or minibatch sizes, each cell names
+                // those its validation error chose.
+                let cell = |t: &Option<String>| t.clone().unwrap_or_else(|| "—".to_string());
                 writeln!(
                     md,
                     "| {v} | {depth} | {} | {}% | {} | {}% | {} |",
@@ -755,6 +794,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         "widths".into(),
         json!(widths.iter().map(|w| w.to_string()).collect::<Vec<_>>()),
     );
+    summary.insert("finetune_batches".into(), json!(l.ft_batch));
     summary.insert("seed".into(), json!(e.seed));
     summary.insert("data_seed".into(), json!(e.data_seed));
     summary.insert("sizes".into(), json!([sizes.0, sizes.1, sizes.2]));
