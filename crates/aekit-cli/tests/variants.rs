@@ -449,8 +449,6 @@ fn several_minibatch_sizes_are_each_fine_tuned_from_one_pretraining() {
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("(SGD, batch 5 or 40, momentum 0.9,"), "{md}");
     assert!(md.contains(&format!("% (batch {}) |", c[8])), "{md}");
-    // A size of none among several is refused before any work, with the
-    // depth table's other bad settings above.
 }
 
 #[test]

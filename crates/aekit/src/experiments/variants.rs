@@ -615,7 +615,10 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(" or ");
-    let chosen_by = match (widths.len() > 1, l.ft_batch.len() > 1) {
+    // Whether the run chooses among several widths, and among several
+    // minibatch sizes.
+    let several = (widths.len() > 1, l.ft_batch.len() > 1);
+    let chosen_by = match several {
         (false, false) => "the one",
         (true, false) => "the width and rate",
         (false, true) => "the minibatch size and rate",
@@ -623,7 +626,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     };
     // What a result names beside its error: the width and the minibatch
     // size when the run chose among several.
-    let named = |w: &Width, b: usize| match (widths.len() > 1, l.ft_batch.len() > 1) {
+    let named = |w: &Width, b: usize| match several {
         (false, false) => String::new(),
         (true, false) => format!(" ({w} units)"),
         (false, true) => format!(" (batch {b})"),
