@@ -281,6 +281,8 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "1",
             "--finetune-momentum",
             "0",
+            "--finetune-weight-decay",
+            "0.0001",
             "--finetune-lr",
             "0.05",
         ],
@@ -292,15 +294,16 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     let err: f64 = rows[0][6].parse().unwrap();
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("batch 1, momentum 0,"), "{md}");
+    assert!(md.contains("batch 1, momentum 0, weight decay 0.0001,"), "{md}");
     assert!(
         md.contains("(SGD, batch 1, lr 0.01, momentum 0, lr factor 0.5 per epoch)"),
         "{md}"
     );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
-    // runs.csv ends with the pretraining's batch, momentum and decay.
+    // runs.csv ends with the pretraining's batch, momentum and decay, then
+    // the fine-tuning's weight decay.
     let run = runs_rows(&out).swap_remove(0);
-    assert_eq!(run[run.len() - 3..], ["1", "0", "0.5"], "{run:?}");
+    assert_eq!(run[run.len() - 4..], ["1", "0", "0.5", "0.0001"], "{run:?}");
     // A row the table does not have, and a batch of none, are refused
     // before any training.
     for (args, words) in [
@@ -308,6 +311,10 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         (["--finetune-batch", "0"], &["batch", "at least 1"][..]),
         (["--finetune-batch", "20,0"], &["batch", "at least 1"][..]),
         (["--pretrain-batch", "0"], &["batch", "at least 1"][..]),
+        (
+            ["--finetune-weight-decay", "nan"],
+            &["weight_decay", "NaN must be ≥ 0"][..],
+        ),
         (
             ["--pretrain-momentum", "1.5"],
             &["momentum", "1.5 is not in [0, 1)"][..],

@@ -140,6 +140,10 @@ pub struct VariantsExpArgs {
     /// Fine-tuning momentum (default 0.9).
     #[arg(long)]
     pub finetune_momentum: Option<f32>,
+    /// Fine-tuning L2 weight decay λ: adds ½·λ·‖W‖² to the loss, weights
+    /// only (default 0: none).
+    #[arg(long)]
+    pub finetune_weight_decay: Option<f32>,
     /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
     #[arg(long, default_value = "max")]
     pub blend: aekit::data::variants::Blend,

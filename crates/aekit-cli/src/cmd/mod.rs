@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 lr_decay: a.lr_decay,
                 finetune_batch: a.finetune_batch,
                 finetune_momentum: a.finetune_momentum,
+                finetune_weight_decay: a.finetune_weight_decay,
                 blend: a.blend,
                 threads: a.threads,
                 seed: a.seed,
