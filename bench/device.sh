@@ -8,8 +8,9 @@
 # binary (--features cuda), the GPU test binary and MNIST's files. Needs
 # python3 with torch and numpy for the PyTorch side. Writes log.txt and
 # table.md into $OUT (default ./device-out). PARTS picks the sections
-# (default: tests,gpu,torch,cpu,protocol); `tests` also times the short
-# GEMMs on THREADS threads (the lib's ignored speed test); `profile` runs
+# (default: tests,gpu,torch,cpu,protocol); `scaling` times W1, W2 and the
+# sparse exercise at other thread counts; `tests` also times the short
+# GEMMs on THREADS threads (the lib's ignored speed test; `gemm` alone); `profile` runs
 # W2 under perf when the machine has it; `python` times aekit's DAE from
 # Python against PyTorch on the CPU; `protocol` times one split and
 # one fraction of the gradual-vs-stacked protocol on the GPU (a fifteenth
@@ -42,6 +43,8 @@ python3 -c 'import torch; print("torch", torch.__version__)'
 if part tests; then
 echo "== GPU tests"
 "$D/gpu-tests" --nocapture --test-threads 1 2>&1 | tail -40
+fi
+if part tests || part gemm; then
 echo "== the short products on $THREADS threads: faer's threading against the split over columns"
 RAYON_NUM_THREADS=$THREADS "$D/lib-tests" --ignored --nocapture --test-threads 1 small_m 2>&1 | grep 'm='
 fi
@@ -107,6 +110,21 @@ run_sparse "cpu-sparse-400-$THREADS" --threads "$THREADS"
 echo "== many cores: PyTorch"
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
     --examples 10000 --only W1,W2,W3,W4 | sed 's/^/TORCH|/'
+fi
+
+if part scaling; then
+echo "== how each CPU path scales with threads (aekit)"
+for t in 2 4 12; do
+    run_train "cpu-W1-$t" --batch 1 --lr 0.01 --epochs 2 --threads "$t" --parallel rows
+done
+echo "-- where the $THREADS rows workers' time goes (one epoch; waits for peers)"
+AEKIT_PROBE_ROWS=1 timeout 60 "$BIN" train --data "$MNIST" --val-size 0 --out "$RUNS/probe" --force \
+    --batch 1 --lr 0.01 --epochs 1 --threads "$THREADS" --parallel rows 2>&1 | grep -E 'probe|error'
+for t in 4 8; do
+    run_train "cpu-W2-$t" --batch 100 --lr 0.1 --epochs 2 --threads "$t"
+done
+run_train "cpu-W2b1000-$THREADS" --batch 1000 --lr 0.1 --epochs 2 --threads "$THREADS"
+run_sparse cpu-sparse-400-8 --threads 8
 fi
 
 if part python; then

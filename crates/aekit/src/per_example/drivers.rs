@@ -300,6 +300,17 @@ fn lockstep(
             for w in &mut ws {
                 w.write_params(p.reborrow());
             }
+            if s + 1 == segments && std::env::var_os("AEKIT_PROBE_ROWS").is_some() {
+                // Where the lock-step workers' time went: the last segment's
+                // seconds of each, and its waits for peers over the epoch.
+                for (k, w) in ws.iter().enumerate() {
+                    let secs = *seconds[k].lock().expect("a worker panicked");
+                    eprintln!(
+                        "probe: worker {k} of {t}: {secs:.3} s in its last segment, {:.3} s waiting for peers this epoch",
+                        w.waited()
+                    );
+                }
+            }
             if s + 1 < segments {
                 let secs: Vec<f64> = seconds
                     .iter()

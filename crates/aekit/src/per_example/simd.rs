@@ -14,17 +14,17 @@ use super::state::{step_body, FusedTiedSgd, BLOCK, GROUP, LAG};
 use super::sync::SplitLink;
 use crate::layers::Loss;
 use crate::tensor::vmath;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Hints that this core will soon write (or, with `write` false, only read)
 /// the line holding `a`.
 #[inline(always)]
-pub(super) fn prefetch(a: &AtomicU32, write: bool) {
+pub(super) fn prefetch<T>(a: &T, write: bool) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults and changes no value.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-        let p = a as *const AtomicU32 as *const i8;
+        let p = a as *const T as *const i8;
         if write {
             _mm_prefetch::<_MM_HINT_ET0>(p)
         } else {

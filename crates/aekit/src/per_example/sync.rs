@@ -57,6 +57,11 @@ impl SplitSync {
 /// count seen. Spins briefly, then yields, so oversubscribed runs (more
 /// workers than cores) still move.
 fn wait_all(progress: &[Padded], seq: usize) -> usize {
+    // Ask for every peer's counter line at once: the misses then overlap
+    // instead of costing one cross-core trip per peer in turn.
+    for p in progress {
+        prefetch_line(&p.0);
+    }
     let mut least = usize::MAX;
     for p in progress {
         let mut seen = 0;
@@ -189,6 +194,13 @@ impl RowSync {
         self.announce_and_wait(me, 2 * seq - 1);
         let share = |w: usize| w * lines / self.threads..(w + 1) * lines / self.threads;
         let mine = share(me);
+        // Every peer's lines of this share, asked for together before any
+        // is added, so that the cross-core misses overlap.
+        for w in (0..self.threads).filter(|&w| w != me) {
+            for l in mine.clone() {
+                prefetch_line(&self.slots[base(w) + l].0[0]);
+            }
+        }
         for l in mine.clone() {
             let chunk = &mut buf[16 * l..16 * (l + 1)];
             let sum = self.line_sum(me, chunk, |w| &self.slots[base(w) + l]);
@@ -200,6 +212,11 @@ impl RowSync {
         );
         // All-gather: every other worker's share of the total.
         self.announce_and_wait(me, 2 * seq);
+        for w in (0..self.threads).filter(|&w| w != me) {
+            for l in share(w) {
+                prefetch_line(&self.totals[base(w) + l].0[0]);
+            }
+        }
         for w in (0..self.threads).filter(|&w| w != me) {
             for l in share(w) {
                 for (v, slot) in buf[16 * l..16 * (l + 1)]
@@ -216,6 +233,9 @@ impl RowSync {
     /// reach it, adding the time waited to `me`'s count.
     fn announce_and_wait(&self, me: usize, phase: usize) {
         self.progress[me].0.store(phase, Ordering::Release);
+        for p in &self.progress {
+            prefetch_line(&p.0);
+        }
         // The clock is read only when a peer is still behind.
         if self.progress.iter().any(|p| p.0.load(Ordering::Acquire) < phase) {
             let t0 = std::time::Instant::now();
@@ -246,8 +266,19 @@ impl RowSync {
     }
 }
 
+/// Hints that this core will soon read the cache line holding `a`.
+#[inline(always)]
+fn prefetch_line<T>(a: &T) {
+    super::simd::prefetch(a, false);
+}
+
 /// Stores `values` into `lines`, 16 to a line.
 fn publish(lines: &[Line], values: &[f32]) {
+    // Take ownership of every line first (the peers read them two
+    // reductions ago), so the stores do not each wait for an invalidation.
+    for line in lines {
+        super::simd::prefetch(&line.0[0], true);
+    }
     for (line, chunk) in lines.iter().zip(values.chunks_exact(16)) {
         for (slot, &v) in line.0.iter().zip(chunk) {
             slot.store(v.to_bits(), Ordering::Relaxed);
