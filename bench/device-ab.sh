@@ -3,11 +3,14 @@
 # there): $A and $B are stripped binaries carried in .device/ (build them here
 # with `cargo build --release -p aekit-cli` before and after a change), with
 # MNIST's files in .device/mnist as bench/device-build.sh leaves them.
-# Seconds per 60k-image epoch (the second epoch's, which skips start-up) of
-# W1 (per-example, `rows`) at THREADS and 8 workers and of W2 (batch 100)
-# at THREADS threads with the sparse first layer on and off, ROUNDS rounds,
-# A then B in each; then one probed W1 epoch of B (each worker's waits) and
-# PyTorch's W2 on the same threads for the ratio. Writes $OUT/log.txt.
+# Seconds per 60k-image epoch (the second epoch's, which skips start-up),
+# ROUNDS rounds, A then B in each, of the workloads in WORK (default w1,w2):
+# w1 (per-example, `rows`, at THREADS and 8 workers), w2 (batch 100, the
+# sparse first layer on and off), w3 (the gradual 784-1000-1000 phase,
+# batch 20), w4 (cae-mnist), sparse (the 400-iteration exercise, whole
+# seconds), gpu (the GPU test binary .device/gpu-tests, once, first); with w1, one probed epoch of B (each worker's waits); then
+# PyTorch's workloads TORCH_ONLY (default W2) on the same threads for the
+# ratio (TORCH=0: none). Writes $OUT/log.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
@@ -16,6 +19,8 @@ A=${A:-$D/aekit-a}
 B=${B:-$D/aekit-b}
 THREADS=${THREADS:-16}
 ROUNDS=${ROUNDS:-3}
+WORK=${WORK:-w1,w2}
+part() { [[ ",$WORK," == *",$1,"* ]]; }
 MNIST=$D/mnist
 RUNS=$(mktemp -d)
 mkdir -p "$OUT"
@@ -31,21 +36,58 @@ train() { # label, binary, args...
         echo "RESULT|$label|failed: $(grep -m1 -i error "$RUNS/log")"
     fi
 }
-train "W1 1 thread (A)" "$A" --batch 1 --lr 0.01 --threads 1
+if part gpu; then
+    echo "-- B's GPU tests"
+    for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+        [ -d "$d" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$d"
+    done
+    "$D/gpu-tests" --test-threads 1 2>&1 | grep -E '^test |test result'
+fi
+if part w1; then train "W1 1 thread (A)" "$A" --batch 1 --lr 0.01 --threads 1; fi
+# W3 and W4 on 10,000 images (per 60k: x6); the sparse exercise whole.
+w3() { # label, binary
+    rm -rf "$RUNS/w3"
+    timeout 180 "$2" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w3" --force \
+        --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
+        --lr 0.01 --momentum 0.9 --noise mask:0.25 >/dev/null 2>&1
+    echo "RESULT|$1|$(awk -F, 'NR > 1 && /^2,gradual/ { t[++n] = $NF } END { printf "%.3f\n", 6 * (t[n] - t[n-1]) }' "$RUNS/w3/metrics.csv")"
+}
+w4() { # label, binary
+    rm -rf "$RUNS/w4"
+    timeout 120 "$2" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w4" --force \
+        --threads "$THREADS" --batch 100 --epochs 2 >/dev/null 2>&1
+    echo "RESULT|$1|$(awk -F, 'NR == 2 { a = $NF } NR == 3 { printf "%.3f\n", 6 * ($NF - a) }' "$RUNS/w4/metrics.csv")"
+}
+sparse() { # label, binary
+    echo "RESULT|$1|$(timeout 200 "$2" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
+        --sparsity 0.1 --beta 3 --weight-decay 3e-3 --max-iter 400 --out "$RUNS/sp" --force --threads "$THREADS" 2>&1 |
+        sed -n 's/.*done in \([0-9.]*\) s.*/\1/p')"
+}
 for r in $(seq "$ROUNDS"); do
     for v in A B; do
         bin=${!v}
-        train "W1 rows $THREADS ($v)" "$bin" --batch 1 --lr 0.01 --threads "$THREADS" --parallel rows
-        train "W1 rows 8 ($v)" "$bin" --batch 1 --lr 0.01 --threads 8 --parallel rows
-        train "W2 $THREADS ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
-        AEKIT_SPARSE=off train "W2 $THREADS dense ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
+        if part w1; then
+            train "W1 rows $THREADS ($v)" "$bin" --batch 1 --lr 0.01 --threads "$THREADS" --parallel rows
+            train "W1 rows 8 ($v)" "$bin" --batch 1 --lr 0.01 --threads 8 --parallel rows
+        fi
+        if part w2; then
+            train "W2 $THREADS ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
+            AEKIT_SPARSE=off train "W2 $THREADS dense ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
+        fi
+        if part w3; then w3 "W3 $THREADS (10k, per 60k) ($v)" "$bin"; fi
+        if part w4; then w4 "W4 $THREADS (10k, per 60k) ($v)" "$bin"; fi
+        if part sparse; then sparse "sparse 400 it $THREADS ($v)" "$bin"; fi
     done
 done
+if part w1; then
 echo "-- B's $THREADS rows workers over one epoch"
 AEKIT_PROBE_ROWS=1 timeout 60 "$B" train --data "$MNIST" --val-size 0 --out "$RUNS/p" --force \
     --batch 1 --lr 0.01 --epochs 1 --threads "$THREADS" --parallel rows 2>&1 | grep probe
+fi
+if [ -n "${TORCH:-1}" ] && [ "${TORCH:-1}" != 0 ]; then
 PYTHONUNBUFFERED=1 timeout 90 python3 bench/torch_ref.py "$MNIST" --device cpu --threads "$THREADS" \
-    --examples 10000 --only W2 | sed 's/^/TORCH|/'
+    --examples 10000 --only "${TORCH_ONLY:-W2}" | sed 's/^/TORCH|/'
+fi
 echo "== table"
 grep -E '^(RESULT|TORCH)\|' "$OUT/log.txt" | sort
 rm -rf "$RUNS"

@@ -16,6 +16,9 @@ fn main() -> ExitCode {
     // Subnormal results are 0 on this thread too, as on the pools' threads
     // (why: `aekit::tensor::ftz`).
     aekit::tensor::ftz::enable_for_thread();
+    // This thread lives as long as the process: it becomes one of the
+    // thread pool's threads, so a parallel loop starts without a hand-over.
+    aekit::tensor::pool_includes_this_thread();
     // Ctrl-C or SIGTERM: the training loops stop at their next step, keeping
     // the last complete checkpoint; a second one quits at once.
     let _ = ctrlc::set_handler(|| {

@@ -233,7 +233,36 @@ pub fn add_row_bias<T: Real>(dst: &mut [T], bias: &[T], cols: usize) {
 
 /// Sizes rayon's global pool (used by multi-threaded GEMM) once per process,
 /// its threads flushing subnormal results to zero ([`ftz`]); later calls
-/// keep the first size.
+/// keep the first size. Called on the thread named by
+/// [`pool_includes_this_thread`], that thread becomes one of the pool's `n`
+/// threads.
 pub fn init_threads(n: usize) {
-    let _ = ftz::pool_builder(n).build_global();
+    let builder = ftz::pool_builder(n);
+    let here = POOL_THREAD
+        .get()
+        .is_some_and(|t| *t == std::thread::current().id())
+        && n > 1
+        && std::env::var("AEKIT_POOL_MAIN").map_or(true, |v| v != "0");
+    let _ = if here {
+        // The start handler runs only on the threads rayon starts; this
+        // thread's mode was set by whoever called pool_includes_this_thread.
+        builder.use_current_thread().build_global()
+    } else {
+        builder.build_global()
+    };
+}
+
+static POOL_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// Asks that the calling thread be one of the global pool's threads when
+/// [`init_threads`] builds it from this thread (`AEKIT_POOL_MAIN=0` turns
+/// this off). A parallel loop called from a thread outside the pool hands
+/// its work to the pool and sleeps until the pool has done it, which costs
+/// a wake-up of that thread per loop; from a thread of the pool the loop
+/// starts at once and the thread does a share of the work. For a program's
+/// main thread that lives as long as the process and has flush-to-zero set
+/// ([`ftz::enable_for_thread`]), as the `aekit` command's does; a thread
+/// that may exit before the process must not call it.
+pub fn pool_includes_this_thread() {
+    let _ = POOL_THREAD.set(std::thread::current().id());
 }
