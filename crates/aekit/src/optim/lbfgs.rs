@@ -156,6 +156,7 @@ pub fn minimize_from(
 ) -> LbfgsReport {
     let n = x.len();
     let m = cfg.memory.max(1);
+    let _awake = crate::tensor::par::KeepAwake::new();
     let mem = match from {
         Some(mem) => mem,
         None => {

@@ -13,6 +13,100 @@ fn split(len: usize) -> bool {
     len >= 4 * CHUNK && rayon::current_num_threads() > 1
 }
 
+/// Keeps the pool's other threads awake while it lives: a training loop's
+/// parallel loops come every few microseconds to milliseconds, and rayon
+/// puts an idle thread to sleep after a few dozen rounds of looking for
+/// work, so every loop after a sequential stretch paid a wake-up of each
+/// thread (a system call and, on a virtual machine, an interrupt to a
+/// halted virtual CPU). While a guard lives, each of the pool's threads
+/// but the caller's runs a job that keeps taking the pool's work as it
+/// comes ([`rayon::yield_now`]) and spins between, offering its core to
+/// the system after a while without work, never sleeping. No result
+/// changes: which thread runs a piece of a loop never does.
+///
+/// Only for the thread of index 0 of its pool with more than one thread
+/// (the `aekit` command's main thread, see
+/// [`super::pool_includes_this_thread`]), outside another guard, and not
+/// with `AEKIT_SPIN=0`; otherwise the guard does nothing. Loops that run
+/// threads of their own (the per-example lock-step workers) must not be
+/// run under one.
+pub struct KeepAwake {
+    shared: Option<std::sync::Arc<Awake>>,
+}
+
+/// What a guard shares with its spinning jobs.
+#[derive(Default)]
+struct Awake {
+    stop: std::sync::atomic::AtomicBool,
+    /// Spinning jobs running now.
+    running: std::sync::atomic::AtomicUsize,
+}
+
+thread_local! {
+    static AWAKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl KeepAwake {
+    /// Spins between pieces of work before offering the core to others.
+    const SPINS: u32 = 1 << 12;
+
+    pub fn new() -> KeepAwake {
+        use std::sync::atomic::Ordering;
+        let wanted = rayon::current_thread_index() == Some(0)
+            && rayon::current_num_threads() > 1
+            && !AWAKE.with(|a| a.get())
+            && std::env::var("AEKIT_SPIN").map_or(true, |v| v != "0");
+        if !wanted {
+            return KeepAwake { shared: None };
+        }
+        AWAKE.with(|a| a.set(true));
+        let shared = std::sync::Arc::new(Awake::default());
+        let job = shared.clone();
+        rayon::spawn_broadcast(move |ctx| {
+            // The caller's own share of the broadcast: it has work to do.
+            if ctx.index() == 0 {
+                return;
+            }
+            job.running.fetch_add(1, Ordering::AcqRel);
+            let mut idle = 0u32;
+            while !job.stop.load(Ordering::Acquire) {
+                match rayon::yield_now() {
+                    Some(rayon::Yield::Executed) => idle = 0,
+                    _ if idle < Self::SPINS => {
+                        idle += 1;
+                        std::hint::spin_loop();
+                    }
+                    _ => std::thread::yield_now(),
+                }
+            }
+            job.running.fetch_sub(1, Ordering::AcqRel);
+        });
+        KeepAwake { shared: Some(shared) }
+    }
+
+    /// Whether this guard keeps threads awake (see [`KeepAwake`] for when).
+    pub fn is_active(&self) -> bool {
+        self.shared.is_some()
+    }
+}
+
+impl Default for KeepAwake {
+    fn default() -> Self {
+        KeepAwake::new()
+    }
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            // Every loop the caller ran has returned, so no spinning job is
+            // in the middle of a piece of work: each stops at its next look.
+            shared.stop.store(true, std::sync::atomic::Ordering::Release);
+            AWAKE.with(|a| a.set(false));
+        }
+    }
+}
+
 /// `f(offset, piece)` over the pieces of `a`.
 pub fn chunks<T: Send>(a: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
     if split(a.len()) {
@@ -156,6 +250,62 @@ pub fn row_blocks<T: crate::tensor::Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Waits up to 20 s for `done()`.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !done() {
+            assert!(t0.elapsed().as_secs() < 20, "{what}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn keep_awake_holds_the_other_threads_until_dropped_and_changes_no_result() {
+        use std::sync::atomic::Ordering;
+        // Outside any pool a guard does nothing.
+        assert!(!KeepAwake::new().is_active());
+        // A thread of its own is index 0 of a 3-thread pool, as the aekit
+        // command's main thread is of the global pool.
+        std::thread::spawn(|| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .use_current_thread()
+                .build()
+                .expect("a pool");
+            assert_eq!(rayon::current_thread_index(), Some(0));
+            let a: Vec<f32> = (0..5 * CHUNK + 7).map(|i| (i as f32 * 0.37).sin()).collect();
+            let want: Vec<f32> = a.iter().map(|v| v * 3.0 - 1.0).collect();
+            let guard = KeepAwake::new();
+            assert!(guard.is_active());
+            assert!(
+                !KeepAwake::new().is_active(),
+                "a second guard on the same thread is inert"
+            );
+            let shared = guard.shared.clone().expect("active");
+            eventually("both other threads spin", || {
+                shared.running.load(Ordering::Acquire) == 2
+            });
+            for _ in 0..20 {
+                let mut b = a.clone();
+                chunks(&mut b, |_, c| c.iter_mut().for_each(|v| *v = *v * 3.0 - 1.0));
+                assert_eq!(b, want);
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+            drop(guard);
+            eventually("the spinning jobs stop once the guard is dropped", || {
+                shared.running.load(Ordering::Acquire) == 0
+            });
+            // The pool still works, and a new guard may start.
+            let mut b = a.clone();
+            chunks(&mut b, |_, c| c.iter_mut().for_each(|v| *v = *v * 3.0 - 1.0));
+            assert_eq!(b, want);
+            assert!(KeepAwake::new().is_active());
+            drop(pool);
+        })
+        .join()
+        .expect("the pool's thread");
+    }
 
     #[test]
     fn sums_do_not_depend_on_the_thread_count() {

@@ -243,6 +243,7 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         let every = (total / 100).max(1);
         let before = self.updates;
         let mut k = 0;
+        let _awake = crate::tensor::par::KeepAwake::new();
         loop {
             if super::checkpoint::stop_requested() {
                 return (f64::NAN, self.updates - before);

@@ -86,6 +86,7 @@ impl<'d> Trainer<'d> {
         let total = self.batches_per_epoch();
         let every = (total / 100).max(1);
         let mut k = 0;
+        let _awake = crate::tensor::par::KeepAwake::new();
         loop {
             if let Some(l) = self.step() {
                 progress(total, total);
