@@ -17,6 +17,12 @@ OUT=${OUT:-device-out}
 D=${D:-.device}
 A=${A:-$D/aekit-a}
 B=${B:-$D/aekit-b}
+# Settings for one side only, e.g. B_ENV="AEKIT_SPIN=0" (A and B may then be
+# one binary).
+A_ENV=${A_ENV:-}
+B_ENV=${B_ENV:-}
+# CMD: the command line of variant A or B (its settings, then its binary).
+use() { if [ "$1" = A ]; then CMD=(env $A_ENV "$A"); else CMD=(env $B_ENV "$B"); fi; }
 THREADS=${THREADS:-16}
 ROUNDS=${ROUNDS:-3}
 WORK=${WORK:-w1,w2}
@@ -27,10 +33,11 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 lscpu | grep -E 'Model name|^CPU\(s\)|L2 cache' | sed 's/  */ /g'
 second_epoch() { awk -F, 'NR == 2 { a = $NF } NR == 3 { printf "%.3f\n", $NF - a }' "$1"; }
-train() { # label, binary, args...
-    local label=$1 bin=$2; shift 2
+train() { # label, variant, args...
+    local label=$1 v=$2; shift 2
     rm -rf "$RUNS/r"
-    if timeout 120 "$bin" train --data "$MNIST" --val-size 0 --out "$RUNS/r" --force --epochs 2 "$@" >"$RUNS/log" 2>&1; then
+    use "$v"
+    if timeout 120 "${CMD[@]}" train --data "$MNIST" --val-size 0 --out "$RUNS/r" --force --epochs 2 "$@" >"$RUNS/log" 2>&1; then
         echo "RESULT|$label|$(second_epoch "$RUNS/r/metrics.csv")"
     else
         echo "RESULT|$label|failed: $(grep -m1 -i error "$RUNS/log")"
@@ -43,45 +50,48 @@ if part gpu; then
     done
     "$D/gpu-tests" --test-threads 1 2>&1 | grep -E '^test |test result'
 fi
-if part w1; then train "W1 1 thread (A)" "$A" --batch 1 --lr 0.01 --threads 1; fi
+if part w1; then train "W1 1 thread (A)" A --batch 1 --lr 0.01 --threads 1; fi
 # W3 and W4 on 10,000 images (per 60k: x6); the sparse exercise whole.
-w3() { # label, binary
+w3() { # label, variant
     rm -rf "$RUNS/w3"
-    timeout 180 "$2" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w3" --force \
+    use "$2"
+    timeout 180 "${CMD[@]}" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w3" --force \
         --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
         --lr 0.01 --momentum 0.9 --noise mask:0.25 >/dev/null 2>&1
     echo "RESULT|$1|$(awk -F, 'NR > 1 && /^2,gradual/ { t[++n] = $NF } END { printf "%.3f\n", 6 * (t[n] - t[n-1]) }' "$RUNS/w3/metrics.csv")"
 }
-w4() { # label, binary
+w4() { # label, variant
     rm -rf "$RUNS/w4"
-    timeout 120 "$2" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w4" --force \
+    use "$2"
+    timeout 120 "${CMD[@]}" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w4" --force \
         --threads "$THREADS" --batch 100 --epochs 2 >/dev/null 2>&1
     echo "RESULT|$1|$(awk -F, 'NR == 2 { a = $NF } NR == 3 { printf "%.3f\n", 6 * ($NF - a) }' "$RUNS/w4/metrics.csv")"
 }
-sparse() { # label, binary
-    echo "RESULT|$1|$(timeout 200 "$2" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
+sparse() { # label, variant
+    use "$2"
+    echo "RESULT|$1|$(timeout 200 "${CMD[@]}" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
         --sparsity 0.1 --beta 3 --weight-decay 3e-3 --max-iter 400 --out "$RUNS/sp" --force --threads "$THREADS" 2>&1 |
         sed -n 's/.*done in \([0-9.]*\) s.*/\1/p')"
 }
 for r in $(seq "$ROUNDS"); do
     for v in A B; do
-        bin=${!v}
         if part w1; then
-            train "W1 rows $THREADS ($v)" "$bin" --batch 1 --lr 0.01 --threads "$THREADS" --parallel rows
-            train "W1 rows 8 ($v)" "$bin" --batch 1 --lr 0.01 --threads 8 --parallel rows
+            train "W1 rows $THREADS ($v)" "$v" --batch 1 --lr 0.01 --threads "$THREADS" --parallel rows
+            train "W1 rows 8 ($v)" "$v" --batch 1 --lr 0.01 --threads 8 --parallel rows
         fi
         if part w2; then
-            train "W2 $THREADS ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
-            AEKIT_SPARSE=off train "W2 $THREADS dense ($v)" "$bin" --batch 100 --lr 0.1 --threads "$THREADS"
+            train "W2 $THREADS ($v)" "$v" --batch 100 --lr 0.1 --threads "$THREADS"
+            AEKIT_SPARSE=off train "W2 $THREADS dense ($v)" "$v" --batch 100 --lr 0.1 --threads "$THREADS"
         fi
-        if part w3; then w3 "W3 $THREADS (10k, per 60k) ($v)" "$bin"; fi
-        if part w4; then w4 "W4 $THREADS (10k, per 60k) ($v)" "$bin"; fi
-        if part sparse; then sparse "sparse 400 it $THREADS ($v)" "$bin"; fi
+        if part w3; then w3 "W3 $THREADS (10k, per 60k) ($v)" "$v"; fi
+        if part w4; then w4 "W4 $THREADS (10k, per 60k) ($v)" "$v"; fi
+        if part sparse; then sparse "sparse 400 it $THREADS ($v)" "$v"; fi
     done
 done
 if part w1; then
 echo "-- B's $THREADS rows workers over one epoch"
-AEKIT_PROBE_ROWS=1 timeout 60 "$B" train --data "$MNIST" --val-size 0 --out "$RUNS/p" --force \
+use B
+AEKIT_PROBE_ROWS=1 timeout 60 "${CMD[@]}" train --data "$MNIST" --val-size 0 --out "$RUNS/p" --force \
     --batch 1 --lr 0.01 --epochs 1 --threads "$THREADS" --parallel rows 2>&1 | grep probe
 fi
 if [ -n "${TORCH:-1}" ] && [ "${TORCH:-1}" != 0 ]; then

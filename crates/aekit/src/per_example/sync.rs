@@ -134,8 +134,16 @@ impl std::fmt::Debug for RowSync {
 impl RowSync {
     /// For `threads` workers and hidden vectors of padded length `hp` (a
     /// multiple of 16).
+    /// `AEKIT_ROWS_REDUCE=flat` or `two-phase` picks the scheme whatever
+    /// the count (for timing them against each other; the bits are the
+    /// same).
     pub fn new(threads: usize, hp: usize) -> RowSync {
-        RowSync::with_scheme(threads, hp, threads >= Self::TWO_PHASE_FROM)
+        let two_phase = match std::env::var("AEKIT_ROWS_REDUCE").as_deref() {
+            Ok("flat") => false,
+            Ok("two-phase") => true,
+            _ => threads >= Self::TWO_PHASE_FROM,
+        };
+        RowSync::with_scheme(threads, hp, two_phase)
     }
 
     /// Workers from which the all-reduction runs in two phases: at 2 a
@@ -184,6 +192,11 @@ impl RowSync {
         publish(&self.slots[base(me)..base(me) + lines], buf);
         if !self.two_phase {
             self.announce_and_wait(me, 2 * seq);
+            for w in (0..self.threads).filter(|&w| w != me) {
+                for l in 0..lines {
+                    prefetch_line(&self.slots[base(w) + l].0[0]);
+                }
+            }
             for (l, chunk) in buf.chunks_exact_mut(16).enumerate() {
                 let sum = self.line_sum(me, chunk, |w| &self.slots[base(w) + l]);
                 chunk.copy_from_slice(&sum);
