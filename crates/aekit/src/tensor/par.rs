@@ -24,10 +24,13 @@ fn split(len: usize) -> bool {
 /// the system after a while without work, never sleeping. No result
 /// changes: which thread runs a piece of a loop never does.
 ///
-/// Only for the thread of index 0 of its pool with more than one thread
-/// (the `aekit` command's main thread, see
-/// [`super::pool_includes_this_thread`]), outside another guard, and not
-/// with `AEKIT_SPIN=0`; otherwise the guard does nothing. Loops that run
+/// Only for the thread of index 0 of its pool (the `aekit` command's main
+/// thread, see [`super::pool_includes_this_thread`]) when the pool has at
+/// least [`KeepAwake::FROM_THREADS`] threads, outside another guard, and
+/// not with `AEKIT_SPIN=0`; otherwise the guard does nothing. With two
+/// threads there is little to wake (W2 on 2 cores ran 1.00× the time with
+/// and without), and a spinning thread would take half a core from any
+/// other program sharing two. Loops that run
 /// threads of their own (the per-example lock-step workers) must not be
 /// run under one.
 pub struct KeepAwake {
@@ -50,10 +53,13 @@ impl KeepAwake {
     /// Spins between pieces of work before offering the core to others.
     const SPINS: u32 = 1 << 12;
 
+    /// The fewest threads in the pool for which a guard keeps them awake.
+    pub const FROM_THREADS: usize = 4;
+
     pub fn new() -> KeepAwake {
         use std::sync::atomic::Ordering;
         let wanted = rayon::current_thread_index() == Some(0)
-            && rayon::current_num_threads() > 1
+            && rayon::current_num_threads() >= Self::FROM_THREADS
             && !AWAKE.with(|a| a.get())
             && std::env::var("AEKIT_SPIN").map_or(true, |v| v != "0");
         if !wanted {
@@ -265,11 +271,23 @@ mod tests {
         use std::sync::atomic::Ordering;
         // Outside any pool a guard does nothing.
         assert!(!KeepAwake::new().is_active());
-        // A thread of its own is index 0 of a 3-thread pool, as the aekit
+        // Nor with fewer threads than it takes.
+        std::thread::spawn(|| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(KeepAwake::FROM_THREADS - 1)
+                .use_current_thread()
+                .build()
+                .expect("a pool");
+            assert!(!KeepAwake::new().is_active());
+            drop(pool);
+        })
+        .join()
+        .expect("the pool's thread");
+        // A thread of its own is index 0 of a 4-thread pool, as the aekit
         // command's main thread is of the global pool.
         std::thread::spawn(|| {
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(3)
+                .num_threads(KeepAwake::FROM_THREADS)
                 .use_current_thread()
                 .build()
                 .expect("a pool");
@@ -283,8 +301,8 @@ mod tests {
                 "a second guard on the same thread is inert"
             );
             let shared = guard.shared.clone().expect("active");
-            eventually("both other threads spin", || {
-                shared.running.load(Ordering::Acquire) == 2
+            eventually("the three other threads spin", || {
+                shared.running.load(Ordering::Acquire) == KeepAwake::FROM_THREADS - 1
             });
             for _ in 0..20 {
                 let mut b = a.clone();
