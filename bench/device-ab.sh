@@ -32,17 +32,19 @@ RUNS=$(mktemp -d)
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 lscpu | grep -E 'Model name|^CPU\(s\)|L2 cache' | sed 's/  */ /g'
-second_epoch() { awk -F, 'NR == 2 { a = $NF } NR == 3 { printf "%.3f\n", $NF - a }' "$1"; }
+. bench/device-common.sh
+# A RESULT row: the label and the figure in TAKEN, or why the run failed.
 train() { # label, variant, args...
-    local label=$1 v=$2; shift 2
-    rm -rf "$RUNS/r"
-    use "$v"
-    if timeout 120 "${CMD[@]}" train --data "$MNIST" --val-size 0 --out "$RUNS/r" --force --epochs 2 "$@" >"$RUNS/log" 2>&1; then
-        echo "RESULT|$label|$(second_epoch "$RUNS/r/metrics.csv")"
+    local label=$1; use "$2"; shift 2
+    if train_run r --epochs 2 "$@" >"$RUNS/log"; then
+        echo "RESULT|$label|$TAKEN"
     else
         echo "RESULT|$label|failed: $(grep -m1 -i error "$RUNS/log")"
     fi
 }
+w3() { use "$2"; w3_cpu w3 >/dev/null; echo "RESULT|$1|$TAKEN"; } # label, variant
+w4() { use "$2"; w4_cpu w4 >/dev/null; echo "RESULT|$1|$TAKEN"; } # label, variant
+sparse() { use "$2"; sparse_exercise sp >/dev/null --threads "$THREADS"; echo "RESULT|$1|$TAKEN"; } # label, variant
 if part gpu; then
     echo "-- B's GPU tests"
     for d in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -51,28 +53,6 @@ if part gpu; then
     "$D/gpu-tests" --test-threads 1 2>&1 | grep -E '^test |test result'
 fi
 if part w1; then train "W1 1 thread (A)" A --batch 1 --lr 0.01 --threads 1; fi
-# W3 and W4 on 10,000 images (per 60k: x6); the sparse exercise whole.
-w3() { # label, variant
-    rm -rf "$RUNS/w3"
-    use "$2"
-    timeout 180 "${CMD[@]}" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w3" --force \
-        --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
-        --lr 0.01 --momentum 0.9 --noise mask:0.25 >/dev/null 2>&1
-    echo "RESULT|$1|$(awk -F, 'NR > 1 && /^2,gradual/ { t[++n] = $NF } END { printf "%.3f\n", 6 * (t[n] - t[n-1]) }' "$RUNS/w3/metrics.csv")"
-}
-w4() { # label, variant
-    rm -rf "$RUNS/w4"
-    use "$2"
-    timeout 120 "${CMD[@]}" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/w4" --force \
-        --threads "$THREADS" --batch 100 --epochs 2 >/dev/null 2>&1
-    echo "RESULT|$1|$(awk -F, 'NR == 2 { a = $NF } NR == 3 { printf "%.3f\n", 6 * ($NF - a) }' "$RUNS/w4/metrics.csv")"
-}
-sparse() { # label, variant
-    use "$2"
-    echo "RESULT|$1|$(timeout 200 "${CMD[@]}" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
-        --sparsity 0.1 --beta 3 --weight-decay 3e-3 --max-iter 400 --out "$RUNS/sp" --force --threads "$THREADS" 2>&1 |
-        sed -n 's/.*done in \([0-9.]*\) s.*/\1/p')"
-}
 for r in $(seq "$ROUNDS"); do
     for v in A B; do
         if part w1; then

@@ -49,26 +49,16 @@ echo "== the short products on $THREADS threads: faer's threading against the sp
 RAYON_NUM_THREADS=$THREADS "$D/lib-tests" --ignored --nocapture --test-threads 1 small_m 2>&1 | grep 'm='
 fi
 
-# Seconds of epoch N minus epoch N−1 (the second skips start-up) from a
-# metrics.csv, by column position of `seconds` (last) and rows `match`.
-epoch_secs() { # file, awk filter
-    awk -F, -v f="$2" 'NR > 1 && $0 ~ f { t[++n] = $NF } END { if (n >= 2) printf "%.3f\n", t[n] - t[n-1]; else if (n == 1) printf "%.3f\n", t[1]; else print "nan" }' "$1"
-}
+CMD=("$BIN")
+. bench/device-common.sh
 row() { echo "RESULT|$1|$2|$3"; }
-
-# The sparse exercise (784->196, 10k images, 400 L-BFGS iterations): whole seconds.
 run_sparse() { # name, args...
-    local name=$1; shift
-    local log
-    log=$(timeout 200 "$BIN" train --kind sparse --data "$MNIST" --train-size 10000 --val-size 0 --hidden 196 \
-        --sparsity 0.1 --beta 3 --weight-decay 3e-3 --max-iter 400 --out "$RUNS/$name" --force "$@" 2>&1)
-    echo "$log" | grep -E 'done in|cost |error' | tail -3
-    row "$name" aekit "$(echo "$log" | sed -n 's/.*done in \([0-9.]*\) s.*/\1/p' | tail -1)"
+    sparse_exercise "$@"
+    row "$1" aekit "$TAKEN"
 }
 run_train() { # name, args...
-    local name=$1; shift
-    timeout 120 "$BIN" train --data "$MNIST" --val-size 0 --out "$RUNS/$name" --force "$@" 2>&1 | grep -E 'epoch|error' | tail -3
-    row "$name" aekit "$(epoch_secs "$RUNS/$name/metrics.csv" .)"
+    train_run "$@"
+    row "$1" aekit "$TAKEN"
 }
 if part gpu; then
 echo "== aekit on the GPU"
@@ -98,13 +88,10 @@ run_train cpu-W1-$THREADS --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --
 AEKIT_PIN=0 run_train "cpu-W1-$THREADS-unpinned" --batch 1 --lr 0.01 --epochs 2 --threads "$THREADS" --parallel rows
 run_train cpu-W2-1 --batch 100 --lr 0.1 --epochs 2 --threads 1
 run_train cpu-W2-$THREADS --batch 100 --lr 0.1 --epochs 2 --threads "$THREADS"
-timeout 120 "$BIN" cae --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W4" --force \
-    --threads "$THREADS" --batch 100 --epochs 2 2>&1 | grep -E 'error' | tail -2
-row "cpu-W4-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RUNS/cpu-W4/metrics.csv" .) * 6}")"
-timeout 180 "$BIN" pretrain --data "$MNIST" --train-size 10000 --val-size 0 --out "$RUNS/cpu-W3" --force \
-    --threads "$THREADS" --layers 1000,1000 --schedule gradual --epochs 1 --layer-epochs 2 --batch 20 \
-    --lr 0.01 --momentum 0.9 --noise mask:0.25 2>&1 | grep -E 'error|done' | tail -2
-row "cpu-W3-$THREADS (10k, per 60k)" aekit "$(awk "BEGIN{print $(epoch_secs "$RUNS/cpu-W3/metrics.csv" '^2,gradual') * 6}")"
+w4_cpu cpu-W4
+row "cpu-W4-$THREADS (10k, per 60k)" aekit "$TAKEN"
+w3_cpu cpu-W3
+row "cpu-W3-$THREADS (10k, per 60k)" aekit "$TAKEN"
 run_sparse "cpu-sparse-400-$THREADS" --threads "$THREADS"
 
 echo "== many cores: PyTorch"
