@@ -138,12 +138,29 @@ impl RowSync {
     /// the count (for timing them against each other; the bits are the
     /// same).
     pub fn new(threads: usize, hp: usize) -> RowSync {
-        let two_phase = match std::env::var("AEKIT_ROWS_REDUCE").as_deref() {
-            Ok("flat") => false,
-            Ok("two-phase") => true,
-            _ => threads >= Self::TWO_PHASE_FROM,
-        };
+        let setting = std::env::var("AEKIT_ROWS_REDUCE").ok();
+        let two_phase = Self::two_phase_for(threads, setting.as_deref()).unwrap_or_else(|| {
+            static NOTE: std::sync::Once = std::sync::Once::new();
+            NOTE.call_once(|| {
+                eprintln!(
+                    "note: AEKIT_ROWS_REDUCE={} is not flat or two-phase; the count of workers decides",
+                    setting.as_deref().unwrap_or_default()
+                )
+            });
+            threads >= Self::TWO_PHASE_FROM
+        });
         RowSync::with_scheme(threads, hp, two_phase)
+    }
+
+    /// Whether `threads` workers reduce in two phases under the setting
+    /// `AEKIT_ROWS_REDUCE` (`None` for a setting that names no scheme).
+    fn two_phase_for(threads: usize, setting: Option<&str>) -> Option<bool> {
+        match setting {
+            None | Some("") => Some(threads >= Self::TWO_PHASE_FROM),
+            Some("flat") => Some(false),
+            Some("two-phase") => Some(true),
+            Some(_) => None,
+        }
     }
 
     /// Workers from which the all-reduction runs in two phases: at 2 a
@@ -403,6 +420,18 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
+    }
+
+    #[test]
+    fn the_reduction_setting_picks_a_scheme_or_is_named_wrong() {
+        let from = RowSync::TWO_PHASE_FROM;
+        assert_eq!(RowSync::two_phase_for(from - 1, None), Some(false));
+        assert_eq!(RowSync::two_phase_for(from, None), Some(true));
+        assert_eq!(RowSync::two_phase_for(from, Some("")), Some(true));
+        assert_eq!(RowSync::two_phase_for(16, Some("flat")), Some(false));
+        assert_eq!(RowSync::two_phase_for(2, Some("two-phase")), Some(true));
+        assert_eq!(RowSync::two_phase_for(16, Some("Flat")), None);
+        assert_eq!(RowSync::two_phase_for(16, Some("tree")), None);
     }
 
     #[test]
