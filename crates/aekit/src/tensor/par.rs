@@ -30,9 +30,8 @@ fn split(len: usize) -> bool {
 /// not with `AEKIT_SPIN=0`; otherwise the guard does nothing. With two
 /// threads there is little to wake (W2 on 2 cores ran 1.00× the time with
 /// and without), and a spinning thread would take half a core from any
-/// other program sharing two. Loops that run
-/// threads of their own (the per-example lock-step workers) must not be
-/// run under one.
+/// other program sharing two. Loops that run threads of their own (the
+/// per-example lock-step workers) must not be run under one.
 pub struct KeepAwake {
     shared: Option<std::sync::Arc<Awake>>,
 }
