@@ -366,6 +366,11 @@ pub struct FinetuneArgs {
     /// Multiply the learning rate by this after every epoch (1: constant).
     #[arg(long)]
     pub lr_decay: Option<f32>,
+    /// Drop each hidden unit with this probability in training (inverted
+    /// dropout, a mask per example and unit each minibatch; 0: none; CPU
+    /// only).
+    #[arg(long)]
+    pub dropout: Option<f32>,
 }
 
 /// How a CAE is built and trained (shared by `cae` and `ensemble`).

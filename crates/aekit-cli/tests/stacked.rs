@@ -52,6 +52,8 @@ fn pretrain_then_finetune_on_builtin_data() {
         "3",
         "--lr",
         "0.5",
+        "--dropout",
+        "0.2",
         "--out",
         ft.to_str().unwrap(),
     ]);
@@ -59,6 +61,9 @@ fn pretrain_then_finetune_on_builtin_data() {
     let s = json(&ft.join("summary.json"));
     assert!(s["test_error"].as_f64().unwrap() < 90.0 && s["valid_error"].is_number());
     assert_eq!(s["confusion"].as_array().unwrap().len(), 10);
+    // The run's config.toml keeps the dropout, so a resumed run drops too.
+    let cfg = std::fs::read_to_string(ft.join("config.toml")).unwrap();
+    assert!(cfg.contains("dropout = 0.2"), "{cfg}");
     assert!(ft.join("curve.png").is_file() && ft.join("metrics.csv").is_file());
     fails_with(
         &aekit(&["pretrain", "--schedule", "hybrid:3"]),
@@ -69,6 +74,10 @@ fn pretrain_then_finetune_on_builtin_data() {
     fails_with(
         &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--lr-decay", "1.5"]),
         &["lr_decay"],
+    );
+    fails_with(
+        &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--dropout", "1.5"]),
+        &["dropout", "1.5 is not a rate in [0, 1)"],
     );
     let m = pre.join("model.safetensors");
     fails_with(

@@ -283,6 +283,8 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "0",
             "--finetune-weight-decay",
             "0.0001",
+            "--finetune-dropout",
+            "0.2",
             "--finetune-lr",
             "0.05",
         ],
@@ -294,16 +296,23 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     let err: f64 = rows[0][6].parse().unwrap();
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("batch 1, momentum 0, weight decay 0.0001,"), "{md}");
+    assert!(
+        md.contains("batch 1, momentum 0, weight decay 0.0001, dropout 0.2,"),
+        "{md}"
+    );
     assert!(
         md.contains("(SGD, batch 1, lr 0.01, momentum 0, lr factor 0.5 per epoch)"),
         "{md}"
     );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
     // runs.csv ends with the pretraining's batch, momentum and decay, then
-    // the fine-tuning's weight decay.
+    // the fine-tuning's weight decay and dropout.
     let run = runs_rows(&out).swap_remove(0);
-    assert_eq!(run[run.len() - 4..], ["1", "0", "0.5", "0.0001"], "{run:?}");
+    assert_eq!(
+        run[run.len() - 5..],
+        ["1", "0", "0.5", "0.0001", "0.2"],
+        "{run:?}"
+    );
     // A row the table does not have, and a batch of none, are refused
     // before any training.
     for (args, words) in [
@@ -314,6 +323,10 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         (
             ["--finetune-weight-decay", "nan"],
             &["weight_decay", "NaN must be ≥ 0"][..],
+        ),
+        (
+            ["--finetune-dropout", "1"],
+            &["dropout", "1 is not a rate in [0, 1)"][..],
         ),
         (
             ["--pretrain-momentum", "1.5"],

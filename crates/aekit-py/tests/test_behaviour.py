@@ -248,6 +248,24 @@ def test_stacked_dae_pretrains_then_classifies(digits, tmp_path):
     assert not hasattr(many, "model_")
 
 
+def test_stacked_dae_fine_tunes_with_dropout_and_refuses_a_rate_of_one(digits):
+    X, y = digits
+    sda = aekit.StackedDenoisingAutoencoder(
+        (256,), pretrain_epochs=2, max_iter=10, learning_rate=0.1, dropout=0.3, random_state=0
+    )
+    sda.fit(X[:4000], y[:4000])
+    acc = sda.score(X[4000:6000], y[4000:6000])
+    assert acc > 0.85, acc
+    # The same seed without dropout fine-tunes to other weights.
+    plain = aekit.StackedDenoisingAutoencoder(
+        (256,), pretrain_epochs=2, max_iter=10, learning_rate=0.1, random_state=0
+    ).fit(X[:4000], y[:4000])
+    assert not np.array_equal(plain.predict_proba(X[:50]), sda.predict_proba(X[:50]))
+    bad = aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1, dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout.*not a rate in \[0, 1\)"):
+        bad.fit(X[:300], y[:300])
+
+
 def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_path):
     X, y = digits
     Xn = X[:400].copy()

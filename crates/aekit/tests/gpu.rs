@@ -304,6 +304,7 @@ fn finetuning_matches_the_cpu() {
                 device,
                 ..FinetuneConfig::default().train
             },
+            ..FinetuneConfig::default()
         };
         let r = s.finetune(&train, &val, &test, &cfg, &mut Silent).unwrap();
         let losses: Vec<f64> = r.history.iter().map(|e| e.train_loss).collect();

@@ -144,6 +144,11 @@ pub struct VariantsExpArgs {
     /// only (default 0: none).
     #[arg(long)]
     pub finetune_weight_decay: Option<f32>,
+    /// Fine-tuning dropout: each hidden unit dropped with this probability
+    /// in training, a mask per example and unit each minibatch (inverted
+    /// dropout; default 0: none; CPU only).
+    #[arg(long)]
+    pub finetune_dropout: Option<f32>,
     /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
     #[arg(long, default_value = "max")]
     pub blend: aekit::data::variants::Blend,

@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_batch: a.finetune_batch,
                 finetune_momentum: a.finetune_momentum,
                 finetune_weight_decay: a.finetune_weight_decay,
+                finetune_dropout: a.finetune_dropout,
                 blend: a.blend,
                 threads: a.threads,
                 seed: a.seed,

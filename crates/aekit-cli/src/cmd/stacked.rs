@@ -65,6 +65,9 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         c.model.lr_decay = d;
     }
+    if let Some(d) = a.dropout {
+        c.model.dropout = d;
+    }
     let model = a.model.clone().or_else(|| c.pretrained.clone()).ok_or_else(|| {
         anyhow::anyhow!("--model: fine-tuning needs a pretrained stack (from `aekit pretrain`)")
     })?;

@@ -428,8 +428,9 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
     gives the top layer's codes. ``fit(X, y)`` then fine-tunes the whole
     stack with a softmax layer p(y | x) = softmax(h_L·V + c) by SGD on the
     cross-entropy, keeping the weights of the epoch with the lowest error
-    on ``validation_fraction`` of the rows (stratified), and it is also a
-    classifier: ``predict``, ``predict_proba``, and ``score`` as accuracy.
+    on ``validation_fraction`` of the rows (stratified), each hidden unit
+    dropped with probability ``dropout`` in training (0: none), and it is
+    also a classifier: ``predict``, ``predict_proba``, and ``score`` as accuracy.
     Without y, ``score`` is minus the mean reconstruction cross-entropy.
     """
 
@@ -447,6 +448,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         max_iter=30,
         learning_rate=0.1,
         batch_size=20,
+        dropout=0.0,
         validation_fraction=0.1,
         patience=10,
         random_state=None,
@@ -462,6 +464,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.batch_size = batch_size
+        self.dropout = dropout
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.random_state = random_state
@@ -490,6 +493,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
                 "train": dict(loop, epochs=int(self.pretrain_epochs), lr=float(self.pretrain_learning_rate)),
             },
             "finetune": {
+                "dropout": float(self.dropout),
                 "train": dict(
                     loop, epochs=int(self.max_iter), lr=float(self.learning_rate), patience=int(self.patience)
                 ),

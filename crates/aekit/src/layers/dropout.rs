@@ -11,6 +11,12 @@ use rand::Rng as _;
 /// 1/(1 − p).
 pub fn draw_mask(mask: &mut Vec<f32>, len: usize, p: f32, rng: &mut Rng) {
     mask.clear();
+    extend_mask(mask, len, p, rng);
+}
+
+/// [`draw_mask`] appending `len` entries to `mask` (masks of several
+/// layers in one buffer).
+pub fn extend_mask(mask: &mut Vec<f32>, len: usize, p: f32, rng: &mut Rng) {
     let keep = 1.0 / (1.0 - p);
     mask.extend((0..len).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }));
 }

@@ -11,9 +11,15 @@
 //! Backward: δ at the head, then δh_{j−1} = (δ_j·W_jᵀ) and δ_j = δh_j ⊙ h_j(1−h_j),
 //! dW_j += h_{j−1}ᵀ·δ_j, db_j += Σ δ_j. Objective per batch: mean loss plus
 //! ½·λ·Σ‖W‖² over every weight matrix (trunk and head), biases free.
+//!
+//! Dropout (fine-tuning only, when the batch carries masks): each hidden
+//! layer's output is h_j = σ(·) ⊙ m_j with m_j ∈ {0, 1/(1−p)} drawn per
+//! example and unit (inverted dropout), and backward δ_j = δh_j ⊙ m_j ⊙
+//! σ_j(1−σ_j), σ_j the output before the mask.
 
 use crate::layers::activation::Activation;
 use crate::layers::dense::{step_untied, Dense, Grads, StepParams};
+use crate::layers::dropout;
 use crate::layers::loss::{self, Loss};
 use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::Par;
@@ -131,6 +137,8 @@ pub struct DeepWorkspace<T> {
     z: Vec<T>,
     /// Deltas for each trunk layer.
     d: Vec<Vec<T>>,
+    /// With dropout, each trunk layer's output before its mask.
+    s: Vec<Vec<T>>,
 }
 
 /// Runs the trunk on `x` (`[batch, n₀]`); returns the top activations.
@@ -142,8 +150,26 @@ pub fn trunk_forward<'a, T: Real>(
     ws: &'a mut DeepWorkspace<T>,
     par: Par,
 ) -> &'a [T] {
+    trunk_forward_masked(lay, p, x, batch, None, ws, par)
+}
+
+/// [`trunk_forward`], each hidden layer's output multiplied by its
+/// dropout mask when `drop` is given (the unmasked outputs kept in the
+/// workspace for the backward pass).
+fn trunk_forward_masked<'a, T: Real>(
+    lay: &DeepLayout,
+    p: &[T],
+    x: &[T],
+    batch: usize,
+    drop: Option<DropMasks<'_>>,
+    ws: &'a mut DeepWorkspace<T>,
+    par: Par,
+) -> &'a [T] {
     let l = lay.depth();
     ws.h.resize_with(l, Vec::new);
+    if drop.is_some() {
+        ws.s.resize_with(l, Vec::new);
+    }
     for j in 0..l {
         let (n_in, n_out) = (lay.sizes[j], lay.sizes[j + 1]);
         let (w, b) = &lay.layers[j];
@@ -153,8 +179,34 @@ pub fn trunk_forward<'a, T: Real>(
         h.resize(batch * n_out, T::ZERO);
         Dense::new(&p[w.clone()], n_in, n_out).forward(h, input, &p[b.clone()], batch, par);
         Activation::Sigmoid.forward(h);
+        if let Some(m) = drop {
+            ws.s[j].clone_from(h);
+            dropout::apply(h, m.layer(lay, j, batch));
+        }
     }
     &ws.h[l - 1]
+}
+
+/// The dropout masks of a loaded batch, as fine-tuning draws them: hidden
+/// layer j's mask `[rows, n_{j+1}]` for every row of the batch, layer after
+/// layer in `all`; a slice of the batch's rows reads its own rows of each.
+#[derive(Debug, Clone, Copy)]
+pub struct DropMasks<'a> {
+    pub all: &'a [f32],
+    /// The rows of the whole loaded batch.
+    pub batch_rows: usize,
+    /// The first of those rows this slice holds.
+    pub first_row: usize,
+}
+
+impl<'a> DropMasks<'a> {
+    /// Hidden layer j's mask for the `rows` rows of this slice.
+    fn layer(&self, lay: &DeepLayout, j: usize, rows: usize) -> &'a [f32] {
+        let before: usize = lay.sizes[1..=j].iter().map(|n| n * self.batch_rows).sum();
+        let n = lay.sizes[j + 1];
+        let at = before + self.first_row * n;
+        &self.all[at..at + rows * n]
+    }
 }
 
 /// One batch for the deep net: `rows` inputs `x` (`[rows, n₀]`), and the
@@ -166,6 +218,8 @@ pub struct DeepBatch<'a, T> {
     pub target: &'a [T],
     pub labels: &'a [u8],
     pub rows: usize,
+    /// Dropout masks (fine-tuning); `None`: no dropout.
+    pub drop: Option<DropMasks<'a>>,
 }
 
 /// Sum over the batch of the head's loss. With `grad`, writes its gradient
@@ -210,7 +264,13 @@ fn backward_walk<T: Real>(
     let l = lay.depth();
     layer(l, &ws.d_out, &ws.h[l - 1], Some(&mut ws.d[l - 1]));
     for j in (0..l).rev() {
-        Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]);
+        match batch.drop {
+            Some(m) => {
+                dropout::backward(&mut ws.d[j], m.layer(lay, j, batch.rows));
+                Activation::Sigmoid.backward(&mut ws.d[j], &ws.s[j]);
+            }
+            None => Activation::Sigmoid.backward(&mut ws.d[j], &ws.h[j]),
+        }
         let (lower, upper) = ws.d.split_at_mut(j);
         let input: &[T] = if j == 0 { batch.x } else { &ws.h[j - 1] };
         let dx = if j == 0 { None } else { Some(&mut lower[j - 1][..]) };
@@ -274,11 +334,12 @@ fn deep_forward_loss<T: Real>(
         target,
         labels,
         rows: batch,
+        drop,
     } = batch;
     let l = lay.depth();
     let top_n = lay.sizes[l];
     let n_out = lay.head.n_out();
-    trunk_forward(lay, p, x, batch, ws, par);
+    trunk_forward_masked(lay, p, x, batch, drop, ws, par);
     let (hw, hb) = &lay.layers[l];
     ws.out.resize(batch * n_out, T::ZERO);
     ws.d_out.resize(batch * n_out, T::ZERO);
@@ -399,10 +460,15 @@ mod tests {
     use crate::tensor::rng::seeded;
     use rand::Rng as _;
 
-    fn check(head: HeadKind, sizes: &[usize]) -> f64 {
+    /// The gradient check's relative difference, with dropout masks at
+    /// rate `drop` on every hidden layer when it is above 0.
+    fn check(head: HeadKind, sizes: &[usize], drop: f32) -> f64 {
         let lay = DeepLayout::new(sizes, head);
         let batch = 5;
         let mut rng = seeded(4);
+        let mut masks = Vec::new();
+        let hidden: usize = sizes[1..].iter().sum();
+        crate::layers::dropout::extend_mask(&mut masks, batch * hidden, drop, &mut rng);
         let p: Vec<f64> = (0..lay.len).map(|_| rng.random_range(-0.6..0.6)).collect();
         let x: Vec<f64> = (0..batch * sizes[0])
             .map(|_| rng.random_range(0.0..1.0))
@@ -418,6 +484,11 @@ mod tests {
             target: &target,
             labels: &labels,
             rows: batch,
+            drop: (drop > 0.0).then_some(DropMasks {
+                all: &masks,
+                batch_rows: batch,
+                first_row: 0,
+            }),
         };
         deep_objective(&lay, &p, &mut g, b, 0.01, &mut ws, Par::Seq);
         let mut scratch = vec![0.0; lay.len];
@@ -442,8 +513,10 @@ mod tests {
                     loss: Loss::Squared,
                 },
             ] {
-                let e = check(head, sizes);
-                assert!(e < 1e-9, "{sizes:?} {head:?}: {e:e}");
+                for drop in [0.0, 0.4] {
+                    let e = check(head, sizes, drop);
+                    assert!(e < 1e-9, "{sizes:?} {head:?} dropout {drop}: {e:e}");
+                }
             }
         }
     }

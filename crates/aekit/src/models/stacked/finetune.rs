@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 pub struct FinetuneConfig {
     /// The learning rate is multiplied by this after every epoch (1: constant).
     pub lr_decay: f32,
+    /// Dropout rate of every hidden unit in training (0: none; inverted
+    /// dropout, a mask drawn per example and unit each minibatch; the
+    /// validation and test predictions use every unit).
+    pub dropout: f32,
     /// The loop; patience counts epochs without a lower validation error.
     pub train: TrainConfig,
 }
@@ -33,6 +37,12 @@ impl FinetuneConfig {
         }
         self.train.validate()?;
         crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::config(
+                "dropout",
+                format!("{} is not a rate in [0, 1)", self.dropout),
+            ));
+        }
         Ok(())
     }
 }
@@ -41,6 +51,7 @@ impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
             lr_decay: 1.0,
+            dropout: 0.0,
             train: TrainConfig {
                 epochs: 30,
                 batch: 20,
@@ -95,6 +106,7 @@ pub(crate) fn predict(lay: &DeepLayout, p: &[f32], x: &Dataset, par: Par) -> Vec
             target: &[],
             labels: &zeros,
             rows: b,
+            drop: None,
         };
         deep_loss_grad(lay, p, None, batch, &mut ws, par);
         let logits = &crate::models::deep::head_output(&ws)[..b * k];
@@ -186,12 +198,18 @@ impl StackedDae {
         let tl = lay.trunk_len();
         let mut p = vec![0.0f32; lay.len];
         p[..tl].copy_from_slice(&self.trunk);
-        let fill = |chunk: &[usize], bt: &mut Batch, _: &mut Rng| {
+        let hidden: usize = self.sizes[1..].iter().sum();
+        let fill = |chunk: &[usize], bt: &mut Batch, rng: &mut Rng| {
             bt.input.clear();
             bt.labels.clear();
             for &i in chunk {
                 bt.input.extend_from_slice(train.row(i));
                 bt.labels.push(ytr[i]);
+            }
+            // No draws without dropout, so such runs keep their order.
+            bt.drop.clear();
+            if cfg.dropout > 0.0 {
+                crate::layers::dropout::extend_mask(&mut bt.drop, chunk.len() * hidden, cfg.dropout, rng);
             }
         };
         let o = DeepObjective {
@@ -204,6 +222,12 @@ impl StackedDae {
             #[cfg(feature = "cuda")]
             crate::train::Device::Cuda(ordinal) => {
                 use crate::gpu::fit::{NetFit, Rows};
+                if cfg.dropout > 0.0 {
+                    return Err(Error::config(
+                        "dropout",
+                        "fine-tuning with dropout runs on the CPU only: leave out the device or the dropout",
+                    ));
+                }
                 let gpu = crate::gpu::Gpu::open(ordinal)?;
                 let rows = Rows {
                     x: &train.x,

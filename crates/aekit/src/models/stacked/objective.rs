@@ -3,7 +3,7 @@
 
 use crate::models::deep::{
     deep_finish, deep_loss_grad, deep_loss_grad_step, deep_penalty, DeepBatch, DeepLayout, DeepWorkspace,
-    HeadKind,
+    DropMasks, HeadKind,
 };
 use crate::tensor::fused::StepWrite;
 use crate::tensor::gemm::Par;
@@ -12,12 +12,14 @@ use crate::tensor::GradWrite;
 use crate::train::{Finished, Objective};
 
 /// A minibatch as the deep objective takes it: inputs, and the target or
-/// the labels.
+/// the labels; with dropout, the hidden layers' masks
+/// ([`crate::models::deep::DropMasks`]' layout; empty: no dropout).
 #[derive(Default)]
 pub(crate) struct Batch {
     pub(crate) input: Vec<f32>,
     pub(crate) target: Vec<f32>,
     pub(crate) labels: Vec<u8>,
+    pub(crate) drop: Vec<f32>,
 }
 
 /// How a batch of the examples at some indices is loaded (and corrupted).
@@ -134,6 +136,11 @@ impl DeepObjective<'_> {
     /// The inputs, targets and labels of `rows` of a loaded batch.
     fn rows<'b>(&self, b: &'b Batch, rows: std::ops::Range<usize>) -> DeepBatch<'b, f32> {
         let nv = self.lay.sizes[0];
+        let drop = (!b.drop.is_empty()).then(|| DropMasks {
+            all: &b.drop,
+            batch_rows: b.input.len() / nv,
+            first_row: rows.start,
+        });
         let x = &b.input[rows.start * nv..rows.end * nv];
         let target = match self.lay.head {
             HeadKind::Reconstruct { n_out, .. } => &b.target[rows.start * n_out..rows.end * n_out],
@@ -150,6 +157,7 @@ impl DeepObjective<'_> {
             target,
             labels,
             rows: n,
+            drop,
         }
     }
 }
@@ -183,6 +191,7 @@ mod tests {
                 1e-3,
             ),
             (HeadKind::Softmax { classes: 10 }, 1e-3),
+            (HeadKind::Softmax { classes: 10 }, 0.0),
         ] {
             let lay = DeepLayout::new(&[300, 200, 100], head);
             let n = 30;
@@ -198,13 +207,19 @@ mod tests {
                 .collect();
             let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
             let p: Vec<f32> = (0..lay.len).map(|_| rng.random_range(-0.1..0.1)).collect();
-            let fill = |idx: &[usize], b: &mut Batch, _: &mut Rng| {
+            // The classifier without weight decay trains with dropout.
+            let drop = matches!(head, HeadKind::Softmax { .. }) && wd == 0.0;
+            let fill = |idx: &[usize], b: &mut Batch, rng: &mut Rng| {
                 b.input = idx
                     .iter()
                     .flat_map(|&i| x[i * 300..(i + 1) * 300].iter().copied())
                     .collect();
                 b.target = b.input.clone();
                 b.labels = idx.iter().map(|&i| labels[i]).collect();
+                b.drop.clear();
+                if drop {
+                    crate::layers::dropout::extend_mask(&mut b.drop, idx.len() * (200 + 100), 0.5, rng);
+                }
             };
             let o = DeepObjective {
                 lay: &lay,
@@ -214,5 +229,63 @@ mod tests {
             };
             crate::train::assert_finished_matches_plain(&o, &p, &format!("{head:?}"));
         }
+    }
+
+    #[test]
+    fn dropout_masks_follow_their_rows_when_a_batch_is_split() {
+        // The gradient of a batch summed over two slices of its rows (as
+        // the threads of a minibatch take them) is the whole batch's: each
+        // slice reads its own rows of every layer's mask. And the masks
+        // change the gradient.
+        let lay = DeepLayout::new(&[20, 12, 8], HeadKind::Softmax { classes: 4 });
+        let n = 9;
+        let mut rng = seeded(8);
+        let x: Vec<f32> = (0..n * 20).map(|_| rng.random()).collect();
+        let p: Vec<f32> = (0..lay.len).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let fill = |idx: &[usize], b: &mut Batch, rng: &mut Rng| {
+            b.input = idx
+                .iter()
+                .flat_map(|&i| x[i * 20..(i + 1) * 20].iter().copied())
+                .collect();
+            b.labels = idx.iter().map(|&i| (i % 4) as u8).collect();
+            b.drop.clear();
+            crate::layers::dropout::extend_mask(&mut b.drop, idx.len() * (12 + 8), 0.5, rng);
+        };
+        let o = DeepObjective {
+            lay: &lay,
+            n,
+            weight_decay: 0.0,
+            fill: &fill,
+        };
+        let mut b = o.new_batch(n);
+        o.load(&(0..n).collect::<Vec<_>>(), &mut b, &mut seeded(3));
+        let mut ws = o.new_workspace(n);
+        // Summed over the slices of rows between consecutive `cuts`.
+        let grad = |b: &Batch, cuts: &[usize], ws: &mut DeepWorkspace<f32>| {
+            let mut g = vec![0.0f32; lay.len];
+            let loss: f64 = cuts
+                .windows(2)
+                .map(|c| o.loss_grad_sum(&p, Some(&mut g), b, c[0]..c[1], ws, Par::Seq))
+                .sum();
+            (loss, g)
+        };
+        let (whole_loss, whole) = grad(&b, &[0, n], &mut ws);
+        let (split_loss, split) = grad(&b, &[0, 4, n], &mut ws);
+        assert!((whole_loss - split_loss).abs() < 1e-5 * whole_loss.abs());
+        for (i, (a, s)) in whole.iter().zip(&split).enumerate() {
+            assert!((a - s).abs() < 1e-5, "entry {i}: {a} against {s}");
+        }
+        b.drop.clear();
+        let (_, plain) = grad(&b, &[0, n], &mut ws);
+        let moved = plain
+            .iter()
+            .zip(&whole)
+            .filter(|(a, b)| (*a - *b).abs() > 1e-4)
+            .count();
+        assert!(
+            moved > lay.len / 4,
+            "dropout moved {moved} of {} entries",
+            lay.len
+        );
     }
 }
