@@ -310,6 +310,15 @@ fn finetune_resumed_after_a_kill_is_bit_for_bit_the_same() {
         "1",
     ];
     killed_and_resumed_equals_uninterrupted("finetune", &args, 2, &["model.safetensors"], &["metrics.csv"]);
+    // With dropout the masks come from the checkpointed stream too.
+    let with_dropout = [&args[..], &["--dropout", "0.3"]].concat();
+    killed_and_resumed_equals_uninterrupted(
+        "finetune",
+        &with_dropout,
+        2,
+        &["model.safetensors"],
+        &["metrics.csv"],
+    );
 }
 
 #[test]
