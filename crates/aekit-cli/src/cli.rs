@@ -371,6 +371,11 @@ pub struct FinetuneArgs {
     /// only).
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Validate and keep a moving average of the weights, forgetting at
+    /// this factor per update (0.999: about the last 1,000 updates; 0:
+    /// none, the last weights; CPU only).
+    #[arg(long)]
+    pub average: Option<f32>,
 }
 
 /// How a CAE is built and trained (shared by `cae` and `ensemble`).

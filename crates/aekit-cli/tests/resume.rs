@@ -319,6 +319,15 @@ fn finetune_resumed_after_a_kill_is_bit_for_bit_the_same() {
         &["model.safetensors"],
         &["metrics.csv"],
     );
+    // With weight averaging the average and its count are checkpointed.
+    let with_average = [&args[..], &["--average", "0.9"]].concat();
+    killed_and_resumed_equals_uninterrupted(
+        "finetune",
+        &with_average,
+        2,
+        &["model.safetensors"],
+        &["metrics.csv"],
+    );
 }
 
 #[test]

@@ -79,6 +79,10 @@ fn pretrain_then_finetune_on_builtin_data() {
         &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--dropout", "1.5"]),
         &["dropout", "1.5 is not a rate in [0, 1)"],
     );
+    fails_with(
+        &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--average", "1.5"]),
+        &["average", "1.5 is not a decay in [0, 1)"],
+    );
     let m = pre.join("model.safetensors");
     fails_with(
         &aekit(&["eval", "--model", m.to_str().unwrap()]),

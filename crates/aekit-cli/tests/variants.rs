@@ -285,6 +285,8 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "0.0001",
             "--finetune-dropout",
             "0.2",
+            "--finetune-average",
+            "0.99",
             "--finetune-lr",
             "0.05",
         ],
@@ -297,7 +299,7 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
-        md.contains("batch 1, momentum 0, weight decay 0.0001, dropout 0.2,"),
+        md.contains("batch 1, momentum 0, weight decay 0.0001, dropout 0.2, weight averaging 0.99,"),
         "{md}"
     );
     assert!(
@@ -306,11 +308,11 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
     // runs.csv ends with the pretraining's batch, momentum and decay, then
-    // the fine-tuning's weight decay and dropout.
+    // the fine-tuning's weight decay, dropout and weight averaging.
     let run = runs_rows(&out).swap_remove(0);
     assert_eq!(
-        run[run.len() - 5..],
-        ["1", "0", "0.5", "0.0001", "0.2"],
+        run[run.len() - 6..],
+        ["1", "0", "0.5", "0.0001", "0.2", "0.99"],
         "{run:?}"
     );
     // A row the table does not have, and a batch of none, are refused
@@ -327,6 +329,10 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         (
             ["--finetune-dropout", "1"],
             &["dropout", "1 is not a rate in [0, 1)"][..],
+        ),
+        (
+            ["--finetune-average", "1"],
+            &["average", "1 is not a decay in [0, 1)"][..],
         ),
         (
             ["--pretrain-momentum", "1.5"],

@@ -266,6 +266,20 @@ def test_stacked_dae_fine_tunes_with_dropout_and_refuses_a_rate_of_one(digits):
         bad.fit(X[:300], y[:300])
 
 
+def test_stacked_dae_keeps_averaged_weights_and_refuses_a_decay_of_one(digits):
+    X, y = digits
+    kw = dict(pretrain_epochs=2, max_iter=10, learning_rate=0.1, random_state=0)
+    avg = aekit.StackedDenoisingAutoencoder((256,), average=0.99, **kw).fit(X[:4000], y[:4000])
+    acc = avg.score(X[4000:6000], y[4000:6000])
+    assert acc > 0.85, acc
+    # The same seed without averaging keeps the last weights of its best epoch.
+    plain = aekit.StackedDenoisingAutoencoder((256,), **kw).fit(X[:4000], y[:4000])
+    assert not np.array_equal(plain.predict_proba(X[:50]), avg.predict_proba(X[:50]))
+    bad = aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1, average=1.0)
+    with pytest.raises(ValueError, match=r"average.*not a decay in \[0, 1\)"):
+        bad.fit(X[:300], y[:300])
+
+
 def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_path):
     X, y = digits
     Xn = X[:400].copy()

@@ -149,6 +149,11 @@ pub struct VariantsExpArgs {
     /// dropout; default 0: none; CPU only).
     #[arg(long)]
     pub finetune_dropout: Option<f32>,
+    /// Fine-tuning weight averaging: validate and keep a moving average of
+    /// the weights, forgetting at this factor per update (0.999: about the
+    /// last 1,000 updates; default 0: none, the last weights; CPU only).
+    #[arg(long)]
+    pub finetune_average: Option<f32>,
     /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
     #[arg(long, default_value = "max")]
     pub blend: aekit::data::variants::Blend,

@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_momentum: a.finetune_momentum,
                 finetune_weight_decay: a.finetune_weight_decay,
                 finetune_dropout: a.finetune_dropout,
+                finetune_average: a.finetune_average,
                 blend: a.blend,
                 threads: a.threads,
                 seed: a.seed,

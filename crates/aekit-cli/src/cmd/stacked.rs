@@ -68,6 +68,9 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.dropout {
         c.model.dropout = d;
     }
+    if let Some(d) = a.average {
+        c.model.average = d;
+    }
     let model = a.model.clone().or_else(|| c.pretrained.clone()).ok_or_else(|| {
         anyhow::anyhow!("--model: fine-tuning needs a pretrained stack (from `aekit pretrain`)")
     })?;

@@ -429,7 +429,10 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
     stack with a softmax layer p(y | x) = softmax(h_L·V + c) by SGD on the
     cross-entropy, keeping the weights of the epoch with the lowest error
     on ``validation_fraction`` of the rows (stratified), each hidden unit
-    dropped with probability ``dropout`` in training (0: none), and it is
+    dropped with probability ``dropout`` in training (0: none); with
+    ``average`` > 0 the weights validated and kept are a moving average of
+    the weights along training, forgetting at that factor per update (0.999:
+    about the last 1,000 updates). It is
     also a classifier: ``predict``, ``predict_proba``, and ``score`` as accuracy.
     Without y, ``score`` is minus the mean reconstruction cross-entropy.
     """
@@ -449,6 +452,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         learning_rate=0.1,
         batch_size=20,
         dropout=0.0,
+        average=0.0,
         validation_fraction=0.1,
         patience=10,
         random_state=None,
@@ -465,6 +469,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.dropout = dropout
+        self.average = average
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.random_state = random_state
@@ -494,6 +499,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
             },
             "finetune": {
                 "dropout": float(self.dropout),
+                "average": float(self.average),
                 "train": dict(
                     loop, epochs=int(self.max_iter), lr=float(self.learning_rate), patience=int(self.patience)
                 ),

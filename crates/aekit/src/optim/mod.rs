@@ -1,7 +1,9 @@
 //! Optimizers over one flat parameter slice.
 
 pub mod adam;
+pub mod average;
 pub mod lbfgs;
 pub mod sgd;
 pub use adam::{Adam, AdamConfig};
+pub use average::WeightAverage;
 pub use sgd::Sgd;

@@ -239,6 +239,20 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         rng: &mut Rng,
         obs: &mut dyn Observer,
     ) -> (f64, u64) {
+        self.run_epoch_with(o, params, opt, rng, obs, &mut |_| {})
+    }
+
+    /// [`Minibatches::run_epoch`], calling `after` with the parameters
+    /// after every update (weight averaging reads them there).
+    pub fn run_epoch_with<O: Objective<Batch = B, Workspace = W>>(
+        &mut self,
+        o: &O,
+        params: &mut [f32],
+        opt: &mut dyn Step,
+        rng: &mut Rng,
+        obs: &mut dyn Observer,
+        after: &mut dyn FnMut(&[f32]),
+    ) -> (f64, u64) {
         let total = self.batches_per_epoch();
         let every = (total / 100).max(1);
         let before = self.updates;
@@ -249,6 +263,7 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
                 return (f64::NAN, self.updates - before);
             }
             let done = self.step(o, params, opt, rng);
+            after(params);
             k += 1;
             if k % every == 0 || done.is_some() {
                 obs.on_progress(k.min(total), total);

@@ -5,7 +5,7 @@ use super::objective::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::deep::{deep_loss_grad, DeepBatch, DeepLayout, DeepWorkspace, HeadKind};
-use crate::optim::Sgd;
+use crate::optim::{Sgd, WeightAverage};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
@@ -25,6 +25,12 @@ pub struct FinetuneConfig {
     /// dropout, a mask drawn per example and unit each minibatch; the
     /// validation and test predictions use every unit).
     pub dropout: f32,
+    /// Weight averaging: the validation error, the weights kept and the
+    /// test error are those of an exponential moving average of the
+    /// weights along training, forgetting at this factor per update
+    /// (0: none, the last weights; 0.999 averages over about the last
+    /// 1,000 updates). See [`crate::optim::WeightAverage`].
+    pub average: f32,
     /// The loop; patience counts epochs without a lower validation error.
     pub train: TrainConfig,
 }
@@ -43,6 +49,15 @@ impl FinetuneConfig {
                 format!("{} is not a rate in [0, 1)", self.dropout),
             ));
         }
+        if !(0.0..1.0).contains(&self.average) {
+            return Err(Error::config(
+                "average",
+                format!(
+                    "{} is not a decay in [0, 1) (0: no averaging; 0.999: about the last 1,000 updates)",
+                    self.average
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -52,6 +67,7 @@ impl Default for FinetuneConfig {
         FinetuneConfig {
             lr_decay: 1.0,
             dropout: 0.0,
+            average: 0.0,
             train: TrainConfig {
                 epochs: 30,
                 batch: 20,
@@ -228,6 +244,12 @@ impl StackedDae {
                         "fine-tuning with dropout runs on the CPU only: leave out the device or the dropout",
                     ));
                 }
+                if cfg.average > 0.0 {
+                    return Err(Error::config(
+                        "average",
+                        "fine-tuning with weight averaging runs on the CPU only: leave out the device or the averaging",
+                    ));
+                }
                 let gpu = crate::gpu::Gpu::open(ordinal)?;
                 let rows = Rows {
                     x: &train.x,
@@ -266,10 +288,12 @@ impl StackedDae {
                 (fit, run.p)
             }
             _ => {
+                let avg = (cfg.average > 0.0).then(|| WeightAverage::new(&p, cfg.average));
                 let mut run = DeepFinetune {
                     batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
                     o: &o,
                     p,
+                    avg,
                     sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
                     rng: seeded(cfg.train.seed ^ 0xf1e7),
                     lr_decay: cfg.lr_decay,
@@ -286,7 +310,7 @@ impl StackedDae {
                     "train.lr",
                     ck,
                 )?;
-                (fit, run.p)
+                (fit, run.params().to_vec())
             }
         };
         let pred = predict(&lay, &best, test, par);
@@ -350,6 +374,8 @@ pub(crate) struct DeepFinetune<'a> {
     o: &'a DeepObjective<'a>,
     batches: Minibatches<Batch, DeepWorkspace<f32>>,
     p: Vec<f32>,
+    /// The moving average of `p`, when averaging: what is validated and kept.
+    avg: Option<WeightAverage>,
     sgd: StepRule,
     rng: Rng,
     lr_decay: f32,
@@ -360,34 +386,67 @@ pub(crate) struct DeepFinetune<'a> {
 
 impl Fit for DeepFinetune<'_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
-        let r = self
-            .batches
-            .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs);
+        let r = match &mut self.avg {
+            None => self
+                .batches
+                .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs),
+            Some(a) => self.batches.run_epoch_with(
+                self.o,
+                &mut self.p,
+                &mut self.sgd,
+                &mut self.rng,
+                obs,
+                &mut |p| a.observe(p),
+            ),
+        };
         self.sgd.scale_lr(self.lr_decay);
         Ok(r)
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {
         Ok(Some(error_pct(
-            &predict(self.o.lay, &self.p, self.val, self.par),
+            &predict(self.o.lay, self.params(), self.val, self.par),
             self.yva,
         )))
     }
 
+    /// The averaged weights when averaging, else the last ones.
     fn params(&self) -> &[f32] {
-        &self.p
+        self.avg.as_ref().map_or(&self.p, |a| a.weights())
     }
 
     fn set_params(&mut self, p: &[f32]) {
         self.p.copy_from_slice(p);
+        if let Some(a) = &mut self.avg {
+            a.set(p);
+        }
     }
 
     fn save_state(&self, s: &mut State) -> Result<()> {
         save_minibatch_fit(s, &self.p, &self.rng, &self.sgd, &self.batches);
+        if let Some(a) = &self.avg {
+            s.put_tensor("avg", a.weights());
+            s.put("avg_seen", &a.seen());
+        }
         Ok(())
     }
 
     fn load_state(&mut self, s: &State) -> Result<()> {
-        load_minibatch_fit(s, &mut self.p, &mut self.rng, &mut self.sgd, &mut self.batches)
+        load_minibatch_fit(s, &mut self.p, &mut self.rng, &mut self.sgd, &mut self.batches)?;
+        let with = |w: &str| {
+            Error::config(
+                "resume",
+                format!("the checkpoint was written {w} weight averaging: resume with the settings it was started with"),
+            )
+        };
+        match &mut self.avg {
+            Some(_) if !s.has_tensor("avg") => Err(with("without")),
+            Some(a) => {
+                a.restore(s.tensor("avg", self.p.len())?, s.get("avg_seen")?);
+                Ok(())
+            }
+            None if s.has_tensor("avg") => Err(with("with")),
+            None => Ok(()),
+        }
     }
 }
