@@ -174,6 +174,20 @@ pub fn check_lr_decay(field: &str, factor: f32) -> Result<()> {
     }
 }
 
+/// Refuses a value outside [0, 1) (`field`: the setting's name in the
+/// error; `what`: what the value is, as "a rate", or "" to say nothing).
+pub fn check_below_one(field: &str, v: f32, what: &str) -> Result<()> {
+    if (0.0..1.0).contains(&v) {
+        return Ok(());
+    }
+    let what = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what} ")
+    };
+    Err(Error::config(field, format!("{v} is not {what}in [0, 1)")))
+}
+
 impl TrainConfig {
     /// Adam with PyTorch's defaults and this step size, otherwise as
     /// [`TrainConfig::default`].
@@ -206,13 +220,12 @@ impl TrainConfig {
                 format!("learning rate {} must be positive and finite", self.lr),
             );
         }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return bad("momentum", format!("{} is not in [0, 1)", self.momentum));
-        }
-        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return bad(name, format!("{b} is not in [0, 1)"));
-            }
+        for (name, v) in [
+            ("momentum", self.momentum),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+        ] {
+            check_below_one(&format!("{section}.{name}"), v, "")?;
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad("eps", format!("{} must be positive", self.eps));

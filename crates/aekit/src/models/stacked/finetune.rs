@@ -43,22 +43,8 @@ impl FinetuneConfig {
         }
         self.train.validate()?;
         crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::config(
-                "dropout",
-                format!("{} is not a rate in [0, 1)", self.dropout),
-            ));
-        }
-        if !(0.0..1.0).contains(&self.average) {
-            return Err(Error::config(
-                "average",
-                format!(
-                    "{} is not a decay in [0, 1) (0: no averaging; 0.999: about the last 1,000 updates)",
-                    self.average
-                ),
-            ));
-        }
-        Ok(())
+        crate::train::check_below_one("dropout", self.dropout, "a rate")?;
+        crate::train::check_below_one("average", self.average, "a decay")
     }
 }
 
