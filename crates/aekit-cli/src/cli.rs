@@ -342,6 +342,10 @@ pub struct PretrainArgs {
     /// that layer (1: constant; the stacked schedule).
     #[arg(long)]
     pub lr_decay: Option<f32>,
+    /// Give each layer's autoencoder its own decoder weights instead of Wᵀ
+    /// (the stacked schedule).
+    #[arg(long)]
+    pub untied: bool,
 }
 
 #[derive(Args, Debug)]

@@ -187,6 +187,37 @@ fn pretrain_resumed_inside_and_across_layers_is_bit_for_bit_the_same() {
             &["metrics.csv"],
         );
     }
+    // Untied stacked layers: each layer 2 epochs (1-2, 3-4, 5-6), killed
+    // inside layer 2 and between layers 2 and 3; the untied decoders are in
+    // the checkpoint and the model file.
+    let untied = [
+        "--data",
+        d,
+        "--val-size",
+        "12",
+        "--layers",
+        "16,12,8",
+        "--schedule",
+        "stacked",
+        "--untied",
+        "--epochs",
+        "2",
+        "--layer-epochs",
+        "1",
+        "--batch",
+        "6",
+        "--threads",
+        "1",
+    ];
+    for at in [3, 4] {
+        killed_and_resumed_equals_uninterrupted(
+            "pretrain",
+            &untied,
+            at,
+            &["model.safetensors"],
+            &["metrics.csv"],
+        );
+    }
 }
 
 #[test]

@@ -275,6 +275,7 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "0",
             "--pretrain-lr-decay",
             "0.5",
+            "--pretrain-untied",
             "--finetune-epochs",
             "1",
             "--finetune-batch",
@@ -303,16 +304,17 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         "{md}"
     );
     assert!(
-        md.contains("(SGD, batch 1, lr 0.01, momentum 0, lr factor 0.5 per epoch)"),
+        md.contains("(SGD, batch 1, lr 0.01, momentum 0, lr factor 0.5 per epoch, untied decoders)"),
         "{md}"
     );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
-    // runs.csv ends with the pretraining's batch, momentum and decay, then
-    // the fine-tuning's weight decay, dropout and weight averaging.
+    // runs.csv ends with the pretraining's batch, momentum and decay, the
+    // fine-tuning's weight decay, dropout and weight averaging, then whether
+    // the pretraining was untied.
     let run = runs_rows(&out).swap_remove(0);
     assert_eq!(
-        run[run.len() - 6..],
-        ["1", "0", "0.5", "0.0001", "0.2", "0.99"],
+        run[run.len() - 7..],
+        ["1", "0", "0.5", "0.0001", "0.2", "0.99", "true"],
         "{run:?}"
     );
     // A row the table does not have, and a batch of none, are refused
@@ -344,6 +346,11 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         ),
         // --quick runs the RBM row too, whose rate does not decay.
         (["--pretrain-lr-decay", "0.5"], &["pretrain_lr_decay", "rbm"][..]),
+        // and an RBM has no decoder to untie.
+        (
+            ["--pretrain-untied", "--threads=1"],
+            &["pretrain_untied", "rbm"][..],
+        ),
     ] {
         let bad = d.path().join("bad");
         let mut a = vec![

@@ -280,6 +280,21 @@ def test_stacked_dae_keeps_averaged_weights_and_refuses_a_decay_of_one(digits):
         bad.fit(X[:300], y[:300])
 
 
+def test_stacked_dae_pretrains_untied_decoders_and_refuses_them_off_the_stacked_schedule(digits):
+    X, y = digits
+    kw = dict(pretrain_epochs=2, max_iter=10, learning_rate=0.1, random_state=0)
+    untied = aekit.StackedDenoisingAutoencoder((256,), untied=True, **kw).fit(X[:4000], y[:4000])
+    acc = untied.score(X[4000:6000], y[4000:6000])
+    assert acc > 0.85, acc
+    # The same seed tied pretrains other encoder weights.
+    tied = aekit.StackedDenoisingAutoencoder((256,), **kw).fit(X[:4000])
+    pre = aekit.StackedDenoisingAutoencoder((256,), untied=True, **kw).fit(X[:4000])
+    assert not np.array_equal(tied.transform(X[:50]), pre.transform(X[:50]))
+    bad = aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1, schedule="gradual", untied=True)
+    with pytest.raises(ValueError, match="untied.*gradual"):
+        bad.fit(X[:300])
+
+
 def test_every_estimator_saves_a_file_that_aekit_load_reads_back(digits, tmp_path):
     X, y = digits
     Xn = X[:400].copy()

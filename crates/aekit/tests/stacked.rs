@@ -212,3 +212,62 @@ fn the_stacked_layers_take_the_pretraining_decay() {
         assert!(e.contains("lr_decay") && e.contains(what), "{e}");
     }
 }
+
+#[test]
+fn untied_layers_keep_their_own_decoders_and_reconstruct_through_them() {
+    let d = builtin_mnist().unwrap();
+    let (train, test) = (part(&d, 0..400), part(&d, 8000..8300));
+    let untied = PretrainConfig {
+        untied: true,
+        ..small_cfg(Schedule::Stacked)
+    };
+    let mut m = StackedDae::new(784, &[48, 24], 3);
+    m.pretrain(&train, &untied, &mut Silent).unwrap();
+    let mut tied = StackedDae::new(784, &[48, 24], 3);
+    tied.pretrain(&train, &small_cfg(Schedule::Stacked), &mut Silent)
+        .unwrap();
+    assert!(tied.decoder_weight.iter().all(Option::is_none));
+    assert_ne!(m.trunk, tied.trunk, "untying changes the encoders' training");
+    // Each layer keeps a decoder W′ [n_j, n_{j-1}] of its own, not Wᵀ.
+    let lay = [(784, 48), (48, 24)];
+    let mut off = 0;
+    for (j, &(lo, hi)) in lay.iter().enumerate() {
+        let w = &m.trunk[off..off + lo * hi];
+        let dec = m.decoder_weight[j].as_ref().expect("an untied decoder");
+        assert_eq!(dec.len(), hi * lo);
+        let transposed: Vec<f32> = (0..hi * lo).map(|i| w[(i % lo) * hi + i / lo]).collect();
+        assert_ne!(dec, &transposed, "layer {j}");
+        off += lo * hi + hi;
+    }
+    // Reconstruction goes through the untied decoders: through the encoders'
+    // transposes instead, the same net reconstructs far worse.
+    let par = aekit::tensor::gemm::Par::Seq;
+    let own = m.reconstruction_xent(&test, par);
+    let mut through_wt = m.clone();
+    through_wt.decoder_weight = vec![None, None];
+    let floor = aekit::layers::loss::xent_minimum(&test.x) as f64 / test.n as f64;
+    assert!(
+        floor < own && own < through_wt.reconstruction_xent(&test, par),
+        "{floor} < {own}"
+    );
+    // The decoders travel with the model file.
+    let dir = tempfile::Builder::new()
+        .prefix("aekit-untied-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("model.safetensors");
+    m.save(&path, HashMap::new()).unwrap();
+    let back = StackedDae::load(&path).unwrap();
+    assert_eq!(back.decoder_weight, m.decoder_weight);
+    assert_eq!(back.reconstruction_xent(&test, par), own);
+    // Only the stacked schedule has per-layer decoders to untie.
+    for schedule in [Schedule::Gradual, Schedule::Rbm, Schedule::Hybrid(0.5)] {
+        let c = PretrainConfig {
+            untied: true,
+            later_epochs: None,
+            ..small_cfg(schedule)
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("untied") && e.contains(&schedule.to_string()), "{e}");
+    }
+}

@@ -123,6 +123,10 @@ pub struct VariantsExpArgs {
     /// only (not with rbm in --pretrainings).
     #[arg(long)]
     pub pretrain_lr_decay: Option<f32>,
+    /// Pretrain the autoencoders (and SdA) with untied decoders: each
+    /// layer's decoder its own weights instead of Wᵀ.
+    #[arg(long)]
+    pub pretrain_untied: bool,
     /// Fine-tuning learning rates, comma-separated (default 0.05,0.1,0.2,0.4): each
     /// net is fine-tuned at each from the same pretrained weights, and the
     /// run with the lowest validation error is reported.

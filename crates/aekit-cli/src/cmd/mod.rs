@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 pretrain_batch: a.pretrain_batch,
                 pretrain_momentum: a.pretrain_momentum,
                 pretrain_lr_decay: a.pretrain_lr_decay,
+                pretrain_untied: a.pretrain_untied,
                 finetune_lr: a.finetune_lr,
                 lr_decay: a.lr_decay,
                 finetune_batch: a.finetune_batch,

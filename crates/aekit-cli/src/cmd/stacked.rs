@@ -47,6 +47,9 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
     if let Some(d) = a.lr_decay {
         m.lr_decay = d;
     }
+    if a.untied {
+        m.untied = true;
+    }
     stacked::pretrain(c, &a.out.out())?;
     Ok(())
 }

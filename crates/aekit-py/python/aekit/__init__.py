@@ -418,7 +418,9 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
     as a tied DAE on the codes of the layers below it (``schedule``
     ``"stacked"``, ``"gradual"`` or ``"rbm"``: ``aekit pretrain``'s), its
     input corrupted by ``noise`` (one entry per layer, or one for all; by
-    default masking 0.1, 0.2 and 0.3 as in SdA-3).
+    default masking 0.1, 0.2 and 0.3 as in SdA-3); with ``untied=True``
+    (stacked schedule only) each layer's DAE decodes with weights of its own
+    instead of Wⱼᵀ.
 
     ``pretrain_epochs`` is the first layer's epochs and each later layer's
     budget n (under ``"stacked"`` a later layer trains 2n epochs, as in
@@ -446,6 +448,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         schedule="stacked",
         noise=None,
         loss="xent",
+        untied=False,
         pretrain_epochs=15,
         pretrain_learning_rate=0.01,
         max_iter=30,
@@ -463,6 +466,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         self.schedule = schedule
         self.noise = noise
         self.loss = loss
+        self.untied = untied
         self.pretrain_epochs = pretrain_epochs
         self.pretrain_learning_rate = pretrain_learning_rate
         self.max_iter = max_iter
@@ -494,6 +498,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
                 "schedule": self.schedule,
                 "noise": noise,
                 "loss": self.loss,
+                "untied": bool(self.untied),
                 "layer_epochs": int(self.pretrain_epochs),
                 "train": dict(loop, epochs=int(self.pretrain_epochs), lr=float(self.pretrain_learning_rate)),
             },

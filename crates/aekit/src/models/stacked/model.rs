@@ -22,9 +22,12 @@ pub struct StackedDae {
     pub trunk: Vec<f32>,
     /// b′_j of layer j's tied DAE, `[n_{j−1}]`.
     pub decoder_bias: Vec<Vec<f32>>,
+    /// W′_j `[n_j, n_{j−1}]` of layer j's untied pretraining DAE; `None`
+    /// where the layer was pretrained tied (its decoder is W_jᵀ).
+    pub decoder_weight: Vec<Option<Vec<f32>>>,
     /// The decoder (W′ `[n_L, n_vis]`, b′) from the top layer to x, when the
     /// top layer's training ended gradually; otherwise x is reconstructed
-    /// through the tied decoders, top down.
+    /// through each layer's decoder (tied or untied), top down.
     pub top_decoder: Option<(Vec<f32>, Vec<f32>)>,
     /// The softmax layer from fine-tuning (W `[n_L, classes]`, b `[classes]`),
     /// saved with the model so that it can classify.
@@ -56,12 +59,14 @@ impl StackedDae {
             trunk[w.clone()].copy_from_slice(&uniform(&mut rng, w.len(), r));
         }
         let decoder_bias = sizes[..sizes.len() - 1].iter().map(|&n| vec![0.0; n]).collect();
+        let decoder_weight = vec![None; sizes.len() - 1];
         let mut pretrain = PretrainConfig::default().with_layers(layers);
         pretrain.train.seed = seed;
         StackedDae {
             sizes,
             trunk,
             decoder_bias,
+            decoder_weight,
             top_decoder: None,
             classifier: None,
             pretrain,
@@ -116,8 +121,11 @@ impl StackedDae {
                     for j in (0..l).rev() {
                         let (n_lo, n_hi) = (self.sizes[j], self.sizes[j + 1]);
                         a = vec![0.0f32; b * n_lo];
-                        let w = &self.trunk[lay.layers[j].0.clone()];
-                        Dense::tied(w, n_hi, n_lo).forward(&mut a, &h, &self.decoder_bias[j], b, par);
+                        let dense = match &self.decoder_weight[j] {
+                            Some(w) => Dense::new(w, n_hi, n_lo),
+                            None => Dense::tied(&self.trunk[lay.layers[j].0.clone()], n_hi, n_lo),
+                        };
+                        dense.forward(&mut a, &h, &self.decoder_bias[j], b, par);
                         if j > 0 {
                             h = a.clone();
                             crate::layers::Activation::Sigmoid.forward(&mut h);
@@ -131,21 +139,17 @@ impl StackedDae {
         total / x.n.max(1) as f64
     }
 
-    /// Saves `layers.{j}.weight` `[n_{j−1}, n_j]`, `layers.{j}.bias` and
-    /// `layers.{j}.decoder_bias` (j from 0), widths in the metadata.
+    /// Saves `layers.{j}.weight` `[n_{j−1}, n_j]`, `layers.{j}.bias`,
+    /// `layers.{j}.decoder_bias` and, for an untied layer,
+    /// `layers.{j}.decoder_weight` `[n_j, n_{j−1}]` (j from 0), widths in the
+    /// metadata.
     pub fn save(&self, path: &Path, metadata: HashMap<String, String>) -> Result<()> {
         let lay = self.layout(self.depth(), HeadKind::Softmax { classes: 1 });
-        let names: Vec<(String, String, String)> = (0..self.depth())
-            .map(|j| {
-                (
-                    format!("layers.{j}.weight"),
-                    format!("layers.{j}.bias"),
-                    format!("layers.{j}.decoder_bias"),
-                )
-            })
+        let names: Vec<[String; 4]> = (0..self.depth())
+            .map(|j| ["weight", "bias", "decoder_bias", "decoder_weight"].map(|t| format!("layers.{j}.{t}")))
             .collect();
         let mut t = Vec::new();
-        for (j, (wn, bn, dn)) in names.iter().enumerate() {
+        for (j, [wn, bn, dn, dwn]) in names.iter().enumerate() {
             let (w, b) = &lay.layers[j];
             t.push(NamedTensor {
                 name: wn,
@@ -162,6 +166,13 @@ impl StackedDae {
                 shape: vec![self.sizes[j]],
                 data: &self.decoder_bias[j],
             });
+            if let Some(w) = &self.decoder_weight[j] {
+                t.push(NamedTensor {
+                    name: dwn,
+                    shape: vec![self.sizes[j + 1], self.sizes[j]],
+                    data: w,
+                });
+            }
         }
         if let Some((w, b)) = &self.top_decoder {
             let (l, nv) = (self.depth(), self.sizes[0]);
@@ -237,6 +248,10 @@ impl StackedDae {
             m.trunk[w].copy_from_slice(&f.take(&format!("layers.{j}.weight"), &[sizes[j], sizes[j + 1]])?);
             m.trunk[b].copy_from_slice(&f.take(&format!("layers.{j}.bias"), &[sizes[j + 1]])?);
             m.decoder_bias[j] = f.take(&format!("layers.{j}.decoder_bias"), &[sizes[j]])?;
+            let dw = format!("layers.{j}.decoder_weight");
+            if f.has(&dw) {
+                m.decoder_weight[j] = Some(f.take(&dw, &[sizes[j + 1], sizes[j]])?);
+            }
         }
         if f.has("top_decoder.weight") {
             let (l, nv) = (m.depth(), sizes[0]);

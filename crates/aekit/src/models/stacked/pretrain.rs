@@ -134,14 +134,14 @@ impl StageCk<'_, '_> {
 }
 
 impl StackedDae {
-    /// Layer `k`'s tied DAE for stacked training, holding the layer's
-    /// current weights.
+    /// Layer `k`'s DAE for stacked training (tied unless `cfg.untied`),
+    /// holding the layer's current weights.
     fn stacked_dae(&self, k: usize, epochs: usize, cfg: &PretrainConfig) -> DenoisingAutoencoder {
         let (n_in, n_out) = (self.sizes[k - 1], self.sizes[k]);
         let dae_cfg = DaeConfig {
             n_vis: n_in,
             n_hid: n_out,
-            tied: true,
+            tied: !cfg.untied,
             loss: cfg.loss,
             noise: cfg.noise_for(k - 1),
             ..DaeConfig::default()
@@ -156,6 +156,11 @@ impl StackedDae {
         p[dl.w.clone()].copy_from_slice(&self.trunk[w]);
         p[dl.b_hid.clone()].copy_from_slice(&self.trunk[b]);
         p[dl.b_vis.clone()].copy_from_slice(&self.decoder_bias[k - 1]);
+        // An untied decoder this layer already has; a new one keeps the
+        // DAE's own initial weights.
+        if let (Some(wd), Some(have)) = (dl.w_dec.clone(), &self.decoder_weight[k - 1]) {
+            p[wd].copy_from_slice(have);
+        }
         dae
     }
 
@@ -168,6 +173,7 @@ impl StackedDae {
         self.trunk[w].copy_from_slice(&p[dl.w.clone()]);
         self.trunk[b].copy_from_slice(&p[dl.b_hid.clone()]);
         self.decoder_bias[k - 1].copy_from_slice(&p[dl.b_vis]);
+        self.decoder_weight[k - 1] = dl.w_dec.map(|wd| p[wd].to_vec());
     }
 
     /// Layer `k`'s RBM (binary hidden units), with fresh weights.
@@ -255,6 +261,11 @@ impl StackedDae {
         for (i, b) in self.decoder_bias.iter().enumerate() {
             s.put_tensor(&format!("stack.decoder_bias.{i}"), b);
         }
+        for (i, w) in self.decoder_weight.iter().enumerate() {
+            if let Some(w) = w {
+                s.put_tensor(&format!("stack.decoder_weight.{i}"), w);
+            }
+        }
         if let Some((w, b)) = &self.top_decoder {
             s.put_tensor("stack.top_decoder.w", w);
             s.put_tensor("stack.top_decoder.b", b);
@@ -268,6 +279,14 @@ impl StackedDae {
         for (i, b) in self.decoder_bias.iter_mut().enumerate() {
             let n = b.len();
             b.copy_from_slice(s.tensor(&format!("stack.decoder_bias.{i}"), n)?);
+        }
+        for i in 0..self.depth() {
+            let name = format!("stack.decoder_weight.{i}");
+            self.decoder_weight[i] = if s.has_tensor(&name) {
+                Some(s.tensor(&name, self.sizes[i] * self.sizes[i + 1])?.to_vec())
+            } else {
+                None
+            };
         }
         // A lower layer's decoder (gradual training ended there) may stand
         // in the middle of pretraining.

@@ -106,6 +106,10 @@ pub struct PretrainConfig {
     /// of that layer (1: constant; the stacked schedule only), so a layer
     /// starts at `train.lr` and ends at `train.lr · lr_decay^(epochs-1)`.
     pub lr_decay: f32,
+    /// Give each layer's pretraining autoencoder its own decoder weights W′
+    /// instead of Wᵀ (the stacked schedule only). The decoders are kept in
+    /// the model for reconstruction; the encoder is what fine-tuning uses.
+    pub untied: bool,
     /// The RBMs of the `rbm` schedule (their epochs come from the schedule,
     /// their threads and seed from `train`).
     pub rbm: crate::models::rbm::RbmConfig,
@@ -136,6 +140,7 @@ impl Default for PretrainConfig {
                 ..TrainConfig::default()
             },
             lr_decay: 1.0,
+            untied: false,
             rbm: crate::models::rbm::RbmConfig::default(),
         }
     }
@@ -183,6 +188,15 @@ impl PretrainConfig {
                 "lr_decay",
                 format!(
                     "decays the stacked schedule's layers; the {} schedule keeps its rate",
+                    self.schedule
+                ),
+            ));
+        }
+        if self.untied && self.schedule != Schedule::Stacked {
+            return Err(Error::config(
+                "untied",
+                format!(
+                    "unties the stacked schedule's autoencoders; the {} schedule is not supported",
                     self.schedule
                 ),
             ));
