@@ -157,62 +157,42 @@ fn genetic_and_evolution_strategy_runs_resume_bit_for_bit() {
 fn pretrain_resumed_inside_and_across_layers_is_bit_for_bit_the_same() {
     let data = common::idx_dir("resume-pretrain-data", false);
     let d = data.path().to_str().unwrap();
-    let args = [
-        "--data",
-        d,
-        "--val-size",
-        "12",
-        "--layers",
-        "16,12,8",
-        "--schedule",
-        "hybrid:0.5",
-        "--epochs",
-        "2",
-        "--layer-epochs",
-        "4",
-        "--batch",
-        "6",
-        "--threads",
-        "1",
-    ];
+    let with = |schedule: &[&'static str]| {
+        let mut a = vec![
+            "--data",
+            d,
+            "--val-size",
+            "12",
+            "--layers",
+            "16,12,8",
+            "--epochs",
+            "2",
+            "--batch",
+            "6",
+            "--threads",
+            "1",
+        ];
+        a.extend_from_slice(schedule);
+        a
+    };
     // Epochs: layer 1 stacked 1-2; layer 2 stacked 3-4, gradual 5-6; layer 3
     // stacked 7-8, gradual 9-10. Killed at the end of layer 1, inside layer
     // 2's gradual phase, and between layer 2 and layer 3.
-    for at in [2, 5, 6] {
-        killed_and_resumed_equals_uninterrupted(
-            "pretrain",
-            &args,
-            at,
-            &["model.safetensors"],
-            &["metrics.csv"],
-        );
-    }
+    let hybrid = with(&["--schedule", "hybrid:0.5", "--layer-epochs", "4"]);
     // Untied stacked layers: each layer 2 epochs (1-2, 3-4, 5-6), killed
     // inside layer 2 and between layers 2 and 3; the untied decoders are in
     // the checkpoint and the model file.
-    let untied = [
-        "--data",
-        d,
-        "--val-size",
-        "12",
-        "--layers",
-        "16,12,8",
-        "--schedule",
-        "stacked",
-        "--untied",
-        "--epochs",
-        "2",
-        "--layer-epochs",
-        "1",
-        "--batch",
-        "6",
-        "--threads",
-        "1",
-    ];
-    for at in [3, 4] {
+    let untied = with(&["--schedule", "stacked", "--untied", "--layer-epochs", "1"]);
+    for (args, at) in [
+        (&hybrid, 2),
+        (&hybrid, 5),
+        (&hybrid, 6),
+        (&untied, 3),
+        (&untied, 4),
+    ] {
         killed_and_resumed_equals_uninterrupted(
             "pretrain",
-            &untied,
+            args,
             at,
             &["model.safetensors"],
             &["metrics.csv"],
