@@ -20,7 +20,7 @@ pub struct StackedDae {
     pub sizes: Vec<usize>,
     /// `[W₁ b₁ … W_L b_L]`.
     pub trunk: Vec<f32>,
-    /// b′_j of layer j's tied DAE, `[n_{j−1}]`.
+    /// b′_j of layer j's pretraining DAE (tied or untied), `[n_{j−1}]`.
     pub decoder_bias: Vec<Vec<f32>>,
     /// W′_j `[n_j, n_{j−1}]` of layer j's untied pretraining DAE; `None`
     /// where the layer was pretrained tied (its decoder is W_jᵀ).
