@@ -89,7 +89,14 @@ impl RunDir {
                 ));
             }
             if p.join(LOCK).exists() {
-                return Err(locked(p));
+                // A run that was killed leaves its lock behind: that one is
+                // removed (it guards nothing); a live holder's is an error.
+                if !holder_has_ended(p) {
+                    return Err(locked(p));
+                }
+                let lock = p.join(LOCK);
+                std::fs::remove_file(&lock)
+                    .map_err(|e| Error::io("cannot remove the stale lock", &lock, e))?;
             }
             let entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| Error::io("cannot read folder", p, e))?
@@ -390,6 +397,18 @@ pub fn resume_hint(e: Error, run: &RunDir, verb: &str) -> Error {
     }
 }
 
+/// Whether the process named in `p`'s lock has ended (killed without
+/// releasing it). Unknown (no pid yet, this process, or no `/proc` to ask)
+/// counts as not ended.
+fn holder_has_ended(p: &Path) -> bool {
+    let pid = std::fs::read_to_string(p.join(LOCK)).unwrap_or_default();
+    Path::new("/proc/self").exists()
+        && pid
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| pid != std::process::id() && !process_alive(pid))
+}
+
 /// The error for a folder another run holds.
 fn locked(p: &Path) -> Error {
     let pid = std::fs::read_to_string(p.join(LOCK)).unwrap_or_default();
@@ -512,6 +531,28 @@ mod tests {
         .to_string();
         assert!(e.contains("no config.toml"), "{e}");
         assert!(other.join("a.png").is_file());
+        // A lock left by a killed run is removed; a live run's stays.
+        if Path::new("/proc/self").exists() {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let dead = child.id();
+            child.wait().unwrap();
+            std::fs::write(p.join("config.toml"), "a = 1\n").unwrap();
+            std::fs::write(p.join(LOCK), format!("{dead}\n")).unwrap();
+            let e = RunDir::claim(&Out::to(&p), "x").unwrap_err().to_string();
+            assert!(e.contains("already holds a run"), "{e}");
+            assert!(!p.join(LOCK).exists(), "the dead run's lock is gone");
+            std::fs::write(p.join(LOCK), format!("{dead}\n")).unwrap();
+            let forced = Out {
+                path: Some(p.clone()),
+                force: true,
+            };
+            drop(RunDir::claim(&forced, "x").unwrap());
+            std::fs::write(p.join("config.toml"), "a = 1\n").unwrap();
+            std::fs::write(p.join(LOCK), "1\n").unwrap();
+            let e = RunDir::claim(&forced, "x").unwrap_err().to_string();
+            assert!(e.contains("another run (process 1)"), "{e}");
+            std::fs::remove_file(p.join(LOCK)).unwrap();
+        }
         // A file is not a folder.
         let e = RunDir::claim(&Out::to(other.join("a.png")), "x")
             .unwrap_err()
