@@ -33,7 +33,9 @@
 //! body's instruction-set copies and their primitives: the only `unsafe` in
 //! aekit), `isa.rs`, `sync.rs` (what lock-step workers share),
 //! `hogwild.rs`, `drivers.rs` (one epoch by each plan) and `mode.rs` (the
-//! `--parallel` modes and how work is shared out).
+//! `--parallel` modes and how work is shared out). `untied.rs` is the plain
+//! one-thread step for an autoencoder with its own decoder W′, which the
+//! fused sweep cannot take.
 
 mod drivers;
 mod hogwild;
@@ -44,6 +46,7 @@ mod pin;
 mod simd;
 mod state;
 mod sync;
+mod untied;
 
 pub use drivers::{run_epoch, Job, Plan};
 pub use hogwild::{HogwildParams, HogwildWorker};
@@ -51,6 +54,7 @@ pub use kernel::{FusedTiedSgd, TiedParams, TiedParamsMut, TiedShape};
 pub use mode::{balance_every, hidden_blocks, lockstep_workers, rebalanced};
 pub use simd::{axpy_rows, update_dot4, Isa};
 pub use sync::{Dispenser, RowSync, SpinBarrier, SplitLink, SplitSync};
+pub use untied::{run_epoch_untied, UntiedJob, UntiedParamsMut, UntiedShape};
 
 /// FLOPs of one plain per-example step of a tied autoencoder, counted dense:
 /// encode 2·V·H, decode 2·V·H, back-propagate 2·V·H, update 4·V·H. The fused

@@ -146,6 +146,60 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// y ← y − k·y + a·x: an SGD step with weight decay k = ηλ, the decay
+    /// taken as its own small term (1 − k rounded to f32 would lose most of
+    /// a decay near 10⁻⁶). No fused multiply-add, so every instruction set
+    /// gives the same bits; with k = 0 it is the plain y ← y + a·x.
+    pub fn axpy_decay(y: &mut [f32], k: f32, a: f32, x: &[f32]) -> () {
+        assert!(y.len() == x.len());
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x - k * *y;
+        }
+    }
+}
+
+multiversion! {
+    /// y ← y − k·y.
+    pub fn shrink(y: &mut [f32], k: f32) -> () {
+        for y in y.iter_mut() {
+            *y -= k * *y;
+        }
+    }
+}
+
+multiversion! {
+    /// Returns Σ w·d (over fixed lanes), then sets w ← w − k·w + a·d: one
+    /// pass over a weight row that back-propagation reads before SGD
+    /// updates it ([`axpy_decay`]'s step).
+    pub fn dot_then_axpy_decay(w: &mut [f32], d: &[f32], k: f32, a: f32) -> f32 {
+        assert!(w.len() == d.len());
+        let mut acc = [0.0f32; LANES];
+        let whole = w.len() / LANES * LANES;
+        let (wh, wt) = w.split_at_mut(whole);
+        for (wc, dc) in wh.chunks_exact_mut(LANES).zip(d[..whole].chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] += wc[l] * dc[l];
+                wc[l] += a * dc[l] - k * wc[l];
+            }
+        }
+        let mut tail = 0.0f32;
+        for (w, &d) in wt.iter_mut().zip(&d[whole..]) {
+            tail += *w * d;
+            *w += a * d - k * *w;
+        }
+        // A fixed tree over the lanes, so the sum is the same on every ISA.
+        let mut width = LANES / 2;
+        while width > 0 {
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+            width /= 2;
+        }
+        acc[0] + tail
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use crate::layers::activation::Activation;
 use crate::layers::dense::{Dense, Grads};
 use crate::layers::loss::{self, Loss};
 use crate::layers::Corruption;
-use crate::per_example::{TiedParams, TiedParamsMut};
+use crate::per_example::{TiedParams, TiedParamsMut, UntiedParamsMut};
 use crate::tensor::gemm::Par;
 use crate::tensor::{GradWrite, Real};
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,22 @@ impl Layout {
             b,
             c: &mut rest[..self.b_vis.len()],
         }
+    }
+
+    /// W, b, b′ and W′ of an untied model's flat vector, for the untied
+    /// per-example step; `None` for a tied model.
+    pub fn untied_mut<'a>(&self, p: &'a mut [f32]) -> Option<UntiedParamsMut<'a>> {
+        let dec = self.w_dec.clone()?;
+        let (w, rest) = p.split_at_mut(self.b_hid.start);
+        let (b, rest) = rest.split_at_mut(self.b_hid.len());
+        let (c, rest) = rest.split_at_mut(self.b_vis.len());
+        let off = self.b_vis.end;
+        Some(UntiedParamsMut {
+            w: &mut w[self.w.clone()],
+            b,
+            c,
+            w_dec: &mut rest[dec.start - off..dec.end - off],
+        })
     }
 
     /// Ranges that weight decay applies to.

@@ -6,7 +6,7 @@ use super::maths::*;
 use super::model::*;
 use crate::error::{Error, Result};
 use crate::layers::activation::Activation;
-use crate::per_example::{self, lockstep_workers, Plan, TiedShape};
+use crate::per_example::{self, lockstep_workers, Plan, TiedShape, UntiedShape};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::tensor::GradWrite;
@@ -22,6 +22,9 @@ use std::ops::Range;
 pub enum EpochPlan {
     /// Per-example SGD through the fused kernel (see [`crate::per_example`]).
     PerExample(Plan),
+    /// Per-example SGD on one thread for an untied model (its own decoder),
+    /// see [`crate::per_example::run_epoch_untied`].
+    PerExampleUntied,
     /// Each minibatch split over this many threads.
     Minibatch(usize),
     /// The layer-by-layer path with this GEMM parallelism.
@@ -209,6 +212,27 @@ impl DenoisingAutoencoder {
             && self.tied_shape().is_some()
     }
 
+    /// Whether per-example epochs on one thread can run the untied step:
+    /// batch 1, plain SGD (no momentum), an untied autoencoder.
+    pub fn uses_untied_step(&self) -> bool {
+        self.train.batch == 1
+            && self.train.optimizer == Optimizer::Sgd
+            && self.train.momentum == 0.0
+            && !self.config.tied
+    }
+
+    /// The untied step's view of this model.
+    fn untied_shape(&self) -> UntiedShape {
+        let c = &self.config;
+        UntiedShape {
+            n_vis: c.n_vis,
+            n_hid: c.n_hid,
+            hidden: c.hidden_activation,
+            output: c.output_activation,
+            loss: c.loss,
+        }
+    }
+
     /// The fused kernel's view of this model, if it is a tied sigmoid
     /// autoencoder.
     pub fn tied_shape(&self) -> Option<TiedShape> {
@@ -252,6 +276,8 @@ impl DenoisingAutoencoder {
             _ if threads == 1 && self.train.parallel != ParallelMode::Hogwild => {
                 if fused {
                     EpochPlan::PerExample(Plan::Fused)
+                } else if self.uses_untied_step() {
+                    EpochPlan::PerExampleUntied
                 } else {
                     EpochPlan::Layers(Par::Seq)
                 }
@@ -282,7 +308,7 @@ impl DenoisingAutoencoder {
     pub(crate) fn minibatches(&self, x: &[f32], plan: EpochPlan) -> Option<DaeBatches> {
         let o = DaeObjective::new(&self.config, &self.layout, x, self.train.weight_decay);
         match plan {
-            EpochPlan::PerExample(_) => None,
+            EpochPlan::PerExample(_) | EpochPlan::PerExampleUntied => None,
             EpochPlan::Minibatch(t) => Some(Minibatches::new(
                 &o,
                 self.train.batch,
@@ -315,6 +341,20 @@ impl DenoisingAutoencoder {
                 };
                 let params = self.layout.tied_mut(&mut self.params);
                 let loss = per_example::run_epoch(&job, plan, params, x, &mut self.rng, obs);
+                (loss, n as u64)
+            }
+            (EpochPlan::PerExampleUntied, _) => {
+                let job = per_example::UntiedJob {
+                    shape: self.untied_shape(),
+                    lr: self.opt.lr(),
+                    weight_decay: self.train.weight_decay,
+                    noise: self.config.noise,
+                };
+                let params = self
+                    .layout
+                    .untied_mut(&mut self.params)
+                    .expect("checked by epoch_plan");
+                let loss = per_example::run_epoch_untied(&job, params, x, &mut self.rng, obs);
                 (loss, n as u64)
             }
             (_, Some(b)) => {
