@@ -123,7 +123,7 @@ fn main() {
         println!("lone worker 784x{n_hid}: {:.1} µs/step", run(&mut k, None));
         let hp = k.padded_hidden();
         let (mut w, h, dh, hn) = bare(hp);
-        let coef = ([1.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
+        let coef = ([0.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
         let t = Instant::now();
         for _ in 0..steps {
             for i in (0..784).step_by(4) {
@@ -146,7 +146,7 @@ fn main() {
         let mut dh_acc = vec![0.0f32; hp];
         let lags = [0usize, 8, 16, 32, 64, 192];
         let coef8 = [1e-7f32; 8];
-        let coef = ([1.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
+        let coef = ([0.0f32; 4], [1e-9f32; 4], [0.0f32; 4]);
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); lags.len()];
         for _ in 0..20 {
             for (slot, &lag) in lags.iter().enumerate() {

@@ -137,12 +137,12 @@ impl HogwildWorker {
         for (d, &h) in self.dh.iter_mut().zip(&self.h) {
             *d *= h * (1.0 - h);
         }
-        let shrink = 1.0 - lr * decay;
+        let k = lr * decay;
         for i in 0..nv {
             self.load_row(p, i);
             let (ga, gb) = (lr * self.da[i], lr * xt[i]);
             for ((w, &h), &dh) in self.row.iter_mut().zip(&self.h).zip(&self.dh) {
-                *w = shrink * *w - ga * h - gb * dh;
+                *w -= k * *w + ga * h + gb * dh;
             }
             for (a, &w) in p.w[i * hp..(i + 1) * hp].iter().zip(&self.row) {
                 set(a, w);

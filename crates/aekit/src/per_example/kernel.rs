@@ -19,7 +19,9 @@
 //!      time, still in L1).
 //!   5. The update of t+1 waits for t+2, or for [`FusedTiedSgd::flush`].
 //!
-//! Weight decay λ scales each row by s = 1 − ηλ as it is updated (and P by s).
+//! Weight decay λ takes ηλ·W_i from each row as it is updated (and ηλ·P from
+//! P), as its own term: a factor 1 − ηλ rounded to f32 would be off by up to
+//! half a unit in 2⁻²⁴, a third of a decay ηλ = 10⁻⁷.
 //!
 //! Rows are padded to a multiple of 16 lanes with zero weights and zero
 //! hidden units, so the inner loops have no remainder. The loops are written
@@ -219,10 +221,10 @@ impl FusedTiedSgd {
         }
         self.settle_biases();
         let (hp, lr) = (self.hp, self.lr);
-        let shrink = 1.0 - lr * self.decay;
+        let decay = lr * self.decay;
         for i in 0..self.n_vis {
             let row = &mut self.w[i * hp..(i + 1) * hp];
-            simd::portable::update_row(row, shrink, lr * self.da[i], lr * self.xt[i], &self.h, &self.dh);
+            simd::portable::update_row(row, decay, lr * self.da[i], lr * self.xt[i], &self.h, &self.dh);
         }
         self.pending = false;
     }

@@ -72,7 +72,7 @@ pub(super) fn step(k: &mut FusedTiedSgd, x: &[f32], xt: &[f32], link: Option<Spl
 pub fn update_dot4(
     isa: Isa,
     rows: &mut [f32],
-    (shrink, ga, gb): ([f32; 4], [f32; 4], [f32; 4]),
+    (decay, ga, gb): ([f32; 4], [f32; 4], [f32; 4]),
     h: &[f32],
     dh: &[f32],
     hn: &[f32],
@@ -83,13 +83,13 @@ pub fn update_dot4(
     match (isa, Isa::detect()) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU reports AVX-512; lengths are checked above.
-        (Isa::Avx512, Isa::Avx512) => unsafe { avx512::update_dot4(rows, shrink, ga, gb, h, dh, hn) },
+        (Isa::Avx512, Isa::Avx512) => unsafe { avx512::update_dot4(rows, decay, ga, gb, h, dh, hn) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU reports AVX2 and FMA; lengths are checked above.
         (Isa::Avx2Fma | Isa::Avx512, Isa::Avx2Fma | Isa::Avx512) => unsafe {
-            avx2::update_dot4(rows, shrink, ga, gb, h, dh, hn)
+            avx2::update_dot4(rows, decay, ga, gb, h, dh, hn)
         },
-        _ => portable::update_dot4(rows, shrink, ga, gb, h, dh, hn),
+        _ => portable::update_dot4(rows, decay, ga, gb, h, dh, hn),
     }
 }
 
@@ -163,31 +163,41 @@ pub(super) mod portable {
         count
     }
 
-    /// row ← shrink·row − ga·h − gb·dh.
-    pub fn update_row(row: &mut [f32], shrink: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
-        for ((w, &h), &dh) in row.iter_mut().zip(h).zip(dh) {
-            *w = shrink * *w - ga * h - gb * dh;
+    /// row ← row − (decay·row + ga·h + gb·dh), decay = ηλ: the small terms
+    /// are added up first and the row rounded once, as the layer path's
+    /// step does (a factor 1 − ηλ rounded to f32, or the decay rounded into
+    /// the row on its own, biases small decays). Without decay,
+    /// row − ga·h − gb·dh.
+    pub fn update_row(row: &mut [f32], decay: f32, ga: f32, gb: f32, h: &[f32], dh: &[f32]) {
+        if decay == 0.0 {
+            for ((w, &h), &dh) in row.iter_mut().zip(h).zip(dh) {
+                *w = *w - ga * h - gb * dh;
+            }
+        } else {
+            for ((w, &h), &dh) in row.iter_mut().zip(h).zip(dh) {
+                *w -= decay * *w + ga * h + gb * dh;
+            }
         }
     }
 
     /// [`update_row`], then the new row's dot product with `hn`.
     pub fn update_dot(
         row: &mut [f32],
-        shrink: f32,
+        decay: f32,
         ga: f32,
         gb: f32,
         h: &[f32],
         dh: &[f32],
         hn: &[f32],
     ) -> f32 {
-        update_row(row, shrink, ga, gb, h, dh);
+        update_row(row, decay, ga, gb, h, dh);
         dot(row, hn)
     }
 
     /// [`update_dot`] on 4 consecutive rows with per-row coefficients.
     pub fn update_dot4(
         rows: &mut [f32],
-        shrink: [f32; 4],
+        decay: [f32; 4],
         ga: [f32; 4],
         gb: [f32; 4],
         h: &[f32],
@@ -196,7 +206,7 @@ pub(super) mod portable {
     ) -> [f32; 4] {
         let mut out = [0.0f32; 4];
         for (r, row) in rows.chunks_exact_mut(h.len()).enumerate() {
-            out[r] = update_dot(row, shrink[r], ga[r], gb[r], h, dh, hn);
+            out[r] = update_dot(row, decay[r], ga[r], gb[r], h, dh, hn);
         }
         out
     }
@@ -238,16 +248,48 @@ pub(super) mod portable {
 /// vector type, `$n` its lanes. Every slice length is a multiple of 16
 /// (rows are padded), checked by `debug_assert`, and `assert`ed equal.
 macro_rules! simd_primitives {
-    ($name:ident, $feat:literal, $v:ty, $n:literal, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $mul:ident, $zero:ident, $add:ident, $reduce:path) => {
+    ($name:ident, $feat:literal, $v:ty, $n:literal, $load:ident, $store:ident, $set1:ident, $fmadd:ident, $fnmadd:ident, $mul:ident, $zero:ident, $add:ident, $sub:ident, $reduce:path) => {
         #[cfg(target_arch = "x86_64")]
         mod $name {
             use std::arch::x86_64::*;
+
+            /// One lane group's update: w − a·h − b·δh, or with decay
+            /// w − (k·w + a·h + b·δh), rounded into w once (the portable
+            /// `update_row`'s order). δh is read from `pd` only `with_dh`.
+            #[inline]
+            #[target_feature(enable = $feat)]
+            unsafe fn update(
+                scaled: bool,
+                with_dh: bool,
+                (s, a, b): ($v, $v, $v),
+                wv: $v,
+                hv: $v,
+                pd: *const f32,
+            ) -> $v {
+                // SAFETY: the caller checked that `pd` has a lane group to read.
+                unsafe {
+                    if scaled {
+                        let mut t = $fmadd(a, hv, $mul(s, wv));
+                        if with_dh {
+                            t = $fmadd(b, $load(pd), t);
+                        }
+                        $sub(wv, t)
+                    } else {
+                        let v = $fnmadd(a, hv, wv);
+                        if with_dh {
+                            $fnmadd(b, $load(pd), v)
+                        } else {
+                            v
+                        }
+                    }
+                }
+            }
 
             #[inline]
             #[target_feature(enable = $feat)]
             pub unsafe fn update_dot(
                 row: &mut [f32],
-                shrink: f32,
+                decay: f32,
                 ga: f32,
                 gb: f32,
                 h: &[f32],
@@ -256,20 +298,25 @@ macro_rules! simd_primitives {
             ) -> f32 {
                 assert!(h.len() == row.len() && dh.len() == row.len() && hn.len() == row.len());
                 debug_assert_eq!(row.len() % 16, 0);
-                let (s, a, b) = ($set1(shrink), $set1(ga), $set1(gb));
+                let (s, a, b) = ($set1(decay), $set1(ga), $set1(gb));
                 let (w, h, dh, hn) = (row.as_mut_ptr(), h.as_ptr(), dh.as_ptr(), hn.as_ptr());
                 let (mut acc0, mut acc1) = ($zero(), $zero());
                 let mut i = 0;
                 // Most inputs are zero after masking; then the δh term vanishes
                 // and its stream is not read.
                 let with_dh = gb != 0.0;
+                let scaled = decay != 0.0;
                 while i < row.len() {
                     // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
                     unsafe {
-                        let mut v = $fnmadd(a, $load(h.add(i)), $mul(s, $load(w.add(i))));
-                        if with_dh {
-                            v = $fnmadd(b, $load(dh.add(i)), v);
-                        }
+                        let v = update(
+                            scaled,
+                            with_dh,
+                            (s, a, b),
+                            $load(w.add(i)),
+                            $load(h.add(i)),
+                            dh.add(i),
+                        );
                         $store(w.add(i), v);
                         acc0 = $fmadd(v, $load(hn.add(i)), acc0);
                     }
@@ -277,10 +324,14 @@ macro_rules! simd_primitives {
                     if i < row.len() {
                         // SAFETY: i < len and len − i is a multiple of the lane count.
                         unsafe {
-                            let mut v = $fnmadd(a, $load(h.add(i)), $mul(s, $load(w.add(i))));
-                            if with_dh {
-                                v = $fnmadd(b, $load(dh.add(i)), v);
-                            }
+                            let v = update(
+                                scaled,
+                                with_dh,
+                                (s, a, b),
+                                $load(w.add(i)),
+                                $load(h.add(i)),
+                                dh.add(i),
+                            );
                             $store(w.add(i), v);
                             acc1 = $fmadd(v, $load(hn.add(i)), acc1);
                         }
@@ -292,30 +343,30 @@ macro_rules! simd_primitives {
 
             /// [`update_dot`] on 4 consecutive rows (`rows` is `[4, len(h)]`)
             /// with per-row coefficients; h, δh and hn are loaded once for all
-            /// four. A row with coefficients (1, 0, 0) is left as it is.
+            /// four. A row with coefficients (0, 0, 0) is left as it is.
             #[inline]
             #[target_feature(enable = $feat)]
             pub unsafe fn update_dot4(
                 rows: &mut [f32],
-                shrink: [f32; 4],
+                decay: [f32; 4],
                 ga: [f32; 4],
                 gb: [f32; 4],
                 h: &[f32],
                 dh: &[f32],
                 hn: &[f32],
             ) -> [f32; 4] {
-                // Without weight decay the shrink is 1, and rows whose inputs
-                // were all zero have no δh term: those multiplications are
+                // Without weight decay the decay term is 0, and rows whose
+                // inputs were all zero have no δh term: those operations are
                 // skipped (the same bits, fewer operations).
-                let scaled = shrink.iter().any(|&v| v != 1.0);
+                let scaled = decay.iter().any(|&v| v != 0.0);
                 let with_dh = gb.iter().any(|&v| v != 0.0);
                 // SAFETY: the caller's guarantees are passed on.
                 unsafe {
                     match (scaled, with_dh) {
-                        (true, true) => update_dot4_with::<true, true>(rows, shrink, ga, gb, h, dh, hn),
-                        (true, false) => update_dot4_with::<true, false>(rows, shrink, ga, gb, h, dh, hn),
-                        (false, true) => update_dot4_with::<false, true>(rows, shrink, ga, gb, h, dh, hn),
-                        (false, false) => update_dot4_with::<false, false>(rows, shrink, ga, gb, h, dh, hn),
+                        (true, true) => update_dot4_with::<true, true>(rows, decay, ga, gb, h, dh, hn),
+                        (true, false) => update_dot4_with::<true, false>(rows, decay, ga, gb, h, dh, hn),
+                        (false, true) => update_dot4_with::<false, true>(rows, decay, ga, gb, h, dh, hn),
+                        (false, false) => update_dot4_with::<false, false>(rows, decay, ga, gb, h, dh, hn),
                     }
                 }
             }
@@ -324,7 +375,7 @@ macro_rules! simd_primitives {
             #[target_feature(enable = $feat)]
             unsafe fn update_dot4_with<const SCALED: bool, const WITH_DH: bool>(
                 rows: &mut [f32],
-                shrink: [f32; 4],
+                decay: [f32; 4],
                 ga: [f32; 4],
                 gb: [f32; 4],
                 h: &[f32],
@@ -335,10 +386,10 @@ macro_rules! simd_primitives {
                 assert!(rows.len() == 4 * n && dh.len() == n && hn.len() == n);
                 debug_assert_eq!(n % 16, 0);
                 let s = [
-                    $set1(shrink[0]),
-                    $set1(shrink[1]),
-                    $set1(shrink[2]),
-                    $set1(shrink[3]),
+                    $set1(decay[0]),
+                    $set1(decay[1]),
+                    $set1(decay[2]),
+                    $set1(decay[3]),
                 ];
                 let a = [$set1(ga[0]), $set1(ga[1]), $set1(ga[2]), $set1(ga[3])];
                 let b = [$set1(gb[0]), $set1(gb[1]), $set1(gb[2]), $set1(gb[3])];
@@ -352,14 +403,21 @@ macro_rules! simd_primitives {
                         let dv = if WITH_DH { $load(dh.add(i)) } else { $zero() };
                         for r in 0..4 {
                             let p = w.add(r * n + i);
-                            let mut v = $load(p);
-                            if SCALED {
-                                v = $mul(s[r], v);
-                            }
-                            v = $fnmadd(a[r], hv, v);
-                            if WITH_DH {
-                                v = $fnmadd(b[r], dv, v);
-                            }
+                            let w0 = $load(p);
+                            let v = if SCALED {
+                                // w − (k·w + a·h + b·δh): rounded into w once.
+                                let mut t = $fmadd(a[r], hv, $mul(s[r], w0));
+                                if WITH_DH {
+                                    t = $fmadd(b[r], dv, t);
+                                }
+                                $sub(w0, t)
+                            } else {
+                                let mut v = $fnmadd(a[r], hv, w0);
+                                if WITH_DH {
+                                    v = $fnmadd(b[r], dv, v);
+                                }
+                                v
+                            };
                             $store(p, v);
                             acc[r] = $fmadd(v, nv, acc[r]);
                         }
@@ -569,6 +627,7 @@ simd_primitives!(
     _mm512_mul_ps,
     _mm512_setzero_ps,
     _mm512_add_ps,
+    _mm512_sub_ps,
     super::reduce512
 );
 simd_primitives!(
@@ -584,6 +643,7 @@ simd_primitives!(
     _mm256_mul_ps,
     _mm256_setzero_ps,
     _mm256_add_ps,
+    _mm256_sub_ps,
     super::reduce256
 );
 
@@ -627,7 +687,7 @@ mod tests {
         );
         let rows0: Vec<f32> = (0..4 * n).map(|i| f(i + 17)).collect();
         let coef = (
-            [0.99f32, 1.0, 0.98, 1.0],
+            [0.01f32, 0.0, 0.02, 0.0],
             [0.1f32, -0.2, 0.0, 0.3],
             [0.0f32, 0.5, -0.1, 0.0],
         );

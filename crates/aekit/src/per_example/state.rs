@@ -28,7 +28,8 @@ const _: () = assert!(BLOCK.is_multiple_of(16));
 macro_rules! step_body {
     ($self:ident, $x:ident, $xt:ident, $link:ident, $update_dot:path, $update_dot4:path, $dot:path, $axpy:path, $axpy4:path, $axpy_rows:path, $nonzero:path) => {{
         let (nv, nh, hp, lr) = ($self.n_vis, $self.n_hid, $self.hp, $self.lr);
-        let shrink = 1.0 - lr * $self.decay;
+        // ηλ, its own term (w − ηλ·w): 1 − ηλ rounded to f32 loses small decays.
+        let decay = lr * $self.decay;
         let pending = $self.pending;
         // 1. The pre-activation of t+1 from the rows as they stand (t's update
         //    not yet applied): P = Σ x̃_{t+1,i}·W_i over the non-zero inputs,
@@ -64,13 +65,20 @@ macro_rules! step_body {
             $self.h_new.copy_from_slice(&red[hp..2 * hp]);
             (alpha, beta) = (red[2 * hp], red[2 * hp + 1]);
         }
-        // 3. δh of t, its bias updates, and h_{t+1}: with W_i' = s·W_i −
-        //    η(δa_i·h_t + x̃_{t,i}·δh_t), Σ x̃_{t+1,i}·W_i' = s·P − ηα·h_t − ηβ·δh_t.
+        // 3. δh of t, its bias updates, and h_{t+1}: with W_i' = W_i − ηλ·W_i −
+        //    η(δa_i·h_t + x̃_{t,i}·δh_t), Σ x̃_{t+1,i}·W_i' = P − ηλ·P − ηα·h_t − ηβ·δh_t.
         if pending {
             $self.settle_biases();
             let (ga, gb) = (lr * alpha, lr * beta);
-            for (((p, &b), &h), &d) in $self.h_new.iter_mut().zip(&$self.b).zip(&$self.h).zip(&$self.dh) {
-                *p = b + shrink * *p - ga * h - gb * d;
+            let terms = $self.h_new.iter_mut().zip(&$self.b).zip(&$self.h).zip(&$self.dh);
+            if decay == 0.0 {
+                for (((p, &b), &h), &d) in terms {
+                    *p = b + *p - ga * h - gb * d;
+                }
+            } else {
+                for (((p, &b), &h), &d) in terms {
+                    *p = b + *p - (decay * *p + ga * h + gb * d);
+                }
             }
         } else {
             for (p, &b) in $self.h_new.iter_mut().zip(&$self.b) {
@@ -113,12 +121,12 @@ macro_rules! step_body {
                 let mut r = 0;
                 while r + 4 <= rows {
                     // Four rows at once; with nothing pending the update is the
-                    // identity (1, 0, 0).
-                    let (mut sh, mut ga, mut gb) = ([1.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
+                    // identity (0, 0, 0).
+                    let (mut sh, mut ga, mut gb) = ([0.0f32; 4], [0.0f32; 4], [0.0f32; 4]);
                     for q in 0..4 {
                         let i = i0 + r + q;
                         if pending {
-                            sh[q] = shrink;
+                            sh[q] = decay;
                             ga[q] = lr * $self.da[i];
                             gb[q] = lr * $self.xt[i];
                         }
@@ -135,7 +143,7 @@ macro_rules! step_body {
                     $self.part[i] = if pending {
                         $update_dot(
                             row,
-                            shrink,
+                            decay,
                             lr * $self.da[i],
                             lr * $self.xt[i],
                             &$self.h,
