@@ -253,22 +253,25 @@ macro_rules! simd_primitives {
         mod $name {
             use std::arch::x86_64::*;
 
-            /// One lane group's update: w − a·h − b·δh, or with decay
-            /// w − (k·w + a·h + b·δh), rounded into w once (the portable
-            /// `update_row`'s order). δh is read from `pd` only `with_dh`.
+            /// One lane group's update at `pw`, stored there and returned:
+            /// w − a·h − b·δh, or with decay w − (k·w + a·h + b·δh), rounded
+            /// into w once (the portable `update_row`'s order). δh is read
+            /// from `pd` only `with_dh`.
             #[inline]
             #[target_feature(enable = $feat)]
-            unsafe fn update(
+            unsafe fn update_at(
                 scaled: bool,
                 with_dh: bool,
                 (s, a, b): ($v, $v, $v),
-                wv: $v,
-                hv: $v,
+                pw: *mut f32,
+                ph: *const f32,
                 pd: *const f32,
             ) -> $v {
-                // SAFETY: the caller checked that `pd` has a lane group to read.
+                // SAFETY: the caller checked that each pointer has a lane
+                // group to read (and `pw` to write).
                 unsafe {
-                    if scaled {
+                    let (wv, hv) = ($load(pw), $load(ph));
+                    let v = if scaled {
                         let mut t = $fmadd(a, hv, $mul(s, wv));
                         if with_dh {
                             t = $fmadd(b, $load(pd), t);
@@ -281,7 +284,9 @@ macro_rules! simd_primitives {
                         } else {
                             v
                         }
-                    }
+                    };
+                    $store(pw, v);
+                    v
                 }
             }
 
@@ -309,30 +314,14 @@ macro_rules! simd_primitives {
                 while i < row.len() {
                     // SAFETY: i + lanes ≤ len (equal lengths, multiple of 16).
                     unsafe {
-                        let v = update(
-                            scaled,
-                            with_dh,
-                            (s, a, b),
-                            $load(w.add(i)),
-                            $load(h.add(i)),
-                            dh.add(i),
-                        );
-                        $store(w.add(i), v);
+                        let v = update_at(scaled, with_dh, (s, a, b), w.add(i), h.add(i), dh.add(i));
                         acc0 = $fmadd(v, $load(hn.add(i)), acc0);
                     }
                     i += $n;
                     if i < row.len() {
                         // SAFETY: i < len and len − i is a multiple of the lane count.
                         unsafe {
-                            let v = update(
-                                scaled,
-                                with_dh,
-                                (s, a, b),
-                                $load(w.add(i)),
-                                $load(h.add(i)),
-                                dh.add(i),
-                            );
-                            $store(w.add(i), v);
+                            let v = update_at(scaled, with_dh, (s, a, b), w.add(i), h.add(i), dh.add(i));
                             acc1 = $fmadd(v, $load(hn.add(i)), acc1);
                         }
                         i += $n;
