@@ -66,7 +66,9 @@ pub fn run_epoch(
     total / n.max(1) as f64
 }
 
-fn order(n: usize, rng: &mut Rng) -> Vec<usize> {
+/// The epoch's order of the `n` examples, drawn from `rng` (every plan's
+/// first draw).
+pub(super) fn order(n: usize, rng: &mut Rng) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut order, rng);
     order

@@ -22,7 +22,7 @@
 //! bits (see [`crate::tensor::simd`]).
 
 use crate::layers::{Activation, Corruption, Loss};
-use crate::tensor::rng::{shuffle, Rng};
+use crate::tensor::rng::Rng;
 use crate::tensor::simd::{axpy_decay, dot_then_axpy_decay, shrink};
 use crate::train::Observer;
 
@@ -84,8 +84,7 @@ pub fn run_epoch_untied(
     let n = x.len() / nv;
     assert_eq!(x.len(), n * nv, "x holds whole examples");
     assert!(p.w.len() == nv * nh && p.w_dec.len() == nh * nv && p.b.len() == nh && p.c.len() == nv);
-    let mut order: Vec<usize> = (0..n).collect();
-    shuffle(&mut order, rng);
+    let order = super::drivers::order(n, rng);
     let mut s = Scratch {
         noisy: vec![0.0; nv],
         h: vec![0.0; nh],

@@ -203,22 +203,22 @@ impl DenoisingAutoencoder {
         Ok(self.run_epoch(x, plan, &mut batches, &mut crate::train::Silent).0)
     }
 
+    /// Batch 1 and plain SGD (no momentum): the training the per-example
+    /// steps take.
+    fn plain_per_example(&self) -> bool {
+        self.train.batch == 1 && self.train.optimizer == Optimizer::Sgd && self.train.momentum == 0.0
+    }
+
     /// Whether per-example epochs can run the fused kernel: batch 1, plain
     /// SGD (no momentum), a tied sigmoid autoencoder.
     pub fn uses_fused_kernel(&self) -> bool {
-        self.train.batch == 1
-            && self.train.optimizer == Optimizer::Sgd
-            && self.train.momentum == 0.0
-            && self.tied_shape().is_some()
+        self.plain_per_example() && self.tied_shape().is_some()
     }
 
     /// Whether per-example epochs on one thread can run the untied step:
     /// batch 1, plain SGD (no momentum), an untied autoencoder.
     pub fn uses_untied_step(&self) -> bool {
-        self.train.batch == 1
-            && self.train.optimizer == Optimizer::Sgd
-            && self.train.momentum == 0.0
-            && !self.config.tied
+        self.plain_per_example() && !self.config.tied
     }
 
     /// The untied step's view of this model.
