@@ -70,7 +70,9 @@ struct Scratch {
 
 /// One shuffled epoch of per-example SGD over the `x.len() / n_vis` rows of
 /// `x`; returns the mean training loss per example (each measured before
-/// its own update).
+/// its own update). A stop request (Ctrl-C) ends it early with a NaN loss,
+/// as a minibatch epoch ends: the caller sees the request and keeps the
+/// last checkpoint.
 pub fn run_epoch_untied(
     job: &UntiedJob,
     mut p: UntiedParamsMut<'_>,
@@ -96,6 +98,9 @@ pub fn run_epoch_untied(
     let report_every = (n / 100).max(1);
     let mut total = 0.0f64;
     for (t, &i) in order.iter().enumerate() {
+        if crate::train::checkpoint::stop_requested() {
+            return f64::NAN;
+        }
         let xi = &x[i * nv..(i + 1) * nv];
         job.noise.apply(&mut s.noisy, xi, rng);
         total += step(job, &mut p, xi, &mut s);

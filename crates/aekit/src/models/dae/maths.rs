@@ -157,15 +157,13 @@ impl Layout {
     /// per-example step; `None` for a tied model.
     pub fn untied_mut<'a>(&self, p: &'a mut [f32]) -> Option<UntiedParamsMut<'a>> {
         let dec = self.w_dec.clone()?;
-        let (w, rest) = p.split_at_mut(self.b_hid.start);
-        let (b, rest) = rest.split_at_mut(self.b_hid.len());
-        let (c, rest) = rest.split_at_mut(self.b_vis.len());
-        let off = self.b_vis.end;
+        let (head, rest) = p.split_at_mut(dec.start);
+        let TiedParamsMut { w, b, c } = self.tied_mut(head);
         Some(UntiedParamsMut {
-            w: &mut w[self.w.clone()],
+            w,
             b,
             c,
-            w_dec: &mut rest[dec.start - off..dec.end - off],
+            w_dec: &mut rest[..dec.len()],
         })
     }
 
