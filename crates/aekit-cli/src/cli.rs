@@ -380,6 +380,11 @@ pub struct FinetuneArgs {
     /// none, the last weights; CPU only).
     #[arg(long)]
     pub average: Option<f32>,
+    /// After every update, scale each unit's incoming weight vector longer
+    /// than this back to this length (max-norm, Srivastava et al. 2014; 0:
+    /// none; CPU only).
+    #[arg(long)]
+    pub max_norm: Option<f32>,
 }
 
 /// How a CAE is built and trained (shared by `cae` and `ensemble`).

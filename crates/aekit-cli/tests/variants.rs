@@ -288,6 +288,8 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
             "0.2",
             "--finetune-average",
             "0.99",
+            "--finetune-max-norm",
+            "3",
             "--finetune-lr",
             "0.05",
         ],
@@ -300,7 +302,9 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     assert!(err < 30.0, "{rows:?}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
-        md.contains("batch 1, momentum 0, weight decay 0.0001, dropout 0.2, weight averaging 0.99,"),
+        md.contains(
+            "batch 1, momentum 0, weight decay 0.0001, dropout 0.2, weight averaging 0.99, max-norm 3,"
+        ),
         "{md}"
     );
     assert!(
@@ -309,12 +313,12 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
     );
     assert!(md.contains("| basic | 1 | — | 4.14% |"), "{md}");
     // runs.csv ends with the pretraining's batch, momentum and decay, the
-    // fine-tuning's weight decay, dropout and weight averaging, then whether
-    // the pretraining was untied.
+    // fine-tuning's weight decay, dropout and weight averaging, whether
+    // the pretraining was untied, and the fine-tuning's max-norm bound.
     let run = runs_rows(&out).swap_remove(0);
     assert_eq!(
-        run[run.len() - 7..],
-        ["1", "0", "0.5", "0.0001", "0.2", "0.99", "true"],
+        run[run.len() - 8..],
+        ["1", "0", "0.5", "0.0001", "0.2", "0.99", "true", "3"],
         "{run:?}"
     );
     // A row the table does not have, and a batch of none, are refused
@@ -335,6 +339,10 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         (
             ["--finetune-average", "1"],
             &["average", "1 is not a decay in [0, 1)"][..],
+        ),
+        (
+            ["--finetune-max-norm", "nan"],
+            &["max_norm", "NaN is not a bound"][..],
         ),
         (
             ["--pretrain-momentum", "1.5"],
@@ -583,4 +591,97 @@ fn the_networks_seed_and_the_variants_seed_are_apart() {
     );
     // ...and another variants' seed draws other backgrounds.
     assert_ne!(png1, png3);
+}
+
+#[test]
+fn a_pretrained_cache_keeps_each_pretraining_and_a_later_run_loads_it() {
+    let d = tmp("variants-cache");
+    let cache = d.path().join("cache");
+    let args = |out: &Path, lr: &str, pre_lr: &str| {
+        let mut a: Vec<String> = [
+            "experiment",
+            "variants",
+            "--quick",
+            "--parts",
+            "table",
+            "--sets",
+            "rot",
+            "--depths",
+            "2",
+            "--pretrainings",
+            "autoencoder",
+            "--width",
+            "32",
+            "--pretrain-epochs",
+            "1",
+            "--finetune-epochs",
+            "2",
+            "--threads",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (k, v) in [
+            ("--finetune-lr", lr),
+            ("--pretrain-lr", pre_lr),
+            ("--pretrained-cache", cache.to_str().unwrap()),
+            ("--out", out.to_str().unwrap()),
+        ] {
+            a.extend([k.to_string(), v.to_string()]);
+        }
+        a
+    };
+    let run = |out: &Path, lr: &str, pre_lr: &str| {
+        let a = args(out, lr, pre_lr);
+        let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        err
+    };
+    let cached = || {
+        let mut f: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        f.sort();
+        f
+    };
+    // The first run pretrains and keeps the stack.
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let err = run(&a, "0.1", "0.01");
+    assert!(err.contains("pretraining: layer 1 stacked, epoch 1/1"), "{err}");
+    assert!(err.contains("pretrained stack kept in"), "{err}");
+    let files = cached();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("pretrained-") && files[0].ends_with(".safetensors"));
+    // The same pretraining again is loaded, not run, and fine-tunes to the
+    // same bits.
+    let err = run(&b, "0.1", "0.01");
+    assert!(!err.contains("pretraining: layer 1"), "{err}");
+    assert!(
+        err.contains(&format!("loaded from {}", cache.join(&files[0]).display())),
+        "{err}"
+    );
+    assert_eq!(runs_rows(&a), runs_rows(&b));
+    // Another fine-tuning rate reuses it; another pretraining rate is
+    // another file.
+    let c = d.path().join("c");
+    assert!(run(&c, "0.2", "0.01").contains("loaded from"));
+    let err = run(&d.path().join("d"), "0.1", "0.02");
+    assert!(err.contains("pretraining: layer 1 stacked"), "{err}");
+    assert_eq!(cached().len(), 2);
+    // A damaged file is named, not pretrained over or used.
+    std::fs::write(cache.join(&files[0]), b"not a model").unwrap();
+    let a = args(&d.path().join("e"), "0.1", "0.01");
+    let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    fails_with(&o, &[&files[0]]);
+    // A cache that cannot be a folder is refused before any work.
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let mut a = args(&d.path().join("f"), "0.1", "0.01");
+    let at = a.iter().position(|s| s == "--pretrained-cache").unwrap();
+    a[at + 1] = file.to_str().unwrap().to_string();
+    let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    fails_with(&o, &["a-file"]);
+    assert!(!d.path().join("f").exists());
 }

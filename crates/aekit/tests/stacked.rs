@@ -175,6 +175,87 @@ fn fine_tuning_classifies_and_the_model_file_round_trips() {
     assert!(e.contains("/no/such.safetensors"), "{e}");
 }
 
+/// The largest Euclidean norm of a unit's incoming weights (a column of
+/// `[fan_in, units]`).
+fn largest_column_norm(w: &[f32], units: usize) -> f64 {
+    (0..units)
+        .map(|k| {
+            w.chunks_exact(units)
+                .map(|r| f64::from(r[k]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn a_max_norm_bound_holds_every_units_weights_after_fine_tuning() {
+    let d = builtin_mnist().unwrap();
+    let (train, val, test) = (part(&d, 0..1000), part(&d, 1000..1200), part(&d, 8000..8400));
+    let mut pre = StackedDae::new(784, &[48, 24], 3);
+    pre.pretrain(&train, &small_cfg(Schedule::Stacked), &mut Silent)
+        .unwrap();
+    let lay = |m: &StackedDae, j: usize| {
+        let (n_in, n_out) = (m.sizes[j], m.sizes[j + 1]);
+        let at: usize = (0..j).map(|i| m.sizes[i] * m.sizes[i + 1] + m.sizes[i + 1]).sum();
+        (at..at + n_in * n_out, n_out)
+    };
+    // The pretrained first layer's units are longer than the bound.
+    let (w0, u0) = lay(&pre, 0);
+    let before = largest_column_norm(&pre.trunk[w0], u0);
+    let bound = 1.5f32;
+    assert!(before > 2.0 * f64::from(bound), "{before}");
+    let fit = |max_norm: f32| {
+        let mut m = pre.clone();
+        let cfg = FinetuneConfig {
+            max_norm,
+            dropout: 0.2,
+            train: TrainConfig {
+                epochs: 4,
+                lr: 0.5,
+                momentum: 0.5,
+                ..FinetuneConfig::default().train
+            },
+            ..FinetuneConfig::default()
+        };
+        let r = m.finetune(&train, &val, &test, &cfg, &mut Silent).unwrap();
+        (m, r)
+    };
+    let (m, r) = fit(bound);
+    for j in 0..m.depth() {
+        let (w, units) = lay(&m, j);
+        let n = largest_column_norm(&m.trunk[w], units);
+        assert!(
+            n <= f64::from(bound) * (1.0 + 1e-5),
+            "layer {j}: a unit of norm {n}"
+        );
+    }
+    let (cw, cb) = m.classifier.as_ref().unwrap();
+    let n = largest_column_norm(cw, cb.len());
+    assert!(
+        n <= f64::from(bound) * (1.0 + 1e-5),
+        "softmax: a unit of norm {n}"
+    );
+    // Still a classifier (chance is 90%), and not the unbounded one.
+    assert!(r.test_error < 40.0, "test error {}%", r.test_error);
+    let (free, _) = fit(0.0);
+    let (w, units) = lay(&free, 0);
+    assert!(largest_column_norm(&free.trunk[w], units) > 2.0 * f64::from(bound));
+    // A bound must be a length.
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        let cfg = FinetuneConfig {
+            max_norm: bad,
+            ..FinetuneConfig::default()
+        };
+        let e = pre
+            .clone()
+            .finetune(&train, &val, &test, &cfg, &mut Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_norm"), "{e}");
+    }
+}
+
 #[test]
 fn the_stacked_layers_take_the_pretraining_decay() {
     // Decayed to nothing after each layer's first epoch, three epochs a

@@ -158,6 +158,17 @@ pub struct VariantsExpArgs {
     /// last 1,000 updates; default 0: none, the last weights; CPU only).
     #[arg(long)]
     pub finetune_average: Option<f32>,
+    /// Fine-tuning max-norm bound: after every update, each unit's incoming
+    /// weight vector longer than this is scaled back to this length
+    /// (Srivastava et al. 2014, with dropout; default 0: none; CPU only).
+    #[arg(long)]
+    pub finetune_max_norm: Option<f32>,
+    /// Keep every pretrained stack in this folder, named by a digest of the
+    /// training images and the pretraining settings, and load it from there
+    /// when a later run asks for the same pretraining (a new fine-tuning
+    /// setting then skips the pretraining).
+    #[arg(long)]
+    pub pretrained_cache: Option<PathBuf>,
     /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
     #[arg(long, default_value = "max")]
     pub blend: aekit::data::variants::Blend,

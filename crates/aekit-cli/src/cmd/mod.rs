@@ -64,6 +64,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_weight_decay: a.finetune_weight_decay,
                 finetune_dropout: a.finetune_dropout,
                 finetune_average: a.finetune_average,
+                finetune_max_norm: a.finetune_max_norm,
+                pretrained_cache: a.pretrained_cache,
                 blend: a.blend,
                 threads: a.threads,
                 seed: a.seed,

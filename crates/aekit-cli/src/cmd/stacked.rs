@@ -74,6 +74,9 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     if let Some(d) = a.average {
         c.model.average = d;
     }
+    if let Some(b) = a.max_norm {
+        c.model.max_norm = b;
+    }
     let model = a.model.clone().or_else(|| c.pretrained.clone()).ok_or_else(|| {
         anyhow::anyhow!("--model: fine-tuning needs a pretrained stack (from `aekit pretrain`)")
     })?;

@@ -24,8 +24,9 @@ use crate::run::{Out, RunDir};
 use crate::train::{EpochLines, Silent, TrainConfig};
 use crate::viz;
 use serde_json::json;
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Vincent et al. (2010), Table 3: SdA-3 test errors (%) and the masking
 /// noise used.
@@ -154,6 +155,13 @@ pub struct Variants {
     /// Fine-tuning weight averaging: the decay per update of the moving
     /// average of the weights that is validated and kept (default 0: none).
     pub finetune_average: Option<f32>,
+    /// Fine-tuning max-norm bound on each unit's incoming weights (default
+    /// 0: none).
+    pub finetune_max_norm: Option<f32>,
+    /// A folder that keeps every pretrained stack, named by a digest of
+    /// the training images and the pretraining settings: a stack already
+    /// there is loaded instead of pretrained again (default: none).
+    pub pretrained_cache: Option<PathBuf>,
     /// How digit and background combine (default: the maximum).
     pub blend: Blend,
     pub threads: usize,
@@ -192,6 +200,8 @@ impl Default for Variants {
             finetune_weight_decay: None,
             finetune_dropout: None,
             finetune_average: None,
+            finetune_max_norm: None,
+            pretrained_cache: None,
             blend: Blend::Max,
             threads: 2,
             seed: 1,
@@ -215,9 +225,12 @@ struct Loop {
     ft_weight_decay: f32,
     ft_dropout: f32,
     ft_average: f32,
+    ft_max_norm: f32,
     lr_decay: f32,
     threads: usize,
     seed: u64,
+    /// Where pretrained stacks are kept and found again.
+    cache: Option<PathBuf>,
 }
 
 /// The pretraining of a stack of `layers`.
@@ -253,6 +266,7 @@ fn finetune_config(l: &Loop, batch: usize, lr: f32) -> FinetuneConfig {
         lr_decay: l.lr_decay,
         dropout: l.ft_dropout,
         average: l.ft_average,
+        max_norm: l.ft_max_norm,
         train: TrainConfig {
             epochs: l.ft_epochs,
             batch,
@@ -393,7 +407,12 @@ fn deep_net(
     if let Some((schedule, noise)) = pretrain {
         let cfg = pretrain_config(l, layers, schedule, noise);
         let label = format!("{}, pretraining", stack_name(layers));
-        m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
+        match &l.cache {
+            Some(dir) => m = cached_pretraining(dir, m, &d[0], &cfg, label)?,
+            None => {
+                m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
+            }
+        }
     }
     let mut runs = Vec::with_capacity(l.ft_batch.len() * l.ft_lr.len());
     for &batch in &l.ft_batch {
@@ -423,6 +442,64 @@ fn deep_net(
     Ok(runs)
 }
 
+/// The file of the pretraining `cfg` on `x` in the cache `dir`:
+/// `pretrained-<digest>.safetensors`, the digest (SHA-256, its first 16
+/// hex digits) over aekit's version, every pretraining setting and the
+/// training images' bits, so that any change of data or settings names
+/// another file. Also returns the settings as written in the file.
+fn cache_file(dir: &Path, x: &Dataset, cfg: &PretrainConfig) -> (PathBuf, String) {
+    use sha2::{Digest, Sha256};
+    let what = format!(
+        "aekit {}; {} images of {} values; {cfg:?}",
+        env!("CARGO_PKG_VERSION"),
+        x.n,
+        x.dim
+    );
+    let mut h = Sha256::new();
+    h.update(what.as_bytes());
+    for v in &x.x {
+        h.update(v.to_le_bytes());
+    }
+    let hex: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    (dir.join(format!("pretrained-{hex}.safetensors")), what)
+}
+
+/// Pretrains `m` on `x` by `cfg`, or loads the stack an earlier run left
+/// in the cache `dir` for the same images and settings; a stack pretrained
+/// here is saved there (atomically, so a killed run leaves no half file).
+fn cached_pretraining(
+    dir: &Path,
+    mut m: StackedDae,
+    x: &Dataset,
+    cfg: &PretrainConfig,
+    label: String,
+) -> Result<StackedDae> {
+    let (path, what) = cache_file(dir, x, cfg);
+    if path.exists() {
+        let mut cached = StackedDae::load(&path)?;
+        if cached.sizes != m.sizes || cached.classifier.is_some() {
+            return Err(crate::Error::format(
+                &path,
+                format!(
+                    "expected a pretrained stack of widths {:?} without a classifier; remove the file to pretrain again",
+                    m.sizes
+                ),
+            ));
+        }
+        eprintln!("  {label}: loaded from {}", path.display());
+        cached.pretrain = cfg.clone();
+        return Ok(cached);
+    }
+    m.pretrain(x, cfg, &mut EpochLines::new(label))?;
+    match m.save(&path, HashMap::from([("aekit.pretraining".to_string(), what)])) {
+        Ok(()) => eprintln!("  pretrained stack kept in {}", path.display()),
+        // A diverged pretraining (or a full disk) is not kept; its
+        // fine-tuning still runs and reports what it finds.
+        Err(e) => eprintln!("  pretrained stack not kept: {e}"),
+    }
+    Ok(m)
+}
+
 /// "3 layers of 1000 units", "1 layer of 500 units", "3 layers of
 /// 3000x2000x1000 units".
 fn stack_name(layers: &[usize]) -> String {
@@ -450,7 +527,7 @@ struct RunsLog {
 impl RunsLog {
     fn new(blend: Blend, seeds: (u64, u64)) -> Self {
         RunsLog {
-            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen,seed,data_seed,pretrain_batch,pretrain_momentum,pretrain_lr_decay,finetune_weight_decay,finetune_dropout,finetune_average,pretrain_untied\n".into(),
+            csv: "part,variant,depth,pretraining,noise,width,pretrain_lr,pretrain_epochs,finetune_batch,finetune_momentum,lr_decay,blend,finetune_lr,best_epoch,test_error,valid_error,chosen,seed,data_seed,pretrain_batch,pretrain_momentum,pretrain_lr_decay,finetune_weight_decay,finetune_dropout,finetune_average,pretrain_untied,finetune_max_norm\n".into(),
             blend,
             seeds,
         }
@@ -474,7 +551,7 @@ impl RunsLog {
         for r in runs {
             writeln!(
                 self.csv,
-                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed},{pre_step},{},{},{},{untied}",
+                "{net},{},{pre},{},{},{},{blend},{},{},{:.3},{:.3},{},{seed},{data_seed},{pre_step},{},{},{},{untied},{}",
                 r.width,
                 r.batch,
                 l.ft_momentum,
@@ -486,7 +563,8 @@ impl RunsLog {
                 (&r.width, r.batch, r.lr) == (&best.width, best.batch, best.lr),
                 l.ft_weight_decay,
                 l.ft_dropout,
-                l.ft_average
+                l.ft_average,
+                l.ft_max_norm
             )
             .expect("a string");
         }
@@ -573,9 +651,11 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         ft_weight_decay: e.finetune_weight_decay.unwrap_or(0.0),
         ft_dropout: e.finetune_dropout.unwrap_or(0.0),
         ft_average: e.finetune_average.unwrap_or(0.0),
+        ft_max_norm: e.finetune_max_norm.unwrap_or(0.0),
         lr_decay: e.lr_decay.unwrap_or(1.0),
         threads: e.threads,
         seed: e.seed,
+        cache: e.pretrained_cache.clone(),
     };
     if l.ft_lr.is_empty() {
         return Err(crate::Error::config(
@@ -630,6 +710,9 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             finetune_config(&l, batch, lr).validate()?;
         }
     }
+    if let Some(dir) = &l.cache {
+        std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("create the pretrained cache", dir, e))?;
+    }
     let run = RunDir::claim(out, "variants")?;
     let mut csv = String::from(
         "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width,finetune_batch\n",
@@ -670,8 +753,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         (true, true) => format!(" ({w} units, batch {b})"),
     };
     let mut md = format!(
-        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}, lr factor {} per epoch{}), fine-tuning (SGD, batch {batches}, momentum {}, weight decay {}, dropout {}, weight averaging {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
-        sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.pre_lr_decay, if l.pre_untied { ", untied decoders" } else { "" }, l.ft_momentum, l.ft_weight_decay, l.ft_dropout, l.ft_average, l.lr_decay, l.ft_lr
+        "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}, lr factor {} per epoch{}), fine-tuning (SGD, batch {batches}, momentum {}, weight decay {}, dropout {}, weight averaging {}, max-norm {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
+        sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.pre_lr_decay, if l.pre_untied { ", untied decoders" } else { "" }, l.ft_momentum, l.ft_weight_decay, l.ft_dropout, l.ft_average, l.ft_max_norm, l.lr_decay, l.ft_lr
     );
     if e.sda {
         md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | units a layer | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|---|\n");
@@ -838,6 +921,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     summary.insert("finetune_weight_decay".into(), json!(l.ft_weight_decay));
     summary.insert("finetune_dropout".into(), json!(l.ft_dropout));
     summary.insert("finetune_average".into(), json!(l.ft_average));
+    summary.insert("finetune_max_norm".into(), json!(l.ft_max_norm));
     summary.insert("pretrain_untied".into(), json!(l.pre_untied));
     summary.insert("seed".into(), json!(e.seed));
     summary.insert("data_seed".into(), json!(e.data_seed));

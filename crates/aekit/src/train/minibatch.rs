@@ -243,7 +243,8 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
     }
 
     /// [`Minibatches::run_epoch`], calling `after` with the parameters
-    /// after every update (weight averaging reads them there).
+    /// after every update (weight averaging reads them there; a max-norm
+    /// bound rescales them).
     pub fn run_epoch_with<O: Objective<Batch = B, Workspace = W>>(
         &mut self,
         o: &O,
@@ -251,7 +252,7 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
         opt: &mut dyn Step,
         rng: &mut Rng,
         obs: &mut dyn Observer,
-        after: &mut dyn FnMut(&[f32]),
+        after: &mut dyn FnMut(&mut [f32]),
     ) -> (f64, u64) {
         let total = self.batches_per_epoch();
         let every = (total / 100).max(1);

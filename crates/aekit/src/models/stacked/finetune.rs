@@ -5,7 +5,7 @@ use super::objective::*;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::deep::{deep_loss_grad, DeepBatch, DeepLayout, DeepWorkspace, HeadKind};
-use crate::optim::{Sgd, WeightAverage};
+use crate::optim::{MaxNorm, Sgd, WeightAverage};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::{seeded, Rng};
 use crate::train::checkpoint::{load_minibatch_fit, save_minibatch_fit};
@@ -31,6 +31,10 @@ pub struct FinetuneConfig {
     /// (0: none, the last weights; 0.999 averages over about the last
     /// 1,000 updates). See [`crate::optim::WeightAverage`].
     pub average: f32,
+    /// The max-norm bound of Srivastava et al. (2014): after every update,
+    /// each unit's incoming weight vector (the softmax layer's too) longer
+    /// than this is scaled back to this length (0: none).
+    pub max_norm: f32,
     /// The loop; patience counts epochs without a lower validation error.
     pub train: TrainConfig,
 }
@@ -44,7 +48,17 @@ impl FinetuneConfig {
         self.train.validate()?;
         crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
         crate::train::check_below_one("dropout", self.dropout, "a rate")?;
-        crate::train::check_below_one("average", self.average, "a decay")
+        crate::train::check_below_one("average", self.average, "a decay")?;
+        if !(self.max_norm >= 0.0 && self.max_norm.is_finite()) {
+            return Err(Error::config(
+                "max_norm",
+                format!(
+                    "{} is not a bound: give a length above 0, or 0 for none",
+                    self.max_norm
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -54,6 +68,7 @@ impl Default for FinetuneConfig {
             lr_decay: 1.0,
             dropout: 0.0,
             average: 0.0,
+            max_norm: 0.0,
             train: TrainConfig {
                 epochs: 30,
                 batch: 20,
@@ -236,6 +251,12 @@ impl StackedDae {
                         "fine-tuning with weight averaging runs on the CPU only: leave out the device or the averaging",
                     ));
                 }
+                if cfg.max_norm > 0.0 {
+                    return Err(Error::config(
+                        "max_norm",
+                        "fine-tuning with a max-norm bound runs on the CPU only: leave out the device or the bound",
+                    ));
+                }
                 let gpu = crate::gpu::Gpu::open(ordinal)?;
                 let rows = Rows {
                     x: &train.x,
@@ -275,11 +296,16 @@ impl StackedDae {
             }
             _ => {
                 let avg = (cfg.average > 0.0).then(|| WeightAverage::new(&p, cfg.average));
+                let max_norm = (cfg.max_norm > 0.0).then(|| {
+                    let mats = lay.layers.iter().map(|(w, b)| (w.clone(), b.len())).collect();
+                    MaxNorm::new(cfg.max_norm, mats)
+                });
                 let mut run = DeepFinetune {
                     batches: Minibatches::new(&o, cfg.train.batch, 1, par, Shuffle::Fresh),
                     o: &o,
                     p,
                     avg,
+                    max_norm,
                     sgd: StepRule::Sgd(Sgd::new(cfg.train.lr, cfg.train.momentum)),
                     rng: seeded(cfg.train.seed ^ 0xf1e7),
                     lr_decay: cfg.lr_decay,
@@ -362,6 +388,8 @@ pub(crate) struct DeepFinetune<'a> {
     p: Vec<f32>,
     /// The moving average of `p`, when averaging: what is validated and kept.
     avg: Option<WeightAverage>,
+    /// The bound every update ends under, when one is set.
+    max_norm: Option<MaxNorm>,
     sgd: StepRule,
     rng: Rng,
     lr_decay: f32,
@@ -372,17 +400,24 @@ pub(crate) struct DeepFinetune<'a> {
 
 impl Fit for DeepFinetune<'_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
-        let r = match &mut self.avg {
-            None => self
+        let r = match (&mut self.avg, &mut self.max_norm) {
+            (None, None) => self
                 .batches
                 .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs),
-            Some(a) => self.batches.run_epoch_with(
+            (avg, bound) => self.batches.run_epoch_with(
                 self.o,
                 &mut self.p,
                 &mut self.sgd,
                 &mut self.rng,
                 obs,
-                &mut |p| a.observe(p),
+                &mut |p| {
+                    if let Some(b) = bound.as_mut() {
+                        b.apply(p);
+                    }
+                    if let Some(a) = avg.as_mut() {
+                        a.observe(p);
+                    }
+                },
             ),
         };
         self.sgd.scale_lr(self.lr_decay);
