@@ -436,33 +436,37 @@ fn several_widths_are_each_trained_and_the_validation_error_chooses_among_them()
     assert!(!bad.exists());
 }
 
+/// One small autoencoder-pretrained net of the depth table, one epoch of
+/// pretraining and two of fine-tuning (the set and depth to be added).
+const SMALL_NET: [&str; 10] = [
+    "--parts",
+    "table",
+    "--pretrainings",
+    "autoencoder",
+    "--width",
+    "32",
+    "--pretrain-epochs",
+    "1",
+    "--finetune-epochs",
+    "2",
+];
+
 #[test]
 fn several_minibatch_sizes_are_each_fine_tuned_from_one_pretraining() {
     let d = tmp("variants-batches");
     let out = d.path().join("run");
-    let rows = experiment_rows(
-        &[
-            "--parts",
-            "table",
-            "--sets",
-            "basic",
-            "--depths",
-            "1",
-            "--pretrainings",
-            "autoencoder",
-            "--width",
-            "32",
-            "--pretrain-epochs",
-            "1",
-            "--finetune-epochs",
-            "2",
-            "--finetune-batch",
-            "5,40",
-            "--finetune-lr",
-            "0.1,0.2",
-        ],
-        &out,
-    );
+    let mut args = SMALL_NET.to_vec();
+    args.extend([
+        "--sets",
+        "basic",
+        "--depths",
+        "1",
+        "--finetune-batch",
+        "5,40",
+        "--finetune-lr",
+        "0.1,0.2",
+    ]);
+    let rows = experiment_rows(&args, &out);
     assert_eq!(rows.len(), 1, "{rows:?}");
     // runs.csv: both sizes at both rates, size by size, each row its own size.
     let runs = runs_rows(&out);
@@ -598,29 +602,12 @@ fn a_pretrained_cache_keeps_each_pretraining_and_a_later_run_loads_it() {
     let d = tmp("variants-cache");
     let cache = d.path().join("cache");
     let args = |out: &Path, lr: &str, pre_lr: &str| {
-        let mut a: Vec<String> = [
-            "experiment",
-            "variants",
-            "--quick",
-            "--parts",
-            "table",
-            "--sets",
-            "rot",
-            "--depths",
-            "2",
-            "--pretrainings",
-            "autoencoder",
-            "--width",
-            "32",
-            "--pretrain-epochs",
-            "1",
-            "--finetune-epochs",
-            "2",
-            "--threads",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut a: Vec<String> = ["experiment", "variants", "--quick"]
+            .iter()
+            .chain(&SMALL_NET)
+            .chain(&["--sets", "rot", "--depths", "2", "--threads", "1"])
+            .map(|s| s.to_string())
+            .collect();
         for (k, v) in [
             ("--finetune-lr", lr),
             ("--pretrain-lr", pre_lr),
