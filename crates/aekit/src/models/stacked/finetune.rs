@@ -400,26 +400,19 @@ pub(crate) struct DeepFinetune<'a> {
 
 impl Fit for DeepFinetune<'_> {
     fn epoch(&mut self, obs: &mut dyn Observer) -> Result<(f64, u64)> {
-        let r = match (&mut self.avg, &mut self.max_norm) {
-            (None, None) => self
-                .batches
-                .run_epoch(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs),
-            (avg, bound) => self.batches.run_epoch_with(
-                self.o,
-                &mut self.p,
-                &mut self.sgd,
-                &mut self.rng,
-                obs,
-                &mut |p| {
+        // Without a bound or averaging the hook does nothing, as
+        // `run_epoch`'s own does.
+        let (avg, bound) = (&mut self.avg, &mut self.max_norm);
+        let r =
+            self.batches
+                .run_epoch_with(self.o, &mut self.p, &mut self.sgd, &mut self.rng, obs, &mut |p| {
                     if let Some(b) = bound.as_mut() {
                         b.apply(p);
                     }
                     if let Some(a) = avg.as_mut() {
                         a.observe(p);
                     }
-                },
-            ),
-        };
+                });
         self.sgd.scale_lr(self.lr_decay);
         Ok(r)
     }
