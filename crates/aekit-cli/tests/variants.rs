@@ -342,7 +342,7 @@ fn the_depth_table_runs_the_rows_asked_for_with_per_example_fine_tuning() {
         ),
         (
             ["--finetune-max-norm", "nan"],
-            &["max_norm", "NaN is not a bound"][..],
+            &["max_norm", "NaN must be ≥ 0 and finite (0 = no bound)"][..],
         ),
         (
             ["--pretrain-momentum", "1.5"],
@@ -534,7 +534,7 @@ fn one_width_a_layer_builds_that_stack_and_refuses_another_depth() {
     assert_eq!((&*runs[0][2], &*runs[0][5]), ("2", "48x16"), "{runs:?}");
     // Its width is variants.csv's `width` column, before the minibatch size.
     let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
-    assert!(csv.lines().nth(1).unwrap().ends_with(",48x16,20"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",48x16,20,"), "{csv}");
     // Widths for two layers at depth 3 (here the SdA-3's) are refused
     // before any work, as is a width that is not a number.
     for (args, want) in [
@@ -671,4 +671,66 @@ fn a_pretrained_cache_keeps_each_pretraining_and_a_later_run_loads_it() {
     let o = aekit(&a.iter().map(String::as_str).collect::<Vec<_>>());
     fails_with(&o, &["a-file"]);
     assert!(!d.path().join("f").exists());
+}
+
+#[test]
+fn a_refit_trains_the_chosen_net_again_on_training_and_validation_for_its_epochs() {
+    let d = tmp("variants-refit");
+    let (out, cache) = (d.path().join("out"), d.path().join("cache"));
+    let mut a = vec!["experiment", "variants", "--quick"];
+    a.extend(SMALL_NET);
+    a.extend([
+        "--sets",
+        "basic",
+        "--depths",
+        "1",
+        "--finetune-lr",
+        "0.1,0.3",
+        "--threads",
+        "1",
+        "--refit",
+        "--pretrained-cache",
+        cache.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let o = aekit(&a);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // The chosen run (lowest validation error) names the rate and epochs.
+    let runs = runs_rows(&out);
+    let c = chosen_run(&runs);
+    let (lr, epochs) = (&c[12], c[13].parse::<usize>().unwrap());
+    assert!((1..=2).contains(&epochs), "{c:?}");
+    // The refit pretrains again on the 2,400 joined images (a second
+    // cached stack), then fine-tunes at that rate for exactly those epochs.
+    assert!(
+        err.contains("refit, 1 layer of 32 units, pretraining: layer 1 stacked, epoch 1/1"),
+        "{err}"
+    );
+    let refit =
+        format!("refit, 1 layer of 32 units, fine-tuning lr {lr} for {epochs} epochs on 2400 examples");
+    assert!(
+        err.contains(&format!("{refit}: epoch {epochs}/{epochs}")),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("{refit}: epoch {}/", epochs + 1)), "{err}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    // Its test error is variants.csv's last column and follows the chosen
+    // run's in results.md.
+    let csv = std::fs::read_to_string(out.join("variants.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().ends_with(",refit_test_error"),
+        "{csv}"
+    );
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let te: f64 = row[11].parse().unwrap();
+    assert!((0.0..60.0).contains(&te), "{row:?}");
+    assert!(err.contains(&format!("{refit}: test error {te:.2}%")), "{err}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains(&format!("(refit {epochs} epochs: {te:.2}%)")), "{md}");
+    assert!(
+        md.contains("training and validation sets together (2400 images)"),
+        "{md}"
+    );
 }

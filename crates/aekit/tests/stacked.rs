@@ -352,3 +352,60 @@ fn untied_layers_keep_their_own_decoders_and_reconstruct_through_them() {
         assert!(e.contains("untied") && e.contains(&schedule.to_string()), "{e}");
     }
 }
+
+#[test]
+fn fine_tuning_without_a_validation_set_runs_every_epoch_and_keeps_the_last_weights() {
+    use aekit::train::{Checkpointing, State};
+    let d = builtin_mnist().unwrap();
+    let (train, val, test) = (part(&d, 0..600), part(&d, 600..800), part(&d, 800..1000));
+    let none = val.select(&[]);
+    let cfg = |epochs| FinetuneConfig {
+        train: TrainConfig {
+            epochs,
+            lr: 0.5,
+            momentum: 0.5,
+            patience: 1,
+            ..FinetuneConfig::default().train
+        },
+        ..FinetuneConfig::default()
+    };
+    let start = StackedDae::new(784, &[32], 3);
+    // Every epoch's parameters, as a checkpoint receives them.
+    let mut seen: Vec<Vec<f32>> = Vec::new();
+    let mut save = |s: State, _: &aekit::train::EpochMetrics| {
+        seen.push(s.tensor_any("params")?.to_vec());
+        Ok(())
+    };
+    let mut refit = start.clone();
+    let ck = Checkpointing {
+        resume: None,
+        save: Some(&mut save),
+    };
+    let r = refit
+        .finetune_with(&train, &none, &test, &cfg(6), &mut Silent, ck)
+        .unwrap();
+    // Patience 1 cannot stop a run that has nothing to validate on.
+    assert_eq!((r.history.len(), r.best_epoch, seen.len()), (6, 6, 6));
+    assert!(r.valid_error.is_nan() && r.history.iter().all(|e| e.val_error.is_nan()));
+    // The model keeps the sixth epoch's weights (the training loss still
+    // moves, so the epochs' weights differ), and the test error is theirs.
+    let last = start.finetuned(&seen[5]).unwrap();
+    assert_ne!(seen[4], seen[5]);
+    assert_eq!((&refit.trunk, &refit.classifier), (&last.trunk, &last.classifier));
+    let pred = refit.predict(&test, aekit::tensor::gemm::Par::Seq).unwrap();
+    let labels = test.labels.as_ref().unwrap();
+    let wrong = pred.iter().zip(labels).filter(|(p, y)| p != y).count();
+    assert_eq!(r.test_error, 100.0 * wrong as f64 / test.n as f64);
+    assert!(r.test_error < 30.0, "test error {}%", r.test_error);
+    // Validation only watches: over the same epochs, a run with a validation
+    // set trains the same weights.
+    let mut watched = start.clone();
+    let w = watched
+        .finetune(&train, &val, &test, &cfg(1), &mut Silent)
+        .unwrap();
+    let mut once = start.clone();
+    once.finetune(&train, &none, &test, &cfg(1), &mut Silent).unwrap();
+    assert!(w.valid_error.is_finite());
+    assert_eq!(watched.trunk, once.trunk);
+    assert_eq!(watched.trunk, start.finetuned(&seen[0]).unwrap().trunk);
+}

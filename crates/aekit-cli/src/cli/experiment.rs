@@ -169,6 +169,12 @@ pub struct VariantsExpArgs {
     /// setting then skips the pretraining).
     #[arg(long)]
     pub pretrained_cache: Option<PathBuf>,
+    /// After choosing each net on validation, train it again on the
+    /// training and validation sets together (pretraining too) at the
+    /// chosen settings for the chosen number of epochs, and report that
+    /// refit's test error beside the chosen run's.
+    #[arg(long)]
+    pub refit: bool,
     /// How a digit and its background combine: max (the larger of the two at each pixel) or replace (the background only where the digit is zero)
     #[arg(long, default_value = "max")]
     pub blend: aekit::data::variants::Blend,

@@ -66,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 finetune_average: a.finetune_average,
                 finetune_max_norm: a.finetune_max_norm,
                 pretrained_cache: a.pretrained_cache,
+                refit: a.refit,
                 blend: a.blend,
                 threads: a.threads,
                 seed: a.seed,

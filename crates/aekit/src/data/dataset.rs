@@ -40,6 +40,39 @@ impl Dataset {
         }
     }
 
+    /// These examples followed by `other`'s (as the training and
+    /// validation sets joined for a refit); both must have the same width
+    /// and both labels or neither.
+    pub fn concat(&self, other: &Dataset) -> crate::Result<Dataset> {
+        if self.dim != other.dim {
+            return Err(crate::Error::shape(
+                "joined examples' values a row",
+                self.dim,
+                other.dim,
+            ));
+        }
+        let labels = match (&self.labels, &other.labels) {
+            (Some(a), Some(b)) => Some(a.iter().chain(b).copied().collect()),
+            (None, None) => None,
+            _ => {
+                return Err(crate::Error::config(
+                    "data",
+                    "cannot join a labelled set with an unlabelled one",
+                ))
+            }
+        };
+        let mut x = Vec::with_capacity(self.x.len() + other.x.len());
+        x.extend_from_slice(&self.x);
+        x.extend_from_slice(&other.x);
+        Ok(Dataset {
+            x,
+            labels,
+            n: self.n + other.n,
+            dim: self.dim,
+            image: self.image,
+        })
+    }
+
     /// Colour channels per example: `dim / (h·w)` for images (1 for MNIST, 3
     /// for CIFAR, whose rows are CHW), 1 when the rows are not images.
     pub fn channels(&self) -> usize {

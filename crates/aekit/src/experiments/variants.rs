@@ -162,6 +162,11 @@ pub struct Variants {
     /// the training images and the pretraining settings: a stack already
     /// there is loaded instead of pretrained again (default: none).
     pub pretrained_cache: Option<PathBuf>,
+    /// After each net's choice, train it again on the training and
+    /// validation sets together (pretraining too) at the chosen width,
+    /// minibatch size and rate for the chosen number of epochs, keep the
+    /// last weights and report their test error beside the chosen run's.
+    pub refit: bool,
     /// How digit and background combine (default: the maximum).
     pub blend: Blend,
     pub threads: usize,
@@ -202,6 +207,7 @@ impl Default for Variants {
             finetune_average: None,
             finetune_max_norm: None,
             pretrained_cache: None,
+            refit: false,
             blend: Blend::Max,
             threads: 2,
             seed: 1,
@@ -403,17 +409,7 @@ fn deep_net(
     pretrain: Option<(Schedule, Corruption)>,
     l: &Loop,
 ) -> Result<Vec<Tuned>> {
-    let mut m = StackedDae::new(d[0].dim, layers, l.seed);
-    if let Some((schedule, noise)) = pretrain {
-        let cfg = pretrain_config(l, layers, schedule, noise);
-        let label = format!("{}, pretraining", stack_name(layers));
-        match &l.cache {
-            Some(dir) => m = cached_pretraining(dir, m, &d[0], &cfg, label)?,
-            None => {
-                m.pretrain(&d[0], &cfg, &mut EpochLines::new(label))?;
-            }
-        }
-    }
+    let m = pretrained(&d[0], layers, pretrain, l, "")?;
     let mut runs = Vec::with_capacity(l.ft_batch.len() * l.ft_lr.len());
     for &batch in &l.ft_batch {
         for &lr in &l.ft_lr {
@@ -442,6 +438,66 @@ fn deep_net(
     Ok(runs)
 }
 
+/// A new stack of `layers` on `x`'s rows, pretrained on `x` (unless
+/// `pretrain` is `None`), through the cache when there is one; `what`
+/// prefixes its progress lines ("" or "refit, ").
+fn pretrained(
+    x: &Dataset,
+    layers: &[usize],
+    pretrain: Option<(Schedule, Corruption)>,
+    l: &Loop,
+    what: &str,
+) -> Result<StackedDae> {
+    let new = || StackedDae::new(x.dim, layers, l.seed);
+    let Some((schedule, noise)) = pretrain else {
+        return Ok(new());
+    };
+    let cfg = pretrain_config(l, layers, schedule, noise);
+    let label = format!("{what}{}, pretraining", stack_name(layers));
+    if let Some(dir) = &l.cache {
+        return cached_pretraining(dir, new, x, &cfg, label);
+    }
+    let mut m = new();
+    m.pretrain(x, &cfg, &mut EpochLines::new(label))?;
+    Ok(m)
+}
+
+/// The refit of the net chosen as `best`: the same stack built again,
+/// pretrained (as the chosen one was) on the training and validation sets
+/// together, then fine-tuned at its minibatch size and rate for its best
+/// epoch count with no validation set (every epoch runs, the last weights
+/// are kept); returns the test error, %.
+fn refit(
+    d: &[Dataset; 3],
+    depth: usize,
+    pretrain: Option<(Schedule, Corruption)>,
+    l: &Loop,
+    best: &Tuned,
+) -> Result<f64> {
+    let all = d[0].concat(&d[1])?;
+    let layers = best.width.layers(depth)?;
+    let mut m = pretrained(&all, &layers, pretrain, l, "refit, ")?;
+    let mut fc = finetune_config(l, best.batch, best.lr);
+    fc.train.epochs = best.best_epoch.max(1);
+    fc.train.patience = 0;
+    let what = format!(
+        "refit, {}, fine-tuning lr {} for {} epochs on {} examples",
+        stack_name(&layers),
+        best.lr,
+        fc.train.epochs,
+        all.n
+    );
+    let r = m.finetune(
+        &all,
+        &all.select(&[]),
+        &d[2],
+        &fc,
+        &mut EpochLines::new(what.clone()),
+    )?;
+    eprintln!("  {what}: test error {:.2}%", r.test_error);
+    Ok(r.test_error)
+}
+
 /// The file of the pretraining `cfg` on `x` in the cache `dir`:
 /// `pretrained-<digest>.safetensors`, the digest (SHA-256, its first 16
 /// hex digits) over aekit's version, every pretraining setting and the
@@ -464,12 +520,13 @@ fn cache_file(dir: &Path, x: &Dataset, cfg: &PretrainConfig) -> (PathBuf, String
     (dir.join(format!("pretrained-{hex}.safetensors")), what)
 }
 
-/// Pretrains `m` on `x` by `cfg`, or loads the stack an earlier run left
-/// in the cache `dir` for the same images and settings; a stack pretrained
-/// here is saved there (atomically, so a killed run leaves no half file).
+/// Loads the stack an earlier run left in the cache `dir` for the same
+/// images `x` and settings `cfg`, or pretrains the one `new` builds on `x`
+/// by `cfg` and saves it there (atomically, so a killed run leaves no half
+/// file).
 fn cached_pretraining(
     dir: &Path,
-    mut m: StackedDae,
+    new: impl FnOnce() -> StackedDae,
     x: &Dataset,
     cfg: &PretrainConfig,
     label: String,
@@ -477,12 +534,12 @@ fn cached_pretraining(
     let (path, what) = cache_file(dir, x, cfg);
     if path.exists() {
         let mut cached = StackedDae::load(&path)?;
-        if cached.sizes != m.sizes || cached.classifier.is_some() {
+        let sizes: Vec<usize> = std::iter::once(x.dim).chain(cfg.layers.iter().copied()).collect();
+        if cached.sizes != sizes || cached.classifier.is_some() {
             return Err(crate::Error::format(
                 &path,
                 format!(
-                    "expected a pretrained stack of widths {:?} without a classifier; remove the file to pretrain again",
-                    m.sizes
+                    "expected a pretrained stack of widths {sizes:?} without a classifier; remove the file to pretrain again"
                 ),
             ));
         }
@@ -490,6 +547,7 @@ fn cached_pretraining(
         cached.pretrain = cfg.clone();
         return Ok(cached);
     }
+    let mut m = new();
     m.pretrain(x, cfg, &mut EpochLines::new(label))?;
     match m.save(&path, HashMap::from([("aekit.pretraining".to_string(), what)])) {
         Ok(()) => eprintln!("  pretrained stack kept in {}", path.display()),
@@ -513,6 +571,17 @@ fn chosen(runs: &[Tuned]) -> Tuned {
         .reduce(|b, r| if r.valid < b.valid { r } else { b })
         .expect("at least one learning rate")
         .clone()
+}
+
+/// A refit's test error for a CSV cell: 3 decimals, or empty without one.
+fn csv_error(e: Option<f64>) -> String {
+    e.map(|e| format!("{e:.3}")).unwrap_or_default()
+}
+
+/// A refit's test error after the chosen run's in a results.md cell.
+fn md_refit(e: Option<f64>, epochs: usize) -> String {
+    e.map(|e| format!(" (refit {epochs} epochs: {e:.2}%)"))
+        .unwrap_or_default()
 }
 
 /// `runs.csv`: every fine-tuning of every net with the settings it ran
@@ -715,7 +784,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
     }
     let run = RunDir::claim(out, "variants")?;
     let mut csv = String::from(
-        "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width,finetune_batch\n",
+        "part,variant,depth,pretraining,noise,finetune_lr,test_error,valid_error,published,width,finetune_batch,refit_test_error\n",
     );
     let mut runs_log = RunsLog::new(e.blend, (e.seed, e.data_seed));
     let units = match &widths[..] {
@@ -756,6 +825,14 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         "# The MNIST variants\n\n{} training, {} validation and {} test images per set (generated by `aekit data variants`), hidden layers of {units} units, {pre} pretraining epochs per layer (SGD, batch {}, lr {}, momentum {}, lr factor {} per epoch{}), fine-tuning (SGD, batch {batches}, momentum {}, weight decay {}, dropout {}, weight averaging {}, max-norm {}, lr factor {} per epoch) for up to {ft} epochs with patience 10 on the validation error, at each learning rate of {:?} from the same pretrained weights, {chosen_by} with the lowest validation error reported.\n",
         sizes.0, sizes.1, sizes.2, l.pre_batch, l.pre_lr, l.pre_momentum, l.pre_lr_decay, if l.pre_untied { ", untied decoders" } else { "" }, l.ft_momentum, l.ft_weight_decay, l.ft_dropout, l.ft_average, l.ft_max_norm, l.lr_decay, l.ft_lr
     );
+    if e.refit {
+        writeln!(
+            md,
+            "\nEach chosen net is then refit: built again, pretrained and fine-tuned on the training and validation sets together ({} images) at its width, minibatch size and rate for its best epoch count, the last weights kept; its test error follows the chosen run's as \"(refit N epochs: E%)\".",
+            sizes.0 + sizes.1
+        )
+        .expect("a string");
+    }
     if e.sda {
         md.push_str("\n## SdA-3 (Vincent et al. 2010, Table 3)\n\n| variant | noise | units a layer | fine-tuning lr | test error | validation error | published |\n|---|---|---|---|---|---|---|\n");
     }
@@ -773,26 +850,27 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
             &viz::tile_grid(&tiles, h, w, 10, viz::Scale::Unit, 3),
         )?;
         eprintln!("SdA-3 on {v} (masking noise {noise}):");
-        let runs = deep_nets(
-            &d,
-            3,
-            &widths,
-            Some((Schedule::Stacked, Corruption::Mask(noise))),
-            &l,
-        )?;
+        let start = Some((Schedule::Stacked, Corruption::Mask(noise)));
+        let runs = deep_nets(&d, 3, &widths, start, &l)?;
         let net = format!("sda3,{v},3,dae,{noise}");
+        let best = runs_log.add(&run, &net, true, &runs, &l)?;
+        let refit_te = match e.refit {
+            true => Some(refit(&d, 3, start, &l, &best)?),
+            false => None,
+        };
         let Tuned {
             width,
             batch,
             lr,
             test: te,
             valid: va,
-            ..
-        } = runs_log.add(&run, &net, true, &runs, &l)?;
+            best_epoch,
+        } = best;
         eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, {width} units, batch {batch}, lr {lr}; published {published}%)");
         writeln!(
             csv,
-            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width},{batch}"
+            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width},{batch},{}",
+            csv_error(refit_te)
         )
         .expect("a string");
         let lr_cell = match &l.ft_batch[..] {
@@ -801,10 +879,14 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         };
         writeln!(
             md,
-            "| {v} | mask {noise} | {width} | {lr_cell} | {te:.2}% | {va:.2}% | {published}% |"
+            "| {v} | mask {noise} | {width} | {lr_cell} | {te:.2}%{} | {va:.2}% | {published}% |",
+            md_refit(refit_te, best_epoch)
         )
         .expect("a string");
         summary.insert(format!("sda3_{v}_test_error"), json!(te));
+        if let Some(r) = refit_te {
+            summary.insert(format!("sda3_{v}_refit_test_error"), json!(r));
+        }
         run.write("variants.csv", csv.as_bytes())?;
     }
     if e.table {
@@ -825,14 +907,19 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     eprintln!("{v}, depth {depth}, {name} pretraining:");
                     let runs = deep_nets(&d, depth, &widths, p.start(), &l)?;
                     let net = format!("table,{v},{depth},{name},0");
+                    let best = runs_log.add(&run, &net, p.start().is_some(), &runs, &l)?;
+                    let refit_te = match e.refit {
+                        true => Some(refit(&d, depth, p.start(), &l, &best)?),
+                        false => None,
+                    };
                     let Tuned {
                         width,
                         batch,
                         lr,
                         test: te,
                         valid: va,
-                        ..
-                    } = runs_log.add(&run, &net, p.start().is_some(), &runs, &l)?;
+                        best_epoch,
+                    } = best;
                     let published = match p {
                         TablePretraining::None => Some(none_pub[depth - 1]),
                         TablePretraining::Autoencoder => Some(ae_pub[depth - 1]),
@@ -843,13 +930,21 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     );
                     writeln!(
                         csv,
-                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width},{batch}",
-                        published.map(|p| p.to_string()).unwrap_or_default()
+                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width},{batch},{}",
+                        published.map(|p| p.to_string()).unwrap_or_default(),
+                        csv_error(refit_te)
                     )
                     .expect("a string");
                     run.write("variants.csv", csv.as_bytes())?;
                     summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(te));
-                    row.push(Some(format!("{te:.2}%{}", named(&width, batch))));
+                    if let Some(r) = refit_te {
+                        summary.insert(format!("table_{v}_{depth}_{name}_refit_test_error"), json!(r));
+                    }
+                    row.push(Some(format!(
+                        "{te:.2}%{}{}",
+                        named(&width, batch),
+                        md_refit(refit_te, best_epoch)
+                    )));
                 }
                 // With several widths or minibatch sizes, each cell names
                 // those its validation error chose.

@@ -122,12 +122,8 @@ impl RbmConfig {
                 return bad(k, "must be in [0, 1)");
             }
         }
-        if !(self.weight_cost.is_finite() && self.weight_cost >= 0.0) {
-            return bad("weight_cost", "must be 0 or more");
-        }
-        if !(self.init_scale.is_finite() && self.init_scale >= 0.0) {
-            return bad("init_scale", "must be 0 or more");
-        }
+        crate::train::check_non_negative(&format!("{field}.weight_cost"), self.weight_cost, "none")?;
+        crate::train::check_non_negative(&format!("{field}.init_scale"), self.init_scale, "")?;
         Ok(())
     }
 

@@ -262,12 +262,24 @@ fn finetune_in(
         .map_err(|e| resume_hint(e, &run, "finetune"))?;
     obs.finish()?;
     model.save(&run.file("model.safetensors"), HashMap::new())?;
-    let curve: Vec<(f64, f64)> = r.history.iter().map(|e| (e.epoch as f64, e.val_error)).collect();
+    // Without validation examples every epoch ran and the last is kept:
+    // the curve is the training loss.
+    let refit = s.val.n == 0;
+    let curve: Vec<(f64, f64)> = r
+        .history
+        .iter()
+        .map(|e| (e.epoch as f64, if refit { e.train_loss } else { e.val_error }))
+        .collect();
+    let (title, axis) = if refit {
+        ("Fine-tuning without validation: training loss", "training loss")
+    } else {
+        ("Fine-tuning: validation error", "validation error, %")
+    };
     viz::plot::save_line_chart(
         &run.file("curve.png"),
-        "Fine-tuning: validation error",
+        title,
         "epoch",
-        "validation error, %",
+        axis,
         &[viz::plot::Series {
             label: format!("test error {:.2}% at epoch {}", r.test_error, r.best_epoch),
             points: curve,
@@ -286,12 +298,21 @@ fn finetune_in(
         "n_test": s.test.n,
         "data": s.description,
     }))?;
-    eprintln!(
-        "test error {:.2}% (validation {:.2}% at epoch {}); run directory {}",
-        r.test_error,
-        r.valid_error,
-        r.best_epoch,
-        run.path.display()
-    );
+    if refit {
+        eprintln!(
+            "test error {:.2}% after {} epochs (no validation set: the last weights); run directory {}",
+            r.test_error,
+            r.best_epoch,
+            run.path.display()
+        );
+    } else {
+        eprintln!(
+            "test error {:.2}% (validation {:.2}% at epoch {}); run directory {}",
+            r.test_error,
+            r.valid_error,
+            r.best_epoch,
+            run.path.display()
+        );
+    }
     Ok(run)
 }

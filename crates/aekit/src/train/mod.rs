@@ -50,7 +50,9 @@ pub use minibatch::{Minibatches, Shuffle};
 #[cfg(test)]
 pub(crate) use objective::assert_finished_matches_plain;
 pub use objective::{lbfgs_fit, lbfgs_run, Finished, Objective, Step, StepRule};
-pub use settings::{check_below_one, check_lr_decay, Device, Optimizer, ParallelMode, TrainConfig};
+pub use settings::{
+    check_below_one, check_lr_decay, check_non_negative, Device, Optimizer, ParallelMode, TrainConfig,
+};
 
 use serde::Serialize;
 

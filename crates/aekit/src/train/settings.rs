@@ -188,6 +188,26 @@ pub fn check_below_one(field: &str, v: f32, what: &str) -> Result<()> {
     Err(Error::config(field, format!("{v} is not {what}in [0, 1)")))
 }
 
+/// Refuses a value that is negative, NaN or infinite (`field`: the
+/// setting's name in the error; `zero`: what 0 means, as "none", or "" to
+/// say nothing).
+pub fn check_non_negative<T: Into<f64> + Copy + std::fmt::Display>(
+    field: &str,
+    v: T,
+    zero: &str,
+) -> Result<()> {
+    let x: f64 = v.into();
+    if x.is_finite() && x >= 0.0 {
+        return Ok(());
+    }
+    let zero = if zero.is_empty() {
+        String::new()
+    } else {
+        format!(" (0 = {zero})")
+    };
+    Err(Error::config(field, format!("{v} must be ≥ 0 and finite{zero}")))
+}
+
 impl TrainConfig {
     /// Adam with PyTorch's defaults and this step size, otherwise as
     /// [`TrainConfig::default`].
@@ -230,9 +250,7 @@ impl TrainConfig {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad("eps", format!("{} must be positive", self.eps));
         }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", format!("{} must be ≥ 0", self.weight_decay));
-        }
+        check_non_negative(&format!("{section}.weight_decay"), self.weight_decay, "none")?;
         if self.device != Device::Cpu && !cfg!(feature = "cuda") {
             return bad(
                 "device",

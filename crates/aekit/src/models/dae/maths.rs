@@ -86,9 +86,7 @@ impl DaeConfig {
                  (--output identity --loss squared)",
             ));
         }
-        if !(self.init_scale.is_finite() && self.init_scale >= 0.0) {
-            return Err(Error::config("model.init_scale", "must be ≥ 0 (0 = automatic)"));
-        }
+        crate::train::check_non_negative("model.init_scale", self.init_scale, "automatic")?;
         self.noise.validate("model.noise")
     }
 

@@ -81,9 +81,8 @@ impl SparseConfig {
                 format!("ρ = {} is not in (0, 1)", self.sparsity_target),
             ));
         }
-        if !(self.sparsity_weight >= 0.0 && self.weight_decay >= 0.0) {
-            return Err(Error::config("model.sparsity_weight", "β and λ must be ≥ 0"));
-        }
+        crate::train::check_non_negative("model.sparsity_weight", self.sparsity_weight, "no sparsity term")?;
+        crate::train::check_non_negative("model.weight_decay", self.weight_decay, "no decay")?;
         if self.standardize && self.output_activation != Activation::Identity {
             return Err(Error::config(
                 "model.standardize",
@@ -696,6 +695,34 @@ pub fn sparse_cost_plain(cfg: &SparseConfig, p: &[f64], grad: &mut [f64], x: &[f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_penalty_weight_is_refused_under_its_own_name_when_negative_or_not_finite() {
+        for (bad, field) in [
+            (f64::INFINITY, "model.weight_decay"),
+            (-1.0, "model.weight_decay"),
+            (f64::NAN, "model.sparsity_weight"),
+        ] {
+            let mut c = SparseConfig::default();
+            if field.ends_with("decay") {
+                c.weight_decay = bad;
+            } else {
+                c.sparsity_weight = bad;
+            }
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(field) && e.contains(&format!("{bad} must be ≥ 0 and finite")),
+                "{e}"
+            );
+        }
+        // Zero turns a term off.
+        let off = SparseConfig {
+            weight_decay: 0.0,
+            sparsity_weight: 0.0,
+            ..SparseConfig::default()
+        };
+        off.validate().unwrap();
+    }
 
     #[test]
     fn a_saved_model_loads_back_whole_and_a_wrong_file_is_refused() {

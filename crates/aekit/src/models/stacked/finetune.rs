@@ -49,15 +49,7 @@ impl FinetuneConfig {
         crate::train::check_lr_decay("lr_decay", self.lr_decay)?;
         crate::train::check_below_one("dropout", self.dropout, "a rate")?;
         crate::train::check_below_one("average", self.average, "a decay")?;
-        if !(self.max_norm >= 0.0 && self.max_norm.is_finite()) {
-            return Err(Error::config(
-                "max_norm",
-                format!(
-                    "{} is not a bound: give a length above 0, or 0 for none",
-                    self.max_norm
-                ),
-            ));
-        }
+        crate::train::check_non_negative("max_norm", self.max_norm, "no bound")?;
         Ok(())
     }
 }
@@ -162,7 +154,10 @@ impl StackedDae {
     /// Fine-tunes trunk + a new softmax layer on labelled `train`, with early
     /// stopping on `val`'s classification error (the best weights are kept,
     /// trunk included), and reports on `test`. `obs` hears every epoch, its
-    /// `val_loss` being the validation error in %.
+    /// `val_loss` being the validation error in %. With an empty `val`
+    /// (a refit on all the labelled data once the settings and the number
+    /// of epochs are chosen) every epoch runs, the last weights are kept
+    /// and the report's validation error is NaN.
     pub fn finetune(
         &mut self,
         train: &Dataset,
@@ -196,11 +191,8 @@ impl StackedDae {
             labels(val, "validation")?,
             labels(test, "test")?,
         );
-        if val.n == 0 || train.n == 0 {
-            return Err(Error::config(
-                "val_size",
-                "fine-tuning needs training and validation examples",
-            ));
+        if train.n == 0 {
+            return Err(Error::config("data", "fine-tuning needs training examples"));
         }
         let classes = ytr
             .iter()
@@ -255,6 +247,12 @@ impl StackedDae {
                     return Err(Error::config(
                         "max_norm",
                         "fine-tuning with a max-norm bound runs on the CPU only: leave out the device or the bound",
+                    ));
+                }
+                if val.n == 0 {
+                    return Err(Error::config(
+                        "val_size",
+                        "fine-tuning without a validation set runs on the CPU only: leave out the device or give validation examples",
                     ));
                 }
                 let gpu = crate::gpu::Gpu::open(ordinal)?;
@@ -418,6 +416,9 @@ impl Fit for DeepFinetune<'_> {
     }
 
     fn validate(&mut self) -> Result<Option<f64>> {
+        if self.val.n == 0 {
+            return Ok(None);
+        }
         Ok(Some(error_pct(
             &predict(self.o.lay, self.params(), self.val, self.par),
             self.yva,
