@@ -70,6 +70,46 @@ fn pretrain_then_finetune_on_builtin_data() {
         &["--schedule", "not in [0, 1]"],
     );
     fails_with(&aekit(&["pretrain", "--layers", "0"]), &["layers"]);
+    // Without validation examples every epoch runs (patience cannot stop
+    // it) and the last weights are kept: a refit once the epochs are chosen.
+    let refit = d.join("refit");
+    let o = aekit(&[
+        "finetune",
+        "--model",
+        pre.join("model.safetensors").to_str().unwrap(),
+        "--train-size",
+        "500",
+        "--val-size",
+        "0",
+        "--epochs",
+        "3",
+        "--patience",
+        "1",
+        "--lr",
+        "0.5",
+        "--out",
+        refit.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("after 3 epochs (no validation set: the last weights)"),
+        "{err}"
+    );
+    let s = json(&refit.join("summary.json"));
+    assert_eq!(
+        (
+            s["epochs"].as_u64(),
+            s["best_epoch"].as_u64(),
+            s["n_val"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0))
+    );
+    assert!(
+        s["valid_error"].is_null() && s["test_error"].as_f64().unwrap() < 90.0,
+        "{s}"
+    );
+    assert!(refit.join("curve.png").is_file());
     let m0 = pre.join("model.safetensors");
     fails_with(
         &aekit(&["finetune", "--model", m0.to_str().unwrap(), "--lr-decay", "1.5"]),
