@@ -284,6 +284,33 @@ def test_stacked_dae_keeps_averaged_weights_and_refuses_a_decay_of_one(digits):
         bad.fit(X[:300], y[:300])
 
 
+def test_stacked_dae_refits_on_every_row_without_a_validation_fraction(digits):
+    X, y = digits
+    kw = dict(pretrain_epochs=2, max_iter=10, learning_rate=0.1, patience=1, random_state=0)
+    refit = aekit.StackedDenoisingAutoencoder((256,), validation_fraction=0.0, **kw).fit(X[:4000], y[:4000])
+    # Every epoch runs (patience 1 has nothing to stop on) with no validation error.
+    assert len(refit.finetune_history_) == 10
+    assert all(e[2] is None for e in refit.finetune_history_), refit.finetune_history_
+    acc = refit.score(X[4000:6000], y[4000:6000])
+    assert acc > 0.85, acc
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1, validation_fraction=bad).fit(X[:300], y[:300])
+
+
+def test_stacked_dae_bounds_each_units_weights_by_max_norm(digits):
+    X, y = digits
+    kw = dict(pretrain_epochs=2, max_iter=4, learning_rate=0.5, random_state=0)
+    bounded = aekit.StackedDenoisingAutoencoder((64,), max_norm=1.0, **kw).fit(X[:3000], y[:3000])
+    W, _ = bounded.model_.classifier()
+    # Every softmax unit's incoming weights end within the bound.
+    assert np.linalg.norm(np.asarray(W), axis=0).max() <= 1.0 + 1e-5
+    free = aekit.StackedDenoisingAutoencoder((64,), **kw).fit(X[:3000], y[:3000])
+    assert np.linalg.norm(np.asarray(free.model_.classifier()[0]), axis=0).max() > 1.0
+    with pytest.raises(ValueError, match="max_norm"):
+        aekit.StackedDenoisingAutoencoder((8,), pretrain_epochs=1, max_norm=-1.0).fit(X[:300], y[:300])
+
+
 def test_stacked_dae_pretrains_untied_decoders_and_refuses_them_off_the_stacked_schedule(digits):
     X, y = digits
     kw = dict(pretrain_epochs=2, max_iter=10, learning_rate=0.1, random_state=0)

@@ -434,7 +434,11 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
     dropped with probability ``dropout`` in training (0: none); with
     ``average`` > 0 the weights validated and kept are a moving average of
     the weights along training, forgetting at that factor per update (0.999:
-    about the last 1,000 updates). It is
+    about the last 1,000 updates); with ``max_norm`` > 0 each unit's incoming
+    weights are scaled back to that length after every update when longer
+    (Srivastava et al. 2014). With ``validation_fraction=0`` nothing is held
+    out: every row trains, all ``max_iter`` epochs run and the last weights
+    are kept (a refit once the epochs are chosen on a validation set). It is
     also a classifier: ``predict``, ``predict_proba``, and ``score`` as accuracy.
     Without y, ``score`` is minus the mean reconstruction cross-entropy.
     """
@@ -456,6 +460,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         batch_size=20,
         dropout=0.0,
         average=0.0,
+        max_norm=0.0,
         validation_fraction=0.1,
         patience=10,
         random_state=None,
@@ -474,6 +479,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
         self.batch_size = batch_size
         self.dropout = dropout
         self.average = average
+        self.max_norm = max_norm
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.random_state = random_state
@@ -505,6 +511,7 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
             "finetune": {
                 "dropout": float(self.dropout),
                 "average": float(self.average),
+                "max_norm": float(self.max_norm),
                 "train": dict(
                     loop, epochs=int(self.max_iter), lr=float(self.learning_rate), patience=int(self.patience)
                 ),
@@ -533,11 +540,17 @@ class StackedDenoisingAutoencoder(_Model, ClassifierMixin, TransformerMixin, Bas
                 self.finetune_history_ = []
             else:
                 fraction = float(self.validation_fraction)
-                counts = np.bincount(codes)
-                strat = codes if counts.min() >= 2 and fraction * len(codes) >= len(counts) else None
-                tr, va = train_test_split(
-                    np.arange(len(codes)), test_size=fraction, random_state=seed % (2**32), stratify=strat
-                )
+                if not 0.0 <= fraction < 1.0:
+                    raise ValueError(f"validation_fraction: {fraction} is not in [0, 1)")
+                if fraction == 0.0:
+                    # Nothing held out: every epoch runs, the last weights kept.
+                    tr, va = np.arange(len(codes)), np.arange(0)
+                else:
+                    counts = np.bincount(codes)
+                    strat = codes if counts.min() >= 2 and fraction * len(codes) >= len(counts) else None
+                    tr, va = train_test_split(
+                        np.arange(len(codes)), test_size=fraction, random_state=seed % (2**32), stratify=strat
+                    )
                 c8 = codes.astype(np.uint8)
                 self.finetune_history_ = core.finetune(
                     X[tr], c8[tr].tolist(), X[va], c8[va].tolist(), bool(self.verbose)
