@@ -854,10 +854,7 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         let runs = deep_nets(&d, 3, &widths, start, &l)?;
         let net = format!("sda3,{v},3,dae,{noise}");
         let best = runs_log.add(&run, &net, true, &runs, &l)?;
-        let refit_te = match e.refit {
-            true => Some(refit(&d, 3, start, &l, &best)?),
-            false => None,
-        };
+        let refit_te = e.refit.then(|| refit(&d, 3, start, &l, &best)).transpose()?;
         let Tuned {
             width,
             batch,
@@ -908,10 +905,10 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     let runs = deep_nets(&d, depth, &widths, p.start(), &l)?;
                     let net = format!("table,{v},{depth},{name},0");
                     let best = runs_log.add(&run, &net, p.start().is_some(), &runs, &l)?;
-                    let refit_te = match e.refit {
-                        true => Some(refit(&d, depth, p.start(), &l, &best)?),
-                        false => None,
-                    };
+                    let refit_te = e
+                        .refit
+                        .then(|| refit(&d, depth, p.start(), &l, &best))
+                        .transpose()?;
                     let Tuned {
                         width,
                         batch,
