@@ -90,3 +90,44 @@ impl Dataset {
             .map_or(0, |&m| m as usize + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(rows: &[[f32; 2]], labels: Option<&[u8]>) -> Dataset {
+        Dataset {
+            x: rows.iter().flatten().copied().collect(),
+            labels: labels.map(<[u8]>::to_vec),
+            n: rows.len(),
+            dim: 2,
+            image: None,
+        }
+    }
+
+    #[test]
+    fn concat_puts_the_second_sets_rows_after_the_first_and_refuses_a_mismatch() {
+        let a = set(&[[1.0, 2.0], [3.0, 4.0]], Some(&[0, 1]));
+        let b = set(&[[5.0, 6.0]], Some(&[2]));
+        let j = a.concat(&b).unwrap();
+        assert_eq!((j.n, j.dim), (3, 2));
+        assert_eq!(j.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(j.labels.as_deref(), Some(&[0u8, 1, 2][..]));
+        // Joining nothing keeps the set.
+        assert_eq!(a.concat(&a.select(&[])).unwrap().x, a.x);
+        let wide = Dataset {
+            x: vec![0.0; 3],
+            labels: Some(vec![0]),
+            n: 1,
+            dim: 3,
+            image: None,
+        };
+        let e = a.concat(&wide).unwrap_err().to_string();
+        assert!(
+            e.contains("joined examples") && e.contains('2') && e.contains('3'),
+            "{e}"
+        );
+        let e = a.concat(&set(&[[0.0, 0.0]], None)).unwrap_err().to_string();
+        assert!(e.contains("labelled set with an unlabelled one"), "{e}");
+    }
+}
