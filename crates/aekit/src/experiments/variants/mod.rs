@@ -17,8 +17,8 @@
 use crate::data::variants::{make_split, Blend, Recipe, Variant};
 use crate::data::{load_train_test, DataSource, Dataset};
 use crate::error::Result;
-use crate::layers::{Corruption, Loss};
-use crate::models::stacked::{FinetuneConfig, PretrainConfig, Schedule};
+use crate::layers::Corruption;
+use crate::models::stacked::Schedule;
 use crate::models::{DaeConfig, DenoisingAutoencoder};
 use crate::run::{Out, RunDir};
 use crate::train::{Silent, TrainConfig};
@@ -28,7 +28,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 mod nets;
-use nets::{chosen, deep_nets, refit, Tuned};
+pub use nets::Width;
+use nets::{chosen, deep_nets, finetune_config, pretrain_config, refit, Loop, Tuned};
 
 /// Vincent et al. (2010), Table 3: SdA-3 test errors (%) and the masking
 /// noise used.
@@ -214,158 +215,6 @@ impl Default for Variants {
             threads: 2,
             seed: 1,
             data_seed: 1,
-        }
-    }
-}
-
-/// The training settings every net of the experiment shares.
-struct Loop {
-    pre_epochs: usize,
-    pre_lr: f32,
-    pre_batch: usize,
-    pre_momentum: f32,
-    pre_lr_decay: f32,
-    pre_untied: bool,
-    ft_epochs: usize,
-    ft_lr: Vec<f32>,
-    ft_batch: Vec<usize>,
-    ft_momentum: f32,
-    ft_weight_decay: f32,
-    ft_dropout: f32,
-    ft_average: f32,
-    ft_max_norm: f32,
-    lr_decay: f32,
-    threads: usize,
-    seed: u64,
-    /// Where pretrained stacks are kept and found again.
-    cache: Option<PathBuf>,
-}
-
-/// The pretraining of a stack of `layers`.
-fn pretrain_config(l: &Loop, layers: &[usize], schedule: Schedule, noise: Corruption) -> PretrainConfig {
-    PretrainConfig {
-        layers: layers.to_vec(),
-        schedule,
-        noise: vec![noise],
-        loss: Loss::CrossEntropy,
-        // Every layer the same epochs, odd numbers too (so the split of
-        // `layer_epochs` is not used).
-        later_epochs: Some(l.pre_epochs),
-        train: TrainConfig {
-            epochs: l.pre_epochs,
-            batch: l.pre_batch,
-            lr: l.pre_lr,
-            momentum: l.pre_momentum,
-            patience: 0,
-            seed: l.seed,
-            threads: l.threads,
-            ..TrainConfig::default()
-        },
-        lr_decay: l.pre_lr_decay,
-        untied: l.pre_untied,
-        ..PretrainConfig::default()
-    }
-}
-
-/// The fine-tuning of every net in minibatches of `batch` at learning
-/// rate `lr`.
-fn finetune_config(l: &Loop, batch: usize, lr: f32) -> FinetuneConfig {
-    FinetuneConfig {
-        lr_decay: l.lr_decay,
-        dropout: l.ft_dropout,
-        average: l.ft_average,
-        max_norm: l.ft_max_norm,
-        train: TrainConfig {
-            epochs: l.ft_epochs,
-            batch,
-            lr,
-            momentum: l.ft_momentum,
-            weight_decay: l.ft_weight_decay,
-            patience: 10,
-            seed: l.seed,
-            threads: l.threads,
-            ..FinetuneConfig::default().train
-        },
-    }
-}
-
-/// The hidden widths of the nets of one run: every layer the same
-/// (`1000`), or one width a layer, bottom first (`3000x2000x1000`), which
-/// builds nets of that depth only.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Width {
-    Every(usize),
-    Layers(Vec<usize>),
-}
-
-impl Width {
-    /// The width of `layers`: [`Width::Every`] when they are all the same.
-    fn of(layers: &[usize]) -> Width {
-        match layers {
-            [first, rest @ ..] if rest.iter().all(|w| w == first) => Width::Every(*first),
-            _ => Width::Layers(layers.to_vec()),
-        }
-    }
-
-    /// Refuses a layer of no units.
-    fn check(&self) -> Result<()> {
-        let layers = match self {
-            Width::Every(w) => std::slice::from_ref(w),
-            Width::Layers(l) => l.as_slice(),
-        };
-        if layers.is_empty() || layers.contains(&0) {
-            return Err(crate::Error::config(
-                "width",
-                format!("{self}: a hidden layer needs at least one unit"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The widths of a net of `depth` hidden layers, bottom first.
-    fn layers(&self, depth: usize) -> Result<Vec<usize>> {
-        match self {
-            Width::Every(w) => Ok(vec![*w; depth]),
-            Width::Layers(l) if l.len() == depth => Ok(l.clone()),
-            Width::Layers(l) => Err(crate::Error::config(
-                "width",
-                format!(
-                    "{self} gives {} layers, but a net of depth {depth} is asked for (--depths, or the SdA-3's 3)",
-                    l.len()
-                ),
-            )),
-        }
-    }
-}
-
-impl std::str::FromStr for Width {
-    type Err = String;
-
-    /// `1000` or `3000x2000x1000`.
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let layers = s
-            .split('x')
-            .map(|p| {
-                p.trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("{s:?}: give a number of units, or one a layer as 3000x2000x1000"))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(match &layers[..] {
-            [w] => Width::Every(*w),
-            _ => Width::Layers(layers),
-        })
-    }
-}
-
-impl std::fmt::Display for Width {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Width::Every(w) => write!(f, "{w}"),
-            Width::Layers(l) => {
-                let parts: Vec<String> = l.iter().map(|w| w.to_string()).collect();
-                write!(f, "{}", parts.join("x"))
-            }
         }
     }
 }
