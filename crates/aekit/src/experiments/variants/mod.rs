@@ -248,6 +248,26 @@ impl RunsLog {
         }
     }
 
+    /// Builds the net `net` (its first five runs.csv columns) of `depth`
+    /// layers on the sets `d` at each width, pretrained from `start` unless
+    /// it is `None`, fine-tunes it at each of `l`'s sizes and rates, logs
+    /// every run and returns the chosen one with, when `refit_on` is set,
+    /// its refit's test error.
+    fn net(
+        &mut self,
+        run: &RunDir,
+        net: &str,
+        (d, depth, start): (&[Dataset; 3], usize, Option<(Schedule, Corruption)>),
+        widths: &[Width],
+        l: &Loop,
+        refit_on: bool,
+    ) -> Result<(Tuned, Option<f64>)> {
+        let runs = deep_nets(d, depth, widths, start, l)?;
+        let best = self.add(run, net, start.is_some(), &runs, l)?;
+        let refit_te = refit_on.then(|| refit(d, depth, start, l, &best)).transpose()?;
+        Ok((best, refit_te))
+    }
+
     /// Adds the `runs` of one net (`net`: its first five columns; the
     /// pretraining columns are empty for a net that was not pretrained),
     /// rewrites the file and returns the run the validation error chose.
@@ -497,10 +517,8 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         )?;
         eprintln!("SdA-3 on {v} (masking noise {noise}):");
         let start = Some((Schedule::Stacked, Corruption::Mask(noise)));
-        let runs = deep_nets(&d, 3, &widths, start, &l)?;
         let net = format!("sda3,{v},3,dae,{noise}");
-        let best = runs_log.add(&run, &net, true, &runs, &l)?;
-        let refit_te = e.refit.then(|| refit(&d, 3, start, &l, &best)).transpose()?;
+        let (best, refit_te) = runs_log.net(&run, &net, (&d, 3, start), &widths, &l, e.refit)?;
         let Tuned {
             width,
             batch,
@@ -548,13 +566,9 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     }
                     let name = p.name();
                     eprintln!("{v}, depth {depth}, {name} pretraining:");
-                    let runs = deep_nets(&d, depth, &widths, p.start(), &l)?;
                     let net = format!("table,{v},{depth},{name},0");
-                    let best = runs_log.add(&run, &net, p.start().is_some(), &runs, &l)?;
-                    let refit_te = e
-                        .refit
-                        .then(|| refit(&d, depth, p.start(), &l, &best))
-                        .transpose()?;
+                    let (best, refit_te) =
+                        runs_log.net(&run, &net, (&d, depth, p.start()), &widths, &l, e.refit)?;
                     let Tuned {
                         width,
                         batch,
