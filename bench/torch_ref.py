@@ -13,11 +13,18 @@ The workloads, each on MNIST's 60k training images scaled to [0, 1]:
       maxpool 2, ConvTranspose 32→16 and 16→1 (3×3, stride 2, pad 1,
       output_padding 1) with a ReLU between, sigmoid; ½·squared error per
       image, batch 100, Adam lr 1e-3 (cuDNN autotuned on the GPU)
+  sparse  the sparse autoencoder exercise's cost and gradient (784→196→784,
+      sigmoid units, ½·squared error per image, weight decay 3e-3, KL
+      sparsity ρ = 0.1, β = 3) on the first `--examples` images, autograd:
+      seconds per evaluation (what one L-BFGS iteration costs), and the
+      seconds of its three dense products alone (a2·W2ᵀ, δ3ᵀ·a2, δ3·W2),
+      a floor for any implementation that computes them in f32
 
 Prints one JSON object per line: {"workload", "device", "threads",
 "examples", "seconds", "sec_per_60k"}. Usage:
   torch_ref.py MNIST_DIR --device cuda [--only W2,W3] [--examples N]
   torch_ref.py MNIST_DIR --device cpu --threads 16 --examples 10000
+  torch_ref.py MNIST_DIR --device cpu --threads 2 --examples 10000 --only sparse
 """
 
 import argparse
@@ -181,6 +188,52 @@ def w4(X, dev, examples):
     return time.perf_counter() - t0
 
 
+def sparse_eval(X, dev, examples, evals=20):
+    """Seconds per evaluation of the sparse exercise's cost and gradient, and
+    of its three dense products alone."""
+    g = torch.Generator(device="cpu").manual_seed(1)
+    r = math.sqrt(6.0 / (784 + 196 + 1))
+    w1 = ((torch.rand(196, 784, generator=g) * 2 - 1) * r).to(dev).requires_grad_()
+    w2 = ((torch.rand(784, 196, generator=g) * 2 - 1) * r).to(dev).requires_grad_()
+    b1 = torch.zeros(196, device=dev, requires_grad=True)
+    b2 = torch.zeros(784, device=dev, requires_grad=True)
+    x = X[:examples]
+    m, rho, beta, lam = x.shape[0], 0.1, 3.0, 3e-3
+
+    def evaluate():
+        for p in (w1, w2, b1, b2):
+            p.grad = None
+        a2 = torch.sigmoid(x @ w1.T + b1)
+        a3 = torch.sigmoid(a2 @ w2.T + b2)
+        rh = a2.mean(0)
+        kl = (rho * torch.log(rho / rh) + (1 - rho) * torch.log((1 - rho) / (1 - rh))).sum()
+        cost = 0.5 * ((a3 - x) ** 2).sum() / m + 0.5 * lam * ((w1**2).sum() + (w2**2).sum()) + beta * kl
+        cost.backward()
+        return cost
+
+    for _ in range(3):
+        evaluate()
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(evals):
+        evaluate()
+    sync(dev)
+    per_eval = (time.perf_counter() - t0) / evals
+    with torch.no_grad():
+        a2 = torch.sigmoid(x @ w1.T + b1)
+        d3 = torch.rand(m, 784, generator=g).to(dev)
+        products = (lambda: a2 @ w2.T, lambda: d3.T @ a2, lambda: d3 @ w2)
+        for f in products:
+            f()
+        sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(evals):
+            for f in products:
+                f()
+        sync(dev)
+    return per_eval, (time.perf_counter() - t0) / evals
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mnist")
@@ -210,6 +263,21 @@ def main():
         report("W3 gradual 784-1000-1000, batch 20", dev, th, n, w3(X, dev, n))
     if "W4" in only:
         report("W4 cae-mnist, batch 100, Adam", dev, th, n, w4(X, dev, n))
+    if "sparse" in only:
+        secs, dense = sparse_eval(X, dev, n)
+        print(
+            json.dumps(
+                {
+                    "workload": "sparse exercise, cost and gradient, 784-196",
+                    "device": str(dev),
+                    "threads": th,
+                    "examples": n,
+                    "seconds_per_evaluation": round(secs, 4),
+                    "dense_products_seconds": round(dense, 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
