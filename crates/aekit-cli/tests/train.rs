@@ -419,7 +419,9 @@ fn a_gpu_that_cannot_be_used_is_a_clear_error() {
 /// The element-wise kernels (the sigmoid, the cross-entropy, the gradient's
 /// scaling, the SGD and Adam updates, the momentum step fused into a weight
 /// gradient's product) are compiled for AVX-512, AVX2 + FMA
-/// and portable code, and `AEKIT_ISA` holds the choice lower. Each gives the
+/// and portable code (on x86 with FMA where the CPU has it: the same
+/// operations, as Rust never contracts a·b + c into a fused multiply-add),
+/// and `AEKIT_ISA` holds the choice lower. Each gives the
 /// same bits: training writes the same model under every setting (GEMMs
 /// are faer's whatever the setting, so any difference is ours).
 #[test]

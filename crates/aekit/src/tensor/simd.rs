@@ -1,6 +1,8 @@
 //! The hot element-wise loops of minibatch training (the sigmoid, the
 //! cross-entropy's loss and δ in one pass, the SGD update), each compiled three times: for
-//! AVX-512, for AVX2 + FMA and portably, and run as [`super::isa::Isa::active`] says.
+//! AVX-512, for AVX2 + FMA and portably, and run as [`super::isa::Isa::active`] says
+//! (on x86 the portable copy is compiled a second time with FMA, which runs
+//! where the CPU has it: `mul_add` is then one instruction, not a call).
 //! One body per loop ([`vmath`]'s polynomial exp and ln, fixed lane
 //! accumulators), so every instruction set gives the same bits.
 #![allow(unsafe_code)]
@@ -28,6 +30,15 @@ macro_rules! multiversion {
             unsafe fn avx2($($arg: $ty),*) -> $ret {
                 body($($arg),*)
             }
+            // The portable body where the CPU has an FMA instruction: the
+            // same operations (Rust never contracts a·b + c), so the same
+            // bits, but each `mul_add` is one instruction, not a call into
+            // the runtime's `fmaf`.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "fma")]
+            unsafe fn portable_fma($($arg: $ty),*) -> $ret {
+                body($($arg),*)
+            }
             match $crate::tensor::isa::Isa::active() {
                 // SAFETY: `Isa::active` never exceeds what the CPU reports.
                 #[cfg(target_arch = "x86_64")]
@@ -35,6 +46,9 @@ macro_rules! multiversion {
                 // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
                 $crate::tensor::isa::Isa::Avx2Fma => unsafe { avx2($($arg),*) },
+                // SAFETY: the CPU reports FMA.
+                #[cfg(target_arch = "x86_64")]
+                _ if std::arch::is_x86_feature_detected!("fma") => unsafe { portable_fma($($arg),*) },
                 _ => body($($arg),*),
             }
         }
