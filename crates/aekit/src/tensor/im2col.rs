@@ -97,6 +97,10 @@ pub fn im2col<T: Real>(col: &mut [T], x: &[T], g: &ConvGeom) {
         for ky in 0..k {
             for kx in 0..k {
                 let dst = rows.next().expect("c·k·k rows");
+                if s == 1 && g.ow == g.w {
+                    same_row(dst, plane, g, ky, kx);
+                    continue;
+                }
                 let (lo, hi) = g.valid_cols(kx);
                 for (oy, d) in dst.chunks_exact_mut(g.ow).enumerate() {
                     let Some(iy) = g.input_row(oy, ky) else {
@@ -116,6 +120,34 @@ pub fn im2col<T: Real>(col: &mut [T], x: &[T], g: &ConvGeom) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// One row of `col` for stride 1 and an output as wide as the input (k =
+/// 2p + 1, "same" padding): every output position then reads the plane
+/// at its own index plus one constant, so the output rows that fall inside
+/// the plane take a single copy, instead of one small copy per row, and the
+/// few columns that wrapped round a row's edge are zeroed after it.
+fn same_row<T: Real>(dst: &mut [T], plane: &[T], g: &ConvGeom, ky: usize, kx: usize) {
+    let (w, p) = (g.w, g.pad);
+    let (lo, hi) = g.valid_cols(kx);
+    // Output row oy reads input row oy + ky − p, which must lie in [0, h).
+    let top = p.saturating_sub(ky).min(g.oh);
+    let bottom = (g.h + p).saturating_sub(ky).min(g.oh).max(top);
+    dst[..top * w].fill(T::ZERO);
+    dst[bottom * w..].fill(T::ZERO);
+    if hi == lo || bottom == top {
+        dst[top * w..bottom * w].fill(T::ZERO);
+        return;
+    }
+    let (a, b) = (top * w + lo, (bottom - 1) * w + hi);
+    let start = (top + ky - p) * w + lo + kx - p;
+    dst[a..b].copy_from_slice(&plane[start..start + (b - a)]);
+    // Column by column, so that the compiler keeps these few stores inline.
+    for ox in (0..lo).chain(hi..w) {
+        for oy in top..bottom {
+            dst[oy * w + ox] = T::ZERO;
         }
     }
 }

@@ -290,6 +290,15 @@ impl Network {
     }
 }
 
+/// Whether node `i` is an activation that overwrites its input with its
+/// output: its backward pass reads only its output, and no other node's
+/// backward pass reads its own output. Never node 0 (the input slot stays
+/// the input) nor the last node, whose input the cross-entropy loss reads as
+/// the logits of a final sigmoid.
+fn in_place(net: &Network, i: usize) -> bool {
+    matches!(net.nodes[i].op, Op::Act(_)) && i > 0 && i + 1 < net.nodes.len()
+}
+
 /// Buffers for forward and backward on up to `cap` images; built once per
 /// (network, chunk size), so a training step allocates nothing.
 pub struct Workspace<T> {
@@ -315,9 +324,14 @@ impl<T: Real> Workspace<T> {
         let mut widest = net.input_len();
         let mut col = 0;
         let mut idx = vec![Vec::new(); net.n_pools];
-        for n in &net.nodes {
+        for (i, n) in net.nodes.iter().enumerate() {
             offs.push(total);
-            total += cap * len3(n.out);
+            if in_place(net, i) {
+                // Written over its input, which no backward pass reads.
+                *offs.last_mut().expect("pushed above") = offs[i];
+            } else {
+                total += cap * len3(n.out);
+            }
             widest = widest.max(len3(n.out));
             match n.op {
                 Op::Conv { g, .. } | Op::ConvT { g, .. } => col = col.max(g.col_rows() * g.col_cols()),
@@ -352,6 +366,13 @@ impl<T: Real> Workspace<T> {
 pub(crate) fn forward<T: Real>(net: &Network, p: &[T], ws: &mut Workspace<T>, b: usize, upto: usize) {
     assert!(b <= ws.cap);
     for (i, n) in net.nodes[..upto].iter().enumerate() {
+        match n.op {
+            Op::Act(a) if in_place(net, i) => {
+                a.forward(&mut ws.acts[ws.offs[i]..ws.offs[i] + b * len3(n.out)]);
+                continue;
+            }
+            _ => {}
+        }
         let (head, tail) = ws.acts.split_at_mut(ws.offs[i + 1]);
         let x = &head[ws.offs[i]..ws.offs[i] + b * len3(n.inp)];
         let y = &mut tail[..b * len3(n.out)];
@@ -418,6 +439,18 @@ pub(crate) fn loss_backward<T: Real>(
 pub(crate) fn backward_nodes<T: Real>(net: &Network, p: &[T], ws: &mut Workspace<T>, b: usize, start: usize) {
     for i in (0..start).rev() {
         let n = &net.nodes[i];
+        match n.op {
+            // dL/da = dL/dy · f'(a) in place, so d0 stays the current gradient.
+            Op::Act(a) if i > 0 => {
+                let nout = b * len3(n.out);
+                a.backward(
+                    &mut ws.d0[..nout],
+                    &ws.acts[ws.offs[i + 1]..ws.offs[i + 1] + nout],
+                );
+                continue;
+            }
+            _ => {}
+        }
         let (nin, nout) = (b * len3(n.inp), b * len3(n.out));
         let x = &ws.acts[ws.offs[i]..ws.offs[i] + nin];
         let dy = &ws.d0[..nout];
@@ -448,12 +481,9 @@ pub(crate) fn backward_nodes<T: Real>(net: &Network, p: &[T], ws: &mut Workspace
                     upsample_backward(dx, dy, planes, n.inp[1], n.inp[2], s);
                 }
             }
-            Op::Act(a) => {
-                if let Some(dx) = dx {
-                    dx.copy_from_slice(dy);
-                    a.backward(dx, &ws.acts[ws.offs[i + 1]..ws.offs[i + 1] + nout]);
-                }
-            }
+            // Node 0's activation has no input gradient to pass on; the
+            // others ran in place above.
+            Op::Act(_) => {}
         }
         std::mem::swap(&mut ws.d0, &mut ws.d1);
     }
