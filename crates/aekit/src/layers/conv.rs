@@ -54,8 +54,24 @@ fn add_channel_bias<T: Real>(y: &mut [T], bias: &[T], plane: usize) {
 
 fn add_channel_sums<T: Real>(db: &mut [T], dy: &[T], plane: usize) {
     for (d, ch) in db.iter_mut().zip(dy.chunks_exact(plane)) {
-        *d += ch.iter().fold(T::ZERO, |s, &v| s + v);
+        *d += lane_sum(ch);
     }
+}
+
+/// Σ v in eight running sums (element i into sum i mod 8), which vectorise
+/// where one running sum would wait on each addition; a fixed order, so the
+/// same bits on every CPU.
+fn lane_sum<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    tail.iter().fold(s, |s, &x| s + x)
 }
 
 /// y `[n, c_out, oh, ow]` = conv(x `[n, c, h, w]`) with `g` the geometry of x.

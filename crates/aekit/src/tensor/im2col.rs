@@ -152,18 +152,49 @@ fn same_row<T: Real>(dst: &mut [T], plane: &[T], g: &ConvGeom, ky: usize, kx: us
     }
 }
 
+/// The adjoint of [`same_row`]: one row of `col` added into its plane by a
+/// single run over the output rows inside the plane. The entries that wrap
+/// round a row's edge are zeroed first, so the run adds 0 where they land:
+/// x + 0 = x (a −0 becomes +0), and every other sum is the one the
+/// row-by-row loop makes, in the same order.
+fn same_row_add<T: Real>(plane: &mut [T], src: &mut [T], g: &ConvGeom, ky: usize, kx: usize) {
+    let (w, p) = (g.w, g.pad);
+    let (lo, hi) = g.valid_cols(kx);
+    let top = p.saturating_sub(ky).min(g.oh);
+    let bottom = (g.h + p).saturating_sub(ky).min(g.oh).max(top);
+    if hi == lo || bottom == top {
+        return;
+    }
+    for ox in (0..lo).chain(hi..w) {
+        for oy in top..bottom {
+            src[oy * w + ox] = T::ZERO;
+        }
+    }
+    let (a, b) = (top * w + lo, (bottom - 1) * w + hi);
+    let start = (top + ky - p) * w + lo + kx - p;
+    for (d, &v) in plane[start..start + (b - a)].iter_mut().zip(&src[a..b]) {
+        *d += v;
+    }
+}
+
 /// Adds `col` `[c·k·k, oh·ow]` back into `x` `[c, h, w]` (the adjoint of
 /// [`im2col`]); the caller zeroes `x` first when it wants a plain write.
-pub fn col2im<T: Real>(x: &mut [T], col: &[T], g: &ConvGeom) {
+/// `col` is scratch: at stride 1 with "same" padding the entries that
+/// [`im2col`] would have read from the padding are set to zero on the way.
+pub fn col2im<T: Real>(x: &mut [T], col: &mut [T], g: &ConvGeom) {
     assert_eq!(x.len(), g.input_len(), "col2im: input length");
     assert_eq!(col.len(), g.col_rows() * g.col_cols(), "col2im: col length");
     let (k, s, p) = (g.k, g.stride, g.pad);
-    let mut rows = col.chunks_exact(g.col_cols());
+    let mut rows = col.chunks_exact_mut(g.col_cols());
     for ci in 0..g.c {
         let plane = &mut x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..k {
             for kx in 0..k {
                 let src = rows.next().expect("c·k·k rows");
+                if s == 1 && g.ow == g.w {
+                    same_row_add(plane, src, g, ky, kx);
+                    continue;
+                }
                 let (lo, hi) = g.valid_cols(kx);
                 for (oy, srow) in src.chunks_exact(g.ow).enumerate() {
                     let Some(iy) = g.input_row(oy, ky) else {
@@ -231,7 +262,7 @@ mod tests {
                             // <im2col(x), y> = <x, col2im(y)> for any y.
                             let y = crate::layers::gradcheck::random_vec(col.len(), 1.0, 99);
                             let mut back = vec![0.0; x.len()];
-                            col2im(&mut back, &y, &g);
+                            col2im(&mut back, &mut y.clone(), &g);
                             let lhs: f64 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
                             let rhs: f64 = x.iter().zip(&back).map(|(a, b)| a * b).sum();
                             assert!((lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()), "{g:?}");
