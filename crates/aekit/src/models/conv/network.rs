@@ -303,7 +303,8 @@ fn in_place(net: &Network, i: usize) -> bool {
 /// (network, chunk size), so a training step allocates nothing.
 pub struct Workspace<T> {
     pub(crate) cap: usize,
-    /// `[input | out of node 0 | out of node 1 | …]`, each `cap·len`.
+    /// `[input | out of node 0 | out of node 1 | …]`, each `cap·len`; an
+    /// activation that runs in place (see `in_place`) shares its input's slot.
     pub(crate) acts: Vec<T>,
     pub(crate) offs: Vec<usize>,
     /// Max-pool indices per pool.
