@@ -124,56 +124,77 @@ pub fn im2col<T: Real>(col: &mut [T], x: &[T], g: &ConvGeom) {
     }
 }
 
-/// One row of `col` for stride 1 and an output as wide as the input (k =
-/// 2p + 1, "same" padding): every output position then reads the plane
-/// at its own index plus one constant, so the output rows that fall inside
-/// the plane take a single copy, instead of one small copy per row, and the
-/// few columns that wrapped round a row's edge are zeroed after it.
-fn same_row<T: Real>(dst: &mut [T], plane: &[T], g: &ConvGeom, ky: usize, kx: usize) {
-    let (w, p) = (g.w, g.pad);
-    let (lo, hi) = g.valid_cols(kx);
-    // Output row oy reads input row oy + ky − p, which must lie in [0, h).
-    let top = p.saturating_sub(ky).min(g.oh);
-    let bottom = (g.h + p).saturating_sub(ky).min(g.oh).max(top);
-    dst[..top * w].fill(T::ZERO);
-    dst[bottom * w..].fill(T::ZERO);
-    if hi == lo || bottom == top {
-        dst[top * w..bottom * w].fill(T::ZERO);
-        return;
+/// Where one row of `col` (kernel offset ky, kx) meets the plane at stride 1
+/// with an output as wide as the input (k = 2p + 1, "same" padding). Every
+/// output position then reads the plane at its own index plus one constant,
+/// so the output rows inside the plane are one run: `col[a..b]` is
+/// `plane[start..start + (b − a)]`, except at the output columns outside
+/// `[lo, hi)`, which wrapped round a row's edge and read padding.
+struct SameRun {
+    lo: usize,
+    hi: usize,
+    /// The output rows `[top, bottom)` that read a row of the plane.
+    top: usize,
+    bottom: usize,
+    a: usize,
+    b: usize,
+    start: usize,
+}
+
+impl SameRun {
+    /// `None` when this kernel offset reads only padding.
+    fn new(g: &ConvGeom, ky: usize, kx: usize) -> Option<SameRun> {
+        let (w, p) = (g.w, g.pad);
+        let (lo, hi) = g.valid_cols(kx);
+        // Output row oy reads input row oy + ky − p, which must lie in [0, h).
+        let top = p.saturating_sub(ky).min(g.oh);
+        let bottom = (g.h + p).saturating_sub(ky).min(g.oh).max(top);
+        (hi > lo && bottom > top).then(|| SameRun {
+            lo,
+            hi,
+            top,
+            bottom,
+            a: top * w + lo,
+            b: (bottom - 1) * w + hi,
+            start: (top + ky - p) * w + lo + kx - p,
+        })
     }
-    let (a, b) = (top * w + lo, (bottom - 1) * w + hi);
-    let start = (top + ky - p) * w + lo + kx - p;
-    dst[a..b].copy_from_slice(&plane[start..start + (b - a)]);
-    // Column by column, so that the compiler keeps these few stores inline.
-    for ox in (0..lo).chain(hi..w) {
-        for oy in top..bottom {
-            dst[oy * w + ox] = T::ZERO;
+
+    /// Zeroes the wrapped columns of the rows inside the plane, column by
+    /// column, so that the compiler keeps these few stores inline.
+    fn zero_wrapped<T: Real>(&self, row: &mut [T], w: usize) {
+        for ox in (0..self.lo).chain(self.hi..w) {
+            for oy in self.top..self.bottom {
+                row[oy * w + ox] = T::ZERO;
+            }
         }
     }
 }
 
-/// The adjoint of [`same_row`]: one row of `col` added into its plane by a
-/// single run over the output rows inside the plane. The entries that wrap
-/// round a row's edge are zeroed first, so the run adds 0 where they land:
-/// x + 0 = x (a −0 becomes +0), and every other sum is the one the
-/// row-by-row loop makes, in the same order.
-fn same_row_add<T: Real>(plane: &mut [T], src: &mut [T], g: &ConvGeom, ky: usize, kx: usize) {
-    let (w, p) = (g.w, g.pad);
-    let (lo, hi) = g.valid_cols(kx);
-    let top = p.saturating_sub(ky).min(g.oh);
-    let bottom = (g.h + p).saturating_sub(ky).min(g.oh).max(top);
-    if hi == lo || bottom == top {
+/// One row of `col` at stride 1 with "same" padding: one copy instead of
+/// one small copy per output row, then zeros where padding was read.
+fn same_row<T: Real>(dst: &mut [T], plane: &[T], g: &ConvGeom, ky: usize, kx: usize) {
+    let Some(r) = SameRun::new(g, ky, kx) else {
+        dst.fill(T::ZERO);
         return;
-    }
-    for ox in (0..lo).chain(hi..w) {
-        for oy in top..bottom {
-            src[oy * w + ox] = T::ZERO;
+    };
+    dst[..r.top * g.w].fill(T::ZERO);
+    dst[r.bottom * g.w..].fill(T::ZERO);
+    dst[r.a..r.b].copy_from_slice(&plane[r.start..r.start + (r.b - r.a)]);
+    r.zero_wrapped(dst, g.w);
+}
+
+/// The adjoint of [`same_row`]: one row of `col` added into its plane in
+/// one run. The entries that read padding are zeroed first, so the run adds
+/// 0 where they land: x + 0 = x (a −0 becomes +0), and every other sum is
+/// the one a row-by-row loop makes, in the same order.
+fn same_row_add<T: Real>(plane: &mut [T], src: &mut [T], g: &ConvGeom, ky: usize, kx: usize) {
+    if let Some(r) = SameRun::new(g, ky, kx) {
+        r.zero_wrapped(src, g.w);
+        let run = &mut plane[r.start..r.start + (r.b - r.a)];
+        for (d, &v) in run.iter_mut().zip(&src[r.a..r.b]) {
+            *d += v;
         }
-    }
-    let (a, b) = (top * w + lo, (bottom - 1) * w + hi);
-    let start = (top + ky - p) * w + lo + kx - p;
-    for (d, &v) in plane[start..start + (b - a)].iter_mut().zip(&src[a..b]) {
-        *d += v;
     }
 }
 
@@ -242,6 +263,63 @@ mod tests {
             }
         }
         col
+    }
+
+    /// col2im by its definition: each entry added where im2col read it.
+    fn col2im_naive(col: &[f64], g: &ConvGeom) -> Vec<f64> {
+        let mut x = vec![0.0; g.input_len()];
+        for ci in 0..g.c {
+            for ky in 0..g.k {
+                for kx in 0..g.k {
+                    let r = (ci * g.k + ky) * g.k + kx;
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                x[ci * g.h * g.w + iy as usize * g.w + ix as usize] +=
+                                    col[r * g.col_cols() + oy * g.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn col2im_matches_definition_and_ignores_entries_read_from_padding() {
+        let mut checked = 0;
+        for c in [1, 2] {
+            for (h, w) in [(1, 1), (4, 5), (7, 7), (6, 3), (14, 14)] {
+                for k in [1, 2, 3, 5] {
+                    for stride in [1, 2, 3] {
+                        for pad in [0, 1, 2] {
+                            let Some(g) = ConvGeom::new(c, h, w, k, stride, pad) else {
+                                continue;
+                            };
+                            let mut y =
+                                crate::layers::gradcheck::random_vec(g.col_rows() * g.col_cols(), 1.0, 5);
+                            // Entries im2col fills from padding (0 for an input of ones) carry NaN.
+                            let mut ones = vec![0.0; y.len()];
+                            im2col(&mut ones, &vec![1.0; g.input_len()], &g);
+                            for (v, &o) in y.iter_mut().zip(&ones) {
+                                if o == 0.0 {
+                                    *v = f64::NAN;
+                                }
+                            }
+                            let want = col2im_naive(&y, &g);
+                            let mut got = vec![0.0; g.input_len()];
+                            col2im(&mut got, &mut y, &g);
+                            assert_eq!(got, want, "{g:?}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} geometries checked");
     }
 
     #[test]
