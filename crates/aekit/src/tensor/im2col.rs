@@ -242,9 +242,10 @@ pub fn col2im<T: Real>(x: &mut [T], col: &mut [T], g: &ConvGeom) {
 mod tests {
     use super::*;
 
-    /// The definition, index by index.
-    fn im2col_naive(x: &[f64], g: &ConvGeom) -> Vec<f64> {
-        let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+    /// The definition, index by index: each (col entry, input element) that
+    /// im2col copies, in col order; entries reading padding are absent.
+    fn read_pairs(g: &ConvGeom) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::new();
         for ci in 0..g.c {
             for ky in 0..g.k {
                 for kx in 0..g.k {
@@ -254,37 +255,27 @@ mod tests {
                             let iy = (oy * g.stride + ky) as isize - g.pad as isize;
                             let ix = (ox * g.stride + kx) as isize - g.pad as isize;
                             if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                col[r * g.col_cols() + oy * g.ow + ox] =
-                                    x[ci * g.h * g.w + iy as usize * g.w + ix as usize];
+                                let i = ci * g.h * g.w + iy as usize * g.w + ix as usize;
+                                pairs.push((r * g.col_cols() + oy * g.ow + ox, i));
                             }
                         }
                     }
                 }
             }
         }
+        pairs
+    }
+
+    fn im2col_naive(x: &[f64], g: &ConvGeom) -> Vec<f64> {
+        let mut col = vec![0.0; g.col_rows() * g.col_cols()];
+        read_pairs(g).into_iter().for_each(|(c, i)| col[c] = x[i]);
         col
     }
 
     /// col2im by its definition: each entry added where im2col read it.
     fn col2im_naive(col: &[f64], g: &ConvGeom) -> Vec<f64> {
         let mut x = vec![0.0; g.input_len()];
-        for ci in 0..g.c {
-            for ky in 0..g.k {
-                for kx in 0..g.k {
-                    let r = (ci * g.k + ky) * g.k + kx;
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let iy = (oy * g.stride + ky) as isize - g.pad as isize;
-                            let ix = (ox * g.stride + kx) as isize - g.pad as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                x[ci * g.h * g.w + iy as usize * g.w + ix as usize] +=
-                                    col[r * g.col_cols() + oy * g.ow + ox];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        read_pairs(g).into_iter().for_each(|(c, i)| x[i] += col[c]);
         x
     }
 
