@@ -81,24 +81,10 @@ impl<'a, T: Real> Dense<'a, T> {
 
     /// Writes dx (when asked), and dW and db as `g.write` says.
     pub fn backward(&self, dx: Option<&mut [T]>, g: Grads<'_, T>, dy: &[T], x: &[T], batch: usize, par: Par) {
-        let Self {
-            n_in, n_out, trans_w, ..
-        } = *self;
-        let Grads { dw, db, write } = g;
-        let GradWrite { alpha, beta } = write;
         if let Some(dx) = dx {
             self.backward_input(dx, dy, batch, par);
         }
-        if let Some(b) = beta.filter(|&b| b != T::ONE) {
-            crate::tensor::par::chunks(dw, |_, c| T::scale_slice(c, b));
-        }
-        let accumulate = beta.is_some();
-        if trans_w {
-            gemm(n_out, n_in, batch, alpha, dy, true, x, false, accumulate, dw, par);
-        } else {
-            gemm(n_in, n_out, batch, alpha, x, true, dy, false, accumulate, dw, par);
-        }
-        write_bias_grad(db, dy, batch, write);
+        weight_grads(g, dy, x, (self.n_in, self.n_out, self.trans_w), batch, par);
     }
 
     /// dx = dy·Wᵀ (tied: dy·W).
@@ -111,6 +97,33 @@ impl<'a, T: Real> Dense<'a, T> {
         } = *self;
         gemm(batch, n_in, n_out, T::ONE, dy, false, w, !trans_w, false, dx, par);
     }
+}
+
+/// The weight and bias gradients of [`Dense::backward`] for a layer of
+/// `shape` = (n_in, n_out, trans_w), written as `g.write` says, without
+/// reading the weight: `g.dw` may be the weight itself (a plain SGD step
+/// taken in place, α = −η, β = 1, once dx has been computed).
+pub fn weight_grads<T: Real>(
+    g: Grads<'_, T>,
+    dy: &[T],
+    x: &[T],
+    shape: (usize, usize, bool),
+    batch: usize,
+    par: Par,
+) {
+    let (n_in, n_out, trans_w) = shape;
+    let Grads { dw, db, write } = g;
+    let GradWrite { alpha, beta } = write;
+    if let Some(b) = beta.filter(|&b| b != T::ONE) {
+        crate::tensor::par::chunks(dw, |_, c| T::scale_slice(c, b));
+    }
+    let accumulate = beta.is_some();
+    if trans_w {
+        gemm(n_out, n_in, batch, alpha, dy, true, x, false, accumulate, dw, par);
+    } else {
+        gemm(n_in, n_out, batch, alpha, x, true, dy, false, accumulate, dw, par);
+    }
+    write_bias_grad(db, dy, batch, write);
 }
 
 /// db's write of Σ_rows dy (`dy` `[batch, db.len()]`) as `write` says.

@@ -110,6 +110,11 @@ impl<B: Send + Sync, W: Send> Minibatches<B, W> {
             // One worker: the objective may write the finished gradient
             // straight into SGD's velocity, or at least over its buffer.
             let (loaded, par) = (&self.loaded, self.par);
+            if let Some(lr) = opt.plain_lr().filter(|_| o.offers_sgd_step()) {
+                let f = o.loss_grad_sgd_step(params, lr, loaded, b, ws, par);
+                self.epoch_loss += f.expect("an objective that offers the SGD step takes it").loss;
+                return self.advance(end, t0);
+            }
             if o.offers_finished() {
                 if let Some((v, beta, mu, lr)) = opt.velocity(params.len()) {
                     let write = GradWrite {

@@ -109,6 +109,31 @@ pub trait Objective: Sync {
     fn offers_step(&self) -> bool {
         false
     }
+
+    /// The whole loaded batch (`n` examples) and plain SGD's step on it
+    /// (θ ← θ − η·g, no momentum) taken in place: the objective adds −η
+    /// times each share of the finished gradient straight into `params`
+    /// once nothing it computes later reads them, so no gradient buffer is
+    /// written, read back and stepped along. `None` (the default), with
+    /// nothing touched, when not offered.
+    fn loss_grad_sgd_step(
+        &self,
+        params: &mut [f32],
+        lr: f32,
+        batch: &Self::Batch,
+        n: usize,
+        ws: &mut Self::Workspace,
+        par: Par,
+    ) -> Option<Finished> {
+        let _ = (params, lr, batch, n, ws, par);
+        None
+    }
+
+    /// Whether [`loss_grad_sgd_step`](Objective::loss_grad_sgd_step) gives
+    /// a result.
+    fn offers_sgd_step(&self) -> bool {
+        false
+    }
 }
 
 /// What [`Objective::finish`] returns.
@@ -318,6 +343,12 @@ pub trait Step {
         let _ = len;
         None
     }
+
+    /// η when the step is plain SGD (no momentum): a caller may then take
+    /// it itself, θ ← θ − η·g. `None` for every other rule.
+    fn plain_lr(&self) -> Option<f32> {
+        None
+    }
 }
 
 impl Step for Sgd {
@@ -327,6 +358,10 @@ impl Step for Sgd {
 
     fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32, f32)> {
         Sgd::velocity_for(self, len)
+    }
+
+    fn plain_lr(&self) -> Option<f32> {
+        (self.momentum == 0.0).then_some(self.lr)
     }
 }
 
@@ -429,6 +464,13 @@ impl Step for StepRule {
     fn velocity(&mut self, len: usize) -> Option<(&mut [f32], f32, f32, f32)> {
         match self {
             StepRule::Sgd(s) => s.velocity_for(len),
+            StepRule::Adam(_) => None,
+        }
+    }
+
+    fn plain_lr(&self) -> Option<f32> {
+        match self {
+            StepRule::Sgd(s) => Step::plain_lr(s),
             StepRule::Adam(_) => None,
         }
     }
@@ -549,5 +591,31 @@ pub(crate) fn assert_finished_matches_plain<O: Objective>(o: &O, p: &[f32], case
             .loss_grad_step(&mut q, &mut v, w, &b, n, &mut ws, Par::Seq)
             .is_none());
         assert!(q == p && v == v0, "{case}: a step not offered touched nothing");
+    }
+    // Plain SGD's step taken in place, against the optimizer's own step
+    // along the gradient above; the same bits on one and on three threads.
+    let mut p_want = p.to_vec();
+    Sgd::new(lr, 0.0).step(&mut p_want, &want);
+    let mut first: Option<Vec<f32>> = None;
+    for par in [Par::Seq, Par::Threads(3)] {
+        let mut q = p.to_vec();
+        let Some(f) = o.loss_grad_sgd_step(&mut q, lr, &b, n, &mut ws, par) else {
+            assert!(!o.offers_sgd_step(), "{case}: the SGD step offered but not taken");
+            assert!(q == p, "{case}: an SGD step not offered touched nothing");
+            return;
+        };
+        assert!(o.offers_sgd_step(), "{case}: an SGD step taken but not offered");
+        assert_eq!(f.loss, f_want.loss, "{case}");
+        assert!((f.objective - f_want.objective).abs() <= 1e-6 * f_want.objective.abs());
+        for (i, (q, qw)) in q.iter().zip(&p_want).enumerate() {
+            assert!(
+                (q - qw).abs() <= 1e-5 * lr * scale + 1e-7,
+                "{case} SGD-stepped parameter {i}: {q} against {qw}"
+            );
+        }
+        match &first {
+            None => first = Some(q),
+            Some(f) => assert!(*f == q, "{case}: the thread count changed the SGD step"),
+        }
     }
 }

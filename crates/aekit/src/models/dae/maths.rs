@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::activation::Activation;
-use crate::layers::dense::{Dense, Grads};
+use crate::layers::dense::{weight_grads, Dense, Grads};
 use crate::layers::loss::{self, Loss};
 use crate::layers::Corruption;
 use crate::per_example::{TiedParams, TiedParamsMut, UntiedParamsMut};
@@ -239,16 +239,15 @@ fn decoder<'p, T: Real>(cfg: &DaeConfig, lay: &Layout, p: &'p [T]) -> Dense<'p, 
     }
 }
 
-/// Sum over the batch of the loss of reconstructing `target` from `input`.
-/// With `grad`, writes the gradient of that sum as its [`GradWrite`] says
-/// (added into the buffer, or scaled and written over it or into a
-/// multiple of it: every entry is written once, so a buffer written over
-/// needs no clearing first).
-pub fn batch_loss_grad<T: Real>(
+/// The forward pass of a batch: its summed loss of reconstructing `target`
+/// from `input`, the hidden units in `ws.h` and, with `with_grad`, the
+/// loss's gradient with respect to the output pre-activations in `ws.da`.
+#[allow(clippy::too_many_arguments)]
+fn forward_loss<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &[T],
-    grad: Option<(&mut [T], GradWrite<T>)>,
+    with_grad: bool,
     input: &[T],
     target: &[T],
     batch: usize,
@@ -262,8 +261,7 @@ pub fn batch_loss_grad<T: Real>(
     let da = &mut ws.da[..batch * nv];
     encode(cfg, lay, p, h, input, batch, par);
     decode_pre(cfg, lay, p, a, h, batch, par);
-    let with_grad = grad.is_some();
-    let l = match cfg.loss {
+    match cfg.loss {
         Loss::CrossEntropy => loss::xent(with_grad.then_some(da), a, target),
         Loss::Squared => {
             let z = &mut ws.z[..batch * nv];
@@ -275,20 +273,78 @@ pub fn batch_loss_grad<T: Real>(
             }
             loss::squared_forward(z, target)
         }
-    };
+    }
+}
+
+/// δh: the loss's gradient with respect to the hidden pre-activations, from
+/// `ws.da` through the decoder's weight, into `ws.dh`.
+fn hidden_delta<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    batch: usize,
+    ws: &mut Workspace<T>,
+    par: Par,
+) {
+    let (nv, nh) = (cfg.n_vis, cfg.n_hid);
+    let dh = &mut ws.dh[..batch * nh];
+    decoder(cfg, lay, p).backward_input(dh, &ws.da[..batch * nv], batch, par);
+    cfg.hidden_activation.backward(dh, &ws.h[..batch * nh]);
+}
+
+/// Sum over the batch of the loss of reconstructing `target` from `input`.
+/// With `grad`, writes the gradient of that sum as its [`GradWrite`] says
+/// (added into the buffer, or scaled and written over it or into a
+/// multiple of it: every entry is written once, so a buffer written over
+/// needs no clearing first).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_loss_grad<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &[T],
+    grad: Option<(&mut [T], GradWrite<T>)>,
+    input: &[T],
+    target: &[T],
+    batch: usize,
+    ws: &mut Workspace<T>,
+    par: Par,
+) -> T {
+    let l = forward_loss(cfg, lay, p, grad.is_some(), input, target, batch, ws, par);
     let Some((grad, write)) = grad else { return l };
+    hidden_delta(cfg, lay, p, batch, ws, par);
+    write_weight_grads(cfg, lay, grad, write, input, batch, ws, par);
+    l
+}
+
+/// Writes the weight and bias gradients of the batch in `ws` (its hidden
+/// units, δa and δh) into `grad`, laid out as the parameters, as `write`
+/// says. Reads no parameter, so `grad` may be the parameters themselves.
+#[allow(clippy::too_many_arguments)]
+fn write_weight_grads<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    grad: &mut [T],
+    write: GradWrite<T>,
+    input: &[T],
+    batch: usize,
+    ws: &Workspace<T>,
+    par: Par,
+) {
+    let (nv, nh) = (cfg.n_vis, cfg.n_hid);
+    let (h, da, dh) = (&ws.h[..batch * nh], &ws.da[..batch * nv], &ws.dh[..batch * nh]);
     let (gw, rest) = grad.split_at_mut(lay.b_hid.start);
     let (gb_hid, rest) = rest.split_at_mut(nh);
     let (gb_vis, gw_dec) = rest.split_at_mut(nv);
-    let dh = &mut ws.dh[..batch * nh];
+    let untied = lay.w_dec.is_some();
     let dec_grads = Grads {
-        dw: if lay.w_dec.is_some() { gw_dec } else { &mut *gw },
+        dw: if untied { gw_dec } else { &mut *gw },
         db: gb_vis,
         write,
     };
-    decoder(cfg, lay, p).backward(Some(dh), dec_grads, da, h, batch, par);
-    cfg.hidden_activation.backward(dh, h);
-    let encoder = if lay.w_dec.is_some() {
+    // The decoder maps n_hid to n_vis: through W′ `[n_hid, n_vis]`, or
+    // through the transpose of the tied W `[n_vis, n_hid]`.
+    weight_grads(dec_grads, da, h, (nh, nv, !untied), batch, par);
+    let encoder = if untied {
         Grads {
             dw: gw,
             db: gb_hid,
@@ -311,8 +367,51 @@ pub fn batch_loss_grad<T: Real>(
             },
         }
     };
-    Dense::new(&p[lay.w.clone()], nv, nh).backward(None, encoder, dh, input, batch, par);
-    l
+    weight_grads(encoder, dh, input, (nv, nh, false), batch, par);
+}
+
+/// One step of plain SGD on a batch, taken in place: θ ← θ − η·(g + λ·W),
+/// g the gradient of the batch's mean loss and λ·W weight decay's (biases
+/// excluded). δh is computed from the weights first; then each weight
+/// product adds −η/n times its share straight into the weights, so no
+/// gradient buffer is written, read back and stepped along. The same step
+/// as [`batch_loss_grad`] into a buffer followed by SGD's, but for the
+/// order of the roundings. Returns (mean loss, objective), both at the
+/// weights before the step.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_sgd_step<T: Real>(
+    cfg: &DaeConfig,
+    lay: &Layout,
+    p: &mut [T],
+    lr: T,
+    weight_decay: T,
+    input: &[T],
+    target: &[T],
+    batch: usize,
+    ws: &mut Workspace<T>,
+    par: Par,
+) -> (T, T) {
+    let sum = forward_loss(cfg, lay, p, true, input, target, batch, ws, par);
+    hidden_delta(cfg, lay, p, batch, ws, par);
+    let inv = T::ONE / T::of(batch as f64);
+    let mean = sum * inv;
+    let mut objective = mean;
+    if weight_decay > T::ZERO {
+        // θ − η·λ·θ first: the products below do not read the weights.
+        let keep = T::ONE - lr * weight_decay;
+        for r in lay.weight_ranges() {
+            let w = &mut p[r];
+            let sq = w.iter().fold(T::ZERO, |s, &v| s + v * v);
+            objective += T::of(0.5) * weight_decay * sq;
+            T::scale_slice(w, keep);
+        }
+    }
+    let write = GradWrite {
+        alpha: -lr * inv,
+        beta: Some(T::ONE),
+    };
+    write_weight_grads(cfg, lay, p, write, input, batch, ws, par);
+    (mean, objective)
 }
 
 /// The training objective of one batch: mean loss + ½·λ·‖weights‖². Writes

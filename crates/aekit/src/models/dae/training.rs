@@ -495,6 +495,36 @@ impl Objective for DaeObjective<'_> {
         let objective = penalty(self.lay, p, out, self.weight_decay, write.alpha, mean);
         Some(Finished::of_mean(mean, n, objective))
     }
+
+    fn offers_sgd_step(&self) -> bool {
+        true
+    }
+
+    fn loss_grad_sgd_step(
+        &self,
+        p: &mut [f32],
+        lr: f32,
+        b: &DaeBatch,
+        n: usize,
+        ws: &mut Workspace<f32>,
+        par: Par,
+    ) -> Option<Finished> {
+        let nv = self.cfg.n_vis;
+        let (input, target) = (&b.noisy[..n * nv], &b.clean[..n * nv]);
+        let (mean, objective) = batch_sgd_step(
+            self.cfg,
+            self.lay,
+            p,
+            lr,
+            self.weight_decay,
+            input,
+            target,
+            n,
+            ws,
+            par,
+        );
+        Some(Finished::of_mean(mean, n, objective))
+    }
 }
 
 /// Minibatch state over the DAE's objective.
