@@ -303,6 +303,9 @@ pub struct PatchesArgs {
     /// Also picture the first 100 patches into this PNG.
     #[arg(long)]
     pub picture: Option<PathBuf>,
+    /// Replace --out and --picture if they exist (never an image read).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -672,6 +675,9 @@ pub struct FillArgs {
     /// Refuse a level the model never saw (default: treat it as missing, with a warning).
     #[arg(long)]
     pub strict: bool,
+    /// Replace output files that exist (never the table read).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -809,6 +815,9 @@ pub struct VariantsArgs {
     /// The folder to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the files of an earlier variant in --out.
+    #[arg(long)]
+    pub force: bool,
     /// Training images: the first of the source's training set.
     #[arg(long, default_value_t = 12_000)]
     pub train: usize,

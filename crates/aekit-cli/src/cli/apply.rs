@@ -35,6 +35,9 @@ pub struct EncodeArgs {
     /// Output .npy file, shape [n, hidden], f32.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (never a file this command reads).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +47,9 @@ pub struct ReconstructArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out if it exists (never a file this command reads).
+    #[arg(long)]
+    pub force: bool,
     /// Examples shown.
     #[arg(long, default_value_t = 10)]
     pub count: usize,

@@ -42,6 +42,21 @@ pub fn run(a: GradcheckArgs) -> Result<()> {
 }
 
 pub fn patches(a: PatchesArgs) -> Result<()> {
+    // The outputs may replace neither each other nor an image read.
+    let read: Vec<std::path::PathBuf> = std::fs::read_dir(&a.images)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    let mut inputs: Vec<&std::path::Path> = read.iter().map(|p| p.as_path()).collect();
+    aekit::io::check_output_file(&a.out, a.force, &inputs)?;
+    if let Some(p) = &a.picture {
+        if p == &a.out {
+            bail!("--picture and --out both name {}", p.display());
+        }
+        inputs.push(&a.out);
+        aekit::io::check_output_file(p, a.force, &inputs)?;
+    }
+    let side = a.size as u128;
+    aekit::tensor::memory::check_f32s("--count", (a.count as u128) * side * side)?;
     let images = read_image_dir(&a.images)?;
     let mut d = sample_patches(&images, a.size, a.count, a.seed)?;
     if a.normalize {

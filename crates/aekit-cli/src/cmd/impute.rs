@@ -66,6 +66,7 @@ fn fill(f: &FillArgs) -> Fill {
         long: f.long,
         mode: f.mode,
         strict: f.strict,
+        force: f.force,
     }
 }
 

@@ -122,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 a.train,
                 a.test,
                 a.seed,
+                a.force,
             )?;
             eprintln!(
                 "wrote {kind}: {} training and {} test images, and examples.png, to {}",

@@ -133,7 +133,17 @@ fn load(input: &ModelData) -> Result<(DenoisingAutoencoder, Dataset)> {
     Ok((model, data))
 }
 
+/// Refuses `out` before any work when it is the model or data file this
+/// command reads, or (without `force`) any existing file.
+fn check_out(input: &ModelData, out: &std::path::Path, force: bool) -> Result<()> {
+    let model = aekit::run::dir::model_file(&input.model)?;
+    let data = input.data.data.as_deref().map(std::path::Path::new);
+    let inputs: Vec<&std::path::Path> = std::iter::once(model.as_path()).chain(data).collect();
+    Ok(aekit::io::check_output_file(out, force, &inputs)?)
+}
+
 pub fn encode(a: EncodeArgs) -> Result<()> {
+    check_out(&a.input, &a.out, a.force)?;
     let codes = match load_other(&a.input)? {
         Some((m, data)) => m.transform(&data)?,
         None => {
@@ -148,6 +158,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
 }
 
 pub fn reconstruct(a: ReconstructArgs) -> Result<()> {
+    check_out(&a.input, &a.out, a.force)?;
     if let Some((m, data)) = load_other(&a.input)? {
         // Originals above their reconstructions.
         let n = a.count.min(data.n);

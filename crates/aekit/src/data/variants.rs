@@ -298,10 +298,22 @@ pub fn make_split(
     Ok((tr, tr_v, te_v))
 }
 
+/// The files [`write_variant`] writes into its folder.
+pub const VARIANT_FILES: [&str; 5] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "examples.png",
+];
+
 /// Writes variant `v` of `source` into `out` as IDX files that `--data out`
 /// reads: `n_train` training images (the first of the source's training
 /// set) and `n_test` test images drawn from the rest, plus
-/// `examples.png` (ten digits, one per class, above their variant).
+/// `examples.png` (ten digits, one per class, above their variant). Files
+/// of those names already in `out` are replaced only with `force`, and
+/// never when they are the source's own.
+#[allow(clippy::too_many_arguments)]
 pub fn write_variant(
     recipe: Recipe,
     source: &DataSource,
@@ -310,7 +322,21 @@ pub fn write_variant(
     n_train: usize,
     n_test: usize,
     seed: u64,
+    force: bool,
 ) -> Result<()> {
+    if out.is_dir() {
+        // The source's files, when it is a folder of them.
+        let read: Vec<std::path::PathBuf> = match source {
+            DataSource::Dir(dir) => std::fs::read_dir(dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let inputs: Vec<&Path> = read.iter().map(|p| p.as_path()).collect();
+        for name in VARIANT_FILES {
+            crate::io::check_output_file(&out.join(name), force, &inputs)?;
+        }
+    }
     let (train, test) = load_train_test(source, data_dir)?;
     let (tr, tr_v, te_v) = make_split(recipe, &train, &test, n_train, n_test, seed)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create folder", out, e))?;

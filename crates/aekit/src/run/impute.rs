@@ -81,6 +81,43 @@ pub struct Fill {
     pub mode: bool,
     /// A level never seen in fitting is an error, not a missing cell.
     pub strict: bool,
+    /// Replace output files that exist (never the table read).
+    pub force: bool,
+}
+
+/// The most imputations one fill draws (`--m`).
+pub const MAX_IMPUTATIONS: usize = 1000;
+
+/// Checks `fill` and every file it would write for `out` (with
+/// `overimpute`, the report's two files too) before any work: --m within
+/// 1..=[`MAX_IMPUTATIONS`], and no output over the table `data` or the
+/// model read, nor over another existing file without `force`.
+pub fn check_fill_outputs(out: &Path, fill: &Fill, overimpute: bool, inputs: &[&Path]) -> Result<()> {
+    if let Some(m) = fill.m {
+        if !(1..=MAX_IMPUTATIONS).contains(&m) {
+            return Err(Error::config(
+                "m",
+                format!("{m} imputations: give 1 to {MAX_IMPUTATIONS}"),
+            ));
+        }
+    }
+    let mut files = output_files(out, fill);
+    if overimpute {
+        files.extend(overimpute_files(out));
+    }
+    for (k, f) in files.iter().enumerate() {
+        if files[..k].contains(f) {
+            return Err(Error::format(f, "would be written twice"));
+        }
+        crate::io::check_output_file(f, fill.force, inputs)?;
+    }
+    Ok(())
+}
+
+/// The overimputation report's CSV and PNG for the filled table `out`.
+fn overimpute_files(out: &Path) -> [PathBuf; 2] {
+    let base = out.with_extension("");
+    ["csv", "png"].map(|e| PathBuf::from(format!("{}-overimpute.{e}", base.display())))
 }
 
 /// Encodes the table by `schema` (inferred from it when `None`), then
@@ -201,9 +238,7 @@ pub fn output_files(out: &Path, fill: &Fill) -> Vec<PathBuf> {
 
 /// Fills `t` with `imp` and writes the result(s) for `out` as `fill` says.
 pub fn write_filled(imp: &Imputer, t: &Table, out: &Path, fill: &Fill, seed: u64) -> Result<Vec<PathBuf>> {
-    if fill.m == Some(0) {
-        return Err(Error::config("m", "must be at least 1"));
-    }
+    check_fill_outputs(out, fill, false, &[&t.path])?;
     let tables = imp.impute(t, fill.m, fill.mode, seed, fill.strict)?;
     let files = output_files(out, fill);
     if fill.m.is_some() && fill.long {
@@ -230,7 +265,11 @@ pub fn write_filled(imp: &Imputer, t: &Table, out: &Path, fill: &Fill, seed: u64
 /// `aekit impute apply`: fills the table `data` with the model at
 /// `model` (a model file, run folder or checkpoint).
 pub fn apply(model: &Path, data: &TableData, out: &Path, fill: &Fill, seed: u64) -> Result<Vec<PathBuf>> {
-    let imp = Imputer::load(&super::dir::model_file(model)?)?;
+    let model = super::dir::model_file(model)?;
+    if let Some(p) = &data.path {
+        check_fill_outputs(out, fill, false, &[p, &model])?;
+    }
+    let imp = Imputer::load(&model)?;
     let mut data = data.clone();
     // The markers the model was fitted with, and any given now.
     if let Some(s) = &imp.schema {
@@ -254,13 +293,14 @@ pub fn impute(
     overimpute_frac: Option<f64>,
 ) -> Result<Vec<PathBuf>> {
     cfg.model.validate()?;
+    if let Some(p) = &cfg.data.path {
+        check_fill_outputs(csv_out, fill, overimpute_frac.is_some(), &[p])?;
+    }
     crate::tensor::init_threads(cfg.model.train.resolved_threads());
     let t = cfg.data.read()?;
     if let Some(f) = overimpute_frac {
         let report = overimpute(&cfg, &t, f)?;
-        let base = csv_out.with_extension("");
-        let csv = PathBuf::from(format!("{}-overimpute.csv", base.display()));
-        let png = PathBuf::from(format!("{}-overimpute.png", base.display()));
+        let [csv, png] = overimpute_files(csv_out);
         report.write(&csv, &png)?;
         eprintln!("overimputation: {} and {}", csv.display(), png.display());
     }
