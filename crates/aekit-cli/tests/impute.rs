@@ -245,6 +245,37 @@ fn fit_then_apply_to_a_new_table_and_resume_a_killed_fit() {
         &["cultivar", "class_9", "never seen"],
     );
     assert!(!strict.exists(), "nothing written");
+    // Neither the model nor the table is ever written over, nor the last
+    // fill without --force; each refused before any filling.
+    let model = run.join("model.safetensors");
+    let (model_bytes, table_bytes, out_bytes) = (
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&new).unwrap(),
+        std::fs::read(&out).unwrap(),
+    );
+    for (target, force, want) in [
+        (&model, true, "a file this command reads"),
+        (&new, true, "a file this command reads"),
+        (&out, false, "--force"),
+    ] {
+        let mut args = vec![
+            "impute",
+            "apply",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            new.to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        fails_with(&aekit(&args), &[want]);
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+    assert_eq!(std::fs::read(&new).unwrap(), table_bytes);
+    assert_eq!(std::fs::read(&out).unwrap(), out_bytes);
     // Killed after epoch 3 and resumed: the same model, byte for byte.
     let cut = d.path().join("cut");
     let o = aekit_env(

@@ -91,7 +91,7 @@ fn patches_then_a_sparse_autoencoder_on_them() {
             "--images",
             empty.to_str().unwrap(),
             "--out",
-            npy.to_str().unwrap(),
+            d.join("none.npy").to_str().unwrap(),
         ]),
         &["no .png"],
     );
@@ -102,8 +102,23 @@ fn patches_then_a_sparse_autoencoder_on_them() {
             "--images",
             empty.to_str().unwrap(),
             "--out",
-            npy.to_str().unwrap(),
+            d.join("none.npy").to_str().unwrap(),
         ]),
         &["bad.png", "cannot decode"],
     );
+    // The patches written above are neither replaced without --force nor
+    // ever by the picture.
+    let before = std::fs::read(&npy).unwrap();
+    for (args, want) in [
+        (vec!["--out", npy.to_str().unwrap()], "--force"),
+        (
+            vec!["--out", d.join("other.npy").to_str().unwrap(), "--picture", npy.to_str().unwrap()],
+            "--force",
+        ),
+    ] {
+        let mut all = vec!["patches", "--images", imgs.to_str().unwrap()];
+        all.extend(args);
+        fails_with(&aekit(&all), &[want, "already exists"]);
+    }
+    assert_eq!(std::fs::read(&npy).unwrap(), before, "the patches are kept");
 }
