@@ -99,6 +99,25 @@ fn cae_refuses_bad_architectures_and_mismatched_data() {
         "-1",
     ]);
     fails_with(&o, &["train.lr", "positive"]);
+    // One epoch whose last steps break the weights: its training loss,
+    // summed before, is finite, its validation loss is not. A diverged
+    // run, not a model with NaN test figures.
+    let run = d.join("diverged");
+    let o = aekit(&[
+        "cae",
+        "--epochs",
+        "1",
+        "--train-size",
+        "50",
+        "--val-size",
+        "10",
+        "--lr",
+        "1e30",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    fails_with(&o, &["train.lr", "diverged at epoch 1", "validation loss NaN"]);
+    assert!(!run.join("model.safetensors").exists(), "no model saved");
 }
 
 #[test]

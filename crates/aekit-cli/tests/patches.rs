@@ -112,7 +112,12 @@ fn patches_then_a_sparse_autoencoder_on_them() {
     for (args, want) in [
         (vec!["--out", npy.to_str().unwrap()], "--force"),
         (
-            vec!["--out", d.join("other.npy").to_str().unwrap(), "--picture", npy.to_str().unwrap()],
+            vec![
+                "--out",
+                d.join("other.npy").to_str().unwrap(),
+                "--picture",
+                npy.to_str().unwrap(),
+            ],
             "--force",
         ),
     ] {

@@ -352,7 +352,7 @@ pub fn imputation(e: &Imputation, out: &Out) -> Result<RunDir> {
         e.mnist_epochs,
         crate::run::config::sections_to_toml(&ImputeModel {
             model: e.model.clone()
-        })
+        })?
     ))?;
     let masks = run.folder("masks")?;
     let mut rows = String::from("dataset,mechanism,rate,method,repeat,rmse,rmse_sum_columns,seconds\n");

@@ -202,7 +202,7 @@ fn gflops(model: &ConvAutoencoder, images: f64, seconds: f64) -> f64 {
 pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
     let s = prepare_cae(&mut c)?;
     let run = RunDir::claim(out, "cae")?;
-    run.write_config(&c.to_toml())?;
+    run.write_config(&c.to_toml()?)?;
     cae_in(&c, &s, run, None)
 }
 
@@ -366,7 +366,7 @@ fn cae_in(c: &CaeRun, s: &Splits, run: RunDir, state: Option<State>) -> Result<R
 pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
     let s = prepare_ensemble(&mut c)?;
     let run = RunDir::claim(out, "ensemble")?;
-    run.write_config(&c.to_toml())?;
+    run.write_config(&c.to_toml()?)?;
     ensemble_in(&c, &s, run, false)
 }
 

@@ -107,8 +107,9 @@ pub trait Sections: Serialize + DeserializeOwned + Default {
         read_sections(path)
     }
 
-    /// The resolved configuration, as `config.toml` holds it.
-    fn to_toml(&self) -> String {
+    /// The resolved configuration, as `config.toml` holds it; an error
+    /// names a setting TOML cannot hold.
+    fn to_toml(&self) -> Result<String> {
         sections_to_toml(self)
     }
 }
@@ -163,9 +164,44 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
     }
 }
 
+/// Refuses a setting that TOML cannot hold, an integer above 2^63 − 1
+/// (flags take up to 2^64 − 1), naming it: `config.toml` could not record
+/// the run.
+pub fn check_toml_integers<T: Serialize>(config: &T) -> Result<()> {
+    fn walk(v: &serde_json::Value, path: &mut Vec<String>) -> Option<(String, u64)> {
+        match v {
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .filter(|&u| u > i64::MAX as u64)
+                .map(|u| (path.join("."), u)),
+            serde_json::Value::Object(m) => m.iter().find_map(|(k, v)| {
+                path.push(k.clone());
+                let found = walk(v, path);
+                path.pop();
+                found
+            }),
+            serde_json::Value::Array(a) => a.iter().find_map(|v| walk(v, path)),
+            _ => None,
+        }
+    }
+    let v = serde_json::to_value(config).map_err(|e| Error::config("config", e.to_string()))?;
+    match walk(&v, &mut Vec::new()) {
+        // `model.train` is written as the `[train]` section.
+        Some((field, u)) => Err(Error::config(
+            field
+                .strip_prefix("model.")
+                .filter(|f| f.starts_with("train."))
+                .unwrap_or(&field),
+            format!("{u} is too large: give at most {}", i64::MAX),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Writes `config` in the sections [`read_sections`] reads: `model.train`
-/// becomes `[train]`.
-pub fn sections_to_toml<T: Serialize>(config: &T) -> String {
+/// becomes `[train]`. An error names a setting TOML cannot hold.
+pub fn sections_to_toml<T: Serialize>(config: &T) -> Result<String> {
+    check_toml_integers(config)?;
     let mut v = toml::Value::try_from(config).expect("configs always serialise");
     if let Some(t) = v.as_table_mut() {
         let train = t
@@ -177,7 +213,7 @@ pub fn sections_to_toml<T: Serialize>(config: &T) -> String {
         }
     }
     shortest_floats(&mut v);
-    toml::to_string_pretty(&v).expect("configs always serialise")
+    Ok(toml::to_string_pretty(&v).expect("configs always serialise"))
 }
 
 /// Writes f32 settings as they were given (0.0002, not the f64 widening
@@ -233,8 +269,8 @@ mod tests {
     fn verb_configs_round_trip_in_common_sections_with_f32s_as_given() {
         use crate::run::cae::CaeRun;
         use crate::run::stacked::PretrainRun;
-        let c = CaeRun::default();
-        let text = c.to_toml();
+        let mut c = CaeRun::default();
+        let text = c.to_toml().unwrap();
         for want in [
             "arch = \"cae-mnist\"",
             "[model]",
@@ -251,7 +287,14 @@ mod tests {
         // A partial [train] keeps the model's own defaults for the rest.
         let p: PretrainRun = sections_from_toml("[train]\nbatch = 7\n", Path::new("p.toml")).unwrap();
         assert_eq!((p.model.train.batch, p.model.train.lr), (7, 0.01));
-        let c: CaeRun = sections_from_toml("[train]\nepochs = 2\n", Path::new("c.toml")).unwrap();
-        assert_eq!(c.model.train.optimizer, Optimizer::Adam);
+        let c2: CaeRun = sections_from_toml("[train]\nepochs = 2\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c2.model.train.optimizer, Optimizer::Adam);
+        // A count past what TOML holds is refused by name, not a panic.
+        c.model.train.patience = u64::MAX as usize;
+        let e = c.to_toml().unwrap_err().to_string();
+        assert!(
+            e.contains("`train.patience`") && e.contains("at most 9223372036854775807"),
+            "{e}"
+        );
     }
 }

@@ -156,7 +156,7 @@ pub fn deep_ae(cfg: DeepAeRun, out: &Out) -> Result<RunDir> {
     cfg.model.validate()?;
     cfg.data.source()?;
     let run = RunDir::claim(out, "deep-ae")?;
-    run.write_config(&cfg.to_toml())?;
+    run.write_config(&cfg.to_toml()?)?;
     train_in(&cfg, run, None)
 }
 

@@ -164,7 +164,7 @@ pub fn fit(cfg: ImputeRun, out: &Out) -> Result<RunDir> {
     // Inferred before the run directory is made: a bad table writes nothing.
     let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
     let run = RunDir::claim(out, "impute")?;
-    run.write_config(&cfg.to_toml())?;
+    run.write_config(&cfg.to_toml()?)?;
     fit_in(&cfg, &t, schema, run, None)
 }
 

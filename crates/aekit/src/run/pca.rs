@@ -73,7 +73,7 @@ pub fn pca(mut cfg: PcaRun, out: &Out) -> Result<RunDir> {
         ));
     }
     let run = RunDir::claim(out, "pca")?;
-    run.write_config(&cfg.to_toml())?;
+    run.write_config(&cfg.to_toml()?)?;
     let t = std::time::Instant::now();
     model.fit_rows(s.train.view())?;
     let fit_seconds = t.elapsed().as_secs_f64();

@@ -58,7 +58,7 @@ impl FinetuneRun {
 pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
     let s = prepare_pretrain(&mut cfg)?;
     let run = RunDir::claim(out, "pretrain")?;
-    run.write_config(&cfg.to_toml())?;
+    run.write_config(&cfg.to_toml()?)?;
     pretrain_in(&cfg, &s, run, None)
 }
 
@@ -196,7 +196,7 @@ pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<Ru
     );
     let (model, s) = prepare_finetune(&cfg)?;
     let run = RunDir::claim(out, "finetune")?;
-    run.write_config(&cfg.to_toml())?;
+    run.write_config(&cfg.to_toml()?)?;
     finetune_in(&cfg, model, &s, run, None)
 }
 

@@ -159,11 +159,21 @@ pub fn fit_loop_with(
         };
         obs.on_epoch(&m);
         history.push(m);
-        if !train_loss.is_finite() || train_loss > bound {
+        // The training loss is summed while the weights move, so the last
+        // step of an epoch can break them unseen: the validation loss,
+        // taken after it, is checked too.
+        let broken = if !train_loss.is_finite() || train_loss > bound {
+            Some(format!("loss {train_loss}"))
+        } else {
+            val_loss
+                .filter(|v| !v.is_finite())
+                .map(|v| format!("validation loss {v}"))
+        };
+        if let Some(what) = broken {
             obs.on_end();
             return Err(Error::config(
                 lr_field,
-                format!("training diverged at epoch {epoch} (loss {train_loss}); lower the learning rate"),
+                format!("training diverged at epoch {epoch} ({what}); lower the learning rate"),
             ));
         }
         if epoch == 1 && bound.is_infinite() {
