@@ -47,6 +47,14 @@ fn data_that_is_not_finite_or_not_in_0_1_under_cross_entropy_is_refused() {
     assert!(e.contains("row 5, column 3") && e.contains("[0, 1]"), "{e}");
     // Squared loss takes real values.
     dae(Loss::Squared, 0.1).fit(x.view(), None, &mut Silent).unwrap();
+    // A fitted cross-entropy model evaluates only what it could train on.
+    let mut m = dae(Loss::CrossEntropy, 0.1);
+    m.fit(digits(100).view(), None, &mut Silent).unwrap();
+    let e = m.evaluate(x.view()).unwrap_err().to_string();
+    assert!(
+        e.contains("evaluation data") && e.contains("row 5, column 3"),
+        "{e}"
+    );
     // Validation data is checked too.
     let mut v = digits(20);
     v[[1, 1]] = f32::INFINITY;

@@ -226,6 +226,23 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
             "has no header row (the first line must name the columns)",
         ));
     }
+    // A first line of numbers is a data row, unless it counts the columns
+    // (0, 1, 2, … as pandas writes an array's, or 1, 2, 3, …).
+    let numbers: Option<Vec<f64>> = header.iter().map(|h| h.parse::<f64>().ok()).collect();
+    if let Some(v) = numbers {
+        let counts_from = |k: f64| v.iter().enumerate().all(|(i, &x)| x == i as f64 + k);
+        if !counts_from(0.0) && !counts_from(1.0) {
+            let shown: Vec<&str> = header.iter().take(4).map(String::as_str).collect();
+            return Err(Error::format(
+                path,
+                format!(
+                    "line 1 is all numbers ({}{}): it reads as a data row, but the first line must name the columns; add a header line",
+                    shown.join(", "),
+                    if header.len() > 4 { ", …" } else { "" }
+                ),
+            ));
+        }
+    }
     for (i, h) in header.iter().enumerate() {
         if h.is_empty() {
             return Err(Error::format(
@@ -393,6 +410,16 @@ mod tests {
         assert!(m.contains("no data rows"), "{m}");
         let m = e(b"a,,c\n1,2,3\n");
         assert!(m.contains("column 2 has no name"), "{m}");
+        // A file without a header: its first row is not taken for names.
+        let m = e(b"0.5,3,1e2,7,8\n1,2,3,4,5\n");
+        assert!(
+            m.contains("line 1 is all numbers (0.5, 3, 1e2, 7, …)") && m.contains("header"),
+            "{m}"
+        );
+        // Columns numbered as pandas or R number them are names.
+        for h in [&b"0,1,2\n5,6,7\n"[..], b"1,2,3\n5,6,7\n"] {
+            assert_eq!(read(h, &o).unwrap().n_rows(), 1);
+        }
     }
 
     #[test]

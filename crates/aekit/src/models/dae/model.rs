@@ -191,6 +191,9 @@ impl DenoisingAutoencoder {
     /// Reconstruction metrics on clean `x`, each a mean per example.
     pub fn evaluate(&self, x: ArrayView2<f32>) -> Result<Metrics> {
         self.check_input(&x, "evaluation data")?;
+        // The loss is defined on what training accepts: finite values, in
+        // [0, 1] under cross-entropy (else a "loss" of −3.5e29).
+        self.check_data(&x, "evaluation data")?;
         Ok(self.eval_slice(&self.rows(&x), x.nrows()))
     }
 
