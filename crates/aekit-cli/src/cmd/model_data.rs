@@ -226,12 +226,7 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
     if let Some(c) = &noise {
         c.validate("--noise")?;
     }
-    let threads = aekit::train::TrainConfig {
-        threads: a.threads,
-        ..Default::default()
-    }
-    .resolved_threads();
-    aekit::tensor::init_threads(threads);
+    let threads = start_threads(a.threads)?;
     let job = aekit::run::denoise::DenoiseJob {
         model: &model,
         model_path: &a.input.model,
@@ -246,17 +241,25 @@ pub fn denoise(a: DenoiseArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--threads` (0 = all cores) held to the machine's cores, as the
+/// training verbs hold it, and the pool started with that many.
+fn start_threads(threads: usize) -> Result<usize> {
+    let mut t = aekit::train::TrainConfig {
+        threads,
+        ..Default::default()
+    };
+    t.hold_threads_to_cores()?;
+    let threads = t.resolved_threads();
+    aekit::tensor::init_threads(threads);
+    Ok(threads)
+}
+
 pub fn inpaint(a: InpaintArgs) -> Result<()> {
     let model = aekit::run::denoise::Restorer::load(&a.input.model)?;
     let data = load_data(&a.input, model.dim())?;
     let names = image_files(&a.input)?;
     let mask = aekit::run::inpaint::MaskSource::parse(&a.mask).map_err(|e| anyhow::anyhow!("--mask: {e}"))?;
-    let threads = aekit::train::TrainConfig {
-        threads: a.threads,
-        ..Default::default()
-    }
-    .resolved_threads();
-    aekit::tensor::init_threads(threads);
+    let threads = start_threads(a.threads)?;
     let job = aekit::run::inpaint::InpaintJob {
         model: &model,
         model_path: &a.input.model,

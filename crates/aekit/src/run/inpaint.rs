@@ -12,6 +12,9 @@ use rand::Rng as _;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+/// The most squares or lines one drawn mask takes (`blocks:K:S`, `lines:K`).
+pub const MAX_MASK_COUNT: usize = 1000;
+
 /// Which pixels are missing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaskKind {
@@ -29,20 +32,25 @@ impl std::str::FromStr for MaskKind {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let parts: Vec<&str> = s.split(':').collect();
-        let num = |t: &str| {
+        // Sizes from 1 (a mask of nothing has nothing to score), counts
+        // from 1 to MAX_MASK_COUNT per image.
+        let num = |t: &str, most: usize| {
             t.parse::<usize>()
-                .map_err(|_| format!("`{t}` in mask `{s}` is not a whole number"))
+                .ok()
+                .filter(|v| (1..=most).contains(v))
+                .ok_or_else(|| format!("`{t}` in mask `{s}` is not a whole number from 1 to {most}"))
         };
+        let (side, count) = (usize::MAX, MAX_MASK_COUNT);
         match parts.as_slice() {
-            ["block", n] => Ok(MaskKind::Block(num(n)?)),
-            ["blocks", k, n] => Ok(MaskKind::Blocks(num(k)?, num(n)?)),
+            ["block", n] => Ok(MaskKind::Block(num(n, side)?)),
+            ["blocks", k, n] => Ok(MaskKind::Blocks(num(k, count)?, num(n, side)?)),
             ["random", p] => p
                 .parse::<f32>()
                 .ok()
-                .filter(|p| (0.0..=1.0).contains(p))
+                .filter(|p| *p > 0.0 && *p <= 1.0)
                 .map(MaskKind::Random)
-                .ok_or_else(|| format!("`{p}` in mask `{s}` is not a probability in [0, 1]")),
-            ["lines", k] => Ok(MaskKind::Lines(num(k)?)),
+                .ok_or_else(|| format!("`{p}` in mask `{s}` is not a probability in (0, 1]")),
+            ["lines", k] => Ok(MaskKind::Lines(num(k, count)?)),
             _ => Err(format!(
                 "unknown mask `{s}` (expected block:S, blocks:K:S, random:P or lines:K)"
             )),
@@ -371,4 +379,35 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
         run.path.display()
     );
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_masks_mask_something_and_count_within_the_bound() {
+        for ok in [
+            "block:1",
+            "blocks:1000:3",
+            "lines:1000",
+            "random:1",
+            "random:0.01",
+        ] {
+            assert!(ok.parse::<MaskKind>().is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("block:0", "from 1"),
+            ("blocks:0:3", "from 1 to 1000"),
+            ("blocks:1001:3", "from 1 to 1000"),
+            ("blocks:18446744073709551615:3", "from 1 to 1000"),
+            ("lines:18446744073709551615", "from 1 to 1000"),
+            ("random:0", "(0, 1]"),
+            ("random:NaN", "(0, 1]"),
+            ("lines:x", "whole number"),
+        ] {
+            let e = bad.parse::<MaskKind>().unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+    }
 }
