@@ -7,8 +7,16 @@ use aekit::models::gradcheck::{dae_suite, sparse_suite};
 use anyhow::{bail, Result};
 
 pub fn run(a: GradcheckArgs) -> Result<()> {
-    if a.n_vis == 0 || a.hidden == 0 || a.samples == 0 {
-        bail!("--n-vis, --hidden and --samples must be at least 1");
+    // Small models: the checks run in f64 with two evaluations per
+    // parameter checked.
+    for (flag, v, most) in [
+        ("--n-vis", a.n_vis, 4096),
+        ("--hidden", a.hidden, 4096),
+        ("--samples", a.samples, 10_000),
+    ] {
+        if !(1..=most).contains(&v) {
+            bail!("{flag}: {v} is outside 1..={most} (gradient checks are for small models)");
+        }
     }
     let results = match a.model.as_str() {
         "sparse" => sparse_suite(a.n_vis, a.hidden, a.samples, a.seed),

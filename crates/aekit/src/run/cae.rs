@@ -47,6 +47,12 @@ impl Default for ClassifierRun {
     }
 }
 
+/// The widest hidden layer of an `mlp:H` classifier.
+pub const MAX_MLP_HIDDEN: usize = 65_536;
+
+/// The most members of an ensemble (each a CAE trained at once).
+pub const MAX_MEMBERS: usize = 1000;
+
 impl ClassifierRun {
     /// The classifier's settings (`None` for `none`), with the seed and
     /// threads of `cae`'s loop.
@@ -55,11 +61,11 @@ impl ClassifierRun {
             "none" => return Ok(None),
             "softmax" => 0,
             k => match k.strip_prefix("mlp:").and_then(|h| h.parse::<usize>().ok()) {
-                Some(h) if h > 0 => h,
+                Some(h) if (1..=MAX_MLP_HIDDEN).contains(&h) => h,
                 _ => {
                     return Err(Error::config(
                         "classifier.kind",
-                        format!("`{k}` is not none, softmax or mlp:H with H ≥ 1"),
+                        format!("`{k}` is not none, softmax or mlp:H with H from 1 to {MAX_MLP_HIDDEN}"),
                     ))
                 }
             },
@@ -387,8 +393,11 @@ fn prepare_ensemble(c: &mut EnsembleRun) -> Result<Splits> {
     c.classifier
         .config(&c.model.train)?
         .ok_or_else(|| Error::config("classifier", "an ensemble needs a classifier (softmax or mlp:H)"))?;
-    if c.members == 0 {
-        return Err(Error::config("members", "must be at least 1"));
+    if !(1..=MAX_MEMBERS).contains(&c.members) {
+        return Err(Error::config(
+            "members",
+            format!("{} members: give 1 to {MAX_MEMBERS}", c.members),
+        ));
     }
     crate::tensor::init_threads(c.model.train.resolved_threads());
     let s = splits(&c.data, c.model.train.seed, &spec)?;

@@ -99,11 +99,19 @@ impl Default for GaConfig {
     }
 }
 
+/// The largest GA population, and twice the most ES pairs: fitness is
+/// one minibatch loss per individual per generation, so more would take
+/// hours a generation on the models aekit trains.
+pub const MAX_POPULATION: usize = 100_000;
+
 impl GaConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |f: &str, why: String| Err(Error::config(&format!("ga.{f}"), why));
-        if self.population < 2 {
-            return bad("population", "needs at least 2 individuals".into());
+        if !(2..=MAX_POPULATION).contains(&self.population) {
+            return bad(
+                "population",
+                format!("{} individuals: give 2 to {MAX_POPULATION}", self.population),
+            );
         }
         if self.parents == 0 || self.parents > self.population {
             return bad(
@@ -168,8 +176,11 @@ impl Default for EsConfig {
 
 impl EsConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.pairs == 0 {
-            return Err(Error::config("es.pairs", "needs at least 1 pair"));
+        if !(1..=MAX_POPULATION / 2).contains(&self.pairs) {
+            return Err(Error::config(
+                "es.pairs",
+                format!("{} pairs: give 1 to {}", self.pairs, MAX_POPULATION / 2),
+            ));
         }
         if !(self.sigma.is_finite() && self.sigma > 0.0) {
             return Err(Error::config("es.sigma", "must be positive"));
@@ -305,6 +316,9 @@ impl<'a, O: Objective> EvolveFit<'a, O> {
         val: Option<&'a Score<'a>>,
     ) -> Result<Self> {
         cfg.validate()?;
+        // Each individual's chain, and with `materialise` its weights.
+        let per = if cfg.materialise { theta0.len() as u128 } else { 0 };
+        crate::tensor::memory::check_f32s("ga.population", cfg.population as u128 * (per + 16))?;
         let mut rng = seeded(seed ^ 0x6a5e);
         let pop: Vec<Genome> = (0..cfg.population)
             .map(|i| {

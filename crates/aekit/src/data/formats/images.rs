@@ -103,8 +103,17 @@ fn images_to_rows(
     if h == 0 || w == 0 {
         return Err(Error::config("size", "height and width must be at least 1"));
     }
+    if h > u32::MAX as usize || w > u32::MAX as usize {
+        return Err(Error::config(
+            "size",
+            format!("{h}×{w} is past what an image can be"),
+        ));
+    }
     let rgb = images.iter().any(|i| i.color().has_color());
     let c = if rgb { 3 } else { 1 };
+    // The rows, and a resized image and its float copy on the way.
+    let plane = c as u128 * h as u128 * w as u128;
+    crate::tensor::memory::check_f32s("size", (images.len() as u128 + 2) * plane)?;
     let dim = c * h * w;
     let mut x = Vec::with_capacity(images.len() * dim);
     for (k, img) in images.into_iter().enumerate() {
