@@ -370,13 +370,16 @@ fn write_weight_grads<T: Real>(
     weight_grads(encoder, dh, input, (nv, nh, false), batch, par);
 }
 
-/// One step of plain SGD on a batch, taken in place: θ ← θ − η·(g + λ·W),
-/// g the gradient of the batch's mean loss and λ·W weight decay's (biases
-/// excluded). δh is computed from the weights first; then each weight
-/// product adds −η/n times its share straight into the weights, so no
-/// gradient buffer is written, read back and stepped along. The same step
-/// as [`batch_loss_grad`] into a buffer followed by SGD's, but for the
-/// order of the roundings. Returns (mean loss, objective), both at the
+/// One step of plain SGD on a batch without weight decay, taken in place:
+/// θ ← θ − η·g, g the gradient of the batch's mean loss. δh is computed
+/// from the weights first; then each weight product adds −η/n times its
+/// share straight into the weights, so no gradient buffer is written, read
+/// back and stepped along. The same step as [`batch_loss_grad`] into a
+/// buffer followed by SGD's, but for the order of the roundings: a tied
+/// weight is rounded once per product instead of once per step. (With
+/// weight decay a third rounding per step, the decay's, made the weights
+/// drift measurably from the per-example kernels' over a few hundred
+/// steps, so decay keeps the buffered route.) Returns the mean loss at the
 /// weights before the step.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_sgd_step<T: Real>(
@@ -384,34 +387,21 @@ pub fn batch_sgd_step<T: Real>(
     lay: &Layout,
     p: &mut [T],
     lr: T,
-    weight_decay: T,
     input: &[T],
     target: &[T],
     batch: usize,
     ws: &mut Workspace<T>,
     par: Par,
-) -> (T, T) {
+) -> T {
     let sum = forward_loss(cfg, lay, p, true, input, target, batch, ws, par);
     hidden_delta(cfg, lay, p, batch, ws, par);
     let inv = T::ONE / T::of(batch as f64);
-    let mean = sum * inv;
-    let mut objective = mean;
-    if weight_decay > T::ZERO {
-        // θ − η·λ·θ first: the products below do not read the weights.
-        let keep = T::ONE - lr * weight_decay;
-        for r in lay.weight_ranges() {
-            let w = &mut p[r];
-            let sq = w.iter().fold(T::ZERO, |s, &v| s + v * v);
-            objective += T::of(0.5) * weight_decay * sq;
-            T::scale_slice(w, keep);
-        }
-    }
     let write = GradWrite {
         alpha: -lr * inv,
         beta: Some(T::ONE),
     };
     write_weight_grads(cfg, lay, p, write, input, batch, ws, par);
-    (mean, objective)
+    sum * inv
 }
 
 /// The training objective of one batch: mean loss + ½·λ·‖weights‖². Writes

@@ -497,7 +497,7 @@ impl Objective for DaeObjective<'_> {
     }
 
     fn offers_sgd_step(&self) -> bool {
-        true
+        self.weight_decay == 0.0
     }
 
     fn loss_grad_sgd_step(
@@ -511,19 +511,11 @@ impl Objective for DaeObjective<'_> {
     ) -> Option<Finished> {
         let nv = self.cfg.n_vis;
         let (input, target) = (&b.noisy[..n * nv], &b.clean[..n * nv]);
-        let (mean, objective) = batch_sgd_step(
-            self.cfg,
-            self.lay,
-            p,
-            lr,
-            self.weight_decay,
-            input,
-            target,
-            n,
-            ws,
-            par,
-        );
-        Some(Finished::of_mean(mean, n, objective))
+        if !self.offers_sgd_step() {
+            return None;
+        }
+        let mean = batch_sgd_step(self.cfg, self.lay, p, lr, input, target, n, ws, par);
+        Some(Finished::of_mean(mean, n, mean))
     }
 }
 
