@@ -256,6 +256,12 @@ pub fn find_idx_file(dir: &Path, name: &str) -> Result<PathBuf> {
 /// The official train and test sets of an IDX directory; `classes`, when
 /// the dataset is known (MNIST, Fashion-MNIST: 10), bounds the labels.
 pub fn read_idx_dir(dir: &Path, classes: Option<usize>) -> Result<(Dataset, Dataset)> {
+    if !dir.exists() {
+        return Err(Error::format(
+            dir,
+            "not found (a dataset name, a folder, or an .npy or .csv file)",
+        ));
+    }
     if !dir.is_dir() {
         return Err(Error::format(dir, "is not a directory of IDX files"));
     }

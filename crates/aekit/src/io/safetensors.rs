@@ -130,12 +130,20 @@ impl Loaded {
             return Ok(());
         }
         let name = |k: &str| match k {
-            "aekit.dae" => "a dense denoising autoencoder (from `aekit train`)",
-            "aekit.stacked" => "a stacked autoencoder (from `aekit pretrain` or `aekit finetune`)",
-            "aekit.sparse" => "a sparse autoencoder (from `aekit train --kind sparse`)",
-            "aekit.cae" => "a convolutional autoencoder (from `aekit cae` or `aekit ensemble`)",
-            "aekit.state" => "a checkpoint's resume state (its model is the model.safetensors beside it)",
-            _ => "not an aekit model (no `format` in its metadata)",
+            "aekit.dae" => "a dense denoising autoencoder (from `aekit train`)".to_string(),
+            "aekit.stacked" => {
+                "a stacked autoencoder (from `aekit pretrain` or `aekit finetune`)".to_string()
+            }
+            "aekit.sparse" => "a sparse autoencoder (from `aekit train --kind sparse`)".to_string(),
+            "aekit.cae" => "a convolutional autoencoder (from `aekit cae` or `aekit ensemble`)".to_string(),
+            "aekit.imputer" => "a table imputer (from `aekit impute fit`)".to_string(),
+            "aekit.pca" => "a PCA model (from `aekit pca`)".to_string(),
+            "aekit.deep_ae" => "a deep autoencoder (from `aekit deep-ae`)".to_string(),
+            "aekit.state" => {
+                "a checkpoint's resume state (its model is the model.safetensors beside it)".to_string()
+            }
+            "" => "not an aekit model (no `format` in its metadata)".to_string(),
+            other => format!("of format `{other}`, which this aekit does not know"),
         };
         Err(Error::format(
             &self.path,
@@ -179,4 +187,47 @@ pub fn load(path: &Path) -> Result<Loaded> {
         tensors,
         path: path.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_another_kind_is_named_with_the_command_that_makes_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = [1.0f32, 2.0];
+        let file = |format: Option<&str>| {
+            let p = dir
+                .path()
+                .join(format!("{}.safetensors", format.unwrap_or("none")));
+            let meta = format.map(|f| HashMap::from([("format".to_string(), f.to_string())]));
+            let t = NamedTensor {
+                name: "w",
+                shape: vec![2],
+                data: &data,
+            };
+            save(&p, &[t], meta.unwrap_or_default()).unwrap();
+            load(&p).unwrap()
+        };
+        let e = file(Some("aekit.dae"))
+            .expect_kind("aekit.imputer")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`aekit train`") && e.contains("needs a table imputer (from `aekit impute fit`)"),
+            "{e}"
+        );
+        let e = file(Some("bogus"))
+            .expect_kind("aekit.pca")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("of format `bogus`") && e.contains("`aekit pca`"),
+            "{e}"
+        );
+        let e = file(None).expect_kind("aekit.deep_ae").unwrap_err().to_string();
+        assert!(e.contains("no `format`") && e.contains("`aekit deep-ae`"), "{e}");
+        file(Some("aekit.cae")).expect_kind("aekit.cae").unwrap();
+    }
 }

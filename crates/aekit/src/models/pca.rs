@@ -150,6 +150,15 @@ impl Pca {
                 format!("must be between 1 and the {d} columns, got {}", self.k),
             ));
         }
+        if self.solver == Solver::Randomized && self.k > n {
+            return Err(Error::config(
+                "components",
+                format!(
+                    "{} components from {n} rows: the randomized solver finds at most one per row; ask for at most {n}, or use the exact solver",
+                    self.k
+                ),
+            ));
+        }
         crate::tensor::memory::check_f32s(
             "components",
             2 * (n as u128 * d as u128 + 2 * d as u128 * d as u128),
@@ -572,6 +581,18 @@ mod tests {
             assert!((dot - 1.0).abs() < 1e-6, "component {i}: {dot}");
         }
         assert!((e.total_variance() - r.total_variance()).abs() < 1e-9 * e.total_variance());
+        // More components than rows: refused by name (they were saved with
+        // a shape their data did not fill).
+        let mut r = Pca::new(30, false);
+        r.solver = Solver::Randomized;
+        let e = r
+            .fit_rows(x.slice(ndarray::s![..20, ..]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("30 components from 20 rows") && e.contains("exact"),
+            "{e}"
+        );
     }
 
     #[test]
