@@ -153,7 +153,7 @@ fn an_original_mnist_variant_offline_says_where_to_put_its_files() {
 #[test]
 fn missing_file_names_the_path() {
     let o = aekit(&["train", "--data", "/no/such/dir"]);
-    fails_with(&o, &["/no/such/dir", "not a directory"]);
+    fails_with(&o, &["/no/such/dir", "not found"]);
     let dir = idx_dir("missing", true);
     let d = dir.path();
     std::fs::remove_file(d.join("t10k-labels-idx1-ubyte.gz")).unwrap();
