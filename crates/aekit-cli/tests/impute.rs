@@ -212,16 +212,21 @@ fn fit_then_apply_to_a_new_table_and_resume_a_killed_fit() {
     t = t.replacen("class_0", "class_9", 1);
     std::fs::write(&new, &t).unwrap();
     let out = d.path().join("new-filled.csv");
-    let o = aekit(&[
-        "impute",
-        "apply",
-        "--model",
-        run.to_str().unwrap(),
-        "--data",
-        new.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    // `impute apply` of the fitted run to the new table, into `to`.
+    let apply = |to: &Path, extra: &[&str]| {
+        let base = [
+            "impute",
+            "apply",
+            "--model",
+            run.to_str().unwrap(),
+            "--data",
+            new.to_str().unwrap(),
+            "--out",
+            to.to_str().unwrap(),
+        ];
+        aekit(&[&base[..], extra].concat())
+    };
+    let o = apply(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("never seen") && stderr(&o).contains("class_9"),
@@ -231,17 +236,7 @@ fn fit_then_apply_to_a_new_table_and_resume_a_killed_fit() {
     assert!(!std::fs::read_to_string(&out).unwrap().contains("class_9"));
     let strict = d.path().join("strict.csv");
     fails_with(
-        &aekit(&[
-            "impute",
-            "apply",
-            "--model",
-            run.to_str().unwrap(),
-            "--data",
-            new.to_str().unwrap(),
-            "--out",
-            strict.to_str().unwrap(),
-            "--strict",
-        ]),
+        &apply(&strict, &["--strict"]),
         &["cultivar", "class_9", "never seen"],
     );
     assert!(!strict.exists(), "nothing written");
@@ -258,20 +253,8 @@ fn fit_then_apply_to_a_new_table_and_resume_a_killed_fit() {
         (&new, true, "a file this command reads"),
         (&out, false, "--force"),
     ] {
-        let mut args = vec![
-            "impute",
-            "apply",
-            "--model",
-            run.to_str().unwrap(),
-            "--data",
-            new.to_str().unwrap(),
-            "--out",
-            target.to_str().unwrap(),
-        ];
-        if force {
-            args.push("--force");
-        }
-        fails_with(&aekit(&args), &[want]);
+        let extra: &[&str] = if force { &["--force"] } else { &[] };
+        fails_with(&apply(target, extra), &[want]);
     }
     assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
     assert_eq!(std::fs::read(&new).unwrap(), table_bytes);
