@@ -79,8 +79,16 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
     }
     assert!(den.join("denoised.png").is_file());
     let inp = dir.path().join("inp");
-    let o = apply("inpaint", &model, &digits, Some(&inp), &["--mask", "block:8"]);
+    // More threads than cores: capped, with a note (they were all started).
+    let o = apply(
+        "inpaint",
+        &model,
+        &digits,
+        Some(&inp),
+        &["--mask", "block:8", "--threads", "100000"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("100000 threads capped"), "{}", stderr(&o));
     assert!(inp.join("inpainted/digit-07.png").is_file());
     assert_eq!(json(&inp.join("summary.json"))["n"], 30);
     // reconstruct pictures the folder's images; cae trains on it.
@@ -368,4 +376,139 @@ fn standardised_real_valued_columns_are_reconstructed_in_their_own_units() {
         dir.path().join("bad").to_str().unwrap(),
     ]);
     fails_with(&o, &["model.standardize", "identity"]);
+}
+
+/// Counts and sizes from flags past what the machine or the method can
+/// take are refused by name before anything is allocated or trained; a
+/// thread count past the cores is capped with a note.
+#[test]
+fn counts_past_their_bounds_are_refused_before_any_work() {
+    let dir = tmp("bounds");
+    let d = dir.path();
+    let huge = "18446744073709551615";
+    let digits = digit_folder(&d.join("digits"), 4);
+    let table = d.join("t.csv");
+    std::fs::write(&table, "a,b\n1,\n2,3\n4,5\n").unwrap();
+    let out = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            vec![
+                "train",
+                "--optimizer",
+                "ga",
+                "--population",
+                huge,
+                "--hidden",
+                "4",
+                "--out",
+                &out("ga"),
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            vec!["ga.population", "give 2 to 100000"],
+        ),
+        (
+            [
+                "ensemble",
+                "--members",
+                "100000",
+                "--train-size",
+                "30",
+                "--val-size",
+                "10",
+                "--out",
+                &out("ens"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["members", "give 1 to 1000"],
+        ),
+        (
+            [
+                "cae",
+                "--classifier",
+                &format!("mlp:{huge}"),
+                "--train-size",
+                "30",
+                "--val-size",
+                "10",
+                "--out",
+                &out("cae"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["classifier.kind", "from 1 to 65536"],
+        ),
+        (
+            ["gradcheck", "--samples", huge].map(String::from).to_vec(),
+            vec!["--samples", "outside 1..=10000"],
+        ),
+        (
+            [
+                "impute",
+                "--data",
+                table.to_str().unwrap(),
+                "--out",
+                &out("f.csv"),
+                "--m",
+                huge,
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["`m`", "give 1 to 1000"],
+        ),
+        (
+            [
+                "impute",
+                "--data",
+                table.to_str().unwrap(),
+                "--out",
+                &out("f.csv"),
+                "--m",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["`m`", "give 1 to 1000"],
+        ),
+        (
+            [
+                "train",
+                "--data",
+                digits.to_str().unwrap(),
+                "--size",
+                "100000,100000",
+                "--hidden",
+                "4",
+                "--out",
+                &out("big"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["`size`", "more than this machine's"],
+        ),
+        (
+            [
+                "train",
+                "--data",
+                digits.to_str().unwrap(),
+                "--size",
+                &format!("{huge},2"),
+                "--hidden",
+                "4",
+                "--out",
+                &out("big2"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["`size`", "past what an image can be"],
+        ),
+    ];
+    for (args, want) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_with(&aekit(&args), &want);
+    }
+    // Nothing was fitted or filled.
+    assert!(!d.join("f.csv").exists() && !d.join("ga/model.safetensors").exists());
 }
