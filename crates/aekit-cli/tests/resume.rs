@@ -519,8 +519,14 @@ fn resume_refuses_what_it_cannot_continue() {
         &["config.toml", "--epochs", "--lr"],
     );
     fails_with(&aekit(&["train", "--resume", r, "--out", "x"]), &["--out"]);
-    // Another verb's run is named as such.
-    fails_with(&aekit(&["pretrain", "--resume", r]), &["config.toml"]);
+    // Another verb's run is named as such, with the command that continues it.
+    let again = format!("aekit train --resume {r}");
+    for verb in [&["pretrain"][..], &["cae"], &["deep-ae"], &["impute", "fit"]] {
+        fails_with(
+            &aekit(&[verb, &["--resume", r]].concat()),
+            &["holds a run of `aekit train`", &again],
+        );
+    }
     // While it is stopped, eval reads its last checkpoint.
     let o = aekit(&["eval", "--model", r, "--data", d]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -216,7 +216,7 @@ pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
 /// `config.toml`, from its last checkpoint. A one-thread run ends
 /// bit-for-bit as it would have without the stop.
 pub fn resume_cae(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "cae")?;
     let mut c = CaeRun::read(&run.file("config.toml"))?;
     let s = prepare_cae(&mut c)?;
     let state = super::dir::resume_state(&run.path, "cae")?;
@@ -227,9 +227,25 @@ pub fn resume_cae(dir: &Path) -> Result<RunDir> {
 fn prepare_cae(c: &mut CaeRun) -> Result<Splits> {
     c.model.train.hold_threads_to_cores()?;
     let spec = c.spec()?;
-    c.classifier.config(&c.model.train)?;
+    let cls = c.classifier.config(&c.model.train)?;
     crate::tensor::init_threads(c.model.train.resolved_threads());
-    splits(&c.data, c.model.train.seed, &spec)
+    let s = splits(&c.data, c.model.train.seed, &spec)?;
+    if cls.is_some() {
+        check_labelled(&s, "give --classifier none to train the autoencoder alone")?;
+    }
+    Ok(s)
+}
+
+/// A classifier's data must carry labels: refused before any training,
+/// with `what_else` to do.
+fn check_labelled(s: &Splits, what_else: &str) -> Result<()> {
+    if s.train.labels.is_none() || s.test.labels.is_none() {
+        return Err(Error::config(
+            "classifier",
+            format!("classifying needs labelled images, and these have no labels (a CSV or .npy file carries none): {what_else}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A model like `template` with the parameters of a checkpoint's state.
@@ -380,7 +396,7 @@ pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
 /// `config.toml`: each member from its own last checkpoint (members train
 /// one thread each, so each ends bit-for-bit as it would have).
 pub fn resume_ensemble(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "ensemble")?;
     let mut c = EnsembleRun::read(&run.file("config.toml"))?;
     let s = prepare_ensemble(&mut c)?;
     ensemble_in(&c, &s, run, true)
@@ -401,6 +417,10 @@ fn prepare_ensemble(c: &mut EnsembleRun) -> Result<Splits> {
     }
     crate::tensor::init_threads(c.model.train.resolved_threads());
     let s = splits(&c.data, c.model.train.seed, &spec)?;
+    check_labelled(
+        &s,
+        "an ensemble is chosen and scored by its classifiers; train one CAE with `aekit cae` instead",
+    )?;
     if s.val.n == 0 {
         return Err(Error::config(
             "data.val_size",

@@ -162,7 +162,7 @@ pub fn deep_ae(cfg: DeepAeRun, out: &Out) -> Result<RunDir> {
 
 /// Continues the stopped `deep-ae` run in `dir` from its last checkpoint.
 pub fn resume(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "deep-ae")?;
     let cfg = DeepAeRun::read(&run.file("config.toml"))?;
     let state = super::dir::resume_state(&run.path, "deep-ae")?;
     train_in(&cfg, run, state)

@@ -39,6 +39,9 @@ pub const LOCK: &str = ".lock";
 pub struct RunDir {
     pub path: PathBuf,
     lock: PathBuf,
+    /// The verb that writes the run (`train`, `cae`, …), named on the first
+    /// line of its `config.toml`.
+    kind: String,
 }
 
 impl Drop for RunDir {
@@ -53,7 +56,7 @@ impl RunDir {
     pub fn claim(out: &Out, prefix: &str) -> Result<RunDir> {
         match &out.path {
             None => Self::claim_new(Path::new("runs"), prefix),
-            Some(p) => Self::claim_named(p, out.force),
+            Some(p) => Self::claim_named(p, out.force, prefix),
         }
     }
 
@@ -72,7 +75,7 @@ impl RunDir {
             };
             let p = parent.join(name);
             match std::fs::create_dir(&p) {
-                Ok(()) => return Self::lock(p),
+                Ok(()) => return Self::lock(p, prefix),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io("cannot create run directory", &p, e)),
             }
@@ -80,7 +83,7 @@ impl RunDir {
         unreachable!("some name is free")
     }
 
-    fn claim_named(p: &Path, force: bool) -> Result<RunDir> {
+    fn claim_named(p: &Path, force: bool, kind: &str) -> Result<RunDir> {
         if p.exists() {
             if !p.is_dir() {
                 return Err(Error::config(
@@ -140,11 +143,11 @@ impl RunDir {
         } else {
             std::fs::create_dir_all(p).map_err(|e| Error::io("cannot create run directory", p, e))?;
         }
-        Self::lock(p.to_path_buf())
+        Self::lock(p.to_path_buf(), kind)
     }
 
     /// Takes the folder's lock, or says who holds it.
-    fn lock(path: PathBuf) -> Result<RunDir> {
+    fn lock(path: PathBuf, kind: &str) -> Result<RunDir> {
         let lock = path.join(LOCK);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -156,7 +159,11 @@ impl RunDir {
             })?;
         use std::io::Write as _;
         let _ = writeln!(f, "{}", std::process::id());
-        Ok(RunDir { path, lock })
+        Ok(RunDir {
+            path,
+            lock,
+            kind: kind.to_string(),
+        })
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -174,9 +181,12 @@ impl RunDir {
         crate::io::atomic_write(&self.file(name), bytes)
     }
 
-    /// `config.toml`: the resolved configuration.
+    /// `config.toml`: the resolved configuration, after a comment line
+    /// naming the verb that wrote it (`# aekit train run`), which `--resume`
+    /// of another verb reads to say whose run it is.
     pub fn write_config(&self, toml: &str) -> Result<()> {
-        self.write("config.toml", toml.as_bytes())
+        let text = format!("{KIND_LINE}{} run\n{toml}", self.kind);
+        self.write("config.toml", text.as_bytes())
     }
 
     /// `summary.json`: the run's final figures, with aekit's version added.
@@ -215,15 +225,20 @@ impl RunDir {
         save_checkpoint(&self.path, n, model, state)
     }
 
-    /// Reopens the run directory `path` to continue it: it must hold a run
-    /// (its `config.toml`) that has not finished (no `summary.json`), and no
-    /// live process may hold it (a lock left by a killed run is taken over).
-    pub fn reopen(path: &Path) -> Result<RunDir> {
-        if !path.join("config.toml").is_file() {
+    /// Reopens the run directory `path` to continue it with `verb`: it must
+    /// hold a run (its `config.toml`) of that verb that has not finished (no
+    /// `summary.json`), and no live process may hold it (a lock left by a
+    /// killed run is taken over).
+    pub fn reopen(path: &Path, verb: &str) -> Result<RunDir> {
+        let config = path.join("config.toml");
+        if !config.is_file() {
             return Err(Error::config(
                 "resume",
                 format!("{} holds no run to resume (no config.toml)", path.display()),
             ));
+        }
+        if let Some(by) = run_kind(&config)?.filter(|by| by != verb) {
+            return Err(another_verbs_run(path, &by));
         }
         if path.join("summary.json").is_file() {
             return Err(Error::config(
@@ -246,7 +261,7 @@ impl RunDir {
             }
             std::fs::remove_file(&lock).map_err(|e| Error::io("cannot remove the stale lock", &lock, e))?;
         }
-        Self::lock(path.to_path_buf())
+        Self::lock(path.to_path_buf(), verb)
     }
 }
 
@@ -301,16 +316,43 @@ pub fn resume_state(folder: &Path, verb: &str) -> Result<Option<crate::train::St
     };
     let by: String = s.get("verb")?;
     if by != verb {
-        return Err(Error::config(
-            "resume",
-            format!(
-                "{} holds a `{by}` run; resume it with `aekit {by} --resume`",
-                folder.display()
-            ),
-        ));
+        return Err(another_verbs_run(folder, &by));
     }
     eprintln!("resuming from checkpoint {n} in {}", folder.display());
     Ok(Some(s))
+}
+
+/// The start of `config.toml`'s first line, before the verb's name.
+const KIND_LINE: &str = "# aekit ";
+
+/// The verb named on the first line of the `config.toml` at `path`; `None`
+/// for a file without that line (written before aekit named it).
+fn run_kind(path: &Path) -> Result<Option<String>> {
+    use std::io::{BufRead as _, Read as _};
+    let f = std::fs::File::open(path).map_err(|e| Error::io("cannot read config", path, e))?;
+    let mut first = String::new();
+    // A first line that is not text is no kind line; the config's own
+    // reader says what is wrong with the file.
+    let _ = std::io::BufReader::new(f).take(256).read_line(&mut first);
+    Ok(first
+        .trim_end()
+        .strip_prefix(KIND_LINE)
+        .and_then(|rest| rest.strip_suffix(" run"))
+        .map(str::to_string))
+}
+
+/// The error for resuming with one verb a run that another verb wrote.
+fn another_verbs_run(folder: &Path, by: &str) -> Error {
+    // `impute fit` writes the runs that carry the checkpoints' `impute`.
+    let command = if by == "impute" { "impute fit" } else { by };
+    Error::config(
+        "resume",
+        format!(
+            "{} holds a run of `aekit {command}`; resume it with `aekit {command} --resume {}`",
+            folder.display(),
+            folder.display()
+        ),
+    )
 }
 
 /// The last complete checkpoint's state in the run (or member) folder
@@ -558,6 +600,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a folder"), "{e}");
+    }
+
+    #[test]
+    fn a_run_is_reopened_only_by_the_verb_that_wrote_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("run");
+        drop({
+            let run = RunDir::claim(&Out::to(&p), "impute").unwrap();
+            run.write_config("[data]\npath = \"t.csv\"\n").unwrap();
+            run
+        });
+        let text = std::fs::read_to_string(p.join("config.toml")).unwrap();
+        assert!(text.starts_with("# aekit impute run\n[data]"), "{text}");
+        let e = RunDir::reopen(&p, "train").unwrap_err().to_string();
+        let again = format!("aekit impute fit --resume {}", p.display());
+        assert!(
+            e.contains("holds a run of `aekit impute fit`") && e.contains(&again),
+            "{e}"
+        );
+        assert!(!p.join(LOCK).exists(), "a refused reopen takes no lock");
+        let run = RunDir::reopen(&p, "impute").unwrap();
+        assert!(p.join(LOCK).is_file());
+        drop(run);
+        // A config written before the kind line: the config's reader decides.
+        std::fs::write(p.join("config.toml"), "[data]\n").unwrap();
+        drop(RunDir::reopen(&p, "train").unwrap());
     }
 
     #[test]

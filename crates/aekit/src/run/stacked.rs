@@ -67,7 +67,7 @@ pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
 /// stage, or between two). A one-thread run ends bit-for-bit as it would
 /// have without the stop.
 pub fn resume_pretrain(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "pretrain")?;
     let mut cfg = PretrainRun::read(&run.file("config.toml"))?;
     let s = prepare_pretrain(&mut cfg)?;
     let state = super::dir::resume_state(&run.path, "pretrain")?;
@@ -205,7 +205,7 @@ pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<Ru
 /// its last checkpoint. A one-thread run ends bit-for-bit as it would have
 /// without the stop.
 pub fn resume_finetune(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "finetune")?;
     let cfg = FinetuneRun::read(&run.file("config.toml"))?;
     cfg.validate()?;
     let (model, s) = prepare_finetune(&cfg)?;

@@ -41,7 +41,7 @@ pub fn train(cfg: RunConfig, out: &Out) -> Result<RunDir> {
 /// as L-BFGS runs never do). A one-thread run ends bit-for-bit as it would
 /// have without the stop.
 pub fn resume(dir: &Path) -> Result<RunDir> {
-    let run = RunDir::reopen(dir)?;
+    let run = RunDir::reopen(dir, "train")?;
     let cfg = RunConfig::read(&run.file("config.toml"))?;
     let (cfg, splits) = prepare(cfg)?;
     let state = super::dir::resume_state(&run.path, "train")?;
