@@ -1,7 +1,7 @@
 //! The verbs that apply a trained model to a dataset: encode, reconstruct, eval.
 
 use crate::cli::{DenoiseArgs, EncodeArgs, EvalArgs, InpaintArgs, ModelData, ReconstructArgs, Split};
-use aekit::data::{load_train_test, DataSource, Dataset};
+use aekit::data::{load_train_test, load_whole, DataSource, Dataset};
 use aekit::models::deep_ae::DeepAutoencoder;
 use aekit::models::pca::Pca;
 use aekit::models::{DenoisingAutoencoder, Estimator};
@@ -86,9 +86,31 @@ fn split(input: &ModelData, source: &DataSource) -> Split {
 fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
     let name = input.data.data.as_deref().unwrap_or("builtin");
     let source = source(input)?;
-    let (train, test) = load_train_test(&source, input.data.data_dir.as_deref())
+    let whole = match split(input, &source) {
+        Split::All => load_whole(&source).with_context(|| format!("loading data `{name}`"))?,
+        _ => None,
+    };
+    let data = if let Some(whole) = whole {
+        whole
+    } else {
+        load_part(input, &source, name)?
+    };
+    if data.dim != dim {
+        anyhow::bail!(
+            "{} expects {dim} inputs but data `{name}` has {} features per example",
+            input.model.display(),
+            data.dim
+        );
+    }
+    Ok(data)
+}
+
+/// The `--split` part of a dataset that comes split (or of a user's file
+/// split as training verbs split it).
+fn load_part(input: &ModelData, source: &DataSource, name: &str) -> Result<Dataset> {
+    let (train, test) = load_train_test(source, input.data.data_dir.as_deref())
         .with_context(|| format!("loading data `{name}`"))?;
-    let data = match split(input, &source) {
+    Ok(match split(input, source) {
         Split::Train => train,
         Split::Test => test,
         Split::All => {
@@ -101,15 +123,7 @@ fn load_data(input: &ModelData, dim: usize) -> Result<Dataset> {
             all.n += test.n;
             all
         }
-    };
-    if data.dim != dim {
-        anyhow::bail!(
-            "{} expects {dim} inputs but data `{name}` has {} features per example",
-            input.model.display(),
-            data.dim
-        );
-    }
-    Ok(data)
+    })
 }
 
 /// The image files behind the rows [`load_data`] gives, when the data is a
@@ -119,11 +133,11 @@ fn image_files(input: &ModelData) -> Result<Option<Vec<std::path::PathBuf>>> {
     let DataSource::Images(dir, _) = &source else {
         return Ok(None);
     };
-    let (train, test) = aekit::data::formats::images::split_files(dir)?;
+    use aekit::data::formats::images::{all_files, split_files};
     Ok(Some(match split(input, &source) {
-        Split::Train => train,
-        Split::Test => test,
-        Split::All => train.into_iter().chain(test).collect(),
+        Split::Train => split_files(dir)?.0,
+        Split::Test => split_files(dir)?.1,
+        Split::All => all_files(dir)?,
     }))
 }
 

@@ -15,6 +15,6 @@ pub use formats::{cifar, idx, npy, tar};
 
 pub use dataset::Dataset;
 pub use source::{
-    balanced_subset, default_val_size, load_splits, load_train_test, split_pool, DataConfig, DataSource,
-    Splits,
+    balanced_subset, default_val_size, load_splits, load_train_test, load_whole, split_pool, DataConfig,
+    DataSource, Splits,
 };

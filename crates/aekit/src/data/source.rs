@@ -442,35 +442,50 @@ pub fn load_train_test(source: &DataSource, data_dir: Option<&Path>) -> Result<(
         DataSource::Dir(d) => read_data_dir(d),
         DataSource::Images(d, size) => images::read_image_dir(d, *size),
         DataSource::Csv(f) => last_tenth_is_test(crate::data::table::read_numeric_csv(f)?, f),
-        DataSource::Npy(f) => {
-            let (shape, x) = crate::data::formats::npy::read_npy(f)?;
-            let [n, dim] = shape[..] else {
-                return Err(crate::Error::format(
-                    f,
-                    format!("expected a 2-d array of rows, got shape {shape:?}"),
-                ));
-            };
-            if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-                return Err(crate::Error::format(
-                    f,
-                    format!(
-                        "row {}, column {} is {} (data must be finite)",
-                        i / dim.max(1),
-                        i % dim.max(1),
-                        x[i]
-                    ),
-                ));
-            }
-            let all = Dataset {
-                x,
-                labels: None,
-                n,
-                dim,
-                image: None,
-            };
-            last_tenth_is_test(all, f)
-        }
+        DataSource::Npy(f) => last_tenth_is_test(read_npy_rows(f)?, f),
     }
+}
+
+/// Every row of a user's file or image folder, unsplit, as applying a model
+/// to all of it reads them (a single row or image is enough); `None` for a
+/// named dataset or a folder of IDX, CIFAR or `.amat` files, which come
+/// split.
+pub fn load_whole(source: &DataSource) -> Result<Option<Dataset>> {
+    Ok(match source {
+        DataSource::Csv(f) => Some(crate::data::table::read_numeric_csv(f)?),
+        DataSource::Npy(f) => Some(read_npy_rows(f)?),
+        DataSource::Images(d, size) => Some(images::read_images(&images::all_files(d)?, *size)?),
+        _ => None,
+    })
+}
+
+/// A 2-d `.npy` file of finite values as rows.
+fn read_npy_rows(f: &Path) -> Result<Dataset> {
+    let (shape, x) = crate::data::formats::npy::read_npy(f)?;
+    let [n, dim] = shape[..] else {
+        return Err(crate::Error::format(
+            f,
+            format!("expected a 2-d array of rows, got shape {shape:?}"),
+        ));
+    };
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(crate::Error::format(
+            f,
+            format!(
+                "row {}, column {} is {} (data must be finite)",
+                i / dim.max(1),
+                i % dim.max(1),
+                x[i]
+            ),
+        ));
+    }
+    Ok(Dataset {
+        x,
+        labels: None,
+        n,
+        dim,
+        image: None,
+    })
 }
 
 /// Training, validation and test parts; see [`split_pool`].

@@ -115,6 +115,14 @@ impl Table {
                 Err(e) => return Err(csv_error(path, e)),
             }
         }
+        // The `csv` crate reads an unclosed quote to the end of the file as
+        // one field; that file is cut or miswritten, not a table.
+        if let Some(line) = unclosed_quote(path, delimiter)? {
+            return Err(Error::format(
+                path,
+                format!("line {line}: a quoted field opens here and never closes (a `\"` is missing)"),
+            ));
+        }
         if t.n_rows() == 0 {
             return Err(Error::format(path, "has a header but no data rows"));
         }
@@ -217,6 +225,50 @@ fn sniff(path: &Path) -> Result<u8> {
     }
     let best = (0..3).max_by_key(|&i| (counts[i], 3 - i)).expect("three");
     Ok([b',', b';', b'\t'][best])
+}
+
+/// The line where a quoted field opens that the file never closes, by the
+/// rules the `csv` crate reads with: a field that starts with `"` is quoted
+/// up to a `"` not followed by another (`""` is a quote inside it); a `"`
+/// anywhere else is text.
+fn unclosed_quote(path: &Path, delimiter: u8) -> Result<Option<usize>> {
+    use std::io::BufRead as _;
+    let f = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut rd = std::io::BufReader::with_capacity(1 << 16, f);
+    let (mut line, mut opened_at) = (1usize, None::<usize>);
+    // Whether the next byte starts a field; whether the last byte, inside
+    // quotes, was a `"` that may close them (or start a `""`).
+    let (mut field_start, mut maybe_closed) = (true, false);
+    loop {
+        let buf = rd.fill_buf().map_err(|e| Error::io("cannot read", path, e))?;
+        if buf.is_empty() {
+            break;
+        }
+        for &b in buf {
+            if opened_at.is_some() {
+                if maybe_closed {
+                    maybe_closed = false;
+                    if b != b'"' {
+                        opened_at = None;
+                        field_start = b == delimiter || b == b'\n';
+                    }
+                } else if b == b'"' {
+                    maybe_closed = true;
+                }
+            } else if field_start && b == b'"' {
+                opened_at = Some(line);
+                field_start = false;
+            } else {
+                field_start = b == delimiter || b == b'\n';
+            }
+            if b == b'\n' {
+                line += 1;
+            }
+        }
+        let n = buf.len();
+        rd.consume(n);
+    }
+    Ok(opened_at.filter(|_| !maybe_closed))
 }
 
 fn check_header(header: &[String], path: &Path) -> Result<()> {
@@ -415,6 +467,18 @@ mod tests {
         assert!(
             m.contains("line 1 is all numbers (0.5, 3, 1e2, 7, …)") && m.contains("header"),
             "{m}"
+        );
+        // A quote that never closes swallows the rest of the file.
+        let m = e(b"a,b\n1,\"x\n2,y\n3,z\n");
+        assert!(m.contains("line 2") && m.contains("never closes"), "{m}");
+        let m = e(b"a,b\n1,\"x,\"\"y\"\"\n");
+        assert!(m.contains("line 2") && m.contains("never closes"), "{m}");
+        // Closed quotes, doubled quotes, quotes inside text and quoted line
+        // breaks are all fine.
+        let t = read(b"a,b\n1,\"x \"\"q\"\"\"\n2,5\"\n\"3\",\"two\nlines\"", &o).unwrap();
+        assert_eq!(
+            (t.n_rows(), t.cell(0, 1), t.cell(1, 1), t.cell(2, 1)),
+            (3, "x \"q\"", "5\"", "two\nlines")
         );
         // Columns numbered as pandas or R number them are names.
         for h in [&b"0,1,2\n5,6,7\n"[..], b"1,2,3\n5,6,7\n"] {

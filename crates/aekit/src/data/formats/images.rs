@@ -48,8 +48,28 @@ fn split_folders(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     (has(&tr) && has(&te)).then_some((tr, te))
 }
 
+/// Every image of `dir` in row order, unsplit: `train/` then `test/`
+/// when it has both, else its own images (one is enough).
+pub fn all_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let (mut train, test) = split_files_or_one(dir)?;
+    train.extend(test);
+    Ok(train)
+}
+
 /// The files of the training and test parts, in row order.
 pub fn split_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (files, test) = split_files_or_one(dir)?;
+    if test.is_empty() {
+        return Err(Error::format(
+            dir,
+            "holds 1 image; a training and a test part need at least 2 (or train/ and test/ folders)",
+        ));
+    }
+    Ok((files, test))
+}
+
+/// [`split_files`], but a folder of one image is that image and no test part.
+fn split_files_or_one(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     if let Some((tr, te)) = split_folders(dir) {
         return Ok((image_files(&tr)?, image_files(&te)?));
     }
@@ -64,10 +84,7 @@ pub fn split_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         ));
     }
     if files.len() < 2 {
-        return Err(Error::format(
-            dir,
-            "holds 1 image; a training and a test part need at least 2 (or train/ and test/ folders)",
-        ));
+        return Ok((files, Vec::new()));
     }
     let cut = files.len() - (files.len() / 10).max(1);
     let test = files.split_off(cut);

@@ -139,6 +139,22 @@ impl Schema {
                 ));
             }
         }
+        let lists = [
+            ("categorical", &declared.categorical),
+            ("binary", &declared.binary),
+            ("continuous", &declared.continuous),
+            ("ignore", &declared.ignore),
+        ];
+        for (i, (a, first)) in lists.iter().enumerate() {
+            for (b, second) in &lists[i + 1..] {
+                if let Some(name) = first.iter().find(|n| second.contains(n)) {
+                    return Err(Error::config(
+                        "columns",
+                        format!("column `{name}` is given both --{a} and --{b}: give it one kind"),
+                    ));
+                }
+            }
+        }
         let mut columns = Vec::with_capacity(t.n_cols());
         for (c, name) in t.header.iter().enumerate() {
             let is = |list: &[String]| list.iter().any(|n| n == name);
@@ -155,6 +171,8 @@ impl Schema {
             let mut integer = true;
             let (mut sum, mut sum2, mut count, mut dec) = (0.0f64, 0.0f64, 0usize, 0usize);
             let mut first_text: Option<(usize, String)> = None;
+            // `inf`, `-inf`, `Nan`: numbers to Rust, but none a network can take in.
+            let mut first_non_finite: Option<(usize, String)> = None;
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for r in 0..t.n_rows() {
                 let cell = t.cell(r, c);
@@ -175,11 +193,29 @@ impl Schema {
                         count += 1;
                         dec = dec.max(decimals(v));
                     }
+                    None if v.parse::<f64>().is_ok() => {
+                        first_non_finite.get_or_insert((r, v.to_string()));
+                    }
                     None => {
                         numeric = false;
                         first_text.get_or_insert((r, v.to_string()));
                     }
                 }
+            }
+            // In a column of numbers a non-finite one is an error in the data;
+            // among words (`Infinity` a level like any other) it is a word.
+            if let Some((r, v)) = first_non_finite {
+                if first_text.is_none() && !is(&declared.categorical) && !is(&declared.binary) {
+                    return Err(Error::format(
+                        &t.path,
+                        format!(
+                            "data row {}, column `{name}`: `{v}` is not a finite number; mark it missing (--missing {v}) or fix it",
+                            r + 1
+                        ),
+                    ));
+                }
+                numeric = false;
+                first_text.get_or_insert((r, v));
             }
             if seen.is_empty() {
                 if declared.drop_empty {
@@ -556,6 +592,48 @@ mod tests {
         assert!((sd - 0.05).abs() < 1e-12, "{sd}");
         assert_eq!(scale(0.0, 0.0, 3.0), 1.0, "constant");
         assert_eq!(scale(2.0, 10.0, 0.0), 2.0, "an ordinary column keeps its sd");
+    }
+
+    #[test]
+    fn infinities_and_a_column_of_two_kinds_are_refused() {
+        let t = table(&[
+            &["x", "word"],
+            &["1.5", "Infinity"],
+            &["inf", "low"],
+            &["2", "high"],
+            &["3.25", "low"],
+        ]);
+        let e = Schema::infer(&t, &Declared::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data row 2, column `x`") && e.contains("`inf` is not a finite number"),
+            "{e}"
+        );
+        // Marked missing, it is a hole; among words, `Infinity` is a level.
+        let s = Schema::infer(
+            &t.clone().with_missing(&["inf".into()]),
+            &Declared::default(),
+            &[],
+        )
+        .unwrap();
+        assert!(matches!(s.columns[0].kind, Kind::Continuous { .. }));
+        assert_eq!(
+            s.columns[1].kind,
+            Kind::Categorical {
+                levels: vec!["Infinity".into(), "high".into(), "low".into()]
+            }
+        );
+        let d = Declared {
+            binary: vec!["word".into()],
+            categorical: vec!["word".into()],
+            ..Declared::default()
+        };
+        let e = Schema::infer(&t, &d, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("column `word` is given both --categorical and --binary"),
+            "{e}"
+        );
     }
 
     #[test]
