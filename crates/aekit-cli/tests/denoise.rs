@@ -177,6 +177,20 @@ fn inpainting_keeps_known_pixels_and_beats_the_mean_fill() {
         "square:3",
     ]);
     fails_with(&o, &["--mask", "unknown mask"]);
+    // No pass, or more passes than the bound: refused before any folder is made.
+    for (n, folder) in [("0", "none"), ("1001", "many")] {
+        let o = aekit(&[
+            "inpaint",
+            "--model",
+            model.to_str().unwrap(),
+            "--iterations",
+            n,
+            "--out",
+            dir.path().join(folder).to_str().unwrap(),
+        ]);
+        fails_with(&o, &["iterations", &format!("{n} passes"), "give 1 to 1000"]);
+        assert!(!dir.path().join(folder).exists());
+    }
 }
 
 #[test]

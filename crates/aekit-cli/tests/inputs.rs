@@ -78,6 +78,23 @@ fn a_folder_of_digits_trains_and_is_denoised_and_inpainted_file_by_file() {
         }
     }
     assert!(den.join("denoised.png").is_file());
+    // One image alone is enough to apply a model to (no split is needed).
+    let single = digit_folder(&dir.path().join("single"), 1);
+    let one = dir.path().join("one");
+    let o = apply("denoise", &model, &single, Some(&one), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&one.join("summary.json"))["n"], 1);
+    assert!(one.join("denoised/digit-00.png").is_file());
+    let row = dir.path().join("row.csv");
+    let names: Vec<String> = (0..784).map(|i| format!("p{i}")).collect();
+    std::fs::write(&row, format!("{}\n{}\n", names.join(","), ["0.5"; 784].join(","))).unwrap();
+    let o = apply("eval", &model, &row, None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(metrics["test_loss"].as_f64().unwrap() > 0.0, "{metrics}");
+    // Split as training splits it, one row has no test part.
+    let o = apply("eval", &model, &row, None, &["--split", "test"]);
+    fails_with(&o, &["row.csv", "needs at least 2 rows"]);
     let inp = dir.path().join("inp");
     // More threads than cores: capped, with a note (they were all started).
     let o = apply(
@@ -390,7 +407,53 @@ fn counts_past_their_bounds_are_refused_before_any_work() {
     let table = d.join("t.csv");
     std::fs::write(&table, "a,b\n1,\n2,3\n4,5\n").unwrap();
     let out = |name: &str| d.join(name).to_str().unwrap().to_string();
+    // 40 unlabelled images of 28×28 as a table.
+    let images = d.join("images.csv");
+    let mut text: String = (0..784).map(|i| format!("p{i},")).collect::<String>();
+    text.pop();
+    for r in 0..40 {
+        text.push('\n');
+        let row: Vec<String> = (0..784).map(|i| format!("{}", (r * 7 + i) % 10)).collect();
+        text.push_str(&row.join(","));
+    }
+    std::fs::write(&images, text + "\n").unwrap();
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            [
+                "cae",
+                "--data",
+                images.to_str().unwrap(),
+                "--classifier",
+                "softmax",
+                "--out",
+                &out("unlabelled"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["classifier", "no labels", "--classifier none"],
+        ),
+        (
+            ["train", "--noise", "gauss:1e30", "--out", &out("loud")]
+                .map(String::from)
+                .to_vec(),
+            vec!["sigma 1e30", "not in [0, 100]"],
+        ),
+        (
+            [
+                "impute",
+                "--data",
+                table.to_str().unwrap(),
+                "--binary",
+                "b",
+                "--categorical",
+                "b",
+                "--out",
+                &out("f.csv"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["column `b` is given both --categorical and --binary"],
+        ),
         (
             vec![
                 "train",
@@ -509,6 +572,7 @@ fn counts_past_their_bounds_are_refused_before_any_work() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         fails_with(&aekit(&args), &want);
     }
-    // Nothing was fitted or filled.
+    // Nothing was fitted, trained or filled.
     assert!(!d.join("f.csv").exists() && !d.join("ga/model.safetensors").exists());
+    assert!(!d.join("unlabelled").exists() && !d.join("loud").exists());
 }

@@ -105,16 +105,34 @@ impl Corruption {
                 }
             }
             Corruption::Gauss(s) => {
-                if s.is_finite() && s >= 0.0 {
+                if (0.0..=MAX_SIGMA).contains(&s) {
                     Ok(())
                 } else {
-                    Err(Error::config(field, format!("sigma {s} must be finite and ≥ 0")))
+                    let shown = if s.abs() >= 1e6 {
+                        format!("{s:e}")
+                    } else {
+                        s.to_string()
+                    };
+                    Err(Error::config(
+                        field,
+                        format!("sigma {shown} is not in [0, {MAX_SIGMA}] (noise of that size drowns inputs scaled to [0, 1] or to unit variance)"),
+                    ))
                 }
             }
+            Corruption::Blocks(k, _) if k as usize > MAX_BLOCKS => Err(Error::config(
+                field,
+                format!("{k} squares an example: give at most {MAX_BLOCKS}"),
+            )),
             Corruption::Block(_) | Corruption::Blocks(..) => Ok(()),
         }
     }
 }
+
+/// The largest Gaussian noise level (`gauss:SIGMA`).
+pub const MAX_SIGMA: f32 = 100.0;
+
+/// The most squares `blocks:K:S` zeros in one example.
+pub const MAX_BLOCKS: usize = 1000;
 
 /// Zeros one random `s`×`s` square of a square image (or, when `out` is
 /// not square, a random run of s² values).
@@ -160,7 +178,11 @@ impl std::str::FromStr for Corruption {
             let whole = |t: &str| t.parse::<u32>().ok().filter(|&v| v >= 1);
             return match level.split_once(':') {
                 Some((k, side)) => match (whole(k), whole(side)) {
-                    (Some(k), Some(side)) => Ok(Corruption::Blocks(k, side)),
+                    (Some(k), Some(side)) => {
+                        let c = Corruption::Blocks(k, side);
+                        c.validate("noise").map_err(|e| e.to_string())?;
+                        Ok(c)
+                    }
                     _ => Err(format!(
                         "`{s}`: the count and the side must be whole numbers of at least 1"
                     )),
@@ -308,6 +330,17 @@ mod tests {
         assert!("mask".parse::<Corruption>().is_err());
         assert!("block:0".parse::<Corruption>().is_err());
         assert!("block:2.5".parse::<Corruption>().is_err());
+        // Levels past the bounds name the bound.
+        for (bad, why) in [
+            ("gauss:1e30", "not in [0, 100]"),
+            ("gauss:-0.1", "not in [0, 100]"),
+            ("gauss:inf", "not in [0, 100]"),
+            ("blocks:1001:2", "at most 1000"),
+        ] {
+            let e = bad.parse::<Corruption>().unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!("gauss:100".parse::<Corruption>().is_ok() && "blocks:1000:2".parse::<Corruption>().is_ok());
     }
 
     #[test]

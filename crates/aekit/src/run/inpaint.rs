@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 /// The most squares or lines one drawn mask takes (`blocks:K:S`, `lines:K`).
 pub const MAX_MASK_COUNT: usize = 1000;
 
+/// The most passes of the model one inpainting takes (`--iterations`).
+pub const MAX_ITERATIONS: usize = 1000;
+
 /// Which pixels are missing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaskKind {
@@ -333,6 +336,15 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
             format!("{shape:?} for {} values", data.dim),
         ));
     }
+    if !(1..=MAX_ITERATIONS).contains(&job.iterations) {
+        return Err(Error::config(
+            "iterations",
+            format!(
+                "{} passes of the model: give 1 to {MAX_ITERATIONS} (each pass fills the holes again from the last fill)",
+                job.iterations
+            ),
+        ));
+    }
     let missing = job.mask.missing_values(data.n, shape, job.seed)?;
     let run = RunDir::claim(out, "inpaint")?;
     let masked = masked_rows(&data.x, &missing);
@@ -364,7 +376,7 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
         "model": job.model_path.display().to_string(),
         "n": data.n,
         "missing_fraction": frac,
-        "iterations": job.iterations.max(1),
+        "iterations": job.iterations,
         "masked_mse": { "mean_fill": em, "nearest_fill": en, "inpainted": ea },
         "masked_psnr": { "mean_fill": pm, "nearest_fill": pn, "inpainted": pa },
         "masked_mse_per_pass": per_pass,
@@ -375,7 +387,7 @@ pub fn inpaint(job: &InpaintJob<'_>, out: &Out) -> Result<RunDir> {
          ({} passes: {per_pass:.4?}); run directory {}",
         data.n,
         100.0 * frac,
-        job.iterations.max(1),
+        job.iterations,
         run.path.display()
     );
     Ok(run)
