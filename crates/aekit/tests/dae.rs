@@ -4,7 +4,7 @@
 use aekit::data::builtin::builtin_mnist;
 use aekit::layers::Corruption;
 use aekit::layers::{Activation, Loss};
-use aekit::models::dae::{objective, Layout, Workspace};
+use aekit::models::dae::{objective, Examples, Layout, Workspace};
 use aekit::models::{DaeConfig, DenoisingAutoencoder};
 use aekit::ndarray::ArrayView2;
 use aekit::tensor::gemm::Par;
@@ -33,23 +33,14 @@ fn check_gradient(cfg: DaeConfig) {
     let wd = 0.01;
     let mut ws = Workspace::<f64>::new(&cfg, batch);
     let mut g = vec![0.0; lay.len];
-    objective(&cfg, &lay, &p, &mut g, &noisy, &x, batch, wd, &mut ws, Par::Seq);
-    let mut scratch = vec![0.0; lay.len];
-    let mut f = |q: &[f64]| {
-        objective(
-            &cfg,
-            &lay,
-            q,
-            &mut scratch,
-            &noisy,
-            &x,
-            batch,
-            wd,
-            &mut ws,
-            Par::Seq,
-        )
-        .1
+    let ex = Examples {
+        input: &noisy,
+        target: &x,
+        n: batch,
     };
+    objective(&cfg, &lay, &p, &mut g, ex, wd, &mut ws, Par::Seq);
+    let mut scratch = vec![0.0; lay.len];
+    let mut f = |q: &[f64]| objective(&cfg, &lay, q, &mut scratch, ex, wd, &mut ws, Par::Seq).1;
     let h = 1e-6;
     let mut q = p.clone();
     let mut worst: f64 = 0.0;

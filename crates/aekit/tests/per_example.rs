@@ -5,7 +5,7 @@
 
 use aekit::data::builtin::builtin_mnist;
 use aekit::layers::{Corruption, Loss};
-use aekit::models::dae::{objective, Layout, Workspace};
+use aekit::models::dae::{objective, Examples, Layout, Workspace};
 use aekit::models::DaeConfig;
 use aekit::per_example::{self, FusedTiedSgd, HogwildParams, HogwildWorker, Isa, Job, Plan, TiedShape};
 use aekit::tensor::gemm::Par;
@@ -55,7 +55,12 @@ fn reference_step(
 ) -> f32 {
     let mut ws = Workspace::<f32>::new(cfg, 1);
     let mut g = vec![0.0f32; lay.len];
-    let (loss, _) = objective(cfg, lay, p, &mut g, noisy, x, 1, wd, &mut ws, Par::Seq);
+    let ex = Examples {
+        input: noisy,
+        target: x,
+        n: 1,
+    };
+    let (loss, _) = objective(cfg, lay, p, &mut g, ex, wd, &mut ws, Par::Seq);
     for (pv, gv) in p.iter_mut().zip(&g) {
         *pv -= lr * gv;
     }

@@ -13,7 +13,7 @@
 
 use crate::layers::Corruption;
 use crate::layers::{Activation, Loss};
-use crate::models::dae::{objective, DaeConfig, Layout, Workspace};
+use crate::models::dae::{objective, DaeConfig, Examples, Layout, Workspace};
 use crate::models::sparse_ae::{sparse_cost, SparseConfig, SparseLayout, SparseWorkspace};
 use crate::tensor::gemm::Par;
 use crate::tensor::rng::seeded;
@@ -96,9 +96,11 @@ pub fn check_dae(cfg: &DaeConfig, weight_decay: f64, samples: usize, seed: u64) 
         &lay,
         &p,
         &mut g,
-        &noisy,
-        &x,
-        samples,
+        Examples {
+            input: &noisy,
+            target: &x,
+            n: samples,
+        },
         weight_decay,
         &mut ws,
         Par::Seq,
@@ -111,9 +113,11 @@ pub fn check_dae(cfg: &DaeConfig, weight_decay: f64, samples: usize, seed: u64) 
                 &lay,
                 q,
                 &mut scratch,
-                &noisy,
-                &x,
-                samples,
+                Examples {
+                    input: &noisy,
+                    target: &x,
+                    n: samples,
+                },
                 weight_decay,
                 &mut ws,
                 Par::Seq,

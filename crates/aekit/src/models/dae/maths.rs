@@ -239,21 +239,32 @@ fn decoder<'p, T: Real>(cfg: &DaeConfig, lay: &Layout, p: &'p [T]) -> Dense<'p, 
     }
 }
 
+/// The `n` examples of one batch: the (corrupted) `input` rows and the
+/// `target` rows they are to be reconstructed as, `n` × n_vis values each.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a, T> {
+    pub input: &'a [T],
+    pub target: &'a [T],
+    pub n: usize,
+}
+
 /// The forward pass of a batch: its summed loss of reconstructing `target`
 /// from `input`, the hidden units in `ws.h` and, with `with_grad`, the
 /// loss's gradient with respect to the output pre-activations in `ws.da`.
-#[allow(clippy::too_many_arguments)]
 fn forward_loss<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &[T],
     with_grad: bool,
-    input: &[T],
-    target: &[T],
-    batch: usize,
+    ex: Examples<'_, T>,
     ws: &mut Workspace<T>,
     par: Par,
 ) -> T {
+    let Examples {
+        input,
+        target,
+        n: batch,
+    } = ex;
     ws.fit(cfg, batch);
     let (nv, nh) = (cfg.n_vis, cfg.n_hid);
     let h = &mut ws.h[..batch * nh];
@@ -297,39 +308,35 @@ fn hidden_delta<T: Real>(
 /// (added into the buffer, or scaled and written over it or into a
 /// multiple of it: every entry is written once, so a buffer written over
 /// needs no clearing first).
-#[allow(clippy::too_many_arguments)]
 pub fn batch_loss_grad<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &[T],
     grad: Option<(&mut [T], GradWrite<T>)>,
-    input: &[T],
-    target: &[T],
-    batch: usize,
+    ex: Examples<'_, T>,
     ws: &mut Workspace<T>,
     par: Par,
 ) -> T {
-    let l = forward_loss(cfg, lay, p, grad.is_some(), input, target, batch, ws, par);
+    let l = forward_loss(cfg, lay, p, grad.is_some(), ex, ws, par);
     let Some((grad, write)) = grad else { return l };
-    hidden_delta(cfg, lay, p, batch, ws, par);
-    write_weight_grads(cfg, lay, grad, write, input, batch, ws, par);
+    hidden_delta(cfg, lay, p, ex.n, ws, par);
+    write_weight_grads(cfg, lay, grad, write, ex, ws, par);
     l
 }
 
 /// Writes the weight and bias gradients of the batch in `ws` (its hidden
 /// units, δa and δh) into `grad`, laid out as the parameters, as `write`
 /// says. Reads no parameter, so `grad` may be the parameters themselves.
-#[allow(clippy::too_many_arguments)]
 fn write_weight_grads<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     grad: &mut [T],
     write: GradWrite<T>,
-    input: &[T],
-    batch: usize,
+    ex: Examples<'_, T>,
     ws: &Workspace<T>,
     par: Par,
 ) {
+    let (input, batch) = (ex.input, ex.n);
     let (nv, nh) = (cfg.n_vis, cfg.n_hid);
     let (h, da, dh) = (&ws.h[..batch * nh], &ws.da[..batch * nv], &ws.dh[..batch * nh]);
     let (gw, rest) = grad.split_at_mut(lay.b_hid.start);
@@ -381,56 +388,42 @@ fn write_weight_grads<T: Real>(
 /// drift measurably from the per-example kernels' over a few hundred
 /// steps, so decay keeps the buffered route.) Returns the mean loss at the
 /// weights before the step.
-#[allow(clippy::too_many_arguments)]
 pub fn batch_sgd_step<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &mut [T],
     lr: T,
-    input: &[T],
-    target: &[T],
-    batch: usize,
+    ex: Examples<'_, T>,
     ws: &mut Workspace<T>,
     par: Par,
 ) -> T {
-    let sum = forward_loss(cfg, lay, p, true, input, target, batch, ws, par);
-    hidden_delta(cfg, lay, p, batch, ws, par);
-    let inv = T::ONE / T::of(batch as f64);
+    let sum = forward_loss(cfg, lay, p, true, ex, ws, par);
+    hidden_delta(cfg, lay, p, ex.n, ws, par);
+    let inv = T::ONE / T::of(ex.n as f64);
     let write = GradWrite {
         alpha: -lr * inv,
         beta: Some(T::ONE),
     };
-    write_weight_grads(cfg, lay, p, write, input, batch, ws, par);
+    write_weight_grads(cfg, lay, p, write, ex, ws, par);
     sum * inv
 }
 
 /// The training objective of one batch: mean loss + ½·λ·‖weights‖². Writes
 /// its gradient into `grad` (overwriting); returns (mean loss, objective).
+#[allow(clippy::too_many_arguments)]
 pub fn objective<T: Real>(
     cfg: &DaeConfig,
     lay: &Layout,
     p: &[T],
     grad: &mut [T],
-    input: &[T],
-    target: &[T],
-    batch: usize,
+    ex: Examples<'_, T>,
     weight_decay: T,
     ws: &mut Workspace<T>,
     par: Par,
 ) -> (T, T) {
     grad.fill(T::ZERO);
-    let loss_sum = batch_loss_grad(
-        cfg,
-        lay,
-        p,
-        Some((&mut *grad, GradWrite::ADD)),
-        input,
-        target,
-        batch,
-        ws,
-        par,
-    );
-    finish_objective(lay, p, grad, loss_sum, batch, weight_decay)
+    let loss_sum = batch_loss_grad(cfg, lay, p, Some((&mut *grad, GradWrite::ADD)), ex, ws, par);
+    finish_objective(lay, p, grad, loss_sum, ex.n, weight_decay)
 }
 
 /// Turns a summed loss and gradient over `batch` examples into the mean plus

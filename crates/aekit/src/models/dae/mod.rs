@@ -23,6 +23,6 @@ mod maths;
 mod model;
 mod training;
 
-pub use maths::{batch_loss_grad, finish_objective, objective, DaeConfig, Layout, Workspace};
+pub use maths::{batch_loss_grad, finish_objective, objective, DaeConfig, Examples, Layout, Workspace};
 pub use model::{DenoisingAutoencoder, Metrics};
 pub use training::{DaeBatch, DaeObjective, EpochPlan};

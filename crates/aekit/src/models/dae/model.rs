@@ -163,9 +163,11 @@ impl DenoisingAutoencoder {
                 &self.layout,
                 &self.params,
                 None,
-                xb,
-                xb,
-                b,
+                Examples {
+                    input: xb,
+                    target: xb,
+                    n: b,
+                },
                 &mut ws,
                 par,
             ) as f64;

@@ -394,6 +394,16 @@ impl<'a> DaeObjective<'a> {
             weight_decay,
         }
     }
+
+    /// The first `n` examples of `b`.
+    fn examples<'b>(&self, b: &'b DaeBatch, n: usize) -> Examples<'b, f32> {
+        let nv = self.cfg.n_vis;
+        Examples {
+            input: &b.noisy[..n * nv],
+            target: &b.clean[..n * nv],
+            n,
+        }
+    }
 }
 
 /// A loaded batch: clean targets and corrupted inputs, `[batch, n_vis]`.
@@ -451,9 +461,11 @@ impl Objective for DaeObjective<'_> {
             self.lay,
             p,
             grad.map(|g| (g, GradWrite::ADD)),
-            &b.noisy[lo..hi],
-            &b.clean[lo..hi],
-            rows.len(),
+            Examples {
+                input: &b.noisy[lo..hi],
+                target: &b.clean[lo..hi],
+                n: rows.len(),
+            },
             ws,
             par,
         ) as f64
@@ -477,17 +489,13 @@ impl Objective for DaeObjective<'_> {
         ws: &mut Workspace<f32>,
         par: Par,
     ) -> Option<Finished> {
-        let nv = self.cfg.n_vis;
         let inv = 1.0 / n as f32;
-        let (input, target) = (&b.noisy[..n * nv], &b.clean[..n * nv]);
         let sum = batch_loss_grad(
             self.cfg,
             self.lay,
             p,
             Some((&mut *out, write.scaled(inv))),
-            input,
-            target,
-            n,
+            self.examples(b, n),
             ws,
             par,
         );
@@ -509,12 +517,10 @@ impl Objective for DaeObjective<'_> {
         ws: &mut Workspace<f32>,
         par: Par,
     ) -> Option<Finished> {
-        let nv = self.cfg.n_vis;
-        let (input, target) = (&b.noisy[..n * nv], &b.clean[..n * nv]);
         if !self.offers_sgd_step() {
             return None;
         }
-        let mean = batch_sgd_step(self.cfg, self.lay, p, lr, input, target, n, ws, par);
+        let mean = batch_sgd_step(self.cfg, self.lay, p, lr, self.examples(b, n), ws, par);
         Some(Finished::of_mean(mean, n, mean))
     }
 }
