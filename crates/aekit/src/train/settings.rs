@@ -180,12 +180,18 @@ pub fn check_below_one(field: &str, v: f32, what: &str) -> Result<()> {
     if (0.0..1.0).contains(&v) {
         return Ok(());
     }
-    let what = if what.is_empty() {
+    let what = wrapped(what, "", " ");
+    Err(Error::config(field, format!("{v} is not {what}in [0, 1)")))
+}
+
+/// `text` between `before` and `after`, or nothing when `text` is empty (an
+/// optional part of a message).
+fn wrapped(text: &str, before: &str, after: &str) -> String {
+    if text.is_empty() {
         String::new()
     } else {
-        format!("{what} ")
-    };
-    Err(Error::config(field, format!("{v} is not {what}in [0, 1)")))
+        format!("{before}{text}{after}")
+    }
 }
 
 /// Refuses a value that is negative, NaN or infinite (`field`: the
@@ -200,11 +206,7 @@ pub fn check_non_negative<T: Into<f64> + Copy + std::fmt::Display>(
     if x.is_finite() && x >= 0.0 {
         return Ok(());
     }
-    let zero = if zero.is_empty() {
-        String::new()
-    } else {
-        format!(" (0 = {zero})")
-    };
+    let zero = wrapped(zero, " (0 = ", ")");
     Err(Error::config(field, format!("{v} must be ≥ 0 and finite{zero}")))
 }
 

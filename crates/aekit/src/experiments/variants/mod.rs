@@ -224,6 +224,30 @@ fn csv_error(e: Option<f64>) -> String {
     e.map(|e| format!("{e:.3}")).unwrap_or_default()
 }
 
+/// The columns of `variants.csv` after a net's name: the chosen run's rate,
+/// test and validation errors, the `published` error, its width and
+/// minibatch size, and its refit's test error.
+fn csv_tail(t: &Tuned, published: &str, refit: Option<f64>) -> String {
+    format!(
+        "{},{:.3},{:.3},{published},{},{},{}",
+        t.lr,
+        t.test,
+        t.valid,
+        t.width,
+        t.batch,
+        csv_error(refit)
+    )
+}
+
+/// The chosen run as the log says it, up to its closing parenthesis: "test
+/// error E% (validation V%, W units, batch B, lr L".
+fn said(t: &Tuned) -> String {
+    format!(
+        "test error {:.2}% (validation {:.2}%, {} units, batch {}, lr {}",
+        t.test, t.valid, t.width, t.batch, t.lr
+    )
+}
+
 /// A refit's test error after the chosen run's in a results.md cell.
 fn md_refit(e: Option<f64>, epochs: usize) -> String {
     e.map(|e| format!(" (refit {epochs} epochs: {e:.2}%)"))
@@ -519,32 +543,22 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
         let start = Some((Schedule::Stacked, Corruption::Mask(noise)));
         let net = format!("sda3,{v},3,dae,{noise}");
         let (best, refit_te) = runs_log.net(&run, &net, (&d, 3, start), &widths, &l, e.refit)?;
-        let Tuned {
-            width,
-            batch,
-            lr,
-            test: te,
-            valid: va,
-            best_epoch,
-        } = best;
-        eprintln!("SdA-3 on {v}: test error {te:.2}% (validation {va:.2}%, {width} units, batch {batch}, lr {lr}; published {published}%)");
-        writeln!(
-            csv,
-            "sda3,{v},3,dae,{noise},{lr},{te:.3},{va:.3},{published},{width},{batch},{}",
-            csv_error(refit_te)
-        )
-        .expect("a string");
+        writeln!(csv, "{net},{}", csv_tail(&best, &published.to_string(), refit_te)).expect("a string");
+        eprintln!("SdA-3 on {v}: {}; published {published}%)", said(&best));
         let lr_cell = match &l.ft_batch[..] {
-            [_] => lr.to_string(),
-            _ => format!("{lr} (batch {batch})"),
+            [_] => best.lr.to_string(),
+            _ => format!("{} (batch {})", best.lr, best.batch),
         };
         writeln!(
             md,
-            "| {v} | mask {noise} | {width} | {lr_cell} | {te:.2}%{} | {va:.2}% | {published}% |",
-            md_refit(refit_te, best_epoch)
+            "| {v} | mask {noise} | {} | {lr_cell} | {:.2}%{} | {:.2}% | {published}% |",
+            best.width,
+            best.test,
+            md_refit(refit_te, best.best_epoch),
+            best.valid
         )
         .expect("a string");
-        summary.insert(format!("sda3_{v}_test_error"), json!(te));
+        summary.insert(format!("sda3_{v}_test_error"), json!(best.test));
         if let Some(r) = refit_te {
             summary.insert(format!("sda3_{v}_refit_test_error"), json!(r));
         }
@@ -569,38 +583,24 @@ pub fn variants(e: &Variants, out: &Out) -> Result<RunDir> {
                     let net = format!("table,{v},{depth},{name},0");
                     let (best, refit_te) =
                         runs_log.net(&run, &net, (&d, depth, p.start()), &widths, &l, e.refit)?;
-                    let Tuned {
-                        width,
-                        batch,
-                        lr,
-                        test: te,
-                        valid: va,
-                        best_epoch,
-                    } = best;
                     let published = match p {
                         TablePretraining::None => Some(none_pub[depth - 1]),
                         TablePretraining::Autoencoder => Some(ae_pub[depth - 1]),
                         TablePretraining::Rbm => None,
                     };
-                    eprintln!(
-                        "{v}, depth {depth}, {name}: test error {te:.2}% (validation {va:.2}%, {width} units, batch {batch}, lr {lr})"
-                    );
-                    writeln!(
-                        csv,
-                        "table,{v},{depth},{name},0,{lr},{te:.3},{va:.3},{},{width},{batch},{}",
-                        published.map(|p| p.to_string()).unwrap_or_default(),
-                        csv_error(refit_te)
-                    )
-                    .expect("a string");
+                    let published = published.map(|p| p.to_string()).unwrap_or_default();
+                    writeln!(csv, "{net},{}", csv_tail(&best, &published, refit_te)).expect("a string");
+                    eprintln!("{v}, depth {depth}, {name}: {})", said(&best));
                     run.write("variants.csv", csv.as_bytes())?;
-                    summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(te));
+                    summary.insert(format!("table_{v}_{depth}_{name}_test_error"), json!(best.test));
                     if let Some(r) = refit_te {
                         summary.insert(format!("table_{v}_{depth}_{name}_refit_test_error"), json!(r));
                     }
                     row.push(Some(format!(
-                        "{te:.2}%{}{}",
-                        named(&width, batch),
-                        md_refit(refit_te, best_epoch)
+                        "{:.2}%{}{}",
+                        best.test,
+                        named(&best.width, best.batch),
+                        md_refit(refit_te, best.best_epoch)
                     )));
                 }
                 // With several widths or minibatch sizes, each cell names
