@@ -195,11 +195,15 @@ fn a_run_directory_is_never_overwritten_unless_forced() {
     fails_with(&o, &["already holds a run", "--force"]);
     assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), model);
     assert!(!out.join(".lock").exists(), "a finished run leaves no lock");
-    // --force replaces it, stale files included.
-    std::fs::write(out.join("stale.png"), b"old").unwrap();
+    // --force replaces it, stale files of a run included; a file no run
+    // writes, such as the data it was given, is kept and named.
+    std::fs::create_dir_all(out.join("checkpoints/epoch-99")).unwrap();
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
     let o = run(args("24", &["--force"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!out.join("stale.png").exists());
+    assert!(!out.join("checkpoints/epoch-99").exists());
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
+    assert!(stderr(&o).contains("--force: kept notes.txt"), "{}", stderr(&o));
     let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(config.contains("n_hid = 24"), "{config}");
 }

@@ -131,13 +131,35 @@ impl RunDir {
                         ),
                     ));
                 }
+                let mut kept = Vec::new();
                 for e in entries {
+                    let name = e
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if !written_by_a_run(&name) {
+                        kept.push(name);
+                        continue;
+                    }
                     let r = if e.is_dir() && !e.is_symlink() {
                         std::fs::remove_dir_all(&e)
                     } else {
                         std::fs::remove_file(&e)
                     };
                     r.map_err(|err| Error::io("cannot remove the earlier run's", &e, err))?;
+                }
+                if !kept.is_empty() {
+                    kept.sort();
+                    eprintln!(
+                        "--force: kept {} in {} (no run writes {}); the earlier run's files are replaced",
+                        kept.join(", "),
+                        p.display(),
+                        if kept.len() == 1 {
+                            "that name"
+                        } else {
+                            "those names"
+                        }
+                    );
                 }
             }
         } else {
@@ -320,6 +342,81 @@ pub fn resume_state(folder: &Path, verb: &str) -> Result<Option<crate::train::St
     }
     eprintln!("resuming from checkpoint {n} in {}", folder.display());
     Ok(Some(s))
+}
+
+/// The names a run writes at the top of its folder: exact, or with one `*`
+/// for any text. `--force` removes these and keeps any other entry (a
+/// user's notes, the data file a run was given).
+const RUN_ENTRIES: &[&str] = &[
+    // Every run, and the lock and temporary files of one that was killed.
+    "config.toml",
+    "summary.json",
+    "metrics.csv",
+    "model.safetensors",
+    "checkpoints",
+    LOCK,
+    ".*.tmp",
+    // The verbs' own files and folders.
+    "filters.png",
+    "reconstructions.png",
+    "codes.png",
+    "model-finetuned.safetensors",
+    "pretrain.csv",
+    "finetune.csv",
+    "finetune-error.png",
+    "members",
+    "denoised",
+    "denoised.npy",
+    "denoised.png",
+    "noisy.npy",
+    "inpainted",
+    "inpainted.npy",
+    "inpainted.png",
+    "mask.npy",
+    "explained-variance.csv",
+    "explained-variance.png",
+    "error-vs-components.csv",
+    "relative-xent.png",
+    // Experiments and benchmarks.
+    "results.csv",
+    "results.md",
+    "summary.csv",
+    "runs.csv",
+    "variants.csv",
+    "points.csv",
+    "eager.csv",
+    "eager.md",
+    "baselines.csv",
+    "coverage.csv",
+    "bench.csv",
+    "bench.png",
+    "curve.csv",
+    "curve.png",
+    "two_core_check.csv",
+    "inputs",
+    "masks",
+    "examples-*.png",
+    "dae-*.png",
+    "error-*.png",
+    "recon-*.png",
+    "rmse-*.png",
+    "loss-vs-*.png",
+    "digits-*.png",
+    "builtin-*.png",
+    "mnist-*.png",
+    "fashion-mnist-*.png",
+    "cifar10-*.png",
+    "cifar100-*.png",
+];
+
+/// Whether a run writes an entry named `name` at the top of its folder.
+fn written_by_a_run(name: &str) -> bool {
+    RUN_ENTRIES.iter().any(|pattern| match pattern.split_once('*') {
+        Some((head, tail)) => {
+            name.len() >= head.len() + tail.len() && name.starts_with(head) && name.ends_with(tail)
+        }
+        None => name == *pattern,
+    })
 }
 
 /// The start of `config.toml`'s first line, before the verb's name.
@@ -540,6 +637,12 @@ mod tests {
         assert!(p.join("config.toml").is_file());
         std::fs::create_dir_all(p.join("checkpoints")).unwrap();
         std::fs::write(p.join("checkpoints/epoch-9.safetensors"), b"old").unwrap();
+        std::fs::write(p.join("examples-rot.png"), b"old").unwrap();
+        std::fs::write(p.join(".model.safetensors.99.tmp"), b"half").unwrap();
+        // What no run writes stays: a user's notes, the data a run was given.
+        for mine in ["notes.txt", "data.csv"] {
+            std::fs::write(p.join(mine), b"mine").unwrap();
+        }
         let forced = RunDir::claim(
             &Out {
                 path: Some(p.clone()),
@@ -548,16 +651,21 @@ mod tests {
             "x",
         )
         .unwrap();
-        let left: Vec<_> = std::fs::read_dir(&p)
+        let mut left: Vec<_> = std::fs::read_dir(&p)
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
+        left.sort();
         assert_eq!(
             left,
-            vec![std::ffi::OsString::from(LOCK)],
+            [LOCK, "data.csv", "notes.txt"],
             "the old run's files are gone"
         );
+        assert_eq!(std::fs::read(p.join("notes.txt")).unwrap(), b"mine");
         drop(forced);
+        for mine in ["notes.txt", "data.csv"] {
+            std::fs::remove_file(p.join(mine)).unwrap();
+        }
         // --force replaces only a run: other files are refused even then.
         let other = tmp.path().join("photos");
         std::fs::create_dir_all(&other).unwrap();
