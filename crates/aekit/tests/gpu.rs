@@ -90,6 +90,73 @@ fn a_missing_gpu_is_an_error_not_a_panic() {
     assert!(msg.contains("cuda:99"), "{msg}");
 }
 
+/// Fine-tuning options the GPU path lacks are refused by name before the
+/// GPU is opened, so this runs, and holds, with or without one.
+#[test]
+fn finetuning_options_the_gpu_lacks_are_refused_before_it_is_opened() {
+    use aekit::models::stacked::FinetuneConfig;
+    let nv = 20;
+    let set = |n: usize, seed: u64| Dataset {
+        x: data(n, nv, seed),
+        labels: Some((0..n).map(|i| (i % 2) as u8).collect()),
+        n,
+        dim: nv,
+        image: None,
+    };
+    let (train, val, test) = (set(12, 1), set(4, 2), set(4, 3));
+    let empty = set(0, 4);
+    let base = FinetuneConfig {
+        train: TrainConfig {
+            epochs: 1,
+            batch: 4,
+            device: Device::Cuda(0),
+            ..FinetuneConfig::default().train
+        },
+        ..FinetuneConfig::default()
+    };
+    let cases = [
+        (
+            FinetuneConfig {
+                dropout: 0.2,
+                ..base.clone()
+            },
+            &val,
+            "fine-tuning with dropout runs on the CPU only",
+        ),
+        (
+            FinetuneConfig {
+                average: 0.999,
+                ..base.clone()
+            },
+            &val,
+            "fine-tuning with weight averaging runs on the CPU only",
+        ),
+        (
+            FinetuneConfig {
+                max_norm: 4.0,
+                ..base.clone()
+            },
+            &val,
+            "fine-tuning with a max-norm bound runs on the CPU only",
+        ),
+        (
+            base.clone(),
+            &empty,
+            "fine-tuning without a validation set runs on the CPU only",
+        ),
+    ];
+    for (cfg, val, want) in cases {
+        let mut s = StackedDae::new(nv, &[8], 5);
+        let before = s.trunk.clone();
+        let e = s
+            .finetune(&train, val, &test, &cfg, &mut Silent)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+        assert_eq!(s.trunk, before, "nothing trained");
+    }
+}
+
 #[test]
 fn minibatch_steps_match_the_cpu() {
     if !have_gpu() {
