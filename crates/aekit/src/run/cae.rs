@@ -217,7 +217,7 @@ pub fn cae(mut c: CaeRun, out: &Out) -> Result<RunDir> {
 /// bit-for-bit as it would have without the stop.
 pub fn resume_cae(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "cae")?;
-    let mut c = CaeRun::read(&run.file("config.toml"))?;
+    let mut c = super::dir::read_config(&run, CaeRun::read)?;
     let s = prepare_cae(&mut c)?;
     let state = super::dir::resume_state(&run.path, "cae")?;
     cae_in(&c, &s, run, state)
@@ -397,7 +397,7 @@ pub fn ensemble(mut c: EnsembleRun, out: &Out) -> Result<RunDir> {
 /// one thread each, so each ends bit-for-bit as it would have).
 pub fn resume_ensemble(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "ensemble")?;
-    let mut c = EnsembleRun::read(&run.file("config.toml"))?;
+    let mut c = super::dir::read_config(&run, EnsembleRun::read)?;
     let s = prepare_ensemble(&mut c)?;
     ensemble_in(&c, &s, run, true)
 }

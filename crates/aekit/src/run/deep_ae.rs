@@ -163,7 +163,7 @@ pub fn deep_ae(cfg: DeepAeRun, out: &Out) -> Result<RunDir> {
 /// Continues the stopped `deep-ae` run in `dir` from its last checkpoint.
 pub fn resume(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "deep-ae")?;
-    let cfg = DeepAeRun::read(&run.file("config.toml"))?;
+    let cfg = super::dir::read_config(&run, DeepAeRun::read)?;
     let state = super::dir::resume_state(&run.path, "deep-ae")?;
     train_in(&cfg, run, state)
 }

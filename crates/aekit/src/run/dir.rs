@@ -325,6 +325,23 @@ pub fn save_checkpoint(
 /// checkpoint it names (for tests of resuming after a kill).
 pub const KILL_AFTER: &str = "AEKIT_KILL_AFTER_CHECKPOINT";
 
+/// Reads the `config.toml` of the run reopened as `run` with `read`. When
+/// it does not parse and the run's last checkpoint was written by another
+/// verb (a config from before its first line named the verb), the error
+/// says whose run it is instead of naming the field the parser tripped on.
+pub fn read_config<T>(run: &RunDir, read: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+    read(&run.file("config.toml")).map_err(|e| {
+        let by = last_state(&run.path)
+            .ok()
+            .flatten()
+            .and_then(|(_, s)| s.get::<String>("verb").ok());
+        match by {
+            Some(by) if by != run.kind => another_verbs_run(&run.path, &by),
+            _ => e,
+        }
+    })
+}
+
 /// The state to resume the run (or ensemble member) in `folder` from: its
 /// last complete checkpoint, which must have been written by `verb`; `None`
 /// (said on stderr) when it has none, and the run starts from the beginning.
@@ -731,9 +748,22 @@ mod tests {
         let run = RunDir::reopen(&p, "impute").unwrap();
         assert!(p.join(LOCK).is_file());
         drop(run);
-        // A config written before the kind line: the config's reader decides.
+        // A config written before the kind line: reopened, then read; when
+        // it does not parse, the last checkpoint's verb names the run.
         std::fs::write(p.join("config.toml"), "[data]\n").unwrap();
-        drop(RunDir::reopen(&p, "train").unwrap());
+        let run = RunDir::reopen(&p, "train").unwrap();
+        let refuse = |_: &Path| -> Result<()> { Err(Error::config("data", "unknown field `path`")) };
+        let e = read_config(&run, refuse).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown field"),
+            "no checkpoint, the parser's word: {e}"
+        );
+        let mut st = crate::train::State::new();
+        st.put("verb", "impute");
+        save_checkpoint(&p, 1, |m| crate::io::atomic_write(m, b"model"), &st).unwrap();
+        let e = read_config(&run, refuse).unwrap_err().to_string();
+        assert!(e.contains(&again), "{e}");
+        assert_eq!(read_config(&run, |_| Ok(7)).unwrap(), 7);
     }
 
     #[test]

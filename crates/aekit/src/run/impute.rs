@@ -171,7 +171,7 @@ pub fn fit(cfg: ImputeRun, out: &Out) -> Result<RunDir> {
 /// Continues the stopped `impute fit` run in `dir` from its last checkpoint.
 pub fn resume_fit(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "impute")?;
-    let cfg = ImputeRun::read(&run.file("config.toml"))?;
+    let cfg = super::dir::read_config(&run, ImputeRun::read)?;
     let t = cfg.data.read()?;
     let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
     let state = super::dir::resume_state(&run.path, "impute")?;

@@ -68,7 +68,7 @@ pub fn pretrain(mut cfg: PretrainRun, out: &Out) -> Result<RunDir> {
 /// have without the stop.
 pub fn resume_pretrain(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "pretrain")?;
-    let mut cfg = PretrainRun::read(&run.file("config.toml"))?;
+    let mut cfg = super::dir::read_config(&run, PretrainRun::read)?;
     let s = prepare_pretrain(&mut cfg)?;
     let state = super::dir::resume_state(&run.path, "pretrain")?;
     pretrain_in(&cfg, &s, run, state)
@@ -206,7 +206,7 @@ pub fn finetune(mut cfg: FinetuneRun, model_path: &Path, out: &Out) -> Result<Ru
 /// without the stop.
 pub fn resume_finetune(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "finetune")?;
-    let cfg = FinetuneRun::read(&run.file("config.toml"))?;
+    let cfg = super::dir::read_config(&run, FinetuneRun::read)?;
     cfg.validate()?;
     let (model, s) = prepare_finetune(&cfg)?;
     let state = super::dir::resume_state(&run.path, "finetune")?;

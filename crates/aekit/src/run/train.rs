@@ -42,7 +42,7 @@ pub fn train(cfg: RunConfig, out: &Out) -> Result<RunDir> {
 /// have without the stop.
 pub fn resume(dir: &Path) -> Result<RunDir> {
     let run = RunDir::reopen(dir, "train")?;
-    let cfg = RunConfig::read(&run.file("config.toml"))?;
+    let cfg = super::dir::read_config(&run, RunConfig::read)?;
     let (cfg, splits) = prepare(cfg)?;
     let state = super::dir::resume_state(&run.path, "train")?;
     finish(cfg, &splits, run, state)
