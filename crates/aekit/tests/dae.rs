@@ -373,23 +373,36 @@ fn minibatch_mode_equals_the_single_threaded_batch_path() {
     assert_eq!(two.params(), again.params(), "minibatch mode is deterministic");
 }
 
+/// Hogwild's workers update the shared weights without locks, so a step can
+/// overwrite the other worker's. Two workers therefore make between one
+/// worker's progress over the same epochs (no update lost: the threads take
+/// turns on one core) and over half of them (each overlapping pair of steps
+/// keeps one). On two idle cores with 64 hidden units the steps are short
+/// and nearly always overlap: after 4 epochs hogwild scored 13.3-13.4
+/// against one thread's 11.47 after 4 and 13.43 after 2 (AMD Zen 1, five
+/// runs); pinned to one core it scored as one thread did.
 #[test]
-fn hogwild_converges_like_one_thread() {
+fn hogwild_lands_between_one_thread_and_one_thread_at_half_the_epochs() {
     let x = small_mnist(1500);
     let train = ArrayView2::from_shape((1200, 784), &x[..1200 * 784]).unwrap();
     let test = ArrayView2::from_shape((300, 784), &x[1200 * 784..]).unwrap();
-    let mut one = per_example(64, 1, "auto", Loss::Squared);
-    let mut hog = per_example(64, 2, "hogwild", Loss::Squared);
-    one.fit(train, None, &mut Silent).unwrap();
-    hog.fit(train, None, &mut Silent).unwrap();
-    let (s1, s2) = (one.score(test).unwrap(), hog.score(test).unwrap());
+    let score = |threads: usize, parallel: &str, epochs: usize| {
+        let mut m = per_example(64, threads, parallel, Loss::Squared);
+        m.train.epochs = epochs;
+        m.fit(train, None, &mut Silent).unwrap();
+        m.score(test).unwrap()
+    };
+    let (half, full, hog) = (score(1, "auto", 2), score(1, "auto", 4), score(2, "hogwild", 4));
     let mut fresh = per_example(64, 1, "auto", Loss::Squared);
     fresh
         .partial_fit(train.slice(aekit::ndarray::s![..1, ..]))
         .unwrap();
     let s0 = fresh.score(test).unwrap();
-    assert!(s2 < 0.8 * s0, "hogwild learns: {s0} -> {s2}");
-    assert!((s2 - s1).abs() < 0.1 * s1, "hogwild {s2} vs one thread {s1}");
+    assert!(hog < 0.8 * s0, "hogwild learns: {s0} -> {hog}");
+    assert!(
+        hog > 0.97 * full && hog < 1.05 * half,
+        "hogwild {hog} after 4 epochs, one thread {full} after 4 and {half} after 2"
+    );
 }
 
 #[test]
