@@ -185,6 +185,51 @@ fn multiple_imputations_differ_exactly_on_the_missing_cells() {
 }
 
 #[test]
+fn a_table_without_holes_is_written_as_it_is_without_fitting() {
+    let d = tmp("impute-whole");
+    let src = holes(d.path(), 0.0);
+    let out = d.path().join("same.csv");
+    let o = aekit(
+        &[
+            &[
+                "impute",
+                "--data",
+                src.to_str().unwrap(),
+                "--ignore",
+                "tag",
+                "--m",
+                "2",
+                "--out",
+                out.to_str().unwrap(),
+            ][..],
+            &FAST[..],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("is missing: writing it as it is") && !e.contains("fitted"),
+        "{e}"
+    );
+    for k in [1, 2] {
+        assert_eq!(rows(&d.path().join(format!("same-{k}.csv"))), rows(&src));
+    }
+    // Its columns are still checked: an infinity is refused, nothing written.
+    let bad = d.path().join("inf.csv");
+    std::fs::write(&bad, "a,b\n1,2\ninf,3\n4,5\n2,6\n").unwrap();
+    let o = aekit(&[
+        "impute",
+        "--data",
+        bad.to_str().unwrap(),
+        "--out",
+        d.path().join("x.csv").to_str().unwrap(),
+    ]);
+    fails_with(&o, &["data row 2, column `a`", "`inf` is not a finite number"]);
+    assert!(!d.path().join("x.csv").exists());
+}
+
+#[test]
 fn fit_then_apply_to_a_new_table_and_resume_a_killed_fit() {
     let d = tmp("impute-fit");
     let src = holes(d.path(), 0.1);

@@ -9,7 +9,7 @@ use super::observe::{epoch_row, RunObserver};
 use crate::data::table::{CsvOptions, Table};
 use crate::error::{Error, Result};
 use crate::models::impute::schema::{Declared, Kind, Schema};
-use crate::models::impute::{Imputer, ImputerConfig};
+use crate::models::impute::{Filled, Imputer, ImputerConfig};
 use crate::tensor::rng::seeded;
 use crate::train::{Checkpointing, EpochMetrics, FitReport, Observer, Progress, State};
 use rand::Rng as _;
@@ -240,6 +240,11 @@ pub fn output_files(out: &Path, fill: &Fill) -> Vec<PathBuf> {
 pub fn write_filled(imp: &Imputer, t: &Table, out: &Path, fill: &Fill, seed: u64) -> Result<Vec<PathBuf>> {
     check_fill_outputs(out, fill, false, &[&t.path])?;
     let tables = imp.impute(t, fill.m, fill.mode, seed, fill.strict)?;
+    write_tables(t, &tables, out, fill)
+}
+
+/// Writes the fillings `tables` of `t` for `out` as `fill` says.
+fn write_tables(t: &Table, tables: &[Filled], out: &Path, fill: &Fill) -> Result<Vec<PathBuf>> {
     let files = output_files(out, fill);
     if fill.m.is_some() && fill.long {
         let mut header = vec![".imp".to_string()];
@@ -304,8 +309,25 @@ pub fn impute(
         report.write(&csv, &png)?;
         eprintln!("overimputation: {} and {}", csv.display(), png.display());
     }
+    // A table with no hole to fill is written as it is, without fitting
+    // (after the same checks of its columns).
+    let schema = Schema::infer(&t, &cfg.columns, &cfg.data.missing)?;
+    let holes = schema
+        .columns
+        .iter()
+        .enumerate()
+        .any(|(c, col)| col.kind != Kind::Ignored && (0..t.n_rows()).any(|r| t.is_missing(t.cell(r, c))));
+    if !holes && overimpute_frac.is_none() {
+        eprintln!("no cell of {} is missing: writing it as it is", t.path.display());
+        let tables = vec![Filled::default(); fill.m.unwrap_or(1)];
+        let files = write_tables(&t, &tables, csv_out, fill)?;
+        for f in &files {
+            eprintln!("wrote {}", f.display());
+        }
+        return Ok(files);
+    }
     let mut progress = Progress::new();
-    let (imp, report) = fit_table(&cfg, &t, None, &mut progress, Checkpointing::default())?;
+    let (imp, report) = fit_table(&cfg, &t, Some(schema), &mut progress, Checkpointing::default())?;
     eprintln!(
         "fitted: {} epochs, best {}",
         report.history.len(),
