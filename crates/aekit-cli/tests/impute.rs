@@ -70,26 +70,27 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
 
 const FAST: [&str; 6] = ["--epochs", "30", "--layers", "64,32", "--threads", "1"];
 
+/// `aekit impute` of `src` (its `tag` column copied through) into `out`,
+/// with `extra` flags, fast.
+fn impute_tagged(src: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let base = [
+        "impute",
+        "--data",
+        src.to_str().unwrap(),
+        "--ignore",
+        "tag",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    aekit(&[&base[..], extra, &FAST[..]].concat())
+}
+
 #[test]
 fn observed_cells_are_written_back_exactly_and_holes_are_filled() {
     let d = tmp("impute-exact");
     let src = holes(d.path(), 0.2);
     let out = d.path().join("filled.csv");
-    let o = aekit(
-        &[
-            &[
-                "impute",
-                "--data",
-                src.to_str().unwrap(),
-                "--ignore",
-                "tag",
-                "--out",
-                out.to_str().unwrap(),
-            ][..],
-            &FAST[..],
-        ]
-        .concat(),
-    );
+    let o = impute_tagged(&src, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (rows(&src), rows(&out));
     assert_eq!(a.len(), b.len(), "row order and count kept");
@@ -122,23 +123,7 @@ fn multiple_imputations_differ_exactly_on_the_missing_cells() {
     let d = tmp("impute-m");
     let src = holes(d.path(), 0.2);
     let out = d.path().join("imp.csv");
-    let o = aekit(
-        &[
-            &[
-                "impute",
-                "--data",
-                src.to_str().unwrap(),
-                "--ignore",
-                "tag",
-                "--m",
-                "3",
-                "--out",
-                out.to_str().unwrap(),
-            ][..],
-            &FAST[..],
-        ]
-        .concat(),
-    );
+    let o = impute_tagged(&src, &out, &["--m", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let a = rows(&src);
     let draws: Vec<Vec<Vec<String>>> = (1..=3)
@@ -160,24 +145,7 @@ fn multiple_imputations_differ_exactly_on_the_missing_cells() {
     assert!(varied as f64 > 0.8 * missing as f64, "{varied} of {missing}");
     // One long file holds them all, with an .imp column.
     let long = d.path().join("long.csv");
-    let o = aekit(
-        &[
-            &[
-                "impute",
-                "--data",
-                src.to_str().unwrap(),
-                "--ignore",
-                "tag",
-                "--m",
-                "2",
-                "--long",
-                "--out",
-                long.to_str().unwrap(),
-            ][..],
-            &FAST[..],
-        ]
-        .concat(),
-    );
+    let o = impute_tagged(&src, &long, &["--m", "2", "--long"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let l = std::fs::read_to_string(&long).unwrap();
     assert!(l.starts_with(".imp,alcohol,"));
@@ -189,23 +157,7 @@ fn a_table_without_holes_is_written_as_it_is_without_fitting() {
     let d = tmp("impute-whole");
     let src = holes(d.path(), 0.0);
     let out = d.path().join("same.csv");
-    let o = aekit(
-        &[
-            &[
-                "impute",
-                "--data",
-                src.to_str().unwrap(),
-                "--ignore",
-                "tag",
-                "--m",
-                "2",
-                "--out",
-                out.to_str().unwrap(),
-            ][..],
-            &FAST[..],
-        ]
-        .concat(),
-    );
+    let o = impute_tagged(&src, &out, &["--m", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(
