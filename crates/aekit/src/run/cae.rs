@@ -242,7 +242,7 @@ fn check_labelled(s: &Splits, what_else: &str) -> Result<()> {
     if s.train.labels.is_none() || s.test.labels.is_none() {
         return Err(Error::config(
             "classifier",
-            format!("classifying needs labelled images, and these have no labels (a CSV or .npy file carries none): {what_else}"),
+            format!("classifying needs labelled images, but these have no labels (a CSV, an .npy file or a folder of images carries none): {what_else}"),
         ));
     }
     Ok(())
